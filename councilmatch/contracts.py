@@ -1,0 +1,188 @@
+"""The data contracts every stage relies on (see docs/architecture.md).
+
+Change these deliberately: ingest produces the canonical frame, anonymise turns
+it into the pseudonymised frame, matching reads that and writes flags, review
+reads flags. Each is a pandas DataFrame with exactly the columns named here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# --------------------------------------------------------------------------
+# Data sets
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    title: str
+    #: canonical fields a feed of this data set must map (besides record_id)
+    required: tuple[str, ...]
+    #: canonical fields it may map
+    optional: tuple[str, ...] = ()
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    d.name: d
+    for d in [
+        DatasetSpec(
+            "council_tax", "Council tax (with single person discount)",
+            ("surname", "address_lines", "postcode", "period_start", "discount"),
+            ("forenames", "dob", "uprn", "period_end", "email", "phone", "amount"),
+        ),
+        DatasetSpec(
+            "electoral_register", "Electoral register",
+            ("forenames", "surname", "address_lines", "postcode"),
+            ("dob", "uprn", "period_start", "period_end", "previous_surname"),
+        ),
+        DatasetSpec(
+            "tenancy", "Housing tenancies",
+            ("forenames", "surname", "dob", "address_lines", "postcode", "period_start"),
+            ("nino", "uprn", "period_end", "email", "phone", "previous_surname"),
+        ),
+        DatasetSpec(
+            "waiting_list", "Housing waiting list",
+            ("forenames", "surname", "dob", "address_lines", "postcode", "period_start"),
+            ("nino", "uprn", "period_end", "email", "phone", "previous_surname"),
+        ),
+        DatasetSpec(
+            "payroll", "Payroll",
+            ("forenames", "surname", "dob", "nino", "period_start"),
+            ("address_lines", "postcode", "uprn", "period_end", "bank_sort_code",
+             "bank_account", "email", "phone", "amount", "previous_surname"),
+        ),
+        DatasetSpec(
+            "blue_badge", "Blue badges",
+            ("forenames", "surname", "dob", "address_lines", "postcode", "period_start", "period_end"),
+            ("nino", "uprn", "phone", "email"),
+        ),
+        DatasetSpec(
+            "concessionary_travel", "Concessionary travel passes",
+            ("forenames", "surname", "dob", "address_lines", "postcode", "period_start"),
+            ("uprn", "period_end", "last_used"),
+        ),
+        DatasetSpec(
+            "council_tax_reduction", "Council tax reduction",
+            ("forenames", "surname", "dob", "address_lines", "postcode", "period_start"),
+            ("nino", "uprn", "period_end", "amount", "email", "phone", "previous_surname"),
+        ),
+        DatasetSpec(
+            "deceased", "Deceased persons (central feed)",
+            ("forenames", "surname", "dob", "date_of_death"),
+            ("nino", "address_lines", "postcode", "uprn", "previous_surname"),
+        ),
+    ]
+}
+
+# --------------------------------------------------------------------------
+# Canonical record: clear, exists only in memory between ingest and anonymise
+# --------------------------------------------------------------------------
+
+#: Identifying fields. Standardised forms produced by ingest (missing = NA):
+#:  forenames / first_name / middle_names / surname / previous_surname:
+#:      upper-case ASCII letters and single spaces; titles, punctuation and
+#:      apostrophes removed, diacritics folded, hyphens -> space
+#:      ("O'Brien-Smith" -> "OBRIEN SMITH"); first_name is the first forename,
+#:      middle_names the rest.
+#:  dob: datetime64[ns] (midnight).
+#:  nino: "AB123456C" (upper, no spaces).
+#:  address_lines: upper, punctuation removed, single spaces, common
+#:      abbreviations expanded (RD -> ROAD, ST -> STREET, AVE -> AVENUE, ...),
+#:      postcode not included.
+#:  postcode: "SW1A 1AA" (outward, one space, inward).
+#:  uprn: digits without leading zeros.
+#:  email: lower-case, trimmed.  phone: digits, national form ("07700900123").
+#:  bank_sort_code: 6 digits.  bank_account: 8 digits.
+IDENTIFIERS: tuple[str, ...] = (
+    "forenames", "first_name", "middle_names", "surname", "previous_surname", "dob", "nino",
+    "address_lines", "postcode", "uprn", "email", "phone", "bank_sort_code", "bank_account",
+)
+
+#: Non-identifying fields a match type may need (kept in the pseudonymised store).
+#:  period_start / period_end / date_of_death / last_used: datetime64[ns];
+#:  discount: bool (single person discount); amount: float64 (pounds).
+NON_IDENTIFYING: tuple[str, ...] = (
+    "period_start", "period_end", "date_of_death", "last_used", "discount", "amount",
+)
+
+#: Reference columns present on both the canonical and the pseudonymised record.
+REFERENCE: tuple[str, ...] = ("council", "dataset", "record_id")
+
+CANONICAL_COLUMNS: tuple[str, ...] = REFERENCE + IDENTIFIERS + NON_IDENTIFYING
+
+#: Fields a feed maps from source columns (first_name/middle_names are derived).
+MAPPABLE_FIELDS: tuple[str, ...] = ("record_id",) + tuple(
+    f for f in IDENTIFIERS + NON_IDENTIFYING if f not in ("first_name", "middle_names")
+)
+
+DATE_FIELDS: tuple[str, ...] = ("dob", "period_start", "period_end", "date_of_death", "last_used")
+
+# --------------------------------------------------------------------------
+# Pseudonymised record: Parquet in store/pseudonymised/<dataset>/<council>/<extract_id>.parquet
+# --------------------------------------------------------------------------
+
+#: Token columns: int64, the first 8 bytes (big-endian, signed) of
+#: HMAC-SHA-256(subkey(purpose), normalised value); 0 means "missing".
+#: Columns sharing a purpose are comparable with each other (e.g. t_surname
+#: with t_prev_surname and t_forename, for name swaps and marriage).
+TOKEN_COLUMNS: dict[str, str] = {
+    # column:            purpose
+    "t_nino": "nino",
+    "t_dob": "dob",                   # YYYY-MM-DD
+    "t_dob_unordered": "dob_unordered",  # year + sorted(day, month): survives a day/month transposition
+    "t_yob": "yob",                   # year of birth
+    "t_forename": "name",             # first forename
+    "t_surname": "name",
+    "t_prev_surname": "name",
+    "t_forename_canon": "forename_canon",  # nickname-folded (BILL -> WILLIAM)
+    "t_forename_phon": "name_phonetic",    # phonetic code of first forename
+    "t_surname_phon": "name_phonetic",
+    "t_initial": "initial",           # first letter of first forename
+    "t_name_sorted": "name_sorted",   # sorted(forename, surname): swap-invariant
+    "t_postcode": "postcode",
+    "t_pc_sector": "postcode_sector",     # "SW1A 1"
+    "t_pc_district": "postcode_district", # "SW1A"
+    "t_premise": "premise",           # house/flat number(s) + postcode
+    "t_address": "address",           # full normalised address + postcode
+    "t_uprn": "uprn",
+    "t_email": "email",
+    "t_phone": "phone",
+    "t_bank": "bank",                 # sort code + account number
+}
+
+#: Keyed similarity encodings: fixed-length bytes (BLOOM_BYTES[col]) holding a
+#: q-gram Bloom filter built from keyed hashes; all-zero bytes means missing.
+BLOOM_BYTES: dict[str, int] = {
+    "bf_forenames": 64,
+    "bf_surname": 64,
+    "bf_address": 128,
+}
+
+PSEUDONYMISED_COLUMNS: tuple[str, ...] = (
+    REFERENCE + ("extract_id", "key_id") + tuple(TOKEN_COLUMNS) + tuple(BLOOM_BYTES) + NON_IDENTIFYING
+)
+
+# --------------------------------------------------------------------------
+# Flags: store/flags/<run_id>.parquet, then the review store
+# --------------------------------------------------------------------------
+
+FLAG_COLUMNS: tuple[str, ...] = (
+    "flag_id",           # str: stable hash of match type + both record references
+    "run_id",            # str
+    "match_type",        # str: match type id
+    "left_council", "left_dataset", "left_record_id",
+    "right_council", "right_dataset", "right_record_id",
+    "match_probability",  # float64 in [0, 1]
+    "match_weight",       # float64, log2 Bayes factor incl. prior
+    "evidence",           # str: JSON {comparison: {"level": str, "weight": float}}
+    "evidence_hash",      # str: changes only when the evidence levels change
+    "priority",           # int: 1 = highest
+    "key_id",             # str: key the pseudonyms were made under
+    "first_seen",         # str ISO date of the run that first raised it
+    "last_seen",          # str ISO date of the latest run that raised it
+)
+
+OUTCOMES: tuple[str, ...] = ("fraud", "error", "no_issue", "already_known")
+STATUSES: tuple[str, ...] = ("new", "in_review", "closed")

@@ -1,0 +1,119 @@
+"""The data home: one folder that holds every stage's inputs and outputs.
+
+Every command takes ``--home DIR``; without it the ``COUNCILMATCH_HOME``
+environment variable is used, else ``./councilmatch-data``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME_NAME = "councilmatch-data"
+
+
+@dataclass(frozen=True)
+class Home:
+    root: Path
+
+    @classmethod
+    def resolve(cls, home: Path | str | None = None) -> "Home":
+        """``--home`` wins, then ``COUNCILMATCH_HOME``, then ``./councilmatch-data``."""
+        chosen = home or os.environ.get("COUNCILMATCH_HOME") or Path.cwd() / DEFAULT_HOME_NAME
+        return cls(Path(chosen).expanduser().resolve())
+
+    # Raw side (clear data; never scanned by the privacy test).
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def truth(self) -> Path:
+        """Generator ground truth. No pipeline stage ever reads it."""
+        return self.root / "truth"
+
+    @property
+    def vault(self) -> Path:
+        return self.root / "vault"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def archive(self) -> Path:
+        """Encrypted archive of raw extracts after ingest (per retention setting)."""
+        return self.root / "archive"
+
+    # Configuration.
+    @property
+    def feeds(self) -> Path:
+        return self.root / "feeds"
+
+    @property
+    def matchtypes(self) -> Path:
+        """Home-specific match types; added to (and overriding) the shipped ones."""
+        return self.root / "matchtypes"
+
+    @property
+    def keys(self) -> Path:
+        """Encrypted keyring (and, for the embedded default only, a dev KEK file)."""
+        return self.root / "keys"
+
+    @property
+    def settings_file(self) -> Path:
+        return self.root / "settings.yaml"
+
+    # Pseudonymised side (must never hold a clear identifier).
+    @property
+    def store(self) -> Path:
+        return self.root / "store"
+
+    @property
+    def pseudonymised(self) -> Path:
+        """store/pseudonymised/<dataset>/<council>/<extract_id>.parquet"""
+        return self.store / "pseudonymised"
+
+    @property
+    def manifests(self) -> Path:
+        """store/manifests/<council>/<dataset>/<extract_id>.json"""
+        return self.store / "manifests"
+
+    @property
+    def flags(self) -> Path:
+        """store/flags/<run_id>.parquet"""
+        return self.store / "flags"
+
+    @property
+    def runs(self) -> Path:
+        """store/runs/<run_id>/: shard outputs, model parameters, run state."""
+        return self.store / "runs"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.root / "airflow"
+
+    @property
+    def review_db_url(self) -> str:
+        """SQLite by default; ``COUNCILMATCH_REVIEW_DB_URL`` points at PostgreSQL in production."""
+        return os.environ.get("COUNCILMATCH_REVIEW_DB_URL") or f"sqlite:///{self.root / 'review.db'}"
+
+    def pseudonymised_path(self, dataset: str, council: str, extract_id: str) -> Path:
+        return self.pseudonymised / dataset / council / f"{extract_id}.parquet"
+
+    def flags_path(self, run_id: str) -> Path:
+        return self.flags / f"{run_id}.parquet"
+
+    def ensure(self) -> "Home":
+        for p in (self.landing, self.feeds, self.store, self.vault, self.quarantine, self.logs):
+            p.mkdir(parents=True, exist_ok=True)
+        return self
