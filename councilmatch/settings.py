@@ -1,0 +1,42 @@
+"""Per-home settings (``<home>/settings.yaml``), validated; every key has a safe default."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from councilmatch.home import Home
+
+
+class Retention(BaseModel):
+    """Days to keep each kind of sensitive data before the retention DAG purges it."""
+
+    model_config = ConfigDict(extra="forbid")
+    raw_archive_days: int = 30
+    quarantine_days: int = 90
+    vault_days: int = 400
+    closed_flag_days: int = 730
+    key_versions_days: int = 400
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: What happens to a raw extract once it is pseudonymised.
+    raw_extracts: Literal["archive", "delete", "keep"] = "archive"
+    #: Link shards per match type (each one an Airflow mapped task).
+    link_shards: int = Field(default=4, ge=1, le=256)
+    retention: Retention = Field(default_factory=Retention)
+
+
+def load_settings(home: Home) -> Settings:
+    path = home.settings_file
+    if not path.exists():
+        return Settings()
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        return Settings.model_validate(data)
+    except Exception as exc:  # pydantic's message names the key
+        raise ValueError(f"{path}: invalid settings: {exc}") from exc
