@@ -16,3 +16,165 @@ run changes nothing.
 """
 
 from __future__ import annotations
+
+import logging
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from councilmatch import run_state
+from councilmatch.home import Home
+from councilmatch.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+HomeLike = Home | str | Path
+
+
+def _home(home: HomeLike) -> Home:
+    return home if isinstance(home, Home) else Home.resolve(home)
+
+
+def make_run_id(when: datetime | None = None) -> str:
+    """A filesystem-safe run id that sorts by time, e.g. ``20261125T020000``."""
+    when = when or datetime.now(timezone.utc)
+    return when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S")
+
+
+def safe_run_id(run_id: str) -> str:
+    """Airflow run ids contain ':' and '+'; keep them readable but path-safe."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id).strip("_")
+
+
+# ---------------------------------------------------------------------------
+# Feeds: ingest + pseudonymise
+# ---------------------------------------------------------------------------
+
+
+def discover_feeds(home: HomeLike) -> list[str]:
+    """Feed ids read from the feed definitions at run time (a new YAML file needs no DAG change)."""
+    from ingest.feeds import load_feeds
+
+    return sorted(load_feeds(_home(home)))
+
+
+def ingest_feed(home: HomeLike, feed_id: str, run_id: str) -> dict[str, Any]:
+    """Ingest and pseudonymise a feed's newest extract; on failure fall back to its last good one.
+
+    Never raises for a bad extract: one failing feed must not stop the others.
+    The result (and the run state) carries only ids, counts and the error text,
+    which names the file and the problem but no row values.
+    """
+    from councilmatch.feed_step import ingest_newest
+
+    home = _home(home)
+    started = time.perf_counter()
+    try:
+        outcome = ingest_newest(home, feed_id, load_settings(home))
+    except Exception as exc:  # noqa: BLE001 - recorded and reported, never lost
+        log.warning("feed %s failed: %s", feed_id, exc)
+        from councilmatch.feed_step import last_good
+
+        outcome = {"feed_id": feed_id, "status": "failed", "error": str(exc), **last_good(home, feed_id)}
+        if outcome.get("extract_id"):
+            outcome["status"] = "fell_back"
+    outcome["seconds"] = round(time.perf_counter() - started, 3)
+    run_state.save_feed(home, run_id, outcome)
+    return outcome
+
+
+# ---------------------------------------------------------------------------
+# Linking
+# ---------------------------------------------------------------------------
+
+
+def plan_link(home: HomeLike, run_id: str) -> list[dict[str, Any]]:
+    """Train each match type once (shard-independent) and list the shards to link."""
+    from matching.run import plan
+
+    home = _home(home)
+    started = time.perf_counter()
+    shards = plan(home, run_id, shards=load_settings(home).link_shards)
+    run_state.save_stage(home, run_id, "plan", time.perf_counter() - started, {"shards": len(shards)})
+    return shards
+
+
+def link_shard(home: HomeLike, run_id: str, match_type: str, shard: int, shards: int) -> dict[str, Any]:
+    from matching.run import link_shard as _link_shard
+
+    home = _home(home)
+    return _link_shard(home, run_id, match_type, shard, shards)
+
+
+def publish_run(home: HomeLike, run_id: str) -> dict[str, Any]:
+    """Collect the shards into ``store/flags/<run_id>.parquet`` and publish to the review store.
+
+    Flags an investigator closed as "no issue" are not raised again unless their
+    evidence changed; publishing never overwrites an investigator's decision.
+    """
+    from matching.run import collect_flags
+    from review.store import publish_flags, suppressed_flags
+
+    home = _home(home)
+    started = time.perf_counter()
+    db_url = home.review_db_url
+    flags = collect_flags(home, run_id, suppressed=suppressed_flags(db_url))
+    counts = publish_flags(db_url, flags)
+    per_type = flags.groupby("match_type").size().to_dict() if len(flags) else {}
+    result = {
+        "run_id": run_id,
+        "flags": int(len(flags)),
+        "flags_path": str(home.flags_path(run_id)),
+        "per_match_type": {str(k): int(v) for k, v in per_type.items()},
+        "review_store": {k: int(v) for k, v in counts.items()},
+    }
+    run_state.save_stage(home, run_id, "publish", time.perf_counter() - started, result)
+    return result
+
+
+def write_report(home: HomeLike, run_id: str) -> dict[str, Any]:
+    from councilmatch.report import write_run_report
+
+    return write_run_report(_home(home), run_id)
+
+
+# ---------------------------------------------------------------------------
+# The whole night, in-process
+# ---------------------------------------------------------------------------
+
+
+def run_all(home: HomeLike, run_id: str | None = None, progress: Any | None = None) -> dict[str, Any]:
+    """Run every stage in this process with the same functions the DAG calls."""
+    home = _home(home)
+    run_id = safe_run_id(run_id or make_run_id())
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    feeds = [ingest_feed(home, feed_id, run_id) for feed_id in _with_progress(progress, discover_feeds(home), "ingest")]
+    timings["ingest+pseudonymise"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    shards = plan_link(home, run_id)
+    timings["plan+train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    for s in _with_progress(progress, shards, "link"):
+        link_shard(home, run_id, s["match_type"], s["shard"], s["shards"])
+    timings["link"] = time.perf_counter() - t
+    run_state.save_stage(home, run_id, "link", timings["link"], {"shards": len(shards)})
+
+    t = time.perf_counter()
+    published = publish_run(home, run_id)
+    timings["publish"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    report = write_report(home, run_id)
+    timings["report"] = time.perf_counter() - t
+
+    return {"run_id": run_id, "feeds": feeds, "published": published, "report": report, "timings": timings}
+
+
+def _with_progress(progress: Any | None, items: list, label: str) -> Any:
+    return progress(items, label) if progress else items

@@ -1,9 +1,69 @@
-"""Command-line commands of this stage (registered by councilmatch.cli)."""
+"""``councilmatch run``: the whole nightly job in this process, with the DAG's own functions."""
 
 from __future__ import annotations
 
+from typing import Any, Iterable, Optional
+
 import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from councilmatch.cli_common import HomeOption, resolve_home
+
+console = Console()
+
+
+def _progress(items: list, label: str) -> Iterable[Any]:
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(label, total=len(items))
+        for item in items:
+            yield item
+            progress.advance(task)
+
+
+def run(
+    home: HomeOption = None,
+    run_id: Optional[str] = typer.Option(None, help="Run id (default: the current UTC time)."),
+) -> None:
+    """Run the nightly job in-process: ingest, pseudonymise, link, flag, publish, report."""
+    from councilmatch.pipeline import run_all
+
+    summary = run_all(resolve_home(home), run_id=run_id, progress=_progress)
+    print_summary(summary)
+    if any(f.get("status") == "failed" for f in summary["feeds"]):
+        raise typer.Exit(1)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    feeds = Table(title=f"Run {summary['run_id']}: feeds")
+    for col in ("feed", "status", "rows in", "accepted", "quarantined"):
+        feeds.add_column(col, justify="left" if col in ("feed", "status") else "right")
+    for f in summary["feeds"]:
+        feeds.add_row(f["feed_id"], f.get("status", ""), str(f.get("rows_in", 0)),
+                      str(f.get("accepted", 0)), str(f.get("quarantined", 0)))
+    console.print(feeds)
+    for f in summary["feeds"]:
+        if f.get("error"):
+            console.print(f"[red]{f['feed_id']}[/red]: {f['error']}")
+
+    flags = Table(title="Flags per match type")
+    flags.add_column("match type")
+    flags.add_column("flags", justify="right")
+    for match_type, n in summary["published"]["per_match_type"].items():
+        flags.add_row(match_type, str(n))
+    console.print(flags)
+
+    stages = Table(title="Time per stage")
+    stages.add_column("stage")
+    stages.add_column("seconds", justify="right")
+    for stage, seconds in summary["timings"].items():
+        stages.add_row(stage, f"{seconds:.2f}")
+    console.print(stages)
+    store = summary["published"]["review_store"]
+    console.print(f"flags: {summary['published']['flags']} ({store}) -> {summary['published']['flags_path']}")
+    console.print(f"report: {summary['report']['html']}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the main app."""
+    app.command("run")(run)

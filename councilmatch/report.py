@@ -1,0 +1,186 @@
+"""The run report: what a night did, as JSON (for machines) and HTML (for people).
+
+Per-feed counts and quarantine reasons, which feeds fell back to their last good
+extract, flags per match type, change since the last run, time per stage and
+each match type's model (m, u and match weight per comparison level, charted).
+Only counts, ids and model parameters: no clear identifier can reach it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from councilmatch import run_state
+from councilmatch.home import Home
+
+
+def build_run_report(home: Home, run_id: str) -> dict[str, Any]:
+    feeds = run_state.load_feeds(home, run_id)
+    stages = run_state.load_stages(home, run_id)
+    flags_path = home.flags_path(run_id)
+    flags = pd.read_parquet(flags_path, columns=["flag_id", "match_type"]) if flags_path.exists() else None
+    per_type = flags.groupby("match_type").size().to_dict() if flags is not None and len(flags) else {}
+
+    previous = run_state.previous_run_id(home, run_id)
+    change: dict[str, Any] = {"previous_run": previous}
+    if previous and flags is not None:
+        before = set(pd.read_parquet(home.flags_path(previous), columns=["flag_id"])["flag_id"])
+        now = set(flags["flag_id"])
+        change.update(new_flags=len(now - before), no_longer_raised=len(before - now), still_raised=len(now & before))
+
+    return {
+        "run_id": run_id,
+        "feeds": feeds,
+        "feeds_failed": [f["feed_id"] for f in feeds if f.get("status") in ("failed", "fell_back")],
+        "feeds_fell_back": [f["feed_id"] for f in feeds if f.get("status") == "fell_back"],
+        "totals": {
+            "rows_in": sum(int(f.get("rows_in", 0)) for f in feeds if f.get("status") == "ingested"),
+            "accepted": sum(int(f.get("accepted", 0)) for f in feeds if f.get("status") == "ingested"),
+            "quarantined": sum(int(f.get("quarantined", 0)) for f in feeds if f.get("status") == "ingested"),
+        },
+        "flags": int(len(flags)) if flags is not None else 0,
+        "flags_per_match_type": {str(k): int(v) for k, v in sorted(per_type.items())},
+        "change_since_last_run": change,
+        "stages": stages,
+        "models": _load_models(home, run_id),
+    }
+
+
+def write_run_report(home: Home, run_id: str) -> dict[str, Any]:
+    report = build_run_report(home, run_id)
+    home.reports.mkdir(parents=True, exist_ok=True)
+    json_path = home.reports / f"{run_id}.json"
+    html_path = home.reports / f"{run_id}.html"
+    _atomic_write(json_path, json.dumps(report, indent=2, sort_keys=True, default=str))
+    _atomic_write(html_path, render_html(report))
+    return {"json": str(json_path), "html": str(html_path), "flags": report["flags"],
+            "feeds_failed": report["feeds_failed"]}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _load_models(home: Home, run_id: str) -> dict[str, Any]:
+    folder = run_state.run_dir(home, run_id) / "model"
+    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))}
+
+
+# ---------------------------------------------------------------------------
+# HTML
+# ---------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,Arial,sans-serif;margin:2rem;color:#0b0c0c;max-width:70rem}
+h1{border-bottom:4px solid #1d70b8;padding-bottom:.3rem}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border-bottom:1px solid #b1b4b6;padding:.3rem .7rem;text-align:left}
+th{background:#f3f2f1}.bad{color:#d4351c;font-weight:bold}.num{text-align:right}
+.model{margin-bottom:2rem}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _weights_chart(levels: list[tuple[str, float]]) -> str:
+    """Horizontal bars of match weight per comparison level (green agrees, red disagrees)."""
+    if not levels:
+        return ""
+    row_h, label_w, bar_w = 18, 260, 300
+    span = max(1.0, max(abs(w) for _, w in levels))
+    mid = label_w + bar_w / 2
+    parts = [f'<svg width="{label_w + bar_w + 60}" height="{row_h * len(levels) + 10}" role="img">']
+    for i, (label, weight) in enumerate(levels):
+        y = 5 + i * row_h
+        width = abs(weight) / span * (bar_w / 2)
+        x = mid if weight >= 0 else mid - width
+        colour = "#00703c" if weight >= 0 else "#d4351c"
+        parts.append(f'<text x="0" y="{y + 12}" font-size="12">{_e(label)}</text>')
+        parts.append(f'<rect x="{x:.1f}" y="{y}" width="{width:.1f}" height="{row_h - 4}" fill="{colour}"/>')
+        parts.append(f'<text x="{label_w + bar_w + 4}" y="{y + 12}" font-size="12">{weight:+.2f}</text>')
+    parts.append(f'<line x1="{mid}" x2="{mid}" y1="0" y2="{row_h * len(levels) + 10}" stroke="#505a5f"/></svg>')
+    return "".join(parts)
+
+
+def _model_levels(model: dict[str, Any]) -> list[tuple[str, float, Any, Any]]:
+    """(comparison: level, weight, m, u) rows from a saved model, whatever its nesting."""
+    rows: list[tuple[str, float, Any, Any]] = []
+    comparisons = model.get("comparisons", model)
+    if isinstance(comparisons, dict):
+        comparisons = [{"name": k, **v} if isinstance(v, dict) else {"name": k, "levels": v}
+                       for k, v in comparisons.items()]
+    if not isinstance(comparisons, list):
+        return rows
+    for comp in comparisons:
+        if not isinstance(comp, dict):
+            continue
+        for level in comp.get("levels", []) or []:
+            if not isinstance(level, dict) or "weight" not in level and "match_weight" not in level:
+                continue
+            weight = float(level.get("weight", level.get("match_weight", 0.0)) or 0.0)
+            label = f"{comp.get('name', '?')}: {level.get('label', level.get('name', '?'))}"
+            rows.append((label, weight, level.get("m"), level.get("u")))
+    return rows
+
+
+def render_html(report: dict[str, Any]) -> str:
+    feeds_rows = []
+    for f in report["feeds"]:
+        status = _e(f.get("status", ""))
+        if f.get("status") in ("failed", "fell_back"):
+            status = f'<span class="bad">{status}</span>'
+        reasons = f.get("quarantine_reasons") or {}
+        feeds_rows.append([
+            _e(f["feed_id"]), status, f'<span class="num">{_e(f.get("rows_in", 0))}</span>',
+            _e(f.get("accepted", 0)), _e(f.get("quarantined", 0)),
+            "<br>".join(f"{_e(r)}: {_e(n)}" for r, n in sorted(reasons.items())),
+            _e(f.get("error", "")),
+        ])
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>councilmatch run {_e(report['run_id'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Nightly matching run {_e(report['run_id'])}</h1>",
+        f"<p>{report['flags']} flags. Totals: {_e(report['totals'])}</p>",
+    ]
+    if report["feeds_failed"]:
+        parts.append(f"<p class='bad'>Feeds that failed tonight: {_e(', '.join(report['feeds_failed']))}"
+                     f" (fell back to last good extract: {_e(', '.join(report['feeds_fell_back']) or 'none')})</p>")
+    parts.append("<h2>Feeds</h2>")
+    parts.append(_table(["feed", "status", "rows in", "accepted", "quarantined", "quarantine reasons", "error"], feeds_rows))
+    parts.append("<h2>Flags per match type</h2>")
+    parts.append(_table(["match type", "flags"], [[_e(k), _e(v)] for k, v in report["flags_per_match_type"].items()]))
+    parts.append("<h2>Change since the last run</h2>")
+    parts.append(_table(["measure", "value"], [[_e(k), _e(v)] for k, v in report["change_since_last_run"].items()]))
+    parts.append("<h2>Time per stage</h2>")
+    parts.append(_table(["stage", "seconds"], [[_e(k), _e(v.get("seconds", ""))] for k, v in report["stages"].items()]))
+    parts.append("<h2>Models: match weight per comparison level</h2>")
+    for name, model in report["models"].items():
+        levels = _model_levels(model)
+        parts.append(f"<div class='model'><h3>{_e(name)}</h3>")
+        if "lambda" in model or "prior" in model:
+            parts.append(f"<p>Prior match probability λ = {_e(model.get('lambda', model.get('prior')))}</p>")
+        parts.append(_weights_chart([(label, w) for label, w, _, _ in levels]))
+        parts.append(_table(["comparison: level", "m", "u", "match weight"],
+                            [[_e(l), _e(_fmt(m)), _e(_fmt(u)), f"{w:+.3f}"] for l, w, m, u in levels]))
+        parts.append("</div>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.4g}" if isinstance(x, (int, float)) else ("" if x is None else str(x))
