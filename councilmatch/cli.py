@@ -12,6 +12,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Cross-council fraud data matching on keyed pseudonyms."""
+
+
 def _register() -> None:
     # One module per stage; each defines register(app).
     from synthetic import cli as synthetic_cli
