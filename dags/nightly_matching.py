@@ -1,0 +1,132 @@
+"""The nightly cross-council matching run (Airflow 3, TaskFlow).
+
+    discover_feeds ─► ingest_feed[feed] (mapped) ─► plan_link ─► link_shard[match type, shard] (mapped)
+                                                                        ─► publish_run ─► write_report
+
+Each task is one call into ``councilmatch.pipeline``; all business logic lives
+there, so ``councilmatch run`` does the same night in one process.
+
+Failure isolation. ``pipeline.ingest_feed`` never raises for a bad extract: it
+falls back to the feed's last good extract and records the status
+("failed" / "fell_back"), which the run report shows. Anything else it raises
+(a full disk, a lost mount) is retried with exponential back-off; if a feed's
+ingest still fails, ``plan_link`` runs anyway once every ingest is done and at
+least one succeeded (``all_done_min_one_success``), and the report task lists
+the feeds that returned nothing. Later stages need every shard, so they keep
+the default ``all_success``: a failed shard fails the run, and clearing the
+failed task re-runs only that shard (every task is idempotent; the run id comes
+from the DAG run's ``run_after``, which a clear keeps).
+
+Secrets. The KEK comes from the ``councilmatch_kek`` connection or the worker's
+environment (see ``councilmatch.airflow_local.bind_kek``) and is never returned.
+XComs carry only paths, ids, counts and error texts.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Asset, dag, get_current_context, task
+
+from councilmatch import airflow_local
+
+#: Pseudonymised data sets and flags, as Airflow Assets: downstream DAGs
+#: (exports, dashboards) can be scheduled on them.
+PSEUDONYMISED = Asset(name="councilmatch_pseudonymised", uri="councilmatch://store/pseudonymised")
+FLAGS = Asset(name="councilmatch_flags", uri="councilmatch://store/flags")
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "councilmatch",
+    "retries": int(os.environ.get("COUNCILMATCH_TASK_RETRIES", "3")),
+    "retry_delay": timedelta(seconds=int(os.environ.get("COUNCILMATCH_RETRY_DELAY_SECONDS", "120"))),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=30),
+}
+
+
+def _run() -> tuple[Any, str]:
+    """The data home and this DAG run's councilmatch run id, with the KEK bound for this process."""
+    context = get_current_context()
+    airflow_local.bind_kek()
+    return airflow_local.task_home(), airflow_local.run_id_for(context["dag_run"].run_after)
+
+
+@dag(
+    dag_id="nightly_matching",
+    schedule="30 1 * * *",  # 01:30 London time, after the councils' extracts land
+    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["councilmatch"],
+    doc_md=__doc__,
+)
+def nightly_matching() -> None:
+    @task
+    def discover_feeds() -> list[str]:
+        """Read the feed definitions now, so a new feed file needs no DAG change."""
+        from councilmatch import pipeline
+
+        return pipeline.discover_feeds(airflow_local.task_home())
+
+    @task(outlets=[PSEUDONYMISED], map_index_template="{{ feed_id }}")
+    def ingest_feed(feed_id: str) -> dict[str, Any]:
+        from councilmatch import pipeline
+
+        home, run_id = _run()
+        get_current_context()["feed_id"] = feed_id
+        outcome = pipeline.ingest_feed(home, feed_id, run_id)
+        get_current_context()["outlet_events"][PSEUDONYMISED].extra = {
+            "feed_id": feed_id, "status": outcome.get("status"), "extract_id": outcome.get("extract_id"),
+        }
+        return outcome
+
+    @task(trigger_rule="all_done_min_one_success")
+    def plan_link() -> list[dict[str, Any]]:
+        from councilmatch import pipeline
+
+        home, run_id = _run()
+        return pipeline.plan_link(home, run_id)
+
+    @task(map_index_template="{{ shard_label }}")
+    def link_shard(match_type: str, shard: int, shards: int) -> dict[str, Any]:
+        from councilmatch import pipeline
+
+        home, run_id = _run()
+        get_current_context()["shard_label"] = f"{match_type} {shard + 1}/{shards}"
+        return pipeline.link_shard(home, run_id, match_type, shard, shards)
+
+    @task(outlets=[FLAGS])
+    def publish_run() -> dict[str, Any]:
+        from councilmatch import pipeline
+
+        home, run_id = _run()
+        result = pipeline.publish_run(home, run_id)
+        get_current_context()["outlet_events"][FLAGS].extra = {"run_id": run_id, "flags": result.get("flags")}
+        return result
+
+    @task
+    def write_report(feeds: list[str]) -> dict[str, Any]:
+        from councilmatch import pipeline, run_state
+
+        home, run_id = _run()
+        report = pipeline.write_report(home, run_id)
+        # A feed whose ingest task itself failed (after its retries) recorded no outcome: name it too.
+        recorded = {f["feed_id"] for f in run_state.load_feeds(home, run_id)}
+        report["feeds_without_outcome"] = sorted(set(feeds) - recorded)
+        return report
+
+    feeds = discover_feeds()
+    ingested = ingest_feed.expand(feed_id=feeds)
+    shards = plan_link()
+    ingested >> shards
+    linked = link_shard.expand_kwargs(shards)
+    published = publish_run()
+    linked >> published
+    published >> write_report(feeds)
+
+
+nightly_matching()
