@@ -1,0 +1,92 @@
+"""Engines, sessions and migrations for the review store.
+
+SQLite (the default, ``Home.review_db_url``) and PostgreSQL (``postgresql+psycopg://``)
+behave alike here: write transactions on SQLite start with ``BEGIN IMMEDIATE`` so
+two writers queue on the database lock instead of failing half-way; on PostgreSQL
+the audit head row is locked with ``SELECT ... FOR UPDATE``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_migrated: set[str] = set()
+_migrate_lock = threading.Lock()
+
+
+def normalise_url(db_url: str) -> str:
+    """Accept plain ``postgresql://`` / ``postgres://`` URLs and use the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if db_url.startswith(prefix):
+            return "postgresql+psycopg://" + db_url[len(prefix):]
+    return db_url
+
+
+@lru_cache(maxsize=None)
+def engine_for(db_url: str) -> Engine:
+    url = normalise_url(db_url)
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        raise ValueError("the review store needs a file (sqlite:///path/review.db), not an in-memory database")
+    Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                           pool_size=20, max_overflow=20)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record) -> None:  # noqa: ANN001
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _begin)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn) -> None:  # noqa: ANN001
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("review_write") else "BEGIN")
+
+    return engine
+
+
+def migrate(db_url: str) -> None:
+    """Bring the schema to the newest Alembic revision (safe to call on every start)."""
+    url = normalise_url(db_url)
+    with _migrate_lock:
+        if url in _migrated:
+            return
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with engine_for(url).connect() as conn:
+            conn = conn.execution_options(review_write=True)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            conn.commit()
+        _migrated.add(url)
+
+
+@contextmanager
+def reading(db_url: str) -> Iterator[Session]:
+    with Session(engine_for(normalise_url(db_url)), expire_on_commit=False) as session:
+        yield session
+
+
+@contextmanager
+def writing(db_url: str) -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on any error."""
+    engine = engine_for(normalise_url(db_url))
+    with engine.connect() as conn:
+        conn = conn.execution_options(review_write=True)
+        with Session(bind=conn, expire_on_commit=False) as session:
+            with session.begin():
+                yield session

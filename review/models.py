@@ -1,0 +1,137 @@
+"""The review store's tables (SQLAlchemy 2, declarative).
+
+One ``ReviewItem`` per flag (keyed by the flag's stable ``flag_id``); each
+council involved in a flag keeps its own part of the review (assignee,
+outcome, amount, note) in ``CouncilReview``. ``ReviewItem.version`` is bumped
+by every investigator change, so a save based on a stale page is refused
+instead of silently overwriting someone else's decision.
+
+The audit trail is append-only and hash-chained: each ``AuditEntry`` stores the
+hash of its predecessor; ``AuditHead`` is the single row writers lock so that
+concurrent appends cannot fork the chain.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ReviewItem(Base):
+    """A flag as published by the nightly run, plus its overall review status."""
+
+    __tablename__ = "review_items"
+
+    flag_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    match_type: Mapped[str] = mapped_column(String(64), index=True)
+    match_title: Mapped[str | None] = mapped_column(String(200))
+    match_reason: Mapped[str | None] = mapped_column(Text)
+    left_council: Mapped[str] = mapped_column(String(16))
+    left_dataset: Mapped[str] = mapped_column(String(40))
+    left_record_id: Mapped[str] = mapped_column(String(100))
+    right_council: Mapped[str] = mapped_column(String(16))
+    right_dataset: Mapped[str] = mapped_column(String(40))
+    right_record_id: Mapped[str] = mapped_column(String(100))
+    match_probability: Mapped[float] = mapped_column(Float)
+    match_weight: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[str] = mapped_column(Text)
+    evidence_hash: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer)
+    key_id: Mapped[str | None] = mapped_column(String(64))
+    first_seen: Mapped[str] = mapped_column(String(32))
+    last_seen: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    reviews: Mapped[list["CouncilReview"]] = relationship(
+        back_populates="item", lazy="selectin", order_by="CouncilReview.council"
+    )
+
+    __table_args__ = (
+        Index("ix_items_left_queue", "left_council", "priority", "flag_id"),
+        Index("ix_items_right_queue", "right_council", "priority", "flag_id"),
+        Index("ix_items_status", "status"),
+        Index("ix_items_run", "run_id"),
+    )
+
+    @property
+    def councils(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.left_council, self.right_council)))
+
+
+class CouncilReview(Base):
+    """One council's part of a review: who has it, and what they decided."""
+
+    __tablename__ = "council_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    flag_id: Mapped[str] = mapped_column(ForeignKey("review_items.flag_id", ondelete="CASCADE"))
+    council: Mapped[str] = mapped_column(String(16))
+    assignee: Mapped[str | None] = mapped_column(String(80))
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    amount: Mapped[float | None] = mapped_column(Float)
+    note: Mapped[str | None] = mapped_column(Text)
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    decided_by: Mapped[str | None] = mapped_column(String(80))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    item: Mapped[ReviewItem] = relationship(back_populates="reviews")
+
+    __table_args__ = (
+        UniqueConstraint("flag_id", "council", name="uq_council_review"),
+        Index("ix_council_reviews_council", "council", "outcome"),
+    )
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    council: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LoginFailure(Base):
+    """Failed sign-ins, kept in the database so the limit holds across workers."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40))
+    object: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's tip (one row, id=1); locked by each append."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
