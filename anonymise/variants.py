@@ -1,0 +1,183 @@
+"""Derived values that tokens are made of: one normalised string per token column.
+
+Input is the standardised canonical frame (forms in ``councilmatch.contracts``).
+Every derivation runs on the *unique combinations* of its source columns, so a
+million records with ten thousand distinct surnames cost ten thousand string ops.
+A derivation returns an object Series with ``None``/NA where the value is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import jellyfish
+import numpy as np
+import pandas as pd
+
+from anonymise.nicknames import NICKNAMES
+
+Derive = Callable[[pd.DataFrame], pd.Series]
+
+
+@dataclass(frozen=True)
+class Variant:
+    sources: tuple[str, ...]
+    derive: Derive
+
+
+def _str(s: pd.Series) -> pd.Series:
+    """Stripped strings, empty -> NA."""
+    out = s.astype("string").str.strip()
+    return out.mask(out == "")
+
+
+def _first_name(u: pd.DataFrame) -> pd.Series:
+    first = _str(u["first_name"])
+    from_forenames = _str(u["forenames"]).str.split(" ").str[0]
+    return first.fillna(from_forenames)
+
+
+def _dob(u: pd.DataFrame) -> pd.Series:
+    return pd.to_datetime(u["dob"], errors="coerce").dt.strftime("%Y-%m-%d").astype("string")
+
+
+def _dob_unordered(u: pd.DataFrame) -> pd.Series:
+    d = pd.to_datetime(u["dob"], errors="coerce")
+    day, month = d.dt.day, d.dt.month
+    lo, hi = np.minimum(day, month), np.maximum(day, month)
+    out = (d.dt.year.astype("Int64").astype("string") + "-" + lo.astype("Int64").astype("string").str.zfill(2)
+           + "-" + hi.astype("Int64").astype("string").str.zfill(2))
+    return out
+
+
+def _yob(u: pd.DataFrame) -> pd.Series:
+    return pd.to_datetime(u["dob"], errors="coerce").dt.year.astype("Int64").astype("string")
+
+
+def _phonetic(s: pd.Series) -> pd.Series:
+    """Soundex of the letters (spaces dropped). Measured on en_GB names with one random
+    typo, Soundex kept the code in 45% of cases vs 30% Metaphone and 21% NYSIIS, at a
+    0.2-0.4% collision rate between distinct names (see docs/security.md)."""
+    letters = _str(s).str.replace(r"[^A-Z]", "", regex=True)
+    letters = letters.mask(letters == "")
+    return letters.map(jellyfish.soundex, na_action="ignore").astype("string")
+
+
+def _canon(u: pd.DataFrame) -> pd.Series:
+    first = _first_name(u)
+    return first.map(lambda v: NICKNAMES.get(v, v), na_action="ignore").astype("string")
+
+
+def _name_sorted(u: pd.DataFrame) -> pd.Series:
+    a, b = _first_name(u), _str(u["surname"])
+    swap = (a > b).fillna(False)
+    lo, hi = a.where(~swap, b), b.where(~swap, a)
+    return lo + " " + hi  # NA if either is missing
+
+
+def _postcode_parts(u: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    compact = _str(u["postcode"]).str.replace(" ", "", regex=False).str.upper()
+    compact = compact.mask(compact.str.len() < 5)
+    return compact.str[:-3], compact.str[-3:]
+
+
+def _postcode(u: pd.DataFrame) -> pd.Series:
+    outward, inward = _postcode_parts(u)
+    return outward + " " + inward
+
+
+def _pc_sector(u: pd.DataFrame) -> pd.Series:
+    outward, inward = _postcode_parts(u)
+    return outward + " " + inward.str[0]
+
+
+def _pc_district(u: pd.DataFrame) -> pd.Series:
+    return _postcode_parts(u)[0]
+
+
+def _premise(u: pd.DataFrame) -> pd.Series:
+    """House/flat numbers ("FLAT 3 12 HIGH ROAD" -> "3 12") + postcode; a named house
+    without numbers keeps its whole address line."""
+    address = _str(u["address_lines"])
+    numbers = address.str.findall(r"\b\d+[A-Z]?\b").str.join(" ").astype("string")
+    numbers = numbers.mask(numbers == "").fillna(address)
+    return numbers + "|" + _postcode(u)
+
+
+def _address(u: pd.DataFrame) -> pd.Series:
+    return _str(u["address_lines"]) + "|" + _postcode(u).fillna("")
+
+
+def _bank(u: pd.DataFrame) -> pd.Series:
+    return _str(u["bank_sort_code"]) + "-" + _str(u["bank_account"])
+
+
+def _column(name: str) -> Derive:
+    return lambda u: _str(u[name])
+
+
+#: token column -> how its value is derived (purposes are in contracts.TOKEN_COLUMNS)
+VARIANTS: dict[str, Variant] = {
+    "t_nino": Variant(("nino",), lambda u: _str(u["nino"]).str.replace(" ", "", regex=False).str.upper()),
+    "t_dob": Variant(("dob",), _dob),
+    "t_dob_unordered": Variant(("dob",), _dob_unordered),
+    "t_yob": Variant(("dob",), _yob),
+    "t_forename": Variant(("first_name", "forenames"), _first_name),
+    "t_surname": Variant(("surname",), _column("surname")),
+    "t_prev_surname": Variant(("previous_surname",), _column("previous_surname")),
+    "t_forename_canon": Variant(("first_name", "forenames"), _canon),
+    "t_forename_phon": Variant(("first_name", "forenames"), lambda u: _phonetic(_first_name(u))),
+    "t_surname_phon": Variant(("surname",), lambda u: _phonetic(u["surname"])),
+    "t_initial": Variant(("first_name", "forenames"), lambda u: _first_name(u).str[0]),
+    "t_name_sorted": Variant(("first_name", "forenames", "surname"), _name_sorted),
+    "t_postcode": Variant(("postcode",), _postcode),
+    "t_pc_sector": Variant(("postcode",), _pc_sector),
+    "t_pc_district": Variant(("postcode",), _pc_district),
+    "t_premise": Variant(("address_lines", "postcode"), _premise),
+    "t_address": Variant(("address_lines", "postcode"), _address),
+    "t_uprn": Variant(("uprn",), lambda u: _str(u["uprn"]).str.lstrip("0").replace("", pd.NA)),
+    "t_email": Variant(("email",), lambda u: _str(u["email"]).str.lower()),
+    "t_phone": Variant(("phone",), lambda u: _str(u["phone"]).str.replace(r"\D", "", regex=True)),
+    "t_bank": Variant(("bank_sort_code", "bank_account"), _bank),
+}
+
+#: Bloom column -> (subkey purpose, derivation). Names share a purpose so forename and
+#: surname filters can be compared for swapped names, like the "name" tokens.
+BLOOM_VARIANTS: dict[str, tuple[str, Variant]] = {
+    "bf_forenames": ("bloom_name", Variant(("forenames", "first_name"),
+                                           lambda u: _str(u["forenames"]).fillna(_str(u["first_name"])))),
+    "bf_surname": ("bloom_name", Variant(("surname",), _column("surname"))),
+    "bf_address": ("bloom_address", Variant(("address_lines", "postcode"),
+                                            lambda u: _str(u["address_lines"]) + " " + _postcode(u).fillna(""))),
+}
+
+
+def unique_combinations(frame: pd.DataFrame, sources: tuple[str, ...]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Codes (one per row) into a frame of the distinct combinations of ``sources``.
+
+    A column the frame lacks is all-missing. Uses ``pd.factorize`` per column and on
+    the combined integer codes (re-factorised after each column, so it never
+    overflows): no per-row Python.
+    """
+    n = len(frame)
+    key = np.zeros(n, dtype=np.int64)
+    ncombo = 1
+    for name in sources:
+        if name not in frame.columns:
+            continue
+        codes, uniques = pd.factorize(frame[name], use_na_sentinel=True)
+        key, combos = pd.factorize(key * (len(uniques) + 1) + (codes + 1))
+        ncombo = len(combos)
+    _, first = np.unique(key, return_index=True)
+    uniq = pd.DataFrame(index=pd.RangeIndex(len(first)))
+    for name in sources:
+        uniq[name] = frame[name].to_numpy()[first] if name in frame.columns else pd.NA
+    assert len(first) == ncombo or n == 0
+    return key, uniq
+
+
+def derive(frame: pd.DataFrame, variant: Variant) -> tuple[np.ndarray, pd.Series]:
+    """Row codes and the derived value for each distinct source combination."""
+    codes, uniq = unique_combinations(frame, variant.sources)
+    return codes, variant.derive(uniq)
