@@ -159,11 +159,9 @@ def dags_test(
 
 
 # ---------------------------------------------------------------------------
-# Inside a task: where the data home is, and the key-encryption key
+# Inside a task: where the data home is, and the run id
 # ---------------------------------------------------------------------------
 
-KEK_ENV = "COUNCILMATCH_KEK"
-KEK_CONNECTION_ID = "councilmatch_kek"
 HOME_VARIABLE = "COUNCILMATCH_HOME"
 
 
@@ -179,26 +177,6 @@ def task_home() -> Home:
             f"no data home: set the {HOME_VARIABLE} environment variable or Airflow Variable on every worker"
         )
     return Home.resolve(root)
-
-
-def bind_kek() -> None:
-    """Put the KEK in this task process's environment, from the ``councilmatch_kek`` connection if set.
-
-    The KEK travels from the secrets backend straight into the process that
-    needs it: it is never returned, so it can never become an XCom. Without a
-    connection the worker's own ``COUNCILMATCH_KEK`` (or the home's dev KEK) is used.
-    """
-    if os.environ.get(KEK_ENV):
-        return
-    from airflow.sdk import BaseHook
-
-    try:
-        conn = BaseHook.get_connection(KEK_CONNECTION_ID)
-    except Exception:  # noqa: BLE001 - no such connection: fall back to the environment / dev KEK
-        return
-    kek = conn.password or (conn.extra_dejson or {}).get("kek")
-    if kek:
-        os.environ[KEK_ENV] = kek
 
 
 def run_id_for(when: datetime) -> str:

@@ -17,9 +17,10 @@ the default ``all_success``: a failed shard fails the run, and clearing the
 failed task re-runs only that shard (every task is idempotent; the run id comes
 from the DAG run's ``run_after``, which a clear keeps).
 
-Secrets. The KEK comes from the ``councilmatch_kek`` connection or the worker's
-environment (see ``councilmatch.airflow_local.bind_kek``) and is never returned.
-XComs carry only paths, ids, counts and error texts.
+Secrets. The key-encryption key is read inside the task that needs it, from
+``COUNCILMATCH_KEK`` in the worker's environment or the password of the
+``councilmatch_kek`` Airflow connection (``anonymise.kek``); no task returns it,
+so it can never become an XCom. XComs carry only paths, ids, counts and error texts.
 """
 
 from __future__ import annotations
@@ -48,9 +49,8 @@ DEFAULT_ARGS: dict[str, Any] = {
 
 
 def _run() -> tuple[Any, str]:
-    """The data home and this DAG run's councilmatch run id, with the KEK bound for this process."""
+    """The data home and this DAG run's councilmatch run id."""
     context = get_current_context()
-    airflow_local.bind_kek()
     return airflow_local.task_home(), airflow_local.run_id_for(context["dag_run"].run_after)
 
 
