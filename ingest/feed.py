@@ -12,6 +12,7 @@ Example::
     date_format: "%d/%m/%Y"     # default for every date field
     date_formats: {dob: "%Y-%m-%d"}   # per-field overrides
     true_values: ["Y", "YES", "1", "TRUE"]   # boolean fields (discount)
+    false_values: ["N", "NO", "0", "FALSE"]  # optional; anything in neither list is quarantined
     columns:                    # canonical field -> source column (or list of columns, joined with ", ")
       record_id: TenancyRef
       forenames: First Names
@@ -21,17 +22,30 @@ Example::
       postcode: Post Code
       period_start: Start Date
     mandatory: [record_id, surname, dob]   # header must have them; rows lacking a value are quarantined
+
+The schema only checks shapes; ``ingest.feeds.load_feed`` adds the semantic checks
+(known data set and fields, valid date formats, London council) and reports the
+file, line and key of any problem.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def _as_text(value: object) -> object:
+    """YAML turns ``TRUE`` into a bool and ``1`` into an int; a feed means the text."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
 
 
 class FeedDefinition(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     council: str
     dataset: str
@@ -43,9 +57,32 @@ class FeedDefinition(BaseModel):
     date_format: str = "%Y-%m-%d"
     date_formats: dict[str, str] = Field(default_factory=dict)
     true_values: list[str] = Field(default_factory=lambda: ["Y", "YES", "1", "TRUE", "T"])
+    false_values: list[str] = Field(default_factory=lambda: ["N", "NO", "0", "FALSE", "F"])
     columns: dict[str, str | list[str]] = Field(default_factory=dict)
     mandatory: list[str] = Field(default_factory=lambda: ["record_id"])
+
+    @field_validator("true_values", "false_values", mode="before")
+    @classmethod
+    def _values_as_text(cls, v: object) -> object:
+        return [_as_text(x) for x in v] if isinstance(v, list) else v
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _columns_as_text(cls, v: object) -> object:
+        if not isinstance(v, dict):
+            return v
+        return {k: ([_as_text(x) for x in c] if isinstance(c, list) else _as_text(c)) for k, c in v.items()}
 
     @property
     def feed_id(self) -> str:
         return f"{self.council}/{self.dataset}"
+
+    def source_columns(self, field: str) -> list[str]:
+        """The source column(s) a canonical field is mapped from ([] when unmapped)."""
+        cols = self.columns.get(field)
+        if cols is None:
+            return []
+        return [cols] if isinstance(cols, str) else list(cols)
+
+    def date_format_for(self, field: str) -> str:
+        return self.date_formats.get(field, self.date_format)

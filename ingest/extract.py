@@ -1,0 +1,302 @@
+"""Ingest one extract: read -> map -> validate -> standardise, in memory.
+
+``ingest_extract`` returns the canonical frame (``councilmatch.contracts.CANONICAL_COLUMNS``)
+and the quarantined rows with their reasons; it writes nothing (the pipeline
+pseudonymises the accepted rows, encrypts the quarantine and writes the manifest).
+
+Decisions worth knowing:
+- A row is quarantined, never repaired, when any mapped field breaks a rule;
+  every reason is "field: problem" and the reasons are "; "-joined.
+- Formula-looking cells ('=SUM(...)', '+cmd|...', '@HYPERLINK(...)') are
+  quarantined, not neutralised: they are either an injection attempt or a broken
+  export, and either way the council should see them. Plain '-12.50' or
+  '+44 7700 900123' are not formulas.
+- Duplicate record ids: the first occurrence in file order is kept (if valid),
+  the second and later are quarantined as "record_id: duplicate".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from councilmatch.contracts import CANONICAL_COLUMNS, DATASETS, DATE_FIELDS, IDENTIFIERS
+from ingest import standardise as std
+from ingest import validate as val
+from ingest.feed import FeedDefinition
+from ingest.read import ExtractError, RawExtract, read_extract
+
+NAME_FIELDS = ("forenames", "surname", "previous_surname")
+_TEXT_STANDARDISERS: dict[str, Callable[[pd.Series], pd.Series]] = {
+    "record_id": std.standardise_record_id,
+    "forenames": std.standardise_name,
+    "surname": std.standardise_name,
+    "previous_surname": std.standardise_name,
+    "nino": std.standardise_nino,
+    "address_lines": std.standardise_address,
+    "postcode": std.standardise_postcode,
+    "uprn": std.standardise_uprn,
+    "email": std.standardise_email,
+    "phone": std.standardise_phone,
+    "bank_sort_code": std.standardise_digits,
+    "bank_account": std.standardise_digits,
+}
+_FORMAT_CHECKS: dict[str, Callable[[pd.Series], pd.Series]] = {
+    "nino": val.invalid_nino,
+    "postcode": val.invalid_postcode,
+    "uprn": val.invalid_uprn,
+    "email": val.invalid_email,
+    "phone": val.invalid_phone,
+    "bank_sort_code": lambda s: val.invalid_digits(s, 6),
+    "bank_account": lambda s: val.invalid_digits(s, 8),
+}
+QUARANTINE_COLUMNS = ("row_number", "record_id", "reasons", "raw")
+
+
+@dataclass
+class IngestResult:
+    feed_id: str
+    extract_path: Path
+    extract_id: str
+    checksum: str
+    feed_version: int
+    rows_in: int
+    accepted: pd.DataFrame
+    quarantined: pd.DataFrame
+    #: header problems that did not stop the ingest (e.g. an optional column missing)
+    warnings: list[str] = field(default_factory=list)
+    blank_rows: int = 0
+    #: add to row_number for the file line (CSV) / sheet row (XLSX); Parquet: -1 gives the row index
+    header_offset: int = 1
+    ingested_at: str = ""
+
+    def quarantine_counts(self) -> dict[str, int]:
+        """Rows per reason ("field: problem"); a row with two reasons counts under both."""
+        if self.quarantined.empty:
+            return {}
+        counts = self.quarantined["reasons"].str.split("; ").explode().value_counts()
+        return {str(k): int(v) for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))}
+
+    def manifest(self) -> dict:
+        """What was ingested, with counts only: no clear identifier and no cell value."""
+        council, _, dataset = self.feed_id.partition("/")
+        return {
+            "feed_id": self.feed_id,
+            "council": council,
+            "dataset": dataset,
+            "feed_version": self.feed_version,
+            "extract_id": self.extract_id,
+            "extract_file": self.extract_path.name,
+            "checksum": self.checksum,
+            "rows_in": self.rows_in,
+            "accepted": len(self.accepted),
+            "quarantined": len(self.quarantined),
+            "blank_rows": self.blank_rows,
+            "quarantine_reasons": self.quarantine_counts(),
+            "warnings": list(self.warnings),
+            "ingested_at": self.ingested_at,
+        }
+
+
+def file_checksum(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _normal(name: str) -> str:
+    return " ".join(str(name).split()).casefold()
+
+
+class _Reasons:
+    """Collects (mask, "field: problem") pairs and joins them per row."""
+
+    def __init__(self, n: int):
+        self.text = np.full(n, "", dtype=object)
+        self.any = np.zeros(n, dtype=bool)
+
+    def add(self, mask: pd.Series | np.ndarray, reason: str) -> None:
+        m = np.asarray(mask, dtype=bool)
+        if m.any():
+            self.text[m] = self.text[m] + ("; " + reason)
+            self.any |= m
+
+    def joined(self) -> np.ndarray:
+        return np.array([t[2:] for t in self.text[self.any]], dtype=object)
+
+
+def _map_fields(feed: FeedDefinition, raw: RawExtract, path: Path) -> tuple[dict[str, pd.Series], list[str]]:
+    """Canonical field -> source text (lists joined with ', '), plus header warnings."""
+    lookup = {_normal(h): h for h in raw.header}
+    spec = DATASETS[feed.dataset]
+    must = set(feed.mandatory) | set(spec.required) | {"record_id"}
+    mapped: dict[str, pd.Series] = {}
+    warnings: list[str] = []
+    missing_must: list[str] = []
+    for fld in feed.columns:
+        names = feed.source_columns(fld)
+        found = [lookup[_normal(n)] for n in names if _normal(n) in lookup]
+        absent = [n for n in names if _normal(n) not in lookup]
+        if not found:
+            if fld in must:
+                missing_must.append(f"{', '.join(repr(n) for n in absent)} ({fld})")
+            else:
+                warnings.append(f"column {', '.join(repr(n) for n in absent)} mapped to {fld} is not in the header; {fld} left empty")
+            continue
+        if absent:
+            warnings.append(f"column {', '.join(repr(n) for n in absent)} mapped to {fld} is not in the header")
+        parts = [raw.frame[c].astype("string").str.strip() for c in found]
+        parts = [p.mask(p == "") for p in parts]
+        joined = parts[0]
+        for p in parts[1:]:
+            both = joined.notna() & p.notna()
+            joined = joined.where(~both, joined + ", " + p).fillna(p)
+        mapped[fld] = joined
+    if missing_must:
+        raise ExtractError(
+            path,
+            f"header does not match feed {feed.feed_id} (version {feed.version}): missing column(s) "
+            f"{'; '.join(missing_must)}; header has: {', '.join(raw.header)}",
+        )
+    return mapped, warnings
+
+
+def _validate_and_standardise(
+    feed: FeedDefinition, mapped: dict[str, pd.Series], n: int, today: dt.date
+) -> tuple[pd.DataFrame, _Reasons]:
+    reasons = _Reasons(n)
+    index = pd.RangeIndex(n)
+    out: dict[str, pd.Series] = {}
+    na_text = pd.Series(pd.NA, index=index, dtype="string")
+
+    for fld, s in mapped.items():
+        reasons.add(val.looks_like_formula(s), f"{fld}: formula-looking cell")
+        reasons.add(val.too_long(s), f"{fld}: longer than {val.MAX_CELL_CHARS} characters")
+    for fld in dict.fromkeys(["record_id", *feed.mandatory]):
+        if fld in mapped:
+            reasons.add(mapped[fld].isna(), f"{fld}: missing")
+
+    for fld, fn in _TEXT_STANDARDISERS.items():
+        if fld not in mapped:
+            out[fld] = na_text
+            continue
+        out[fld] = fn(mapped[fld]).astype("string")
+        if fld in NAME_FIELDS:
+            reasons.add(val.has_digits(mapped[fld]), f"{fld}: contains digits")
+            reasons.add(val.no_letters(mapped[fld], out[fld]), f"{fld}: no letters")
+        if fld in _FORMAT_CHECKS:
+            reasons.add(_FORMAT_CHECKS[fld](out[fld]), f"{fld}: invalid format")
+    reasons.add(val.duplicated_ids(out["record_id"]), "record_id: duplicate")
+    out["first_name"], out["middle_names"] = std.split_forenames(out["forenames"])
+
+    for fld in DATE_FIELDS:
+        if fld not in mapped:
+            out[fld] = pd.Series(pd.NaT, index=index, dtype="datetime64[ns]")
+            continue
+        fmt = feed.date_format_for(fld)
+        parsed, bad = val.parse_dates(mapped[fld], fmt)
+        reasons.add(bad, f"{fld}: not a date in format {fmt}")
+        if fld == "dob":
+            parsed = val.fix_two_digit_birth_years(parsed, fmt, today)
+        out[fld] = parsed
+    reasons.add(val.dob_in_future(out["dob"], today), "dob: in the future")
+    reasons.add(val.dob_too_old(out["dob"], today), f"dob: more than {val.MAX_AGE_YEARS} years ago")
+    reasons.add(val.dob_in_future(out["date_of_death"], today), "date_of_death: in the future")
+    reasons.add(val.before(out["date_of_death"], out["dob"]), "date_of_death: before dob")
+    reasons.add(val.before(out["period_end"], out["period_start"]), "period_end: before period_start")
+
+    if "amount" in mapped:
+        out["amount"], bad = val.parse_amount(mapped["amount"])
+        reasons.add(bad, "amount: not a number")
+    else:
+        out["amount"] = pd.Series(np.nan, index=index, dtype="float64")
+    if "discount" in mapped:
+        out["discount"], bad = val.parse_bool(mapped["discount"], feed.true_values, feed.false_values)
+        reasons.add(bad, "discount: not one of true_values/false_values")
+    else:
+        out["discount"] = pd.Series(pd.NA, index=index, dtype="boolean")
+
+    out["council"] = pd.Series(feed.council, index=index, dtype="string")
+    out["dataset"] = pd.Series(feed.dataset, index=index, dtype="string")
+    frame = pd.DataFrame({c: out[c] for c in CANONICAL_COLUMNS}, index=index)
+    return frame, reasons
+
+
+def ingest_extract(
+    feed: FeedDefinition,
+    path: Path,
+    *,
+    today: dt.date | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> IngestResult:
+    """Read, map, validate and standardise one extract; rows_in == accepted + quarantined.
+
+    Deterministic: the same extract gives the same frames (``today`` fixes the
+    date-of-birth checks for tests). Raises ``ExtractError`` if the file is unusable.
+    """
+    path = Path(path)
+    stage = on_stage or (lambda _s: None)
+    today = today or dt.date.today()
+    stage("checksum")
+    checksum = file_checksum(path) if path.is_file() else ""
+    stage("read")
+    raw = read_extract(feed, path)
+    stage("map")
+    mapped, warnings = _map_fields(feed, raw, path)
+    n = len(raw.frame)
+    stage("validate")
+    canonical, reasons = _validate_and_standardise(feed, mapped, n, today)
+
+    stage("quarantine")
+    bad = reasons.any
+    accepted = canonical.loc[~bad].reset_index(drop=True)
+    raw_json = (
+        raw.frame.loc[bad].to_json(orient="records", lines=True, force_ascii=False).split("\n")
+        if bad.any() else []
+    )
+    quarantined = pd.DataFrame({
+        "row_number": raw.row_number[bad].astype(np.int64),
+        "record_id": mapped["record_id"][bad].to_numpy(dtype=object) if "record_id" in mapped else None,
+        "reasons": reasons.joined(),
+        "raw": [r for r in raw_json if r],
+    })
+    if raw.bad_rows:
+        ragged = pd.DataFrame({
+            "row_number": np.array([b.row_number for b in raw.bad_rows], dtype=np.int64),
+            "record_id": None,
+            "reasons": [b.reason for b in raw.bad_rows],
+            "raw": [b.raw for b in raw.bad_rows],
+        })
+        quarantined = pd.concat([quarantined, ragged], ignore_index=True)
+    quarantined = quarantined.sort_values("row_number", kind="stable").reset_index(drop=True)
+    quarantined["record_id"] = quarantined["record_id"].astype("string")
+    quarantined = quarantined[list(QUARANTINE_COLUMNS)]
+
+    rows_in = n + len(raw.bad_rows)
+    assert rows_in == len(accepted) + len(quarantined), "ingest lost rows"
+    return IngestResult(
+        feed_id=feed.feed_id,
+        extract_path=path,
+        extract_id=f"{path.stem}-{checksum[:12]}",
+        checksum=checksum,
+        feed_version=feed.version,
+        rows_in=rows_in,
+        accepted=accepted,
+        quarantined=quarantined,
+        warnings=warnings,
+        blank_rows=raw.blank_rows,
+        header_offset=raw.header_offset,
+        ingested_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+__all__ = ["IngestResult", "ingest_extract", "ExtractError", "IDENTIFIERS"]

@@ -1,0 +1,265 @@
+"""Reading an extract into a frame of source text, one row per data row.
+
+Every cell comes back as text (blank -> NA) whatever the format, so mapping and
+validation see the same thing for CSV, XLSX and Parquet. Problems with the
+whole file raise ``ExtractError``; problems with single rows (ragged rows) are
+returned as ``bad_rows`` to be quarantined.
+
+Row numbers: ``row_number`` 1 is the first data row after the header. In a
+CSV file that is line ``row_number + 1`` (when no quoted value spans lines),
+in a spreadsheet it is sheet row ``row_number + 1``, in Parquet it is row index
+``row_number - 1`` (``RawExtract.header_offset`` says which: 1, 1, -1).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ingest.feed import FeedDefinition
+
+CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
+_UTF8 = {"utf-8", "utf8", "utf-8-sig", "utf_8", "utf_8_sig", "u8"}
+_BOM = codecs.BOM_UTF8
+
+
+class ExtractError(ValueError):
+    """The extract as a whole cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path: Path, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass
+class BadRow:
+    row_number: int
+    reason: str
+    raw: str  # JSON of the source cells
+
+
+@dataclass
+class RawExtract:
+    """Source text as read: ``frame`` columns are the header names, all string dtype."""
+
+    header: list[str]
+    frame: pd.DataFrame
+    row_number: np.ndarray
+    bad_rows: list[BadRow] = field(default_factory=list)
+    blank_rows: int = 0
+    header_offset: int = 1
+
+
+def describe_delimiter(d: str) -> str:
+    return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}.get(d, repr(d))
+
+
+def decode_extract(path: Path, data: bytes, encoding: str) -> tuple[str | None, bytes]:
+    """Check the bytes decode in the feed's encoding; return (text if re-encoded, utf-8 bytes).
+
+    Mixed or wrong encodings are file-level errors: guessing per row would
+    silently corrupt names.
+    """
+    enc = codecs.lookup(encoding).name
+    if data.startswith(_BOM):
+        if enc not in ("utf-8", "utf-8-sig"):
+            raise ExtractError(path, f"starts with a UTF-8 byte order mark but the feed's encoding is {encoding}; set encoding: utf-8-sig")
+        data = data[len(_BOM):]
+    if enc in ("utf-8", "utf-8-sig"):
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise ExtractError(
+                path, f"not valid utf-8 at byte {exc.start} (line {line}); is the feed's encoding cp1252?"
+            ) from None
+        return None, data
+    try:
+        text = data.decode(enc)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ExtractError(path, f"not valid {encoding} at byte {exc.start} (line {line}); is the feed's encoding utf-8?") from None
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            raise ExtractError(path, f"looks like utf-8 (multi-byte characters decode as utf-8) but the feed's encoding is {encoding}; set encoding: utf-8")
+    return text, text.encode("utf-8")
+
+
+def _csv_cells(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader(io.StringIO(line), delimiter=delimiter), [])
+
+
+def read_csv(path: Path, feed: FeedDefinition) -> RawExtract:
+    data = Path(path).read_bytes()
+    if not data:
+        raise ExtractError(path, "empty file (0 bytes)")
+    _, utf8 = decode_extract(path, data, feed.encoding)
+    head_text = utf8[: 1 << 20].decode("utf-8", errors="ignore")
+    if not head_text.strip():
+        raise ExtractError(path, "no header row (file is blank)")
+    header = [h.strip() for h in _csv_cells(head_text.lstrip("\r\n"), feed.delimiter)]
+    if len(header) == 1:
+        others = [d for d in CANDIDATE_DELIMITERS if d != feed.delimiter and d in header[0]]
+        if others:
+            raise ExtractError(
+                path,
+                f"the header reads as one column with the feed's delimiter ({describe_delimiter(feed.delimiter)}) "
+                f"but contains {describe_delimiter(others[0])}s; is the delimiter {others[0]!r}?",
+            )
+    names = [f"c{i}" for i in range(len(header))]
+    bad: list[tuple[int, str]] = []
+    blank: list[int] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        number = row.number - 1 if row.number is not None else -1
+        if not row.text.strip(" \t\r\n" + feed.delimiter):
+            blank.append(number)
+        else:
+            bad.append((number, f"row: expected {row.expected_columns} fields, found {row.actual_columns}"))
+            raw_rows.append(row.text)
+        return "skip"
+
+    raw_rows: list[str] = []
+    leading_blank = len(utf8) - len(utf8.lstrip(b"\r\n"))
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(utf8[leading_blank:]),
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=1, use_threads=False,
+                block_size=max(1 << 20, min(len(utf8) + 1, (1 << 31) - 1)),
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=feed.delimiter, newlines_in_values=True, ignore_empty_lines=False,
+                invalid_row_handler=on_invalid,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=True,
+                null_values=[""], quoted_strings_can_be_null=True,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise ExtractError(path, f"cannot parse as CSV: {exc}") from None
+    frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype() if t == pa.string() else None)
+    frame.columns = _unique(header)
+    total = len(frame) + len(bad) + len(blank)
+    taken = np.zeros(total + 1, dtype=bool)
+    for n, _ in bad:
+        taken[n] = True
+    for n in blank:
+        taken[n] = True
+    row_number = np.flatnonzero(~taken[1:]) + 1
+    if len(row_number) != len(frame):  # numbers unknown: fall back to the order read
+        row_number = np.arange(1, len(frame) + 1)
+    # an empty line (or only delimiters) reads as a row of nulls: not a record
+    empty = frame.isna().all(axis=1).to_numpy()
+    if empty.any():
+        frame = frame.loc[~empty].reset_index(drop=True)
+        row_number = row_number[~empty]
+        blank.extend([0] * int(empty.sum()))
+    bad_rows = [
+        BadRow(n, reason, json.dumps(_csv_cells(text, feed.delimiter), ensure_ascii=False))
+        for (n, reason), text in zip(bad, raw_rows)
+    ]
+    if len(frame) + len(bad_rows) == 0:
+        raise ExtractError(path, "header only: no data rows")
+    return RawExtract(_unique(header), frame, row_number, bad_rows, len(blank), header_offset=1)
+
+
+def _unique(header: list[str]) -> list[str]:
+    """Duplicate header names get ' (2)', ' (3)' so every column stays addressable."""
+    seen: dict[str, int] = {}
+    out = []
+    for h in header:
+        seen[h] = seen.get(h, 0) + 1
+        out.append(h if seen[h] == 1 else f"{h} ({seen[h]})")
+    return out
+
+
+def _cell_text(v: object) -> object:
+    if v is None or v == "":
+        return pd.NA
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() else repr(v)
+    if isinstance(v, (dt.datetime, dt.date)):
+        return v.strftime("%Y-%m-%d")
+    return str(v)
+
+
+def read_xlsx(path: Path, feed: FeedDefinition) -> RawExtract:
+    """Spreadsheets via python-calamine; native dates become ISO text, whole floats lose '.0'."""
+    from python_calamine import CalamineWorkbook
+
+    try:
+        book = CalamineWorkbook.from_path(str(path))
+    except Exception as exc:  # calamine raises its own error types for corrupt files
+        raise ExtractError(path, f"cannot open as a spreadsheet: {exc}") from None
+    if feed.sheet is not None and feed.sheet not in book.sheet_names:
+        raise ExtractError(path, f"no sheet {feed.sheet!r}; sheets: {', '.join(book.sheet_names)}")
+    sheet = book.get_sheet_by_name(feed.sheet) if feed.sheet else book.get_sheet_by_index(0)
+    rows = sheet.to_python(skip_empty_area=False)
+    if not rows or not any(str(c).strip() for c in rows[0]):
+        raise ExtractError(path, "empty sheet: no header row")
+    header = _unique([str(_cell_text(c)) if _cell_text(c) is not pd.NA else "" for c in rows[0]])
+    body = pd.DataFrame(rows[1:], columns=header, dtype=object)
+    frame = body.map(_cell_text).astype("string") if len(body) else body.astype("string")
+    frame = frame.apply(lambda s: s.str.strip().mask(s.str.strip() == ""))
+    blank = frame.isna().all(axis=1).to_numpy()
+    row_number = np.flatnonzero(~blank) + 1
+    frame = frame.loc[~blank].reset_index(drop=True)
+    if len(frame) == 0:
+        raise ExtractError(path, "header only: no data rows")
+    return RawExtract(header, frame, row_number, [], int(blank.sum()), header_offset=1)
+
+
+def read_parquet(path: Path, feed: FeedDefinition) -> RawExtract:
+    """Parquet columns cast to text: dates and timestamps as 'YYYY-MM-DD'."""
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ExtractError(path, f"cannot read as Parquet: {exc}") from None
+    if table.num_rows == 0:
+        raise ExtractError(path, "no data rows")
+    cols = {}
+    for name, col in zip(table.column_names, table.columns):
+        if pa.types.is_date(col.type) or pa.types.is_timestamp(col.type):
+            col = pc.strftime(col, format="%Y-%m-%d")
+        elif not pa.types.is_string(col.type):
+            col = pc.cast(col, pa.string())
+        cols[name] = col
+    frame = pa.table(cols).to_pandas(types_mapper=lambda t: pd.StringDtype())
+    frame = frame.apply(lambda s: s.str.strip().mask(s.str.strip() == ""))
+    return RawExtract(list(table.column_names), frame, np.arange(1, len(frame) + 1), [], 0, header_offset=-1)
+
+
+def read_extract(feed: FeedDefinition, path: Path) -> RawExtract:
+    """Read an extract in the feed's format; ``pseudonymised`` extracts belong to anonymise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExtractError(path, "no such file")
+    if feed.format == "pseudonymised":
+        raise ExtractError(
+            path,
+            "format 'pseudonymised' (at-source Parquet) is not read by ingest; "
+            "it is handled by the anonymise stage's at-source import",
+        )
+    reader = {"csv": read_csv, "xlsx": read_xlsx, "parquet": read_parquet}[feed.format]
+    return reader(path, feed)

@@ -1,0 +1,156 @@
+"""Validators: vectorised checks on standardised values.
+
+Each ``invalid_*`` function returns a boolean Series, True where a *present*
+value breaks the rule (missing values are never invalid here; whether a field
+may be missing is the feed's ``mandatory`` list). The parsers return the typed
+Series plus the mask of values that did not parse.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+#: HMRC NINO rules: no D, F, I, Q, U, V in either prefix letter, no O second,
+#: prefixes BG GB NK KN TN NT ZZ never issued; six digits; suffix A-D.
+NINO_RX = re.compile(r"^(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]$")
+#: UK postcode (standardised "SW1A 1AA"): outward A9, A99, AA9, AA99, A9A, AA9A; inward 9AA.
+POSTCODE_RX = re.compile(r"^(?:[A-Z]{1,2}[0-9][A-Z0-9]?|GIR) [0-9][A-Z]{2}$")
+EMAIL_RX = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+PHONE_RX = re.compile(r"^0\d{9,10}$")
+UPRN_RX = re.compile(r"^\d{1,12}$")
+#: A cell a spreadsheet would run: '=' anything, or '+', '-', '@' before a function
+#: call, a cell reference with an operator, or a DDE link ('cmd|...!A0').
+FORMULA_RX = re.compile(
+    r"^\s*(?:=\S|[+\-@]\s*[A-Za-z_][A-Za-z0-9_.]*\s*\(|[+\-@]\s*\$?[A-Za-z]{1,3}\$?\d+\s*[-+*/^&:]|[=+\-@].*\|.*!)"
+)
+#: Longest plausible cell; longer values are quarantined rather than truncated.
+MAX_CELL_CHARS = 500
+MAX_AGE_YEARS = 120
+
+
+def _present(s: pd.Series) -> pd.Series:
+    return s.notna().to_numpy()
+
+
+def _fails(s: pd.Series, rx: re.Pattern[str]) -> pd.Series:
+    ok = s.astype("string").str.fullmatch(rx).fillna(True).astype(bool)
+    return pd.Series(~ok.to_numpy() & _present(s), index=s.index)
+
+
+def invalid_nino(s: pd.Series) -> pd.Series:
+    """Standardised NINOs ("AB123456C") that HMRC would never issue."""
+    return _fails(s, NINO_RX)
+
+
+def invalid_postcode(s: pd.Series) -> pd.Series:
+    """Standardised postcodes not in UK format."""
+    return _fails(s, POSTCODE_RX)
+
+
+def invalid_email(s: pd.Series) -> pd.Series:
+    return _fails(s, EMAIL_RX)
+
+
+def invalid_phone(s: pd.Series) -> pd.Series:
+    """National-form phone numbers that are not 10 or 11 digits starting 0."""
+    return _fails(s, PHONE_RX)
+
+
+def invalid_uprn(s: pd.Series) -> pd.Series:
+    return _fails(s, UPRN_RX)
+
+
+def invalid_digits(s: pd.Series, n: int) -> pd.Series:
+    """Digit strings that are not exactly ``n`` digits (sort code 6, account 8)."""
+    return _fails(s, re.compile(rf"^\d{{{n}}}$"))
+
+
+def looks_like_formula(s: pd.Series) -> pd.Series:
+    """Raw cells a spreadsheet would execute (CSV injection)."""
+    hit = s.astype("string").str.match(FORMULA_RX).fillna(False).astype(bool)
+    return pd.Series(hit.to_numpy(), index=s.index)
+
+
+def too_long(s: pd.Series, limit: int = MAX_CELL_CHARS) -> pd.Series:
+    n = s.astype("string").str.len().fillna(0).astype(np.int64)
+    return pd.Series((n > limit).to_numpy(), index=s.index)
+
+
+def no_letters(raw: pd.Series, standardised: pd.Series) -> pd.Series:
+    """Names given but nothing left after standardisation (e.g. '???')."""
+    return pd.Series(_present(raw) & standardised.isna().to_numpy(), index=raw.index)
+
+
+def has_digits(raw: pd.Series) -> pd.Series:
+    hit = raw.astype("string").str.contains(r"\d", regex=True).fillna(False).astype(bool)
+    return pd.Series(hit.to_numpy(), index=raw.index)
+
+
+def parse_dates(s: pd.Series, fmt: str) -> tuple[pd.Series, pd.Series]:
+    """Parse with the feed's format; ISO 'YYYY-MM-DD' (e.g. native spreadsheet dates) is always accepted.
+
+    Returns (datetime64[ns] Series, mask of present values that did not parse).
+    """
+    text = s.astype("string").str.strip()
+    parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+    if fmt != "%Y-%m-%d":
+        retry = parsed.isna() & text.notna()
+        if retry.any():
+            iso = pd.to_datetime(text[retry].str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
+            parsed = parsed.where(~retry, iso)
+    parsed = parsed.astype("datetime64[ns]").dt.normalize()
+    bad = parsed.isna().to_numpy() & _present(text)
+    return parsed, pd.Series(bad, index=s.index)
+
+
+def fix_two_digit_birth_years(dob: pd.Series, fmt: str, today: date) -> pd.Series:
+    """With a two-digit year ('%y'), '01/01/45' means 1945 for a date of birth, not 2045."""
+    if "%y" not in fmt:
+        return dob
+    future = dob > pd.Timestamp(today)
+    return dob.where(~future, dob - pd.DateOffset(years=100))
+
+
+def dob_in_future(dob: pd.Series, today: date) -> pd.Series:
+    return pd.Series((dob > pd.Timestamp(today)).fillna(False).to_numpy(dtype=bool), index=dob.index)
+
+
+def dob_too_old(dob: pd.Series, today: date, max_age: int = MAX_AGE_YEARS) -> pd.Series:
+    limit = pd.Timestamp(today) - pd.DateOffset(years=max_age)
+    return pd.Series((dob < limit).fillna(False).to_numpy(dtype=bool), index=dob.index)
+
+
+def before(later: pd.Series, earlier: pd.Series) -> pd.Series:
+    """True where both dates are present and ``later`` < ``earlier`` (e.g. period_end < period_start)."""
+    return pd.Series((later < earlier).fillna(False).to_numpy(dtype=bool), index=later.index)
+
+
+def parse_amount(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """'£1,234.50' -> 1234.5; '(12.00)' -> -12.0. Returns (float64, mask of unparseable)."""
+    text = s.astype("string").str.strip()
+    text = text.str.replace(r"^\((.*)\)$", r"-\1", regex=True).str.replace(r"[£,\s]", "", regex=True)
+    values = pd.to_numeric(text, errors="coerce").astype("float64")
+    bad = values.isna().to_numpy() & _present(text)
+    return values, pd.Series(bad, index=s.index)
+
+
+def parse_bool(s: pd.Series, true_values: list[str], false_values: list[str]) -> tuple[pd.Series, pd.Series]:
+    """Map the feed's true/false spellings (case-insensitive) to a nullable boolean."""
+    text = s.astype("string").str.strip().str.upper()
+    is_true = text.isin([v.upper() for v in true_values]).fillna(False).to_numpy(dtype=bool)
+    is_false = text.isin([v.upper() for v in false_values]).fillna(False).to_numpy(dtype=bool)
+    out = pd.Series(pd.NA, index=s.index, dtype="boolean")
+    out[is_true] = True
+    out[is_false] = False
+    bad = _present(text) & ~is_true & ~is_false
+    return out, pd.Series(bad, index=s.index)
+
+
+def duplicated_ids(record_id: pd.Series) -> pd.Series:
+    """Second and later occurrences of a present record id."""
+    dup = record_id.duplicated(keep="first").to_numpy() & _present(record_id)
+    return pd.Series(dup, index=record_id.index)
