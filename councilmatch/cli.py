@@ -24,9 +24,9 @@ def _register() -> None:
     from anonymise import cli as anonymise_cli
     from matching import cli as matching_cli
     from review import cli as review_cli
-    from councilmatch import run_cli
+    from councilmatch import demo, retention, run_cli
 
-    for module in (synthetic_cli, ingest_cli, anonymise_cli, matching_cli, review_cli, run_cli):
+    for module in (synthetic_cli, ingest_cli, anonymise_cli, matching_cli, review_cli, run_cli, retention, demo):
         module.register(app)
 
 
