@@ -1,0 +1,88 @@
+"""Per-council data keys, wrapped by the hub keyring.
+
+Each council's clear data (vault, quarantine, archive) is encrypted under its own
+random data key; that key is stored only wrapped (AES-GCM) under the keyring's
+``vault_wrap`` subkey of one key version: ``vault/<council>/datakey.<key_id>.enc``.
+A compromise of one council's data key exposes only that council; rotating the
+hub key starts new data keys while old ones stay unwrappable with the old version.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from councilmatch.home import Home
+
+from anonymise.crypto import new_key, seal, unseal
+from anonymise.errors import AnonymiseError, TamperedError
+from anonymise.keys import Keyring
+
+WRAP_PURPOSE = "vault_wrap"
+_SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def safe_name(value: str, what: str) -> str:
+    """Refuse path components that could escape the vault (``..``, ``/``)."""
+    if not _SAFE.match(value) or value in (".", ".."):
+        raise AnonymiseError(f"{what} {value!r} is not a safe name (letters, digits, _ . - only)")
+    return value
+
+
+def datakey_path(home: Home, council: str, key_id: str) -> Path:
+    return home.vault / safe_name(council, "council") / f"datakey.{safe_name(key_id, 'key id')}.enc"
+
+
+def data_key(home: Home, keyring: Keyring, council: str, key_id: str | None = None, create: bool = True) -> tuple[str, bytes]:
+    """(key_id, data key) of ``council`` under hub key ``key_id`` (default: active).
+
+    Creation is race-free: the wrapped key is published with a hard link, so two
+    processes storing the same council at once end up using the same key.
+    """
+    kid = key_id or keyring.key_id
+    path = datakey_path(home, council, kid)
+    wrap = keyring.subkey(WRAP_PURPOSE, kid)
+    if not path.exists():
+        if not create:
+            raise AnonymiseError(f"no data key for council {council} under key {kid} ({path})")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob = seal(wrap, new_key(), {"kind": "datakey", "council": council, "key_id": kid})
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".datakey.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(blob)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o600)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process won; use its key
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    header, key = unseal(wrap, path.read_bytes(), str(path))
+    if header.get("council") != council or header.get("key_id") != kid:
+        raise TamperedError(f"{path}: data key belongs to {header.get('council')}/{header.get('key_id')}")
+    return kid, key
+
+
+def seal_for_council(home: Home, keyring: Keyring, council: str, plaintext: bytes, header: dict) -> bytes:
+    """Encrypt under the council's data key of the active hub key; the header records which."""
+    kid, key = data_key(home, keyring, council)
+    return seal(key, plaintext, {**header, "council": council, "key_id": kid})
+
+
+def unseal_for_council(home: Home, keyring: Keyring, council: str, blob: bytes, what: str) -> tuple[dict, bytes]:
+    """Decrypt a blob sealed by :func:`seal_for_council` (any key version the keyring holds)."""
+    from anonymise.crypto import read_header
+
+    kid = read_header(blob, what).get("key_id")
+    if not isinstance(kid, str):
+        raise TamperedError(f"{what}: header names no key id")
+    _, key = data_key(home, keyring, council, kid, create=False)
+    header, plain = unseal(key, blob, what)
+    if header.get("council") != council:
+        raise TamperedError(f"{what}: sealed for council {header.get('council')}, not {council}")
+    return header, plain

@@ -1,0 +1,142 @@
+"""The pseudonymised store: one Parquet file per extract, written atomically.
+
+Bloom columns are Arrow ``fixed_size_binary``; the file metadata carries the key
+id the tokens were made under and the schema version, so matching can refuse
+data it cannot compare (``check_key_ids``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from councilmatch.contracts import BLOOM_BYTES, NON_IDENTIFYING, PSEUDONYMISED_COLUMNS, REFERENCE, TOKEN_COLUMNS
+from councilmatch.home import Home
+
+from anonymise.errors import SchemaError, UnknownKeyError
+from anonymise.keys import Keyring
+from anonymise.tokens import NON_IDENTIFYING_DTYPES
+
+SCHEMA_VERSION = "1"
+META_KEY = b"councilmatch"
+
+
+def _arrow_type(column: str) -> pa.DataType:
+    if column in TOKEN_COLUMNS:
+        return pa.int64()
+    if column in BLOOM_BYTES:
+        return pa.binary(BLOOM_BYTES[column])
+    if column in NON_IDENTIFYING:
+        return {"datetime64[ns]": pa.timestamp("ns"), "boolean": pa.bool_(), "float64": pa.float64()}[
+            NON_IDENTIFYING_DTYPES[column]]
+    return pa.string()
+
+
+#: The Arrow schema of a pseudonymised file (without metadata).
+SCHEMA = pa.schema([pa.field(c, _arrow_type(c), nullable=c not in TOKEN_COLUMNS) for c in PSEUDONYMISED_COLUMNS])
+
+
+def _single(frame: pd.DataFrame, column: str) -> str:
+    values = frame[column].unique()
+    if len(values) != 1:
+        raise SchemaError(f"pseudonymised frame must hold one {column}; found {sorted(map(str, values))[:5]}")
+    return str(values[0])
+
+
+def validate_frame(frame: pd.DataFrame) -> None:
+    """Exactly PSEUDONYMISED_COLUMNS in order, with the contracted types."""
+    if tuple(frame.columns) != PSEUDONYMISED_COLUMNS:
+        extra = sorted(set(frame.columns) - set(PSEUDONYMISED_COLUMNS))
+        lacking = [c for c in PSEUDONYMISED_COLUMNS if c not in frame.columns]
+        raise SchemaError(f"pseudonymised frame columns differ from the contract: extra {extra}, missing {lacking}")
+    for c in TOKEN_COLUMNS:
+        if frame[c].dtype != "int64":
+            raise SchemaError(f"token column {c} has dtype {frame[c].dtype}; expected int64")
+
+
+def to_table(frame: pd.DataFrame) -> pa.Table:
+    """The frame as an Arrow table of SCHEMA, with key id and schema version in its metadata."""
+    validate_frame(frame)
+    try:
+        table = pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SchemaError(f"pseudonymised frame does not fit the store schema: {exc}") from exc
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "key_id": _single(frame, "key_id") if len(frame) else "",
+        "extract_id": _single(frame, "extract_id") if len(frame) else "",
+        "rows": len(frame),
+    }
+    return table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
+
+
+def write_table(table: pa.Table, path: Path, extra_meta: dict | None = None) -> Path:
+    """Atomic Parquet write (temporary file in the same folder, then rename)."""
+    if extra_meta:
+        meta = json.loads(table.schema.metadata[META_KEY]) | extra_meta
+        table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_pseudonymised(home: Home, frame: pd.DataFrame) -> Path:
+    """Write one extract's pseudonymised frame to ``home.pseudonymised_path(...)`` (idempotent)."""
+    if len(frame) == 0:
+        raise SchemaError("refusing to write an empty pseudonymised frame (no council/dataset/extract to file it under)")
+    validate_frame(frame)
+    path = home.pseudonymised_path(_single(frame, "dataset"), _single(frame, "council"), _single(frame, "extract_id"))
+    return write_table(to_table(frame), path)
+
+
+def file_metadata(path: Path) -> dict:
+    """The councilmatch metadata of a pseudonymised Parquet file ({} if absent)."""
+    raw = (pq.read_schema(path).metadata or {}).get(META_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def from_table(table: pa.Table) -> pd.DataFrame:
+    frame = table.to_pandas()
+    for c in NON_IDENTIFYING:
+        frame[c] = frame[c].astype(NON_IDENTIFYING_DTYPES[c])
+    for c in REFERENCE + ("extract_id", "key_id"):
+        frame[c] = frame[c].astype(object)
+    return frame
+
+
+def read_pseudonymised(path: Path) -> pd.DataFrame:
+    """A pseudonymised file as the frame ``pseudonymise`` returned (bloom columns as bytes)."""
+    return from_table(pq.read_table(path))
+
+
+def check_key_ids(frames: Iterable[pd.DataFrame], keyring: Keyring) -> str:
+    """The one key id all ``frames`` were made under; raise if they mix ids or use an unknown one."""
+    ids: set[str] = set()
+    for f in frames:
+        ids.update(map(str, f["key_id"].unique()))
+    unknown = sorted(i for i in ids if not keyring.has(i))
+    if unknown:
+        raise UnknownKeyError(
+            f"pseudonymised data was made under key id(s) {unknown} that the keyring does not hold "
+            f"(keyring has {list(keyring.key_ids)}): it cannot be matched with this keyring"
+        )
+    if len(ids) > 1:
+        raise UnknownKeyError(
+            f"pseudonymised data mixes key ids {sorted(ids)}: tokens made under different keys never match; "
+            "re-pseudonymise the older extracts under the active key before matching"
+        )
+    return ids.pop() if ids else keyring.key_id

@@ -1,0 +1,164 @@
+"""The vault: each council's clear identifiers, encrypted, read back only through an audit.
+
+Layout (under ``home/vault/<council>/<dataset>/``):
+
+* ``<extract_id>.enc``            the extract's clear identifying columns + record_id,
+                                  as Parquet, sealed under the council's data key;
+* ``<extract_id>.index.parquet``  keyed hashes of its record ids (no clear value), so
+                                  re-identification opens only the extract it needs.
+
+One index per extract (never a shared file) keeps concurrent stores race-free.
+``reidentify`` is the one read path and appends a JSON line to ``vault/audit.log``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from councilmatch.contracts import IDENTIFIERS, REFERENCE
+from councilmatch.home import Home
+
+from anonymise.crypto import atomic_write
+from anonymise.datakeys import safe_name, seal_for_council, unseal_for_council
+from anonymise.errors import AnonymiseError, TamperedError
+from anonymise.keys import Keyring
+from anonymise.quarantine import dispose_raw_extract, read_quarantine, write_quarantine  # noqa: F401 (re-export)
+from anonymise.store import write_table
+
+INDEX_PURPOSE = "vault_index"
+VAULT_COLUMNS: tuple[str, ...] = REFERENCE + IDENTIFIERS
+
+
+class RecordNotFound(AnonymiseError, KeyError):
+    """No vaulted record has this council and record id."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _as_text(col: pd.Series) -> pd.Series:
+    """Clear values as strings (dates as YYYY-MM-DD), missing as None."""
+    if pd.api.types.is_datetime64_any_dtype(col):
+        text = col.dt.strftime("%Y-%m-%d")
+    else:
+        text = col.astype("string")
+    return text.astype(object).where(text.notna(), None)
+
+
+class Vault:
+    def __init__(self, home: Home, keyring: Keyring) -> None:
+        self.home = home
+        self.keyring = keyring
+
+    # -- paths and hashes --------------------------------------------------
+    def _folder(self, council: str, dataset: str) -> Path:
+        return self.home.vault / safe_name(council, "council") / safe_name(dataset, "dataset")
+
+    def blob_path(self, council: str, dataset: str, extract_id: str) -> Path:
+        return self._folder(council, dataset) / f"{safe_name(extract_id, 'extract id')}.enc"
+
+    def _index_path(self, blob: Path) -> Path:
+        return blob.with_name(blob.name[: -len(".enc")] + ".index.parquet")
+
+    def _record_hashes(self, council: str, record_ids: pd.Series, key_id: str) -> np.ndarray:
+        key = self.keyring.subkey(INDEX_PURPOSE, key_id)
+        raw = b"".join(hmac.digest(key, f"{council}\x1f{r}".encode(), "sha256")[:8] for r in record_ids.tolist())
+        return np.frombuffer(raw, dtype=">i8").astype(np.int64)
+
+    # -- write ---------------------------------------------------------------
+    def store(self, council: str, extract_id: str, canonical: pd.DataFrame) -> Path:
+        """Seal the extract's clear identifiers; a second call for the same extract is a no-op."""
+        if len(canonical) and set(canonical["council"].astype(str).unique()) != {council}:
+            raise AnonymiseError(f"vault store for {council}: frame holds other councils' records")
+        datasets = canonical["dataset"].astype(str).unique() if len(canonical) else []
+        if len(datasets) > 1:
+            raise AnonymiseError(f"vault store for {council}/{extract_id}: frame mixes data sets {list(datasets)}")
+        dataset = str(datasets[0]) if len(datasets) else "unknown"
+        blob_path = self.blob_path(council, dataset, extract_id)
+        index_path = self._index_path(blob_path)
+        if blob_path.exists() and index_path.exists():
+            return blob_path
+        clear = pd.DataFrame({c: (_as_text(canonical[c]) if c in canonical.columns else None)
+                              for c in VAULT_COLUMNS}, index=canonical.index).reset_index(drop=True)
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pandas(clear.astype(object), preserve_index=False,
+                                            schema=pa.schema([(c, pa.string()) for c in VAULT_COLUMNS])), buf)
+        stored_at = _now()
+        blob = seal_for_council(self.home, self.keyring, council, buf.getvalue(),
+                                {"kind": "vault", "dataset": dataset, "extract_id": extract_id, "stored_at": stored_at})
+        atomic_write(blob_path, blob)
+        index = pa.table({
+            "rid_hash": self._record_hashes(council, clear["record_id"].astype(str), self.keyring.key_id),
+        }).replace_schema_metadata({b"vault_index": json.dumps({
+            "key_id": self.keyring.key_id, "extract_id": extract_id, "dataset": dataset, "stored_at": stored_at,
+        }).encode()})
+        write_table(index, index_path)
+        return blob_path
+
+    # -- read (audited) --------------------------------------------------------
+    def _candidates(self, council: str, record_id: str, dataset: str | None) -> list[dict]:
+        root = self.home.vault / safe_name(council, "council")
+        pattern = f"{safe_name(dataset, 'dataset')}/*.index.parquet" if dataset else "*/*.index.parquet"
+        hits: list[dict] = []
+        hashes: dict[str, int] = {}
+        for path in root.glob(pattern):
+            meta = json.loads(pq.read_schema(path).metadata[b"vault_index"])
+            kid = meta["key_id"]
+            if not self.keyring.has(kid):
+                continue  # key version retired: data no longer readable by design
+            if kid not in hashes:
+                hashes[kid] = int(self._record_hashes(council, pd.Series([record_id]), kid)[0])
+            col = pq.read_table(path, columns=["rid_hash"]).column("rid_hash").to_numpy()
+            if (col == hashes[kid]).any():
+                hits.append(meta | {"blob": path.with_name(path.name.replace(".index.parquet", ".enc"))})
+        return sorted(hits, key=lambda m: (m["stored_at"], m["extract_id"]))
+
+    def _audit(self, entry: dict) -> None:
+        self.home.vault.mkdir(parents=True, exist_ok=True)
+        line = (json.dumps(entry, sort_keys=True) + "\n").encode()
+        fd = os.open(self.home.vault / "audit.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)  # one write per entry: O_APPEND keeps concurrent lines whole
+        finally:
+            os.close(fd)
+
+    def reidentify(self, council: str, record_id: str, actor: str, reason: str,
+                   dataset: str | None = None) -> dict[str, str | None]:
+        """The newest clear record of ``council``/``record_id``; every call is audited."""
+        if not actor or not reason:
+            raise AnonymiseError("re-identification needs an actor and a reason (both are audited)")
+        rid_hash = hmac.new(self.keyring.subkey(INDEX_PURPOSE), f"{council}\x1f{record_id}".encode(),
+                            "sha256").hexdigest()[:16]
+        entry = {"time": _now(), "actor": actor, "council": council, "dataset": dataset,
+                 "record_hash": rid_hash, "reason": reason}
+        try:
+            hits = self._candidates(council, record_id, dataset)
+            if not hits:
+                raise RecordNotFound(f"no vaulted record {council}/{'<hash ' + rid_hash + '>'}"
+                                     + (f" in {dataset}" if dataset else ""))
+            newest = hits[-1]
+            _, plain = unseal_for_council(self.home, self.keyring, council, newest["blob"].read_bytes(),
+                                          str(newest["blob"]))
+            frame = pq.read_table(io.BytesIO(plain)).to_pandas()
+            rows = frame[frame["record_id"] == str(record_id)]
+            if rows.empty:
+                raise TamperedError(f"{newest['blob']}: index lists the record but the blob does not hold it")
+            record = {k: (None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+                      for k, v in rows.iloc[-1].to_dict().items()}
+        except Exception as exc:
+            self._audit(entry | {"outcome": type(exc).__name__})
+            raise
+        self._audit(entry | {"outcome": "returned", "extract_id": newest["extract_id"]})
+        record["extract_id"] = newest["extract_id"]
+        return record
