@@ -1,9 +1,235 @@
-"""Command-line commands of this stage (registered by councilmatch.cli)."""
+"""Data officers' commands: ``councilmatch feeds list | check | add``.
+
+Exit codes of ``feeds check`` (and of ``feeds add``, which ends with a check):
+0 the extract is usable, 1 it was read but no row was accepted, 2 the feed
+definition or the extract is unusable (the message names the file).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from councilmatch.cli_common import HomeOption, resolve_home
+from councilmatch.contracts import DATASETS
+from councilmatch.home import Home
+from ingest.extract import IngestResult, ingest_extract
+from ingest.feed import FeedDefinition
+from ingest.feeds import FeedDefinitionError, feed_path, landing_dir, load_feed, load_feeds, newest_extract, parse_feed
+from ingest.manifest import read_manifests
+from ingest.propose import feed_yaml, propose_feed
+from ingest.read import ExtractError, describe_delimiter
+
+EXIT_OK, EXIT_NOTHING_ACCEPTED, EXIT_UNUSABLE = 0, 1, 2
+
+feeds_app = typer.Typer(help="Feeds: list them, check an extract against its feed, add a feed from a sample.",
+                        no_args_is_help=True)
+console = Console(highlight=False)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(EXIT_UNUSABLE)
+
+
+def _resolve_feed(home: Home, feed: str) -> FeedDefinition:
+    """FEED is "<council>/<dataset>" or a path to the YAML file."""
+    candidate = Path(feed)
+    path = candidate if candidate.suffix in (".yaml", ".yml") or candidate.is_file() else feed_path(home, feed)
+    if not path.is_file():
+        _fail(f"no feed definition {path} (FEED is '<council>/<dataset>' or a path to its YAML)")
+    try:
+        return load_feed(path)
+    except FeedDefinitionError as exc:
+        _fail(str(exc))
+    raise AssertionError("unreachable")
+
+
+def _ingest_with_progress(feed: FeedDefinition, extract: Path) -> IngestResult:
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task(f"{extract.name}: starting")
+        return ingest_extract(feed, extract, on_stage=lambda s: progress.update(task, description=f"{extract.name}: {s}"))
+
+
+def run_check(feed: FeedDefinition, extract: Path, show: int = 20) -> int:
+    """Ingest in memory (nothing written) and print what a data officer needs; returns the exit code."""
+    try:
+        result = _ingest_with_progress(feed, extract)
+    except ExtractError as exc:
+        console.print(f"[bold red]unusable extract:[/] {exc}", soft_wrap=True)
+        return EXIT_UNUSABLE
+    m = result.manifest()
+    summary = Table(title=f"{feed.feed_id} v{feed.version}: {extract.name}", show_header=False)
+    summary.add_column(style="bold")
+    summary.add_column(justify="right")
+    summary.add_row("rows read", f"{m['rows_in']:,}")
+    summary.add_row("accepted", f"[green]{m['accepted']:,}[/]")
+    summary.add_row("quarantined", f"[{'red' if m['quarantined'] else 'green'}]{m['quarantined']:,}[/]")
+    if m["blank_rows"]:
+        summary.add_row("blank rows skipped", f"{m['blank_rows']:,}")
+    summary.add_row("reconciled", "yes" if m["rows_in"] == m["accepted"] + m["quarantined"] else "[red]NO[/]")
+    console.print(summary)
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+    if m["quarantine_reasons"]:
+        reasons = Table(title="Quarantined by reason (a row may have several)")
+        reasons.add_column("reason")
+        reasons.add_column("rows", justify="right")
+        for reason, count in m["quarantine_reasons"].items():
+            reasons.add_row(reason, f"{count:,}")
+        console.print(reasons)
+        where = "line" if result.header_offset == 1 else "row"
+        rows = Table(title=f"First {min(show, m['quarantined'])} problem rows (row 1 = first data row; "
+                           f"{where} = row + {result.header_offset})" if result.header_offset == 1
+                     else f"First {min(show, m['quarantined'])} problem rows (row 1 = first row)")
+        rows.add_column("row", justify="right")
+        rows.add_column("record_id")
+        rows.add_column("problems")
+        for r in result.quarantined.head(show).itertuples():
+            rows.add_row(str(r.row_number), "" if r.record_id is None or str(r.record_id) == "<NA>" else str(r.record_id), r.reasons)
+        console.print(rows)
+    if m["accepted"] == 0:
+        console.print(f"[bold red]no row accepted[/] from {extract}")
+        return EXIT_NOTHING_ACCEPTED
+    console.print(f"[green]usable:[/] {m['accepted']:,} of {m['rows_in']:,} rows accepted")
+    return EXIT_OK
+
+
+@feeds_app.command("list")
+def list_feeds(home: HomeOption = None) -> None:
+    """Every feed with its format, version, newest extract and last ingest counts."""
+    h = resolve_home(home)
+    try:
+        feeds = load_feeds(h)
+    except FeedDefinitionError as exc:
+        _fail(str(exc))
+    if not feeds:
+        console.print(f"no feeds in {h.feeds} (add one with 'councilmatch feeds add')")
+        return
+    table = Table(title=f"Feeds in {h.feeds}")
+    for col in ("feed", "format", "version", "newest extract", "last ingest", "rows", "accepted", "quarantined"):
+        table.add_column(col, justify="right" if col in ("version", "rows", "accepted", "quarantined") else "left")
+    for feed_id, feed in feeds.items():
+        newest = newest_extract(h, feed)
+        manifests = read_manifests(h, feed_id)
+        last = manifests[-1] if manifests else None
+        table.add_row(
+            feed_id, feed.format, str(feed.version), newest.name if newest else "[dim]none[/]",
+            last["extract_file"] if last else "[dim]never[/]",
+            f"{last['rows_in']:,}" if last else "", f"{last['accepted']:,}" if last else "",
+            f"{last['quarantined']:,}" if last else "",
+        )
+    console.print(table)
+
+
+@feeds_app.command("check")
+def check(
+    feed: Annotated[str, typer.Argument(help="'<council>/<dataset>' or a path to the feed's YAML")],
+    extract: Annotated[Optional[Path], typer.Argument(help="Extract to check (default: newest in the feed's landing folder)")] = None,
+    show: Annotated[int, typer.Option(help="How many problem rows to list")] = 20,
+    home: HomeOption = None,
+) -> None:
+    """Validate the feed YAML and dry-run an extract: counts, reasons, problem rows. Writes nothing."""
+    h = resolve_home(home)
+    definition = _resolve_feed(h, feed)
+    console.print(f"[green]feed definition OK:[/] {definition.feed_id} version {definition.version}")
+    if extract is None:
+        extract = newest_extract(h, definition)
+        if extract is None:
+            _fail(f"no extract in {landing_dir(h, definition)} (give one as EXTRACT)")
+    raise typer.Exit(run_check(definition, extract, show))
+
+
+@feeds_app.command("add")
+def add(
+    council: Annotated[str, typer.Option(help="ONS code, e.g. E09000007, or 'central'")],
+    dataset: Annotated[str, typer.Option(help=f"One of: {', '.join(DATASETS)}")],
+    sample: Annotated[Path, typer.Option(help="A sample extract (CSV, XLSX or Parquet)", exists=True, dir_okay=False)],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Accept every proposal without asking")] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing feed definition")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Propose a feed from a sample's header and values, confirm it, write feeds/<council>/<dataset>.yaml, check it."""
+    h = resolve_home(home)
+    if dataset not in DATASETS:
+        _fail(f"unknown data set {dataset!r}; known: {', '.join(DATASETS)}")
+    target = h.feeds / council / f"{dataset}.yaml"
+    if target.exists() and not force:
+        _fail(f"{target} already exists (edit it, or use --force to replace it)")
+    try:
+        proposal = propose_feed(council, dataset, sample)
+    except ExtractError as exc:
+        _fail(str(exc))
+    spec = DATASETS[dataset]
+    if sample.suffix.lower() not in (".xlsx", ".xlsm", ".parquet"):
+        console.print(f"sample {sample.name}: encoding [bold]{proposal.encoding}[/], "
+                      f"delimiter [bold]{describe_delimiter(proposal.delimiter)}[/], {len(proposal.header)} columns")
+    table = Table(title=f"Proposed mapping for {council}/{dataset}")
+    for col in ("canonical field", "source column(s)", "matched by", "required"):
+        table.add_column(col)
+    for fld in ["record_id", *spec.required, *spec.optional]:
+        src = proposal.columns.get(fld)
+        shown = ", ".join(src) if isinstance(src, list) else (src or "[dim]-[/]")
+        table.add_row(fld, shown, proposal.how.get(fld, ""), "yes" if fld == "record_id" or fld in spec.required else "")
+    console.print(table)
+    if proposal.unmapped:
+        console.print(f"unmapped source columns: {', '.join(proposal.unmapped)}")
+
+    columns = dict(proposal.columns)
+    if not yes:
+        for fld, src in list(columns.items()):
+            shown = ", ".join(src) if isinstance(src, list) else src
+            if not typer.confirm(f"{fld} <- {shown}?", default=True):
+                answer = typer.prompt(f"source column(s) for {fld}, comma-separated (blank: leave unmapped)",
+                                      default="", show_default=False)
+                names = [a.strip() for a in answer.split(",") if a.strip()]
+                if names:
+                    columns[fld] = names[0] if len(names) == 1 else names
+                else:
+                    columns.pop(fld)
+    missing = [f for f in ("record_id", *spec.required) if f not in columns]
+    if missing and not yes:
+        for fld in missing:
+            answer = typer.prompt(f"required field {fld}: source column(s), comma-separated", default="", show_default=False)
+            names = [a.strip() for a in answer.split(",") if a.strip()]
+            if names:
+                columns[fld] = names[0] if len(names) == 1 else names
+        missing = [f for f in ("record_id", *spec.required) if f not in columns]
+    if missing:
+        _fail(f"no column in {sample} found for required field(s) {', '.join(missing)}; "
+              f"header: {', '.join(proposal.header)}. Rename the columns or run without --yes to choose them.")
+
+    fmt = "xlsx" if sample.suffix.lower() in (".xlsx", ".xlsm") else "parquet" if sample.suffix.lower() == ".parquet" else "csv"
+    kwargs: dict = {}
+    if proposal.true_values:
+        kwargs["true_values"] = proposal.true_values
+    if proposal.false_values:
+        kwargs["false_values"] = proposal.false_values
+    feed = FeedDefinition(
+        council=council, dataset=dataset, version=1, format=fmt, encoding=proposal.encoding,
+        delimiter=proposal.delimiter, date_format=proposal.date_format, date_formats=proposal.date_formats,
+        columns=columns, mandatory=[f for f in ("record_id", *spec.required) if f in columns], **kwargs,
+    )
+    text = feed_yaml(feed, sample.name)
+    try:
+        parse_feed(text, target)
+    except FeedDefinitionError as exc:
+        _fail(str(exc))
+    console.print(f"date format: {feed.date_format}" + (f"; overrides: {feed.date_formats}" if feed.date_formats else ""))
+    if not yes and not typer.confirm(f"write {target}?", default=True):
+        raise typer.Exit(EXIT_UNUSABLE)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    console.print(f"[green]wrote[/] {target}")
+    raise typer.Exit(run_check(feed, sample))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the main app."""
+    """Add the ``feeds`` group to the main app."""
+    app.add_typer(feeds_app, name="feeds")
