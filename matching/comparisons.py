@@ -1,0 +1,296 @@
+"""The comparison library: how two pseudonymised records are compared, field by field.
+
+Modelled on Splink's comparison library. A :class:`Comparison` is an ordered
+list of :class:`Level` s; a pair takes the first level whose test holds, or the
+*null* level (weight 0) when the field is missing on either side. Every level
+carries a sentence, because investigators read it next to each flag.
+
+Tests only ever look at tokens (int64 keyed hashes, 0 = missing) and keyed
+Bloom filters (bytes, all-zero = missing): never at a clear value.
+
+Match types name comparisons from :data:`LIBRARY` in YAML, e.g.
+``{use: name, field: surname}`` or ``{use: exact, column: t_nino, name: nino}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from councilmatch.contracts import BLOOM_BYTES
+
+NULL = -1  # level index of "missing on either side"
+
+
+# ---------------------------------------------------------------------------
+# The two sides of a batch of pairs
+# ---------------------------------------------------------------------------
+
+
+class Side:
+    """One data set's columns as numpy arrays, converted once and reused for every pair batch."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self.n = len(frame)
+        self._tokens: dict[str, np.ndarray] = {}
+        self._blooms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def token(self, column: str) -> np.ndarray:
+        if column not in self._tokens:
+            if column in self.frame.columns:
+                values = self.frame[column].fillna(0).to_numpy(dtype=np.int64)
+            else:
+                values = np.zeros(self.n, dtype=np.int64)
+            self._tokens[column] = values
+        return self._tokens[column]
+
+    def bloom(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """(n × nbytes uint8 matrix, popcount per row)."""
+        if column not in self._blooms:
+            matrix = bloom_matrix(self.frame[column] if column in self.frame.columns else None,
+                                  self.n, BLOOM_BYTES.get(column, 64))
+            self._blooms[column] = (matrix, np.bitwise_count(matrix).sum(axis=1, dtype=np.int32))
+        return self._blooms[column]
+
+
+def bloom_matrix(values: pd.Series | None, n: int, nbytes: int) -> np.ndarray:
+    """Bytes column -> uint8 matrix; missing or malformed values become all-zero rows (= missing)."""
+    out = np.zeros((n, nbytes), dtype=np.uint8)
+    if values is None or n == 0:
+        return out
+    raw = values.to_numpy(dtype=object)
+    ok = np.fromiter((isinstance(v, (bytes, bytearray)) and len(v) == nbytes for v in raw), bool, n)
+    if ok.any():
+        out[ok] = np.frombuffer(b"".join(raw[ok]), dtype=np.uint8).reshape(-1, nbytes)
+    return out
+
+
+@dataclass
+class Pairs:
+    """A batch of candidate pairs: row positions into the left and right :class:`Side`."""
+
+    left: Side
+    right: Side
+    li: np.ndarray
+    ri: np.ndarray
+    _cache: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.li)
+
+    def tokens(self, left_col: str, right_col: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        right_col = right_col or left_col
+        return self.left.token(left_col)[self.li], self.right.token(right_col)[self.ri]
+
+    def dice(self, column: str) -> np.ndarray:
+        """Dice coefficient of the two Bloom filters (NaN where either is empty)."""
+        if ("dice", column) not in self._cache:
+            lm, lp = self.left.bloom(column)
+            rm, rp = self.right.bloom(column)
+            out = np.empty(len(self), dtype=np.float32)
+            step = 200_000  # bounds the temporary (step × nbytes) matrices
+            for s in range(0, len(self), step):
+                li, ri = self.li[s:s + step], self.ri[s:s + step]
+                common = np.bitwise_count(lm[li] & rm[ri]).sum(axis=1, dtype=np.int32)
+                total = lp[li] + rp[ri]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out[s:s + step] = np.where(total > 0, 2.0 * common / total, np.nan)
+                out[s:s + step][(lp[li] == 0) | (rp[ri] == 0)] = np.nan
+            self._cache[("dice", column)] = out
+        return self._cache[("dice", column)]
+
+
+# ---------------------------------------------------------------------------
+# Level tests: small declarative objects, each with its own words
+# ---------------------------------------------------------------------------
+
+Test = Callable[[Pairs], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Same:
+    """Both records carry the same token in ``column`` (or ``column`` vs ``other`` column)."""
+
+    column: str
+    other: str | None = None
+
+    def __call__(self, pairs: Pairs) -> np.ndarray:
+        a, b = pairs.tokens(self.column, self.other)
+        return (a == b) & (a != 0)
+
+
+@dataclass(frozen=True)
+class Crossed:
+    """Left ``a`` equals right ``b`` or left ``b`` equals right ``a`` (swaps, previous surnames)."""
+
+    a: str
+    b: str
+
+    def __call__(self, pairs: Pairs) -> np.ndarray:
+        return Same(self.a, self.b)(pairs) | Same(self.b, self.a)(pairs)
+
+
+@dataclass(frozen=True)
+class DiceAtLeast:
+    """Keyed Bloom filters of the two values share at least ``threshold`` of their bits (Dice)."""
+
+    column: str
+    threshold: float
+
+    def __call__(self, pairs: Pairs) -> np.ndarray:
+        d = pairs.dice(self.column)
+        return np.nan_to_num(d, nan=-1.0) >= self.threshold
+
+
+@dataclass(frozen=True)
+class AllOf:
+    tests: tuple
+
+    def __call__(self, pairs: Pairs) -> np.ndarray:
+        out = np.ones(len(pairs), dtype=bool)
+        for t in self.tests:
+            out &= t(pairs)
+        return out
+
+
+@dataclass(frozen=True)
+class Level:
+    label: str
+    description: str
+    test: Test | None  # None = "anything else" (the disagreement level)
+    m_start: float  # starting m for EM; u starts from random pairs
+    tf_column: str | None = None  # term-frequency adjust this level on that token column
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str
+    description: str
+    levels: tuple[Level, ...]
+    #: the field counts as missing for a record when all these columns are missing
+    present: tuple[str, ...]
+
+    def levels_of(self, pairs: Pairs) -> np.ndarray:
+        """Level index per pair (int8), :data:`NULL` where either side lacks the field."""
+        out = np.full(len(pairs), len(self.levels) - 1, dtype=np.int8)
+        undecided = np.ones(len(pairs), dtype=bool)
+        for i, level in enumerate(self.levels):
+            if level.test is None:
+                break
+            hit = level.test(pairs) & undecided
+            out[hit] = i
+            undecided &= ~hit
+        out[~(_present(pairs.left, self.present)[pairs.li] & _present(pairs.right, self.present)[pairs.ri])] = NULL
+        return out
+
+    def describe(self) -> list[dict[str, str]]:
+        return [{"label": lv.label, "description": lv.description} for lv in self.levels]
+
+
+def _present(side: Side, columns: tuple[str, ...]) -> np.ndarray:
+    out = np.zeros(side.n, dtype=bool)
+    for col in columns:
+        if col in BLOOM_BYTES:
+            out |= side.bloom(col)[1] > 0
+        else:
+            out |= side.token(col) != 0
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The library
+# ---------------------------------------------------------------------------
+
+_NAME_FIELDS = {
+    # field: (token, Bloom filter, phonetic token, other name column for swaps)
+    "forename": ("t_forename", "bf_forenames", "t_forename_phon", "t_surname"),
+    "surname": ("t_surname", "bf_surname", "t_surname_phon", "t_forename"),
+}
+
+
+def name(field: str = "surname") -> Comparison:
+    """A person's forename or surname: exact, near spelling, nickname/phonetic, swapped, different."""
+    if field not in _NAME_FIELDS:
+        raise ValueError(f"name comparison: field must be one of {sorted(_NAME_FIELDS)}, not {field!r}")
+    token, bloom, phon, other = _NAME_FIELDS[field]
+    what = "first forename" if field == "forename" else "surname"
+    levels: list[Level] = [
+        Level("exact", f"the {what} is identical", Same(token), 0.85, tf_column=token),
+        Level("near spelling", f"the {what}s differ by a typo or two (keyed bigram similarity ≥ 0.85)",
+              DiceAtLeast(bloom, 0.85), 0.06),
+    ]
+    if field == "forename":
+        levels.append(Level("nickname", "the forenames are a name and its nickname (e.g. Bill / William)",
+                            Same("t_forename_canon"), 0.02))
+    else:
+        levels.append(Level("previous surname", "one record's surname is the other's previous surname",
+                            Crossed("t_surname", "t_prev_surname"), 0.02))
+    levels += [
+        Level("sounds alike", f"the {what}s sound alike (same phonetic code)", Same(phon), 0.02),
+        Level("similar", f"the {what}s are similar (keyed bigram similarity ≥ 0.6)", DiceAtLeast(bloom, 0.6), 0.02),
+        Level("swapped", "forename and surname are swapped between the records", Same(token, other), 0.01),
+        Level("different", f"the {what}s are different", None, 0.02),
+    ]
+    return Comparison(field, f"Compares the {what}.", tuple(levels), present=(token, bloom))
+
+
+def date_of_birth() -> Comparison:
+    """Date of birth: exact, day/month transposed, same year, different."""
+    return Comparison("dob", "Compares the date of birth.", (
+        Level("exact", "the dates of birth are identical", Same("t_dob"), 0.9, tf_column="t_dob"),
+        Level("transposed", "same date with day and month swapped", Same("t_dob_unordered"), 0.02),
+        Level("same year", "born in the same year, different date", Same("t_yob"), 0.04),
+        Level("different", "the dates of birth are different", None, 0.04),
+    ), present=("t_dob",))
+
+
+def address() -> Comparison:
+    """Full address (with postcode): exact, near, same premise, similar, different."""
+    return Comparison("address", "Compares the address.", (
+        Level("exact", "the addresses are identical", Same("t_address"), 0.8, tf_column="t_address"),
+        Level("near", "the addresses differ by a typo or two (keyed trigram similarity ≥ 0.85)",
+              DiceAtLeast("bf_address", 0.85), 0.08),
+        Level("same premise", "same house/flat number and postcode", Same("t_premise"), 0.04),
+        Level("similar", "the addresses are similar (keyed similarity ≥ 0.6)", DiceAtLeast("bf_address", 0.6), 0.04),
+        Level("different", "the addresses are different", None, 0.04),
+    ), present=("t_address", "bf_address"))
+
+
+def postcode() -> Comparison:
+    """Postcode: exact, same sector, same district, different."""
+    return Comparison("postcode", "Compares the postcode.", (
+        Level("exact", "the postcodes are identical", Same("t_postcode"), 0.85, tf_column="t_postcode"),
+        Level("same sector", "same postcode sector (e.g. SW1A 1)", Same("t_pc_sector"), 0.05),
+        Level("same district", "same postcode district (e.g. SW1A)", Same("t_pc_district"), 0.04),
+        Level("different", "the postcodes are different", None, 0.06),
+    ), present=("t_postcode",))
+
+
+_EXACT_WORDS = {
+    "t_nino": "National Insurance number", "t_uprn": "property reference (UPRN)",
+    "t_email": "email address", "t_phone": "phone number", "t_bank": "bank account",
+}
+
+
+def exact(column: str, name: str | None = None, tf: bool = False) -> Comparison:
+    """Any single token column: identical or different."""
+    what = _EXACT_WORDS.get(column, column)
+    label = name or column.removeprefix("t_")
+    return Comparison(label, f"Compares the {what}.", (
+        Level("exact", f"the {what} is identical", Same(column), 0.9, tf_column=column if tf else None),
+        Level("different", f"the {what} is different", None, 0.1),
+    ), present=(column,))
+
+
+#: name used in YAML -> factory (keyword arguments come from the YAML entry)
+LIBRARY: dict[str, Callable[..., Comparison]] = {
+    "name": name,
+    "date_of_birth": date_of_birth,
+    "address": address,
+    "postcode": postcode,
+    "exact": exact,
+}

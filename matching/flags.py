@@ -1,0 +1,76 @@
+"""Flags: stable ids, evidence an investigator can read, and the union of a run's shards."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from councilmatch.contracts import FLAG_COLUMNS
+
+SHARD_COLUMNS = tuple(c for c in FLAG_COLUMNS if c not in ("first_seen", "last_seen"))
+REFS = ("left_council", "left_dataset", "left_record_id", "right_council", "right_dataset", "right_record_id")
+
+
+def _sha(text: str, length: int = 20) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def flag_ids(match_type: str, refs: pd.DataFrame) -> pd.Series:
+    """sha256 of match type and both record references: the same pair next night is the same flag."""
+    joined = pd.Series(match_type, index=refs.index)
+    for col in REFS:
+        joined = joined + "\x1f" + refs[col].astype(str)
+    return joined.map(_sha)
+
+
+def evidence_columns(names: list[str], labels: list[np.ndarray], weights: np.ndarray) -> tuple[list[str], list[str]]:
+    """(evidence JSON, evidence hash) per flag. The hash covers levels only, so a re-fitted
+    model (slightly different weights) does not re-open a flag an investigator closed."""
+    evidence, hashes = [], []
+    for i in range(len(weights)):
+        levels = {n: str(lab[i]) for n, lab in zip(names, labels)}
+        evidence.append(json.dumps(
+            {n: {"level": levels[n], "weight": round(float(weights[i, k]), 3)} for k, n in enumerate(names)},
+            sort_keys=True))
+        hashes.append(_sha(json.dumps(levels, sort_keys=True), 16))
+    return evidence, hashes
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def empty_flags(columns: tuple[str, ...] = FLAG_COLUMNS) -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+    for c in ("match_probability", "match_weight"):
+        if c in frame:
+            frame[c] = frame[c].astype("float64")
+    if "priority" in frame:
+        frame["priority"] = frame["priority"].astype("int64")
+    return frame
+
+
+def first_seen_dates(flags_dir: Path, run_id: str) -> pd.Series:
+    """flag_id -> first_seen over every earlier run's flags file (earliest wins)."""
+    seen: list[pd.DataFrame] = []
+    for path in sorted(flags_dir.glob("*.parquet")):
+        if path.stem >= run_id:
+            continue
+        try:
+            earlier = pd.read_parquet(path, columns=["flag_id", "first_seen"])
+        except Exception:  # noqa: BLE001 - a damaged old file must not stop tonight's run
+            continue
+        seen.append(earlier)
+    if not seen:
+        return pd.Series([], dtype=object)
+    allseen = pd.concat(seen, ignore_index=True).dropna()
+    return allseen.groupby("flag_id")["first_seen"].min()

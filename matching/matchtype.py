@@ -1,0 +1,219 @@
+"""Match types: declared in YAML, validated here, loaded from the package and the home.
+
+A match type says which two data sets to link, how (blocking rules, comparisons,
+threshold), and which rules turn a link into a flag. The shipped ones live in
+``matching/matchtypes/*.yaml``; a home's ``matchtypes/`` folder adds new ones or
+overrides shipped ones by id. Validation errors name the file, line and key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from councilmatch.contracts import DATASETS, TOKEN_COLUMNS
+from matching.comparisons import LIBRARY, Comparison
+from matching.conditions import CONDITIONS
+
+SHIPPED = Path(__file__).parent / "matchtypes"
+
+
+class MatchTypeError(ValueError):
+    """A match type file that cannot be used; the message names file, line and key."""
+
+
+class ComparisonRef(BaseModel):
+    """A comparison from the library, e.g. ``{use: name, field: surname}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    use: str
+    field: str | None = None
+    column: str | None = None
+    name: str | None = None
+    tf: bool = False
+
+    @field_validator("use")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in LIBRARY:
+            raise ValueError(f"unknown comparison {v!r}; the library has {sorted(LIBRARY)}")
+        return v
+
+    @field_validator("column")
+    @classmethod
+    def _token(cls, v: str | None) -> str | None:
+        if v is not None and v not in TOKEN_COLUMNS:
+            raise ValueError(f"{v!r} is not a token column")
+        return v
+
+    def build(self) -> Comparison:
+        kwargs: dict[str, Any] = {}
+        if self.use == "name":
+            kwargs["field"] = self.field or "surname"
+        if self.use == "exact":
+            if not self.column:
+                raise ValueError("an exact comparison needs 'column'")
+            kwargs.update(column=self.column, name=self.name, tf=self.tf)
+        comparison = LIBRARY[self.use](**kwargs)
+        if self.name and self.use != "exact":
+            comparison = Comparison(self.name, comparison.description, comparison.levels, comparison.present)
+        return comparison
+
+
+class Linkage(BaseModel):
+    """How records are paired and scored."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: candidate pairs agree on every token column of at least one rule
+    blocking: list[list[str]] = Field(min_length=1)
+    comparisons: list[ComparisonRef] = Field(min_length=1)
+    #: flag a pair when its match probability is at least this
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    #: estimate u by EM as well (else u stays as measured on random pairs)
+    estimate_u: bool = True
+
+    @field_validator("blocking")
+    @classmethod
+    def _tokens(cls, rules: list[list[str]]) -> list[list[str]]:
+        for rule in rules:
+            if not rule:
+                raise ValueError("a blocking rule needs at least one token column")
+            for col in rule:
+                if col not in TOKEN_COLUMNS:
+                    raise ValueError(f"blocking column {col!r} is not a token column "
+                                     f"(one of {', '.join(TOKEN_COLUMNS)})")
+        return rules
+
+    @model_validator(mode="after")
+    def _builds(self) -> "Linkage":
+        names = [c.build().name for c in self.comparisons]
+        if len(set(names)) != len(names):
+            raise ValueError(f"comparison names must be unique: {names}")
+        return self
+
+    def built(self) -> list[Comparison]:
+        return [c.build() for c in self.comparisons]
+
+
+class MatchType(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    #: what the investigator reads: why this pair is worth a look
+    reason: str
+    left: str
+    right: str
+    scope: Literal["different_councils", "same_council", "any"] = "any"
+    link: Literal["same_person", "same_address_different_person"] = "same_person"
+    conditions: list[str] = Field(default_factory=list)
+    priority: int = Field(2, ge=1)
+    #: same_person: the person model; same_address_different_person: the address model
+    linkage: Linkage
+    #: same_address_different_person only: flag when P(same person) is below person.threshold
+    person: Linkage | None = None
+
+    @field_validator("left", "right")
+    @classmethod
+    def _dataset(cls, v: str) -> str:
+        if v not in DATASETS:
+            raise ValueError(f"unknown data set {v!r}; known: {', '.join(DATASETS)}")
+        return v
+
+    @field_validator("conditions")
+    @classmethod
+    def _conditions(cls, v: list[str]) -> list[str]:
+        for c in v:
+            if c not in CONDITIONS:
+                raise ValueError(f"unknown condition {c!r}; the vocabulary is {', '.join(CONDITIONS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _person(self) -> "MatchType":
+        if self.link == "same_address_different_person" and self.person is None:
+            raise ValueError("link same_address_different_person needs a 'person' linkage")
+        return self
+
+    @property
+    def dedupe(self) -> bool:
+        """Both sides are the same data set: each unordered pair once, left = smaller reference."""
+        return self.left == self.right
+
+
+# ---------------------------------------------------------------------------
+# Loading, with errors that point at file, line and key
+# ---------------------------------------------------------------------------
+
+
+def _node_line(node: yaml.Node, loc: tuple) -> int:
+    """1-based line of the deepest YAML node along a pydantic error location."""
+    line = node.start_mark.line + 1
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == key:
+                    node = v
+                    line = k.start_mark.line + 1
+                    break
+            else:
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def parse_matchtype(text: str, source: str) -> MatchType:
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise MatchTypeError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise MatchTypeError(f"{source}:1: a match type must be a mapping of keys to values")
+    try:
+        return MatchType.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            key = ".".join(str(p) for p in loc) or "(top level)"
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{source}:{_node_line(node, loc)}: {key}: {msg}")
+        raise MatchTypeError("\n".join(lines)) from None
+
+
+def load_file(path: Path) -> MatchType:
+    return parse_matchtype(Path(path).read_text(encoding="utf-8"), str(path))
+
+
+def load_matchtypes(home: Any | None = None) -> dict[str, MatchType]:
+    """Shipped match types, then the home's ``matchtypes/*.yaml`` (adding or overriding by id)."""
+    folders = [SHIPPED]
+    if home is not None and Path(home.matchtypes).is_dir():
+        folders.append(Path(home.matchtypes))
+    found: dict[str, MatchType] = {}
+    for folder in folders:
+        for path in sorted(folder.glob("*.y*ml")):
+            mt = load_file(path)
+            found[mt.id] = mt
+    return dict(sorted(found.items(), key=lambda kv: (kv[1].priority, kv[0])))
+
+
+def source_of(home: Any | None, match_type_id: str) -> str:
+    """Which file a match type came from (for ``matchtypes list``)."""
+    if home is not None and Path(home.matchtypes).is_dir():
+        for path in sorted(Path(home.matchtypes).glob("*.y*ml")):
+            if yaml.safe_load(path.read_text(encoding="utf-8")).get("id") == match_type_id:
+                return str(path)
+    for path in sorted(SHIPPED.glob("*.y*ml")):
+        if yaml.safe_load(path.read_text(encoding="utf-8")).get("id") == match_type_id:
+            return f"shipped:{path.name}"
+    return "?"

@@ -1,0 +1,216 @@
+"""Fellegi–Sunter model: multi-level m/u estimated by EM, term-frequency adjustment, scoring.
+
+Why not recordlinkage's ECMClassifier: it only takes binary features, and our
+comparisons have several levels plus a null level that must carry no weight.
+The EM here is written on *agreement patterns* (distinct comparison vectors
+with their counts), so a million candidate pairs are a few hundred rows of work.
+
+Per comparison k and level l: m = P(level | same), u = P(level | different),
+weight = log2(m/u). A pair's match weight is log2(λ/(1-λ)) plus the weights of
+its levels (null level: 0) plus term-frequency adjustments; its probability is
+2^W / (1 + 2^W).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from matching.comparisons import NULL, Comparison, Pairs
+
+FLOOR = 1e-6  # no level is ever impossible in either class
+
+
+@dataclass
+class FittedModel:
+    comparisons: list[Comparison]
+    m: list[np.ndarray]
+    u: list[np.ndarray]
+    lam: float
+    iterations: int = 0
+    training_pairs: int = 0
+    random_pairs: int = 0
+    #: comparison name -> (token column, frequency per token value) for its TF-adjusted level
+    tf: dict[str, tuple[str, pd.Series]] = field(default_factory=dict)
+
+    def weights(self) -> list[np.ndarray]:
+        return [np.log2(m / u) for m, u in zip(self.m, self.u)]
+
+    def to_json(self) -> dict:
+        comps = []
+        for comp, m, u, w in zip(self.comparisons, self.m, self.u, self.weights()):
+            comps.append({
+                "name": comp.name,
+                "description": comp.description,
+                "levels": [
+                    {"label": lv.label, "description": lv.description, "m": float(mi), "u": float(ui),
+                     "weight": float(wi), "tf_adjusted": lv.tf_column is not None}
+                    for lv, mi, ui, wi in zip(comp.levels, m, u, w)
+                ],
+            })
+        return {"lambda": self.lam, "prior_weight": float(np.log2(self.lam / (1 - self.lam))),
+                "iterations": self.iterations, "training_pairs": self.training_pairs,
+                "random_pairs": self.random_pairs, "comparisons": comps}
+
+    @classmethod
+    def from_json(cls, data: dict, comparisons: list[Comparison]) -> "FittedModel":
+        by_name = {c["name"]: c for c in data["comparisons"]}
+        m, u = [], []
+        for comp in comparisons:
+            levels = by_name[comp.name]["levels"]
+            if [lv["label"] for lv in levels] != [lv.label for lv in comp.levels]:
+                raise ValueError(f"saved model for {comp.name!r} has other levels than the library's")
+            m.append(np.array([lv["m"] for lv in levels]))
+            u.append(np.array([lv["u"] for lv in levels]))
+        return cls(comparisons, m, u, float(data["lambda"]), data.get("iterations", 0),
+                   data.get("training_pairs", 0), data.get("random_pairs", 0))
+
+
+def comparison_vectors(comparisons: list[Comparison], pairs: Pairs) -> np.ndarray:
+    """n_pairs × n_comparisons matrix of level indices (int8, NULL = missing)."""
+    out = np.empty((len(pairs), len(comparisons)), dtype=np.int8)
+    for k, comp in enumerate(comparisons):
+        out[:, k] = comp.levels_of(pairs)
+    return out
+
+
+def level_frequencies(gammas: np.ndarray, n_levels: list[int], smoothing: float = 0.5) -> list[np.ndarray]:
+    """Share of each level among non-null values (e.g. u from random pairs), Laplace-smoothed."""
+    out = []
+    for k, n in enumerate(n_levels):
+        g = gammas[:, k]
+        counts = np.bincount(g[g != NULL], minlength=n).astype(float) + smoothing
+        out.append(counts / counts.sum())
+    return out
+
+
+def _normalise(p: np.ndarray) -> np.ndarray:
+    p = np.maximum(p, FLOOR)
+    return p / p.sum()
+
+
+def fit_em(
+    gammas: np.ndarray,
+    n_levels: list[int],
+    m_start: list[np.ndarray],
+    u_start: list[np.ndarray],
+    lam_start: float = 0.01,
+    estimate_u: bool = True,
+    max_iter: int = 200,
+    tol: float = 1e-7,
+    prior_strength: float = 20.0,
+) -> tuple[list[np.ndarray], list[np.ndarray], float, int]:
+    """EM for a two-class mixture of independent multi-level comparisons; null levels are ignored.
+
+    Returns (m, u, λ, iterations). Runs on distinct patterns weighted by their counts.
+    Maximum a posteriori: each class's level shares get ``prior_strength`` pseudo-pairs
+    spread as the starting values, so a level never seen among a few hundred training
+    pairs keeps a finite, sensible weight instead of ±∞; on large data it washes out.
+    """
+    if len(gammas) == 0:
+        return [_normalise(m) for m in m_start], [_normalise(u) for u in u_start], lam_start, 0
+    patterns, counts = np.unique(gammas, axis=0, return_counts=True)
+    counts = counts.astype(float)
+    m = [_normalise(np.asarray(x, float)) for x in m_start]
+    u = [_normalise(np.asarray(x, float)) for x in u_start]
+    m_prior = [prior_strength * x for x in m]
+    u_prior = [prior_strength * x for x in u]
+    lam = float(lam_start)
+    it = 0
+    for it in range(1, max_iter + 1):
+        log_m = np.zeros(len(patterns))
+        log_u = np.zeros(len(patterns))
+        for k in range(len(n_levels)):
+            g = patterns[:, k]
+            known = g != NULL
+            log_m[known] += np.log(m[k][g[known]])
+            log_u[known] += np.log(u[k][g[known]])
+        log_odds = np.log(lam) - np.log1p(-lam) + log_m - log_u
+        post = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700)))
+        wm, wu = counts * post, counts * (1.0 - post)
+        new_lam = float(np.clip(wm.sum() / counts.sum(), 1e-9, 1 - 1e-9))
+        new_m, new_u = [], []
+        for k, n in enumerate(n_levels):
+            g = patterns[:, k]
+            known = g != NULL
+            new_m.append(_normalise(np.bincount(g[known], weights=wm[known], minlength=n) + m_prior[k]))
+            new_u.append(_normalise(np.bincount(g[known], weights=wu[known], minlength=n) + u_prior[k])
+                         if estimate_u else u[k])
+        delta = max([abs(new_lam - lam)] + [float(np.abs(a - b).max()) for a, b in zip(new_m + new_u, m + u)])
+        m, u, lam = new_m, new_u, new_lam
+        if delta < tol:
+            break
+    return m, u, lam, it
+
+
+# ---------------------------------------------------------------------------
+# Term frequencies (computed on the pseudonymised tokens)
+# ---------------------------------------------------------------------------
+
+
+def token_frequencies(frames: list[pd.DataFrame], column: str) -> pd.Series:
+    """Share of records carrying each token value (missing excluded), over the given frames."""
+    values = pd.concat([f[column] for f in frames if column in f.columns], ignore_index=True) \
+        if any(column in f.columns for f in frames) else pd.Series([], dtype="int64")
+    values = values[values.fillna(0) != 0]
+    if values.empty:
+        return pd.Series([], dtype=float)
+    return values.value_counts(normalize=True)
+
+
+def tf_tables(comparisons: list[Comparison], frames: list[pd.DataFrame]) -> dict[str, tuple[str, pd.Series]]:
+    out = {}
+    for comp in comparisons:
+        for level in comp.levels:
+            if level.tf_column:
+                out[comp.name] = (level.tf_column, token_frequencies(frames, level.tf_column))
+                break
+    return out
+
+
+def tf_adjustment(freq: pd.Series, tokens: np.ndarray) -> np.ndarray:
+    """log2(u_exact / p_value): agreeing on a common token is worth less than on a rare one.
+
+    u_exact = Σ p² is the chance two random records agree on this field at all;
+    p_value is the chance they agree on this particular value.
+    """
+    if freq.empty:
+        return np.zeros(len(tokens))
+    u_exact = float((freq.to_numpy() ** 2).sum())
+    p = freq.reindex(tokens).to_numpy(dtype=float)
+    p = np.where(np.isnan(p), freq.min(), p)
+    return np.log2(u_exact / p)
+
+
+# ---------------------------------------------------------------------------
+# Scoring
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Scores:
+    gammas: np.ndarray  # n × K level indices
+    level_weights: np.ndarray  # n × K weight of each comparison incl. TF adjustment (null: 0)
+    match_weight: np.ndarray  # n
+    probability: np.ndarray  # n
+
+
+def score(model: FittedModel, pairs: Pairs, gammas: np.ndarray | None = None) -> Scores:
+    if gammas is None:
+        gammas = comparison_vectors(model.comparisons, pairs)
+    weights = np.zeros(gammas.shape, dtype=float)
+    for k, (comp, w) in enumerate(zip(model.comparisons, model.weights())):
+        g = gammas[:, k]
+        known = g != NULL
+        weights[known, k] = w[g[known]]
+        if comp.name in model.tf:
+            column, freq = model.tf[comp.name]
+            level = next(i for i, lv in enumerate(comp.levels) if lv.tf_column)
+            hit = np.flatnonzero(g == level)
+            if len(hit):
+                weights[hit, k] += tf_adjustment(freq, pairs.left.token(column)[pairs.li[hit]])
+    total = np.log2(model.lam / (1 - model.lam)) + weights.sum(axis=1)
+    prob = 1.0 / (1.0 + np.exp2(-np.clip(total, -1000, 1000)))
+    return Scores(gammas, weights, total, prob)

@@ -1,0 +1,158 @@
+"""Small pseudonymised frames built by hand: tokens are keyed hashes, Bloom filters keyed bigrams.
+
+Independent of anonymise.tokens on purpose, so the linkage tests pin the
+linkage and not the pseudonymiser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from councilmatch.contracts import BLOOM_BYTES, NON_IDENTIFYING, TOKEN_COLUMNS
+
+KEY = b"test-key"
+
+
+def token(purpose: str, value) -> int:
+    if value is None or value == "" or (isinstance(value, float) and np.isnan(value)):
+        return 0
+    d = hmac.digest(KEY + purpose.encode(), str(value).encode(), "sha256")
+    return int.from_bytes(d[:8], "big", signed=True) or 1
+
+
+def bloom(value, nbytes: int) -> bytes:
+    if not value:
+        return bytes(nbytes)
+    bits = np.zeros(nbytes * 8, dtype=bool)
+    padded = f"_{value}_"
+    for i in range(len(padded) - 1):
+        d = hmac.digest(KEY, padded[i:i + 2].encode(), "sha256")
+        for j in range(10):
+            bits[int.from_bytes(d[2 * j:2 * j + 2], "big") % (nbytes * 8)] = True
+    return np.packbits(bits).tobytes()
+
+
+def _phon(s):
+    return s[:1] + "".join(c for c in s[1:] if c not in "AEIOUHWY")[:3] if s else None
+
+
+def pseudo(records: list[dict], dataset: str = "tenancy", council: str = "E09000001") -> pd.DataFrame:
+    """Records with clear keys (forename, surname, dob 'YYYY-MM-DD', nino, address, postcode,
+    uprn, prev_surname, nickname, plus period_start/...) -> a pseudonymised frame."""
+    rows = []
+    for i, r in enumerate(records):
+        dob = r.get("dob")
+        fn, sn = r.get("forename"), r.get("surname")
+        pc = r.get("postcode")
+        addr = r.get("address")
+        row = {
+            "council": r.get("council", council), "dataset": r.get("dataset", dataset),
+            "record_id": str(r.get("record_id", f"R{i:05d}")), "extract_id": "x1", "key_id": "k1",
+            "t_nino": token("nino", r.get("nino")),
+            "t_dob": token("dob", dob),
+            "t_dob_unordered": token("dob_unordered", dob and dob[:4] + "".join(sorted([dob[5:7], dob[8:10]]))),
+            "t_yob": token("yob", dob and dob[:4]),
+            "t_forename": token("name", fn), "t_surname": token("name", sn),
+            "t_prev_surname": token("name", r.get("prev_surname")),
+            "t_forename_canon": token("forename_canon", r.get("nickname_of", fn)),
+            "t_forename_phon": token("name_phonetic", _phon(fn)),
+            "t_surname_phon": token("name_phonetic", _phon(sn)),
+            "t_initial": token("initial", fn and fn[0]),
+            "t_name_sorted": token("name_sorted", fn and sn and " ".join(sorted([fn, sn]))),
+            "t_postcode": token("postcode", pc),
+            "t_pc_sector": token("postcode_sector", pc and pc[:-2]),
+            "t_pc_district": token("postcode_district", pc and pc.split(" ")[0]),
+            "t_premise": token("premise", addr and pc and addr.split(" ")[0] + pc),
+            "t_address": token("address", addr and f"{addr} {pc}"),
+            "t_uprn": token("uprn", r.get("uprn")),
+            "t_email": 0, "t_phone": 0, "t_bank": token("bank", r.get("bank")),
+            "bf_forenames": bloom(fn, BLOOM_BYTES["bf_forenames"]),
+            "bf_surname": bloom(sn, BLOOM_BYTES["bf_surname"]),
+            "bf_address": bloom(addr, BLOOM_BYTES["bf_address"]),
+        }
+        for f in NON_IDENTIFYING:
+            row[f] = r.get(f)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for c in TOKEN_COLUMNS:
+        frame[c] = frame[c].astype("int64")
+    for c in ("period_start", "period_end", "date_of_death", "last_used"):
+        frame[c] = pd.to_datetime(frame[c])
+    return frame
+
+
+@pytest.fixture
+def make_frame():
+    return pseudo
+
+
+FORENAMES = ["JOHN", "MARY", "AHMED", "FATIMA", "OLIVER", "AMELIA", "GEORGE", "ISLA", "NOAH", "AVA",
+             "MOHAMMED", "LEO", "OSCAR", "FREYA", "HARRY", "ZARA", "CHLOE", "JACK", "PRIYA", "KWAME"]
+SURNAMES = ["SMITH", "JONES", "KHAN", "PATEL", "TAYLOR", "BROWN", "WILLIAMS", "OKAFOR", "NOWAK", "EVANS",
+            "WALKER", "WRIGHT", "HUGHES", "GREEN", "HALL", "WOOD", "MURPHY", "ALI", "CLARKE", "LEWIS"] + \
+           [f"SUR{c1}{c2}NAME" for c1 in "ABCDEFGH" for c2 in "KLMNPRST"]
+
+
+def _typo(s: str, rng: np.random.Generator) -> str:
+    i = int(rng.integers(1, max(len(s) - 1, 2)))
+    return s[:i] + s[i + 1:] if len(s) > 4 else s
+
+
+def tenancy_population(n_people: int = 600, n_double: int = 40, seed: int = 1) -> tuple[pd.DataFrame, set]:
+    """Tenancies in three councils; ``n_double`` people hold two (in different councils), some
+    with a typo or missing field on the second. Returns (frame, true (left, right) record id pairs)."""
+    rng = np.random.default_rng(seed)
+    councils = ["E09000001", "E09000002", "E09000003"]
+    people = []
+    for p in range(n_people):
+        people.append({
+            "forename": FORENAMES[rng.integers(len(FORENAMES))],
+            "surname": SURNAMES[rng.integers(len(SURNAMES))],
+            "dob": f"{rng.integers(1940, 2000)}-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}",
+            "nino": f"AB{p:06d}C" if rng.random() < 0.5 else None,
+            "address": f"{rng.integers(1, 200)} {SURNAMES[rng.integers(20)]} ROAD",
+            "postcode": f"E{rng.integers(1, 20)} {rng.integers(1, 9)}{'ABCD'[rng.integers(4)]}{'XYZ'[rng.integers(3)]}",
+        })
+    records, truth = [], set()
+    for p, person in enumerate(people):
+        c = int(rng.integers(3))
+        records.append({**person, "council": councils[c], "record_id": f"T{p:05d}",
+                        "period_start": "2020-01-01", "period_end": None})
+        if p < n_double:
+            second = dict(person)
+            kind = p % 4
+            if kind == 1:
+                second["surname"] = _typo(second["surname"], rng)
+            elif kind == 2:
+                second["nino"] = None
+                second["address"] = f"{rng.integers(1, 200)} OTHER STREET"
+                second["postcode"] = "N1 1AA"
+            elif kind == 3:
+                d = second["dob"]
+                second["dob"] = d[:5] + d[8:10] + "-" + d[5:7] if int(d[8:10]) <= 12 else d
+            records.append({**second, "council": councils[(c + 1) % 3], "record_id": f"U{p:05d}",
+                            "period_start": "2021-06-01", "period_end": None})
+            truth.add(tuple(sorted([(councils[c], f"T{p:05d}"), (councils[(c + 1) % 3], f"U{p:05d}")])))
+    return pseudo(records, "tenancy"), truth
+
+
+def write_extract(home, frame: pd.DataFrame, extract_id: str = "20260101T000000-x") -> None:
+    for (ds, council), part in frame.groupby(["dataset", "council"]):
+        path = home.pseudonymised_path(ds, council, extract_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part.assign(extract_id=extract_id).to_parquet(path, index=False)
+
+
+@pytest.fixture
+def tenancy_home(tmp_path):
+    from councilmatch.home import Home
+
+    home = Home.resolve(tmp_path / "home")
+    frame, truth = tenancy_population()
+    write_extract(home, frame)
+    return home, truth
