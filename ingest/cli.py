@@ -121,7 +121,7 @@ def list_feeds(home: HomeOption = None) -> None:
         last = manifests[-1] if manifests else None
         table.add_row(
             feed_id, feed.format, str(feed.version), newest.name if newest else "[dim]none[/]",
-            last["extract_file"] if last else "[dim]never[/]",
+            (last.get("extract_file") or last.get("extract") or last.get("extract_id", "?")) if last else "[dim]never[/]",
             f"{last['rows_in']:,}" if last else "", f"{last['accepted']:,}" if last else "",
             f"{last['quarantined']:,}" if last else "",
         )
