@@ -1,9 +1,110 @@
-"""Command-line commands of this stage (registered by councilmatch.cli)."""
+"""Commands of the anonymise stage: ``keys init|status|rotate``, ``pseudonymise`` (at source),
+``vault reidentify``."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+
+from councilmatch.cli_common import HomeOption, resolve_home
+
+from anonymise.errors import AnonymiseError
+
+console = Console(stderr=True)
+keys_app = typer.Typer(help="The matching keyring (encrypted under the key-encryption key).", no_args_is_help=True)
+vault_app = typer.Typer(help="The vault of clear identifiers (every read is audited).", no_args_is_help=True)
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(1)
+
+
+@keys_app.command("init")
+def keys_init(home: HomeOption = None) -> None:
+    """Create the keyring (key k1); on a fresh home without COUNCILMATCH_KEK, also a development KEK."""
+    from anonymise.kek import dev_kek_path, find_kek
+    from anonymise.keys import init_keys, keyring_path
+
+    h = resolve_home(home)
+    existed = keyring_path(h).exists()
+    had_kek = find_kek(h) is not None if not existed else True
+    try:
+        key_id = init_keys(h)
+    except AnonymiseError as exc:
+        _fail(exc)
+    if not had_kek:
+        console.print(f"[yellow]development key-encryption key written to {dev_kek_path(h)}; "
+                      "set COUNCILMATCH_KEK in production[/yellow]")
+    print(f"keyring {'already initialised' if existed else 'created'} at {keyring_path(h)}; active key {key_id}")
+
+
+@keys_app.command("status")
+def keys_status(home: HomeOption = None) -> None:
+    """Show the key versions and where the KEK comes from (never any key material)."""
+    from anonymise.keys import key_status
+
+    try:
+        print(json.dumps(key_status(resolve_home(home)), indent=2))
+    except AnonymiseError as exc:
+        _fail(exc)
+
+
+@keys_app.command("rotate")
+def keys_rotate(home: HomeOption = None) -> None:
+    """Add a new key version and make it active; old versions stay for reading the vault."""
+    from anonymise.keys import rotate_keys
+
+    try:
+        key_id = rotate_keys(resolve_home(home))
+    except AnonymiseError as exc:
+        _fail(exc)
+    print(f"active key is now {key_id}; existing pseudonyms must be re-made under it before matching")
+
+
+def pseudonymise_cmd(
+    feed: Annotated[Path, typer.Option("--feed", help="Feed definition YAML of the raw extract.")],
+    extract: Annotated[Path, typer.Option("--extract", help="The raw extract (CSV, XLSX, Parquet).")],
+    out: Annotated[Path, typer.Option("--out", help="Pseudonymised Parquet to write (send this to the hub).")],
+    home: HomeOption = None,
+) -> None:
+    """At-source mode: ingest and pseudonymise an extract here; only tokens leave the council."""
+    from anonymise.at_source import pseudonymise_at_source
+
+    try:
+        summary = pseudonymise_at_source(resolve_home(home), feed, extract, out)
+    except AnonymiseError as exc:
+        _fail(exc)
+    print(json.dumps(summary, indent=2))
+
+
+@vault_app.command("reidentify")
+def vault_reidentify(
+    council: Annotated[str, typer.Option(help="Council (ONS code) that owns the record.")],
+    record_id: Annotated[str, typer.Option(help="The council's own record reference.")],
+    actor: Annotated[str, typer.Option(help="Who is asking (audited).")],
+    reason: Annotated[str, typer.Option(help="Why (audited).")],
+    dataset: Annotated[str | None, typer.Option(help="Restrict to one data set.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Print the newest clear record of one reference; the request is written to vault/audit.log."""
+    from anonymise.keys import load_keyring
+    from anonymise.vault import Vault
+
+    h = resolve_home(home)
+    try:
+        record = Vault(h, load_keyring(h)).reidentify(council, record_id, actor, reason, dataset=dataset)
+    except (AnonymiseError, KeyError) as exc:
+        _fail(exc)
+    print(json.dumps(record, indent=2))
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(vault_app, name="vault")
+    app.command("pseudonymise")(pseudonymise_cmd)

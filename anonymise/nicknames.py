@@ -1,7 +1,8 @@
 """Nickname folding for the ``forename_canon`` token (BILL -> WILLIAM).
 
-Uses the generator's table ``synthetic.nicknames.NICKNAMES`` when it is installed,
-on top of this small fallback of common English short forms.
+Uses the shared table ``synthetic.nicknames.NICKNAMES`` (the generator writes its
+nicknames from it, so both sides fold the same way); the small fallback below is
+only used if that module is absent.
 """
 
 from __future__ import annotations
@@ -47,13 +48,11 @@ _FALLBACK: dict[str, str] = {
 
 
 def _load() -> dict[str, str]:
-    table = dict(_FALLBACK)
     try:
-        from synthetic.nicknames import NICKNAMES  # type: ignore[import-not-found]
-    except Exception:
-        return table
-    table.update({str(k).upper(): str(v).upper() for k, v in NICKNAMES.items()})
-    return table
+        from synthetic.nicknames import NICKNAMES as shared  # type: ignore[import-not-found]
+    except ImportError:
+        return dict(_FALLBACK)
+    return {str(k).upper(): str(v).upper() for k, v in shared.items()}
 
 
 NICKNAMES: dict[str, str] = _load()

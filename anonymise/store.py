@@ -61,8 +61,11 @@ def validate_frame(frame: pd.DataFrame) -> None:
             raise SchemaError(f"token column {c} has dtype {frame[c].dtype}; expected int64")
 
 
-def to_table(frame: pd.DataFrame) -> pa.Table:
-    """The frame as an Arrow table of SCHEMA, with key id and schema version in its metadata."""
+def to_table(frame: pd.DataFrame, key_id: str | None = None, extract_id: str | None = None) -> pa.Table:
+    """The frame as an Arrow table of SCHEMA, with key id and schema version in its metadata.
+
+    ``key_id``/``extract_id`` are only needed for an empty frame (no row to read them from).
+    """
     validate_frame(frame)
     try:
         table = pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False)
@@ -70,8 +73,8 @@ def to_table(frame: pd.DataFrame) -> pa.Table:
         raise SchemaError(f"pseudonymised frame does not fit the store schema: {exc}") from exc
     meta = {
         "schema_version": SCHEMA_VERSION,
-        "key_id": _single(frame, "key_id") if len(frame) else "",
-        "extract_id": _single(frame, "extract_id") if len(frame) else "",
+        "key_id": _single(frame, "key_id") if len(frame) else (key_id or ""),
+        "extract_id": _single(frame, "extract_id") if len(frame) else (extract_id or ""),
         "rows": len(frame),
     }
     return table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
