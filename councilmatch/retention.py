@@ -8,9 +8,10 @@ kind                where                   what is purged
 ==================  ======================  ===========================================
 raw_archive         ``archive/``            encrypted raw extracts older than N days
 quarantine          ``quarantine/``         rejected rows (encrypted) older than N days
-vault               ``vault/``              vault files older than N days, except the
-                                            newest file of each folder (the live extract's
-                                            identifiers, needed to re-identify open flags)
+vault               ``vault/<council>/      extract entries (``.enc`` + ``.index.parquet``)
+                    <dataset>/``            older than N days, except each folder's newest
+                                            (the live extract's identifiers, needed to
+                                            re-identify open flags); data keys never
 closed_flags        review store            review items closed for more than N days
                                             (with their councils' decisions)
 ==================  ======================  ===========================================
@@ -74,27 +75,44 @@ def _remove_empty_dirs(folder: Path) -> None:
             d.rmdir()
 
 
-def _purge_files(home: Home, kind: str, folder: Path, days: int, now: datetime, dry_run: bool,
-                 keep_newest_per_folder: bool = False) -> Purged:
+def _purge_files(home: Home, kind: str, folder: Path, days: int, now: datetime, dry_run: bool) -> Purged:
     cutoff = now - timedelta(days=days)
     result = Purged(kind, days, cutoff.isoformat(timespec="seconds"))
-    old = _files_older_than(folder, cutoff.timestamp())
-    if keep_newest_per_folder and old:
-        newest: dict[Path, Path] = {}
-        for p in (q for q in folder.rglob("*") if q.is_file()):
-            best = newest.get(p.parent)
-            if best is None or p.stat().st_mtime > best.stat().st_mtime:
-                newest[p.parent] = p
-        keep = set(newest.values())
-        result.kept = sum(1 for p in old if p in keep)
-        old = [p for p in old if p not in keep]
-    for p in old:
+    for p in _files_older_than(folder, cutoff.timestamp()):
+        _remove(home, result, [p], dry_run)
+    if not dry_run:
+        _remove_empty_dirs(folder)
+    return result
+
+
+def _remove(home: Home, result: Purged, paths: list[Path], dry_run: bool) -> None:
+    for p in paths:
+        if not p.exists():
+            continue
         result.bytes += p.stat().st_size
         result.removed.append(str(p.relative_to(home.root)))
         if not dry_run:
             p.unlink()
-    if not dry_run:
-        _remove_empty_dirs(folder)
+
+
+def _purge_vault(home: Home, days: int, now: datetime, dry_run: bool) -> Purged:
+    """Vault entries are ``vault/<council>/<dataset>/<extract_id>.enc`` plus its ``.index.parquet``.
+
+    The newest entry of each folder is kept whatever its age (it holds the live
+    extract's identifiers); council data keys and ``audit.log`` are never touched.
+    """
+    cutoff = now - timedelta(days=days)
+    result = Purged("vault", days, cutoff.isoformat(timespec="seconds"))
+    if not home.vault.exists():
+        return result
+    for folder in sorted(p for p in home.vault.glob("*/*") if p.is_dir()):
+        entries = sorted(folder.glob("*.enc"), key=lambda p: (p.stat().st_mtime, p.name))
+        for blob in entries[:-1]:
+            if blob.stat().st_mtime < cutoff.timestamp():
+                index = blob.with_name(blob.name[: -len(".enc")] + ".index.parquet")
+                _remove(home, result, [blob, index], dry_run)
+        if entries and entries[-1].stat().st_mtime < cutoff.timestamp():
+            result.kept += 1
     return result
 
 
@@ -153,7 +171,7 @@ def purge(home: Home | Path | str, *, dry_run: bool = False, now: datetime | Non
     results = [
         _purge_files(home, "raw_archive", home.archive, days.raw_archive_days, now, dry_run),
         _purge_files(home, "quarantine", home.quarantine, days.quarantine_days, now, dry_run),
-        _purge_files(home, "vault", home.vault, days.vault_days, now, dry_run, keep_newest_per_folder=True),
+        _purge_vault(home, days.vault_days, now, dry_run),
         _purge_closed_flags(home, days.closed_flag_days, now, dry_run),
     ]
     report_dir = home.reports / "retention"
