@@ -58,6 +58,37 @@ def shared_settings() -> dict[str, str]:
     return read_env_file(SHARED_SETTINGS_FILE)
 
 
+def topology_settings(
+    *,
+    db_host: str,
+    db_port: int,
+    redis_host: str,
+    redis_port: int,
+    api_server: str,
+    passwords: Mapping[str, str],
+) -> dict[str, str]:
+    """Airflow + councilmatch settings of the production topology (CeleryExecutor, PostgreSQL, Redis).
+
+    ``docker-compose.yml`` holds the same values rendered for its service names
+    (a test checks it); the native topology test renders them for loopback.
+    ``passwords`` maps AIRFLOW_DB_PASSWORD, REVIEW_DB_PASSWORD and REDIS_PASSWORD.
+    """
+    shared = shared_settings()
+    airflow_db = dict(user=shared["AIRFLOW_DB_USER"], password=passwords["AIRFLOW_DB_PASSWORD"],
+                      host=db_host, port=db_port, db=shared["AIRFLOW_DB_NAME"])
+    review_db = dict(user=shared["REVIEW_DB_USER"], password=passwords["REVIEW_DB_PASSWORD"],
+                     host=db_host, port=db_port, db=shared["REVIEW_DB_NAME"])
+    return {
+        **shared,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": METADATA_DB_URL.format(**airflow_db),
+        "AIRFLOW__CELERY__RESULT_BACKEND": CELERY_RESULT_BACKEND_URL.format(**airflow_db),
+        "AIRFLOW__CELERY__BROKER_URL": CELERY_BROKER_URL.format(
+            password=passwords["REDIS_PASSWORD"], host=redis_host, port=redis_port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_server.rstrip('/')}/execution/",
+        "COUNCILMATCH_REVIEW_DB_URL": REVIEW_DB_URL.format(**review_db),
+    }
+
+
 def _home_secrets(airflow_home: Path) -> dict[str, str]:
     """Per-home Fernet key and JWT/API secrets, created once so every component agrees."""
     path = airflow_home / "secrets.env"
