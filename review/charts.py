@@ -1,0 +1,110 @@
+"""Server-rendered inline SVG charts: no JavaScript, no CDN, allowed by the CSP.
+
+Colours come from CSS classes in static/review.css (``bar-pos``, ``s0``..``s7``),
+so the SVG carries no inline style.
+"""
+
+from __future__ import annotations
+
+from markupsafe import Markup, escape
+
+WIDTH = 680
+LABEL_W = 200
+ROW_H = 26
+
+
+def _text(x: float, y: float, s: str, cls: str = "", anchor: str = "start") -> str:
+    return f'<text x="{x:.1f}" y="{y:.1f}" class="{cls}" text-anchor="{anchor}">{escape(s)}</text>'
+
+
+def _rect(x: float, y: float, w: float, h: float, cls: str, title: str = "") -> str:
+    tip = f"<title>{escape(title)}</title>" if title else ""
+    return f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w, 0.5):.1f}" height="{h:.1f}" class="{cls}">{tip}</rect>'
+
+
+def waterfall(prior: float, steps: list[tuple[str, str, float]], total: float, title: str) -> Markup:
+    """Match weight built up from the prior, one comparison at a time (log2 Bayes factors)."""
+    rows = [("Prior", "", prior, 0.0, prior)]
+    acc = prior
+    for name, level, w in steps:
+        rows.append((name, level, w, acc, acc + w))
+        acc += w
+    rows.append(("Match weight", "", total, 0.0, total))
+    lo = min(0.0, *(min(a, b) for *_, a, b in rows))
+    hi = max(0.0, *(max(a, b) for *_, a, b in rows))
+    span = (hi - lo) or 1.0
+    plot_w = WIDTH - LABEL_W - 70
+    sx = lambda v: LABEL_W + (v - lo) / span * plot_w  # noqa: E731
+    height = ROW_H * len(rows) + 40
+    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}">',
+             f"<title>{escape(title)}</title>",
+             f'<line x1="{sx(0):.1f}" y1="8" x2="{sx(0):.1f}" y2="{height - 26}" class="axis"/>']
+    for i, (name, level, w, start, end) in enumerate(rows):
+        y = 10 + i * ROW_H
+        label = f"{name} ({level})" if level else name
+        final = i in (0, len(rows) - 1)
+        cls = "bar-total" if final else ("bar-pos" if w >= 0 else "bar-neg")
+        x0, x1 = sorted((sx(start), sx(end)))
+        parts.append(_text(LABEL_W - 8, y + 16, label, "label", "end"))
+        parts.append(_rect(x0, y + 3, x1 - x0, ROW_H - 8, cls, f"{label}: {w:+.2f}"))
+        parts.append(_text(x1 + 4, y + 16, f"{w:+.2f}", "value"))
+        if not final and i + 1 < len(rows):
+            parts.append(f'<line x1="{sx(end):.1f}" y1="{y + ROW_H - 5}" x2="{sx(end):.1f}" '
+                         f'y2="{y + ROW_H + 3}" class="connector"/>')
+    parts.append(_text(sx(0), height - 8, "0", "tick", "middle"))
+    parts.append(_text(LABEL_W, height - 8, f"{lo:.1f}", "tick", "start"))
+    parts.append(_text(LABEL_W + plot_w, height - 8, f"{hi:.1f}", "tick", "end"))
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def bar_chart(rows: list[tuple[str, float]], title: str, fmt: str = "{:,.0f}") -> Markup:
+    """Horizontal bars, one per label."""
+    if not rows:
+        return Markup('<p class="muted">No data yet.</p>')
+    top = max(v for _, v in rows) or 1.0
+    plot_w = WIDTH - LABEL_W - 90
+    height = ROW_H * len(rows) + 10
+    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}">',
+             f"<title>{escape(title)}</title>"]
+    for i, (label, v) in enumerate(rows):
+        y = 5 + i * ROW_H
+        w = v / top * plot_w
+        parts.append(_text(LABEL_W - 8, y + 16, label, "label", "end"))
+        parts.append(_rect(LABEL_W, y + 3, w, ROW_H - 8, "bar-pos", f"{label}: {fmt.format(v)}"))
+        parts.append(_text(LABEL_W + w + 4, y + 16, fmt.format(v), "value"))
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def stacked_bar_chart(categories: list[str], series: dict[str, list[float]], title: str) -> Markup:
+    """One horizontal bar per category, split by series (classes s0..s7), with a legend."""
+    if not categories:
+        return Markup('<p class="muted">No data yet.</p>')
+    names = list(series)
+    totals = [sum(series[n][i] for n in names) for i in range(len(categories))]
+    top = max(totals) or 1.0
+    plot_w = WIDTH - LABEL_W - 90
+    legend_h = 20 * ((len(names) + 1) // 2) + 10
+    height = ROW_H * len(categories) + legend_h + 10
+    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}">',
+             f"<title>{escape(title)}</title>"]
+    for i, cat in enumerate(categories):
+        y = 5 + i * ROW_H
+        x = float(LABEL_W)
+        parts.append(_text(LABEL_W - 8, y + 16, cat, "label", "end"))
+        for j, n in enumerate(names):
+            v = series[n][i]
+            if v:
+                w = v / top * plot_w
+                parts.append(_rect(x, y + 3, w, ROW_H - 8, f"s{j % 8}", f"{cat} · {n}: {v:,.0f}"))
+                x += w
+        parts.append(_text(x + 4, y + 16, f"{totals[i]:,.0f}", "value"))
+    ly = 10 + ROW_H * len(categories)
+    for j, n in enumerate(names):
+        lx = 20 + (j % 2) * (WIDTH // 2)
+        yy = ly + (j // 2) * 20
+        parts.append(_rect(lx, yy + 4, 12, 12, f"s{j % 8}"))
+        parts.append(_text(lx + 18, yy + 15, n, "legend"))
+    parts.append("</svg>")
+    return Markup("".join(parts))

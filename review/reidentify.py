@@ -1,0 +1,40 @@
+"""Re-identification of an investigator's own council's record, from the vault only.
+
+The vault (``anonymise.vault``) decrypts and keeps its own audit; the review app
+also audits each view in its chain. Tests inject a fake through the app's
+``reidentifier`` setting where the vault is not wanted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+#: (council, record_id, actor, reason) -> {field: clear value or None}
+Reidentifier = Callable[[str, str, str, str], dict[str, str | None]]
+
+
+class VaultUnavailable(Exception):
+    pass
+
+
+def vault_reidentifier(home_root: Path) -> Reidentifier:
+    """Bind the real vault of a data home (opened on first use)."""
+    state: dict = {}
+
+    def reidentify(council: str, record_id: str, actor: str, reason: str) -> dict[str, str | None]:
+        if "vault" not in state:
+            try:
+                from anonymise.keys import load_keyring
+                from anonymise.vault import Vault
+                from councilmatch.home import Home
+                home = Home(home_root)
+                state["vault"] = Vault(home, load_keyring(home))
+            except Exception as exc:  # noqa: BLE001
+                raise VaultUnavailable(f"The vault could not be opened ({type(exc).__name__}).") from exc
+        try:
+            return state["vault"].reidentify(council, record_id, actor, reason)
+        except Exception as exc:  # noqa: BLE001
+            raise VaultUnavailable(f"The record is not in the vault ({type(exc).__name__}).") from exc
+
+    return reidentify

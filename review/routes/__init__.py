@@ -1,0 +1,1 @@
+"""One router per area of the app: sign-in, queue, flags, dashboard, admin."""

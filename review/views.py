@@ -1,0 +1,32 @@
+"""How a flag looks from one council: its own side(s) and the other side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from review.models import CouncilReview, ReviewItem
+
+
+@dataclass(frozen=True)
+class Side:
+    name: str          # "left" | "right"
+    council: str
+    dataset: str
+    record_id: str
+    own: bool
+
+
+def sides(item: ReviewItem, council: str) -> list[Side]:
+    return [Side("left", item.left_council, item.left_dataset, item.left_record_id, item.left_council == council),
+            Side("right", item.right_council, item.right_dataset, item.right_record_id,
+                 item.right_council == council)]
+
+
+def other_side(item: ReviewItem, council: str) -> Side:
+    """The side that is not the council's own (the right side if both are)."""
+    left, right = sides(item, council)
+    return right if left.own else left
+
+
+def own_review(item: ReviewItem, council: str) -> CouncilReview | None:
+    return next((r for r in item.reviews if r.council == council), None)
