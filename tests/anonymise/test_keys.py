@@ -1,0 +1,130 @@
+"""Keyring: KEK handling, subkeys per purpose, rotation, CLI messages."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from anonymise.errors import InvalidKEKError, KeyringMissingError, MissingKEKError, UnknownKeyError, WrongKEKError
+from anonymise.keys import init_keys, key_status, keyring_path, load_keyring, rotate_keys
+from anonymise.tokens import token_values
+from councilmatch.cli import app
+from councilmatch.home import Home
+
+
+def _files(root):
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+
+def test_subkeys_differ_by_purpose_and_key(home: Home) -> None:
+    ring = load_keyring(home)
+    assert ring.subkey("name") != ring.subkey("postcode")
+    assert ring.subkey("name") == ring.subkey("name", "k1")
+    rotate_keys(home)
+    ring2 = load_keyring(home)
+    assert ring2.key_id == "k2"
+    assert ring2.subkey("name") != ring2.subkey("name", "k1")
+    with pytest.raises(UnknownKeyError, match="k9"):
+        ring2.subkey("name", "k9")
+
+
+def test_same_value_token_differs_by_purpose_and_key_but_is_stable(home: Home) -> None:
+    value = pd.Series(["SMITH"])
+    ring = load_keyring(home)
+    as_name = token_values(value, ring.subkey("name"))[0]
+    as_phonetic = token_values(value, ring.subkey("name_phonetic"))[0]
+    assert as_name != as_phonetic
+    # same key + purpose -> same token, also after reopening the keyring (a new "run")
+    assert token_values(value, load_keyring(home).subkey("name"))[0] == as_name
+    rotate_keys(home)
+    assert token_values(value, load_keyring(home).subkey("name"))[0] != as_name
+    # another hub (another keyring) gives another token
+    other = Home(home.root.parent / "other").ensure()
+    init_keys(other)
+    assert token_values(value, load_keyring(other).subkey("name"))[0] != as_name
+
+
+def test_wrong_kek_is_refused_clearly_and_writes_nothing(home: Home, monkeypatch, helpers) -> None:
+    before = {p: (home.root / p).read_bytes() for p in _files(home.root)}
+    monkeypatch.setenv("COUNCILMATCH_KEK", helpers.new_kek())
+    with pytest.raises(WrongKEKError, match="does not decrypt with the key-encryption key from COUNCILMATCH_KEK"):
+        load_keyring(home)
+    with pytest.raises(WrongKEKError):
+        rotate_keys(home)
+    with pytest.raises(WrongKEKError):
+        init_keys(home)
+    after = {p: (home.root / p).read_bytes() for p in _files(home.root)}
+    assert after == before
+
+
+def test_missing_kek_is_refused_clearly_and_writes_nothing(home: Home, monkeypatch) -> None:
+    before = _files(home.root)
+    monkeypatch.delenv("COUNCILMATCH_KEK")
+    with pytest.raises(MissingKEKError, match="set COUNCILMATCH_KEK"):
+        load_keyring(home)
+    with pytest.raises(MissingKEKError):
+        rotate_keys(home)
+    assert _files(home.root) == before
+
+
+def test_malformed_kek_is_refused(home: Home, monkeypatch) -> None:
+    monkeypatch.setenv("COUNCILMATCH_KEK", "not base64!")
+    with pytest.raises(InvalidKEKError, match="not valid base64"):
+        load_keyring(home)
+    monkeypatch.setenv("COUNCILMATCH_KEK", "c2hvcnQ=")
+    with pytest.raises(InvalidKEKError, match="expected 32"):
+        load_keyring(home)
+
+
+def test_no_keyring_yet(tmp_path) -> None:
+    with pytest.raises(KeyringMissingError, match="keys init"):
+        load_keyring(Home(tmp_path))
+
+
+def test_keyring_is_encrypted_at_rest(home: Home) -> None:
+    blob = keyring_path(home).read_bytes()
+    assert b"secret" not in blob and b"k1" not in blob and b"created" not in blob
+    assert stat.S_IMODE(keyring_path(home).stat().st_mode) == 0o600
+
+
+def test_rotation_keeps_old_versions(home: Home) -> None:
+    assert rotate_keys(home) == "k2"
+    assert rotate_keys(home) == "k3"
+    status = key_status(home)
+    assert status["active"] == "k3"
+    assert [k["key_id"] for k in status["keys"]] == ["k1", "k2", "k3"]
+    assert status["kek_source"] == "COUNCILMATCH_KEK"
+    assert "secret" not in str(status)
+
+
+def test_cli_dev_kek_on_fresh_home(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("COUNCILMATCH_KEK")
+    runner = CliRunner()
+    h = tmp_path / "fresh"
+    result = runner.invoke(app, ["keys", "init", "--home", str(h)])
+    assert result.exit_code == 0, result.output
+    assert "development key-encryption key written to" in result.output
+    assert "set COUNCILMATCH_KEK in production" in result.output
+    dev = h / "keys" / "dev-kek"
+    assert stat.S_IMODE(dev.stat().st_mode) == 0o600
+    assert not (h / "store").exists() or not any((h / "store").rglob("*kek*"))
+    # later loads use the file; the KEK value is never printed
+    status = runner.invoke(app, ["keys", "status", "--home", str(h)])
+    assert status.exit_code == 0 and '"active": "k1"' in status.output
+    assert dev.read_text().strip() not in status.output + result.output
+    rotated = runner.invoke(app, ["keys", "rotate", "--home", str(h)])
+    assert rotated.exit_code == 0 and "k2" in rotated.output
+    # a wrong env KEK overrides the dev file and is refused with exit 1
+    monkeypatch.setenv("COUNCILMATCH_KEK", "c2hvcnQ=")
+    bad = runner.invoke(app, ["keys", "status", "--home", str(h)])
+    assert bad.exit_code == 1 and "expected 32" in bad.output
+
+
+def test_init_is_idempotent(home: Home) -> None:
+    blob = keyring_path(home).read_bytes()
+    assert init_keys(home) == "k1"
+    assert keyring_path(home).read_bytes() == blob

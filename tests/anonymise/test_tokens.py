@@ -1,0 +1,129 @@
+"""pseudonymise(): the contracted frame, deterministic keyed tokens, derived variants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anonymise.errors import SchemaError
+from anonymise.keys import load_keyring, rotate_keys
+from anonymise.tokens import pseudonymise, token_values
+from councilmatch.contracts import BLOOM_BYTES, NON_IDENTIFYING, PSEUDONYMISED_COLUMNS, TOKEN_COLUMNS
+
+
+@pytest.fixture
+def canonical(people, helpers) -> pd.DataFrame:
+    return helpers.canonical_frame(people)
+
+
+def test_exact_columns_and_dtypes(canonical, keyring) -> None:
+    out = pseudonymise(canonical, keyring, "x1")
+    assert tuple(out.columns) == PSEUDONYMISED_COLUMNS
+    assert len(out) == len(canonical)
+    for c in TOKEN_COLUMNS:
+        assert out[c].dtype == np.int64, c
+    for c, n in BLOOM_BYTES.items():
+        assert all(isinstance(v, bytes) and len(v) == n for v in out[c]), c
+    assert set(out["extract_id"]) == {"x1"} and set(out["key_id"]) == {"k1"}
+    assert out["period_start"].dtype == "datetime64[ns]" and out["amount"].dtype == "float64"
+    assert out["discount"].dtype == "boolean"
+    pd.testing.assert_series_equal(out["record_id"], canonical["record_id"], check_names=False)
+    for c in ("period_start", "amount"):
+        pd.testing.assert_series_equal(out[c], canonical[c], check_names=False, check_dtype=False)
+
+
+def test_tokens_deterministic_across_runs_and_key_dependent(canonical, home, keyring) -> None:
+    a = pseudonymise(canonical, keyring, "x1")
+    b = pseudonymise(canonical.sample(frac=1, random_state=3), load_keyring(home), "x1")
+    b = b.set_index("record_id").loc[a["record_id"]].reset_index()[list(PSEUDONYMISED_COLUMNS)]
+    pd.testing.assert_frame_equal(a, b)
+    rotate_keys(home)
+    c = pseudonymise(canonical, load_keyring(home), "x1")
+    assert set(c["key_id"]) == {"k2"}
+    for col in TOKEN_COLUMNS:
+        present = a[col] != 0
+        if present.any():
+            assert (a.loc[present, col] != c.loc[present, col]).all(), col
+
+
+def test_missing_values_give_zero_and_present_values_never_do(canonical, keyring) -> None:
+    canonical = canonical.copy()
+    canonical.loc[0, ["nino", "email", "dob"]] = [pd.NA, pd.NA, pd.NaT]
+    out = pseudonymise(canonical, keyring, "x1")
+    assert out.loc[0, "t_nino"] == 0 and out.loc[0, "t_email"] == 0 and out.loc[0, "t_dob"] == 0
+    assert out.loc[0, "t_yob"] == 0 and out.loc[0, "t_dob_unordered"] == 0
+    assert (out.loc[1:, ["t_nino", "t_email", "t_dob", "t_postcode", "t_bank", "t_surname"]] != 0).all().all()
+    assert (out["t_prev_surname"] == 0).all() and (out["t_uprn"] == 0).all()  # never mapped
+    assert out.loc[0, "bf_address"] != bytes(BLOOM_BYTES["bf_address"])
+
+
+def test_one_value_differs_across_purposes(canonical, keyring) -> None:
+    """A token of one purpose never equals a token of another for the same value."""
+    canonical = canonical.copy()
+    canonical["postcode"] = "E1 6AN"
+    out = pseudonymise(canonical, keyring, "x1")
+    row = out.iloc[0]
+    assert len({row["t_postcode"], row["t_pc_sector"], row["t_pc_district"], row["t_premise"], row["t_address"]}) == 5
+    # the raw HMAC of the same string under two purposes differs
+    assert token_values(pd.Series(["E1 6AN"]), keyring.subkey("postcode"))[0] == row["t_postcode"]
+    assert token_values(pd.Series(["E1 6AN"]), keyring.subkey("address"))[0] != row["t_postcode"]
+
+
+def _pair(helpers, people, **changes) -> pd.DataFrame:
+    frame = helpers.canonical_frame(people[:2])
+    for col, (a, b) in changes.items():
+        frame[col] = [a, b]
+    return frame
+
+
+def test_derived_variants_link_what_they_should(people, helpers, keyring) -> None:
+    f = _pair(helpers, people,
+              first_name=("JOHN", "SMITH"), forenames=("JOHN", "SMITH"), surname=("SMITH", "JOHN"),
+              dob=(pd.Timestamp("1980-03-04"), pd.Timestamp("1980-04-03")),
+              address_lines=("FLAT 3 12 HIGH ROAD LONDON", "3 12 HIGH RD LONDON"),
+              postcode=("SW1A 1AA", "SW1A 1AA"))
+    out = pseudonymise(f, keyring, "x")
+    same = lambda c: out.loc[0, c] == out.loc[1, c]  # noqa: E731
+    assert same("t_name_sorted") and not same("t_forename")        # swapped names
+    assert out.loc[0, "t_forename"] == out.loc[1, "t_surname"]     # shared "name" purpose
+    assert same("t_dob_unordered") and same("t_yob") and not same("t_dob")  # day/month transposed
+    assert same("t_premise") and not same("t_address")
+    assert same("t_postcode") and same("t_pc_sector") and same("t_pc_district")
+
+
+def test_nickname_phonetic_and_initial(people, helpers, keyring) -> None:
+    f = _pair(helpers, people, first_name=("BILL", "WILLIAM"), forenames=("BILL", "WILLIAM"),
+              surname=("SMYTH", "SMITH"))
+    out = pseudonymise(f, keyring, "x")
+    assert out.loc[0, "t_forename_canon"] == out.loc[1, "t_forename_canon"]
+    assert out.loc[0, "t_forename"] != out.loc[1, "t_forename"]
+    assert out.loc[0, "t_surname_phon"] == out.loc[1, "t_surname_phon"]
+    assert out.loc[0, "t_surname"] != out.loc[1, "t_surname"]
+    g = _pair(helpers, people, first_name=("WENDY", "WILLIAM"), forenames=("WENDY", "WILLIAM"))
+    out = pseudonymise(g, keyring, "x")
+    assert out.loc[0, "t_initial"] == out.loc[1, "t_initial"]
+    assert out.loc[0, "t_forename_phon"] != out.loc[1, "t_forename_phon"]
+
+
+def test_previous_surname_comparable_with_surname(people, helpers, keyring) -> None:
+    f = _pair(helpers, people, surname=("JONES", "TAYLOR"), previous_surname=(None, "JONES"))
+    out = pseudonymise(f, keyring, "x")
+    assert out.loc[1, "t_prev_surname"] == out.loc[0, "t_surname"]
+
+
+def test_non_identifying_columns_absent_become_typed_missing(people, helpers, keyring) -> None:
+    f = helpers.canonical_frame(people[:3]).drop(columns=list(NON_IDENTIFYING) + ["uprn"])
+    out = pseudonymise(f, keyring, "x")
+    assert tuple(out.columns) == PSEUDONYMISED_COLUMNS
+    assert out["period_end"].isna().all() and out["discount"].isna().all()
+
+
+def test_missing_reference_column_is_a_clear_error(people, helpers, keyring) -> None:
+    with pytest.raises(SchemaError, match="record_id"):
+        pseudonymise(helpers.canonical_frame(people[:2]).drop(columns=["record_id"]), keyring, "x")
+
+
+def test_empty_frame(people, helpers, keyring) -> None:
+    out = pseudonymise(helpers.canonical_frame(people[:0]), keyring, "x")
+    assert tuple(out.columns) == PSEUDONYMISED_COLUMNS and len(out) == 0
