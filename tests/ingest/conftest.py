@@ -49,7 +49,8 @@ def write_feed(home: Path, encoding: str = "utf-8", delimiter: str = ",") -> Pat
 
 def csv_text(rows: list[list[str]], header: list[str] = HEADER, delimiter: str = ",") -> str:
     def cell(v: str) -> str:
-        return f'"{v}"' if (delimiter in v or '"' in v or "\n" in v) else v
+        quoted = v.replace('"', '""')
+        return f'"{quoted}"' if (delimiter in v or '"' in v or "\n" in v) else v
     return "\n".join(delimiter.join(cell(v) for v in r) for r in [header, *rows]) + "\n"
 
 
