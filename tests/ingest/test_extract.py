@@ -92,7 +92,7 @@ def test_row_problems_are_quarantined_with_exact_reasons(feed, landing, kit) -> 
     assert raw["First Names"] == '=HYPERLINK("http://x")' and raw["TenancyRef"] == "T5"
     assert q.loc[4, "record_id"] == "T1"
     counts = result.manifest()["quarantine_reasons"]
-    assert counts["dob: not a date in format %d/%m/%Y"] == 1 and sum(counts.values()) == 13
+    assert counts["dob: not a date in format %d/%m/%Y"] == 1 and sum(counts.values()) == 15
 
 
 def test_ragged_rows_are_quarantined_not_fatal(feed, landing, kit) -> None:
