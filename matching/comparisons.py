@@ -254,8 +254,10 @@ def address() -> Comparison:
         Level("exact", "the addresses are identical", Same("t_address"), 0.8, tf_column="t_address"),
         Level("near", "the addresses differ by a typo or two (keyed trigram similarity ≥ 0.85)",
               DiceAtLeast("bf_address", 0.85), 0.08),
-        Level("same premise", "same house/flat number and postcode", Same("t_premise"), 0.04),
         Level("similar", "the addresses are similar (keyed similarity ≥ 0.6)", DiceAtLeast("bf_address", 0.6), 0.04),
+        Level("same premise", "same house/flat number and postcode, and the rest of the address is "
+              "not dissimilar (keyed similarity ≥ 0.45)",
+              AllOf((Same("t_premise"), DiceAtLeast("bf_address", 0.45))), 0.04),
         Level("different", "the addresses are different", None, 0.04),
     ), present=("t_address", "bf_address"))
 

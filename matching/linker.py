@@ -93,36 +93,47 @@ def _random_pairs(inp: LinkInputs, n: int) -> Pairs:
                  idx.get_level_values(1).to_numpy(np.int64))
 
 
-def _fit(comparisons: list[Comparison], linkage: Linkage, inp: LinkInputs, train: Pairs) -> FittedModel:
+def _all_pairs(inp: LinkInputs) -> int:
+    return inp.left.n * (inp.left.n - 1) // 2 if inp.dedupe else inp.left.n * inp.right.n
+
+
+def _fit(comparisons: list[Comparison], linkage: Linkage, inp: LinkInputs, train: Pairs,
+         sample_fraction: float = 1.0) -> FittedModel:
+    """EM on the training candidates gives m (and u, λ among candidates); with ``u_from: random``
+    u is replaced by its value on random pairs and λ by the expected matches over all pairs."""
     n_levels = [len(c.levels) for c in comparisons]
     rand = _random_pairs(inp, RANDOM_PAIRS)
-    u0 = level_frequencies(comparison_vectors(comparisons, rand), n_levels)
+    u_random = level_frequencies(comparison_vectors(comparisons, rand), n_levels)
     m0 = [np.array([lv.m_start for lv in c.levels]) for c in comparisons]
-    m, u, lam, its = fit_em(comparison_vectors(comparisons, train), n_levels, m0, u0,
-                            estimate_u=linkage.estimate_u)
+    m, u, lam, its = fit_em(comparison_vectors(comparisons, train), n_levels, m0, u_random)
+    if linkage.u_from == "random" and len(train):
+        expected_matches = lam * len(train) / sample_fraction
+        lam = float(np.clip(expected_matches / max(_all_pairs(inp), 1), 1e-12, 0.5))
+        u = u_random
     model = FittedModel(comparisons, m, u, lam, its, len(train), len(rand))
     model.tf = tf_tables(comparisons, inp.frames())
     return model
 
 
-def _training_candidates(mt: MatchType, inp: LinkInputs) -> Candidates:
-    """All candidate pairs, or a deterministic sample of whole blocks when there are too many."""
+def _training_candidates(mt: MatchType, inp: LinkInputs) -> tuple[Candidates, float]:
+    """All candidate pairs, or a deterministic sample of whole blocks when there are too many
+    (then also the share of blocks sampled)."""
     rules = mt.linkage.blocking
     total = expected_pairs(inp.left, inp.right, rules, inp.dedupe)
     parts = max(1, math.ceil(total / TRAIN_PAIRS))
-    return _in_scope(mt, inp, candidate_pairs(inp.left, inp.right, rules, inp.dedupe, 0, parts))
+    return _in_scope(mt, inp, candidate_pairs(inp.left, inp.right, rules, inp.dedupe, 0, parts)), 1.0 / parts
 
 
 def train(mt: MatchType, inp: LinkInputs) -> Models:
-    cands = _training_candidates(mt, inp)
+    cands, fraction = _training_candidates(mt, inp)
     pairs = Pairs(inp.left, inp.right, cands.li, cands.ri)
-    linkage_model = _fit(mt.linkage.built(), mt.linkage, inp, pairs)
+    linkage_model = _fit(mt.linkage.built(), mt.linkage, inp, pairs, fraction)
     if mt.link == "same_person":
         return Models(linkage_model)
     # same address, different person: the person model learns on address-linked pairs
     linked = score(linkage_model, pairs).probability >= mt.linkage.threshold
     person_pairs = Pairs(inp.left, inp.right, cands.li[linked], cands.ri[linked])
-    return Models(linkage_model, _fit(mt.person.built(), mt.person, inp, person_pairs))
+    return Models(linkage_model, _fit(mt.person.built(), mt.person, inp, person_pairs, fraction))
 
 
 def load_models(mt: MatchType, data: dict, inp: LinkInputs) -> Models:

@@ -72,8 +72,10 @@ class Linkage(BaseModel):
     comparisons: list[ComparisonRef] = Field(min_length=1)
     #: flag a pair when its match probability is at least this
     threshold: float = Field(0.5, ge=0.0, le=1.0)
-    #: estimate u by EM as well (else u stays as measured on random pairs)
-    estimate_u: bool = True
+    #: where u comes from when scoring. "random": measured on random pairs, with λ scaled to
+    #: all pairs (Splink's approach: the score is the all-pairs posterior, which blocking does
+    #: not bias). "em": u and λ as EM estimated them among the candidate pairs.
+    u_from: Literal["random", "em"] = "random"
 
     @field_validator("blocking")
     @classmethod
