@@ -32,6 +32,12 @@ feeds_app = typer.Typer(help="Feeds: list them, check an extract against its fee
 console = Console(highlight=False)
 
 
+def _fresh_console() -> None:
+    """Size the console for this invocation (the terminal may differ from import time)."""
+    global console
+    console = Console(highlight=False)
+
+
 def _fail(message: str) -> None:
     console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(EXIT_UNUSABLE)
@@ -65,7 +71,8 @@ def run_check(feed: FeedDefinition, extract: Path, show: int = 20) -> int:
         console.print(f"[bold red]unusable extract:[/] {exc}", soft_wrap=True)
         return EXIT_UNUSABLE
     m = result.manifest()
-    summary = Table(title=f"{feed.feed_id} v{feed.version}: {extract.name}", show_header=False)
+    console.print(f"[bold]{feed.feed_id}[/] version {feed.version}: {extract}", soft_wrap=True)
+    summary = Table(show_header=False)
     summary.add_column(style="bold")
     summary.add_column(justify="right")
     summary.add_row("rows read", f"{m['rows_in']:,}")
@@ -104,6 +111,7 @@ def run_check(feed: FeedDefinition, extract: Path, show: int = 20) -> int:
 @feeds_app.command("list")
 def list_feeds(home: HomeOption = None) -> None:
     """Every feed with its format, version, newest extract and last ingest counts."""
+    _fresh_console()
     h = resolve_home(home)
     try:
         feeds = load_feeds(h)
@@ -136,6 +144,7 @@ def check(
     home: HomeOption = None,
 ) -> None:
     """Validate the feed YAML and dry-run an extract: counts, reasons, problem rows. Writes nothing."""
+    _fresh_console()
     h = resolve_home(home)
     definition = _resolve_feed(h, feed)
     console.print(f"[green]feed definition OK:[/] {definition.feed_id} version {definition.version}")
@@ -156,6 +165,7 @@ def add(
     home: HomeOption = None,
 ) -> None:
     """Propose a feed from a sample's header and values, confirm it, write feeds/<council>/<dataset>.yaml, check it."""
+    _fresh_console()
     h = resolve_home(home)
     if dataset not in DATASETS:
         _fail(f"unknown data set {dataset!r}; known: {', '.join(DATASETS)}")

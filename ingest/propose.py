@@ -35,7 +35,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "address_lines": ("address", "addressline1", "addressline2", "addressline3", "addressline4", "address1", "address2",
                       "address3", "address4", "addr1", "addr2", "addr3", "street", "town", "city", "propertyaddress",
                       "houseno", "housenumber", "flat", "building", "locality"),
-    "postcode": ("postcode", "pcode", "postalcode", "zip", "zipcode"),
+    "postcode": ("postcode", "pcode", "pc", "postalcode", "zip", "zipcode"),
     "uprn": ("uprn", "propertyref", "uniquepropertyreferencenumber"),
     "email": ("email", "emailaddress", "mail"),
     "phone": ("phone", "telephone", "tel", "phonenumber", "mobile", "mobilenumber", "telno", "contactnumber"),

@@ -1,0 +1,142 @@
+"""The data officer's commands through the real CLI app: exit codes and what they print."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from councilmatch.cli import app
+from ingest.feeds import load_feed
+
+runner = CliRunner()
+
+
+def run(*args: str, input: str | None = None):
+    return runner.invoke(app, list(args), input=input, env={"COLUMNS": "200"})
+
+
+@pytest.fixture
+def feed_home(home, landing, kit) -> Path:
+    kit.write_feed(home.root)
+    bad = ["T9", "Ann", "Jones", "31/02/1980", "", "1 Rd", "", "E1 6AN", "01/01/2020", ""]
+    (landing / "tenancy_2026-11-24.csv").write_text(kit.csv_text(kit.GOOD_ROWS + [bad]))
+    return home.root
+
+
+def test_check_usable_extract_exits_0(feed_home) -> None:
+    r = run("feeds", "check", "E09000007/tenancy", "--home", str(feed_home))
+    assert r.exit_code == 0, r.output
+    assert "feed definition OK" in r.output and "tenancy_2026-11-24.csv" in r.output
+    assert "rows read" in r.output and "│ accepted           │     3 │" in r.output
+    assert "dob: not a date in format %d/%m/%Y" in r.output
+    assert "usable: 3 of 4 rows accepted" in r.output
+
+
+def test_check_by_yaml_path_and_explicit_extract(feed_home, kit) -> None:
+    other = feed_home / "other.csv"
+    other.write_text(kit.csv_text(kit.GOOD_ROWS[:1]))
+    r = run("feeds", "check", str(feed_home / "feeds/E09000007/tenancy.yaml"), str(other), "--home", str(feed_home))
+    assert r.exit_code == 0, r.output
+    assert "usable: 1 of 1 rows accepted" in r.output
+
+
+def test_check_header_mismatch_exits_2_naming_the_file(feed_home, kit) -> None:
+    bad = feed_home / "landing/E09000007/tenancy/tenancy_2026-11-25.csv"
+    bad.write_text("Ref,Name\nT1,Ann\n")
+    r = run("feeds", "check", "E09000007/tenancy", "--home", str(feed_home))
+    assert r.exit_code == 2
+    assert "unusable extract" in r.output and "tenancy_2026-11-25.csv" in r.output
+    assert "header does not match feed E09000007/tenancy" in r.output
+
+
+def test_check_nothing_accepted_exits_1(feed_home, kit) -> None:
+    bad = feed_home / "landing/E09000007/tenancy/tenancy_2026-11-25.csv"
+    bad.write_text(kit.csv_text([["T1", "Ann", "Jones", "never", "", "1 Rd", "", "E1 6AN", "01/01/2020", ""]]))
+    r = run("feeds", "check", "E09000007/tenancy", "--home", str(feed_home))
+    assert r.exit_code == 1, r.output
+    assert "no row accepted" in r.output
+
+
+def test_check_invalid_yaml_exits_2_with_line(feed_home) -> None:
+    path = feed_home / "feeds/E09000007/tenancy.yaml"
+    path.write_text(path.read_text().replace("dataset: tenancy", "dataset: tenancies"))
+    r = run("feeds", "check", "E09000007/tenancy", "--home", str(feed_home))
+    assert r.exit_code == 2
+    assert f"{path}:2: dataset: unknown data set 'tenancies'" in r.output.replace("\n", "")
+
+
+def test_check_without_extract_exits_2(home, kit) -> None:
+    kit.write_feed(home.root)
+    r = run("feeds", "check", "E09000007/tenancy", "--home", str(home.root))
+    assert r.exit_code == 2 and "no extract in" in r.output
+
+
+def test_list_shows_feeds_and_last_manifest(feed_home) -> None:
+    from ingest.manifest import write_manifest
+
+    write_manifest(feed_home, {"feed_id": "E09000007/tenancy", "extract_id": "x-1", "extract_file": "x.csv",
+                               "rows_in": 10, "accepted": 7, "quarantined": 3, "ingested_at": "2026-11-24T01:00:00+00:00"})
+    r = run("feeds", "list", "--home", str(feed_home))
+    assert r.exit_code == 0, r.output
+    assert "E09000007/tenancy" in r.output and "tenancy_2026-11-24.csv" in r.output
+    assert "x.csv" in r.output and "│    7 │" in r.output.replace("  ", " ") or " 7 " in r.output
+
+
+SAMPLE_HEADER = "Tenancy Ref;Forename;Last Name;DOB;Address Line 1;Address Line 2;Post code;Tenancy Start Date;Notes\n"
+SAMPLE_ROWS = [
+    "TR-001;Zoë;Núñez;03.04.1981;1 High St;Camden;NW1 0NE;01.02.2020;quiet",
+    "TR-002;Ann;Jones;25.12.1990;2 Low Rd;Camden;NW1 0NF;13.05.2021;",
+]
+
+
+def test_add_yes_writes_a_feed_that_passes_check(home) -> None:
+    sample = home.root / "sample.csv"
+    sample.write_bytes((SAMPLE_HEADER + "\n".join(SAMPLE_ROWS) + "\n").encode("cp1252"))
+    r = run("feeds", "add", "--council", "E09000007", "--dataset", "tenancy", "--sample", str(sample), "--yes",
+            "--home", str(home.root))
+    assert r.exit_code == 0, r.output
+    path = home.feeds / "E09000007" / "tenancy.yaml"
+    feed = load_feed(path)
+    assert (feed.encoding, feed.delimiter, feed.date_format) == ("cp1252", ";", "%d.%m.%Y")
+    assert feed.columns == {
+        "record_id": "Tenancy Ref", "forenames": "Forename", "surname": "Last Name", "dob": "DOB",
+        "address_lines": ["Address Line 1", "Address Line 2"], "postcode": "Post code",
+        "period_start": "Tenancy Start Date",
+    }
+    assert feed.mandatory == ["record_id", "forenames", "surname", "dob", "address_lines", "postcode", "period_start"]
+    assert "unmapped source columns: Notes" in r.output
+    assert "usable: 2 of 2 rows accepted" in r.output
+    assert yaml.safe_load(path.read_text())["date_format"] == "%d.%m.%Y"
+    # a second add refuses to overwrite
+    again = run("feeds", "add", "--council", "E09000007", "--dataset", "tenancy", "--sample", str(sample), "--yes",
+                "--home", str(home.root))
+    assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_add_interactive_lets_the_officer_fix_a_mapping(home) -> None:
+    sample = home.root / "sample.csv"
+    sample.write_text("Ref,Given,Surname,Birth,Addr,PC,Start\nA1,Ann,Jones,1990-01-02,1 Rd,E1 6AN,2020-01-01\n")
+    # proposals in order: record_id, surname, postcode (synonyms), then forenames, dob, address_lines,
+    # period_start (fuzzy); the officer rejects forenames <- Given and types it again
+    answers = ["y", "y", "y", "n", "Given", "y", "y", "y", "y"]
+    r = run("feeds", "add", "--council", "E09000007", "--dataset", "tenancy", "--sample", str(sample),
+            "--home", str(home.root), input="\n".join(answers) + "\n")
+    assert "forenames <- Given? [Y/n]: n" in r.output
+    feed_file = home.feeds / "E09000007" / "tenancy.yaml"
+    assert feed_file.exists(), r.output
+    feed = load_feed(feed_file)
+    assert feed.columns["forenames"] == "Given" and feed.columns["dob"] == "Birth"
+    assert r.exit_code == 0, r.output
+
+
+def test_add_yes_with_required_field_missing_exits_2(home) -> None:
+    sample = home.root / "sample.csv"
+    sample.write_text("Ref,Surname\nA1,Jones\n")
+    r = run("feeds", "add", "--council", "E09000007", "--dataset", "tenancy", "--sample", str(sample), "--yes",
+            "--home", str(home.root))
+    assert r.exit_code == 2
+    assert "required field(s) forenames, dob, address_lines, postcode, period_start" in r.output.replace("\n", "")
+    assert not (home.feeds / "E09000007" / "tenancy.yaml").exists()
