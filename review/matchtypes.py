@@ -1,7 +1,7 @@
 """Match type titles and reasons, in one place.
 
 Prefers the match types the matching stage loads from YAML
-(``matching.matchtypes.load_matchtypes(home)``); falls back to the title and
+(``matching.matchtype.load_matchtypes(home)``); falls back to the title and
 reason stored with the flag, then to the id itself.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 def _loaded(home_root: Path) -> dict[str, tuple[str, str]]:
     try:
         from councilmatch.home import Home
-        from matching.matchtypes import load_matchtypes
+        from matching.matchtype import load_matchtypes
         loaded = load_matchtypes(Home(home_root))
     except Exception:  # noqa: BLE001  matching not installed yet, or a bad YAML: use what the flag carries
         return {}

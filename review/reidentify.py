@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-#: (council, record_id, actor, reason) -> {field: clear value or None}
-Reidentifier = Callable[[str, str, str, str], dict[str, str | None]]
+#: (council, record_id, actor, reason, dataset=...) -> {field: clear value or None}
+Reidentifier = Callable[..., dict[str, str | None]]
 
 
 class VaultUnavailable(Exception):
@@ -22,7 +22,8 @@ def vault_reidentifier(home_root: Path) -> Reidentifier:
     """Bind the real vault of a data home (opened on first use)."""
     state: dict = {}
 
-    def reidentify(council: str, record_id: str, actor: str, reason: str) -> dict[str, str | None]:
+    def reidentify(council: str, record_id: str, actor: str, reason: str,
+                   dataset: str | None = None) -> dict[str, str | None]:
         if "vault" not in state:
             try:
                 from anonymise.keys import load_keyring
@@ -33,7 +34,7 @@ def vault_reidentifier(home_root: Path) -> Reidentifier:
             except Exception as exc:  # noqa: BLE001
                 raise VaultUnavailable(f"The vault could not be opened ({type(exc).__name__}).") from exc
         try:
-            return state["vault"].reidentify(council, record_id, actor, reason)
+            return state["vault"].reidentify(council, record_id, actor, reason, dataset=dataset)
         except Exception as exc:  # noqa: BLE001
             raise VaultUnavailable(f"The record is not in the vault ({type(exc).__name__}).") from exc
 

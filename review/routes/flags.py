@@ -30,7 +30,7 @@ def _reidentify(settings: Settings, user: User, flag_id: str, own: list[Side]) -
             continue
         try:
             records[side.name] = {"fields": settings.reidentifier(
-                side.council, side.record_id, user.username, f"review of flag {flag_id}")}
+                side.council, side.record_id, user.username, f"review of flag {flag_id}", dataset=side.dataset)}
         except VaultUnavailable as exc:
             records[side.name] = {"error": str(exc)}
     return records

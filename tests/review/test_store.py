@@ -1,0 +1,199 @@
+"""Review store on SQLite and PostgreSQL: publish, decisions, locking, suppression, audit chain."""
+
+from __future__ import annotations
+
+import threading
+
+import pandas as pd
+import pytest
+from sqlalchemy import select, text, update
+
+from councilmatch.councils import CENTRAL
+from review import audit, store
+from review import db as review_db
+from review.db import migrate, reading, writing
+from review.models import AuditEntry, CouncilReview, ReviewItem
+
+
+def _decide(db_url, flag_id, council, outcome="no_issue", close=True, actor="inv", amount=None):  # noqa: ANN001, ANN202
+    with reading(db_url) as s:
+        version = s.get(ReviewItem, flag_id).version
+    with writing(db_url) as s:
+        return store.record_decision(s, flag_id=flag_id, council=council, actor=actor, expected_version=version,
+                                     outcome=outcome, amount=amount, note="checked", close=close)
+
+
+def _pick(flags: pd.DataFrame, two_councils: bool) -> pd.Series:
+    cross = (flags["left_council"] != flags["right_council"]) & (flags["right_council"] != CENTRAL)
+    return flags[cross if two_councils else (flags["right_council"] == CENTRAL)].iloc[0]
+
+
+def test_migrate_is_idempotent_and_creates_tables(db_url):
+    migrate(db_url)
+    review_db._migrated.clear()
+    migrate(db_url)  # second run at head: no error, nothing changes
+    with reading(db_url) as s:
+        assert s.execute(text("select version_num from alembic_version")).scalar_one() == "0001"
+        assert s.execute(select(ReviewItem)).first() is None
+
+
+def test_publish_counts_and_is_idempotent(db_url, flags):
+    assert store.publish_flags(db_url, flags) == {"new": 90, "updated": 0, "unchanged": 0, "reopened": 0}
+    assert store.publish_flags(db_url, flags) == {"new": 0, "updated": 0, "unchanged": 90, "reopened": 0}
+    nxt = flags.copy()
+    nxt["run_id"], nxt["last_seen"] = "2026-11-21", "2026-11-21"
+    nxt.loc[:4, "match_probability"] = 0.5
+    assert store.publish_flags(db_url, nxt) == {"new": 0, "updated": 90, "unchanged": 0, "reopened": 0}
+    with reading(db_url) as s:
+        item = s.get(ReviewItem, flags["flag_id"][0])
+        assert (item.run_id, item.last_seen, item.first_seen) == ("2026-11-21", "2026-11-21", "2026-11-20")
+        assert item.match_probability == 0.5
+        assert s.execute(select(text("count(*)")).select_from(ReviewItem)).scalar_one() == 90
+
+
+def test_publish_never_overwrites_decisions(db_url, flags):
+    store.publish_flags(db_url, flags)
+    row = _pick(flags, two_councils=True)
+    _decide(db_url, row.flag_id, row.left_council, outcome="fraud", amount=2500.0)
+    nxt = flags.copy()
+    nxt["run_id"], nxt["last_seen"] = "2026-11-21", "2026-11-21"
+    nxt["evidence_hash"] = "changed"  # even changed evidence must not touch a fraud decision
+    store.publish_flags(db_url, nxt)
+    with reading(db_url) as s:
+        item = s.get(ReviewItem, row.flag_id)
+        assert item.status == "in_review"  # the other council has not decided yet
+        review = {r.council: r for r in item.reviews}[row.left_council]
+        assert (review.outcome, review.amount, review.closed, review.note) == ("fraud", 2500.0, True, "checked")
+
+
+def test_publish_rejects_bad_frames_naming_row_and_field(db_url, flags):
+    with pytest.raises(ValueError, match="lacks columns.*evidence_hash"):
+        store.publish_flags(db_url, flags.drop(columns=["evidence_hash"]))
+    bad = flags.copy()
+    bad.loc[3, "match_probability"] = 1.5
+    with pytest.raises(ValueError, match="row 3: field match_probability"):
+        store.publish_flags(db_url, bad)
+    dup = pd.concat([flags, flags.iloc[[5]]], ignore_index=True)
+    with pytest.raises(ValueError, match="row 90: field flag_id"):
+        store.publish_flags(db_url, dup)
+
+
+def test_suppressed_needs_every_involved_council_and_reopens_on_new_evidence(db_url, flags):
+    store.publish_flags(db_url, flags)
+    cross, deceased = _pick(flags, True), _pick(flags, False)
+    _decide(db_url, cross.flag_id, cross.left_council)
+    assert store.suppressed_flags(db_url).empty  # one of two councils closed as no issue: not yet
+    _decide(db_url, cross.flag_id, cross.right_council)
+    _decide(db_url, deceased.flag_id, deceased.left_council)  # central never reviews
+    got = store.suppressed_flags(db_url).set_index("flag_id")["evidence_hash"].to_dict()
+    assert got == {cross.flag_id: cross.evidence_hash, deceased.flag_id: deceased.evidence_hash}
+
+    same = flags.copy()
+    same["run_id"], same["last_seen"] = "2026-11-21", "2026-11-21"
+    assert store.publish_flags(db_url, same)["reopened"] == 0  # same evidence: stays closed
+    moved = same.copy()
+    moved.loc[moved["flag_id"] == cross.flag_id, "evidence_hash"] = "new-evidence"
+    counts = store.publish_flags(db_url, moved)
+    assert counts["reopened"] == 1
+    assert store.publish_flags(db_url, moved)["reopened"] == 0  # idempotent
+    with reading(db_url) as s:
+        assert s.get(ReviewItem, cross.flag_id).status == "new"
+        assert s.get(ReviewItem, deceased.flag_id).status == "closed"
+        reopen = s.execute(select(AuditEntry).where(AuditEntry.action == "reopen")).scalars().all()
+        assert [e.object for e in reopen] == [f"flag:{cross.flag_id}"]
+    assert set(store.suppressed_flags(db_url)["flag_id"]) == {deceased.flag_id}
+
+
+def test_fraud_outcome_is_not_suppressed(db_url, flags):
+    store.publish_flags(db_url, flags)
+    row = _pick(flags, False)
+    _decide(db_url, row.flag_id, row.left_council, outcome="fraud")
+    assert store.suppressed_flags(db_url).empty
+
+
+def test_optimistic_locking_refuses_stale_save(db_url, flags):
+    store.publish_flags(db_url, flags)
+    row = _pick(flags, True)
+    with reading(db_url) as s:
+        seen = s.get(ReviewItem, row.flag_id).version
+    with writing(db_url) as s:
+        store.record_decision(s, flag_id=row.flag_id, council=row.left_council, actor="a", expected_version=seen,
+                              outcome="fraud", amount=None, note=None, close=False)
+    with pytest.raises(store.ConflictError, match="changed by someone else"):
+        with writing(db_url) as s:
+            store.record_decision(s, flag_id=row.flag_id, council=row.left_council, actor="b",
+                                  expected_version=seen, outcome="no_issue", amount=None, note=None, close=True)
+    with reading(db_url) as s:
+        review = s.execute(select(CouncilReview).where(CouncilReview.flag_id == row.flag_id)).scalar_one()
+        assert (review.outcome, review.decided_by) == ("fraud", "a")
+
+
+def test_concurrent_saves_one_wins_one_conflicts(db_url, flags):
+    store.publish_flags(db_url, flags)
+    row = _pick(flags, True)
+    with reading(db_url) as s:
+        seen = s.get(ReviewItem, row.flag_id).version
+    results: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def save(actor: str) -> None:
+        barrier.wait()
+        try:
+            with writing(db_url) as s:
+                store.record_decision(s, flag_id=row.flag_id, council=row.left_council, actor=actor,
+                                      expected_version=seen, outcome="error", amount=None, note=actor, close=True)
+            results.append("saved")
+        except store.ConflictError:
+            results.append("conflict")
+
+    threads = [threading.Thread(target=save, args=(f"user{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["conflict"] * 3 + ["saved"]
+    with reading(db_url) as s:
+        assert audit.verify(s).ok  # concurrent writers did not fork the chain
+
+
+def test_decision_checks_council_and_values(db_url, flags):
+    store.publish_flags(db_url, flags)
+    row = _pick(flags, True)
+    outsider = next(c for c in ("E09000007", "E09000012", "E09000019") if c not in (row.left_council, row.right_council))
+    with pytest.raises(store.NotFound):
+        _decide(db_url, row.flag_id, outsider)
+    with pytest.raises(store.ReviewError, match="Outcome must be"):
+        _decide(db_url, row.flag_id, row.left_council, outcome="maybe")
+    with pytest.raises(store.ReviewError, match="Choose an outcome"):
+        _decide(db_url, row.flag_id, row.left_council, outcome=None, close=True)
+
+
+def test_audit_chain_detects_tampering(db_url, flags):
+    store.publish_flags(db_url, flags)
+    row = _pick(flags, True)
+    for outcome in ("fraud", "error", "no_issue"):
+        _decide(db_url, row.flag_id, row.left_council, outcome=outcome)
+    with reading(db_url) as s:
+        result = audit.verify(s)
+        assert result.ok and result.entries == 4
+    with writing(db_url) as s:  # someone edits what was decided
+        s.execute(update(AuditEntry).where(AuditEntry.seq == 2).values(detail='{"outcome": "no_issue"}'))
+    with reading(db_url) as s:
+        result = audit.verify(s)
+        assert not result.ok and "entry 2: contents altered" in result.problems[0]
+
+
+def test_audit_chain_detects_deleted_entries(db_url, flags):
+    store.publish_flags(db_url, flags)
+    row = _pick(flags, True)
+    for outcome in ("fraud", "error"):
+        _decide(db_url, row.flag_id, row.left_council, outcome=outcome)
+    with writing(db_url) as s:
+        s.execute(text("delete from audit_log where seq = 3"))  # the last entry
+    with reading(db_url) as s:
+        result = audit.verify(s)
+        assert not result.ok and "chain tip mismatch" in result.problems[-1]
+    with writing(db_url) as s:
+        s.execute(text("delete from audit_log where seq = 1"))
+    with reading(db_url) as s:
+        assert any("entry 2" in p for p in audit.verify(s).problems)
