@@ -211,8 +211,9 @@ def task_home() -> Home:
 
 
 def run_id_for(when: datetime) -> str:
-    """The councilmatch run id of an Airflow DAG run: its ``run_after`` time, so a cleared
-    and re-run night keeps its id (idempotent) and ids sort by time like ``councilmatch run``'s."""
+    """The councilmatch run id of an Airflow DAG run, from its logical date (else ``run_after``):
+    a cleared and re-run night keeps its id (idempotent), and ids sort by time like
+    ``councilmatch run``'s."""
     from councilmatch.pipeline import make_run_id
 
     return make_run_id(when)

@@ -68,22 +68,29 @@ def demo_councils(home: Home) -> list[str]:
 
 
 def add_investigators(home: Home, councils: list[str]) -> list[dict[str, str]]:
-    """One demo investigator per council, each with a fresh random password."""
+    """One demo investigator per council with a fresh random password (reset if the user exists)."""
+    from sqlalchemy import select
+
+    from review import audit
+    from review.auth import add_user, hash_password
+    from review.db import migrate, writing
+    from review.models import User
+
+    migrate(home.review_db_url)
     users = []
-    for council in councils:
-        username = f"demo-{council.lower()}"
-        password = secrets.token_urlsafe(9)
-        _cli(home, ["users", "add", username, "--council", council, "--role", "investigator",
-                    "--password", password, "--replace"])
-        users.append({"username": username, "password": password, "council": council})
+    with writing(home.review_db_url) as session:
+        for council in councils:
+            username = f"demo-{council.lower()}"
+            password = secrets.token_urlsafe(9)
+            existing = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+            if existing is None:
+                add_user(session, username=username, council=council, role="investigator",
+                         password=password, actor="demo")
+            else:
+                existing.password_hash = hash_password(password)
+                audit.append(session, "demo", "user_password_reset", f"user:{username}", {"council": council})
+            users.append({"username": username, "password": password, "council": council})
     return users
-
-
-def _cli(home: Home, args: list[str]) -> None:
-    cmd = [sys.executable, "-m", "councilmatch.cli", *args, "--home", str(home.root)]
-    proc = subprocess.run(cmd, text=True, capture_output=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"`councilmatch {' '.join(args[:2])}` failed:\n{proc.stdout}{proc.stderr}")
 
 
 def demo(
@@ -126,7 +133,8 @@ def demo(
                   f"[bold]{first['username']}[/bold] / [bold]{first['password']}[/bold] (or any user above)")
     if not serve:
         return
-    cmd = [sys.executable, "-m", "councilmatch.cli", "review", "serve", "--home", str(h.root), "--port", str(port)]
+    cmd = [sys.executable, "-m", "councilmatch.cli", "review", "serve", "--home", str(h.root),
+           "--port", str(port), "--insecure-cookies"]  # plain http on loopback: demo only
     try:
         subprocess.run(cmd, check=False)
     except KeyboardInterrupt:

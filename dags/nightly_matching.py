@@ -15,7 +15,7 @@ least one succeeded (``all_done_min_one_success``), and the report task lists
 the feeds that returned nothing. Later stages need every shard, so they keep
 the default ``all_success``: a failed shard fails the run, and clearing the
 failed task re-runs only that shard (every task is idempotent; the run id comes
-from the DAG run's ``run_after``, which a clear keeps).
+from the DAG run's logical date, which a clear keeps).
 
 Secrets. The key-encryption key is read inside the task that needs it, from
 ``COUNCILMATCH_KEK`` in the worker's environment or the password of the
@@ -51,9 +51,11 @@ DEFAULT_ARGS: dict[str, Any] = {
 def _run() -> tuple[Any, str]:
     """The data home and this DAG run's councilmatch run id."""
     context = get_current_context()
-    return airflow_local.task_home(), airflow_local.run_id_for(context["dag_run"].run_after)
+    dag_run = context["dag_run"]
+    return airflow_local.task_home(), airflow_local.run_id_for(dag_run.logical_date or dag_run.run_after)
 
 
+# Tasks returning a dict set multiple_outputs=False: one XCom per task, not one per key.
 @dag(
     dag_id="nightly_matching",
     schedule="30 1 * * *",  # 01:30 London time, after the councils' extracts land
@@ -72,7 +74,7 @@ def nightly_matching() -> None:
 
         return pipeline.discover_feeds(airflow_local.task_home())
 
-    @task(outlets=[PSEUDONYMISED], map_index_template="{{ feed_id }}")
+    @task(outlets=[PSEUDONYMISED], map_index_template="{{ feed_id }}", multiple_outputs=False)
     def ingest_feed(feed_id: str) -> dict[str, Any]:
         from councilmatch import pipeline
 
@@ -91,7 +93,7 @@ def nightly_matching() -> None:
         home, run_id = _run()
         return pipeline.plan_link(home, run_id)
 
-    @task(map_index_template="{{ shard_label }}")
+    @task(map_index_template="{{ shard_label }}", multiple_outputs=False)
     def link_shard(match_type: str, shard: int, shards: int) -> dict[str, Any]:
         from councilmatch import pipeline
 
@@ -99,7 +101,7 @@ def nightly_matching() -> None:
         get_current_context()["shard_label"] = f"{match_type} {shard + 1}/{shards}"
         return pipeline.link_shard(home, run_id, match_type, shard, shards)
 
-    @task(outlets=[FLAGS])
+    @task(outlets=[FLAGS], multiple_outputs=False)
     def publish_run() -> dict[str, Any]:
         from councilmatch import pipeline
 
@@ -108,7 +110,7 @@ def nightly_matching() -> None:
         get_current_context()["outlet_events"][FLAGS].extra = {"run_id": run_id, "flags": result.get("flags")}
         return result
 
-    @task
+    @task(multiple_outputs=False)
     def write_report(feeds: list[str]) -> dict[str, Any]:
         from councilmatch import pipeline, run_state
 

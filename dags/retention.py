@@ -28,7 +28,7 @@ from councilmatch import airflow_local
     doc_md=__doc__,
 )
 def retention_purge() -> None:
-    @task
+    @task(multiple_outputs=False)
     def purge() -> dict[str, Any]:
         from councilmatch import retention
 
