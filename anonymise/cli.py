@@ -74,10 +74,12 @@ def pseudonymise_cmd(
 ) -> None:
     """At-source mode: ingest and pseudonymise an extract here; only tokens leave the council."""
     from anonymise.at_source import pseudonymise_at_source
+    from ingest.feeds import FeedDefinitionError
+    from ingest.read import ExtractError
 
     try:
         summary = pseudonymise_at_source(resolve_home(home), feed, extract, out)
-    except AnonymiseError as exc:
+    except (AnonymiseError, FeedDefinitionError, ExtractError) as exc:
         _fail(exc)
     print(json.dumps(summary, indent=2))
 

@@ -1,0 +1,121 @@
+"""At-source mode: a council pseudonymises locally; the hub accepts only a file that fits."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from anonymise.at_source import accept_at_source, at_source_metadata
+from anonymise.errors import SchemaError, UnknownKeyError
+from anonymise.keys import init_keys, keyring_path, load_keyring
+from anonymise.store import from_table, to_table
+from anonymise.tokens import pseudonymise
+from councilmatch.cli import app
+from councilmatch.home import Home
+from ingest.extract import ingest_extract
+from ingest.feed import FeedDefinition
+from ingest.feeds import load_feed
+
+BAD_ROW = ["E999", "Zebedee", "Quill", "31/02/1980", "XX", "1 Road", "London", "E1 6AN", "", "", "", "", "01/04/2024"]
+
+
+@pytest.fixture
+def council_side(home, tmp_path, people, helpers):
+    """A council's own home holding a copy of the hub's keyring, a feed and a raw extract."""
+    council_home = Home(tmp_path / "council").ensure()
+    council_home.keys.mkdir(parents=True)
+    shutil.copy(keyring_path(home), keyring_path(council_home))
+    feed, extract = helpers.write_payroll(council_home, helpers.CAMDEN, people[:15], extra_rows=[BAD_ROW])
+    return council_home, feed, extract
+
+
+def _run_cli(council_home, feed, extract, out):
+    result = CliRunner().invoke(app, ["pseudonymise", "--feed", str(feed), "--extract", str(extract),
+                                      "--out", str(out), "--home", str(council_home.root)])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_at_source_output_equals_hub_side_pseudonymisation(home, council_side, tmp_path, helpers) -> None:
+    council_home, feed_path, extract = council_side
+    out = tmp_path / "to_hub" / "payroll.parquet"
+    result = _run_cli(council_home, feed_path, extract, out)
+    assert '"quarantined": 1' in result.output and '"accepted": 15' in result.output
+    meta = at_source_metadata(out)
+    assert meta["key_id"] == "k1" and meta["schema_version"] == "1" and meta["rows_in"] == 16
+    assert meta["manifest"]["quarantined"] == 1
+    # only the pseudonymised file left the council: its clear values are not in it
+    data = out.read_bytes()
+    assert b"QUILL" not in data.upper() and b"ZEBEDEE" not in data.upper()
+
+    hub_feed = FeedDefinition(council=helpers.CAMDEN, dataset="payroll", format="pseudonymised")
+    accepted = accept_at_source(out, load_keyring(home), hub_feed)
+    # what the hub would have made from the raw extract itself
+    ingested = ingest_extract(load_feed(feed_path), extract)
+    hub = pseudonymise(ingested.accepted, load_keyring(home), ingested.extract_id)
+    expected = from_table(to_table(hub))
+    pd.testing.assert_frame_equal(accepted, expected)
+    # quarantined rows stayed at the council, encrypted
+    assert list(council_home.quarantine.rglob("*.enc"))
+
+
+def test_hub_refuses_files_that_do_not_fit(home, council_side, tmp_path, helpers) -> None:
+    council_home, feed_path, extract = council_side
+    out = tmp_path / "payroll.parquet"
+    _run_cli(council_home, feed_path, extract, out)
+    ring = load_keyring(home)
+    with pytest.raises(SchemaError, match="council 'E09000007', feed E09000012/payroll"):
+        accept_at_source(out, ring, FeedDefinition(council=helpers.HACKNEY, dataset="payroll", format="pseudonymised"))
+    with pytest.raises(SchemaError, match="dataset"):
+        accept_at_source(out, ring, FeedDefinition(council=helpers.CAMDEN, dataset="tenancy", format="pseudonymised"))
+
+    feed = FeedDefinition(council=helpers.CAMDEN, dataset="payroll", format="pseudonymised")
+    table = pq.read_table(out)
+    dropped = tmp_path / "dropped.parquet"
+    pq.write_table(table.drop(["t_nino"]), dropped)
+    with pytest.raises(SchemaError, match="t_nino"):
+        accept_at_source(dropped, ring, feed)
+    retyped = tmp_path / "retyped.parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("t_dob"), "t_dob",
+                                    table.column("t_dob").cast("string")), retyped)
+    with pytest.raises(SchemaError, match="t_dob"):
+        accept_at_source(retyped, ring, feed)
+    plain = tmp_path / "plain.parquet"
+    pq.write_table(table.replace_schema_metadata({}), plain)
+    with pytest.raises(SchemaError, match="no councilmatch metadata"):
+        accept_at_source(plain, ring, feed)
+    notparquet = tmp_path / "junk.parquet"
+    notparquet.write_text("Surname,NI\n")
+    assert b"QUILL" not in out.read_bytes()
+    with pytest.raises(SchemaError, match="not a readable Parquet"):
+        accept_at_source(notparquet, ring, feed)
+
+    other_hub = Home(tmp_path / "other").ensure()
+    init_keys(other_hub)
+    other_hub_ring = load_keyring(other_hub)
+    # same id "k1" but a different key is indistinguishable by id: ids must be unique per hub;
+    # an id the hub does not have at all is refused
+    bumped = tmp_path / "k9.parquet"
+    import json
+    meta = json.loads(table.schema.metadata[b"councilmatch"]) | {"key_id": "k9"}
+    pq.write_table(table.replace_schema_metadata({b"councilmatch": json.dumps(meta).encode()}), bumped)
+    with pytest.raises(UnknownKeyError, match="k9"):
+        accept_at_source(bumped, other_hub_ring, feed)
+
+
+def test_at_source_needs_the_raw_feed_and_a_keyring(council_side, tmp_path, helpers, monkeypatch) -> None:
+    council_home, feed_path, extract = council_side
+    hub_style = tmp_path / "hub_feed.yaml"
+    hub_style.write_text(feed_path.read_text().replace("format: csv", "format: pseudonymised"))
+    r = CliRunner().invoke(app, ["pseudonymise", "--feed", str(hub_style), "--extract", str(extract),
+                                 "--out", str(tmp_path / "o.parquet"), "--home", str(council_home.root)])
+    assert r.exit_code == 1 and "raw extract" in r.output
+    monkeypatch.setenv("COUNCILMATCH_KEK", helpers.new_kek())
+    r = CliRunner().invoke(app, ["pseudonymise", "--feed", str(feed_path), "--extract", str(extract),
+                                 "--out", str(tmp_path / "o.parquet"), "--home", str(council_home.root)])
+    assert r.exit_code == 1 and "does not decrypt" in r.output
+    assert not (tmp_path / "o.parquet").exists()
