@@ -1,0 +1,241 @@
+"""``generate``: a realistic set of borough extracts, feed definitions and ground truth.
+
+Steps: population -> ordinary lives -> planted fraud and near-misses -> record ids ->
+expected flags (rules on truth) -> invalid rows (never in an expected flag) ->
+render each data set's clear values -> write one extract per council and data set,
+its feed YAML, and truth/*.parquet. Same arguments, same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from councilmatch.contracts import DATASETS, DATE_FIELDS
+from councilmatch.councils import CENTRAL
+from councilmatch.home import Home
+from synthetic.feeds import DATASET_ORDER, feed_style, record_id_format
+from synthetic.life import CENTRAL_IDX, build_life
+from synthetic.places import COUNCIL_ORDER
+from synthetic.population import build_population
+from synthetic.render import render
+from synthetic.rules import PAIR_COLUMNS, expected_flags
+from synthetic.scenarios import Planter
+from synthetic.writers import write_extract
+
+DEFAULT_EXTRACT_DATE = date(2026, 11, 1)
+INVALID_RATE = 0.004
+ALL_DATASETS: tuple[str, ...] = (*DATASET_ORDER, "deceased")
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class GenerateSummary:
+    """What ``generate`` wrote (counts are rows in the extracts, invalid ones included)."""
+
+    home: Path
+    councils: list[str]
+    extract_date: date
+    records: dict[str, int] = field(default_factory=dict)          # dataset -> rows
+    feed_records: dict[str, int] = field(default_factory=dict)     # "<council>/<dataset>" -> rows
+    invalid: int = 0
+    people: int = 0
+    scenarios: dict[str, int] = field(default_factory=dict)        # "<match_type>/<kind>" -> count
+    expected_flags: dict[str, int] = field(default_factory=dict)   # match_type -> count
+    extracts: list[Path] = field(default_factory=list)
+    feeds: list[Path] = field(default_factory=list)
+    truth: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def total_records(self) -> int:
+        return sum(self.records.values())
+
+
+def steps(boroughs: int) -> int:
+    """How many progress steps ``generate`` reports (for a progress bar)."""
+    return 6 + len(DATASET_ORDER) * boroughs + 1
+
+
+def _council_code(idx: np.ndarray) -> np.ndarray:
+    codes = np.array(list(COUNCIL_ORDER) + [CENTRAL], dtype=object)
+    return codes[np.where(idx < 0, len(COUNCIL_ORDER), idx)]
+
+
+def _assign_record_ids(records: pd.DataFrame) -> pd.Series:
+    """Ids numbered per council and data set in order of period start, in each council's own style."""
+    ds_rank = records["dataset"].map({d: i for i, d in enumerate(ALL_DATASETS)})
+    when = records["period_start"].fillna(records["date_of_death"])
+    order = pd.DataFrame({"c": records["council_idx"], "d": ds_rank, "w": when, "p": records["person_id"],
+                          "k": np.arange(len(records))}).sort_values(["c", "d", "w", "p", "k"], kind="stable")
+    seq = order.groupby(["c", "d"], sort=False).cumcount().to_numpy() + 1
+    ids = np.empty(len(records), dtype=object)
+    for (c, d), idx in order.groupby(["c", "d"], sort=False).indices.items():
+        prefix, width = record_id_format(int(c), ALL_DATASETS[int(d)])
+        numbers = pd.Series(seq[idx] + (0 if width else 500_000), dtype=np.int64).astype(str)
+        ids[order.index.to_numpy()[idx]] = (prefix + (numbers.str.zfill(width) if width else numbers)).to_numpy()
+    return pd.Series(ids, index=records.index)
+
+
+def _invalid_choice(records: pd.DataFrame, protected: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Pick deliberately invalid rows (kind, field) among rows no expected flag or scenario uses."""
+    n = len(records)
+    kind = np.full(n, None, dtype=object)
+    fld = np.full(n, None, dtype=object)
+    chosen = (rng.random(n) < INVALID_RATE) & ~protected
+    pick = rng.random(n)
+    for dataset in ALL_DATASETS:
+        spec = DATASETS[dataset]
+        scalars = [f for f in spec.required if f != "address_lines"]
+        dates = [f for f in spec.required if f in DATE_FIELDS]
+        for c in np.unique(records["council_idx"].to_numpy()[(records["dataset"] == dataset).to_numpy()]):
+            rows = np.flatnonzero(chosen & (records["dataset"] == dataset).to_numpy() & (records["council_idx"] == c).to_numpy())
+            if not len(rows):
+                continue
+            style = feed_style(int(c) if c >= 0 else 0, dataset)
+            kinds = ["missing_mandatory"]
+            if dates and style.feed.format != "parquet":
+                kinds.append("impossible_date")
+            if "nino" in spec.required:
+                kinds.append("invalid_nino")
+            k = np.array(kinds, dtype=object)[(pick[rows] * len(kinds)).astype(int)]
+            f = np.array(scalars, dtype=object)[rng.integers(0, len(scalars), len(rows))]
+            f = np.where(k == "impossible_date", dates[0] if dates else None, np.where(k == "invalid_nino", "nino", f))
+            kind[rows], fld[rows] = k, f
+    return kind, fld
+
+
+def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date: date | None = None,
+             progress: Progress | None = None) -> GenerateSummary:
+    """Write landing extracts, feed YAMLs and truth for the first ``boroughs`` councils of BOROUGH_ORDER."""
+    if not 1 <= boroughs <= len(COUNCIL_ORDER):
+        raise ValueError(f"--boroughs must be between 1 and {len(COUNCIL_ORDER)}, got {boroughs}")
+    if people < 100:
+        raise ValueError(f"--people must be at least 100, got {people}")
+    say = progress or (lambda _msg: None)
+    extract_date = extract_date or DEFAULT_EXTRACT_DATE
+    E = np.datetime64(extract_date, "D")
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
+    home = Home.resolve(home.root if isinstance(home, Home) else home)
+    home.ensure()
+    home.truth.mkdir(parents=True, exist_ok=True)
+    summary = GenerateSummary(home=home.root, councils=list(COUNCIL_ORDER[:boroughs]), extract_date=extract_date, people=people)
+
+    say("population")
+    pop = build_population(streams[0], boroughs, people, E)
+    say("ordinary lives")
+    base, movers = build_life(streams[1], pop, E)
+    say("planting fraud and near-misses")
+    planter = Planter(streams[2], pop, base, E, boroughs, movers)
+    planter.plant_all()
+    records = planter.records
+
+    say("record ids and expected flags")
+    records["record_id"] = _assign_record_ids(records)
+    records["council"] = _council_code(records["council_idx"].to_numpy())
+    truth_cols = ["council", "dataset", "record_id", "person_id", "address_id", "period_start", "period_end",
+                  "discount", "amount", "last_used", "date_of_death", "origin"]
+    for c in ("period_start", "period_end", "last_used", "date_of_death"):
+        records[c] = records[c].astype("datetime64[s]")
+    flags = expected_flags(records[truth_cols])
+    scen = _scenarios(planter.scenarios, records, flags)
+
+    say("invalid rows")
+    ref = records["council"] + "\x1f" + records["dataset"] + "\x1f" + records["record_id"]
+    used = set()
+    for side in ("left", "right"):
+        for frame in (flags, scen):
+            used.update((frame[f"{side}_council"] + "\x1f" + frame[f"{side}_dataset"] + "\x1f" + frame[f"{side}_record_id"]).tolist())
+    protected = ref.isin(used).to_numpy()
+    kind, fld = _invalid_choice(records, protected, streams[3])
+    records["invalid_kind"], records["invalid_field"] = kind, fld
+    records["invalid_reason"] = np.where(pd.isna(kind), None, pd.Series(kind, dtype=object) + ": " + pd.Series(fld, dtype=object))
+    records["variations"] = ""
+
+    rng = streams[4]
+    for dataset in ALL_DATASETS:
+        ds_rows = np.flatnonzero((records["dataset"] == dataset).to_numpy())
+        recs = records.iloc[ds_rows]
+        recs = recs.iloc[np.lexsort((recs["record_id"].to_numpy(), recs["council_idx"].to_numpy()))]
+        values = render(recs, pop, rng)
+        records.loc[recs.index, "variations"] = values["variations"].to_numpy()
+        councils = [CENTRAL_IDX] if dataset == "deceased" else range(boroughs)
+        cidx = values["council_idx"].to_numpy()
+        for c in councils:
+            say(f"{dataset} {COUNCIL_ORDER[c] if c >= 0 else CENTRAL}")
+            style = feed_style(c, dataset)
+            feed = style.feed
+            part = values[cidx == c]
+            path = home.landing / feed.council / dataset / f"{dataset}_{extract_date:%Y%m%d}.{style.extension}"
+            write_extract(part.reset_index(drop=True), style, path)
+            yaml_path = home.feeds / feed.council / f"{dataset}.yaml"
+            yaml_path.parent.mkdir(parents=True, exist_ok=True)
+            yaml_path.write_text(yaml.safe_dump(feed.model_dump(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+            summary.extracts.append(path)
+            summary.feeds.append(yaml_path)
+            summary.feed_records[feed.feed_id] = len(part)
+        summary.records[dataset] = len(values)
+
+    say("truth")
+    out = records[["council", "dataset", "record_id", "person_id", "address_id", "invalid_reason", "origin", "variations",
+                   "period_start", "period_end", "discount", "amount", "last_used", "date_of_death"]]
+    out = out.sort_values(["council", "dataset", "record_id"], kind="stable").reset_index(drop=True)
+    summary.truth = {
+        "records": _write_truth(out, home.truth / "records.parquet"),
+        "people": _write_truth(_people_truth(pop), home.truth / "people.parquet"),
+        "addresses": _write_truth(pop.addresses.assign(council=_council_code(pop.addresses["council_idx"].to_numpy())).drop(columns="council_idx"),
+                                  home.truth / "addresses.parquet"),
+        "scenarios": _write_truth(scen, home.truth / "scenarios.parquet"),
+        "expected_flags": _write_truth(flags, home.truth / "expected_flags.parquet"),
+    }
+    summary.invalid = int(pd.notna(kind).sum())
+    summary.scenarios = {f"{m}/{k}": int(n) for (m, k), n in scen.groupby(["match_type", "kind"]).size().items()}
+    summary.expected_flags = {m: int(n) for m, n in flags.groupby("match_type").size().items()}
+    return summary
+
+
+def _people_truth(pop) -> pd.DataFrame:
+    pp = pop.people.copy()
+    pp["council"] = _council_code(pp["council_idx"].to_numpy())
+    pp = pp.drop(columns="council_idx")
+    for c in ("dob", "date_of_death", "move_in"):
+        pp[c] = pp[c].astype("datetime64[s]")
+    return pp
+
+
+def _scenarios(planted: list[dict], records: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
+    """Scenario pairs with record references, oriented like expected flags; checks them against the rules."""
+    from councilmatch import matchtype_ids as mt
+
+    s = pd.DataFrame(planted, columns=["match_type", "kind", "description", "left_rk", "right_rk"])
+    for side in ("left", "right"):
+        rk = s[f"{side}_rk"].to_numpy()
+        s[f"{side}_council"] = records["council"].to_numpy()[rk]
+        s[f"{side}_dataset"] = records["dataset"].to_numpy()[rk]
+        s[f"{side}_record_id"] = records["record_id"].to_numpy()[rk]
+    symmetric = s["match_type"].isin([mt.TENANCY_TWO_BOROUGHS, mt.PAYROLL_TWO_COUNCILS]).to_numpy()
+    swap = symmetric & ((s["left_council"] > s["right_council"]) |
+                        ((s["left_council"] == s["right_council"]) & (s["left_record_id"] > s["right_record_id"]))).to_numpy()
+    for f in ("council", "dataset", "record_id"):
+        l, r = s[f"left_{f}"].to_numpy().copy(), s[f"right_{f}"].to_numpy().copy()
+        s[f"left_{f}"], s[f"right_{f}"] = np.where(swap, r, l), np.where(swap, l, r)
+    key = ["match_type", *PAIR_COLUMNS]
+    hit = s[key].merge(flags[key].assign(_flagged=1), on=key, how="left")["_flagged"].notna().to_numpy()
+    missing = s[(s["kind"] == "fraud").to_numpy() & ~hit]
+    if len(missing):
+        raise AssertionError(f"planted fraud not satisfying its rule:\n{missing.head()}")
+    s = s[~((s["kind"] == "near_miss").to_numpy() & hit)]      # a near miss that happens to be flagged is dropped
+    s = s.sort_values(["match_type", "kind", "left_council", "left_record_id"], kind="stable").reset_index(drop=True)
+    s.insert(0, "scenario_id", [f"S{i + 1:05d}" for i in range(len(s))])
+    return s[["scenario_id", "match_type", "kind", "description", *PAIR_COLUMNS]]
+
+
+def _write_truth(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_parquet(path, index=False)
+    return path
