@@ -25,16 +25,15 @@ def token(purpose: str, value) -> int:
     return int.from_bytes(d[:8], "big", signed=True) or 1
 
 
-def bloom(value, nbytes: int) -> bytes:
+def bloom(value, column: str) -> bytes:
+    """The project's keyed Bloom filter encoding (anonymise.encodings) of one value."""
+    from anonymise.encodings import bloom_encode
+    from anonymise.tokens import BLOOM_SETTINGS
+
+    settings = BLOOM_SETTINGS[column]
     if not value:
-        return bytes(nbytes)
-    bits = np.zeros(nbytes * 8, dtype=bool)
-    padded = f"_{value}_"
-    for i in range(len(padded) - 1):
-        d = hmac.digest(KEY, padded[i:i + 2].encode(), "sha256")
-        for j in range(10):
-            bits[int.from_bytes(d[2 * j:2 * j + 2], "big") % (nbytes * 8)] = True
-    return np.packbits(bits).tobytes()
+        return bytes(settings.nbytes)
+    return bloom_encode(pd.Series([value]), KEY + column.encode(), settings)[0].tobytes()
 
 
 def _phon(s):
@@ -71,9 +70,9 @@ def pseudo(records: list[dict], dataset: str = "tenancy", council: str = "E09000
             "t_address": token("address", addr and f"{addr} {pc}"),
             "t_uprn": token("uprn", r.get("uprn")),
             "t_email": 0, "t_phone": 0, "t_bank": token("bank", r.get("bank")),
-            "bf_forenames": bloom(fn, BLOOM_BYTES["bf_forenames"]),
-            "bf_surname": bloom(sn, BLOOM_BYTES["bf_surname"]),
-            "bf_address": bloom(addr, BLOOM_BYTES["bf_address"]),
+            "bf_forenames": bloom(fn, "bf_forenames"),
+            "bf_surname": bloom(sn, "bf_surname"),
+            "bf_address": bloom(addr and f"{addr} {pc}", "bf_address"),
         }
         for f in NON_IDENTIFYING:
             row[f] = r.get(f)
@@ -156,3 +155,8 @@ def tenancy_home(tmp_path):
     frame, truth = tenancy_population()
     write_extract(home, frame)
     return home, truth
+
+
+@pytest.fixture
+def put_extract():
+    return write_extract

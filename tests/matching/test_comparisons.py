@@ -1,0 +1,55 @@
+import numpy as np
+
+from matching.comparisons import NULL, Pairs, Side, address, date_of_birth, exact, name, postcode
+
+
+def _levels(comparison, left_records, right_records, make_frame):
+    left, right = Side(make_frame(left_records)), Side(make_frame(right_records))
+    n = len(left_records)
+    labels = [lv.label for lv in comparison.levels]
+    got = comparison.levels_of(Pairs(left, right, np.arange(n), np.arange(n)))
+    return ["missing" if g == NULL else labels[g] for g in got]
+
+
+def test_surname_levels(make_frame):
+    left = [{"surname": "SMITH"}, {"surname": "JOHNSTONE"}, {"surname": "SMITH", "prev_surname": "JONES"},
+            {"surname": "SMITH"}, {"surname": None}, {"surname": "WILLIAMS", "forename": "DAVID"}]
+    right = [{"surname": "SMITH"}, {"surname": "JOHNSTON"}, {"surname": "JONES"},
+             {"surname": "OKAFOR"}, {"surname": "SMITH"}, {"surname": "DAVID", "forename": "WILLIAMS"}]
+    got = _levels(name("surname"), left, right, make_frame)
+    assert got == ["exact", "near spelling", "previous surname", "different", "missing", "swapped"]
+
+
+def test_forename_nickname_and_phonetic(make_frame):
+    left = [{"forename": "BILL", "nickname_of": "WILLIAM"}, {"forename": "CATHERINE"}]
+    right = [{"forename": "WILLIAM"}, {"forename": "CATHRYN"}]
+    got = _levels(name("forename"), left, right, make_frame)
+    assert got[0] == "nickname"
+    assert got[1] in ("sounds alike", "similar")
+
+
+def test_dob_levels(make_frame):
+    left = [{"dob": "1980-03-04"}, {"dob": "1980-03-04"}, {"dob": "1980-03-04"}, {"dob": "1980-03-04"}, {}]
+    right = [{"dob": "1980-03-04"}, {"dob": "1980-04-03"}, {"dob": "1980-11-20"}, {"dob": "1975-03-04"},
+             {"dob": "1980-03-04"}]
+    assert _levels(date_of_birth(), left, right, make_frame) == [
+        "exact", "transposed", "same year", "different", "missing"]
+
+
+def test_address_and_postcode_levels(make_frame):
+    left = [{"address": "12 HIGH ROAD", "postcode": "E1 6AN"}, {"address": "12 HIGH ROAD", "postcode": "E1 6AN"},
+            {"address": "12 HIGH ROAD", "postcode": "E1 6AN"}, {"address": "1 ACACIA AVENUE", "postcode": "N1 1AA"}]
+    right = [{"address": "12 HIGH ROAD", "postcode": "E1 6AN"}, {"address": "12 HIGH ROADD", "postcode": "E1 6AN"},
+             {"address": "99 LOW STREET", "postcode": "E1 6XX"}, {"address": "77 ZEBRA CLOSE", "postcode": "SE9 9ZZ"}]
+    got = _levels(address(), left, right, make_frame)
+    assert got[:2] == ["exact", "near"] and got[3] == "different"
+    assert _levels(postcode(), left, right, make_frame) == ["exact", "exact", "same sector", "different"]
+
+
+def test_exact_and_every_level_explained(make_frame):
+    got = _levels(exact("t_nino", "nino"), [{"nino": "AB123456C"}, {"nino": "AB123456C"}, {}],
+                  [{"nino": "AB123456C"}, {"nino": "ZZ999999Z"}, {"nino": "AB123456C"}], make_frame)
+    assert got == ["exact", "different", "missing"]
+    for comp in (name("forename"), name("surname"), date_of_birth(), address(), postcode(), exact("t_uprn")):
+        assert comp.levels[-1].test is None  # the last level catches everything else
+        assert all(len(lv.description) > 10 for lv in comp.levels)
