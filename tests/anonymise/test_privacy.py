@@ -1,0 +1,161 @@
+"""Privacy: no clear identifier in any file the hub writes outside landing/, truth/, vault/,
+quarantine/ and archive/ (store, manifests, flags, run state, review DB, reports, logs, keys)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from anonymise.keys import init_keys, load_keyring
+from anonymise.quarantine import dispose_raw_extract, write_quarantine
+from anonymise.store import write_pseudonymised
+from anonymise.tokens import pseudonymise
+from anonymise.vault import Vault
+from councilmatch.councils import COUNCIL_NAMES
+from councilmatch.home import Home
+
+CLEAR_DIRS = {"landing", "truth", "vault", "quarantine", "archive"}
+DOB_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%Y%m%d", "%d-%m-%Y", "%d.%m.%Y", "%d %b %Y", "%d %B %Y")
+NAME_COLUMNS = ("forenames", "first_name", "middle_names", "surname", "previous_surname")
+_COUNCIL_WORDS = {w.upper() for name in COUNCIL_NAMES.values() for w in re.findall(r"[A-Za-z]+", name)}
+
+
+def _add_text(out: set[str], value: object, *forms) -> None:
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return
+    s = str(value).strip()
+    if s:
+        out.update(f(s) for f in (forms or (lambda x: x,)))
+
+
+def clear_values(frame: pd.DataFrame) -> set[str]:
+    """Every clear identifier in a frame of people/records, in the forms a leak would take."""
+    needles: set[str] = set()
+    for col in NAME_COLUMNS:
+        for v in frame.get(col, pd.Series(dtype=object)).dropna().astype(str):
+            for word in re.findall(r"[A-Za-z']+", v):
+                if len(word) >= 4 and word.upper() not in _COUNCIL_WORDS:
+                    needles.update({word, word.upper()})
+    for v in pd.to_datetime(frame.get("dob", pd.Series(dtype="datetime64[ns]")), errors="coerce").dropna():
+        needles.update(v.strftime(f) for f in DOB_FORMATS)
+    for v in frame.get("nino", pd.Series(dtype=object)).dropna().astype(str):
+        compact = v.replace(" ", "").upper()
+        needles.update({compact, " ".join([compact[:2], compact[2:4], compact[4:6], compact[6:8], compact[8:]])})
+    for v in frame.get("postcode", pd.Series(dtype=object)).dropna().astype(str):
+        needles.update({v.upper(), v.upper().replace(" ", "")})
+    for col in ("email", "address_lines", "address_line_1"):
+        for v in frame.get(col, pd.Series(dtype=object)).dropna().astype(str):
+            needles.update({v, v.upper(), v.lower()})
+    for col in ("phone", "bank_account", "uprn"):
+        for v in frame.get(col, pd.Series(dtype=object)).dropna().astype(str):
+            digits = re.sub(r"\D", "", v)
+            if len(digits) >= 7:
+                needles.add(digits)
+    for v in frame.get("bank_sort_code", pd.Series(dtype=object)).dropna().astype(str):
+        d = re.sub(r"\D", "", v)
+        if len(d) == 6:  # a bare 6-digit run is too common in floats/timings: dashed form
+            needles.add(f"{d[:2]}-{d[2:4]}-{d[4:]}")
+    return {n for n in needles if len(n) >= 4}
+
+
+def _parquet_text(path: Path) -> bytes:
+    """Decoded text of every string/date column and the metadata (compression hides raw bytes)."""
+    table = pq.read_table(path)
+    parts = [str(table.schema.metadata or {})]
+    for name in table.column_names:
+        col = table.column(name).to_pandas()
+        if pd.api.types.is_datetime64_any_dtype(col):
+            parts.append("\n".join(col.dropna().dt.strftime("%Y-%m-%d")))
+        elif col.dtype == object and not col.map(lambda v: isinstance(v, bytes)).any():
+            parts.append("\n".join(col.dropna().astype(str)))
+    return "\n".join(parts).encode()
+
+
+def scanned_files(home: Home) -> list[Path]:
+    return [p for p in home.root.rglob("*") if p.is_file()
+            and p.relative_to(home.root).parts[0] not in CLEAR_DIRS]
+
+
+def find_leaks(home: Home, needles: set[str]) -> list[tuple[str, str]]:
+    encoded = [(n, n.encode()) for n in needles]
+    hits = []
+    for path in scanned_files(home):
+        blob = path.read_bytes()
+        if path.suffix == ".parquet":
+            blob += b"\n" + _parquet_text(path)
+        for text, needle in encoded:
+            if needle in blob and re.search(rb"(?<![A-Za-z0-9])" + re.escape(needle) + rb"(?![A-Za-z0-9])", blob):
+                hits.append((str(path.relative_to(home.root)), text))
+    return hits
+
+
+def test_scanner_finds_a_planted_leak(home, people, helpers) -> None:
+    """The scan must be able to fail: a clear value in a log, a JSON and a Parquet is found."""
+    canonical = helpers.canonical_frame(people[:5])
+    needles = clear_values(canonical)
+    home.logs.mkdir(exist_ok=True)
+    (home.logs / "x.log").write_text(f"processing {canonical.loc[1, 'nino']}\n")
+    pd.DataFrame({"a": [canonical.loc[2, "email"]] * 50}).to_parquet(home.store / "x.parquet", compression="zstd")
+    (home.reports).mkdir(exist_ok=True)
+    (home.reports / "r.json").write_text(f'{{"dob": "{canonical.loc[3, "dob"]:%d/%m/%Y}"}}')
+    leaked = {t for _, t in find_leaks(home, needles)}
+    assert canonical.loc[1, "nino"] in leaked and canonical.loc[2, "email"] in leaked
+    assert f"{canonical.loc[3, 'dob']:%d/%m/%Y}" in leaked
+
+
+def test_no_clear_identifier_outside_the_clear_folders(home, people, helpers) -> None:
+    """Hand-made raw extracts -> ingest -> pseudonymise -> store, vault, quarantine, archive."""
+    from ingest.extract import ingest_extract
+    from ingest.feeds import load_feed
+
+    keyring = load_keyring(home)
+    bad = ["EBAD", "Zebedee Quentin", "Quillfeather", "31/02/1980", "XX", "9 Nowhere Lane", "London",
+           "E1 6AN", "zq@example.org", "07700900999", "112233", "44556677", "01/04/2024"]
+    inputs = []
+    for council, group, prefix in ((helpers.CAMDEN, people[:25], "C"), (helpers.HACKNEY, people[15:], "H")):
+        feed_path, extract = helpers.write_payroll(home, council, group, prefix=prefix, extra_rows=[bad])
+        result = ingest_extract(load_feed(feed_path), extract)
+        assert len(result.quarantined) >= 1
+        frame = pseudonymise(result.accepted, keyring, result.extract_id)
+        write_pseudonymised(home, frame)
+        Vault(home, keyring).store(council, result.extract_id, result.accepted)
+        write_quarantine(home, keyring, council, "payroll", result.extract_id, result.quarantined)
+        dispose_raw_extract(home, keyring, extract, "archive")
+        inputs.append(result.accepted)
+    raw_people = pd.DataFrame([vars(p) for p in people]).rename(columns={"street": "address_line_1",
+                                                                        "sort_code": "bank_sort_code",
+                                                                        "account": "bank_account"})
+    bad_row = pd.DataFrame([{"forenames": bad[1], "surname": bad[2], "email": bad[8], "phone": bad[9],
+                             "bank_account": bad[11], "address_line_1": bad[5]}])
+    needles = clear_values(pd.concat([raw_people, bad_row, *inputs], ignore_index=True))
+    assert len(needles) > 300
+    assert scanned_files(home), "nothing was written outside the clear folders"
+    assert find_leaks(home, needles) == []
+
+
+def test_no_clear_identifier_after_a_full_run(tmp_path) -> None:
+    """Generator -> councilmatch.pipeline.run_all (ingest, pseudonymise, match, publish, report)."""
+    from councilmatch.pipeline import run_all
+    from ingest.extract import ingest_extract
+    from ingest.feeds import load_feeds, newest_extract
+    from synthetic.generate import generate
+
+    home = Home(tmp_path / "full")
+    generate(home, 2, 150, seed=3)
+    init_keys(home)
+    # the inputs as rendered (typos, nicknames, formats) plus the generator's clean truth
+    frames = [pd.read_parquet(home.truth / "people.parquet"), pd.read_parquet(home.truth / "addresses.parquet")]
+    for feed in load_feeds(home).values():
+        result = ingest_extract(feed, newest_extract(home, feed))
+        frames.append(result.accepted)
+    needles = clear_values(pd.concat(frames, ignore_index=True))
+    assert len(needles) > 1000
+
+    summary = run_all(home)
+    assert summary["published"]["flags"] > 0
+    written = {p.relative_to(home.root).parts[0] for p in scanned_files(home)}
+    assert {"store", "reports"} <= written
+    assert find_leaks(home, needles) == []
