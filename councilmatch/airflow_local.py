@@ -217,3 +217,14 @@ def run_id_for(when: datetime) -> str:
     from councilmatch.pipeline import make_run_id
 
     return make_run_id(when)
+
+
+def process_hostname() -> str:
+    """Airflow's ``hostname_callable``: ``$COUNCILMATCH_WORKER_NAME`` if set, else the FQDN.
+
+    Lets several Celery workers on one machine be told apart in task instances
+    (the native topology test runs two; in containers each has its own hostname anyway).
+    """
+    import socket
+
+    return os.environ.get("COUNCILMATCH_WORKER_NAME") or socket.getfqdn()

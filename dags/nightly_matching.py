@@ -12,9 +12,10 @@ falls back to the feed's last good extract and records the status
 (a full disk, a lost mount) is retried with exponential back-off; if a feed's
 ingest still fails, ``plan_link`` runs anyway once every ingest is done and at
 least one succeeded (``all_done_min_one_success``), and the report task lists
-the feeds that returned nothing. Later stages need every shard, so they keep
-the default ``all_success``: a failed shard fails the run, and clearing the
-failed task re-runs only that shard (every task is idempotent; the run id comes
+the feeds that returned nothing. Publishing needs every shard: it runs when
+none failed (``none_failed``, so a night with no shard to link still publishes
+its empty flag set); a failed shard fails the run, and clearing the failed task
+re-runs only that shard (every task is idempotent; the run id comes
 from the DAG run's logical date, which a clear keeps).
 
 Secrets. The key-encryption key is read inside the task that needs it, from
@@ -39,6 +40,10 @@ from councilmatch import airflow_local
 PSEUDONYMISED = Asset(name="councilmatch_pseudonymised", uri="councilmatch://store/pseudonymised")
 FLAGS = Asset(name="councilmatch_flags", uri="councilmatch://store/flags")
 
+#: 01:30 London time, after the councils' extracts land; ``COUNCILMATCH_NIGHTLY_SCHEDULE``
+#: overrides it (a cron, or "manual" for triggered runs only).
+SCHEDULE = os.environ.get("COUNCILMATCH_NIGHTLY_SCHEDULE", "30 1 * * *")
+
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "councilmatch",
     "retries": int(os.environ.get("COUNCILMATCH_TASK_RETRIES", "3")),
@@ -58,7 +63,7 @@ def _run() -> tuple[Any, str]:
 # Tasks returning a dict set multiple_outputs=False: one XCom per task, not one per key.
 @dag(
     dag_id="nightly_matching",
-    schedule="30 1 * * *",  # 01:30 London time, after the councils' extracts land
+    schedule=None if SCHEDULE == "manual" else SCHEDULE,
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
     catchup=False,
     max_active_runs=1,
@@ -101,7 +106,7 @@ def nightly_matching() -> None:
         get_current_context()["shard_label"] = f"{match_type} {shard + 1}/{shards}"
         return pipeline.link_shard(home, run_id, match_type, shard, shards)
 
-    @task(outlets=[FLAGS], multiple_outputs=False)
+    @task(outlets=[FLAGS], multiple_outputs=False, trigger_rule="none_failed")
     def publish_run() -> dict[str, Any]:
         from councilmatch import pipeline
 
