@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from review.auth import add_user
 from review.db import engine_for, normalise_url, writing
 from review.demo import make_flags
+from review.store import publish_flags
 
 HERE = Path(__file__).parent
 CAMDEN, HACKNEY, ISLINGTON = "E09000007", "E09000012", "E09000019"
@@ -93,6 +94,19 @@ def sqlite_url(tmp_path):  # noqa: ANN001, ANN201
 def flags():  # noqa: ANN201
     """90 synthetic flags across Camden, Hackney and Islington (plus central)."""
     return make_flags(90, [CAMDEN, HACKNEY, ISLINGTON], run_id="2026-11-20", seed=7)
+
+
+@pytest.fixture(scope="module")
+def template_db(tmp_path_factory):  # noqa: ANN001, ANN201
+    """Flags and users once per module (Argon2 hashing is deliberately slow); each test copies it."""
+    path = tmp_path_factory.mktemp("template") / "review.db"
+    url = f"sqlite:///{path}"
+    publish_flags(url, make_flags(90, [CAMDEN, HACKNEY, ISLINGTON], run_id="2026-11-20", seed=7))
+    add_users(url, ("cam_inv", CAMDEN, "investigator"), ("cam_sup", CAMDEN, "supervisor"),
+              ("cam_inv2", CAMDEN, "investigator"), ("hack_inv", HACKNEY, "investigator"),
+              ("admin", ISLINGTON, "admin"))
+    engine_for(url).dispose()
+    return path
 
 
 def add_users(db_url: str, *specs: tuple[str, str, str]) -> None:
