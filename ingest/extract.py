@@ -154,7 +154,7 @@ def _map_fields(feed: FeedDefinition, raw: RawExtract, path: Path) -> tuple[dict
             continue
         if absent:
             warnings.append(f"column {', '.join(repr(n) for n in absent)} mapped to {fld} is not in the header")
-        parts = [raw.frame[c].astype("string").str.strip() for c in found]
+        parts = [raw.frame[c].astype("string[pyarrow]").str.strip() for c in found]
         parts = [p.mask(p == "") for p in parts]
         joined = parts[0]
         for p in parts[1:]:
@@ -176,7 +176,7 @@ def _validate_and_standardise(
     reasons = _Reasons(n)
     index = pd.RangeIndex(n)
     out: dict[str, pd.Series] = {}
-    na_text = pd.Series(pd.NA, index=index, dtype="string")
+    na_text = pd.Series(pd.NA, index=index, dtype="string[pyarrow]")
 
     for fld, s in mapped.items():
         reasons.add(val.looks_like_formula(s), f"{fld}: formula-looking cell")
@@ -189,7 +189,7 @@ def _validate_and_standardise(
         if fld not in mapped:
             out[fld] = na_text
             continue
-        out[fld] = fn(mapped[fld]).astype("string")
+        out[fld] = fn(mapped[fld]).astype("string[pyarrow]")
         if fld in NAME_FIELDS:
             reasons.add(val.has_digits(mapped[fld]), f"{fld}: contains digits")
             reasons.add(val.no_letters(mapped[fld], out[fld]), f"{fld}: no letters")
@@ -225,8 +225,8 @@ def _validate_and_standardise(
     else:
         out["discount"] = pd.Series(pd.NA, index=index, dtype="boolean")
 
-    out["council"] = pd.Series(feed.council, index=index, dtype="string")
-    out["dataset"] = pd.Series(feed.dataset, index=index, dtype="string")
+    out["council"] = pd.Series(feed.council, index=index, dtype="string[pyarrow]")
+    out["dataset"] = pd.Series(feed.dataset, index=index, dtype="string[pyarrow]")
     frame = pd.DataFrame({c: out[c] for c in CANONICAL_COLUMNS}, index=index)
     return frame, reasons
 
@@ -278,7 +278,7 @@ def ingest_extract(
         })
         quarantined = pd.concat([quarantined, ragged], ignore_index=True)
     quarantined = quarantined.sort_values("row_number", kind="stable").reset_index(drop=True)
-    quarantined["record_id"] = quarantined["record_id"].astype("string")
+    quarantined["record_id"] = quarantined["record_id"].astype("string[pyarrow]")
     quarantined = quarantined[list(QUARANTINE_COLUMNS)]
 
     rows_in = n + len(raw.bad_rows)

@@ -156,7 +156,7 @@ def read_csv(path: Path, feed: FeedDefinition) -> RawExtract:
         )
     except pa.ArrowInvalid as exc:
         raise ExtractError(path, f"cannot parse as CSV: {exc}") from None
-    frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype() if t == pa.string() else None)
+    frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow") if t == pa.string() else None)
     frame.columns = _unique(header)
     total = len(frame) + len(bad) + len(blank)
     taken = np.zeros(total + 1, dtype=bool)
@@ -220,7 +220,7 @@ def read_xlsx(path: Path, feed: FeedDefinition) -> RawExtract:
         raise ExtractError(path, "empty sheet: no header row")
     header = _unique([str(_cell_text(c)) if _cell_text(c) is not pd.NA else "" for c in rows[0]])
     body = pd.DataFrame(rows[1:], columns=header, dtype=object)
-    frame = body.map(_cell_text).astype("string") if len(body) else body.astype("string")
+    frame = body.map(_cell_text).astype("string[pyarrow]") if len(body) else body.astype("string[pyarrow]")
     frame = frame.apply(lambda s: s.str.strip().mask(s.str.strip() == ""))
     blank = frame.isna().all(axis=1).to_numpy()
     row_number = np.flatnonzero(~blank) + 1
@@ -245,7 +245,7 @@ def read_parquet(path: Path, feed: FeedDefinition) -> RawExtract:
         elif not pa.types.is_string(col.type):
             col = pc.cast(col, pa.string())
         cols[name] = col
-    frame = pa.table(cols).to_pandas(types_mapper=lambda t: pd.StringDtype())
+    frame = pa.table(cols).to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow"))
     frame = frame.apply(lambda s: s.str.strip().mask(s.str.strip() == ""))
     return RawExtract(list(table.column_names), frame, np.arange(1, len(frame) + 1), [], 0, header_offset=-1)
 

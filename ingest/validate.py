@@ -8,76 +8,89 @@ Series plus the mask of values that did not parse.
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: HMRC NINO rules: no D, F, I, Q, U, V in either prefix letter, no O second,
 #: prefixes BG GB NK KN TN NT ZZ never issued; six digits; suffix A-D.
-NINO_RX = re.compile(r"^(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]$")
+NINO_PATTERN = r"^[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]$"
+NINO_UNISSUED_PREFIX = r"^(?:BG|GB|NK|KN|TN|NT|ZZ)"
 #: UK postcode (standardised "SW1A 1AA"): outward A9, A99, AA9, AA99, A9A, AA9A; inward 9AA.
-POSTCODE_RX = re.compile(r"^(?:[A-Z]{1,2}[0-9][A-Z0-9]?|GIR) [0-9][A-Z]{2}$")
-EMAIL_RX = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-PHONE_RX = re.compile(r"^0\d{9,10}$")
-UPRN_RX = re.compile(r"^\d{1,12}$")
+POSTCODE_PATTERN = r"^(?:[A-Z]{1,2}[0-9][A-Z0-9]?|GIR) [0-9][A-Z]{2}$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
+PHONE_PATTERN = r"^0[0-9]{9,10}$"
+UPRN_PATTERN = r"^[0-9]{1,12}$"
 #: A cell a spreadsheet would run: '=' anything, or '+', '-', '@' before a function
 #: call, a cell reference with an operator, or a DDE link ('cmd|...!A0').
-FORMULA_RX = re.compile(
-    r"^\s*(?:=\S|[+\-@]\s*[A-Za-z_][A-Za-z0-9_.]*\s*\(|[+\-@]\s*\$?[A-Za-z]{1,3}\$?\d+\s*[-+*/^&:]|[=+\-@].*\|.*!)"
+FORMULA_PATTERN = (
+    r"^\s*(?:=\S|[+\-@]\s*[A-Za-z_][A-Za-z0-9_.]*\s*\(|[+\-@]\s*\$?[A-Za-z]{1,3}\$?[0-9]+\s*[-+*/^&:]|[=+\-@].*\|.*!)"
 )
 #: Longest plausible cell; longer values are quarantined rather than truncated.
 MAX_CELL_CHARS = 500
 MAX_AGE_YEARS = 120
 
 
-def _present(s: pd.Series) -> pd.Series:
+def _arrow(s: pd.Series) -> pa.Array:
+    if not (isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"):
+        s = s.astype("string[pyarrow]")
+    return s.array._pa_array.combine_chunks()  # noqa: SLF001
+
+
+def _present(s: pd.Series) -> np.ndarray:
     return s.notna().to_numpy()
 
 
-def _fails(s: pd.Series, rx: re.Pattern[str]) -> pd.Series:
-    ok = s.astype("string").str.fullmatch(rx).fillna(True).astype(bool)
-    return pd.Series(~ok.to_numpy() & _present(s), index=s.index)
+def matches(s: pd.Series, pattern: str) -> np.ndarray:
+    """RE2 search (anchor the pattern for a full match); missing -> False."""
+    hit = pc.fill_null(pc.match_substring_regex(_arrow(s), pattern=pattern), False)
+    return hit.to_numpy(zero_copy_only=False)
+
+
+def _fails(s: pd.Series, pattern: str) -> pd.Series:
+    return pd.Series(_present(s) & ~matches(s, pattern), index=s.index)
 
 
 def invalid_nino(s: pd.Series) -> pd.Series:
     """Standardised NINOs ("AB123456C") that HMRC would never issue."""
-    return _fails(s, NINO_RX)
+    bad = _fails(s, NINO_PATTERN).to_numpy() | matches(s, NINO_UNISSUED_PREFIX)
+    return pd.Series(bad, index=s.index)
 
 
 def invalid_postcode(s: pd.Series) -> pd.Series:
     """Standardised postcodes not in UK format."""
-    return _fails(s, POSTCODE_RX)
+    return _fails(s, POSTCODE_PATTERN)
 
 
 def invalid_email(s: pd.Series) -> pd.Series:
-    return _fails(s, EMAIL_RX)
+    return _fails(s, EMAIL_PATTERN)
 
 
 def invalid_phone(s: pd.Series) -> pd.Series:
     """National-form phone numbers that are not 10 or 11 digits starting 0."""
-    return _fails(s, PHONE_RX)
+    return _fails(s, PHONE_PATTERN)
 
 
 def invalid_uprn(s: pd.Series) -> pd.Series:
-    return _fails(s, UPRN_RX)
+    return _fails(s, UPRN_PATTERN)
 
 
 def invalid_digits(s: pd.Series, n: int) -> pd.Series:
     """Digit strings that are not exactly ``n`` digits (sort code 6, account 8)."""
-    return _fails(s, re.compile(rf"^\d{{{n}}}$"))
+    return _fails(s, rf"^[0-9]{{{n}}}$")
 
 
 def looks_like_formula(s: pd.Series) -> pd.Series:
     """Raw cells a spreadsheet would execute (CSV injection)."""
-    hit = s.astype("string").str.match(FORMULA_RX).fillna(False).astype(bool)
-    return pd.Series(hit.to_numpy(), index=s.index)
+    return pd.Series(matches(s, FORMULA_PATTERN), index=s.index)
 
 
 def too_long(s: pd.Series, limit: int = MAX_CELL_CHARS) -> pd.Series:
-    n = s.astype("string").str.len().fillna(0).astype(np.int64)
-    return pd.Series((n > limit).to_numpy(), index=s.index)
+    n = pc.fill_null(pc.utf8_length(_arrow(s)), 0).to_numpy(zero_copy_only=False)
+    return pd.Series(n > limit, index=s.index)
 
 
 def no_letters(raw: pd.Series, standardised: pd.Series) -> pd.Series:
@@ -86,8 +99,7 @@ def no_letters(raw: pd.Series, standardised: pd.Series) -> pd.Series:
 
 
 def has_digits(raw: pd.Series) -> pd.Series:
-    hit = raw.astype("string").str.contains(r"\d", regex=True).fillna(False).astype(bool)
-    return pd.Series(hit.to_numpy(), index=raw.index)
+    return pd.Series(matches(raw, "[0-9]"), index=raw.index)
 
 
 def parse_dates(s: pd.Series, fmt: str) -> tuple[pd.Series, pd.Series]:
@@ -95,7 +107,7 @@ def parse_dates(s: pd.Series, fmt: str) -> tuple[pd.Series, pd.Series]:
 
     Returns (datetime64[ns] Series, mask of present values that did not parse).
     """
-    text = s.astype("string").str.strip()
+    text = s.astype("string[pyarrow]").str.strip()
     parsed = pd.to_datetime(text, format=fmt, errors="coerce")
     if fmt != "%Y-%m-%d":
         retry = parsed.isna() & text.notna()
@@ -131,7 +143,7 @@ def before(later: pd.Series, earlier: pd.Series) -> pd.Series:
 
 def parse_amount(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     """'£1,234.50' -> 1234.5; '(12.00)' -> -12.0. Returns (float64, mask of unparseable)."""
-    text = s.astype("string").str.strip()
+    text = s.astype("string[pyarrow]").str.strip()
     text = text.str.replace(r"^\((.*)\)$", r"-\1", regex=True).str.replace(r"[£,\s]", "", regex=True)
     values = pd.to_numeric(text, errors="coerce").astype("float64")
     bad = values.isna().to_numpy() & _present(text)
@@ -140,7 +152,7 @@ def parse_amount(s: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 def parse_bool(s: pd.Series, true_values: list[str], false_values: list[str]) -> tuple[pd.Series, pd.Series]:
     """Map the feed's true/false spellings (case-insensitive) to a nullable boolean."""
-    text = s.astype("string").str.strip().str.upper()
+    text = s.astype("string[pyarrow]").str.strip().str.upper()
     is_true = text.isin([v.upper() for v in true_values]).fillna(False).to_numpy(dtype=bool)
     is_false = text.isin([v.upper() for v in false_values]).fillna(False).to_numpy(dtype=bool)
     out = pd.Series(pd.NA, index=s.index, dtype="boolean")

@@ -87,7 +87,7 @@ texts = st.lists(st.one_of(st.none(), st.text(max_size=40), st.from_regex(r"[A-Z
                  min_size=1, max_size=20)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(values=texts)
 def test_standardisers_are_idempotent_and_never_crash(values) -> None:
     s = pd.Series(values, dtype=object)
@@ -98,7 +98,7 @@ def test_standardisers_are_idempotent_and_never_crash(values) -> None:
         pd.testing.assert_series_equal(once.astype("string"), twice.astype("string"), check_names=False)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(values=texts)
 def test_names_are_upper_ascii_letters_and_single_spaces(values) -> None:
     out = std.standardise_name(pd.Series(values, dtype=object)).dropna()
