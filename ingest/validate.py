@@ -105,17 +105,32 @@ def has_digits(raw: pd.Series) -> pd.Series:
 def parse_dates(s: pd.Series, fmt: str) -> tuple[pd.Series, pd.Series]:
     """Parse with the feed's format; ISO 'YYYY-MM-DD' (e.g. native spreadsheet dates) is always accepted.
 
-    Returns (datetime64[ns] Series, mask of present values that did not parse).
+    Fast path: Arrow's strptime, trusted only where formatting the date back gives
+    the same text (so a rolled-over '31/02/1980' is never trusted); the rest go
+    through pandas' strict parser. Returns (datetime64[ns] Series, mask of present
+    values that did not parse).
     """
-    text = s.astype("string[pyarrow]").str.strip()
-    parsed = pd.to_datetime(text, format=fmt, errors="coerce")
-    if fmt != "%Y-%m-%d":
-        retry = parsed.isna() & text.notna()
-        if retry.any():
-            iso = pd.to_datetime(text[retry].str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
-            parsed = parsed.where(~retry, iso)
-    parsed = parsed.astype("datetime64[ns]").dt.normalize()
-    bad = parsed.isna().to_numpy() & _present(text)
+    text = pc.utf8_trim_whitespace(_arrow(s))
+    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+    fast = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
+    year = pc.year(fast)
+    trusted = pc.and_(pc.equal(pc.strftime(fast, format=fmt), text),
+                      pc.and_(pc.greater(year, 1677), pc.less(year, 2262)))
+    trusted = pc.fill_null(trusted, False).to_numpy(zero_copy_only=False)
+    values = fast.cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False) if trusted.any() else None
+    parsed = pd.Series(np.where(trusted, values, np.datetime64("NaT", "ns")) if values is not None
+                       else np.full(len(s), np.datetime64("NaT", "ns")), index=s.index, dtype="datetime64[ns]")
+    present = pc.is_valid(text).to_numpy(zero_copy_only=False)
+    slow = present & ~trusted
+    if slow.any():
+        rest = pd.Series(text.filter(pa.array(slow)).to_pylist(), dtype=object)
+        got = pd.to_datetime(rest, format=fmt, errors="coerce")
+        iso = rest.str.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}") & got.isna()
+        if fmt != "%Y-%m-%d" and iso.any():
+            got = got.where(~iso, pd.to_datetime(rest.where(iso), format="%Y-%m-%d", errors="coerce"))
+        parsed[slow] = got.astype("datetime64[ns]").to_numpy()
+    parsed = parsed.dt.normalize()
+    bad = parsed.isna().to_numpy() & present
     return parsed, pd.Series(bad, index=s.index)
 
 
