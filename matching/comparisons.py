@@ -249,17 +249,26 @@ def date_of_birth() -> Comparison:
 
 
 def address() -> Comparison:
-    """Full address (with postcode): exact, near, same premise, similar, different."""
-    return Comparison("address", "Compares the address.", (
-        Level("exact", "the addresses are identical", Same("t_address"), 0.8, tf_column="t_address"),
-        Level("near", "the addresses differ by a typo or two (keyed trigram similarity ≥ 0.85)",
-              DiceAtLeast("bf_address", 0.85), 0.08),
-        Level("similar", "the addresses are similar (keyed similarity ≥ 0.6)", DiceAtLeast("bf_address", 0.6), 0.04),
+    """Full address with its postcode, falling back to postcode agreement when the street differs.
+
+    One comparison rather than address + postcode: both see the postcode, and counting
+    it twice would overstate two different homes in one postcode.
+    """
+    return Comparison("address", "Compares the address and its postcode.", (
+        Level("exact", "the addresses are identical", Same("t_address"), 0.7, tf_column="t_address"),
+        Level("near", "the addresses differ by a typo or two (keyed similarity ≥ 0.85)",
+              DiceAtLeast("bf_address", 0.85), 0.12),
+        Level("similar", "the addresses are similar (keyed similarity ≥ 0.6)", DiceAtLeast("bf_address", 0.6), 0.05),
         Level("same premise", "same house/flat number and postcode, and the rest of the address is "
               "not dissimilar (keyed similarity ≥ 0.45)",
-              AllOf((Same("t_premise"), DiceAtLeast("bf_address", 0.45))), 0.04),
-        Level("different", "the addresses are different", None, 0.04),
-    ), present=("t_address", "bf_address"))
+              AllOf((Same("t_premise"), DiceAtLeast("bf_address", 0.45))), 0.03),
+        Level("same postcode", "a different address in the same postcode", Same("t_postcode"), 0.03),
+        Level("same sector", "a different address in the same postcode sector (e.g. SW1A 1)",
+              Same("t_pc_sector"), 0.02),
+        Level("same district", "a different address in the same postcode district (e.g. SW1A)",
+              Same("t_pc_district"), 0.02),
+        Level("different", "the addresses are different", None, 0.03),
+    ), present=("t_address", "bf_address", "t_postcode"))
 
 
 def postcode() -> Comparison:

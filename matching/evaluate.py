@@ -33,6 +33,8 @@ DEFAULT_BLOCKING: list[list[str]] = [
     ["t_name_sorted"],
     ["t_postcode"],
     ["t_address"],
+    ["t_forename", "t_pc_sector"],
+    ["t_surname_phon", "t_pc_sector"],
 ]
 DEFAULT_COMPARISONS: list[dict] = [
     {"use": "name", "field": "forename"},
@@ -40,14 +42,15 @@ DEFAULT_COMPARISONS: list[dict] = [
     {"use": "date_of_birth"},
     {"use": "exact", "column": "t_nino", "name": "nino"},
     {"use": "address"},
-    {"use": "postcode"},
+    # {"use": "postcode"},
 ]
 
 
-def default_linkage(use_id: bool = True, threshold: float = 0.5) -> Linkage:
+def default_linkage(use_id: bool = True, threshold: float = 0.5, u_from: str = "em") -> Linkage:
     blocking = [r for r in DEFAULT_BLOCKING if use_id or r != ["t_nino"]]
     comps = [c for c in DEFAULT_COMPARISONS if use_id or c.get("column") != "t_nino"]
-    return Linkage(blocking=blocking, comparisons=[ComparisonRef(**c) for c in comps], threshold=threshold)
+    return Linkage(blocking=blocking, comparisons=[ComparisonRef(**c) for c in comps], threshold=threshold,
+                   u_from=u_from)
 
 
 @dataclass
