@@ -60,7 +60,7 @@ _BOOLEANS = ((["Y"], ["N"]), (["1"], ["0"]), (["YES"], ["NO"]), (["T"], ["F"]))
 #: Special file formats: (council position, data set) -> format. Kept to small data sets for xlsx.
 _SPECIAL_FORMATS: dict[tuple[int, str], str] = {
     (0, "blue_badge"): "xlsx", (1, "payroll"): "parquet",
-    (4, "blue_badge"): "xlsx", (6, "council_tax_reduction"): "parquet",
+    (6, "council_tax_reduction"): "parquet",
 }
 #: One payroll system exports US dates.
 _US_DATES: set[tuple[int, str]] = {(1, "council_tax_reduction"), (3, "payroll")}

@@ -21,7 +21,7 @@ from councilmatch.contracts import DATASETS, DATE_FIELDS
 from councilmatch.councils import CENTRAL
 from councilmatch.home import Home
 from synthetic.feeds import DATASET_ORDER, feed_style, record_id_format
-from synthetic.life import CENTRAL_IDX, build_life
+from synthetic.life import CENTRAL_IDX, DATASET_LEVELS, build_life
 from synthetic.places import COUNCIL_ORDER
 from synthetic.population import build_population
 from synthetic.render import render
@@ -32,6 +32,7 @@ from synthetic.writers import write_extract
 DEFAULT_EXTRACT_DATE = date(2026, 11, 1)
 INVALID_RATE = 0.004
 ALL_DATASETS: tuple[str, ...] = (*DATASET_ORDER, "deceased")
+assert ALL_DATASETS == DATASET_LEVELS
 
 Progress = Callable[[str], None]
 
@@ -68,19 +69,21 @@ def _council_code(idx: np.ndarray) -> np.ndarray:
     return codes[np.where(idx < 0, len(COUNCIL_ORDER), idx)]
 
 
-def _assign_record_ids(records: pd.DataFrame) -> pd.Series:
+def _assign_record_ids(records: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
     """Ids numbered per council and data set in order of period start, in each council's own style."""
-    ds_rank = records["dataset"].map({d: i for i, d in enumerate(ALL_DATASETS)})
+    ds_rank = records["dataset"].cat.codes.to_numpy()      # DATASET_LEVELS == ALL_DATASETS
     when = records["period_start"].fillna(records["date_of_death"])
     order = pd.DataFrame({"c": records["council_idx"], "d": ds_rank, "w": when, "p": records["person_id"],
                           "k": np.arange(len(records))}).sort_values(["c", "d", "w", "p", "k"], kind="stable")
     seq = order.groupby(["c", "d"], sort=False).cumcount().to_numpy() + 1
+    seq_by_row = np.empty(len(records), np.int64)
+    seq_by_row[order.index.to_numpy()] = seq
     ids = np.empty(len(records), dtype=object)
     for (c, d), idx in order.groupby(["c", "d"], sort=False).indices.items():
         prefix, width = record_id_format(int(c), ALL_DATASETS[int(d)])
         numbers = pd.Series(seq[idx] + (0 if width else 500_000), dtype=np.int64).astype(str)
         ids[order.index.to_numpy()[idx]] = (prefix + (numbers.str.zfill(width) if width else numbers)).to_numpy()
-    return pd.Series(ids, index=records.index)
+    return pd.Series(ids, index=records.index), seq_by_row
 
 
 def _invalid_choice(records: pd.DataFrame, protected: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -137,22 +140,22 @@ def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date:
     records = planter.records
 
     say("record ids and expected flags")
-    records["record_id"] = _assign_record_ids(records)
+    records["record_id"], records["seq"] = _assign_record_ids(records)
     records["council"] = _council_code(records["council_idx"].to_numpy())
     truth_cols = ["council", "dataset", "record_id", "person_id", "address_id", "period_start", "period_end",
                   "discount", "amount", "last_used", "date_of_death", "origin"]
     for c in ("period_start", "period_end", "last_used", "date_of_death"):
         records[c] = records[c].astype("datetime64[s]")
-    flags = expected_flags(records[truth_cols])
+    records["rk"] = np.arange(len(records))
+    flags = expected_flags(records[truth_cols + ["rk"]])
     scen = _scenarios(planter.scenarios, records, flags)
 
     say("invalid rows")
-    ref = records["council"] + "\x1f" + records["dataset"] + "\x1f" + records["record_id"]
-    used = set()
-    for side in ("left", "right"):
-        for frame in (flags, scen):
-            used.update((frame[f"{side}_council"] + "\x1f" + frame[f"{side}_dataset"] + "\x1f" + frame[f"{side}_record_id"]).tolist())
-    protected = ref.isin(used).to_numpy()
+    protected = np.zeros(len(records), bool)
+    for frame in (flags, scen):
+        protected[frame["left_rk"].to_numpy()] = True
+        protected[frame["right_rk"].to_numpy()] = True
+    flags, scen = flags.drop(columns=["left_rk", "right_rk"]), scen.drop(columns=["left_rk", "right_rk"])
     kind, fld = _invalid_choice(records, protected, streams[3])
     records["invalid_kind"], records["invalid_field"] = kind, fld
     records["invalid_reason"] = np.where(pd.isna(kind), None, pd.Series(kind, dtype=object) + ": " + pd.Series(fld, dtype=object))
@@ -162,7 +165,7 @@ def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date:
     for dataset in ALL_DATASETS:
         ds_rows = np.flatnonzero((records["dataset"] == dataset).to_numpy())
         recs = records.iloc[ds_rows]
-        recs = recs.iloc[np.lexsort((recs["record_id"].to_numpy(), recs["council_idx"].to_numpy()))]
+        recs = recs.iloc[np.lexsort((recs["seq"].to_numpy(), recs["council_idx"].to_numpy()))]
         values = render(recs, pop, rng)
         records.loc[recs.index, "variations"] = values["variations"].to_numpy()
         councils = [CENTRAL_IDX] if dataset == "deceased" else range(boroughs)
@@ -183,9 +186,11 @@ def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date:
         summary.records[dataset] = len(values)
 
     say("truth")
-    out = records[["council", "dataset", "record_id", "person_id", "address_id", "invalid_reason", "origin", "variations",
-                   "period_start", "period_end", "discount", "amount", "last_used", "date_of_death"]]
-    out = out.sort_values(["council", "dataset", "record_id"], kind="stable").reset_index(drop=True)
+    out = records.iloc[np.lexsort((records["seq"].to_numpy(), records["dataset"].cat.codes.to_numpy(), records["council"].to_numpy()))]
+    out = out[["council", "dataset", "record_id", "person_id", "address_id", "invalid_reason", "origin", "variations",
+               "period_start", "period_end", "discount", "amount", "last_used", "date_of_death"]].reset_index(drop=True)
+    # repetitive text as categoricals: smaller files, faster writes (read back as text with .astype(str))
+    out = out.astype({"council": "category", "dataset": str, "origin": str, "variations": "category", "invalid_reason": "category"})
     summary.truth = {
         "records": _write_truth(out, home.truth / "records.parquet"),
         "people": _write_truth(_people_truth(pop), home.truth / "people.parquet"),
@@ -222,7 +227,7 @@ def _scenarios(planted: list[dict], records: pd.DataFrame, flags: pd.DataFrame) 
     symmetric = s["match_type"].isin([mt.TENANCY_TWO_BOROUGHS, mt.PAYROLL_TWO_COUNCILS]).to_numpy()
     swap = symmetric & ((s["left_council"] > s["right_council"]) |
                         ((s["left_council"] == s["right_council"]) & (s["left_record_id"] > s["right_record_id"]))).to_numpy()
-    for f in ("council", "dataset", "record_id"):
+    for f in ("council", "dataset", "record_id", "rk"):
         l, r = s[f"left_{f}"].to_numpy().copy(), s[f"right_{f}"].to_numpy().copy()
         s[f"left_{f}"], s[f"right_{f}"] = np.where(swap, r, l), np.where(swap, l, r)
     key = ["match_type", *PAIR_COLUMNS]
@@ -233,7 +238,7 @@ def _scenarios(planted: list[dict], records: pd.DataFrame, flags: pd.DataFrame) 
     s = s[~((s["kind"] == "near_miss").to_numpy() & hit)]      # a near miss that happens to be flagged is dropped
     s = s.sort_values(["match_type", "kind", "left_council", "left_record_id"], kind="stable").reset_index(drop=True)
     s.insert(0, "scenario_id", [f"S{i + 1:05d}" for i in range(len(s))])
-    return s[["scenario_id", "match_type", "kind", "description", *PAIR_COLUMNS]]
+    return s[["scenario_id", "match_type", "kind", "description", *PAIR_COLUMNS, "left_rk", "right_rk"]]
 
 
 def _write_truth(frame: pd.DataFrame, path: Path) -> Path:

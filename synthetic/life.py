@@ -17,6 +17,10 @@ from synthetic.dates import NAT, age_on, days, uniform_days, years
 from synthetic.population import Population
 
 CENTRAL_IDX = -1
+#: Categorical levels (comparisons on codes, not strings, keep the 1M-row steps fast).
+DATASET_LEVELS = ("council_tax", "electoral_register", "tenancy", "waiting_list", "payroll", "blue_badge",
+                  "concessionary_travel", "council_tax_reduction", "deceased")
+ORIGIN_LEVELS = ("base", "former_home", "fraud", "near_miss")
 RECORD_COLUMNS = ("dataset", "council_idx", "person_id", "address_id", "period_start", "period_end",
                   "discount", "amount", "last_used", "date_of_death", "origin")
 
@@ -26,7 +30,7 @@ def record_frame(dataset: str, council_idx, person_id, address_id, start, end, *
     n = len(person_id)
     nat = np.full(n, NAT)
     return pd.DataFrame({
-        "dataset": dataset,
+        "dataset": pd.Categorical.from_codes(np.full(n, DATASET_LEVELS.index(dataset)), categories=DATASET_LEVELS),
         "council_idx": np.broadcast_to(np.asarray(council_idx, np.int64), (n,)).copy(),
         "person_id": np.asarray(person_id, np.int64),
         "address_id": np.broadcast_to(np.asarray(address_id, np.int64), (n,)).copy(),
@@ -36,7 +40,7 @@ def record_frame(dataset: str, council_idx, person_id, address_id, start, end, *
         "amount": np.asarray(amount, float) if amount is not None else np.full(n, np.nan),
         "last_used": np.asarray(last_used, "datetime64[D]") if last_used is not None else nat,
         "date_of_death": np.asarray(date_of_death, "datetime64[D]") if date_of_death is not None else nat,
-        "origin": origin,
+        "origin": pd.Categorical.from_codes(np.full(n, ORIGIN_LEVELS.index(origin)), categories=ORIGIN_LEVELS),
     })
 
 

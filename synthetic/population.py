@@ -47,11 +47,24 @@ class Population:
         return out
 
 
+def digits_text(values: np.ndarray, width: int) -> np.ndarray:
+    """Zero-padded decimal text of non-negative integers, built as bytes (no per-value Python)."""
+    values = np.asarray(values, np.int64)
+    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    codes = ((values[:, None] // powers) % 10 + 48).astype(np.uint8)
+    return np.ascontiguousarray(codes).view(f"S{width}").ravel().astype(f"U{width}").astype(object)
+
+
+def map_unique(values: np.ndarray, func) -> np.ndarray:
+    """Apply a per-string function once per distinct value (names and addresses repeat a lot); None stays None."""
+    codes, uniq = pd.factorize(np.asarray(values, dtype=object))
+    mapped = np.array([func(u) for u in uniq] + [None], dtype=object)
+    return mapped[codes]      # code -1 (missing) picks the trailing None
+
+
 def ascii_fold(values: np.ndarray) -> np.ndarray:
-    """Strip diacritics (per unique value: names repeat a lot)."""
-    uniq, inv = np.unique(values.astype(str), return_inverse=True)
-    folded = np.array([unicodedata.normalize("NFKD", u).encode("ascii", "ignore").decode() for u in uniq], dtype=object)
-    return folded[inv]
+    """Strip diacritics."""
+    return map_unique(values, lambda u: unicodedata.normalize("NFKD", u).encode("ascii", "ignore").decode())
 
 
 def _addresses(rng: np.random.Generator, per_council: np.ndarray) -> pd.DataFrame:
@@ -98,9 +111,9 @@ def _ninos(rng: np.random.Generator, n: int) -> np.ndarray:
             break
         codes[dup] = rng.integers(0, space, dup.sum())
     prefix = NINO_PREFIXES[codes // 4_000_000]
-    digits = pd.Series(((codes // 4) % 1_000_000).astype(str), dtype=object).str.zfill(6)
+    digits = digits_text((codes // 4) % 1_000_000, 6)
     suffix = np.array(list("ABCD"), dtype=object)[codes % 4]
-    return (prefix + digits + suffix).to_numpy()
+    return prefix + digits + suffix
 
 
 def _surnames(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -203,10 +216,10 @@ def build_population(rng: np.random.Generator, n_councils: int, n_people: int, e
     forenames = np.where(pd.isna(middle), first, first + " " + middle.astype(str))
 
     has_email = rng.random(n_people) < 0.55
-    num = np.where(rng.random(n_people) < 0.5, pd.Series(rng.integers(1, 99, n_people).astype(str), dtype=object), "")
+    num = np.where(rng.random(n_people) < 0.5, digits_text(rng.integers(1, 99, n_people), 2), "")
     local = pd.Series(ascii_fold(first), dtype=object).str.lower() + "." + pd.Series(ascii_fold(surname), dtype=object).str.lower().str.replace(r"[^a-z]", "", regex=True) + num
     email = np.where(has_email, local + "@" + EMAIL_DOMAINS[rng.integers(0, len(EMAIL_DOMAINS), n_people)], None)
-    phone = np.where(rng.random(n_people) < 0.8, "07" + pd.Series(rng.integers(100_000_000, 999_999_999, n_people).astype(str), dtype=object), None)
+    phone = np.where(rng.random(n_people) < 0.8, "07" + digits_text(rng.integers(100_000_000, 999_999_999, n_people), 9), None)
 
     # -- move-in: every member an adult by then
     adult_from = dob + years(18)
@@ -230,8 +243,8 @@ def build_population(rng: np.random.Generator, n_councils: int, n_people: int, e
         "first_name": first, "middle_names": middle, "forenames": forenames, "surname": surname,
         "previous_surname": previous, "dob": dob, "nino": _ninos(rng, n_people),
         "email": email, "phone": phone,
-        "bank_sort_code": pd.Series(rng.integers(0, 1_000_000, n_people).astype(str), dtype=object).str.zfill(6).to_numpy(),
-        "bank_account": pd.Series(rng.integers(0, 100_000_000, n_people).astype(str), dtype=object).str.zfill(8).to_numpy(),
+        "bank_sort_code": digits_text(rng.integers(0, 1_000_000, n_people), 6),
+        "bank_account": digits_text(rng.integers(0, 100_000_000, n_people), 8),
         "council_idx": hh_council[hh_id], "address_id": hh_address[hh_id], "move_in": move_in[hh_id],
         "twin_of": twin_of, "date_of_death": dod, "doppelganger_of": -1,
     })

@@ -29,8 +29,22 @@ RATES = {
 _NEVER_BLANK = {"period_end", "previous_surname", "discount", "last_used"}
 
 
-def _tag(tags: np.ndarray, mask: np.ndarray, name: str) -> np.ndarray:
-    return np.where(mask, np.where(tags == "", name, tags + ";" + name), tags)
+class _Tags:
+    """Per-record variation names as a bit set, spelled out once per distinct combination."""
+
+    def __init__(self, n: int):
+        self.bits = np.zeros(n, np.int64)
+        self.names: list[str] = []
+
+    def add(self, mask: np.ndarray, name: str) -> None:
+        if name not in self.names:
+            self.names.append(name)
+        self.bits |= np.asarray(mask, bool).astype(np.int64) << self.names.index(name)
+
+    def text(self) -> np.ndarray:
+        uniq, inv = np.unique(self.bits, return_inverse=True)
+        spelled = np.array([";".join(nm for i, nm in enumerate(self.names) if u >> i & 1) for u in uniq], dtype=object)
+        return spelled[inv]
 
 
 def one_edit(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -63,7 +77,7 @@ def one_edit(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _nicknames(first: np.ndarray, chosen: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     table = nicknames_for()
-    uniq, inv = np.unique(first.astype(str), return_inverse=True)
+    inv, uniq = pd.factorize(first)
     options = [table.get(u.upper(), []) for u in uniq]
     width = max((len(o) for o in options), default=0)
     if width == 0:
@@ -85,7 +99,7 @@ def render(recs: pd.DataFrame, pop: Population, rng: np.random.Generator) -> pd.
     pid = recs["person_id"].to_numpy()
     aid = recs["address_id"].to_numpy()
     fraud = (recs["origin"] == "fraud").to_numpy()
-    tags = np.full(n, "", dtype=object)
+    tags = _Tags(n)
 
     def person(col: str) -> np.ndarray:
         return pp[col].to_numpy()[pid]
@@ -94,11 +108,11 @@ def render(recs: pd.DataFrame, pop: Population, rng: np.random.Generator) -> pd.
     first = person("first_name").copy()
     middle = person("middle_names")
     drop = pd.notna(middle) & (rng.random(n) < RATES["drop_middle"])
-    tags = _tag(tags, drop, "middle_names_dropped")
+    tags.add(drop, "middle_names_dropped")
     rate = np.where(fraud, RATES["nickname_fraud"], RATES["nickname"])
     if dataset != "deceased":
         first, nick = _nicknames(first, rng.random(n) < rate, rng)
-        tags = _tag(tags, nick, "nickname")
+        tags.add(nick, "nickname")
     forenames = np.where(pd.isna(middle) | drop, first, first + " " + middle.astype(str))
 
     # surname (and the previous one where the data set has it)
@@ -107,25 +121,27 @@ def render(recs: pd.DataFrame, pop: Population, rng: np.random.Generator) -> pd.
     stale = pd.notna(previous) & (rng.random(n) < RATES["stale_surname"]) & (dataset != "deceased")
     surname = np.where(stale, previous, surname)
     previous_out = np.where(stale, None, previous)
-    tags = _tag(tags, stale, "previous_surname_used")
-    hyph = pd.Series(surname, dtype=object).str.contains("-", regex=False).to_numpy() & (rng.random(n) < RATES["hyphen_space"])
-    surname = np.where(hyph, pd.Series(surname, dtype=object).str.replace("-", " ", regex=False), surname)
-    tags = _tag(tags, hyph, "hyphen_as_space")
+    tags.add(stale, "previous_surname_used")
+    hyph = (rng.random(n) < RATES["hyphen_space"])
+    hyph[hyph] = pd.Series(surname[hyph], dtype=object).str.contains("-", regex=False).to_numpy(dtype=bool, na_value=False)
+    surname = surname.copy()
+    surname[hyph] = pd.Series(surname[hyph], dtype=object).str.replace("-", " ", regex=False).to_numpy()
+    tags.add(hyph, "hyphen_as_space")
 
     # diacritics folded by some systems
     fold = rng.random(n) < RATES["fold_diacritics"]
-    fn_f, sn_f = ascii_fold(forenames), ascii_fold(surname)
-    folded = fold & ((fn_f != forenames) | (sn_f != surname))
-    forenames = np.where(folded, fn_f, forenames)
-    surname = np.where(folded, sn_f, surname)
-    tags = _tag(tags, folded, "diacritics_folded")
+    fn_f, sn_f = ascii_fold(forenames[fold]), ascii_fold(surname[fold])
+    folded = np.zeros(n, bool)
+    folded[np.flatnonzero(fold)[(fn_f != forenames[fold]) | (sn_f != surname[fold])]] = True
+    forenames[fold], surname[fold] = fn_f, sn_f
+    tags.add(folded, "diacritics_folded")
 
     # typos
     for col, arr in (("forenames", forenames), ("surname", surname)):
         t = rng.random(n) < RATES[f"typo_{col}"]
         if t.any():
             arr[t] = one_edit(arr[t], rng)
-        tags = _tag(tags, t, f"typo_{col}")
+        tags.add(t, f"typo_{col}")
 
     # date of birth, day and month swapped
     dob = person("dob").astype("datetime64[D]")
@@ -135,25 +151,25 @@ def render(recs: pd.DataFrame, pop: Population, rng: np.random.Generator) -> pd.
         swapped = pd.to_datetime(pd.DataFrame({"year": parts.year[swap], "month": parts.day[swap], "day": parts.month[swap]}))
         dob = dob.copy()
         dob[swap] = swapped.to_numpy().astype("datetime64[D]")
-    tags = _tag(tags, swap, "dob_day_month_swapped")
+    tags.add(swap, "dob_day_month_swapped")
 
     # NINO formats
     nino = person("nino").copy()
     spaced = rng.random(n) < RATES["nino_spaced"]
-    s = pd.Series(nino, dtype=object)
-    spaced_text = s.str[:2] + " " + s.str[2:4] + " " + s.str[4:6] + " " + s.str[6:8] + " " + s.str[8:]
     lower = rng.random(n) < 0.6
-    nino = np.where(spaced, np.where(lower, spaced_text.str.lower(), spaced_text), nino)
-    tags = _tag(tags, spaced, "nino_formatted")
+    s = pd.Series(nino[spaced], dtype=object)
+    spaced_text = s.str[:2] + " " + s.str[2:4] + " " + s.str[4:6] + " " + s.str[6:8] + " " + s.str[8:]
+    nino[spaced] = np.where(lower[spaced], spaced_text.str.lower(), spaced_text)
+    tags.add(spaced, "nino_formatted")
 
     # address
     ad = pop.addresses
     postcode = ad["postcode"].to_numpy()[aid].copy()
     r = rng.random(n)
     nospace, lowpc = r < RATES["postcode_nospace"], (r >= 0.5) & (r < 0.5 + RATES["postcode_lower"])
-    pcs = pd.Series(postcode, dtype=object)
-    postcode = np.where(nospace, pcs.str.replace(" ", "", regex=False), np.where(lowpc, pcs.str.lower(), postcode))
-    tags = _tag(tags, nospace | lowpc, "postcode_formatted")
+    postcode[nospace] = pd.Series(postcode[nospace], dtype=object).str.replace(" ", "", regex=False).to_numpy()
+    postcode[lowpc] = pd.Series(postcode[lowpc], dtype=object).str.lower().to_numpy()
+    tags.add(nospace | lowpc, "postcode_formatted")
 
     values = pd.DataFrame({
         "record_id": recs["record_id"].to_numpy(),
@@ -180,7 +196,7 @@ def render(recs: pd.DataFrame, pop: Population, rng: np.random.Generator) -> pd.
         cols = ["address_line_1", "locality", "town"] if f == "address_lines" else [f]
         for c in cols:
             values.loc[gone, c] = pd.NaT if values[c].dtype.kind == "M" else None
-        tags = _tag(tags, gone, f"missing_{f}")
+        tags.add(gone, f"missing_{f}")
 
     # deliberately invalid rows
     kind = recs["invalid_kind"].to_numpy()
@@ -196,5 +212,5 @@ def render(recs: pd.DataFrame, pop: Population, rng: np.random.Generator) -> pd.
         values.loc[rows, f] = pd.NaT if values[f].dtype.kind == "M" else (pd.NA if f == "discount" else None)
     imp = kind == "impossible_date"
     values.loc[imp, "_impossible"] = field[imp]
-    values["variations"] = tags
+    values["variations"] = tags.text()
     return values

@@ -22,7 +22,8 @@ _KEEP = ["council", "dataset", "record_id", "person_id", "address_id", "period_s
 
 
 def _side(records: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    return records.loc[records["dataset"] == dataset, _KEEP]
+    keep = _KEEP + (["rk"] if "rk" in records.columns else [])
+    return records.loc[(records["dataset"] == dataset).to_numpy(), keep]
 
 
 def _pairs(left: pd.DataFrame, right: pd.DataFrame, on: list[str]) -> pd.DataFrame:
@@ -38,7 +39,11 @@ def _out(p: pd.DataFrame, match_type: str, symmetric: bool = False) -> pd.DataFr
         lr, rr = np.where(swap, rr, lr), np.where(swap, lr, rr)
     out = pd.DataFrame({"match_type": match_type, "left_council": lc, "left_dataset": ld, "left_record_id": lr,
                         "right_council": rc, "right_dataset": rd, "right_record_id": rr})
-    return out.drop_duplicates() if symmetric else out
+    if "rk_l" in p.columns:    # row keys, for the generator's own bookkeeping
+        out["left_rk"], out["right_rk"] = p["rk_l"].to_numpy(), p["rk_r"].to_numpy()
+        if symmetric:
+            out.loc[swap, ["left_rk", "right_rk"]] = out.loc[swap, ["right_rk", "left_rk"]].to_numpy()
+    return out.drop_duplicates(subset=list(FLAG_COLUMNS)) if symmetric else out
 
 
 def _overlap(p: pd.DataFrame) -> np.ndarray:

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from councilmatch.contracts import DATE_FIELDS
 from synthetic.feeds import FeedStyle
 from synthetic.places import STREET_ABBREVIATIONS
+from synthetic.population import map_unique
 
 _FIXED_ZIP_TIME = (2020, 1, 1, 0, 0, 0)
 _ABBREV = re.compile(r"\b(" + "|".join(STREET_ABBREVIATIONS) + r")\b")
@@ -49,12 +50,12 @@ def source_frame(values: pd.DataFrame, style: FeedStyle, native_dates: bool = Fa
     imp = values["_impossible"].to_numpy()
     for field, cols in feed.columns.items():
         if field == "address_lines":
-            line1 = values["address_line_1"]
+            line1 = values["address_line_1"].to_numpy()
             if style.abbreviate_streets:
-                line1 = line1.str.replace(_ABBREV, lambda m: STREET_ABBREVIATIONS[m.group(1)], regex=True)
-            parts = [line1, values["locality"], values["town"]]
+                line1 = map_unique(line1, lambda a: _ABBREV.sub(lambda m: STREET_ABBREVIATIONS[m.group(1)], a))
+            parts = [pd.Series(line1, dtype=object), values["locality"], values["town"]]
             if style.upper_names:
-                parts = [p.str.upper() for p in parts]
+                parts = [pd.Series(map_unique(p.to_numpy(), str.upper), dtype=object) for p in parts]
             if isinstance(cols, list):
                 for c, p in zip(cols, parts):
                     out[c] = p.to_numpy()
@@ -80,7 +81,7 @@ def source_frame(values: pd.DataFrame, style: FeedStyle, native_dates: bool = Fa
         elif field == "amount":
             out[col] = v.to_numpy() if native_dates else np.where(v.isna(), None, v.map("{:.2f}".format))
         elif field in ("forenames", "surname", "previous_surname") and style.upper_names:
-            out[col] = v.str.upper().to_numpy()
+            out[col] = map_unique(v.to_numpy(), str.upper)
         elif field == "phone" and style.phone_style:
             s = v.astype(object)
             out[col] = (s.str[:5] + " " + s.str[5:]) if style.phone_style == 1 else ("+44 " + s.str[1:5] + " " + s.str[5:])
