@@ -52,8 +52,10 @@ def waterfall(prior: float, steps: list[tuple[str, str, float]], total: float, t
             parts.append(f'<line x1="{sx(end):.1f}" y1="{y + ROW_H - 5}" x2="{sx(end):.1f}" '
                          f'y2="{y + ROW_H + 3}" class="connector"/>')
     parts.append(_text(sx(0), height - 8, "0", "tick", "middle"))
-    parts.append(_text(LABEL_W, height - 8, f"{lo:.1f}", "tick", "start"))
-    parts.append(_text(LABEL_W + plot_w, height - 8, f"{hi:.1f}", "tick", "end"))
+    if lo < 0:
+        parts.append(_text(LABEL_W, height - 8, f"{lo:.1f}", "tick", "start"))
+    if hi > 0:
+        parts.append(_text(LABEL_W + plot_w, height - 8, f"{hi:.1f}", "tick", "end"))
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -85,7 +87,7 @@ def stacked_bar_chart(categories: list[str], series: dict[str, list[float]], tit
     totals = [sum(series[n][i] for n in names) for i in range(len(categories))]
     top = max(totals) or 1.0
     plot_w = WIDTH - LABEL_W - 90
-    legend_h = 20 * ((len(names) + 1) // 2) + 10
+    legend_h = 22 * len(names) + 10
     height = ROW_H * len(categories) + legend_h + 10
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}">',
              f"<title>{escape(title)}</title>"]
@@ -102,8 +104,7 @@ def stacked_bar_chart(categories: list[str], series: dict[str, list[float]], tit
         parts.append(_text(x + 4, y + 16, f"{totals[i]:,.0f}", "value"))
     ly = 10 + ROW_H * len(categories)
     for j, n in enumerate(names):
-        lx = 20 + (j % 2) * (WIDTH // 2)
-        yy = ly + (j // 2) * 20
+        lx, yy = LABEL_W, ly + j * 22
         parts.append(_rect(lx, yy + 4, 12, 12, f"s{j % 8}"))
         parts.append(_text(lx + 18, yy + 15, n, "legend"))
     parts.append("</svg>")

@@ -16,9 +16,12 @@ from review.auth import csrf_ok, csrf_token
 from review.db import reading
 from review.models import User
 from review.reidentify import Reidentifier
+from review.views import field_label, record_rows
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.globals["council_name"] = council_name
+templates.env.globals["record_rows"] = record_rows
+templates.env.filters["field"] = field_label
 templates.env.filters["pct"] = lambda v: f"{v * 100:.1f}%"
 templates.env.filters["money"] = lambda v: "" if v is None else f"£{v:,.2f}"
 templates.env.filters["label"] = lambda v: "" if v is None else str(v).replace("_", " ").capitalize()

@@ -30,3 +30,22 @@ def other_side(item: ReviewItem, council: str) -> Side:
 
 def own_review(item: ReviewItem, council: str) -> CouncilReview | None:
     return next((r for r in item.reviews if r.council == council), None)
+
+
+#: How a re-identified record's fields are shown, in this order (others are not shown).
+RECORD_FIELDS: dict[str, str] = {
+    "forenames": "Forenames", "surname": "Surname", "previous_surname": "Previous surname",
+    "dob": "Date of birth", "nino": "National Insurance number", "address_lines": "Address",
+    "postcode": "Postcode", "uprn": "UPRN", "email": "Email", "phone": "Phone",
+    "bank_sort_code": "Bank sort code", "bank_account": "Bank account", "extract_id": "From extract",
+}
+
+
+def record_rows(fields: dict[str, str | None]) -> list[tuple[str, str]]:
+    """(label, value) of the fields the vault returned with a value."""
+    return [(label, fields[k]) for k, label in RECORD_FIELDS.items() if fields.get(k) not in (None, "")]
+
+
+def field_label(name: str) -> str:
+    """A comparison or field name as an investigator reads it."""
+    return RECORD_FIELDS.get(name) or name.replace("_", " ").capitalize()

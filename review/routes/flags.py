@@ -16,7 +16,7 @@ from review.deps import Csrf, Forbidden, Settings, SettingsDep, UserDep, render
 from review.matchtypes import describe
 from review.models import User
 from review.reidentify import VaultUnavailable
-from review.views import Side, own_review, sides
+from review.views import Side, field_label, own_review, sides
 
 router = APIRouter(prefix="/flags")
 
@@ -50,7 +50,8 @@ def pair_page(request: Request, user: User, settings: Settings, flag_id: str, er
         title, reason = describe(settings.home_root, item.match_type, item.match_title, item.match_reason)
         evidence = store.evidence_of(item)
         prior = item.match_weight - sum(w for *_, w in evidence)
-        chart = waterfall(prior, evidence, item.match_weight, f"Match weight of flag {flag_id}")
+        chart = waterfall(prior, [(field_label(n), lvl, w) for n, lvl, w in evidence], item.match_weight,
+                          f"Match weight of flag {flag_id}")
         involved = store.involved_councils(item.left_council, item.right_council)
         reviews = {r.council: r for r in item.reviews}
         mine = own_review(item, user.council)
