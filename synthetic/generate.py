@@ -31,6 +31,7 @@ from synthetic.writers import write_extract
 
 DEFAULT_EXTRACT_DATE = date(2026, 11, 1)
 INVALID_RATE = 0.004
+MIN_INVALID = 2
 ALL_DATASETS: tuple[str, ...] = (*DATASET_ORDER, "deceased")
 assert ALL_DATASETS == DATASET_LEVELS
 
@@ -87,30 +88,54 @@ def _assign_record_ids(records: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
 
 
 def _invalid_choice(records: pd.DataFrame, protected: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Pick deliberately invalid rows (kind, field) among rows no expected flag or scenario uses."""
+    """Pick deliberately invalid rows (kind, field) among rows no expected flag or scenario uses.
+
+    About INVALID_RATE of rows, and at least MIN_INVALID of each kind so small runs have them too.
+    Kinds a feed cannot carry are skipped: no impossible dates in native Parquet date columns,
+    invalid NINOs only where the NINO is mandatory (an optional bad NINO might just be dropped).
+    """
     n = len(records)
     kind = np.full(n, None, dtype=object)
     fld = np.full(n, None, dtype=object)
-    chosen = (rng.random(n) < INVALID_RATE) & ~protected
+    ds_code = records["dataset"].cat.codes.to_numpy()
+    council = records["council_idx"].to_numpy()
+    supports: dict[str, np.ndarray] = {k: np.zeros(n, bool) for k in ("missing_mandatory", "impossible_date", "invalid_nino")}
+    for (d, c), idx in pd.DataFrame({"d": ds_code, "c": council}).groupby(["d", "c"]).indices.items():
+        rows = np.zeros(n, bool)
+        rows[idx] = True
+        dataset = ALL_DATASETS[int(d)]
+        spec = DATASETS[dataset]
+        style = feed_style(int(c), dataset)
+        supports["missing_mandatory"] |= rows
+        if any(f in DATE_FIELDS for f in spec.required) and style.feed.format != "parquet":
+            supports["impossible_date"] |= rows
+        if "nino" in spec.required:
+            supports["invalid_nino"] |= rows
+    free = ~protected
+    chosen = (rng.random(n) < INVALID_RATE) & free
     pick = rng.random(n)
+    options = np.stack([supports["missing_mandatory"], supports["impossible_date"], supports["invalid_nino"]], axis=1)
+    names = np.array(["missing_mandatory", "impossible_date", "invalid_nino"], dtype=object)
+    count = options.sum(axis=1)
+    which = np.minimum((pick * count).astype(int), np.maximum(count - 1, 0))
+    nth = np.argmax(np.cumsum(options, axis=1) > which[:, None], axis=1)     # which-th supported kind
+    kind[chosen] = names[nth[chosen]]
+    for k in names:
+        short = MIN_INVALID - int((kind == k).sum())
+        if short > 0:
+            cand = np.flatnonzero(supports[k] & free & pd.isna(kind))
+            extra = rng.permutation(cand)[:short]
+            kind[extra] = k
     for dataset in ALL_DATASETS:
         spec = DATASETS[dataset]
-        scalars = [f for f in spec.required if f != "address_lines"]
+        rows = np.flatnonzero((ds_code == ALL_DATASETS.index(dataset)) & pd.notna(kind))
+        if not len(rows):
+            continue
+        scalars = np.array([f for f in spec.required if f != "address_lines"], dtype=object)
         dates = [f for f in spec.required if f in DATE_FIELDS]
-        for c in np.unique(records["council_idx"].to_numpy()[(records["dataset"] == dataset).to_numpy()]):
-            rows = np.flatnonzero(chosen & (records["dataset"] == dataset).to_numpy() & (records["council_idx"] == c).to_numpy())
-            if not len(rows):
-                continue
-            style = feed_style(int(c) if c >= 0 else 0, dataset)
-            kinds = ["missing_mandatory"]
-            if dates and style.feed.format != "parquet":
-                kinds.append("impossible_date")
-            if "nino" in spec.required:
-                kinds.append("invalid_nino")
-            k = np.array(kinds, dtype=object)[(pick[rows] * len(kinds)).astype(int)]
-            f = np.array(scalars, dtype=object)[rng.integers(0, len(scalars), len(rows))]
-            f = np.where(k == "impossible_date", dates[0] if dates else None, np.where(k == "invalid_nino", "nino", f))
-            kind[rows], fld[rows] = k, f
+        f = scalars[rng.integers(0, len(scalars), len(rows))]
+        k = kind[rows]
+        fld[rows] = np.where(k == "impossible_date", dates[0] if dates else None, np.where(k == "invalid_nino", "nino", f))
     return kind, fld
 
 
