@@ -64,19 +64,12 @@ def _positions(key: bytes, bigrams: list[str], k: int, nbits: int) -> np.ndarray
     return (pos.astype(np.int64) & (nbits - 1))
 
 
-def _bigram_table(key: bytes, codes: np.ndarray, k: int, nbits: int) -> np.ndarray:
-    """(n_unique_bigrams, nbits/64) uint64 rows with each bigram's bits set."""
-    bigrams = [chr(c >> 16) + chr(c & 0xFFFF) for c in codes.tolist()]  # a unigram is letter + NUL
-    pos = _positions(key, bigrams, k, nbits)
-    bits = np.zeros((len(bigrams), nbits), dtype=bool)
-    bits[np.arange(len(bigrams))[:, None], pos] = True
-    # packbits(bitorder="little") within each byte; byte order follows bit index.
-    packed = np.packbits(bits, axis=1, bitorder="little")
-    return packed.view(np.uint64)
-
-
 def _encode_unique(values: np.ndarray, key: bytes, s: BloomSettings) -> np.ndarray:
-    """Filters (n, nbytes) uint8 for distinct non-missing strings."""
+    """Filters (n, nbytes) uint8 for distinct non-missing strings.
+
+    Each q-gram occurrence scatters its ``k`` keyed positions into a boolean matrix
+    (batches of whole strings bound the memory), which is then XOR-folded and packed.
+    """
     n = len(values)
     if n == 0:
         return np.zeros((0, s.nbytes), dtype=np.uint8)
@@ -91,39 +84,37 @@ def _encode_unique(values: np.ndarray, key: bytes, s: BloomSettings) -> np.ndarr
     valid[ends - 1] = False
     idx = np.flatnonzero(valid)
     codes = (chars[idx] << 16) | chars[idx + 1]
-    counts = lengths - 1
+    owner = np.repeat(np.arange(n), lengths - 1)
     if s.unigrams:  # each letter too (code: char << 16 | 0), inner chars only (no padding)
         inner = valid.copy()
         inner[starts] = False
         uidx = np.flatnonzero(inner)
-        owner = np.concatenate([np.repeat(np.arange(n), lengths - 1), np.repeat(np.arange(n), lengths - 2)])
-        codes = np.concatenate([codes, chars[uidx] << 16])[np.argsort(owner, kind="stable")]
-        counts = counts + lengths - 2
-    ucodes, inverse = np.unique(codes, return_inverse=True)
-    table = _bigram_table(key, ucodes, s.k, nbits)
+        codes = np.concatenate([codes, chars[uidx] << 16])
+        owner = np.concatenate([owner, np.repeat(np.arange(n), lengths - 2)])
+    gram_ids, ucodes = pd.factorize(codes)  # hash-based: no sort of millions of q-grams
+    grams = [chr(c >> 16) + chr(c & 0xFFFF) for c in ucodes.tolist()]  # a unigram is letter + NUL
+    positions = _positions(key, grams, s.k, nbits)  # (n_grams, k)
 
-    words = table.shape[1]
-    out = np.zeros((n, words), dtype=np.uint64)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    # batches of whole strings, ~_BATCH_BIGRAMS bigrams each
-    bounds = np.searchsorted(offsets, np.arange(0, offsets[-1] + _BATCH_BIGRAMS, _BATCH_BIGRAMS))
-    bounds = np.unique(np.clip(np.concatenate([[0], bounds, [n]]), 0, n))
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        a, b = offsets[lo], offsets[hi]
-        rows = table[inverse[a:b]]
-        out[lo:hi] = np.bitwise_or.reduceat(rows, offsets[lo:hi] - a, axis=0)
-    filt = out.view(np.uint8)
-    if s.fold:
-        half = s.nbytes
-        filt = filt[:, :half] ^ filt[:, half:]
+    # batches of whole strings, about _BATCH_BIGRAMS q-gram occurrences each
+    order = np.argsort(owner, kind="stable") if s.unigrams else None
+    if order is not None:
+        owner, gram_ids = owner[order], gram_ids[order]
+    bounds = np.searchsorted(owner, np.arange(0, n, max(1, n * _BATCH_BIGRAMS // max(1, len(owner)))))
+    bounds = np.unique(np.concatenate([bounds, [len(owner)]]))
+    out = np.zeros((n, s.nbytes), dtype=np.uint8)
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        lo, hi = owner[a], (owner[b] if b < len(owner) else n)
+        bits = np.zeros((hi - lo, nbits), dtype=bool)
+        flat = ((owner[a:b] - lo) * nbits)[:, None] + positions[gram_ids[a:b]]
+        bits.ravel()[flat.ravel()] = True
+        if s.fold:
+            bits = bits[:, : nbits // 2] ^ bits[:, nbits // 2:]
+        out[lo:hi] = np.packbits(bits, axis=1, bitorder="little")
     if s.blip > 0:
-        filt = filt ^ _blip_mask(values, key, s)
+        out ^= _blip_mask(values, key, s)
     # A filter must never be all zero (that means "missing"): set bit 0 if it folded away.
-    empty = ~filt.any(axis=1)
-    if empty.any():
-        filt = filt.copy()
-        filt[empty, 0] = 1
-    return np.ascontiguousarray(filt)
+    out[~out.any(axis=1), 0] = 1
+    return out
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:

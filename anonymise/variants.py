@@ -26,33 +26,36 @@ class Variant:
     derive: Derive
 
 
+#: Arrow-backed strings: str.* methods run as Arrow compute kernels, not Python loops.
+STRING = "string[pyarrow]"
+
+
 def _str(s: pd.Series) -> pd.Series:
     """Stripped strings, empty -> NA."""
-    out = s.astype("string").str.strip()
+    out = s.astype(STRING).str.strip()
     return out.mask(out == "")
 
 
 def _first_name(u: pd.DataFrame) -> pd.Series:
     first = _str(u["first_name"])
-    from_forenames = _str(u["forenames"]).str.split(" ").str[0]
+    from_forenames = _str(u["forenames"]).str.replace(r" .*$", "", regex=True)
     return first.fillna(from_forenames)
 
 
 def _dob(u: pd.DataFrame) -> pd.Series:
-    return pd.to_datetime(u["dob"], errors="coerce").dt.strftime("%Y-%m-%d").astype("string")
+    return pd.to_datetime(u["dob"], errors="coerce").dt.strftime("%Y-%m-%d").astype(STRING)
 
 
 def _dob_unordered(u: pd.DataFrame) -> pd.Series:
     d = pd.to_datetime(u["dob"], errors="coerce")
     day, month = d.dt.day, d.dt.month
     lo, hi = np.minimum(day, month), np.maximum(day, month)
-    out = (d.dt.year.astype("Int64").astype("string") + "-" + lo.astype("Int64").astype("string").str.zfill(2)
-           + "-" + hi.astype("Int64").astype("string").str.zfill(2))
-    return out
+    return (d.dt.year.astype("Int64").astype(STRING) + "-" + lo.astype("Int64").astype(STRING).str.zfill(2)
+            + "-" + hi.astype("Int64").astype(STRING).str.zfill(2))
 
 
 def _yob(u: pd.DataFrame) -> pd.Series:
-    return pd.to_datetime(u["dob"], errors="coerce").dt.year.astype("Int64").astype("string")
+    return pd.to_datetime(u["dob"], errors="coerce").dt.year.astype("Int64").astype(STRING)
 
 
 def _phonetic(s: pd.Series) -> pd.Series:
@@ -61,12 +64,12 @@ def _phonetic(s: pd.Series) -> pd.Series:
     0.2-0.4% collision rate between distinct names (see docs/security.md)."""
     letters = _str(s).str.replace(r"[^A-Z]", "", regex=True)
     letters = letters.mask(letters == "")
-    return letters.map(jellyfish.soundex, na_action="ignore").astype("string")
+    return letters.astype(object).map(jellyfish.soundex, na_action="ignore").astype(STRING)
 
 
 def _canon(u: pd.DataFrame) -> pd.Series:
     first = _first_name(u)
-    return first.map(lambda v: NICKNAMES.get(v, v), na_action="ignore").astype("string")
+    return first.astype(object).map(lambda v: NICKNAMES.get(v, v), na_action="ignore").astype(STRING)
 
 
 def _name_sorted(u: pd.DataFrame) -> pd.Series:
@@ -100,7 +103,8 @@ def _premise(u: pd.DataFrame) -> pd.Series:
     """House/flat numbers ("FLAT 3 12 HIGH ROAD" -> "3 12") + postcode; a named house
     without numbers keeps its whole address line."""
     address = _str(u["address_lines"])
-    numbers = address.str.findall(r"\b\d+[A-Z]?\b").str.join(" ").astype("string")
+    numbers = (address.str.replace(r"\b[^0-9 ]\S*", "", regex=True)   # drop words not starting with a digit
+               .str.replace(r"\s+", " ", regex=True).str.strip())
     numbers = numbers.mask(numbers == "").fillna(address)
     return numbers + "|" + _postcode(u)
 
@@ -145,7 +149,7 @@ VARIANTS: dict[str, Variant] = {
 #: Bloom column -> (subkey purpose, derivation). Names share a purpose so forename and
 #: surname filters can be compared for swapped names, like the "name" tokens.
 BLOOM_VARIANTS: dict[str, tuple[str, Variant]] = {
-    "bf_forenames": ("bloom_name", Variant(("forenames", "first_name"),
+    "bf_forenames": ("bloom_name", Variant(("first_name", "forenames"),
                                            lambda u: _str(u["forenames"]).fillna(_str(u["first_name"])))),
     "bf_surname": ("bloom_name", Variant(("surname",), _column("surname"))),
     "bf_address": ("bloom_address", Variant(("address_lines", "postcode"),
@@ -177,7 +181,18 @@ def unique_combinations(frame: pd.DataFrame, sources: tuple[str, ...]) -> tuple[
     return key, uniq
 
 
-def derive(frame: pd.DataFrame, variant: Variant) -> tuple[np.ndarray, pd.Series]:
-    """Row codes and the derived value for each distinct source combination."""
-    codes, uniq = unique_combinations(frame, variant.sources)
+Combinations = dict[tuple[str, ...], tuple[np.ndarray, pd.DataFrame]]
+
+
+def derive(frame: pd.DataFrame, variant: Variant, cache: Combinations | None = None) -> tuple[np.ndarray, pd.Series]:
+    """Row codes and the derived value for each distinct source combination.
+
+    ``cache`` (one dict per frame) shares the factorisation between variants with the
+    same sources (dob -> t_dob, t_dob_unordered, t_yob).
+    """
+    if cache is None:
+        cache = {}
+    if variant.sources not in cache:
+        cache[variant.sources] = unique_combinations(frame, variant.sources)
+    codes, uniq = cache[variant.sources]
     return codes, variant.derive(uniq)

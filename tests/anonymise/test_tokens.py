@@ -127,3 +127,15 @@ def test_missing_reference_column_is_a_clear_error(people, helpers, keyring) -> 
 def test_empty_frame(people, helpers, keyring) -> None:
     out = pseudonymise(helpers.canonical_frame(people[:0]), keyring, "x")
     assert tuple(out.columns) == PSEUDONYMISED_COLUMNS and len(out) == 0
+
+
+def test_hmac64_is_exactly_hmac_sha256() -> None:
+    import hmac
+    import os
+
+    from anonymise.tokens import hmac64
+
+    for key in (os.urandom(32), os.urandom(80), b"k"):
+        values = ["", "SMITH", "Zoë", "x" * 200]
+        expected = [int.from_bytes(hmac.digest(key, v.encode(), "sha256")[:8], "big", signed=True) for v in values]
+        assert hmac64(key, values).tolist() == expected
