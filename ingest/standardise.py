@@ -78,6 +78,10 @@ def _squeeze(arr):
     return _trim(_sub(arr, r"\s+", " "))
 
 
+def _drop_apostrophes(arr):
+    return pc.replace_substring(pc.replace_substring(arr, pattern="'", replacement=""), pattern="`", replacement="")
+
+
 def _fold(arr):
     """'Zoë Ångström' -> 'Zoe Angstrom': special letters, NFKD, then drop what is not ASCII.
 
@@ -106,9 +110,8 @@ def standardise_name(s: pd.Series) -> pd.Series:
 
     "Mrs. Zoë O'Brien-Smith" -> "ZOE OBRIEN SMITH".
     """
-    arr = pc.utf8_upper(_fold(_trim(_arrow(s))))
-    arr = _sub(_sub(arr, _APOSTROPHES, ""), "[^A-Z]+", " ")
-    arr = _squeeze(arr)
+    arr = pc.utf8_upper(_fold(_trim(_arrow(s))))  # folding drops the non-ASCII apostrophes
+    arr = _trim(_sub(_drop_apostrophes(arr), "[^A-Z]+", " "))
     return _series(_sub(arr, _TITLE_PREFIX, ""), s.index)
 
 
@@ -126,7 +129,8 @@ def standardise_postcode(s: pd.Series) -> pd.Series:
     Values too short to have an inward code (e.g. Australian '2000') stay compact.
     """
     arr = _sub(pc.utf8_upper(_fold(_arrow(s))), "[^A-Z0-9]", "")
-    arr = _sub(arr, "^(.{2,})(.{3})$", r"\1 \2")
+    long_enough = pc.fill_null(pc.greater_equal(pc.utf8_length(arr), 5), False)
+    arr = pc.if_else(long_enough, pc.utf8_replace_slice(arr, start=-3, stop=-3, replacement=" "), arr)
     return _series(_null_if_empty(arr), s.index)
 
 
@@ -152,11 +156,13 @@ def standardise_address(s: pd.Series) -> pd.Series:
 
     "12, St. John's Rd., London SW1A 1AA" -> "12 SAINT JOHNS ROAD LONDON".
     """
-    arr = pc.utf8_upper(_fold(_trim(_arrow(s))))
-    arr = _squeeze(_sub(_sub(arr, _APOSTROPHES, ""), "[^A-Z0-9]+", " "))
+    arr = pc.utf8_upper(_fold(_trim(_arrow(s))))  # folding drops the non-ASCII apostrophes
+    arr = _trim(_sub(_drop_apostrophes(arr), "[^A-Z0-9]+", " "))
     arr = _trim(_sub(arr, _POSTCODE_TAIL, ""))
     # ST before a name at the start of the street (first word, or after a house number) is SAINT
-    arr = _sub(arr, r"(^|[0-9][A-Z]? )ST ([A-Z])", r"\1SAINT \2")
+    has_st = pc.fill_null(pc.match_substring(arr, "ST "), False)
+    if pc.any(has_st).as_py():
+        arr = pc.if_else(has_st, _sub(arr, r"(^|[0-9][A-Z]? )ST ([A-Z])", r"\1SAINT \2"), arr)
     arr = _expand_words(arr, _ABBREV_KEYS, _ABBREV_VALUES)
     return _series(_null_if_empty(arr), s.index)
 
@@ -166,7 +172,7 @@ def standardise_phone(s: pd.Series) -> pd.Series:
 
     A leading 44/0044 becomes 0; ten digits without the 0 (lost by a spreadsheet) get it back.
     """
-    arr = _sub(_sub(_arrow(s), r"\(0\)", ""), "[^0-9]", "")
+    arr = _sub(pc.replace_substring(_arrow(s), pattern="(0)", replacement=""), "[^0-9]", "")
     arr = _sub(arr, "^(?:00)?44([0-9]{9,10})$", r"0\1")
     arr = _sub(arr, "^([1-9][0-9]{9})$", r"0\1")
     return _series(_null_if_empty(arr), s.index)

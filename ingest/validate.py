@@ -102,20 +102,46 @@ def has_digits(raw: pd.Series) -> pd.Series:
     return pd.Series(matches(raw, "[0-9]"), index=raw.index)
 
 
+_FORMAT_CODES = {"%d": "(?P<d>[0-9]{1,2})", "%m": "[0-9]{1,2}", "%Y": "[0-9]{4}", "%y": "[0-9]{2}",
+                 "%b": "[A-Za-z]{3}", "%B": "[A-Za-z]+", "%H": "[0-9]{1,2}", "%M": "[0-9]{1,2}", "%S": "[0-9]{1,2}"}
+
+
+def _format_regex(fmt: str) -> str | None:
+    """An RE2 pattern matching exactly what ``fmt`` produces, capturing the day; None if unsupported."""
+    if "%d" not in fmt:
+        return None
+    out, i = "^", 0
+    while i < len(fmt):
+        if fmt[i] == "%":
+            code = fmt[i:i + 2]
+            if code not in _FORMAT_CODES:
+                return None
+            out += _FORMAT_CODES[code]
+            i += 2
+        else:
+            out += "\\" + fmt[i] if not fmt[i].isalnum() else fmt[i]
+            i += 1
+    return out + "$"
+
+
 def parse_dates(s: pd.Series, fmt: str) -> tuple[pd.Series, pd.Series]:
     """Parse with the feed's format; ISO 'YYYY-MM-DD' (e.g. native spreadsheet dates) is always accepted.
 
-    Fast path: Arrow's strptime, trusted only where formatting the date back gives
-    the same text (so a rolled-over '31/02/1980' is never trusted); the rest go
-    through pandas' strict parser. Returns (datetime64[ns] Series, mask of present
+    Fast path: Arrow's strptime, trusted only where the text matches the format
+    exactly and its day survives parsing (Arrow rolls '31/02/1980' over to March);
+    everything else goes through pandas' strict parser. Returns (datetime64[ns] Series, mask of present
     values that did not parse).
     """
     text = pc.utf8_trim_whitespace(_arrow(s))
     text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
     fast = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
     year = pc.year(fast)
-    trusted = pc.and_(pc.equal(pc.strftime(fast, format=fmt), text),
-                      pc.and_(pc.greater(year, 1677), pc.less(year, 2262)))
+    trusted = pc.and_(pc.greater(year, 1677), pc.less(year, 2262))
+    pattern = _format_regex(fmt)
+    if pattern is not None:  # the text's own day must survive parsing: '31/02' rolls over to March
+        parts = pc.extract_regex(text, pattern=pattern)
+        day = pc.cast(pc.struct_field(parts, "d"), pa.int64())
+        trusted = pc.and_(trusted, pc.equal(day, pc.day(fast)))
     trusted = pc.fill_null(trusted, False).to_numpy(zero_copy_only=False)
     values = fast.cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False) if trusted.any() else None
     parsed = pd.Series(np.where(trusted, values, np.datetime64("NaT", "ns")) if values is not None
