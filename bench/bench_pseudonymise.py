@@ -50,11 +50,12 @@ def canonical_frame(n: int, seed: int) -> pd.DataFrame:
     middle = np.where(rng.random(n) < 0.3, first[rng.integers(0, len(first), n)], None)
     forenames = pd.Series(first[fi]).where(pd.isna(middle), pd.Series(first[fi]) + " " + pd.Series(middle))
     letters = np.array(list("ABCEGHJKLMNPRSTWXYZ"))
-    outward = pd.Series(np.array(["E", "N", "NW", "SE", "SW", "W", "EC", "WC"])[rng.integers(0, 8, n)]) + \
-        pd.Series(rng.integers(1, 20, n)).astype(str)
-    postcode_pool = (outward + " " + pd.Series(rng.integers(1, 10, n)).astype(str)
-                     + pd.Series(letters[rng.integers(0, 19, n)]) + pd.Series(letters[rng.integers(0, 19, n)]))
-    pc = postcode_pool.to_numpy()[rng.integers(0, 100_000, n)]
+    m = 100_000  # postcode pool
+    outward = pd.Series(np.array(["E", "N", "NW", "SE", "SW", "W", "EC", "WC"])[rng.integers(0, 8, m)]) + \
+        pd.Series(rng.integers(1, 20, m)).astype(str)
+    postcode_pool = (outward + " " + pd.Series(rng.integers(1, 10, m)).astype(str)
+                     + pd.Series(letters[rng.integers(0, 19, m)]) + pd.Series(letters[rng.integers(0, 19, m)]))
+    pc = postcode_pool.to_numpy()[rng.integers(0, m, n)]
     streets = pd.Series(last[rng.integers(0, len(last), 3000)]) + np.array([" ROAD", " STREET", " AVENUE"])[np.arange(3000) % 3]
     address = (np.where(rng.random(n) < 0.3, "FLAT " + pd.Series(rng.integers(1, 30, n)).astype(str) + " ", "")
                + pd.Series(rng.integers(1, 200, n)).astype(str) + " "
