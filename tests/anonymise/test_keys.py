@@ -128,3 +128,16 @@ def test_init_is_idempotent(home: Home) -> None:
     blob = keyring_path(home).read_bytes()
     assert init_keys(home) == "k1"
     assert keyring_path(home).read_bytes() == blob
+
+
+def test_kek_from_airflow_connection(home, monkeypatch, _kek_env) -> None:
+    """Without COUNCILMATCH_KEK, the password of the Airflow connection councilmatch_kek is used."""
+    import json as _json
+
+    monkeypatch.delenv("COUNCILMATCH_KEK")
+    monkeypatch.setenv("AIRFLOW_CONN_COUNCILMATCH_KEK", _json.dumps({"conn_type": "generic", "password": _kek_env}))
+    status = key_status(home)
+    assert status["kek_source"] == "Airflow connection 'councilmatch_kek'" and status["active"] == "k1"
+    monkeypatch.setenv("AIRFLOW_CONN_COUNCILMATCH_KEK", _json.dumps({"conn_type": "generic", "password": "c2hvcnQ="}))
+    with pytest.raises(InvalidKEKError, match="Airflow connection"):
+        load_keyring(home)
