@@ -113,11 +113,11 @@ def list_feeds(home: HomeOption = None) -> None:
     """Every feed with its format, version, newest extract and last ingest counts."""
     _fresh_console()
     h = resolve_home(home)
-    try:
-        feeds = load_feeds(h)
-    except FeedDefinitionError as exc:
-        _fail(str(exc))
-    if not feeds:
+    invalid: dict[Path, FeedDefinitionError] = {}
+    feeds = load_feeds(h, invalid=invalid)
+    for exc in invalid.values():
+        console.print(f"[bold red]invalid feed definition:[/] {exc}", soft_wrap=True)
+    if not feeds and not invalid:
         console.print(f"no feeds in {h.feeds} (add one with 'councilmatch feeds add')")
         return
     table = Table(title=f"Feeds in {h.feeds}")
@@ -134,6 +134,8 @@ def list_feeds(home: HomeOption = None) -> None:
             f"{last['quarantined']:,}" if last else "",
         )
     console.print(table)
+    if invalid:
+        raise typer.Exit(EXIT_UNUSABLE)
 
 
 @feeds_app.command("check")

@@ -136,7 +136,15 @@ class _Reasons:
 
 def _map_fields(feed: FeedDefinition, raw: RawExtract, path: Path) -> tuple[dict[str, pd.Series], list[str]]:
     """Canonical field -> source text (lists joined with ', '), plus header warnings."""
-    lookup = {_normal(h): h for h in raw.header}
+    lookup: dict[str, str] = {}
+    repeated: set[str] = set()
+    for h in raw.header:
+        if _normal(h) in lookup:
+            repeated.add(_normal(h))
+        lookup.setdefault(_normal(h), h)
+    twice = [n for f in feed.columns for n in feed.source_columns(f) if _normal(n) in repeated]
+    if twice:
+        raise ExtractError(path, f"column(s) {', '.join(repr(n) for n in twice)} appear more than once in the header")
     spec = DATASETS[feed.dataset]
     must = set(feed.mandatory) | set(spec.required) | {"record_id"}
     mapped: dict[str, pd.Series] = {}
@@ -282,7 +290,8 @@ def ingest_extract(
     quarantined = quarantined[list(QUARANTINE_COLUMNS)]
 
     rows_in = n + len(raw.bad_rows)
-    assert rows_in == len(accepted) + len(quarantined), "ingest lost rows"
+    if rows_in != len(accepted) + len(quarantined):  # never expected: a bug, not bad data
+        raise RuntimeError(f"{path}: rows do not reconcile ({rows_in} in, {len(accepted)} accepted, {len(quarantined)} quarantined)")
     return IngestResult(
         feed_id=feed.feed_id,
         extract_path=path,

@@ -190,19 +190,29 @@ def feed_path(home: Home, feed_id: str) -> Path:
     return Home.resolve(home.root if isinstance(home, Home) else home).feeds / council / f"{dataset}.yaml"
 
 
-def load_feeds(home: Home) -> dict[str, FeedDefinition]:
-    """Every feed under ``feeds/<council>/<dataset>.yaml``, keyed by feed id; any bad file raises."""
+def load_feeds(home: Home, *, invalid: dict[Path, FeedDefinitionError] | None = None) -> dict[str, FeedDefinition]:
+    """Every feed under ``feeds/<council>/<dataset>.yaml``, keyed by feed id.
+
+    A bad file raises, unless ``invalid`` is given: then bad files are collected
+    there and the good feeds still load (one broken feed must not stop the others).
+    """
     home = home if isinstance(home, Home) else Home.resolve(home)
     feeds: dict[str, FeedDefinition] = {}
     if not home.feeds.is_dir():
         return feeds
     for path in sorted(home.feeds.glob("*/*.yaml")) + sorted(home.feeds.glob("*/*.yml")):
-        feed = load_feed(path)
-        if (feed.council, feed.dataset) != (path.parent.name, path.stem):
-            raise FeedDefinitionError(path, [Problem(
-                "council" if feed.council != path.parent.name else "dataset", _line_of(yaml.compose(path.read_text(), Loader=_FeedLoader),
-                ("council",) if feed.council != path.parent.name else ("dataset",)),
-                f"file must be feeds/{feed.council}/{feed.dataset}.yaml to match its council and dataset")])
+        try:
+            feed = load_feed(path)
+            if (feed.council, feed.dataset) != (path.parent.name, path.stem):
+                key = "council" if feed.council != path.parent.name else "dataset"
+                line = _line_of(yaml.compose(path.read_text(encoding="utf-8"), Loader=_FeedLoader), (key,))
+                raise FeedDefinitionError(path, [Problem(
+                    key, line, f"file must be feeds/{feed.council}/{feed.dataset}.yaml to match its council and dataset")])
+        except FeedDefinitionError as exc:
+            if invalid is None:
+                raise
+            invalid[path] = exc
+            continue
         feeds[feed.feed_id] = feed
     return feeds
 

@@ -261,3 +261,11 @@ def test_manifest_has_counts_but_no_identifier(feed, landing, kit, home) -> None
     assert written == home.manifests / "E09000007" / "tenancy" / f"{result.extract_id}.json"
     assert read_manifests(home, "E09000007/tenancy") == [json.loads(written.read_text())]
     assert not [p for p in written.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_mapped_column_twice_in_header_is_an_error(feed, landing, kit) -> None:
+    header = [*kit.HEADER, "surname "]
+    path = landing / "e.csv"
+    path.write_text(kit.csv_text([r + ["x"] for r in kit.GOOD_ROWS], header=header))
+    with pytest.raises(ExtractError, match="column\\(s\\) 'Surname' appear more than once in the header"):
+        ingest_extract(feed, path)

@@ -116,3 +116,15 @@ def test_newest_extract_ignores_hidden_and_partial_files(tmp_path: Path) -> None
     old.write_text("x")
     os.utime(old, (time.time() - 10_000, time.time() - 10_000))
     assert newest_extract(tmp_path, feed).name == "tenancy_2026-01-03.csv"
+
+
+def test_load_feeds_can_collect_bad_files_and_keep_the_good(tmp_path: Path) -> None:
+    write_feed(tmp_path)
+    bad = tmp_path / "feeds" / "E09000008" / "payroll.yaml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("council: E09000008\ndataset: payroll\ncolumns: {record_id: Ref}\n")
+    with pytest.raises(FeedDefinitionError):
+        load_feeds(tmp_path)
+    invalid: dict = {}
+    assert list(load_feeds(tmp_path, invalid=invalid)) == ["E09000007/tenancy"]
+    assert list(invalid) == [bad] and "requires mapping forenames" in str(invalid[bad])
