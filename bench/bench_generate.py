@@ -35,16 +35,17 @@ def main() -> None:
         steps.append((msg, now - last[0]))
         last[0] = now
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     summary = generate(Home.resolve(root), args.boroughs, args.people, args.seed, progress=progress)
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     steps.append(("(end)", time.perf_counter() - last[0]))
 
     # time spent *before* each announced step belongs to the previous one
     phases: dict[str, float] = {}
     names = ["(start)"] + [m for m, _ in steps[:-1]]
     for name, (_, dt) in zip(names, steps):
-        key = name.split(" ")[0] if name.split(" ")[0] in summary.records else name
+        word = name.split(" ")
+        key = " ".join(word[:2]) if word[0] in ("render", "write") else name
         phases[key] = phases.get(key, 0.0) + dt
     size = sum(p.stat().st_size for p in (root / "landing").rglob("*") if p.is_file())
     print(f"generate --boroughs {args.boroughs} --people {args.people:,} --seed {args.seed}")
@@ -52,7 +53,7 @@ def main() -> None:
         if dt >= 0.05:
             print(f"  {name:<34} {dt:7.2f} s")
     print(f"records written      {summary.total_records:,} (+ truth), {summary.invalid:,} invalid, landing {size / 1e6:.0f} MB")
-    print(f"total                {total:.2f} s")
+    print(f"total                {total:.2f} s wall, {cpu:.2f} s CPU (this process)")
     print(f"records per second   {summary.total_records / total:,.0f}")
     print(f"peak memory (RSS)    {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
     if args.keep is None:

@@ -62,7 +62,7 @@ class GenerateSummary:
 
 def steps(boroughs: int) -> int:
     """How many progress steps ``generate`` reports (for a progress bar)."""
-    return 6 + len(DATASET_ORDER) * boroughs + 1
+    return 6 + len(ALL_DATASETS) + len(DATASET_ORDER) * boroughs + 1
 
 
 def _council_code(idx: np.ndarray) -> np.ndarray:
@@ -126,9 +126,10 @@ def _invalid_choice(records: pd.DataFrame, protected: np.ndarray, rng: np.random
             cand = np.flatnonzero(supports[k] & free & pd.isna(kind))
             extra = rng.permutation(cand)[:short]
             kind[extra] = k
+    has = pd.notna(kind)
     for dataset in ALL_DATASETS:
         spec = DATASETS[dataset]
-        rows = np.flatnonzero((ds_code == ALL_DATASETS.index(dataset)) & pd.notna(kind))
+        rows = np.flatnonzero((ds_code == ALL_DATASETS.index(dataset)) & has)
         if not len(rows):
             continue
         scalars = np.array([f for f in spec.required if f != "address_lines"], dtype=object)
@@ -184,24 +185,27 @@ def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date:
     kind, fld = _invalid_choice(records, protected, streams[3])
     records["invalid_kind"], records["invalid_field"] = kind, fld
     records["invalid_reason"] = np.where(pd.isna(kind), None, pd.Series(kind, dtype=object) + ": " + pd.Series(fld, dtype=object))
-    records["variations"] = ""
-
+    render_cols = ["dataset", "council_idx", "person_id", "address_id", "record_id", "origin", "period_start", "period_end",
+                   "discount", "amount", "last_used", "date_of_death", "invalid_kind", "invalid_field"]
+    variations = np.full(len(records), "", dtype=object)
     rng = streams[4]
-    for dataset in ALL_DATASETS:
-        ds_rows = np.flatnonzero((records["dataset"] == dataset).to_numpy())
-        recs = records.iloc[ds_rows]
-        recs = recs.iloc[np.lexsort((recs["seq"].to_numpy(), recs["council_idx"].to_numpy()))]
-        values = render(recs, pop, rng)
-        records.loc[recs.index, "variations"] = values["variations"].to_numpy()
+    ds_code = records["dataset"].cat.codes.to_numpy()
+    for d, dataset in enumerate(ALL_DATASETS):
+        rows = np.flatnonzero(ds_code == d)
+        rows = rows[np.lexsort((records["seq"].to_numpy()[rows], records["council_idx"].to_numpy()[rows]))]
+        say(f"render {dataset}")
+        values = render(records[render_cols].take(rows), pop, rng)
+        variations[rows] = values["variations"].to_numpy()
         councils = [CENTRAL_IDX] if dataset == "deceased" else range(boroughs)
-        cidx = values["council_idx"].to_numpy()
+        cidx = values["council_idx"].to_numpy()       # sorted by council
         for c in councils:
-            say(f"{dataset} {COUNCIL_ORDER[c] if c >= 0 else CENTRAL}")
+            say(f"write {dataset} {COUNCIL_ORDER[c] if c >= 0 else CENTRAL}")
             style = feed_style(c, dataset)
             feed = style.feed
-            part = values[cidx == c]
+            lo, hi = np.searchsorted(cidx, c, "left"), np.searchsorted(cidx, c, "right")
+            part = values.iloc[lo:hi].reset_index(drop=True)
             path = home.landing / feed.council / dataset / f"{dataset}_{extract_date:%Y%m%d}.{style.extension}"
-            write_extract(part.reset_index(drop=True), style, path)
+            write_extract(part, style, path)
             yaml_path = home.feeds / feed.council / f"{dataset}.yaml"
             yaml_path.parent.mkdir(parents=True, exist_ok=True)
             yaml_path.write_text(yaml.safe_dump(feed.model_dump(), sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -209,9 +213,14 @@ def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date:
             summary.feeds.append(yaml_path)
             summary.feed_records[feed.feed_id] = len(part)
         summary.records[dataset] = len(values)
+    records["variations"] = variations
 
     say("truth")
-    out = records.iloc[np.lexsort((records["seq"].to_numpy(), records["dataset"].cat.codes.to_numpy(), records["council"].to_numpy()))]
+    codes = np.array(list(COUNCIL_ORDER) + [CENTRAL], dtype=object)
+    code_rank = np.argsort(np.argsort(codes))                   # council codes in text order, as ints
+    cidx = records["council_idx"].to_numpy()
+    council_rank = code_rank[np.where(cidx < 0, len(COUNCIL_ORDER), cidx)]
+    out = records.iloc[np.lexsort((records["seq"].to_numpy(), records["dataset"].cat.codes.to_numpy(), council_rank))]
     out = out[["council", "dataset", "record_id", "person_id", "address_id", "invalid_reason", "origin", "variations",
                "period_start", "period_end", "discount", "amount", "last_used", "date_of_death"]].reset_index(drop=True)
     # repetitive text as categoricals: smaller files, faster writes (read back as text with .astype(str))

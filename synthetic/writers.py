@@ -10,11 +10,13 @@ import io
 import re
 import zipfile
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from councilmatch.contracts import DATE_FIELDS
@@ -26,15 +28,23 @@ _FIXED_ZIP_TIME = (2020, 1, 1, 0, 0, 0)
 _ABBREV = re.compile(r"\b(" + "|".join(STREET_ABBREVIATIONS) + r")\b")
 
 
+_TABLE_FROM = np.datetime64("1900-01-01", "D")
+_TABLE_TO = np.datetime64("2100-12-31", "D")
+
+
+@lru_cache(maxsize=16)
+def _date_table(fmt: str) -> np.ndarray:
+    """Every day 1900-2100 written in ``fmt`` (each format is spelled out once per process)."""
+    days = np.arange(_TABLE_FROM, _TABLE_TO + 1).astype(object)
+    return np.array([d.strftime(fmt) for d in days], dtype=object)
+
+
 def format_dates(values: np.ndarray, fmt: str) -> np.ndarray:
-    """Dates as text in ``fmt`` (None for NaT); formats each distinct day once."""
+    """Dates as text in ``fmt`` (None for NaT), by table lookup."""
     values = np.asarray(values, "datetime64[D]")
     out = np.full(len(values), None, dtype=object)
-    ok = ~np.isnat(values)
-    if ok.any():
-        uniq, inv = np.unique(values[ok], return_inverse=True)
-        text = np.array([d.strftime(fmt) for d in uniq.astype(object)], dtype=object)
-        out[ok] = text[inv]
+    ok = ~np.isnat(values) & (values >= _TABLE_FROM) & (values <= _TABLE_TO)
+    out[ok] = _date_table(fmt)[(values[ok] - _TABLE_FROM).astype(np.int64)]
     return out
 
 
@@ -104,10 +114,15 @@ def write_extract(values: pd.DataFrame, style: FeedStyle, path: Path) -> int:
     elif feed.format == "xlsx":
         _write_xlsx(source_frame(values, style), path, sheet=feed.sheet or "Extract")
     else:
-        frame = source_frame(values, style)
-        with open(path, "wb") as fh:
-            text = frame.to_csv(sep=feed.delimiter, index=False, lineterminator="\r\n" if feed.encoding == "cp1252" else "\n")
-            fh.write(text.encode(feed.encoding))
+        # Arrow's writer quotes every text value, as many council exports do
+        table = pa.Table.from_pandas(source_frame(values, style), preserve_index=False)
+        buf = io.BytesIO()
+        pacsv.write_csv(table, buf, pacsv.WriteOptions(delimiter=feed.delimiter, quoting_style="needed",
+                                                       eol="\r\n" if feed.encoding == "cp1252" else "\n"))
+        data = buf.getvalue()
+        if feed.encoding.replace("_", "-").lower() not in ("utf-8", "utf8"):
+            data = data.decode("utf-8").encode(feed.encoding)     # utf-8-sig adds the BOM here
+        path.write_bytes(data)
     return len(values)
 
 
