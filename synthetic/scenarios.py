@@ -138,11 +138,12 @@ class Planter:
         new = self.append(record_frame("waiting_list", other, pid, self.pop.take_spare(other), wl_start, None, origin="fraud"))
         self.scenario(mt.WAITING_LIST_TENANCY, "fraud", "on another borough's waiting list while holding a tenancy", new, rows)
         # near miss: left another borough's list before the tenancy began
-        rows = self.pick(live, self.near_target(len(live)))
+        k = self.near_target(len(live))
+        rows = self.pick(live, 3 * k)      # some candidates fail the date checks; keep k
         pid, start = self.col("person_id", rows), self.col("period_start", rows)
         end = start - days(self.rng.integers(10, 300, len(rows)))
         wl_start = np.maximum(end - days(self.rng.integers(200, 1500, len(rows))), self.dob[pid] + years(18))
-        ok = wl_start < end - days(30)
+        ok = np.flatnonzero(wl_start < end - days(30))[:k]
         rows, pid, end, wl_start = rows[ok], pid[ok], end[ok], wl_start[ok]
         other = self.other_council(self.col("council_idx", rows))
         new = self.append(record_frame("waiting_list", other, pid, self.pop.take_spare(other), wl_start, end, origin="near_miss"))
@@ -158,11 +159,12 @@ class Planter:
         new = self.append(record_frame("payroll", other, pid, self.address[pid], new_start, None, amount=salary, origin="fraud"))
         self.scenario(mt.PAYROLL_TWO_COUNCILS, "fraud", "employed by two councils at once", rows, new)
         # near miss: left one council's job before joining the other
-        rows = self.pick(live, self.near_target(len(live)))
+        k = self.near_target(len(live))
+        rows = self.pick(live, 3 * k)
         pid, start = self.col("person_id", rows), self.col("period_start", rows)
         end = start - days(self.rng.integers(5, 100, len(rows)))
         old_start = np.maximum(end - days(self.rng.integers(400, 2000, len(rows))), self.dob[pid] + years(18.2))
-        ok = old_start < end - days(60)
+        ok = np.flatnonzero(old_start < end - days(60))[:k]
         rows, pid, end, old_start = rows[ok], pid[ok], end[ok], old_start[ok]
         other = self.other_council(self.col("council_idx", rows))
         salary = np.round(self.rng.uniform(21_000, 55_000, len(rows)), 2)
@@ -258,13 +260,13 @@ class Planter:
         disc = self.rows("council_tax", alive=True)
         disc = disc[self.records["discount"].to_numpy(dtype=bool, na_value=False)[disc] & (self.col("period_start", disc) > self.E - years(20))]
         k = self.near_target(n_discount)
-        rows = self.pick(disc, k)
+        rows = self.pick(disc, 3 * k)
         start = self.col("period_start", rows)
         cands = self.pick_people(np.flatnonzero(np.isnat(self.dod)), len(rows))
         rows, start = rows[: len(cands)], start[: len(cands)]
         end = np.minimum(start, self.move_in[cands]) - days(self.rng.integers(1, 60, len(cands)))
         old_start = np.maximum(end - days(self.rng.integers(300, 2000, len(cands))), self.dob[cands] + years(18))
-        ok = old_start < end - days(30)
+        ok = np.flatnonzero(old_start < end - days(30))[:k]
         rows, cands, end, old_start = rows[ok], cands[ok], end[ok], old_start[ok]
         new = self.append(record_frame("electoral_register", self.col("council_idx", rows), cands, self.col("address_id", rows),
                                        old_start, end, origin="near_miss"))
@@ -289,10 +291,11 @@ class Planter:
         new = self.append(record_frame("blue_badge", self.council[people], people, self.address[people], start, start + years(3), origin="fraud"))
         self.scenario(mt.BLUE_BADGE_DECEASED, "fraud", "blue badge still valid after the holder died", new, self._deceased_record("deceased", people))
         # near miss: badge cancelled (surrendered) before death
-        people = self.pick_people(np.setdiff1d(dead, badge_holders), self.near_target(n_badges))
+        k = self.near_target(n_badges)
+        people = self.pick_people(np.setdiff1d(dead, badge_holders), 3 * k)
         end = dod[people] - days(self.rng.integers(10, 200, len(people)))
         start = np.maximum(end - days(self.rng.integers(200, 1000, len(people))), self.dob[people] + years(18))
-        ok = start < end
+        ok = np.flatnonzero(start < end)[:k]
         people, start, end = people[ok], start[ok], end[ok]
         new = self.append(record_frame("blue_badge", self.council[people], people, self.address[people], start, end, origin="near_miss"))
         self.scenario(mt.BLUE_BADGE_DECEASED, "near_miss", "blue badge cancelled before the holder died", new, self._deceased_record("deceased", people))
@@ -327,11 +330,12 @@ class Planter:
         new = self.append(record_frame("council_tax_reduction", self.council[pid], pid, self.address[pid], start, None, amount=amount, origin="fraud"))
         self.scenario(mt.CTR_PAYROLL, "fraud", "council tax reduction claimed while on a council payroll", new, rows)
         # near miss: the reduction ended before the job began
-        rows = self.pick(live, self.near_target(n_ctr))
+        k = self.near_target(n_ctr)
+        rows = self.pick(live, 3 * k)
         pid, pstart = self.col("person_id", rows), self.col("period_start", rows)
         end = pstart - days(self.rng.integers(5, 200, len(rows)))
         start = np.maximum(self.move_in[pid], end - days(self.rng.integers(400, 1500, len(rows))))
-        ok = start < end - days(60)
+        ok = np.flatnonzero(start < end - days(60))[:k]
         rows, pid, start, end = rows[ok], pid[ok], start[ok], end[ok]
         amount = np.round(self.rng.uniform(5, 30, len(rows)), 2)
         new = self.append(record_frame("council_tax_reduction", self.council[pid], pid, self.address[pid], start, end, amount=amount, origin="near_miss"))
