@@ -69,7 +69,13 @@ class ReviewItem(Base):
 
 
 class CouncilReview(Base):
-    """One council's part of a review: who has it, and what they decided."""
+    """One council's part of a review: who has it, and what they decided.
+
+    Created at publish for every involved council, it is also that council's
+    queue entry: it repeats the flag's sort and filter keys (priority,
+    probability, match type, run, status, first seen) so a council's queue is one
+    index range scan instead of an OR over both sides of every flag.
+    """
 
     __tablename__ = "council_reviews"
 
@@ -83,12 +89,22 @@ class CouncilReview(Base):
     closed: Mapped[bool] = mapped_column(Boolean, default=False)
     decided_by: Mapped[str | None] = mapped_column(String(80))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Queue keys, copied from the flag (publish) and its status (every change).
+    priority: Mapped[int | None] = mapped_column(Integer)
+    match_probability: Mapped[float | None] = mapped_column(Float)
+    match_type: Mapped[str | None] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    first_seen: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str | None] = mapped_column(String(16))
 
     item: Mapped[ReviewItem] = relationship(back_populates="reviews")
 
     __table_args__ = (
         UniqueConstraint("flag_id", "council", name="uq_council_review"),
         Index("ix_council_reviews_council", "council", "outcome"),
+        Index("ix_queue", "council", "priority", match_probability.desc(), "flag_id", "status", "match_type",
+              "run_id"),
+        Index("ix_queue_runs", "council", "run_id", "match_type", "first_seen"),
     )
 
 

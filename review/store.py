@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from councilmatch.contracts import FLAG_COLUMNS, OUTCOMES, STATUSES
@@ -145,6 +145,20 @@ def _suppressed_ids(session: Session, flag_ids: list[str] | None = None) -> pd.D
     return items.loc[ok, ["flag_id", "evidence_hash"]].reset_index(drop=True)
 
 
+#: Flag fields copied onto each council's queue entry (status and first_seen last: set once / on change).
+QUEUE_KEYS = ("priority", "match_probability", "match_type", "run_id", "first_seen", "status")
+
+
+def _queue_entries(fresh: pd.DataFrame) -> pd.DataFrame:
+    """One council_reviews row per involved council of each new flag."""
+    parts = []
+    for side in ("left_council", "right_council"):
+        part = fresh[["flag_id", side, *QUEUE_KEYS[:-1]]].rename(columns={side: "council"})
+        parts.append(part[part["council"] != CENTRAL])
+    out = pd.concat(parts, ignore_index=True).drop_duplicates(["flag_id", "council"])
+    return out.assign(status="new", closed=False)
+
+
 def publish_flags(db_url: str, flags: pd.DataFrame, actor: str = "pipeline") -> dict:
     """Upsert a run's flags by ``flag_id``; idempotent; never touches investigators' decisions.
 
@@ -163,6 +177,9 @@ def publish_flags(db_url: str, flags: pd.DataFrame, actor: str = "pipeline") -> 
             rows = fresh.assign(status="new", version=1).replace({np.nan: None}).to_dict("records")
             for i in range(0, len(rows), 5000):
                 session.execute(insert(ReviewItem), rows[i:i + 5000])
+            rows = _queue_entries(fresh).to_dict("records")
+            for i in range(0, len(rows), 5000):
+                session.execute(insert(CouncilReview), rows[i:i + 5000])
         both = df[~is_new].merge(old, on="flag_id", suffixes=("", "_old"))
         changed = np.zeros(len(both), dtype=bool)
         for c in REFRESHED:
@@ -178,6 +195,13 @@ def publish_flags(db_url: str, flags: pd.DataFrame, actor: str = "pipeline") -> 
             rows = upd.replace({np.nan: None}).to_dict("records")
             for i in range(0, len(rows), 5000):
                 session.execute(update(ReviewItem), rows[i:i + 5000])
+            refreshed = QUEUE_KEYS[:-2]  # first_seen never changes; status only by review
+            keys = (upd[["flag_id", *refreshed]].rename(columns=lambda c: f"b_{c}")
+                    .replace({np.nan: None}).to_dict("records"))
+            stmt = (update(CouncilReview).where(CouncilReview.flag_id == bindparam("b_flag_id"))
+                    .values({c: bindparam(f"b_{c}") for c in refreshed}))
+            for i in range(0, len(keys), 5000):
+                session.connection().execute(stmt, keys[i:i + 5000])
         if reopened:
             for i in range(0, len(reopened), _CHUNK):
                 chunk = reopened[i:i + _CHUNK]
@@ -185,7 +209,7 @@ def publish_flags(db_url: str, flags: pd.DataFrame, actor: str = "pipeline") -> 
                                 .values(status="new", version=ReviewItem.version + 1)
                                 .execution_options(synchronize_session=False))
                 session.execute(update(CouncilReview).where(CouncilReview.flag_id.in_(chunk))
-                                .values(closed=False).execution_options(synchronize_session=False))
+                                .values(closed=False, status="new").execution_options(synchronize_session=False))
             run_of = dict(zip(upd["flag_id"], upd["run_id"]))
             audit.append_many(session, [
                 (actor, "reopen", f"flag:{fid}",
@@ -239,8 +263,9 @@ def _bump_version(session: Session, flag_id: str, expected_version: int) -> None
 def _council_review(session: Session, item: ReviewItem, council: str) -> CouncilReview:
     review = session.execute(select(CouncilReview).where(CouncilReview.flag_id == item.flag_id,
                                                          CouncilReview.council == council)).scalar_one_or_none()
-    if review is None:
-        review = CouncilReview(flag_id=item.flag_id, council=council, closed=False)
+    if review is None:  # flags published before queue entries existed
+        review = CouncilReview(flag_id=item.flag_id, council=council, closed=False, status=item.status,
+                               **{k: getattr(item, k) for k in QUEUE_KEYS[:-1]})
         session.add(review)
     return review
 
@@ -251,9 +276,14 @@ def _refresh_status(session: Session, item: ReviewItem) -> str:
     closed = {r.council for r in reviews if r.closed}
     involved = involved_councils(item.left_council, item.right_council)
     status = "closed" if all(c in closed for c in involved) else "in_review"
-    session.execute(update(ReviewItem).where(ReviewItem.flag_id == item.flag_id).values(status=status)
-                    .execution_options(synchronize_session=False))
+    _set_status(session, item.flag_id, status)
     return status
+
+
+def _set_status(session: Session, flag_id: str, status: str) -> None:
+    for table in (ReviewItem, CouncilReview):
+        session.execute(update(table).where(table.flag_id == flag_id).values(status=status)
+                        .execution_options(synchronize_session=False))
 
 
 def record_decision(session: Session, *, flag_id: str, council: str, actor: str, expected_version: int,
@@ -290,8 +320,7 @@ def assign(session: Session, *, flag_id: str, council: str, actor: str, expected
     review = _council_review(session, item, council)
     review.assignee = assignee or None
     if item.status == "new" and assignee:
-        session.execute(update(ReviewItem).where(ReviewItem.flag_id == flag_id).values(status="in_review")
-                        .execution_options(synchronize_session=False))
+        _set_status(session, flag_id, "in_review")
     audit.append(session, actor, "assign", f"flag:{flag_id}", {"council": council, "assignee": assignee})
 
 
@@ -309,76 +338,79 @@ class QueueFilter:
     assignee: str | None = None
 
 
-def _involves(council: str):  # noqa: ANN202
-    return or_(ReviewItem.left_council == council, ReviewItem.right_council == council)
-
-
 def _filtered(council: str, f: QueueFilter):  # noqa: ANN202
-    conds = [_involves(council)]
+    """Conditions on the council's queue entries (council_reviews)."""
+    q = CouncilReview
+    conds = [q.council == council]
     if f.match_type:
-        conds.append(ReviewItem.match_type == f.match_type)
+        conds.append(q.match_type == f.match_type)
     if f.status:
         if f.status not in STATUSES:
             raise ReviewError(f"Status must be one of: {', '.join(STATUSES)}.")
-        conds.append(ReviewItem.status == f.status)
+        conds.append(q.status == f.status)
     if f.priority is not None:
-        conds.append(ReviewItem.priority == f.priority)
+        conds.append(q.priority == f.priority)
     if f.run_id:
-        conds.append(ReviewItem.run_id == f.run_id)
+        conds.append(q.run_id == f.run_id)
     if f.assignee:
-        conds.append(ReviewItem.flag_id.in_(select(CouncilReview.flag_id).where(
-            CouncilReview.council == council, CouncilReview.assignee == f.assignee)))
+        conds.append(q.assignee == f.assignee)
     return and_(*conds)
 
 
-ORDER = (ReviewItem.priority, ReviewItem.match_probability.desc(), ReviewItem.flag_id)
+ORDER = (CouncilReview.priority, CouncilReview.match_probability.desc(), CouncilReview.flag_id)
+
+
+def _items_in_order(session: Session, flag_ids: list[str]) -> list[ReviewItem]:
+    found = {i.flag_id: i for i in session.execute(select(ReviewItem).where(ReviewItem.flag_id.in_(flag_ids)))
+             .scalars()}
+    return [found[f] for f in flag_ids if f in found]
 
 
 def queue(session: Session, council: str, f: QueueFilter, page: int = 1,
           page_size: int = 50) -> tuple[list[ReviewItem], int]:
     """One page of the council's queue, highest priority first, and the total count."""
     where = _filtered(council, f)
-    total = session.execute(select(func.count()).select_from(ReviewItem).where(where)).scalar_one()
-    items = session.execute(select(ReviewItem).where(where).order_by(*ORDER)
-                            .offset(max(page - 1, 0) * page_size).limit(page_size)).scalars().all()
-    return list(items), int(total)
+    total = session.execute(select(func.count()).select_from(CouncilReview).where(where)).scalar_one()
+    ids = session.execute(select(CouncilReview.flag_id).where(where).order_by(*ORDER)
+                          .offset(max(page - 1, 0) * page_size).limit(page_size)).scalars().all()
+    return _items_in_order(session, list(ids)), int(total)
 
 
-def queue_all(session: Session, council: str, f: QueueFilter, batch: int = 2000):  # noqa: ANN201
+def queue_all(session: Session, council: str, f: QueueFilter, batch: int = 1000):  # noqa: ANN201
     """Every item of the filtered queue, in batches (CSV export)."""
-    stmt = select(ReviewItem).where(_filtered(council, f)).order_by(*ORDER).execution_options(yield_per=batch)
-    yield from session.execute(stmt).scalars()
+    ids = session.execute(select(CouncilReview.flag_id).where(_filtered(council, f)).order_by(*ORDER)).scalars().all()
+    for i in range(0, len(ids), batch):
+        yield from _items_in_order(session, list(ids[i:i + batch]))
 
 
 def filter_choices(session: Session, council: str) -> dict[str, list]:
     """Values present in the council's queue, for the filter drop-downs."""
-    where = _involves(council)
+    q = CouncilReview
+    mine = q.council == council
     return {
-        "match_types": session.execute(select(ReviewItem.match_type).where(where).distinct()
-                                       .order_by(ReviewItem.match_type)).scalars().all(),
-        "runs": session.execute(select(ReviewItem.run_id).where(where).distinct()
-                                .order_by(ReviewItem.run_id.desc()).limit(50)).scalars().all(),
-        "priorities": session.execute(select(ReviewItem.priority).where(where).distinct()
-                                      .order_by(ReviewItem.priority)).scalars().all(),
+        "match_types": session.execute(select(q.match_type).where(mine).distinct().order_by(q.match_type))
+        .scalars().all(),
+        "runs": session.execute(select(q.run_id).where(mine).distinct().order_by(q.run_id.desc()).limit(50))
+        .scalars().all(),
+        "priorities": session.execute(select(q.priority).where(mine).distinct().order_by(q.priority))
+        .scalars().all(),
     }
 
 
 def dashboard(session: Session, council: str) -> dict[str, list[tuple]]:
     """Aggregates for one council's dashboard."""
-    where = _involves(council)
+    q = CouncilReview
+    mine = q.council == council
     return {
         "by_run_type": session.execute(
-            select(ReviewItem.run_id, ReviewItem.match_type, func.count()).where(where)
-            .group_by(ReviewItem.run_id, ReviewItem.match_type).order_by(ReviewItem.run_id)).all(),
-        "by_status": session.execute(
-            select(ReviewItem.status, func.count()).where(where).group_by(ReviewItem.status)).all(),
+            select(q.run_id, q.match_type, func.count()).where(mine)
+            .group_by(q.run_id, q.match_type).order_by(q.run_id)).all(),
+        "by_status": session.execute(select(q.status, func.count()).where(mine).group_by(q.status)).all(),
         "trend": session.execute(
-            select(ReviewItem.first_seen, func.count()).where(where)
-            .group_by(ReviewItem.first_seen).order_by(ReviewItem.first_seen)).all(),
+            select(q.first_seen, func.count()).where(mine).group_by(q.first_seen).order_by(q.first_seen)).all(),
         "outcomes": session.execute(
-            select(CouncilReview.outcome, func.count(), func.coalesce(func.sum(CouncilReview.amount), 0.0))
-            .where(CouncilReview.council == council, CouncilReview.outcome.is_not(None))
-            .group_by(CouncilReview.outcome)).all(),
+            select(q.outcome, func.count(), func.coalesce(func.sum(q.amount), 0.0))
+            .where(mine, q.outcome.is_not(None)).group_by(q.outcome)).all(),
     }
 
 

@@ -14,6 +14,8 @@ from review import db as review_db
 from review.db import migrate, reading, writing
 from review.models import AuditEntry, CouncilReview, ReviewItem
 
+OPTIONAL = ("match_title", "match_reason")
+
 
 def _decide(db_url, flag_id, council, outcome="no_issue", close=True, actor="inv", amount=None):  # noqa: ANN001, ANN202
     with reading(db_url) as s:
@@ -33,8 +35,35 @@ def test_migrate_is_idempotent_and_creates_tables(db_url):
     review_db._migrated.clear()
     migrate(db_url)  # second run at head: no error, nothing changes
     with reading(db_url) as s:
-        assert s.execute(text("select version_num from alembic_version")).scalar_one() == "0001"
+        assert s.execute(text("select version_num from alembic_version")).scalar_one() == "0002"
         assert s.execute(select(ReviewItem)).first() is None
+
+
+def test_migration_0002_backfills_queue_entries(db_url, flags):
+    """A store created at revision 0001 (flags, no queue entries) upgrades with every council's entry."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(review_db.MIGRATIONS))
+    row = flags[(flags.left_council != flags.right_council) & (flags.right_council != CENTRAL)].iloc[0]
+    with review_db.engine_for(db_url).connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        values = {c: row[c] for c in store.REFRESHED if c in row and c not in OPTIONAL} | {
+            "flag_id": row.flag_id, "first_seen": row.first_seen, "status": "new", "version": 1,
+            "match_probability": float(row.match_probability), "match_weight": float(row.match_weight),
+            "priority": int(row.priority)}
+        cols = ", ".join(values)
+        conn.execute(text(f"insert into review_items ({cols}) values ({', '.join(':' + c for c in values)})"), values)
+        conn.commit()
+    migrate(db_url)
+    with reading(db_url) as s:
+        entries = s.execute(select(CouncilReview).where(CouncilReview.flag_id == row.flag_id)).scalars().all()
+        assert sorted(e.council for e in entries) == sorted([row.left_council, row.right_council])
+        assert {(e.priority, e.status, e.match_type) for e in entries} == {(int(row.priority), "new", row.match_type)}
+        items, total = store.queue(s, row.left_council, store.QueueFilter())
+        assert total == 1 and items[0].flag_id == row.flag_id
 
 
 def test_publish_counts_and_is_idempotent(db_url, flags):
@@ -124,7 +153,8 @@ def test_optimistic_locking_refuses_stale_save(db_url, flags):
             store.record_decision(s, flag_id=row.flag_id, council=row.left_council, actor="b",
                                   expected_version=seen, outcome="no_issue", amount=None, note=None, close=True)
     with reading(db_url) as s:
-        review = s.execute(select(CouncilReview).where(CouncilReview.flag_id == row.flag_id)).scalar_one()
+        review = s.execute(select(CouncilReview).where(CouncilReview.flag_id == row.flag_id,
+                                                       CouncilReview.council == row.left_council)).scalar_one()
         assert (review.outcome, review.decided_by) == ("fraud", "a")
 
 
