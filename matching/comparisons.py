@@ -238,14 +238,21 @@ def name(field: str = "surname") -> Comparison:
     return Comparison(field, f"Compares the {what}.", tuple(levels), present=(token, bloom))
 
 
-def date_of_birth() -> Comparison:
-    """Date of birth: exact, day/month transposed, same year, different."""
-    return Comparison("dob", "Compares the date of birth.", (
+def date_of_birth(same_year: bool = True) -> Comparison:
+    """Date of birth: exact, day/month transposed, same year, different.
+
+    ``same_year: false`` drops the year level: where typed dates of birth are reliable
+    (checked against ID), "same name, same year, different date" is a different person
+    and should count against a match, not for it.
+    """
+    levels = [
         Level("exact", "the dates of birth are identical", Same("t_dob"), 0.9, tf_column="t_dob"),
         Level("transposed", "same date with day and month swapped", Same("t_dob_unordered"), 0.02),
-        Level("same year", "born in the same year, different date", Same("t_yob"), 0.04),
-        Level("different", "the dates of birth are different", None, 0.04),
-    ), present=("t_dob",))
+    ]
+    if same_year:
+        levels.append(Level("same year", "born in the same year, different date", Same("t_yob"), 0.04))
+    levels.append(Level("different", "the dates of birth are different", None, 0.04))
+    return Comparison("dob", "Compares the date of birth.", tuple(levels), present=("t_dob",))
 
 
 def address() -> Comparison:

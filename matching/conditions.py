@@ -57,6 +57,11 @@ def left_used_after_right_date_of_death(left: pd.DataFrame, right: pd.DataFrame)
     return ~np.isnat(used) & ~np.isnat(death) & (used > death)
 
 
+def left_active_or_used_after_right_date_of_death(left: pd.DataFrame, right: pd.DataFrame) -> np.ndarray:
+    """The left record is still active (end missing or after) or was used after the right's date of death."""
+    return left_active_after_right_date_of_death(left, right) | left_used_after_right_date_of_death(left, right)
+
+
 def left_discount(left: pd.DataFrame, right: pd.DataFrame) -> np.ndarray:
     """The left record has a discount (e.g. single person discount) applied."""
     if "discount" not in left.columns:
@@ -71,6 +76,7 @@ CONDITIONS: dict[str, Condition] = {
         right_date_of_death_before_left_period_end,
         left_active_after_right_date_of_death,
         left_used_after_right_date_of_death,
+        left_active_or_used_after_right_date_of_death,
         left_discount,
     )
 }

@@ -50,7 +50,7 @@ def default_linkage(use_id: bool = True, threshold: float = 0.5, u_from: str = "
     blocking = [r for r in DEFAULT_BLOCKING if use_id or r != ["t_nino"]]
     comps = [c for c in DEFAULT_COMPARISONS if use_id or c.get("column") != "t_nino"]
     return Linkage(blocking=blocking, comparisons=[ComparisonRef(**c) for c in comps], threshold=threshold,
-                   u_from=u_from)
+                   u_from=u_from, m_from="em")
 
 
 @dataclass

@@ -98,14 +98,16 @@ def _all_pairs(inp: LinkInputs) -> int:
 
 
 def _fit(comparisons: list[Comparison], linkage: Linkage, inp: LinkInputs, train: Pairs,
-         sample_fraction: float = 1.0) -> FittedModel:
-    """EM on the training candidates gives m (and u, λ among candidates); with ``u_from: random``
-    u is replaced by its value on random pairs and λ by the expected matches over all pairs."""
+         sample_fraction: float = 1.0, m_fixed: list[np.ndarray] | None = None) -> FittedModel:
+    """EM on the training candidates gives m (unless ``m_fixed``, e.g. from the pool), u and λ
+    among candidates; with ``u_from: random`` u is replaced by its value on random pairs and
+    λ by the expected matches over all pairs."""
     n_levels = [len(c.levels) for c in comparisons]
     rand = _random_pairs(inp, RANDOM_PAIRS)
     u_random = level_frequencies(comparison_vectors(comparisons, rand), n_levels)
-    m0 = [np.array([lv.m_start for lv in c.levels]) for c in comparisons]
-    m, u, lam, its = fit_em(comparison_vectors(comparisons, train), n_levels, m0, u_random)
+    m0 = m_fixed or [np.array([lv.m_start for lv in c.levels]) for c in comparisons]
+    m, u, lam, its = fit_em(comparison_vectors(comparisons, train), n_levels, m0, u_random,
+                            estimate_m=m_fixed is None)
     if linkage.u_from == "random" and len(train):
         expected_matches = lam * len(train) / sample_fraction
         lam = float(np.clip(expected_matches / max(_all_pairs(inp), 1), 1e-12, 0.5))
@@ -115,25 +117,53 @@ def _fit(comparisons: list[Comparison], linkage: Linkage, inp: LinkInputs, train
     return model
 
 
-def _training_candidates(mt: MatchType, inp: LinkInputs) -> tuple[Candidates, float]:
+def _training_candidates(mt: MatchType, inp: LinkInputs, linkage: Linkage | None = None
+                         ) -> tuple[Candidates, float]:
     """All candidate pairs, or a deterministic sample of whole blocks when there are too many
     (then also the share of blocks sampled)."""
-    rules = mt.linkage.blocking
+    rules = (linkage or mt.linkage).blocking
     total = expected_pairs(inp.left, inp.right, rules, inp.dedupe)
     parts = max(1, math.ceil(total / TRAIN_PAIRS))
     return _in_scope(mt, inp, candidate_pairs(inp.left, inp.right, rules, inp.dedupe, 0, parts)), 1.0 / parts
 
 
-def train(mt: MatchType, inp: LinkInputs) -> Models:
+POOL = "pool"
+
+
+def pool_inputs(data: dict[str, pd.DataFrame]) -> LinkInputs:
+    """Every data set's records together, deduplicated against each other: the pool m learns from."""
+    frames = [f for f in data.values() if len(f)]
+    mt = MatchType.model_construct(id=POOL, left=POOL, right=POOL, scope="any")
+    return LinkInputs(mt, {POOL: pd.concat(frames, ignore_index=True)})
+
+
+def pooled_m(linkage: Linkage, pool: LinkInputs) -> list[np.ndarray]:
+    """m per comparison level, by EM over candidate pairs of the pooled records."""
+    comparisons = linkage.built()
+    mt = MatchType.model_construct(id=POOL, left=POOL, right=POOL, scope="any", linkage=linkage)
+    cands, _ = _training_candidates(mt, pool)
+    pairs = Pairs(pool.left, pool.right, cands.li, cands.ri)
+    n_levels = [len(c.levels) for c in comparisons]
+    u0 = level_frequencies(comparison_vectors(comparisons, _random_pairs(pool, RANDOM_PAIRS)), n_levels)
+    m0 = [np.array([lv.m_start for lv in c.levels]) for c in comparisons]
+    m, _, _, _ = fit_em(comparison_vectors(comparisons, pairs), n_levels, m0, u0)
+    return m
+
+
+def train(mt: MatchType, inp: LinkInputs, pool: LinkInputs | None = None) -> Models:
+    """Fit the match type's model(s). ``pool``: all records (see :func:`pool_inputs`), used when
+    a linkage takes m from the pool; without it, m comes from the match type's own pairs."""
     cands, fraction = _training_candidates(mt, inp)
     pairs = Pairs(inp.left, inp.right, cands.li, cands.ri)
-    linkage_model = _fit(mt.linkage.built(), mt.linkage, inp, pairs, fraction)
+    m = pooled_m(mt.linkage, pool) if pool is not None and mt.linkage.m_from == "pool" else None
+    linkage_model = _fit(mt.linkage.built(), mt.linkage, inp, pairs, fraction, m)
     if mt.link == "same_person":
         return Models(linkage_model)
     # same address, different person: the person model learns on address-linked pairs
     linked = score(linkage_model, pairs).probability >= mt.linkage.threshold
     person_pairs = Pairs(inp.left, inp.right, cands.li[linked], cands.ri[linked])
-    return Models(linkage_model, _fit(mt.person.built(), mt.person, inp, person_pairs, fraction))
+    m = pooled_m(mt.person, pool) if pool is not None and mt.person.m_from == "pool" else None
+    return Models(linkage_model, _fit(mt.person.built(), mt.person, inp, person_pairs, fraction, m))
 
 
 def load_models(mt: MatchType, data: dict, inp: LinkInputs) -> Models:

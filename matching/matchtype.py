@@ -37,6 +37,7 @@ class ComparisonRef(BaseModel):
     column: str | None = None
     name: str | None = None
     tf: bool = False
+    same_year: bool = True  # date_of_birth only
 
     @field_validator("use")
     @classmethod
@@ -56,6 +57,8 @@ class ComparisonRef(BaseModel):
         kwargs: dict[str, Any] = {}
         if self.use == "name":
             kwargs["field"] = self.field or "surname"
+        if self.use == "date_of_birth":
+            kwargs["same_year"] = self.same_year
         if self.use == "exact":
             if not self.column:
                 raise ValueError("an exact comparison needs 'column'")
@@ -79,6 +82,11 @@ class Linkage(BaseModel):
     #: all pairs (Splink's approach: the score is the all-pairs posterior, which blocking does
     #: not bias). "em": u and λ as EM estimated them among the candidate pairs.
     u_from: Literal["random", "em"] = "random"
+    #: where m comes from. "pool": EM over every data set's records pooled together, where
+    #: the same person appears many times (a fraud match type may have only a handful of
+    #: true pairs, too few to learn how one person's records vary). "em": EM on this match
+    #: type's own candidate pairs.
+    m_from: Literal["pool", "em"] = "pool"
 
     @field_validator("blocking")
     @classmethod

@@ -98,6 +98,7 @@ def fit_em(
     u_start: list[np.ndarray],
     lam_start: float = 0.01,
     estimate_u: bool = True,
+    estimate_m: bool = True,
     max_iter: int = 200,
     tol: float = 1e-7,
     prior_strength: float = 20.0,
@@ -135,7 +136,8 @@ def fit_em(
         for k, n in enumerate(n_levels):
             g = patterns[:, k]
             known = g != NULL
-            new_m.append(_normalise(np.bincount(g[known], weights=wm[known], minlength=n) + m_prior[k]))
+            new_m.append(_normalise(np.bincount(g[known], weights=wm[known], minlength=n) + m_prior[k])
+                         if estimate_m else m[k])
             new_u.append(_normalise(np.bincount(g[known], weights=wu[known], minlength=n) + u_prior[k])
                          if estimate_u else u[k])
         delta = max([abs(new_lam - lam)] + [float(np.abs(a - b).max()) for a, b in zip(new_m + new_u, m + u)])

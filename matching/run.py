@@ -25,7 +25,7 @@ import pandas as pd
 from councilmatch.contracts import FLAG_COLUMNS
 from councilmatch.home import Home
 from matching.flags import SHARD_COLUMNS, empty_flags, first_seen_dates, write_parquet_atomic
-from matching.linker import LinkInputs, link, load_models, train
+from matching.linker import LinkInputs, link, load_models, pool_inputs, train
 from matching.matchtype import MatchType, load_matchtypes
 
 log = logging.getLogger(__name__)
@@ -152,8 +152,9 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4) -> list[dict[str
     data = read_inputs(home, files)
     types = load_matchtypes(home)
     tasks = []
+    pool = pool_inputs(data) if data else None
     for mt in _runnable(types, data):
-        models = train(mt, LinkInputs(mt, data))
+        models = train(mt, LinkInputs(mt, data), pool)
         _write_json(folder / "model" / f"{mt.id}.json", {"match_type": mt.id, **models.to_json()})
         tasks += [{"match_type": mt.id, "shard": i, "shards": int(shards)} for i in range(int(shards))]
     _write_json(folder / "plan.json", {"tasks": tasks})
