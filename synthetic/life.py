@@ -52,10 +52,6 @@ def _end_at_death(start: np.ndarray, end: np.ndarray, dod: np.ndarray) -> tuple[
     return end, keep
 
 
-def _keep(frame_args: dict, keep: np.ndarray) -> dict:
-    return {k: (v[keep] if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == len(keep) else v) for k, v in frame_args.items()}
-
-
 def build_life(rng: np.random.Generator, pop: Population, E: np.datetime64) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Base records of every data set, and the movers table (person_id, prev council/address/period)."""
     pp, hh = pop.people, pop.households
@@ -75,12 +71,13 @@ def build_life(rng: np.random.Generator, pop: Population, E: np.datetime64) -> t
     lead = member == 0
     frames: list[pd.DataFrame] = []
 
-    def add(dataset, idx, start, end, **kw):
+    def add(dataset: str, idx: np.ndarray, start: np.ndarray, end: np.ndarray, *, council_idx: np.ndarray | None = None,
+            **kw: np.ndarray) -> None:
+        """Records for people ``idx`` (at their home council and address unless given), ended at death."""
         end, keep = _end_at_death(start, end, dod[idx])
-        kw = _keep(kw, keep)
-        frames.append(record_frame(dataset, council[idx][keep] if "council_idx" not in kw else kw.pop("council_idx")[keep],
-                                   pid[idx][keep], address[idx][keep] if "address_id" not in kw else kw.pop("address_id")[keep],
-                                   start[keep], end[keep], **kw))
+        where = council[idx] if council_idx is None else council_idx
+        extra = {k: v[keep] for k, v in kw.items()}
+        frames.append(record_frame(dataset, where[keep], pid[idx][keep], address[idx][keep], start[keep], end[keep], **extra))
 
     # council tax: one account per household, liable = first member
     idx = np.flatnonzero(lead)

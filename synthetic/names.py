@@ -68,7 +68,7 @@ def pools() -> dict[str, NamePool]:
     male = list(_FakerPerson.first_names_male) + list(OTHER_MALE) + list(DIACRITIC_MALE)
     female = list(_FakerPerson.first_names_female) + list(OTHER_FEMALE) + list(DIACRITIC_FEMALE)
     surnames = list(AWKWARD_SURNAMES) + list(_FakerPerson.last_names)
-    # keep the awkward ones reasonably frequent: interleave them into the first half
+    # awkward surnames come straight after the common ones, so they get fairly high weights
     return {
         "male": _pool(COMMON_MALE, male, 3.0),
         "female": _pool(COMMON_FEMALE, female, 3.0),

@@ -272,24 +272,22 @@ class Planter:
                                        old_start, end, origin="near_miss"))
         self.scenario(mt.SPD_OTHER_ADULT, "near_miss", "former occupant's registration ended before the discount began", rows, new)
 
-    def _deceased_record(self, dataset: str, people: np.ndarray) -> np.ndarray:
+    def _deceased_record(self, people: np.ndarray) -> np.ndarray:
         """Row key of each person's central deceased record."""
         dec = self.rows("deceased")
         by_person = pd.Series(dec, index=self.col("person_id", dec))
         return by_person.loc[people].to_numpy()
 
     def deceased_frauds(self) -> None:
-        pp = self.pop.people
         dead = np.flatnonzero(~np.isnat(self.dod))
         dod = self.dod
         badge_holders = np.unique(self.col("person_id", self.rows("blue_badge")))
-        pass_holders = np.unique(self.col("person_id", self.rows("concessionary_travel")))
         n_badges = len(self.rows("blue_badge"))
         # blue badge never cancelled: still valid after death
         people = self.pick_people(np.setdiff1d(dead, badge_holders), self.target(mt.BLUE_BADGE_DECEASED, n_badges))
         start = uniform_days(self.rng, np.maximum(self.dob[people] + years(18), dod[people] - years(2.5)), dod[people] - days(30))
         new = self.append(record_frame("blue_badge", self.council[people], people, self.address[people], start, start + years(3), origin="fraud"))
-        self.scenario(mt.BLUE_BADGE_DECEASED, "fraud", "blue badge still valid after the holder died", new, self._deceased_record("deceased", people))
+        self.scenario(mt.BLUE_BADGE_DECEASED, "fraud", "blue badge still valid after the holder died", new, self._deceased_record(people))
         # near miss: badge cancelled (surrendered) before death
         k = self.near_target(n_badges)
         people = self.pick_people(np.setdiff1d(dead, badge_holders), 3 * k)
@@ -298,7 +296,7 @@ class Planter:
         ok = np.flatnonzero(start < end)[:k]
         people, start, end = people[ok], start[ok], end[ok]
         new = self.append(record_frame("blue_badge", self.council[people], people, self.address[people], start, end, origin="near_miss"))
-        self.scenario(mt.BLUE_BADGE_DECEASED, "near_miss", "blue badge cancelled before the holder died", new, self._deceased_record("deceased", people))
+        self.scenario(mt.BLUE_BADGE_DECEASED, "near_miss", "blue badge cancelled before the holder died", new, self._deceased_record(people))
 
         # concessionary pass not cancelled at death (and sometimes used afterwards)
         passes = self.rows("concessionary_travel")
@@ -312,12 +310,11 @@ class Planter:
         self.records.loc[rows, "last_used"] = np.where(used_after, after, self.col("last_used", rows))
         self.records.loc[rows, "origin"] = "fraud"
         self.scenario(mt.CONCESSIONARY_TRAVEL_DECEASED, "fraud", "travel pass not cancelled after the holder died (some used since)",
-                      rows, self._deceased_record("deceased", people))
+                      rows, self._deceased_record(people))
         # near miss: pass cancelled on the day of death
         rows = self.pick(pdead, self.near_target(len(passes)))
         self.scenario(mt.CONCESSIONARY_TRAVEL_DECEASED, "near_miss", "travel pass cancelled at death",
-                      rows, self._deceased_record("deceased", self.col("person_id", rows)))
-        del pp, pass_holders
+                      rows, self._deceased_record(self.col("person_id", rows)))
 
     def ctr_payroll(self) -> None:
         live = self.rows("payroll", ongoing=True, alive=True)
