@@ -17,6 +17,7 @@ import codecs
 import csv
 import datetime as dt
 import io
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,6 +205,29 @@ def _cell_text(v: object) -> object:
     return str(v)
 
 
+def _sheet_column(values: list[object]) -> pd.Series:
+    """One sheet column as trimmed text. Arrow types a uniform column in C; only a
+    column mixing types (text and numbers, say) is converted cell by cell."""
+    try:
+        arr = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        arr = pa.array([_cell_text(v) for v in values], type=pa.string(), from_pandas=True)
+    if pa.types.is_floating(arr.type):
+        whole = pc.fill_null(pc.all(pc.equal(arr, pc.floor(arr))), True).as_py()
+        arr = pc.cast(pc.cast(arr, pa.int64()), pa.string()) if whole else pc.cast(arr, pa.string())
+    elif pa.types.is_date(arr.type) or pa.types.is_timestamp(arr.type):
+        arr = pc.strftime(arr, format="%Y-%m-%d")
+    elif pa.types.is_boolean(arr.type):
+        arr = pc.if_else(arr, "TRUE", "FALSE")
+    elif pa.types.is_null(arr.type):
+        arr = pa.nulls(len(values), pa.string())
+    elif not pa.types.is_string(arr.type):
+        arr = pc.cast(arr, pa.string())
+    arr = pc.utf8_trim_whitespace(arr)
+    arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([arr])))
+
+
 def read_xlsx(path: Path, feed: FeedDefinition) -> RawExtract:
     """Spreadsheets via python-calamine; native dates become ISO text, whole floats lose '.0'."""
     from python_calamine import CalamineWorkbook
@@ -219,9 +243,11 @@ def read_xlsx(path: Path, feed: FeedDefinition) -> RawExtract:
     if not rows or not any(str(c).strip() for c in rows[0]):
         raise ExtractError(path, "empty sheet: no header row")
     header = _unique([str(_cell_text(c)) if _cell_text(c) is not pd.NA else "" for c in rows[0]])
-    body = pd.DataFrame(rows[1:], columns=header, dtype=object)
-    frame = body.map(_cell_text).astype("string[pyarrow]") if len(body) else body.astype("string[pyarrow]")
-    frame = frame.apply(lambda s: s.str.strip().mask(s.str.strip() == ""))
+    body = rows[1:]
+    columns = list(itertools.zip_longest(*body, fillvalue=None)) if body else []
+    columns += [(None,) * len(body)] * (len(header) - len(columns))
+    frame = pd.DataFrame({name: _sheet_column(list(columns[i])) for i, name in enumerate(header)},
+                         index=pd.RangeIndex(len(body)))
     blank = frame.isna().all(axis=1).to_numpy()
     row_number = np.flatnonzero(~blank) + 1
     frame = frame.loc[~blank].reset_index(drop=True)
