@@ -42,7 +42,7 @@ class Planter:
     def __post_init__(self) -> None:
         pp = self.pop.people
         self.used = np.zeros(len(pp), bool)
-        self.used[self.movers["person_id"].to_numpy()] = True       # movers keep their own story
+        self.used[self.movers["person_id"].to_numpy(dtype=np.int64)] = True       # movers keep their own story
         self.dob = pp["dob"].to_numpy().astype("datetime64[D]")
         self.dod = pp["date_of_death"].to_numpy().astype("datetime64[D]")
         self.council = pp["council_idx"].to_numpy()

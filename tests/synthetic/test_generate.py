@@ -280,3 +280,11 @@ def test_cli_generate(tmp_path: Path) -> None:
     assert (tmp_path / "landing" / "E09000012" / "tenancy" / "tenancy_20260630.csv").is_file()
     assert (tmp_path / "truth" / "expected_flags.parquet").is_file()
     assert "council_tax" in result.output
+
+
+def test_a_single_borough_works_without_cross_council_scenarios(tmp_path: Path) -> None:
+    summary = generate(Home.resolve(tmp_path), boroughs=1, people=500, seed=3)
+    assert summary.councils == ["E09000007"] and len(summary.extracts) == 8 + 1
+    scen = pd.read_parquet(tmp_path / "truth" / "scenarios.parquet")
+    assert not scen["match_type"].isin([mt.TENANCY_TWO_BOROUGHS, mt.PAYROLL_TWO_COUNCILS, mt.WAITING_LIST_TENANCY]).any()
+    assert (scen["kind"] == "fraud").any()
