@@ -131,6 +131,9 @@ def main() -> None:
           f"(CPU {cpu:.1f} s = {len(frame) / cpu:,.0f} records per CPU-second; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(f"write_pseudonymised(): {written:.1f} s, {size:.0f} MiB Parquet")
+    import resource
+
+    print(f"peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB")
 
 
 if __name__ == "__main__":

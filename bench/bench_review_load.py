@@ -83,7 +83,8 @@ def prepare(home: Home, n_flags: int, n_users: int, vault: bool, env: dict) -> p
 
 
 async def investigator(base: str, username: str, flag_ids: list[str], n_requests: int,
-                       times: dict[str, list[float]], errors: list[str], rng: random.Random) -> None:
+                       times: dict[str, list[float]], errors: list[str], rng: random.Random,
+                       think: float) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=60, follow_redirects=False) as client:
         page = await client.get("/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
@@ -106,6 +107,8 @@ async def investigator(base: str, username: str, flag_ids: list[str], n_requests
             times[kind].append(time.perf_counter() - t)
             if r.status_code != 200:
                 errors.append(f"{username} {url}: {r.status_code}")
+            if think:
+                await asyncio.sleep(rng.uniform(0.5, 1.5) * think)
 
 
 def summary(name: str, values: list[float]) -> str:
@@ -121,6 +124,9 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=40, help="page requests per investigator")
     ap.add_argument("--db-url", default=None, help="review database (default: SQLite in the temp home)")
     ap.add_argument("--no-vault", action="store_true", help="skip the vault (pair pages show 'unavailable')")
+    ap.add_argument("--workers", type=int, default=1, help="server worker processes")
+    ap.add_argument("--think", type=float, default=0.0,
+                    help="seconds each investigator pauses between pages (0: back-to-back, a stress test)")
     args = ap.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="cm-bench-review-"))
@@ -135,7 +141,8 @@ def main() -> None:
         flags = prepare(home, args.flags, args.users, not args.no_vault, env)
         port = _free_port()
         proc = subprocess.Popen([sys.executable, "-m", "councilmatch.cli", "review", "serve", "--home",
-                                 str(home.root), "--port", str(port), "--insecure-cookies"], env=env)
+                                 str(home.root), "--port", str(port), "--insecure-cookies",
+                                 "--workers", str(args.workers)], env=env)
         base = f"http://127.0.0.1:{port}"
         for _ in range(120):
             try:
@@ -151,7 +158,7 @@ def main() -> None:
         async def run() -> float:
             t = time.perf_counter()
             await asyncio.gather(*(investigator(base, f"inv{i:02d}", by_council[COUNCILS[i % len(COUNCILS)]],
-                                                args.requests, times, errors, random.Random(i))
+                                                args.requests, times, errors, random.Random(i), args.think)
                                    for i in range(args.users)))
             return time.perf_counter() - t
 
@@ -159,7 +166,8 @@ def main() -> None:
         total = len(times["queue"]) + len(times["pair"])
         print(f"{args.users} concurrent investigators, {total} pages in {elapsed:.1f} s "
               f"({total / elapsed:.1f} pages/s); store: {'PostgreSQL' if args.db_url else 'SQLite'}; "
-              f"vault: {'off' if args.no_vault else 'on'}; {os.cpu_count()} CPUs shared by server and clients")
+              f"vault: {'off' if args.no_vault else 'on'}; workers: {args.workers}; think time: {args.think} s; "
+              f"{os.cpu_count()} CPUs shared by server and clients")
         print(summary("queue", times["queue"]))
         print(summary("pair", times["pair"]))
         print(summary("all", times["queue"] + times["pair"]))
