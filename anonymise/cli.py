@@ -1,4 +1,4 @@
-"""Commands of the anonymise stage: ``keys init|status|rotate``, ``pseudonymise`` (at source),
+"""Commands of the anonymise stage: ``keys init|status|rotate|retire``, ``pseudonymise`` (at source),
 ``vault reidentify``."""
 
 from __future__ import annotations
@@ -64,6 +64,21 @@ def keys_rotate(home: HomeOption = None) -> None:
     except AnonymiseError as exc:
         _fail(exc)
     print(f"active key is now {key_id}; existing pseudonyms must be re-made under it before matching")
+
+
+@keys_app.command("retire")
+def keys_retire(
+    key_id: Annotated[str, typer.Argument(help="Old key version to remove, e.g. k1.")],
+    home: HomeOption = None,
+) -> None:
+    """Remove an old key version after retention: what was sealed under it can no longer be read."""
+    from anonymise.keys import retire_key
+
+    try:
+        remaining = retire_key(resolve_home(home), key_id)
+    except AnonymiseError as exc:
+        _fail(exc)
+    print(f"retired {key_id}; keyring now holds {', '.join(remaining)}")
 
 
 def pseudonymise_cmd(

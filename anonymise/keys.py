@@ -144,6 +144,20 @@ def rotate_keys(home: Home) -> str:
     return new.key_id
 
 
+def retire_key(home: Home, key_id: str) -> tuple[str, ...]:
+    """Remove an old key version (retention): data sealed or tokenised under it becomes
+    unreadable for good. The active key cannot be retired. Returns the remaining ids."""
+    kek = require_kek(home)
+    ring = _open(home, kek)
+    if key_id == ring.key_id:
+        raise KeyringError(f"key {key_id} is the active key; rotate first, then retire it")
+    if not ring.has(key_id):
+        raise UnknownKeyError(f"key {key_id!r} is not in the keyring (have: {', '.join(ring.key_ids)})")
+    kept = tuple(v for v in ring.versions if v.key_id != key_id)
+    _save(home, Keyring(versions=kept, key_id=ring.key_id), kek)
+    return tuple(v.key_id for v in kept)
+
+
 def key_status(home: Home) -> dict:
     """What the keyring holds, without any secret: active id, versions, KEK source."""
     kek = require_kek(home)

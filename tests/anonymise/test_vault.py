@@ -139,3 +139,16 @@ def test_dispose_raw_extract(home, keyring, helpers, policy) -> None:
 def test_dispose_unknown_policy(home, keyring, tmp_path) -> None:
     with pytest.raises(AnonymiseError, match="unknown raw-extract retention policy"):
         dispose_raw_extract(home, keyring, tmp_path / "x.csv", "shred")  # type: ignore[arg-type]
+
+
+def test_retired_key_makes_its_vault_data_unreadable(home, keyring, canonical, helpers) -> None:
+    from anonymise.errors import KeyringError
+    from anonymise.keys import retire_key
+
+    Vault(home, keyring).store(helpers.CAMDEN, "x1", canonical)
+    with pytest.raises(KeyringError, match="active key"):
+        retire_key(home, "k1")
+    rotate_keys(home)
+    assert retire_key(home, "k1") == ("k2",)
+    with pytest.raises(RecordNotFound):  # its index is skipped: the data is gone for good
+        Vault(home, load_keyring(home)).reidentify(helpers.CAMDEN, "P3", "alice", "after retention")
