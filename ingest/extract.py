@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from councilmatch.contracts import CANONICAL_COLUMNS, DATASETS, DATE_FIELDS, IDENTIFIERS
+from councilmatch.contracts import CANONICAL_COLUMNS, DATASETS, DATE_FIELDS
 from ingest import standardise as std
 from ingest import validate as val
 from ingest.feed import FeedDefinition
@@ -308,4 +307,4 @@ def ingest_extract(
     )
 
 
-__all__ = ["IngestResult", "ingest_extract", "ExtractError", "IDENTIFIERS"]
+__all__ = ["ExtractError", "IngestResult", "file_checksum", "ingest_extract"]
