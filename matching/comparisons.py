@@ -174,6 +174,25 @@ class Comparison:
     #: the field counts as missing for a record when all these columns are missing
     present: tuple[str, ...]
 
+    def columns(self) -> set[str]:
+        """Every column the comparison looks at (a blocking rule on one of them biases its m)."""
+        found = set(self.present)
+
+        def walk(test) -> None:
+            if isinstance(test, AllOf):
+                for t in test.tests:
+                    walk(t)
+            elif test is not None:
+                found.update(v for k, v in vars(test).items() if k in ("column", "other", "a", "b") and v)
+
+        for level in self.levels:
+            walk(level.test)
+        if found & {"t_forename", "t_surname"}:
+            found.add("t_name_sorted")  # sorted(forename, surname) agrees only if the names do
+        if "t_dob" in found:
+            found.update({"t_dob_unordered", "t_yob"})
+        return found
+
     def levels_of(self, pairs: Pairs) -> np.ndarray:
         """Level index per pair (int8), :data:`NULL` where either side lacks the field."""
         out = np.full(len(pairs), len(self.levels) - 1, dtype=np.int8)

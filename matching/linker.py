@@ -138,16 +138,41 @@ def pool_inputs(data: dict[str, pd.DataFrame]) -> LinkInputs:
 
 
 def pooled_m(linkage: Linkage, pool: LinkInputs) -> list[np.ndarray]:
-    """m per comparison level, by EM over candidate pairs of the pooled records."""
+    """m per comparison level, learned over candidate pairs of the pooled records.
+
+    As in Splink, one EM per blocking rule, and a rule only teaches the m of comparisons
+    it does not block on (pairs that must agree on a date of birth say nothing about how
+    often one person's dates of birth disagree). A rule that leaves fewer than three
+    comparisons free teaches nothing: two features cannot tell two classes apart. Each
+    comparison's m is the match-weighted mean over the rules that may teach it; one no
+    rule teaches keeps the EM of all rules together.
+    """
     comparisons = linkage.built()
-    mt = MatchType.model_construct(id=POOL, left=POOL, right=POOL, scope="any", linkage=linkage)
-    cands, _ = _training_candidates(mt, pool)
-    pairs = Pairs(pool.left, pool.right, cands.li, cands.ri)
     n_levels = [len(c.levels) for c in comparisons]
     u0 = level_frequencies(comparison_vectors(comparisons, _random_pairs(pool, RANDOM_PAIRS)), n_levels)
     m0 = [np.array([lv.m_start for lv in c.levels]) for c in comparisons]
-    m, _, _, _ = fit_em(comparison_vectors(comparisons, pairs), n_levels, m0, u0)
-    return m
+    sums = [np.zeros(n) for n in n_levels]
+    weights = np.zeros(len(comparisons))
+    all_gammas = []
+    for rule in linkage.blocking:
+        one = Linkage.model_construct(**{**dict(linkage), "blocking": [rule]})
+        mt = MatchType.model_construct(id=POOL, left=POOL, right=POOL, scope="any", linkage=one)
+        cands, _ = _training_candidates(mt, pool)
+        if len(cands) == 0:
+            continue
+        gammas = comparison_vectors(comparisons, Pairs(pool.left, pool.right, cands.li, cands.ri))
+        all_gammas.append(gammas)
+        m, _, lam, _ = fit_em(gammas, n_levels, m0, u0)
+        free = [k for k, comp in enumerate(comparisons) if not comp.columns() & set(rule)]
+        if len(free) < 3:
+            continue
+        for k in free:
+            sums[k] += lam * len(cands) * m[k]
+            weights[k] += lam * len(cands)
+    if not all_gammas:
+        return m0
+    fallback, _, _, _ = fit_em(np.vstack(all_gammas), n_levels, m0, u0)
+    return [sums[k] / weights[k] if weights[k] > 0 else fallback[k] for k in range(len(comparisons))]
 
 
 def train(mt: MatchType, inp: LinkInputs, pool: LinkInputs | None = None) -> Models:
