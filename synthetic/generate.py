@@ -24,7 +24,7 @@ from synthetic.feeds import DATASET_ORDER, feed_style, record_id_format
 from synthetic.life import CENTRAL_IDX, DATASET_LEVELS, build_life
 from synthetic.places import COUNCIL_ORDER
 from synthetic.population import build_population
-from synthetic.render import render
+from synthetic.render import render, slice_rendered
 from synthetic.rules import PAIR_COLUMNS, expected_flags
 from synthetic.scenarios import Planter
 from synthetic.writers import write_extract
@@ -195,15 +195,15 @@ def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date:
         rows = rows[np.lexsort((records["seq"].to_numpy()[rows], records["council_idx"].to_numpy()[rows]))]
         say(f"render {dataset}")
         values = render(records[render_cols].take(rows), pop, rng)
-        variations[rows] = values["variations"].to_numpy()
+        variations[rows] = values["variations"]
         councils = [CENTRAL_IDX] if dataset == "deceased" else range(boroughs)
-        cidx = values["council_idx"].to_numpy()       # sorted by council
+        cidx = values["council_idx"]                  # sorted by council
         for c in councils:
             say(f"write {dataset} {COUNCIL_ORDER[c] if c >= 0 else CENTRAL}")
             style = feed_style(c, dataset)
             feed = style.feed
             lo, hi = np.searchsorted(cidx, c, "left"), np.searchsorted(cidx, c, "right")
-            part = values.iloc[lo:hi].reset_index(drop=True)
+            part = slice_rendered(values, lo, hi)
             path = home.landing / feed.council / dataset / f"{dataset}_{extract_date:%Y%m%d}.{style.extension}"
             write_extract(part, style, path)
             yaml_path = home.feeds / feed.council / f"{dataset}.yaml"
@@ -211,8 +211,8 @@ def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date:
             yaml_path.write_text(yaml.safe_dump(feed.model_dump(), sort_keys=False, allow_unicode=True), encoding="utf-8")
             summary.extracts.append(path)
             summary.feeds.append(yaml_path)
-            summary.feed_records[feed.feed_id] = len(part)
-        summary.records[dataset] = len(values)
+            summary.feed_records[feed.feed_id] = int(hi - lo)
+        summary.records[dataset] = len(rows)
     records["variations"] = variations
 
     say("truth")

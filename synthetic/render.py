@@ -18,6 +18,10 @@ from councilmatch.contracts import DATASETS
 from synthetic.names import nicknames_for
 from synthetic.population import Population, ascii_fold
 
+#: Clear values per canonical field (plus address parts, _impossible, variations): column -> array.
+#: A dict of arrays, not a DataFrame: a million-row frame of object columns costs seconds to consolidate.
+Rendered = dict[str, np.ndarray]
+
 #: Per-record rates of each variation (fraud records get more name variation).
 RATES = {
     "drop_middle": 0.30, "nickname": 0.06, "nickname_fraud": 0.30, "stale_surname": 0.15,
@@ -90,7 +94,7 @@ def _nicknames(first: np.ndarray, chosen: np.ndarray, rng: np.random.Generator) 
     return np.where(hit, nick, first), hit
 
 
-def render(recs: pd.DataFrame, pop: Population, rng: np.random.Generator) -> pd.DataFrame:
+def render(recs: pd.DataFrame, pop: Population, rng: np.random.Generator) -> Rendered:
     """Clear values for the records of one data set (``recs`` carries invalid_kind/invalid_field)."""
     dataset = recs["dataset"].iat[0]
     spec = DATASETS[dataset]
@@ -171,7 +175,7 @@ def render(recs: pd.DataFrame, pop: Population, rng: np.random.Generator) -> pd.
     postcode[lowpc] = pd.Series(postcode[lowpc], dtype=object).str.lower().to_numpy()
     tags.add(nospace | lowpc, "postcode_formatted")
 
-    values = pd.DataFrame({
+    values: Rendered = {
         "record_id": recs["record_id"].to_numpy(),
         "council_idx": recs["council_idx"].to_numpy(),
         "forenames": forenames, "surname": surname, "previous_surname": previous_out,
@@ -182,20 +186,23 @@ def render(recs: pd.DataFrame, pop: Population, rng: np.random.Generator) -> pd.
         "bank_sort_code": person("bank_sort_code"), "bank_account": person("bank_account"),
         "period_start": recs["period_start"].to_numpy().astype("datetime64[D]"),
         "period_end": recs["period_end"].to_numpy().astype("datetime64[D]"),
-        "discount": recs["discount"].array, "amount": recs["amount"].to_numpy(),
+        "discount": recs["discount"].array.copy(), "amount": recs["amount"].to_numpy().copy(),
         "last_used": recs["last_used"].to_numpy().astype("datetime64[D]"),
         "date_of_death": recs["date_of_death"].to_numpy().astype("datetime64[D]"),
-        "_impossible": None,
-    })
+        "_impossible": np.full(n, None, dtype=object),
+    }
+
+    def blank(col: str, rows: np.ndarray) -> None:
+        arr = values[col]
+        arr[rows] = np.datetime64("NaT") if arr.dtype.kind == "M" else (pd.NA if col == "discount" else (np.nan if col == "amount" else None))
 
     # missing optional values
     for f in spec.optional:
         if f in _NEVER_BLANK:
             continue
         gone = rng.random(n) < RATES["missing_optional"]
-        cols = ["address_line_1", "locality", "town"] if f == "address_lines" else [f]
-        for c in cols:
-            values.loc[gone, c] = pd.NaT if values[c].dtype.kind == "M" else None
+        for c in (["address_line_1", "locality", "town"] if f == "address_lines" else [f]):
+            blank(c, gone)
         tags.add(gone, f"missing_{f}")
 
     # deliberately invalid rows
@@ -206,11 +213,15 @@ def render(recs: pd.DataFrame, pop: Population, rng: np.random.Generator) -> pd.
         base = pd.Series(person("nino")[bad_nino], dtype=object)
         variants = np.stack([("QQ" + base.str[2:]).to_numpy(), (base.str[:7] + base.str[8:]).to_numpy(),
                              (base.str[:8] + "E").to_numpy()])
-        values.loc[bad_nino, "nino"] = variants[rng.integers(0, 3, bad_nino.sum()), np.arange(bad_nino.sum())]
-    for f in np.unique(field[kind == "missing_mandatory"]):
-        rows = (kind == "missing_mandatory") & (field == f)
-        values.loc[rows, f] = pd.NaT if values[f].dtype.kind == "M" else (pd.NA if f == "discount" else None)
+        values["nino"][bad_nino] = variants[rng.integers(0, 3, bad_nino.sum()), np.arange(bad_nino.sum())]
+    for f in np.unique(field[kind == "missing_mandatory"].astype(str)):
+        blank(f, (kind == "missing_mandatory") & (field == f))
     imp = kind == "impossible_date"
-    values.loc[imp, "_impossible"] = field[imp]
+    values["_impossible"][imp] = field[imp]
     values["variations"] = tags.text()
     return values
+
+
+def slice_rendered(values: Rendered, lo: int, hi: int) -> Rendered:
+    """Rows lo:hi of every column (one council's part of a data set)."""
+    return {k: v[lo:hi] for k, v in values.items()}

@@ -23,6 +23,7 @@ from councilmatch.contracts import DATE_FIELDS
 from synthetic.feeds import FeedStyle
 from synthetic.places import STREET_ABBREVIATIONS
 from synthetic.population import map_unique
+from synthetic.render import Rendered
 
 _FIXED_ZIP_TIME = (2020, 1, 1, 0, 0, 0)
 _ABBREV = re.compile(r"\b(" + "|".join(STREET_ABBREVIATIONS) + r")\b")
@@ -53,77 +54,82 @@ def impossible_date(year: int, fmt: str) -> str:
     return fmt.replace("%d", "30").replace("%m", "02").replace("%b", "Feb").replace("%B", "February").replace("%Y", str(year)).replace("%y", f"{year % 100:02d}")
 
 
-def source_frame(values: pd.DataFrame, style: FeedStyle, native_dates: bool = False) -> pd.DataFrame:
-    """The extract as the council's system would export it: source column names, text values."""
+def _text(values: np.ndarray) -> pd.Series:
+    return pd.Series(values, dtype=object, copy=False)
+
+
+def source_columns(rendered: Rendered, style: FeedStyle, native_dates: bool = False) -> dict[str, np.ndarray]:
+    """The extract as the council's system would export it: source column name -> values (text, or
+    native dates and numbers for Parquet)."""
     feed = style.feed
-    out: dict[str, object] = {}
-    imp = values["_impossible"].to_numpy()
+    out: dict[str, np.ndarray] = {}
     for field, cols in feed.columns.items():
+        col = cols if isinstance(cols, str) else cols[0]
+        v = rendered[field] if field != "address_lines" else None
         if field == "address_lines":
-            line1 = values["address_line_1"].to_numpy()
+            line1 = rendered["address_line_1"]
             if style.abbreviate_streets:
                 line1 = map_unique(line1, lambda a: _ABBREV.sub(lambda m: STREET_ABBREVIATIONS[m.group(1)], a))
-            parts = [pd.Series(line1, dtype=object), values["locality"], values["town"]]
+            parts = [line1, rendered["locality"], rendered["town"]]
             if style.upper_names:
-                parts = [pd.Series(map_unique(p.to_numpy(), str.upper), dtype=object) for p in parts]
+                parts = [map_unique(p, str.upper) for p in parts]
             if isinstance(cols, list):
-                for c, p in zip(cols, parts):
-                    out[c] = p.to_numpy()
+                out.update(zip(cols, parts))
             else:
-                joined = parts[0].fillna("") + ", " + parts[1].fillna("") + ", " + parts[2].fillna("")
-                out[cols] = np.where(parts[0].isna(), None, joined)
-            continue
-        col = cols if isinstance(cols, str) else cols[0]
-        v = values[field]
-        if field in DATE_FIELDS:
-            fmt = feed.date_formats.get(field, feed.date_format)
+                p = [_text(x).fillna("") for x in parts]
+                out[cols] = np.where(pd.isna(parts[0]), None, (p[0] + ", " + p[1] + ", " + p[2]).to_numpy())
+        elif field in DATE_FIELDS:
             if native_dates:
-                out[col] = pd.to_datetime(v.to_numpy()).astype("datetime64[ms]")
-            else:
-                text = format_dates(v.to_numpy(), fmt)
-                bad = imp == field
-                if bad.any():
-                    years = pd.DatetimeIndex(values["dob"].to_numpy()).year.fillna(1980).astype(int).to_numpy()
-                    text[bad] = [impossible_date(int(y), fmt) for y in years[bad]]
-                out[col] = text
+                out[col] = v.astype("datetime64[ms]")
+                continue
+            fmt = feed.date_formats.get(field, feed.date_format)
+            text = format_dates(v, fmt)
+            bad = rendered["_impossible"] == field
+            if bad.any():
+                years = pd.DatetimeIndex(rendered["dob"][bad]).year.fillna(1980).astype(int)
+                text[bad] = [impossible_date(int(y), fmt) for y in years]
+            out[col] = text
         elif field == "discount":
-            out[col] = np.where(v.isna(), None, np.where(v.fillna(False).to_numpy(bool), style.true_token, style.false_token))
+            known = ~pd.isna(v)
+            out[col] = np.where(known, np.where(np.asarray(v.fillna(False), bool), style.true_token, style.false_token), None)
         elif field == "amount":
-            out[col] = v.to_numpy() if native_dates else np.where(v.isna(), None, v.map("{:.2f}".format))
+            out[col] = v if native_dates else map_unique(np.where(np.isnan(v), None, v), "{:.2f}".format)
         elif field in ("forenames", "surname", "previous_surname") and style.upper_names:
-            out[col] = map_unique(v.to_numpy(), str.upper)
+            out[col] = map_unique(v, str.upper)
         elif field == "phone" and style.phone_style:
-            s = v.astype(object)
-            out[col] = (s.str[:5] + " " + s.str[5:]) if style.phone_style == 1 else ("+44 " + s.str[1:5] + " " + s.str[5:])
+            t = _text(v)
+            out[col] = ((t.str[:5] + " " + t.str[5:]) if style.phone_style == 1 else ("+44 " + t.str[1:5] + " " + t.str[5:])).to_numpy()
         elif field == "bank_sort_code" and style.phone_style == 1:
-            s = v.astype(object)
-            out[col] = (s.str[:2] + "-" + s.str[2:4] + "-" + s.str[4:]).to_numpy()
+            t = _text(v)
+            out[col] = (t.str[:2] + "-" + t.str[2:4] + "-" + t.str[4:]).to_numpy()
         else:
-            out[col] = v.to_numpy()
-    return pd.DataFrame(out)
+            out[col] = v
+    return out
 
 
-def write_extract(values: pd.DataFrame, style: FeedStyle, path: Path) -> int:
+def _arrow_table(columns: dict[str, np.ndarray]) -> pa.Table:
+    return pa.table({name: pa.array(values, from_pandas=True) for name, values in columns.items()})
+
+
+def write_extract(values: Rendered, style: FeedStyle, path: Path) -> int:
     """Write the extract; returns the number of data rows."""
     path.parent.mkdir(parents=True, exist_ok=True)
     feed = style.feed
     if feed.format == "parquet":
-        frame = source_frame(values, style, native_dates=True)
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        pq.write_table(table, path, compression="snappy")
+        pq.write_table(_arrow_table(source_columns(values, style, native_dates=True)), path, compression="snappy")
     elif feed.format == "xlsx":
-        _write_xlsx(source_frame(values, style), path, sheet=feed.sheet or "Extract")
+        _write_xlsx(pd.DataFrame(source_columns(values, style)), path, sheet=feed.sheet or "Extract")
     else:
         # Arrow's writer quotes every text value, as many council exports do
-        table = pa.Table.from_pandas(source_frame(values, style), preserve_index=False)
         buf = io.BytesIO()
-        pacsv.write_csv(table, buf, pacsv.WriteOptions(delimiter=feed.delimiter, quoting_style="needed",
-                                                       eol="\r\n" if feed.encoding == "cp1252" else "\n"))
+        pacsv.write_csv(_arrow_table(source_columns(values, style)), buf,
+                        pacsv.WriteOptions(delimiter=feed.delimiter, quoting_style="needed",
+                                           eol="\r\n" if feed.encoding == "cp1252" else "\n"))
         data = buf.getvalue()
         if feed.encoding.replace("_", "-").lower() not in ("utf-8", "utf8"):
             data = data.decode("utf-8").encode(feed.encoding)     # utf-8-sig adds the BOM here
         path.write_bytes(data)
-    return len(values)
+    return len(values["record_id"])
 
 
 def _write_xlsx(frame: pd.DataFrame, path: Path, sheet: str) -> None:
