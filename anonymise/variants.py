@@ -3,7 +3,7 @@
 Input is the standardised canonical frame (forms in ``councilmatch.contracts``).
 Every derivation runs on the *unique combinations* of its source columns, so a
 million records with ten thousand distinct surnames cost ten thousand string ops.
-A derivation returns an object Series with ``None``/NA where the value is missing.
+A derivation returns an Arrow-backed string Series, NA where the value is missing.
 """
 
 from __future__ import annotations

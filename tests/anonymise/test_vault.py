@@ -152,3 +152,17 @@ def test_retired_key_makes_its_vault_data_unreadable(home, keyring, canonical, h
     assert retire_key(home, "k1") == ("k2",)
     with pytest.raises(RecordNotFound):  # its index is skipped: the data is gone for good
         Vault(home, load_keyring(home)).reidentify(helpers.CAMDEN, "P3", "alice", "after retention")
+
+
+def test_cli_vault_reidentify(home, keyring, canonical, helpers) -> None:
+    from typer.testing import CliRunner
+
+    from councilmatch.cli import app
+
+    Vault(home, keyring).store(helpers.CAMDEN, "x1", canonical)
+    args = ["vault", "reidentify", "--council", helpers.CAMDEN, "--actor", "alice", "--reason", "case 9",
+            "--home", str(home.root)]
+    ok = CliRunner().invoke(app, args + ["--record-id", "P4"])
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["surname"] == canonical.loc[4, "surname"]
+    missing = CliRunner().invoke(app, args + ["--record-id", "NOPE"])
+    assert missing.exit_code == 1 and "no vaulted record" in missing.output
