@@ -34,6 +34,9 @@ RETENTION_DAG_ID = "retention_purge"
 #: Connection URL templates: the compose file and the native topology fill in
 #: host, port and password; everything else comes from deploy/settings.env.
 METADATA_DB_URL = "postgresql+psycopg://{user}:{password}@{host}:{port}/{db}"
+#: Airflow 3's API server also opens the metadata DB asynchronously; psycopg 3 does
+#: both (without this Airflow would guess asyncpg, which is not installed).
+METADATA_DB_ASYNC_URL = "postgresql+psycopg_async://{user}:{password}@{host}:{port}/{db}"
 REVIEW_DB_URL = "postgresql+psycopg://{user}:{password}@{host}:{port}/{db}"
 CELERY_RESULT_BACKEND_URL = "db+postgresql+psycopg://{user}:{password}@{host}:{port}/{db}"
 CELERY_BROKER_URL = "redis://:{password}@{host}:{port}/0"
@@ -81,6 +84,7 @@ def topology_settings(
     return {
         **shared,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": METADATA_DB_URL.format(**airflow_db),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": METADATA_DB_ASYNC_URL.format(**airflow_db),
         "AIRFLOW__CELERY__RESULT_BACKEND": CELERY_RESULT_BACKEND_URL.format(**airflow_db),
         "AIRFLOW__CELERY__BROKER_URL": CELERY_BROKER_URL.format(
             password=passwords["REDIS_PASSWORD"], host=redis_host, port=redis_port),

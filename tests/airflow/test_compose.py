@@ -100,7 +100,8 @@ def test_settings_match_the_native_topology(service: str) -> None:
         api_server="http://airflow-apiserver:8080", passwords={k: "${%s}" % k for k in PASSWORD_VARS},
     )
     env = svc["environment"]
-    for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND",
+    for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC",
+                "AIRFLOW__CELERY__RESULT_BACKEND",
                 "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
                 "COUNCILMATCH_REVIEW_DB_URL"):
         assert env[key] == expected[key], f"{service}: {key}"
