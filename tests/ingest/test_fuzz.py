@@ -33,7 +33,7 @@ cell = st.one_of(
 rows = st.lists(st.lists(cell, min_size=len(HEADER), max_size=len(HEADER)), min_size=1, max_size=25)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=rows)
 def test_any_cells_reconcile_and_accepted_rows_are_standard(tmp_path: Path, data) -> None:
     buf = io.StringIO()

@@ -19,7 +19,7 @@ generate_mod = pytest.importorskip("synthetic.generate")
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Home:
     home = Home(tmp_path_factory.mktemp("synthetic") / "home")
-    generate_mod.generate(home, boroughs=3, people=1500, seed=11)
+    generate_mod.generate(home, boroughs=3, people=1000, seed=11)
     return home
 
 
