@@ -27,31 +27,34 @@ def main() -> None:
     args = ap.parse_args()
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-generate-"))
-    steps: list[tuple[str, float]] = []
-    last = [time.perf_counter()]
+    steps: list[tuple[str, float, float]] = []
+    last = [time.perf_counter(), time.process_time()]
 
     def progress(msg: str) -> None:
-        now = time.perf_counter()
-        steps.append((msg, now - last[0]))
-        last[0] = now
+        now, cpu = time.perf_counter(), time.process_time()
+        steps.append((msg, now - last[0], cpu - last[1]))
+        last[:] = [now, cpu]
 
     t0, cpu0 = time.perf_counter(), time.process_time()
     summary = generate(Home.resolve(root), args.boroughs, args.people, args.seed, progress=progress)
     total, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    steps.append(("(end)", time.perf_counter() - last[0]))
+    steps.append(("(end)", time.perf_counter() - last[0], time.process_time() - last[1]))
 
     # time spent *before* each announced step belongs to the previous one
-    phases: dict[str, float] = {}
-    names = ["(start)"] + [m for m, _ in steps[:-1]]
-    for name, (_, dt) in zip(names, steps):
+    phases: dict[str, list[float]] = {}
+    names = ["(start)"] + [m for m, _, _ in steps[:-1]]
+    for name, (_, dt, dcpu) in zip(names, steps):
         word = name.split(" ")
         key = " ".join(word[:2]) if word[0] in ("render", "write") else name
-        phases[key] = phases.get(key, 0.0) + dt
+        acc = phases.setdefault(key, [0.0, 0.0])
+        acc[0] += dt
+        acc[1] += dcpu
     size = sum(p.stat().st_size for p in (root / "landing").rglob("*") if p.is_file())
     print(f"generate --boroughs {args.boroughs} --people {args.people:,} --seed {args.seed}")
-    for name, dt in phases.items():
+    print(f"  {'step':<34} {'wall s':>7} {'CPU s':>7}")
+    for name, (dt, dcpu) in phases.items():
         if dt >= 0.05:
-            print(f"  {name:<34} {dt:7.2f} s")
+            print(f"  {name:<34} {dt:7.2f} {dcpu:7.2f}")
     print(f"records written      {summary.total_records:,} (+ truth), {summary.invalid:,} invalid, landing {size / 1e6:.0f} MB")
     print(f"total                {total:.2f} s wall, {cpu:.2f} s CPU (this process)")
     print(f"records per second   {summary.total_records / total:,.0f}")

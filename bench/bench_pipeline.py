@@ -78,7 +78,7 @@ def main() -> None:
 
     if not args.keep:
         summary = stage("generate", lambda: generate(home, boroughs=args.boroughs, people=args.people, seed=args.seed))
-        print(f"generated: {summary}")
+        print(f"generated: {sum(summary.records.values())} records")
         init_keys(home)
     run_id = pipeline.make_run_id()
     feeds = stage("ingest+pseudonymise", lambda: [pipeline.ingest_feed(home, f, run_id) for f in pipeline.discover_feeds(home)])

@@ -22,12 +22,15 @@ from synthetic.population import Population, ascii_fold
 #: A dict of arrays, not a DataFrame: a million-row frame of object columns costs seconds to consolidate.
 Rendered = dict[str, np.ndarray]
 
-#: Per-record rates of each variation (fraud records get more name variation).
+#: Per-record rates of each variation. Planted fraud records vary more (FRAUD_RATES): people
+#: holding two tenancies or jobs tend to give slightly different details on each.
+FRAUD_RATES = {"nickname": 0.30, "stale_surname": 0.30, "typo_forenames": 0.03, "typo_surname": 0.03,
+               "dob_swap": 0.03, "missing_nino": 0.25}
 RATES = {
-    "drop_middle": 0.30, "nickname": 0.06, "nickname_fraud": 0.30, "stale_surname": 0.15,
+    "drop_middle": 0.30, "nickname": 0.06, "stale_surname": 0.15,
     "hyphen_space": 0.20, "fold_diacritics": 0.30, "typo_forenames": 0.01, "typo_surname": 0.01,
     "dob_swap": 0.005, "postcode_nospace": 0.03, "postcode_lower": 0.03, "nino_spaced": 0.05,
-    "missing_optional": 0.02,
+    "missing_optional": 0.02, "missing_nino": 0.02,
 }
 #: Optional fields never blanked (blanking them changes meaning, not just completeness).
 _NEVER_BLANK = {"period_end", "previous_surname", "discount", "last_used"}
@@ -113,16 +116,18 @@ def render(recs: pd.DataFrame, pop: Population, rng: np.random.Generator) -> Ren
     middle = person("middle_names")
     drop = pd.notna(middle) & (rng.random(n) < RATES["drop_middle"])
     tags.add(drop, "middle_names_dropped")
-    rate = np.where(fraud, RATES["nickname_fraud"], RATES["nickname"])
+    def rate(name: str) -> np.ndarray:
+        return np.where(fraud, FRAUD_RATES.get(name, RATES.get(name, 0.0)), RATES.get(name, 0.0))
+
     if dataset != "deceased":
-        first, nick = _nicknames(first, rng.random(n) < rate, rng)
+        first, nick = _nicknames(first, rng.random(n) < rate("nickname"), rng)
         tags.add(nick, "nickname")
     forenames = np.where(pd.isna(middle) | drop, first, first + " " + middle.astype(str))
 
     # surname (and the previous one where the data set has it)
     surname = person("surname").copy()
     previous = person("previous_surname")
-    stale = pd.notna(previous) & (rng.random(n) < RATES["stale_surname"]) & (dataset != "deceased")
+    stale = pd.notna(previous) & (rng.random(n) < rate("stale_surname")) & (dataset != "deceased")
     surname = np.where(stale, previous, surname)
     previous_out = np.where(stale, None, previous)
     tags.add(stale, "previous_surname_used")
@@ -142,7 +147,7 @@ def render(recs: pd.DataFrame, pop: Population, rng: np.random.Generator) -> Ren
 
     # typos
     for col, arr in (("forenames", forenames), ("surname", surname)):
-        t = rng.random(n) < RATES[f"typo_{col}"]
+        t = rng.random(n) < rate(f"typo_{col}")
         if t.any():
             arr[t] = one_edit(arr[t], rng)
         tags.add(t, f"typo_{col}")
@@ -150,7 +155,7 @@ def render(recs: pd.DataFrame, pop: Population, rng: np.random.Generator) -> Ren
     # date of birth, day and month swapped
     dob = person("dob").astype("datetime64[D]")
     parts = pd.DatetimeIndex(dob)
-    swap = (parts.day <= 12) & (parts.day != parts.month) & (rng.random(n) < RATES["dob_swap"])
+    swap = (parts.day <= 12) & (parts.day != parts.month) & (rng.random(n) < rate("dob_swap"))
     if swap.any():
         swapped = pd.to_datetime(pd.DataFrame({"year": parts.year[swap], "month": parts.day[swap], "day": parts.month[swap]}))
         dob = dob.copy()
@@ -200,7 +205,7 @@ def render(recs: pd.DataFrame, pop: Population, rng: np.random.Generator) -> Ren
     for f in spec.optional:
         if f in _NEVER_BLANK:
             continue
-        gone = rng.random(n) < RATES["missing_optional"]
+        gone = rng.random(n) < (rate("missing_nino") if f == "nino" else RATES["missing_optional"])
         for c in (["address_line_1", "locality", "town"] if f == "address_lines" else [f]):
             blank(c, gone)
         tags.add(gone, f"missing_{f}")
