@@ -22,7 +22,7 @@ from recordlinkage.index import Random
 from councilmatch.contracts import NON_IDENTIFYING
 from matching import conditions as cond
 from matching.blocking import Candidates, candidate_pairs, expected_pairs
-from matching.comparisons import Comparison, Pairs, Side
+from matching.comparisons import NULL, Comparison, Pairs, Side
 from matching.flags import SHARD_COLUMNS, empty_flags, evidence_columns, flag_ids
 from matching.matchtype import Linkage, MatchType
 from matching.model import (FittedModel, comparison_vectors, fit_em, level_frequencies, score,
@@ -143,7 +143,8 @@ def pooled_m(linkage: Linkage, pool: LinkInputs) -> list[np.ndarray]:
     As in Splink, one EM per blocking rule, and a rule only teaches the m of comparisons
     it does not block on (pairs that must agree on a date of birth say nothing about how
     often one person's dates of birth disagree). A rule that leaves fewer than three
-    comparisons free teaches nothing: two features cannot tell two classes apart. Each
+    comparisons free and mostly present teaches nothing: two features cannot tell two
+    classes apart. Each
     comparison's m is the match-weighted mean over the rules that may teach it; one no
     rule teaches keeps the EM of all rules together.
     """
@@ -164,7 +165,8 @@ def pooled_m(linkage: Linkage, pool: LinkInputs) -> list[np.ndarray]:
         all_gammas.append(gammas)
         m, _, lam, _ = fit_em(gammas, n_levels, m0, u0)
         free = [k for k, comp in enumerate(comparisons) if not comp.columns() & set(rule)]
-        if len(free) < 3:
+        informative = [k for k in free if (gammas[:, k] != NULL).mean() >= 0.5]
+        if len(informative) < 3:
             continue
         for k in free:
             sums[k] += lam * len(cands) * m[k]
