@@ -108,6 +108,31 @@ def run_check(feed: FeedDefinition, extract: Path, show: int = 20) -> int:
     return EXIT_OK
 
 
+def run_check_at_source(home: Home, feed: FeedDefinition, extract: Path) -> int:
+    """A council's pre-pseudonymised file: the anonymise stage's strict acceptance check, nothing stored."""
+    from anonymise.at_source import accept_at_source, at_source_metadata
+    from anonymise.errors import AnonymiseError
+    from anonymise.keys import load_keyring
+
+    try:
+        meta = at_source_metadata(extract)
+        frame = accept_at_source(extract, load_keyring(home), feed)
+    except AnonymiseError as exc:
+        console.print(f"[bold red]unusable extract:[/] {exc}", soft_wrap=True)
+        return EXIT_UNUSABLE
+    console.print(f"[bold]{feed.feed_id}[/] (pseudonymised at source): {extract}", soft_wrap=True)
+    console.print(f"rows read at the council {meta.get('rows_in', '?')}, accepted {len(frame):,}, "
+                  f"quarantined at the council {meta.get('quarantined', '?')} (key {meta.get('key_id')})")
+    reasons = (meta.get("manifest") or {}).get("quarantine_reasons") or {}
+    for reason, count in reasons.items():
+        console.print(f"  {reason}: {count:,}")
+    if len(frame) == 0:
+        console.print(f"[bold red]no row accepted[/] from {extract}")
+        return EXIT_NOTHING_ACCEPTED
+    console.print(f"[green]usable:[/] {len(frame):,} pseudonymised rows")
+    return EXIT_OK
+
+
 @feeds_app.command("list")
 def list_feeds(home: HomeOption = None) -> None:
     """Every feed with its format, version, newest extract and last ingest counts."""
@@ -154,6 +179,8 @@ def check(
         extract = newest_extract(h, definition)
         if extract is None:
             _fail(f"no extract in {landing_dir(h, definition)} (give one as EXTRACT)")
+    if definition.format == "pseudonymised":
+        raise typer.Exit(run_check_at_source(h, definition, extract))
     raise typer.Exit(run_check(definition, extract, show))
 
 

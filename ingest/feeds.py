@@ -123,11 +123,12 @@ def _semantic_problems(feed: FeedDefinition, node: yaml.Node) -> list[Problem]:
         if not names or any(not str(c).strip() for c in names):
             add(("columns", field), "empty source column name")
     required = ("record_id",) + (spec.required if spec else ())
-    missing = [f for f in required if f not in feed.columns]
+    # a council that pseudonymises at source sends tokens, not columns: nothing to map
+    missing = [f for f in required if f not in feed.columns] if feed.format != "pseudonymised" else []
     if missing:
         add(("columns",), f"data set {feed.dataset!r} requires mapping {', '.join(missing)}")
     for i, field in enumerate(feed.mandatory):
-        if field not in feed.columns:
+        if field not in feed.columns and feed.format != "pseudonymised":
             add(("mandatory", i), f"{field!r} is mandatory but not mapped in columns")
     if (p := _date_format_problem(feed.date_format)) is not None:
         add(("date_format",), p)

@@ -142,3 +142,24 @@ def test_add_yes_with_required_field_missing_exits_2(home) -> None:
     assert r.exit_code == 2
     assert "required field(s) forenames, dob, address_lines, postcode, period_start" in r.output.replace("\n", "")
     assert not (home.feeds / "E09000007" / "tenancy.yaml").exists()
+
+
+def test_check_at_source_feed_uses_the_anonymise_acceptance(home, kit) -> None:
+    from anonymise.at_source import pseudonymise_at_source
+    from anonymise.keys import init_keys
+
+    init_keys(home)
+    raw_feed = kit.write_feed(home.root)
+    extract = home.root / "council_side.csv"
+    extract.write_text(kit.csv_text(kit.GOOD_ROWS))
+    landing = home.landing / "E09000007" / "tenancy"
+    landing.mkdir(parents=True, exist_ok=True)
+    out = landing / "tenancy_2026-11-25.parquet"
+    pseudonymise_at_source(home, raw_feed, extract, out)
+    raw_feed.write_text("council: E09000007\ndataset: tenancy\nformat: pseudonymised\n")
+    r = run("feeds", "check", "E09000007/tenancy", "--home", str(home.root))
+    assert r.exit_code == 0, r.output
+    assert "pseudonymised at source" in r.output and "usable: 3 pseudonymised rows" in r.output
+    out.write_bytes(b"not parquet")
+    r = run("feeds", "check", "E09000007/tenancy", "--home", str(home.root))
+    assert r.exit_code == 2 and "unusable extract" in r.output and "tenancy_2026-11-25.parquet" in r.output
