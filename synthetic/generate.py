@@ -23,7 +23,7 @@ from councilmatch.home import Home
 from synthetic.feeds import DATASET_ORDER, feed_style, record_id_format
 from synthetic.life import CENTRAL_IDX, DATASET_LEVELS, build_life
 from synthetic.places import COUNCIL_ORDER
-from synthetic.population import build_population
+from synthetic.population import Population, build_population
 from synthetic.render import render, slice_rendered
 from synthetic.rules import PAIR_COLUMNS, expected_flags
 from synthetic.scenarios import Planter
@@ -185,10 +185,22 @@ def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date:
     kind, fld = _invalid_choice(records, protected, streams[3])
     records["invalid_kind"], records["invalid_field"] = kind, fld
     records["invalid_reason"] = np.where(pd.isna(kind), None, pd.Series(kind, dtype=object) + ": " + pd.Series(fld, dtype=object))
+    records["variations"] = _write_extracts(home, records, pop, boroughs, extract_date, streams[4], say, summary)
+
+    say("truth")
+    summary.truth = _write_truth_files(home, records, pop, scen, flags)
+    summary.invalid = int(pd.notna(kind).sum())
+    summary.scenarios = {f"{m}/{k}": int(n) for (m, k), n in scen.groupby(["match_type", "kind"]).size().items()}
+    summary.expected_flags = {m: int(n) for m, n in flags.groupby("match_type").size().items()}
+    return summary
+
+
+def _write_extracts(home: Home, records: pd.DataFrame, pop: Population, boroughs: int, extract_date: date,
+                    rng: np.random.Generator, say: Progress, summary: GenerateSummary) -> np.ndarray:
+    """Render each data set and write one extract and feed YAML per council; returns each record's variations."""
     render_cols = ["dataset", "council_idx", "person_id", "address_id", "record_id", "origin", "period_start", "period_end",
                    "discount", "amount", "last_used", "date_of_death", "invalid_kind", "invalid_field"]
     variations = np.full(len(records), "", dtype=object)
-    rng = streams[4]
     ds_code = records["dataset"].cat.codes.to_numpy()
     for d, dataset in enumerate(ALL_DATASETS):
         rows = np.flatnonzero(ds_code == d)
@@ -213,9 +225,11 @@ def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date:
             summary.feeds.append(yaml_path)
             summary.feed_records[feed.feed_id] = int(hi - lo)
         summary.records[dataset] = len(rows)
-    records["variations"] = variations
+    return variations
 
-    say("truth")
+
+def _write_truth_files(home: Home, records: pd.DataFrame, pop: Population, scen: pd.DataFrame, flags: pd.DataFrame) -> dict[str, Path]:
+    """truth/*.parquet, records in (council, data set, record number) order."""
     codes = np.array(list(COUNCIL_ORDER) + [CENTRAL], dtype=object)
     code_rank = np.argsort(np.argsort(codes))                   # council codes in text order, as ints
     cidx = records["council_idx"].to_numpy()
@@ -225,7 +239,7 @@ def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date:
                "period_start", "period_end", "discount", "amount", "last_used", "date_of_death"]].reset_index(drop=True)
     # repetitive text as categoricals: smaller files, faster writes (read back as text with .astype(str))
     out = out.astype({"council": "category", "dataset": str, "origin": str, "variations": "category", "invalid_reason": "category"})
-    summary.truth = {
+    return {
         "records": _write_truth(out, home.truth / "records.parquet"),
         "people": _write_truth(_people_truth(pop), home.truth / "people.parquet"),
         "addresses": _write_truth(pop.addresses.assign(council=_council_code(pop.addresses["council_idx"].to_numpy())).drop(columns="council_idx"),
@@ -233,13 +247,9 @@ def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date:
         "scenarios": _write_truth(scen, home.truth / "scenarios.parquet"),
         "expected_flags": _write_truth(flags, home.truth / "expected_flags.parquet"),
     }
-    summary.invalid = int(pd.notna(kind).sum())
-    summary.scenarios = {f"{m}/{k}": int(n) for (m, k), n in scen.groupby(["match_type", "kind"]).size().items()}
-    summary.expected_flags = {m: int(n) for m, n in flags.groupby("match_type").size().items()}
-    return summary
 
 
-def _people_truth(pop) -> pd.DataFrame:
+def _people_truth(pop: Population) -> pd.DataFrame:
     pp = pop.people.copy()
     pp["council"] = _council_code(pp["council_idx"].to_numpy())
     pp = pp.drop(columns="council_idx")
