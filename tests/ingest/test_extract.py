@@ -269,3 +269,13 @@ def test_mapped_column_twice_in_header_is_an_error(feed, landing, kit) -> None:
     path.write_text(kit.csv_text([r + ["x"] for r in kit.GOOD_ROWS], header=header))
     with pytest.raises(ExtractError, match="column\\(s\\) 'Surname' appear more than once in the header"):
         ingest_extract(feed, path)
+
+
+def test_multi_megabyte_field_and_crlf_line_ends(feed, landing, kit) -> None:
+    rows = [*kit.GOOD_ROWS, ["T4", "Ann", "Jones", "01/01/1980", "", "x" * 3_000_000, "", "E1 6AN", "01/01/2020", ""]]
+    path = landing / "e.csv"
+    path.write_bytes(kit.csv_text(rows).replace("\n", "\r\n").encode())
+    result = _ingest(feed, path, kit)
+    assert _reasons(result) == {4: "address_lines: longer than 500 characters"}
+    assert result.accepted["record_id"].tolist() == ["T1", "T2", "T3"]
+    assert result.accepted.iloc[2]["period_start"] == pd.Timestamp("2021-05-05")
