@@ -48,7 +48,9 @@ class BloomSettings:
     unigrams: bool = False
 
 
-#: Batch size in bigrams: bounds the gathered (bigrams x words) matrix to ~100 MB.
+#: Distinct values encoded at a time, and q-gram occurrences scattered at a time:
+#: together they bound memory (~100 MB) whatever the extract size.
+_CHUNK_VALUES = 100_000
 _BATCH_BIGRAMS = 400_000
 
 
@@ -149,7 +151,10 @@ def bloom_encode(values: pd.Series, key: bytes, settings: BloomSettings) -> np.n
     uniques = np.asarray(uniques, dtype=object)
     keep = np.fromiter((isinstance(u, str) and u != "" for u in uniques), dtype=bool, count=len(uniques))
     filters = np.zeros((len(uniques) + 1, settings.nbytes), dtype=np.uint8)  # last row: missing
-    filters[:-1][keep] = _encode_unique(uniques[keep], key, settings)
+    present = np.flatnonzero(keep)
+    for lo in range(0, len(present), _CHUNK_VALUES):  # chunks bound the q-gram arrays' memory
+        rows = present[lo: lo + _CHUNK_VALUES]
+        filters[rows] = _encode_unique(uniques[rows], key, settings)
     codes = np.where(codes < 0, len(uniques), codes)
     return filters[codes]
 

@@ -95,3 +95,13 @@ def test_bytes_column_round_trip_and_store_frame(people, helpers, keyring) -> No
 def test_dice_shape_mismatch_is_an_error() -> None:
     with pytest.raises(ValueError, match="shapes differ"):
         dice(np.zeros((2, 8), np.uint8), np.zeros((3, 8), np.uint8))
+
+
+def test_chunked_encoding_gives_the_same_filters(key, monkeypatch) -> None:
+    import anonymise.encodings as enc
+
+    names = pd.Series(NAMES * 3 + [None])
+    whole = bloom_encode(names, key, BLOOM_SETTINGS["bf_surname"])
+    monkeypatch.setattr(enc, "_CHUNK_VALUES", 7)
+    monkeypatch.setattr(enc, "_BATCH_BIGRAMS", 5)
+    assert (bloom_encode(names, key, BLOOM_SETTINGS["bf_surname"]) == whole).all()
