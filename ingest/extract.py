@@ -57,6 +57,8 @@ _FORMAT_CHECKS: dict[str, Callable[[pd.Series], pd.Series]] = {
     "bank_account": lambda s: val.invalid_digits(s, 8),
 }
 QUARANTINE_COLUMNS = ("row_number", "record_id", "reasons", "raw")
+#: Rows validated and standardised at a time (bounds the temporaries, not the result).
+BATCH_ROWS = 200_000
 
 
 @dataclass
@@ -133,8 +135,9 @@ class _Reasons:
         return np.array([t[2:] for t in self.text[self.any]], dtype=object)
 
 
-def _map_fields(feed: FeedDefinition, raw: RawExtract, path: Path) -> tuple[dict[str, pd.Series], list[str]]:
-    """Canonical field -> source text (lists joined with ', '), plus header warnings."""
+def _resolve_columns(feed: FeedDefinition, raw: RawExtract, path: Path) -> tuple[dict[str, list[str]], list[str]]:
+    """Canonical field -> the header's source columns, plus header warnings; a header lacking
+    a mandatory or required column is unusable."""
     lookup: dict[str, str] = {}
     repeated: set[str] = set()
     for h in raw.header:
@@ -146,7 +149,7 @@ def _map_fields(feed: FeedDefinition, raw: RawExtract, path: Path) -> tuple[dict
         raise ExtractError(path, f"column(s) {', '.join(repr(n) for n in twice)} appear more than once in the header")
     spec = DATASETS[feed.dataset]
     must = set(feed.mandatory) | set(spec.required) | {"record_id"}
-    mapped: dict[str, pd.Series] = {}
+    resolved: dict[str, list[str]] = {}
     warnings: list[str] = []
     missing_must: list[str] = []
     for fld in feed.columns:
@@ -161,24 +164,32 @@ def _map_fields(feed: FeedDefinition, raw: RawExtract, path: Path) -> tuple[dict
             continue
         if absent:
             warnings.append(f"column {', '.join(repr(n) for n in absent)} mapped to {fld} is not in the header")
-        parts = [raw.frame[c].astype("string[pyarrow]").str.strip() for c in found]
-        parts = [p.mask(p == "") for p in parts]
-        joined = parts[0]
-        for p in parts[1:]:
-            both = joined.notna() & p.notna()
-            joined = joined.where(~both, joined + ", " + p).fillna(p)
-        mapped[fld] = joined
+        resolved[fld] = found
     if missing_must:
         raise ExtractError(
             path,
             f"header does not match feed {feed.feed_id} (version {feed.version}): missing column(s) "
             f"{'; '.join(missing_must)}; header has: {', '.join(raw.header)}",
         )
-    return mapped, warnings
+    return resolved, warnings
+
+
+def _map_fields(frame: pd.DataFrame, resolved: dict[str, list[str]]) -> dict[str, pd.Series]:
+    """Canonical field -> trimmed source text (blank -> NA; several columns joined with ', ')."""
+    mapped: dict[str, pd.Series] = {}
+    for fld, columns in resolved.items():
+        parts = [frame[c].astype("string[pyarrow]").str.strip() for c in columns]
+        parts = [p.mask(p == "") for p in parts]
+        joined = parts[0]
+        for p in parts[1:]:
+            both = joined.notna() & p.notna()
+            joined = joined.where(~both, joined + ", " + p).fillna(p)
+        mapped[fld] = joined
+    return mapped
 
 
 def _validate_and_standardise(
-    feed: FeedDefinition, mapped: dict[str, pd.Series], n: int, today: dt.date
+    feed: FeedDefinition, mapped: dict[str, pd.Series], n: int, today: dt.date, duplicate: np.ndarray
 ) -> tuple[pd.DataFrame, _Reasons]:
     reasons = _Reasons(n)
     index = pd.RangeIndex(n)
@@ -202,7 +213,7 @@ def _validate_and_standardise(
             reasons.add(val.no_letters(mapped[fld], out[fld]), f"{fld}: no letters")
         if fld in _FORMAT_CHECKS:
             reasons.add(_FORMAT_CHECKS[fld](out[fld]), f"{fld}: invalid format")
-    reasons.add(val.duplicated_ids(out["record_id"]), "record_id: duplicate")
+    reasons.add(duplicate, "record_id: duplicate")
     out["first_name"], out["middle_names"] = std.split_forenames(out["forenames"])
 
     for fld in DATE_FIELDS:
@@ -258,22 +269,36 @@ def ingest_extract(
     stage("read")
     raw = read_extract(feed, path)
     stage("map")
-    mapped, warnings = _map_fields(feed, raw, path)
+    resolved, warnings = _resolve_columns(feed, raw, path)
     n = len(raw.frame)
-    stage("validate")
-    canonical, reasons = _validate_and_standardise(feed, mapped, n, today)
+    record_ids = _map_fields(raw.frame, {"record_id": resolved["record_id"]})["record_id"]
+    duplicate = val.duplicated_ids(std.standardise_record_id(record_ids)).to_numpy()
+
+    # batches bound the memory the Arrow temporaries take; ids were checked across the whole file
+    accepted_parts: list[pd.DataFrame] = []
+    bad_parts: list[np.ndarray] = []
+    reason_parts: list[np.ndarray] = []
+    for start in range(0, max(n, 1), BATCH_ROWS):
+        stop = min(n, start + BATCH_ROWS)
+        stage(f"validate rows {start + 1:,}-{stop:,} of {n:,}")
+        mapped = _map_fields(raw.frame.iloc[start:stop].reset_index(drop=True), resolved)
+        canonical, reasons = _validate_and_standardise(feed, mapped, stop - start, today, duplicate[start:stop])
+        accepted_parts.append(canonical.loc[~reasons.any])
+        bad_parts.append(reasons.any)
+        reason_parts.append(reasons.joined())
+        del mapped, canonical
 
     stage("quarantine")
-    bad = reasons.any
-    accepted = canonical.loc[~bad].reset_index(drop=True)
+    accepted = pd.concat(accepted_parts, ignore_index=True) if len(accepted_parts) > 1 else accepted_parts[0].reset_index(drop=True)
+    bad = np.concatenate(bad_parts)
     raw_json = (
         raw.frame.loc[bad].to_json(orient="records", lines=True, force_ascii=False).split("\n")
         if bad.any() else []
     )
     quarantined = pd.DataFrame({
         "row_number": raw.row_number[bad].astype(np.int64),
-        "record_id": mapped["record_id"][bad].to_numpy(dtype=object) if "record_id" in mapped else None,
-        "reasons": reasons.joined(),
+        "record_id": record_ids[bad].to_numpy(dtype=object),
+        "reasons": np.concatenate(reason_parts),
         "raw": [r for r in raw_json if r],
     })
     if raw.bad_rows:

@@ -279,3 +279,27 @@ def test_multi_megabyte_field_and_crlf_line_ends(feed, landing, kit) -> None:
     assert _reasons(result) == {4: "address_lines: longer than 500 characters"}
     assert result.accepted["record_id"].tolist() == ["T1", "T2", "T3"]
     assert result.accepted.iloc[2]["period_start"] == pd.Timestamp("2021-05-05")
+
+
+def test_batches_give_the_same_result_as_one_pass(feed, landing, kit, monkeypatch) -> None:
+    import ingest.extract as extract_mod
+
+    rows = [*kit.GOOD_ROWS, ["T1", "Ann", "Jones", "01/01/1980", "", "1 Rd", "", "E1 6AN", "01/01/2020", ""],
+            ["T5", "Bob", "Smith", "bad", "", "2 Rd", "", "E1 6AN", "01/01/2020", ""],
+            ["T6", "Cy", "Brown", "02/02/1982", "", "3 Rd", "", "E1 6AN", "01/01/2020", ""]]
+    path = landing / "e.csv"
+    path.write_text(kit.csv_text(rows))
+    whole = _ingest(feed, path, kit)
+    monkeypatch.setattr(extract_mod, "BATCH_ROWS", 2)
+    batched = _ingest(feed, path, kit)
+    pd.testing.assert_frame_equal(whole.accepted, batched.accepted)
+    pd.testing.assert_frame_equal(whole.quarantined, batched.quarantined)
+    assert _reasons(batched) == {4: "record_id: duplicate", 5: "dob: not a date in format %d/%m/%Y"}
+
+
+def test_only_ragged_rows_gives_an_empty_canonical_frame(feed, landing, kit) -> None:
+    path = landing / "e.csv"
+    path.write_text(kit.csv_text([]) + "a,b\nc\n")
+    result = _ingest(feed, path, kit)
+    assert result.accepted.empty and list(result.accepted.columns) == list(CANONICAL_COLUMNS)
+    assert _reasons(result) == {1: "row: expected 10 fields, found 2", 2: "row: expected 10 fields, found 1"}
