@@ -47,3 +47,6 @@ def register(app: typer.Typer) -> None:
         for m, n in summary.expected_flags.items():
             flags.add_row(m, str(summary.scenarios.get(f"{m}/fraud", 0)), str(summary.scenarios.get(f"{m}/near_miss", 0)), str(n))
         Console().print(flags)
+        if summary.stale_feeds:
+            console.print(f"[yellow]warning:[/] {len(summary.stale_feeds)} feed(s) in {h.feeds} were not written by this run "
+                          f"and are not covered by truth/ (e.g. {summary.stale_feeds[0]}); use a fresh --home for evaluation.")

@@ -54,6 +54,9 @@ class GenerateSummary:
     extracts: list[Path] = field(default_factory=list)
     feeds: list[Path] = field(default_factory=list)
     truth: dict[str, Path] = field(default_factory=dict)
+    #: feed YAMLs already in the home that this run did not write (from an earlier, bigger run);
+    #: the pipeline would ingest them but truth does not cover them
+    stale_feeds: list[str] = field(default_factory=list)
 
     @property
     def total_records(self) -> int:
@@ -189,6 +192,8 @@ def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date:
 
     say("truth")
     summary.truth = _write_truth_files(home, records, pop, scen, flags)
+    written = {p.resolve() for p in summary.feeds}
+    summary.stale_feeds = sorted(f"{p.parent.name}/{p.stem}" for p in home.feeds.glob("*/*.yaml") if p.resolve() not in written)
     summary.invalid = int(pd.notna(kind).sum())
     summary.scenarios = {f"{m}/{k}": int(n) for (m, k), n in scen.groupby(["match_type", "kind"]).size().items()}
     summary.expected_flags = {m: int(n) for m, n in flags.groupby("match_type").size().items()}

@@ -288,3 +288,7 @@ def test_a_single_borough_works_without_cross_council_scenarios(tmp_path: Path) 
     scen = pd.read_parquet(tmp_path / "truth" / "scenarios.parquet")
     assert not scen["match_type"].isin([mt.TENANCY_TWO_BOROUGHS, mt.PAYROLL_TWO_COUNCILS, mt.WAITING_LIST_TENANCY]).any()
     assert (scen["kind"] == "fraud").any()
+    # a second, bigger run into the same home is fine; a smaller one afterwards reports the leftovers
+    assert generate(Home.resolve(tmp_path), boroughs=2, people=500, seed=3).stale_feeds == []
+    again = generate(Home.resolve(tmp_path), boroughs=1, people=500, seed=3)
+    assert again.stale_feeds and all(f.startswith("E09000012/") for f in again.stale_feeds)
