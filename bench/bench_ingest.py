@@ -89,7 +89,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_file(feed: FeedDefinition, path: Path) -> None:
+def bench_file(feed: FeedDefinition, path: Path, quiet: bool = False) -> tuple[int, float, float]:
     """Wall-clock and CPU seconds: on a shared machine CPU time is the steadier figure."""
     w0, c0 = time.perf_counter(), time.process_time()
     raw = read_extract(feed, path)
@@ -100,11 +100,16 @@ def bench_file(feed: FeedDefinition, path: Path) -> None:
     result = ingest_extract(feed, path)
     w_all, c_all = time.perf_counter() - w0, time.process_time() - c0
     size = path.stat().st_size / 1e6
+    if quiet:
+        print(f"  {feed.feed_id:<34} {feed.format:<7} {n:>9,} rows  wall {w_all:6.2f}s  cpu {c_all:6.2f}s  "
+              f"quarantined {len(result.quarantined):,}")
+        return n, w_all, c_all
     print(f"{feed.feed_id} {path.name} ({size:,.1f} MB, {n:,} rows): accepted {len(result.accepted):,}, "
           f"quarantined {len(result.quarantined):,}")
     print(f"  read only           wall {w_read:6.2f}s {n / w_read:>10,.0f} rows/s | cpu {c_read:6.2f}s {n / c_read:>10,.0f} rows/s")
     print(f"  full ingest         wall {w_all:6.2f}s {n / w_all:>10,.0f} rows/s | cpu {c_all:6.2f}s {n / c_all:>10,.0f} rows/s")
     print(f"  peak RSS {peak_rss_mb():,.0f} MB; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    return n, w_all, c_all
 
 
 def main() -> None:
@@ -114,10 +119,15 @@ def main() -> None:
     ap.add_argument("--home", type=Path, help="benchmark every feed's newest extract in this data home instead")
     args = ap.parse_args()
     if args.home:
-        for feed_id, feed in load_feeds(args.home).items():
+        rows = wall = cpu = 0.0
+        for feed in load_feeds(args.home).values():
             path = newest_extract(args.home, feed)
             if path is not None and feed.format != "pseudonymised":
-                bench_file(feed, path)
+                n, w, c = bench_file(feed, path, quiet=True)
+                rows, wall, cpu = rows + n, wall + w, cpu + c
+        print(f"all feeds: {rows:,.0f} rows | full ingest wall {wall:.1f}s ({rows / wall:,.0f} rows/s) | "
+              f"cpu {cpu:.1f}s ({rows / cpu:,.0f} rows/s) | peak RSS {peak_rss_mb():,.0f} MB; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         return
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

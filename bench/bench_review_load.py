@@ -144,11 +144,14 @@ def main() -> None:
                                  str(home.root), "--port", str(port), "--insecure-cookies",
                                  "--workers", str(args.workers)], env=env)
         base = f"http://127.0.0.1:{port}"
-        for _ in range(120):
+        deadline = time.time() + 300
+        while True:
             try:
-                if httpx.get(f"{base}/login", timeout=1).status_code == 200:
+                if httpx.get(f"{base}/login", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise SystemExit("the review server did not start") from None
                 time.sleep(0.5)
         by_council = {c: flags.loc[(flags.left_council == c) | (flags.right_council == c), "flag_id"].tolist()
                       for c in COUNCILS}
