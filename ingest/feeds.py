@@ -234,12 +234,13 @@ def _is_candidate(path: Path, feed: FeedDefinition) -> bool:
 
 
 def list_extracts(home: Home, feed: FeedDefinition) -> list[Path]:
-    """Extracts in the feed's landing folder, oldest first (by name, then mtime)."""
+    """Extracts in the feed's landing folder, oldest first: by name (extracts carry their date),
+    then modification time (same name in another case or with another suffix)."""
     folder = landing_dir(home, feed)
     if not folder.is_dir():
         return []
     found = [p for p in folder.iterdir() if _is_candidate(p, feed)]
-    return sorted(found, key=lambda p: (p.name, p.stat().st_mtime))
+    return sorted(found, key=lambda p: (p.stem.casefold(), p.stat().st_mtime, p.name))
 
 
 def newest_extract(home: Home, feed: FeedDefinition) -> Path | None:

@@ -128,3 +128,16 @@ def test_load_feeds_can_collect_bad_files_and_keep_the_good(tmp_path: Path) -> N
     invalid: dict = {}
     assert list(load_feeds(tmp_path, invalid=invalid)) == ["E09000007/tenancy"]
     assert list(invalid) == [bad] and "requires mapping forenames" in str(invalid[bad])
+
+
+def test_same_name_different_suffix_newest_mtime_wins(tmp_path: Path) -> None:
+    feed = load_feed(write_feed(tmp_path))
+    folder = landing_dir(tmp_path, feed)
+    folder.mkdir(parents=True)
+    older, newer = folder / "tenancy_2026-01-05.txt", folder / "tenancy_2026-01-05.csv"
+    older.write_text("x")
+    newer.write_text("x")
+    os.utime(older, (time.time() - 100, time.time() - 100))
+    assert newest_extract(tmp_path, feed) == newer
+    os.utime(newer, (time.time() - 200, time.time() - 200))
+    assert newest_extract(tmp_path, feed) == older
