@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from councilmatch.contracts import DATE_FIELDS
 from synthetic.feeds import FeedStyle
 from synthetic.places import STREET_ABBREVIATIONS
-from synthetic.population import map_unique
+from synthetic.population import digits_text, map_unique
 from synthetic.render import Rendered
 
 _FIXED_ZIP_TIME = (2020, 1, 1, 0, 0, 0)
@@ -33,11 +33,27 @@ _TABLE_FROM = np.datetime64("1900-01-01", "D")
 _TABLE_TO = np.datetime64("2100-12-31", "D")
 
 
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+           "October", "November", "December")
+_DATE_TOKEN = re.compile(r"%[dmYybB]|%%|[^%]+|%.")
+
+
 @lru_cache(maxsize=16)
 def _date_table(fmt: str) -> np.ndarray:
-    """Every day 1900-2100 written in ``fmt`` (each format is spelled out once per process)."""
-    days = np.arange(_TABLE_FROM, _TABLE_TO + 1).astype(object)
-    return np.array([d.strftime(fmt) for d in days], dtype=object)
+    """Every day 1900-2100 written in ``fmt``, assembled from digit columns (C-locale, like strftime)."""
+    days = np.arange(_TABLE_FROM, _TABLE_TO + 1)
+    y = days.astype("datetime64[Y]").astype(np.int64) + 1970
+    m = days.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    d = (days - days.astype("datetime64[M]")).astype(np.int64) + 1
+    pieces = {"%d": lambda: digits_text(d, 2), "%m": lambda: digits_text(m, 2), "%Y": lambda: digits_text(y, 4),
+              "%y": lambda: digits_text(y % 100, 2), "%b": lambda: np.array([x[:3] for x in _MONTHS], dtype=object)[m - 1],
+              "%B": lambda: np.array(_MONTHS, dtype=object)[m - 1], "%%": lambda: "%"}
+    out = np.full(len(days), "", dtype=object)
+    for token in _DATE_TOKEN.findall(fmt):
+        if token.startswith("%") and token not in pieces:      # anything unusual: let strftime do it
+            return np.array([x.strftime(fmt) for x in days.astype(object)], dtype=object)
+        out = out + (pieces[token]() if token in pieces else token)
+    return out
 
 
 def format_dates(values: np.ndarray, fmt: str) -> np.ndarray:

@@ -292,3 +292,15 @@ def test_a_single_borough_works_without_cross_council_scenarios(tmp_path: Path) 
     assert generate(Home.resolve(tmp_path), boroughs=2, people=500, seed=3).stale_feeds == []
     again = generate(Home.resolve(tmp_path), boroughs=1, people=500, seed=3)
     assert again.stale_feeds and all(f.startswith("E09000012/") for f in again.stale_feeds)
+
+
+@pytest.mark.parametrize("fmt", ["%d/%m/%Y", "%Y-%m-%d", "%d-%b-%Y", "%d.%m.%Y", "%m/%d/%Y", "%Y%m%d", "%d %B %y", "%j/%Y"])
+def test_date_text_matches_strftime(fmt: str) -> None:
+    import numpy as np
+
+    from synthetic.writers import format_dates
+
+    days = np.array(["1900-01-01", "1931-02-28", "1960-02-29", "1999-12-31", "2026-11-01", "2100-12-31", "NaT"], dtype="datetime64[D]")
+    text = format_dates(days, fmt)
+    assert list(text[:-1]) == [d.strftime(fmt) for d in days[:-1].astype(object)]
+    assert text[-1] is None
