@@ -23,6 +23,7 @@ def make_home(root: Path) -> Home:
     from synthetic import generate
 
     home = Home(root).ensure()
+    home.settings_file.write_text("link_shards: 2\n")  # fewer, larger mapped tasks: enough to test sharding
     generate(home, boroughs=BOROUGHS, people=PEOPLE, seed=SEED)
     init_keys(home)
     return home

@@ -58,7 +58,6 @@ def night(tmp_path_factory: pytest.TempPathFactory, af: Any) -> Any:
         pytest.skip(missing)
     root = tmp_path_factory.mktemp("topology")
     home = af.make_home(root / "home")
-    home.settings_file.write_text("link_shards: 2\n")
     single = root / "single-process"
     shutil.copytree(home.root, single)  # the same extracts and keys, for run_all
 

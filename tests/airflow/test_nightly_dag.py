@@ -85,7 +85,9 @@ def test_our_dags_import_cleanly_and_the_check_can_fail(tmp_path: Path) -> None:
     env = airflow_local.airflow_env(home, extra={"AIRFLOW__CORE__DAGS_FOLDER": str(dags)})
     airflow_local.migrate(home, env=env)
     airflow_local.airflow(home, ["dags", "reserialize"], env=env, capture=True)
-    errors = airflow_local.airflow(home, ["dags", "list-import-errors", "-o", "plain"], env=env, capture=True).stdout
+    proc = airflow_local.airflow(home, ["dags", "list-import-errors", "-o", "plain"], env=env, capture=True, check=False)
+    errors = proc.stdout
+    assert proc.returncode == 1, errors  # the command fails when any file has an import error
     assert "broken_dag.py" in errors and "broken on purpose" in errors
     for ours in ("nightly_matching.py", "retention.py"):
         assert ours not in errors, errors
