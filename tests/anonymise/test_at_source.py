@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 from anonymise.at_source import accept_at_source, at_source_metadata
 from anonymise.errors import SchemaError, UnknownKeyError
 from anonymise.keys import init_keys, keyring_path, load_keyring
-from anonymise.store import from_table, to_table
+from anonymise.store import from_table, read_pseudonymised, to_table
 from anonymise.tokens import pseudonymise
 from councilmatch.cli import app
 from councilmatch.home import Home
@@ -119,3 +120,24 @@ def test_at_source_needs_the_raw_feed_and_a_keyring(council_side, tmp_path, help
                                  "--out", str(tmp_path / "o.parquet"), "--home", str(council_home.root)])
     assert r.exit_code == 1 and "does not decrypt" in r.output
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_hub_pipeline_takes_at_source_files_from_landing(home, council_side, helpers) -> None:
+    """A feed of format `pseudonymised`: its landing folder holds at-source files."""
+    from councilmatch.pipeline import ingest_feed
+
+    council_home, feed_path, extract = council_side
+    landing = home.landing / helpers.CAMDEN / "payroll"
+    landing.mkdir(parents=True)
+    out = landing / "payroll_20261125.parquet"
+    _run_cli(council_home, feed_path, extract, out)
+    hub_feed = home.feeds / helpers.CAMDEN / "payroll.yaml"
+    hub_feed.parent.mkdir(parents=True, exist_ok=True)
+    hub_feed.write_text(f"council: {helpers.CAMDEN}\ndataset: payroll\nformat: pseudonymised\n")
+
+    outcome = ingest_feed(home, f"{helpers.CAMDEN}/payroll", "r1")
+    assert outcome["status"] == "ingested", outcome
+    stored = read_pseudonymised(Path(outcome["path"]))
+    pd.testing.assert_frame_equal(stored, accept_at_source(out, load_keyring(home), load_feed(hub_feed)))
+    assert not list(home.vault.rglob("*.enc"))  # the hub never held the clear data
+    assert ingest_feed(home, f"{helpers.CAMDEN}/payroll", "r2")["status"] in ("unchanged", "no_new_extract")
