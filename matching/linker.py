@@ -148,6 +148,14 @@ def pooled_m(linkage: Linkage, pool: LinkInputs) -> list[np.ndarray]:
     comparison's m is the match-weighted mean over the rules that may teach it; one no
     rule teaches keeps the EM of all rules together.
     """
+    cache = pool.__dict__.setdefault("_pooled_m", {})
+    key = (tuple(map(tuple, linkage.blocking)), tuple(c.model_dump_json() for c in linkage.comparisons))
+    if key not in cache:  # match types with the same person linkage share one estimate
+        cache[key] = _pooled_m(linkage, pool)
+    return [m.copy() for m in cache[key]]
+
+
+def _pooled_m(linkage: Linkage, pool: LinkInputs) -> list[np.ndarray]:
     comparisons = linkage.built()
     n_levels = [len(c.levels) for c in comparisons]
     u0 = level_frequencies(comparison_vectors(comparisons, _random_pairs(pool, RANDOM_PAIRS)), n_levels)

@@ -119,13 +119,25 @@ def load_inputs(home: Home | str | Path) -> dict[str, pd.DataFrame]:
     return read_inputs(home, newest_extracts(home))
 
 
+_LAST_INPUTS: dict[tuple, dict[str, pd.DataFrame]] = {}
+
+
 def _run_inputs(home: Home, run_id: str) -> dict[str, pd.DataFrame]:
-    """The inputs plan() fixed for this run (so shard tasks never see a newer extract)."""
+    """The inputs plan() fixed for this run (so shard tasks never see a newer extract).
+
+    The last run's inputs stay in memory, so shards linked one after another in one
+    process (``councilmatch run``) read the store once; Airflow tasks each read their own.
+    """
     listing = run_dir(home, run_id) / "inputs.json"
     if not listing.exists():
         raise InputError(f"run {run_id} has no {listing}: call plan() for the run first")
     files = [home.root / p for p in json.loads(listing.read_text(encoding="utf-8"))["files"]]
-    return read_inputs(home, files)
+    key = (str(home.root), run_id, tuple((str(p), p.stat().st_mtime_ns) for p in files if p.exists()))
+    if key not in _LAST_INPUTS:
+        data = read_inputs(home, files)
+        _LAST_INPUTS.clear()
+        _LAST_INPUTS[key] = data
+    return _LAST_INPUTS[key]
 
 
 # ---------------------------------------------------------------------------
