@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from councilmatch.contracts import DATASETS, DATE_FIELDS
@@ -234,24 +236,36 @@ def _write_extracts(home: Home, records: pd.DataFrame, pop: Population, boroughs
 
 
 def _write_truth_files(home: Home, records: pd.DataFrame, pop: Population, scen: pd.DataFrame, flags: pd.DataFrame) -> dict[str, Path]:
-    """truth/*.parquet, records in (council, data set, record number) order."""
+    """truth/*.parquet; records in (council, data set, record number) order. Repetitive text columns
+    are dictionary-encoded (pandas reads them back as categoricals)."""
     codes = np.array(list(COUNCIL_ORDER) + [CENTRAL], dtype=object)
     code_rank = np.argsort(np.argsort(codes))                   # council codes in text order, as ints
     cidx = records["council_idx"].to_numpy()
     council_rank = code_rank[np.where(cidx < 0, len(COUNCIL_ORDER), cidx)]
-    out = records.iloc[np.lexsort((records["seq"].to_numpy(), records["dataset"].cat.codes.to_numpy(), council_rank))]
-    out = out[["council", "dataset", "record_id", "person_id", "address_id", "invalid_reason", "origin", "variations",
-               "period_start", "period_end", "discount", "amount", "last_used", "date_of_death"]].reset_index(drop=True)
-    # repetitive text as categoricals: smaller files, faster writes (read back as text with .astype(str))
-    out = out.astype({"council": "category", "dataset": str, "origin": str, "variations": "category", "invalid_reason": "category"})
-    return {
-        "records": _write_truth(out, home.truth / "records.parquet"),
-        "people": _write_truth(_people_truth(pop), home.truth / "people.parquet"),
-        "addresses": _write_truth(pop.addresses.assign(council=_council_code(pop.addresses["council_idx"].to_numpy())).drop(columns="council_idx"),
-                                  home.truth / "addresses.parquet"),
-        "scenarios": _write_truth(scen, home.truth / "scenarios.parquet"),
-        "expected_flags": _write_truth(flags, home.truth / "expected_flags.parquet"),
-    }
+    order = np.lexsort((records["seq"].to_numpy(), records["dataset"].cat.codes.to_numpy(), council_rank))
+    columns = ["council", "dataset", "record_id", "person_id", "address_id", "invalid_reason", "origin", "variations",
+               "period_start", "period_end", "discount", "amount", "last_used", "date_of_death"]
+    repetitive = {"council", "dataset", "invalid_reason", "origin", "variations"}
+    table = pa.table({c: _arrow(records[c], order, dictionary=c in repetitive) for c in columns})
+    paths = {"records": home.truth / "records.parquet"}
+    pq.write_table(table, paths["records"])
+    people = _people_truth(pop)
+    for name, frame in (("people", people), ("addresses", pop.addresses.assign(
+            council=_council_code(pop.addresses["council_idx"].to_numpy())).drop(columns="council_idx")),
+            ("scenarios", scen), ("expected_flags", flags)):
+        paths[name] = home.truth / f"{name}.parquet"
+        frame.to_parquet(paths[name], index=False)
+    return paths
+
+
+def _arrow(column: pd.Series, order: np.ndarray, dictionary: bool) -> pa.Array:
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype(object)
+    values = column.array[order] if isinstance(column.dtype, pd.BooleanDtype) else column.to_numpy()[order]
+    if getattr(values, "dtype", None) is not None and values.dtype.kind == "M":
+        values = values.astype("datetime64[ms]")
+    arr = pa.array(values, from_pandas=True)
+    return arr.dictionary_encode() if dictionary else arr
 
 
 def _people_truth(pop: Population) -> pd.DataFrame:
@@ -288,8 +302,3 @@ def _scenarios(planted: list[dict], records: pd.DataFrame, flags: pd.DataFrame) 
     s = s.sort_values(["match_type", "kind", "left_council", "left_record_id"], kind="stable").reset_index(drop=True)
     s.insert(0, "scenario_id", [f"S{i + 1:05d}" for i in range(len(s))])
     return s[["scenario_id", "match_type", "kind", "description", *PAIR_COLUMNS, "left_rk", "right_rk"]]
-
-
-def _write_truth(frame: pd.DataFrame, path: Path) -> Path:
-    frame.to_parquet(path, index=False)
-    return path
