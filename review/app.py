@@ -55,6 +55,8 @@ def create_app(home: Home | None = None, *, db_url: str | None = None, secret_ke
         reidentifier=reidentifier or (vault_reidentifier(home.root) if home else None),
         page_size=page_size,
     )
+    if hasattr(settings.reidentifier, "warm"):
+        settings.reidentifier.warm()
     app = FastAPI(title="councilmatch review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="cm_session",
@@ -81,3 +83,9 @@ def create_app(home: Home | None = None, *, db_url: str | None = None, secret_ke
         return render(request, "error.html", {"title": "Not found", "message": "There is no page here."}, 404)
 
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` with several worker processes (see ``review serve --workers``)."""
+    return create_app(Home.resolve(os.environ.get("COUNCILMATCH_HOME")),
+                      secure_cookies=os.environ.get("COUNCILMATCH_REVIEW_INSECURE_COOKIES") != "1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -32,10 +33,18 @@ def serve(home: HomeOption = None,
     h = resolve_home(home)
     if insecure_cookies and host not in ("127.0.0.1", "localhost", "::1"):
         raise typer.BadParameter("--insecure-cookies is only allowed on a loopback host", param_hint="--host")
-    app = create_app(h, secure_cookies=not insecure_cookies)
+    app = create_app(h, secure_cookies=not insecure_cookies)  # migrates once, before any worker starts
     typer.echo(f"Review app for {h.root} on http://{host}:{port}  (database: {_safe_url(h.review_db_url)})")
-    uvicorn.run(app, host=host, port=port, workers=workers, log_level="warning", access_log=False,
-                proxy_headers=False)
+    options = dict(host=host, port=port, log_level="warning", access_log=False, proxy_headers=False)
+    if workers <= 1:
+        uvicorn.run(app, **options)
+        return
+    os.environ["COUNCILMATCH_HOME"] = str(h.root)
+    os.environ["COUNCILMATCH_REVIEW_INSECURE_COOKIES"] = "1" if insecure_cookies else "0"
+    if not os.environ.get("COUNCILMATCH_REVIEW_SECRET"):
+        from review.app import session_secret
+        os.environ["COUNCILMATCH_REVIEW_SECRET"] = session_secret(h)  # every worker signs alike
+    uvicorn.run("review.app:create_app_from_env", factory=True, workers=workers, **options)
 
 
 @review_app.command("publish")

@@ -41,7 +41,7 @@ def engine_for(db_url: str) -> Engine:
         raise ValueError("the review store needs a file (sqlite:///path/review.db), not an in-memory database")
     Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                           pool_size=20, max_overflow=20)
+                           pool_size=40, max_overflow=60)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record) -> None:  # noqa: ANN001
@@ -81,12 +81,29 @@ def reading(db_url: str) -> Iterator[Session]:
         yield session
 
 
+@lru_cache(maxsize=None)
+def _sqlite_write_lock(url: str) -> threading.Lock:
+    return threading.Lock()
+
+
 @contextmanager
 def writing(db_url: str) -> Iterator[Session]:
-    """A session whose transaction commits on success and rolls back on any error."""
-    engine = engine_for(normalise_url(db_url))
-    with engine.connect() as conn:
-        conn = conn.execution_options(review_write=True)
-        with Session(bind=conn, expire_on_commit=False) as session:
-            with session.begin():
-                yield session
+    """A session whose transaction commits on success and rolls back on any error.
+
+    On SQLite, writers of this process also queue on a lock: SQLite's own busy
+    handler polls with growing sleeps, which under load turns into long tail latency.
+    """
+    url = normalise_url(db_url)
+    engine = engine_for(url)
+    lock = _sqlite_write_lock(url) if url.startswith("sqlite") else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(review_write=True)
+            with Session(bind=conn, expire_on_commit=False) as session:
+                with session.begin():
+                    yield session
+    finally:
+        if lock is not None:
+            lock.release()

@@ -56,9 +56,13 @@ def get_db(settings: Annotated[Settings, Depends(get_settings)]) -> Iterator[Ses
         yield session
 
 
-def current_user(request: Request, db: Annotated[Session, Depends(get_db)]) -> User:
+def current_user(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> User:
+    """The signed-in, active user (read in its own short session; returned detached)."""
     uid = request.session.get("uid")
-    user = db.get(User, uid) if isinstance(uid, int) else None
+    user = None
+    if isinstance(uid, int):
+        with reading(settings.db_url) as db:
+            user = db.get(User, uid)
     if user is None or not user.active:
         request.session.pop("uid", None)
         raise LoginRequired()

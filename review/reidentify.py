@@ -7,6 +7,7 @@ also audits each view in its chain. Tests inject a fake through the app's
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,12 +20,15 @@ class VaultUnavailable(Exception):
 
 
 def vault_reidentifier(home_root: Path) -> Reidentifier:
-    """Bind the real vault of a data home (opened on first use)."""
+    """Bind the real vault of a data home (opened once; ``reidentify.warm()`` opens it ahead of use,
+    since finding the key-encryption key may import Airflow, which takes seconds)."""
     state: dict = {}
+    lock = threading.Lock()
 
-    def reidentify(council: str, record_id: str, actor: str, reason: str,
-                   dataset: str | None = None) -> dict[str, str | None]:
-        if "vault" not in state:
+    def open_vault() -> None:
+        with lock:
+            if "vault" in state:
+                return
             try:
                 from anonymise.keys import load_keyring
                 from anonymise.vault import Vault
@@ -33,9 +37,20 @@ def vault_reidentifier(home_root: Path) -> Reidentifier:
                 state["vault"] = Vault(home, load_keyring(home))
             except Exception as exc:  # noqa: BLE001
                 raise VaultUnavailable(f"The vault could not be opened ({type(exc).__name__}).") from exc
+
+    def warm() -> None:
+        try:
+            open_vault()
+        except VaultUnavailable:
+            pass  # reported on the pair page when someone needs it
+
+    def reidentify(council: str, record_id: str, actor: str, reason: str,
+                   dataset: str | None = None) -> dict[str, str | None]:
+        open_vault()
         try:
             return state["vault"].reidentify(council, record_id, actor, reason, dataset=dataset)
         except Exception as exc:  # noqa: BLE001
             raise VaultUnavailable(f"The record is not in the vault ({type(exc).__name__}).") from exc
 
+    reidentify.warm = warm  # type: ignore[attr-defined]
     return reidentify

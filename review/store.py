@@ -19,6 +19,7 @@ reopened (status ``new``, audited) — the old outcomes stay visible as history.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -383,8 +384,23 @@ def queue_all(session: Session, council: str, f: QueueFilter, batch: int = 1000)
         yield from _items_in_order(session, list(ids[i:i + batch]))
 
 
+_CHOICES_TTL = 30.0
+_choices_cache: dict[tuple[str, str], tuple[float, dict[str, list]]] = {}
+
+
 def filter_choices(session: Session, council: str) -> dict[str, list]:
-    """Values present in the council's queue, for the filter drop-downs."""
+    """Values present in the council's queue, for the filter drop-downs (cached 30 s per council:
+    they change only when a run is published, and a stale drop-down is harmless)."""
+    key = (str(session.get_bind().url), council)
+    hit = _choices_cache.get(key)
+    if hit and time.monotonic() - hit[0] < _CHOICES_TTL:
+        return hit[1]
+    choices = _filter_choices(session, council)
+    _choices_cache[key] = (time.monotonic(), choices)
+    return choices
+
+
+def _filter_choices(session: Session, council: str) -> dict[str, list]:
     q = CouncilReview
     mine = q.council == council
     return {

@@ -16,7 +16,7 @@ from review.deps import Csrf, Forbidden, Settings, SettingsDep, UserDep, render
 from review.matchtypes import describe
 from review.models import User
 from review.reidentify import VaultUnavailable
-from review.views import Side, field_label, own_review, sides
+from review.views import Side, field_label, sides
 
 router = APIRouter(prefix="/flags")
 
@@ -40,31 +40,30 @@ def pair_page(request: Request, user: User, settings: Settings, flag_id: str, er
               status_code: int = 200, form: dict | None = None):  # noqa: ANN201
     with reading(settings.db_url) as db:
         item = store.get_item(db, flag_id, user.council)
-        flag_sides = sides(item, user.council)
-        own = [s for s in flag_sides if s.own]
-        records = _reidentify(settings, user, flag_id, own)
-        with writing(settings.db_url) as session:
-            audit.append_many(session, [(user.username, "view", f"flag:{flag_id}", {"council": user.council})] + [
-                (user.username, "reidentify", f"record:{s.council}/{s.dataset}/{s.record_id}",
-                 {"flag": flag_id, "ok": "fields" in records[s.name]}) for s in own])
-        title, reason = describe(settings.home_root, item.match_type, item.match_title, item.match_reason)
-        evidence = store.evidence_of(item)
-        prior = item.match_weight - sum(w for *_, w in evidence)
-        chart = waterfall(prior, [(field_label(n), lvl, w) for n, lvl, w in evidence], item.match_weight,
-                          f"Match weight of flag {flag_id}")
-        involved = store.involved_councils(item.left_council, item.right_council)
         reviews = {r.council: r for r in item.reviews}
-        mine = own_review(item, user.council)
         colleagues = []
         if user.role in ("supervisor", "admin"):
             colleagues = db.execute(select(User.username).where(User.council == user.council, User.active.is_(True))
                                     .order_by(User.username)).scalars().all()
-        return render(request, "flag.html", {
-            "title": title, "reason": reason, "item": item, "sides": flag_sides, "records": records,
-            "evidence": evidence, "chart": chart, "prior": prior, "involved": involved, "reviews": reviews,
-            "mine": mine, "outcomes": OUTCOMES, "colleagues": colleagues, "error": error,
-            "saved": request.query_params.get("saved"), "form": form or {},
-        }, status_code, user=user)
+    flag_sides = sides(item, user.council)
+    own = [s for s in flag_sides if s.own]
+    records = _reidentify(settings, user, flag_id, own)
+    with writing(settings.db_url) as session:
+        audit.append_many(session, [(user.username, "view", f"flag:{flag_id}", {"council": user.council})] + [
+            (user.username, "reidentify", f"record:{s.council}/{s.dataset}/{s.record_id}",
+             {"flag": flag_id, "ok": "fields" in records[s.name]}) for s in own])
+    title, reason = describe(settings.home_root, item.match_type, item.match_title, item.match_reason)
+    evidence = store.evidence_of(item)
+    prior = item.match_weight - sum(w for *_, w in evidence)
+    chart = waterfall(prior, [(field_label(n), lvl, w) for n, lvl, w in evidence], item.match_weight,
+                      f"Match weight of flag {flag_id}")
+    return render(request, "flag.html", {
+        "title": title, "reason": reason, "item": item, "sides": flag_sides, "records": records,
+        "evidence": evidence, "chart": chart, "prior": prior,
+        "involved": store.involved_councils(item.left_council, item.right_council), "reviews": reviews,
+        "mine": reviews.get(user.council), "outcomes": OUTCOMES, "colleagues": colleagues, "error": error,
+        "saved": request.query_params.get("saved"), "form": form or {},
+    }, status_code, user=user)
 
 
 @router.get("/{flag_id}")
