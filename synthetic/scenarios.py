@@ -198,7 +198,7 @@ class Planter:
 
     def _copy_name(self, src: np.ndarray, dst: np.ndarray, *, keep_first: bool) -> None:
         pp = self.pop.people
-        for c in ("surname", "sex") + (() if keep_first else ("first_name", "middle_names", "forenames")):
+        for c in ("surname",) + (() if keep_first else ("sex", "first_name", "middle_names", "forenames")):
             pp.loc[dst, c] = pp[c].to_numpy()[src]
         pp.loc[dst, "previous_surname"] = None
         pp.loc[dst, "email"] = None
@@ -216,23 +216,23 @@ class Planter:
         for dataset, match_type in (("tenancy", mt.TENANCY_TWO_BOROUGHS), ("payroll", mt.PAYROLL_TWO_COUNCILS)):
             k = self.near_target(len(self.rows(dataset)))
             a, b = self._namesake_pairs(dataset, k)
-            pa_, pb = self.col("person_id", a), self.col("person_id", b)
-            self._copy_name(pa_, pb, keep_first=False)
-            dob_a = self.dob[pa_]
+            p_left, p_right = self.col("person_id", a), self.col("person_id", b)
+            self._copy_name(p_left, p_right, keep_first=False)
+            dob_a = self.dob[p_left]
             shifted = dob_a + days(45)
             new_dob = np.where(shifted.astype("datetime64[Y]") == dob_a.astype("datetime64[Y]"), shifted, dob_a - days(45))
-            pp.loc[pb, "dob"] = new_dob
-            self.dob[pb] = new_dob
-            pp.loc[pb, "doppelganger_of"] = pa_
+            pp.loc[p_right, "dob"] = new_dob
+            self.dob[p_right] = new_dob
+            pp.loc[p_right, "doppelganger_of"] = p_left
             self.scenario(match_type, "near_miss", "different person, same name and birth year (different day/month and NINO)", a, b)
         k = self.near_target(len(self.rows("tenancy")))
         a, b = self._namesake_pairs("tenancy", k)
-        pa_, pb = self.col("person_id", a), self.col("person_id", b)
-        self._copy_name(pa_, pb, keep_first=True)
-        pp.loc[pb, "dob"] = self.dob[pa_]
-        self.dob[pb] = self.dob[pa_]
-        pp.loc[pb, "twin_of"] = pa_
-        pp.loc[pa_, "twin_of"] = pb
+        p_left, p_right = self.col("person_id", a), self.col("person_id", b)
+        self._copy_name(p_left, p_right, keep_first=True)
+        pp.loc[p_right, "dob"] = self.dob[p_left]
+        self.dob[p_right] = self.dob[p_left]
+        pp.loc[p_right, "twin_of"] = p_left
+        pp.loc[p_left, "twin_of"] = p_right
         self.scenario(mt.TENANCY_TWO_BOROUGHS, "near_miss", "twins (same surname and date of birth) each holding a tenancy", a, b)
 
     def spd_other_adult(self) -> None:
