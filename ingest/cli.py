@@ -17,6 +17,7 @@ from rich.table import Table
 
 from councilmatch.cli_common import HomeOption, resolve_home
 from councilmatch.contracts import DATASETS
+from councilmatch.councils import CENTRAL, COUNCIL_NAMES
 from councilmatch.home import Home
 from ingest.extract import IngestResult, ingest_extract
 from ingest.feed import FeedDefinition
@@ -198,6 +199,8 @@ def add(
     h = resolve_home(home)
     if dataset not in DATASETS:
         _fail(f"unknown data set {dataset!r}; known: {', '.join(DATASETS)}")
+    if council not in COUNCIL_NAMES:
+        _fail(f"{council!r} is not a London borough ONS code (E09000001..E09000033) or {CENTRAL!r}")
     target = h.feeds / council / f"{dataset}.yaml"
     if target.exists() and not force:
         _fail(f"{target} already exists (edit it, or use --force to replace it)")

@@ -163,3 +163,11 @@ def test_check_at_source_feed_uses_the_anonymise_acceptance(home, kit) -> None:
     out.write_bytes(b"not parquet")
     r = run("feeds", "check", "E09000007/tenancy", "--home", str(home.root))
     assert r.exit_code == 2 and "unusable extract" in r.output and "tenancy_2026-11-25.parquet" in r.output
+
+
+def test_add_rejects_unknown_council_before_reading(home) -> None:
+    sample = home.root / "sample.csv"
+    sample.write_text("Ref,Surname\nA1,Jones\n")
+    r = run("feeds", "add", "--council", "E08000001", "--dataset", "tenancy", "--sample", str(sample), "--yes",
+            "--home", str(home.root))
+    assert r.exit_code == 2 and "'E08000001' is not a London borough ONS code" in r.output
