@@ -156,7 +156,10 @@ def parse_feed(text: str, path: Path) -> FeedDefinition:
         data = _FeedLoader(text).get_single_data() if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise FeedDefinitionError(path, [Problem("(yaml)", mark.line + 1 if mark else None, str(exc).replace("\n", " "))]) from exc
+        message = " ".join(str(exc).split())
+        if "'%'" in message:
+            message += ' (put date formats in quotes: date_format: "%d/%m/%Y")'
+        raise FeedDefinitionError(path, [Problem("(yaml)", mark.line + 1 if mark else None, message)]) from exc
     if not isinstance(data, dict):
         raise FeedDefinitionError(path, [Problem("(top level)", 1, "expected a mapping of keys (council, dataset, columns, ...)")])
     try:

@@ -141,3 +141,9 @@ def test_same_name_different_suffix_newest_mtime_wins(tmp_path: Path) -> None:
     assert newest_extract(tmp_path, feed) == newer
     os.utime(newer, (time.time() - 200, time.time() - 200))
     assert newest_extract(tmp_path, feed) == older
+
+
+def test_unquoted_date_format_gets_a_hint(tmp_path: Path) -> None:
+    err = _error(tmp_path, _feed_text(**{'date_format: "%d/%m/%Y"': "date_format: %d/%m/%Y"}))
+    assert f"{tmp_path / 'feed.yaml'}:7: (yaml): " in str(err)
+    assert 'put date formats in quotes' in str(err)
