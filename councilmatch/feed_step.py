@@ -84,8 +84,9 @@ def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: Settings) ->
 def _accept_at_source(home: Home, feed, extract: Path, keyring) -> dict[str, Any]:
     """A council's own pre-pseudonymised Parquet: checked, then stored as if ingested here."""
     import hashlib
+    from datetime import datetime, timezone
 
-    from anonymise.at_source import accept_at_source
+    from anonymise.at_source import accept_at_source, at_source_metadata
     from anonymise.store import write_pseudonymised
     from ingest.manifest import write_manifest
 
@@ -95,12 +96,14 @@ def _accept_at_source(home: Home, feed, extract: Path, keyring) -> dict[str, Any
     if done:
         return _outcome(feed.feed_id, "unchanged", done)
     path = write_pseudonymised(home, frame)
-    from datetime import datetime, timezone
-
+    # The council's own ingest counts travel in the file's metadata, so counts reconcile here too.
+    council_manifest = at_source_metadata(extract).get("manifest", {})
     manifest = {
         "feed_id": feed.feed_id, "feed_version": feed.version, "extract": extract.name,
         "extract_id": extract_id, "checksum": hashlib.sha256(extract.read_bytes()).hexdigest(),
-        "rows_in": len(frame), "accepted": len(frame), "quarantined": 0, "quarantine_reasons": {},
+        "rows_in": int(council_manifest.get("rows_in", len(frame))), "accepted": len(frame),
+        "quarantined": int(council_manifest.get("quarantined", 0)),
+        "quarantine_reasons": council_manifest.get("quarantine_reasons", {}),
         "mode": "at_source", "key_id": keyring.key_id, "pseudonymised_path": str(path),
         "ingested_at": datetime.now(timezone.utc).isoformat(),
     }
