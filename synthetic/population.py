@@ -62,6 +62,11 @@ def map_unique(values: np.ndarray, func) -> np.ndarray:
     return mapped[codes]      # code -1 (missing) picks the trailing None
 
 
+def _email_part(name: str) -> str:
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    return "".join(ch for ch in folded if "a" <= ch <= "z")
+
+
 def ascii_fold(values: np.ndarray) -> np.ndarray:
     """Strip diacritics."""
     return map_unique(values, lambda u: unicodedata.normalize("NFKD", u).encode("ascii", "ignore").decode())
@@ -217,7 +222,8 @@ def build_population(rng: np.random.Generator, n_councils: int, n_people: int, e
 
     has_email = rng.random(n_people) < 0.55
     num = np.where(rng.random(n_people) < 0.5, digits_text(rng.integers(1, 99, n_people), 2), "")
-    local = pd.Series(ascii_fold(first), dtype=object).str.lower() + "." + pd.Series(ascii_fold(surname), dtype=object).str.lower().str.replace(r"[^a-z]", "", regex=True) + num
+    # e-mail local part: folded, lower-case letters only (per distinct name)
+    local = (map_unique(first, lambda u: _email_part(u)) + "." + map_unique(surname, lambda u: _email_part(u))) + num
     email = np.where(has_email, local + "@" + EMAIL_DOMAINS[rng.integers(0, len(EMAIL_DOMAINS), n_people)], None)
     phone = np.where(rng.random(n_people) < 0.8, "07" + digits_text(rng.integers(100_000_000, 999_999_999, n_people), 9), None)
 
