@@ -113,7 +113,7 @@ def _fit(comparisons: list[Comparison], linkage: Linkage, inp: LinkInputs, train
         lam = float(np.clip(expected_matches / max(_all_pairs(inp), 1), 1e-12, 0.5))
         u = u_random
     model = FittedModel(comparisons, m, u, lam, its, len(train), len(rand))
-    model.tf = tf_tables(comparisons, inp.frames())
+    model.tf = tf_tables(comparisons, inp.frames()) if linkage.tf_adjust else {}
     return model
 
 
@@ -203,11 +203,11 @@ def train(mt: MatchType, inp: LinkInputs, pool: LinkInputs | None = None) -> Mod
 
 def load_models(mt: MatchType, data: dict, inp: LinkInputs) -> Models:
     linkage = FittedModel.from_json(data, mt.linkage.built())
-    linkage.tf = tf_tables(linkage.comparisons, inp.frames())
+    linkage.tf = tf_tables(linkage.comparisons, inp.frames()) if mt.linkage.tf_adjust else {}
     person = None
     if mt.person is not None and "person" in data:
         person = FittedModel.from_json(data["person"], mt.person.built())
-        person.tf = tf_tables(person.comparisons, inp.frames())
+        person.tf = tf_tables(person.comparisons, inp.frames()) if mt.person.tf_adjust else {}
     return Models(linkage, person)
 
 

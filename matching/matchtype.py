@@ -87,6 +87,9 @@ class Linkage(BaseModel):
     #: true pairs, too few to learn how one person's records vary). "em": EM on this match
     #: type's own candidate pairs.
     m_from: Literal["pool", "em"] = "pool"
+    #: term-frequency adjustment: agreeing on a rare name/address counts for more. Off where
+    #: a shared rare value is expected anyway (members of one household share a surname).
+    tf_adjust: bool = True
 
     @field_validator("blocking")
     @classmethod
