@@ -33,9 +33,9 @@ def last_good(home: Home, feed_id: str) -> dict[str, Any]:
 
 def ingest_newest(home: Home, feed_id: str, settings: Settings) -> dict[str, Any]:
     from anonymise.keys import load_keyring
-    from ingest.feeds import load_feeds, newest_extract
+    from ingest.feeds import feed_path, load_feed, newest_extract
 
-    feed = load_feeds(home)[feed_id]
+    feed = load_feed(feed_path(home, feed_id))  # only this feed's YAML: another broken one must not stop it
     keyring = load_keyring(home)  # fails fast (missing or wrong KEK) before anything is written
     extract = newest_extract(home, feed)
     if extract is None:
@@ -99,7 +99,7 @@ def _accept_at_source(home: Home, feed, extract: Path, keyring) -> dict[str, Any
     # The council's own ingest counts travel in the file's metadata, so counts reconcile here too.
     council_manifest = at_source_metadata(extract).get("manifest", {})
     manifest = {
-        "feed_id": feed.feed_id, "feed_version": feed.version, "extract": extract.name,
+        "feed_id": feed.feed_id, "feed_version": feed.version, "extract_file": extract.name,
         "extract_id": extract_id, "checksum": hashlib.sha256(extract.read_bytes()).hexdigest(),
         "rows_in": int(council_manifest.get("rows_in", len(frame))), "accepted": len(frame),
         "quarantined": int(council_manifest.get("quarantined", 0)),

@@ -54,10 +54,20 @@ def safe_run_id(run_id: str) -> str:
 
 
 def discover_feeds(home: HomeLike) -> list[str]:
-    """Feed ids read from the feed definitions at run time (a new YAML file needs no DAG change)."""
+    """Feed ids read from the feed definitions at run time (a new YAML file needs no DAG change).
+
+    A feed whose YAML is broken is still listed (by its path), so that its own
+    ingest task fails alone, falls back to its last good extract and is reported.
+    """
     from ingest.feeds import load_feeds
 
-    return sorted(load_feeds(_home(home)))
+    home = _home(home)
+    invalid: dict = {}
+    feeds = set(load_feeds(home, invalid=invalid))
+    for path in invalid:
+        log.warning("feed definition %s is invalid; its feed will fall back to its last good extract", path)
+        feeds.add(f"{Path(path).parent.name}/{Path(path).stem}")
+    return sorted(feeds)
 
 
 def ingest_feed(home: HomeLike, feed_id: str, run_id: str) -> dict[str, Any]:
