@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,8 @@ def night(tmp_path_factory: pytest.TempPathFactory, af: Any) -> Any:
     single = root / "single-process"
     shutil.copytree(home.root, single)  # the same extracts and keys, for run_all
 
-    services = topology.Services.start(root / "services")
+    # Outside pytest's 0700 temp tree: the server runs as the postgres user, who must reach it.
+    services = topology.Services.start(Path(tempfile.mkdtemp(prefix="councilmatch-services-")))
     api_port = topology.free_port()
     env = airflow_local.airflow_env(home, extra={
         **services.settings(api_port),

@@ -74,7 +74,7 @@ class Services:
     @classmethod
     def start(cls, root: Path) -> "Services":
         root.mkdir(parents=True, exist_ok=True)
-        os.chmod(root, 0o777)
+        os.chmod(root, 0o755)
         passwords = {k: secrets.token_urlsafe(12) for k in
                      ("POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "REVIEW_DB_PASSWORD", "REDIS_PASSWORD")}
         svc = cls(root, free_port(), free_port(), passwords)
@@ -129,6 +129,7 @@ class Services:
                 p.kill()
         subprocess.run([*self._as_postgres(), str(_pg_bin() / "pg_ctl"), "-D", str(self.root / "pg"),
                         "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @dataclass
