@@ -1,0 +1,46 @@
+import itertools
+
+import numpy as np
+
+from matching.blocking import candidate_pairs
+from matching.comparisons import Side
+
+RULES = [["t_dob", "t_surname"], ["t_surname"], ["t_postcode"]]
+
+
+def _brute_force(side_l, side_r, dedupe):
+    found = set()
+    n_l, n_r = side_l.n, side_r.n
+    for i, j in itertools.product(range(n_l), range(n_r)):
+        if dedupe and i >= j:
+            continue
+        for rule in RULES:
+            if all(side_l.token(c)[i] == side_r.token(c)[j] != 0 for c in rule):
+                found.add((i, j))
+                break
+    return found
+
+
+def test_union_of_rules_each_pair_once_any_shard_count(make_frame):
+    rng = np.random.default_rng(3)
+    recs = [{"surname": ["SMITH", "JONES", "KHAN", None][rng.integers(4)],
+             "dob": ["1980-01-01", "1990-02-02", None][rng.integers(3)],
+             "postcode": ["E1 6AN", "N1 1AA", None][rng.integers(3)]} for _ in range(40)]
+    left = Side(make_frame(recs[:25]))
+    right = Side(make_frame(recs[25:]))
+    expected = _brute_force(left, right, dedupe=False)
+    for shards in (1, 3, 4):
+        got = []
+        for s in range(shards):
+            c = candidate_pairs(left, right, RULES, dedupe=False, shard=s, shards=shards)
+            got += list(zip(c.li.tolist(), c.ri.tolist()))
+        assert len(got) == len(set(got))  # each pair generated exactly once
+        assert set(got) == expected
+    whole = Side(make_frame(recs))
+    c = candidate_pairs(whole, whole, RULES, dedupe=True)
+    pairs = {tuple(sorted(p)) for p in zip(c.li.tolist(), c.ri.tolist())}
+    assert len(pairs) == len(c) and pairs == _brute_force(whole, whole, dedupe=True)
+    # the rule that found a pair is the first one it satisfies
+    first = candidate_pairs(left, right, RULES, dedupe=False)
+    by_dob_surname = first.rule == 0
+    assert (left.token("t_dob")[first.li[by_dob_surname]] == right.token("t_dob")[first.ri[by_dob_surname]]).all()
