@@ -187,6 +187,8 @@ def test_every_match_type_has_planted_fraud_and_near_misses(generated) -> None:
     near = set(map(tuple, s.loc[s["kind"] == "near_miss", pairs].to_numpy()))
     assert fraud <= flagged
     assert not (near & flagged)
+    assert flagged - fraud                                       # organic matches and extra adults count too
+    assert (generated.records["origin"].astype(str) == "organic").any()
     # rates: low but present (<= ~2% of the relevant records, floor of a few)
     counts = generated.records["dataset"].value_counts()
     assert ((s["match_type"] == mt.TENANCY_TWO_BOROUGHS) & (s["kind"] == "fraud")).sum() <= max(5, 0.02 * counts["tenancy"])
