@@ -168,6 +168,10 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4) -> list[dict[str
     for mt in _runnable(types, data):
         models = train(mt, LinkInputs(mt, data), pool)
         _write_json(folder / "model" / f"{mt.id}.json", {"match_type": mt.id, **models.to_json()})
+        if models.person is not None:  # the run report charts every file in model/
+            _write_json(folder / "model" / f"{mt.id}.person.json",
+                        {"match_type": mt.id, "model": "person (within the address-linked pairs)",
+                         **models.person.to_json()})
         tasks += [{"match_type": mt.id, "shard": i, "shards": int(shards)} for i in range(int(shards))]
     _write_json(folder / "plan.json", {"tasks": tasks})
     return tasks
