@@ -63,6 +63,11 @@ def bloom_matrix(values: pd.Series | None, n: int, nbytes: int) -> np.ndarray:
     if values is None or n == 0:
         return out
     raw = values.to_numpy(dtype=object)
+    present = values.notna().to_numpy()
+    if present.all():  # the usual case: one join, no per-row work
+        buf = b"".join(raw.tolist())
+        if len(buf) == n * nbytes:
+            return np.frombuffer(buf, dtype=np.uint8).reshape(n, nbytes).copy()
     ok = np.fromiter((isinstance(v, (bytes, bytearray)) and len(v) == nbytes for v in raw), bool, n)
     if ok.any():
         out[ok] = np.frombuffer(b"".join(raw[ok]), dtype=np.uint8).reshape(-1, nbytes)
