@@ -34,6 +34,7 @@ import pendulum
 from airflow.sdk import Asset, dag, get_current_context, task
 
 from councilmatch import airflow_local
+from councilmatch.home import Home
 
 #: Pseudonymised data sets and flags, as Airflow Assets: downstream DAGs
 #: (exports, dashboards) can be scheduled on them.
@@ -53,7 +54,7 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
-def _run() -> tuple[Any, str]:
+def _run() -> tuple[Home, str]:
     """The data home and this DAG run's councilmatch run id."""
     context = get_current_context()
     dag_run = context["dag_run"]
