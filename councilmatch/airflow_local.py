@@ -118,13 +118,15 @@ def airflow_env(
 ) -> dict[str, str]:
     """Environment for an ``airflow`` process bound to this data home.
 
-    Starts from ``base`` (default: this process's environment) with every
-    inherited ``AIRFLOW__*`` setting removed, so a developer's own Airflow
-    config never leaks in; ``extra`` wins over the defaults.
+    Starts from ``base`` (default: this process's environment) without the
+    inherited ``AIRFLOW_HOME`` and ``AIRFLOW__*`` settings, so a developer's own
+    Airflow config never leaks in (``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*`` pass
+    through, e.g. the ``councilmatch_kek`` connection); ``extra`` wins over the defaults.
     """
     home = home if isinstance(home, Home) else Home.resolve(home)
     airflow_home = home.airflow_home
-    env = {k: v for k, v in (base if base is not None else os.environ).items() if not k.startswith("AIRFLOW")}
+    inherited = base if base is not None else os.environ
+    env = {k: v for k, v in inherited.items() if not (k == "AIRFLOW_HOME" or k.startswith("AIRFLOW__"))}
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
     env.update(_home_secrets(airflow_home))
