@@ -218,20 +218,38 @@ def _condition_frames(inp: LinkInputs, li: np.ndarray, ri: np.ndarray) -> tuple[
             inp.right_frame[rcols].iloc[ri].reset_index(drop=True))
 
 
+SCORE_BATCH = 1_000_000  # pairs scored at a time: bounds memory whatever the shard's size
+
+
 def link(mt: MatchType, models: Models, inp: LinkInputs, run_id: str,
          shard: int = 0, shards: int = 1) -> tuple[pd.DataFrame, dict]:
     """Candidate flags of one shard (flag columns without first_seen/last_seen) and counts."""
     cands = _in_scope(mt, inp, candidate_pairs(inp.left, inp.right, mt.linkage.blocking, inp.dedupe,
                                                shard, shards))
-    stats = {"candidates": len(cands)}
-    li, ri = cands.li, cands.ri
+    stats = {"candidates": len(cands), "meeting_conditions": 0, "flags": 0}
+    parts = []
+    for start in range(0, len(cands), SCORE_BATCH):
+        flags, met = _link_batch(mt, models, inp, run_id, cands.li[start:start + SCORE_BATCH],
+                                 cands.ri[start:start + SCORE_BATCH])
+        stats["meeting_conditions"] += met
+        if len(flags):
+            parts.append(flags)
+    if not parts:
+        return empty_flags(SHARD_COLUMNS), stats
+    out = pd.concat(parts, ignore_index=True)
+    stats["flags"] = len(out)
+    return out, stats
+
+
+def _link_batch(mt: MatchType, models: Models, inp: LinkInputs, run_id: str,
+                li: np.ndarray, ri: np.ndarray) -> tuple[pd.DataFrame, int]:
     if len(li) and mt.conditions:
         lf, rf = _condition_frames(inp, li, ri)
         ok = np.ones(len(li), dtype=bool)
         for name in mt.conditions:
             ok &= cond.CONDITIONS[name](lf, rf)
         li, ri = li[ok], ri[ok]
-    stats["meeting_conditions"] = len(li)
+    met = len(li)
     pairs = Pairs(inp.left, inp.right, li, ri)
     scores = score(models.linkage, pairs)
     keep = scores.probability >= mt.linkage.threshold
@@ -249,9 +267,8 @@ def link(mt: MatchType, models: Models, inp: LinkInputs, run_id: str,
         gammas = np.hstack([gammas[other], person.gammas[other]])
         weights = np.hstack([weights[other], person.level_weights[other]])
         comps += list(models.person.comparisons)
-    stats["flags"] = len(li)
     if len(li) == 0:
-        return empty_flags(SHARD_COLUMNS), stats
+        return empty_flags(SHARD_COLUMNS), met
     lref, rref = inp.left_frame.iloc[li], inp.right_frame.iloc[ri]
     out = pd.DataFrame({
         "left_council": lref["council"].astype(str).to_numpy(),
@@ -271,4 +288,4 @@ def link(mt: MatchType, models: Models, inp: LinkInputs, run_id: str,
     out["evidence"], out["evidence_hash"] = evidence_columns([c.name for c in comps], labels, weights)
     out["priority"] = int(mt.priority)
     out["key_id"] = lref["key_id"].astype(str).to_numpy() if "key_id" in lref else ""
-    return out[list(SHARD_COLUMNS)], stats
+    return out[list(SHARD_COLUMNS)], met
