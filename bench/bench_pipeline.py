@@ -4,7 +4,7 @@ Prints wall time and peak resident memory per stage (sampled every 50 ms), and
 records per second. Not a test: run it by hand and copy the figures into
 docs/benchmarks.md.
 
-    .venv/bin/python bench/bench_pipeline.py --boroughs 10 --people 400000 --home /tmp/cm-bench
+    .venv/bin/python bench/bench_pipeline.py --boroughs 10 --people 525000 --home /tmp/cm-bench
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class PeakMemory:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boroughs", type=int, default=10)
-    parser.add_argument("--people", type=int, default=400_000)
+    parser.add_argument("--people", type=int, default=525_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--home", type=Path, default=Path("/tmp/councilmatch-bench"))
     parser.add_argument("--keep", action="store_true", help="reuse an already generated home")
