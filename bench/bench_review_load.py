@@ -84,14 +84,15 @@ def prepare(home: Home, n_flags: int, n_users: int, vault: bool, env: dict) -> p
 
 async def investigator(base: str, username: str, flag_ids: list[str], n_requests: int,
                        times: dict[str, list[float]], errors: list[str], rng: random.Random,
-                       think: float) -> None:
+                       think: float, everyone_in: asyncio.Barrier) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=60, follow_redirects=False) as client:
         page = await client.get("/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
         r = await client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
         if r.status_code != 303:
             errors.append(f"{username}: sign-in {r.status_code}")
-            return
+        # Sign-in is deliberately slow (Argon2): measure pages only once everyone is in.
+        await everyone_in.wait()
         for i in range(n_requests):
             if i % 2 == 0:
                 params = {"page": rng.randint(1, 40)}
@@ -105,6 +106,7 @@ async def investigator(base: str, username: str, flag_ids: list[str], n_requests
             t = time.perf_counter()
             r = await client.get(url, params=params)
             times[kind].append(time.perf_counter() - t)
+            times["trace"].append((time.perf_counter() - t, i, kind, username))
             if r.status_code != 200:
                 errors.append(f"{username} {url}: {r.status_code}")
             if think:
@@ -155,14 +157,18 @@ def main() -> None:
                 time.sleep(0.5)
         by_council = {c: flags.loc[(flags.left_council == c) | (flags.right_council == c), "flag_id"].tolist()
                       for c in COUNCILS}
-        times: dict[str, list[float]] = {"queue": [], "pair": []}
+        times: dict[str, list] = {"queue": [], "pair": [], "trace": []}
         errors: list[str] = []
 
         async def run() -> float:
+            everyone_in = asyncio.Barrier(args.users + 1)
+            tasks = [asyncio.create_task(investigator(base, f"inv{i:02d}", by_council[COUNCILS[i % len(COUNCILS)]],
+                                                      args.requests, times, errors, random.Random(i), args.think,
+                                                      everyone_in))
+                     for i in range(args.users)]
+            await everyone_in.wait()
             t = time.perf_counter()
-            await asyncio.gather(*(investigator(base, f"inv{i:02d}", by_council[COUNCILS[i % len(COUNCILS)]],
-                                                args.requests, times, errors, random.Random(i), args.think)
-                                   for i in range(args.users)))
+            await asyncio.gather(*tasks)
             return time.perf_counter() - t
 
         elapsed = asyncio.run(run())
@@ -174,6 +180,8 @@ def main() -> None:
         print(summary("queue", times["queue"]))
         print(summary("pair", times["pair"]))
         print(summary("all", times["queue"] + times["pair"]))
+        slow = sorted(times["trace"], reverse=True)[:5]
+        print("slowest: " + ", ".join(f"{k} #{i} of {u}: {s * 1000:.0f} ms" for s, i, k, u in slow))
         print(f"errors: {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
     finally:
         if proc is not None:

@@ -18,7 +18,8 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from councilmatch.home import Home
 from review import store
-from review.deps import Forbidden, LoginRequired, Settings, render
+from review.deps import Forbidden, LoginRequired, Settings, render, templates
+from review.matchtypes import describe
 from review.reidentify import Reidentifier, vault_reidentifier
 from review.routes import admin, dashboard, flags, queue, signin
 from review.security import SecurityHeaders
@@ -55,8 +56,12 @@ def create_app(home: Home | None = None, *, db_url: str | None = None, secret_ke
         reidentifier=reidentifier or (vault_reidentifier(home.root) if home else None),
         page_size=page_size,
     )
+    # Warm-up, so the first investigators do not wait seconds for imports (Airflow, matching).
     if hasattr(settings.reidentifier, "warm"):
         settings.reidentifier.warm()
+    describe(settings.home_root, "")
+    for name in templates.env.list_templates():
+        templates.env.get_template(name)
     app = FastAPI(title="councilmatch review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="cm_session",

@@ -107,3 +107,12 @@ def writing(db_url: str) -> Iterator[Session]:
     finally:
         if lock is not None:
             lock.release()
+
+
+def checkpoint(db_url: str) -> None:
+    """SQLite only: fold the write-ahead log into the database after a bulk write, so the
+    web app's next small commit does not inherit a multi-megabyte checkpoint."""
+    url = normalise_url(db_url)
+    if url.startswith("sqlite"):
+        with engine_for(url).connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -8,11 +8,15 @@ also audits each view in its chain. Tests inject a fake through the app's
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 #: (council, record_id, actor, reason, dataset=...) -> {field: clear value or None}
 Reidentifier = Callable[..., dict[str, str | None]]
+
+
+RETRY_SECONDS = 60.0
 
 
 class VaultUnavailable(Exception):
@@ -29,6 +33,9 @@ def vault_reidentifier(home_root: Path) -> Reidentifier:
         with lock:
             if "vault" in state:
                 return
+            failed = state.get("failed")
+            if failed and time.monotonic() - failed[0] < RETRY_SECONDS:
+                raise failed[1]  # don't search for the KEK again on every page view
             try:
                 from anonymise.keys import load_keyring
                 from anonymise.vault import Vault
@@ -36,7 +43,9 @@ def vault_reidentifier(home_root: Path) -> Reidentifier:
                 home = Home(home_root)
                 state["vault"] = Vault(home, load_keyring(home))
             except Exception as exc:  # noqa: BLE001
-                raise VaultUnavailable(f"The vault could not be opened ({type(exc).__name__}).") from exc
+                error = VaultUnavailable(f"The vault could not be opened ({type(exc).__name__}).")
+                state["failed"] = (time.monotonic(), error)
+                raise error from exc
 
     def warm() -> None:
         try:
