@@ -14,7 +14,6 @@ from review import audit
 from review.app import create_app
 from review.db import engine_for, reading
 from review.models import AuditEntry
-from review.store import publish_flags
 from sqlalchemy import select
 
 SECRET = "test-secret-key-for-sessions-only"
