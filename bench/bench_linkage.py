@@ -26,6 +26,7 @@ import psutil
 sys.path.insert(0, ".")
 
 from councilmatch.contracts import BLOOM_BYTES, NON_IDENTIFYING, TOKEN_COLUMNS  # noqa: E402
+from anonymise.encodings import to_bytes_column  # noqa: E402
 from councilmatch.home import Home  # noqa: E402
 
 
@@ -116,7 +117,7 @@ def synthetic_tenancies(n_records: int, councils: int, seed: int = 1) -> pd.Data
     for c, codes in (("bf_forenames", recs["forename"].to_numpy()), ("bf_surname", sur),
                      ("bf_address", rng.integers(1, n, n))):
         m = _blooms(rng, codes, BLOOM_BYTES[c], typo if c == "bf_surname" else np.zeros(n, bool))
-        frame[c] = pd.Series(list(m.view(f"S{BLOOM_BYTES[c]}").ravel()), dtype=object)
+        frame[c] = to_bytes_column(m)  # fixed-length bytes, as the store holds them
     for c in NON_IDENTIFYING:
         frame[c] = pd.NaT if c in ("period_end", "date_of_death", "last_used") else None
     frame["period_start"] = pd.Timestamp("2020-01-01")

@@ -177,6 +177,20 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4) -> list[dict[str
     return tasks
 
 
+_LAST_LINK_INPUTS: dict[str, tuple[dict, LinkInputs]] = {}
+
+
+def _link_inputs(mt: MatchType, data: dict[str, pd.DataFrame]) -> LinkInputs:
+    """The match type's sides, kept for the next shard of the same match type in this process
+    (their token arrays and Bloom matrices are converted once)."""
+    key = mt.model_dump_json()
+    cached = _LAST_LINK_INPUTS.get(key)
+    if cached is None or cached[0] is not data:
+        _LAST_LINK_INPUTS.clear()
+        _LAST_LINK_INPUTS[key] = (data, LinkInputs(mt, data))
+    return _LAST_LINK_INPUTS[key][1]
+
+
 def shard_path(home: Home, run_id: str, match_type: str, shard: int) -> Path:
     return run_dir(home, run_id) / "shards" / f"{match_type}-{shard}.parquet"
 
@@ -191,7 +205,7 @@ def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int
     model_file = run_dir(home, run_id) / "model" / f"{match_type}.json"
     if not model_file.exists():
         raise InputError(f"no trained model {model_file}: call plan() for run {run_id} first")
-    inp = LinkInputs(mt, _run_inputs(home, run_id))
+    inp = _link_inputs(mt, _run_inputs(home, run_id))
     models = load_models(mt, json.loads(model_file.read_text(encoding="utf-8")), inp)
     flags, stats = link(mt, models, inp, run_id, shard, shards)
     path = write_parquet_atomic(flags, shard_path(home, run_id, match_type, shard))
