@@ -92,6 +92,8 @@ async def investigator(base: str, username: str, flag_ids: list[str], n_requests
             errors.append(f"{username}: sign-in {r.status_code}")
         # Sign-in is deliberately slow (Argon2): measure pages only once everyone is in.
         await everyone_in.wait()
+        if think:  # people do not all click at the same millisecond
+            await asyncio.sleep(rng.uniform(0, think))
         for i in range(n_requests):
             if i % 2 == 0:
                 params = {"page": rng.randint(1, 40)}

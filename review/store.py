@@ -19,6 +19,7 @@ reopened (status ``new``, audited) — the old outcomes stay visible as history.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -388,18 +389,20 @@ def queue_all(session: Session, council: str, f: QueueFilter, batch: int = 1000)
 
 _CHOICES_TTL = 30.0
 _choices_cache: dict[tuple[str, str], tuple[float, dict[str, list]]] = {}
+_choices_lock = threading.Lock()
 
 
 def filter_choices(session: Session, council: str) -> dict[str, list]:
     """Values present in the council's queue, for the filter drop-downs (cached 30 s per council:
     they change only when a run is published, and a stale drop-down is harmless)."""
     key = (str(session.get_bind().url), council)
-    hit = _choices_cache.get(key)
-    if hit and time.monotonic() - hit[0] < _CHOICES_TTL:
-        return hit[1]
-    choices = _filter_choices(session, council)
-    _choices_cache[key] = (time.monotonic(), choices)
-    return choices
+    with _choices_lock:  # one computation per council, not one per waiting request
+        hit = _choices_cache.get(key)
+        if hit and time.monotonic() - hit[0] < _CHOICES_TTL:
+            return hit[1]
+        choices = _filter_choices(session, council)
+        _choices_cache[key] = (time.monotonic(), choices)
+        return choices
 
 
 def _filter_choices(session: Session, council: str) -> dict[str, list]:
