@@ -17,14 +17,14 @@ PEOPLE = 2000
 SEED = 5
 
 
-def make_home(root: Path) -> Home:
+def make_home(root: Path, boroughs: int = BOROUGHS, people: int = PEOPLE) -> Home:
     """Generate small boroughs and a keyring (development KEK in home/keys)."""
     from anonymise.keys import init_keys
     from synthetic import generate
 
     home = Home(root).ensure()
     home.settings_file.write_text("link_shards: 2\n")  # fewer, larger mapped tasks: enough to test sharding
-    generate(home, boroughs=BOROUGHS, people=PEOPLE, seed=SEED)
+    generate(home, boroughs=boroughs, people=people, seed=SEED)
     init_keys(home)
     return home
 

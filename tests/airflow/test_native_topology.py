@@ -58,7 +58,7 @@ def night(tmp_path_factory: pytest.TempPathFactory, af: Any) -> Any:
     if missing:
         pytest.skip(missing)
     root = tmp_path_factory.mktemp("topology")
-    home = af.make_home(root / "home")
+    home = af.make_home(root / "home", boroughs=2, people=1000)  # the topology, not the data, is under test
     single = root / "single-process"
     shutil.copytree(home.root, single)  # the same extracts and keys, for run_all
 
