@@ -182,7 +182,7 @@ def test_no_clear_identifier_after_a_full_run(tmp_path) -> None:
     from synthetic.generate import generate
 
     home = Home(tmp_path / "full")
-    generate(home, 2, 100, seed=3)
+    generate(home, 2, 600, seed=3)  # large enough that every extract has rows
     init_keys(home)
     # the inputs as rendered (typos, nicknames, formats) plus the generator's clean truth
     frames = [pd.read_parquet(home.truth / "people.parquet"), pd.read_parquet(home.truth / "addresses.parquet")]
@@ -190,6 +190,11 @@ def test_no_clear_identifier_after_a_full_run(tmp_path) -> None:
         result = ingest_extract(feed, newest_extract(home, feed))
         frames.append(result.accepted)
     needles = clear_values(pd.concat(frames, ignore_index=True))
+    # Period dates and dates of death are kept by design (match types need them); a date of
+    # birth that happens to equal one of them cannot be told apart from it in the store.
+    kept_dates = {f"{d:{fmt}}" for frame in frames[2:] for col in ("period_start", "period_end", "date_of_death", "last_used")
+                  for d in frame[col].dropna() for fmt in DOB_FORMATS}
+    needles -= kept_dates
     assert len(needles) > 1000
 
     summary = run_all(home)
