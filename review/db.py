@@ -109,10 +109,14 @@ def writing(db_url: str) -> Iterator[Session]:
             lock.release()
 
 
-def checkpoint(db_url: str) -> None:
-    """SQLite only: fold the write-ahead log into the database after a bulk write, so the
-    web app's next small commit does not inherit a multi-megabyte checkpoint."""
+def after_bulk_write(db_url: str) -> None:
+    """After a publish: on SQLite fold the write-ahead log into the database (so the web
+    app's next small commit does not inherit a multi-megabyte checkpoint); on PostgreSQL
+    refresh planner statistics (so the next publish's id look-ups use the primary key)."""
     url = normalise_url(db_url)
-    if url.startswith("sqlite"):
-        with engine_for(url).connect() as conn:
+    with engine_for(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if url.startswith("sqlite"):
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            conn.exec_driver_sql("ANALYZE review_items")
+            conn.exec_driver_sql("ANALYZE council_reviews")

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from councilmatch.contracts import FLAG_COLUMNS, OUTCOMES, STATUSES
 from councilmatch.councils import CENTRAL
 from review import audit
-from review.db import checkpoint, migrate, reading, writing  # noqa: F401  (migrate is part of this module's API)
+from review.db import after_bulk_write, migrate, reading, writing  # noqa: F401  (migrate is part of this module's API)
 from review.models import CouncilReview, ReviewItem, User
 
 #: Flag fields the pipeline may refresh on every run (never the review fields).
@@ -223,7 +223,7 @@ def publish_flags(db_url: str, flags: pd.DataFrame, actor: str = "pipeline") -> 
             runs = sorted(df["run_id"].dropna().unique().tolist())
             audit.append(session, actor, "publish", f"runs:{','.join(runs)[:180]}", counts)
     if counts["new"] or counts["updated"]:
-        checkpoint(db_url)
+        after_bulk_write(db_url)
     return counts
 
 
