@@ -79,9 +79,6 @@ def night(tmp_path_factory: pytest.TempPathFactory, af: Any) -> Any:
         # Two cores shared by five Airflow processes and the tasks: be patient with the API.
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
     })
-    compat = topology.celery_compat_path()
-    if compat:  # see tests/airflow/celery_compat/sitecustomize.py: celery 5.7 vs the celery provider
-        env["PYTHONPATH"] = os.pathsep.join([compat, env["PYTHONPATH"]])
     airflow = topology.Airflow(home, env, api_port)
     try:
         airflow_local.migrate(home, env=env)

@@ -47,13 +47,6 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: flo
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def celery_compat_path() -> str | None:
-    """The shim folder to put on PYTHONPATH if the installed celery lacks what the provider imports."""
-    import celery.backends.database as database
-
-    return None if hasattr(database, "retry") else str(Path(__file__).with_name("celery_compat"))
-
-
 def _pg_bin() -> Path:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not found:
