@@ -4,7 +4,7 @@ Used by conftest.py when ``COUNCILMATCH_TEST_PG_URL`` is not set. Runs as the
 ``postgres`` user when started as root (initdb refuses root), trusts loopback
 connections only, and lives in a temporary directory removed on stop.
 
-    python tests/review/pg_server.py      # start one and print its URL; Ctrl-C stops it
+    python tests/review/pg_server.py      # start one and print its URL; Ctrl-C or SIGTERM stops it
 """
 
 from __future__ import annotations
@@ -73,6 +73,9 @@ class PgServer:
 
 
 if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     server = PgServer().start()
     print(server.url, flush=True)
     try:
