@@ -192,3 +192,17 @@ def test_xcoms_carry_no_clear_identifier_or_key(nights: dict[str, Any], af: Any)
         if secret and len(secret) < 200:
             assert secret.decode(errors="ignore").upper() not in text
     assert not re.search(r"\b[A-CEGHJ-PR-TW-Z]{2}\d{6}[A-D]\b", text), "a NINO-shaped value in an XCom"
+
+
+def test_airflow_task_logs_carry_no_clear_identifier(nights: dict[str, Any]) -> None:
+    """Task logs (Airflow's and ours) are files the hub writes: no clear identifier may reach them."""
+    home = nights["home"]
+    logs = [p for folder in (home.airflow_home / "logs", home.logs) if folder.exists()
+            for p in folder.rglob("*") if p.is_file()]
+    assert logs, "the nights wrote no task logs to scan"
+    text = "\n".join(p.read_text(errors="ignore") for p in logs).upper()
+    assert "INGEST_FEED" in text or "ingest_feed" in text.lower(), "the logs do not cover the ingest tasks"
+    clear = _clear_values(home)
+    leaked = sorted(v for v in clear if v.upper() in text)
+    assert not leaked, f"clear identifiers in task logs: {leaked[:5]}"
+    assert not re.search(r"\b[A-CEGHJ-PR-TW-Z]{2}\d{6}[A-D]\b", text), "a NINO-shaped value in a task log"
