@@ -28,7 +28,7 @@ def build_run_report(home: Home, run_id: str) -> dict[str, Any]:
     per_type = flags.groupby("match_type").size().to_dict() if flags is not None and len(flags) else {}
 
     previous = run_state.previous_run_id(home, run_id)
-    change: dict[str, Any] = {"previous_run": previous}
+    change: dict[str, Any] = {"previous_run": previous or "none (first run)"}
     if previous and flags is not None:
         before = set(pd.read_parquet(home.flags_path(previous), columns=["flag_id"])["flag_id"])
         now = set(flags["flag_id"])
@@ -155,17 +155,18 @@ def render_html(report: dict[str, Any]) -> str:
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>councilmatch run {_e(report['run_id'])}</title><style>{_CSS}</style></head><body>",
         f"<h1>Nightly matching run {_e(report['run_id'])}</h1>",
-        f"<p>{report['flags']} flags. Totals: {_e(report['totals'])}</p>",
+        f"<p><strong>{report['flags']:,}</strong> flags from {report['totals']['rows_in']:,} records ingested tonight "
+        f"({report['totals']['accepted']:,} accepted, {report['totals']['quarantined']:,} quarantined).</p>",
     ]
     if report["feeds_failed"]:
         parts.append(f"<p class='bad'>Feeds that failed tonight: {_e(', '.join(report['feeds_failed']))}"
                      f" (fell back to last good extract: {_e(', '.join(report['feeds_fell_back']) or 'none')})</p>")
-    parts.append("<h2>Feeds</h2>")
-    parts.append(_table(["feed", "status", "rows in", "accepted", "quarantined", "quarantine reasons", "error"], feeds_rows))
     parts.append("<h2>Flags per match type</h2>")
     parts.append(_table(["match type", "flags"], [[_e(k), _e(v)] for k, v in report["flags_per_match_type"].items()]))
     parts.append("<h2>Change since the last run</h2>")
     parts.append(_table(["measure", "value"], [[_e(k), _e(v)] for k, v in report["change_since_last_run"].items()]))
+    parts.append("<h2>Feeds</h2>")
+    parts.append(_table(["feed", "status", "rows in", "accepted", "quarantined", "quarantine reasons", "error"], feeds_rows))
     parts.append("<h2>Time per stage</h2>")
     parts.append(_table(["stage", "seconds"], [[_e(k), _e(v.get("seconds", ""))] for k, v in report["stages"].items()]))
     parts.append("<h2>Models: match weight per comparison level</h2>")
