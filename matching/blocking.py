@@ -63,11 +63,23 @@ def candidate_pairs(
     dedupe: bool,
     shard: int = 0,
     shards: int = 1,
+    left_rows: np.ndarray | None = None,
 ) -> Candidates:
-    """Pairs of one shard. With ``dedupe`` left and right are the same records: each unordered pair once."""
+    """Pairs of one shard. With ``dedupe`` left and right are the same records: each unordered pair once.
+
+    ``left_rows``: only pairs whose left record is one of these row positions (not with ``dedupe``).
+    """
+    if left_rows is not None and dedupe:
+        raise ValueError("left_rows cannot restrict a deduplication (each pair's left is its smaller record)")
+    only = None
+    if left_rows is not None:
+        only = np.zeros(left.n, dtype=bool)
+        only[left_rows] = True
     lis, ris, rule_ids = [], [], []
     for i, rule in enumerate(rules):
         lkey, lok = blocking_key(left, rule)
+        if only is not None:
+            lok = lok & only
         lrows = np.flatnonzero(lok & (shard_of(lkey, shards) == shard))
         lframe = pd.DataFrame({"k": lkey[lrows].view(np.int64)}, index=lrows)
         if dedupe:

@@ -236,8 +236,14 @@ _NAME_FIELDS = {
 }
 
 
-def name(field: str = "surname") -> Comparison:
-    """A person's forename or surname: exact, near spelling, nickname/phonetic, swapped, different."""
+def name(field: str = "surname", initial: bool = False) -> Comparison:
+    """A person's forename or surname: exact, near spelling, nickname/phonetic, swapped, different.
+
+    ``initial: true`` (forename only) splits "different" by the first initial. Where a
+    typo'd or nicknamed forename must be told from a different person's (a household
+    member's), "Kral" vs "Karl" keeps its initial far more often than two people's
+    forenames share one.
+    """
     if field not in _NAME_FIELDS:
         raise ValueError(f"name comparison: field must be one of {sorted(_NAME_FIELDS)}, not {field!r}")
     token, bloom, phon, other = _NAME_FIELDS[field]
@@ -257,6 +263,13 @@ def name(field: str = "surname") -> Comparison:
         Level("sounds alike", f"the {what}s sound alike (same phonetic code)", Same(phon), 0.02),
         Level("similar", f"the {what}s are similar (keyed bigram similarity ≥ 0.6)", DiceAtLeast(bloom, 0.6), 0.02),
         Level("swapped", "forename and surname are swapped between the records", Same(token, other), 0.01),
+    ]
+    if initial:
+        if field != "forename":
+            raise ValueError("name comparison: initial applies to the forename only")
+        levels.append(Level("same initial", "the forenames differ but start with the same letter",
+                            Same("t_initial"), 0.01))
+    levels += [
         Level("different", f"the {what}s are different", None, 0.02),
     ]
     return Comparison(field, f"Compares the {what}.", tuple(levels), present=(token, bloom))

@@ -38,6 +38,7 @@ class ComparisonRef(BaseModel):
     name: str | None = None
     tf: bool = False
     same_year: bool = True  # date_of_birth only
+    initial: bool = False  # name (forename) only: a "same initial" level before "different"
 
     @field_validator("use")
     @classmethod
@@ -57,6 +58,8 @@ class ComparisonRef(BaseModel):
         kwargs: dict[str, Any] = {}
         if self.use == "name":
             kwargs["field"] = self.field or "surname"
+            if self.initial:
+                kwargs["initial"] = True
         if self.use == "date_of_birth":
             kwargs["same_year"] = self.same_year
         if self.use == "exact":
@@ -126,6 +129,11 @@ class MatchType(BaseModel):
     linkage: Linkage
     #: same_address_different_person only: flag when P(same person) is below person.threshold
     person: Linkage | None = None
+    #: same_address_different_person only: the share of left records whose own person is on
+    #: none of the right records at the address (e.g. discount holders not on the register).
+    #: When set, a pair is also judged among all the left record's right records at the
+    #: address: one of them is probably the left record's own person (see linker.household_p_same).
+    left_person_missing: float | None = Field(None, gt=0.0, lt=1.0)
 
     @field_validator("left", "right")
     @classmethod
@@ -146,6 +154,10 @@ class MatchType(BaseModel):
     def _person(self) -> "MatchType":
         if self.link == "same_address_different_person" and self.person is None:
             raise ValueError("link same_address_different_person needs a 'person' linkage")
+        if self.left_person_missing is not None and self.link != "same_address_different_person":
+            raise ValueError("left_person_missing applies to link same_address_different_person only")
+        if self.left_person_missing is not None and self.dedupe:
+            raise ValueError("left_person_missing needs two different data sets (left and right)")
         return self
 
     @property
