@@ -241,7 +241,7 @@ def name(field: str = "surname", initial: bool = False) -> Comparison:
 
     ``initial: true`` (forename only) splits "different" by the first initial. Where a
     typo'd or nicknamed forename must be told from a different person's (a household
-    member's), "Kral" vs "Karl" keeps its initial far more often than two people's
+    member's), "Kaz" vs "Karen" keeps its initial far more often than two people's
     forenames share one.
     """
     if field not in _NAME_FIELDS:
