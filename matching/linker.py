@@ -6,7 +6,9 @@
 ``same_person``: candidate pairs are scored by the person model; a flag needs
 probability ≥ threshold. ``same_address_different_person``: pairs are scored by
 the address model (≥ its threshold) and then by a person model trained on the
-address-linked pairs, which must say "not the same person" (< person.threshold).
+address-linked pairs, which must say "not the same person" (< person.threshold);
+with ``left_person_missing`` also when judged among every right record at the
+left record's address (:func:`household_p_same`).
 Both then need the scope and every condition of the match type.
 """
 
