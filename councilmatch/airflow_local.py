@@ -8,7 +8,7 @@ By default the metadata DB is an embedded SQLite file; the native topology
 test and production pass PostgreSQL and Celery settings instead.
 
 The settings production shares with the native topology (executor, DB and
-user names, ...) live in ``deploy/settings.env``: ``docker-compose.yml`` loads
+user names, ...) live in ``deploy/settings.conf``: ``docker-compose.yml`` loads
 that file and :func:`shared_settings` reads it, so the two cannot drift.
 """
 
@@ -27,12 +27,12 @@ from councilmatch.home import Home
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DAGS_FOLDER = REPO_ROOT / "dags"
-SHARED_SETTINGS_FILE = REPO_ROOT / "deploy" / "settings.env"
+SHARED_SETTINGS_FILE = REPO_ROOT / "deploy" / "settings.conf"
 DAG_ID = "nightly_matching"
 RETENTION_DAG_ID = "retention_purge"
 
 #: Connection URL templates: the compose file and the native topology fill in
-#: host, port and password; everything else comes from deploy/settings.env.
+#: host, port and password; everything else comes from deploy/settings.conf.
 METADATA_DB_URL = "postgresql+psycopg://{user}:{password}@{host}:{port}/{db}"
 #: Airflow 3's API server also opens the metadata DB asynchronously; psycopg 3 does
 #: both (without this Airflow would guess asyncpg, which is not installed).
@@ -57,7 +57,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def shared_settings() -> dict[str, str]:
-    """The settings production and the native topology test share (deploy/settings.env)."""
+    """The settings production and the native topology test share (deploy/settings.conf)."""
     return read_env_file(SHARED_SETTINGS_FILE)
 
 

@@ -1,7 +1,7 @@
 """The production compose file, checked statically (no Docker engine here).
 
 Its Airflow settings must be the ones the native topology test runs with:
-both are rendered from deploy/settings.env by ``airflow_local.topology_settings``.
+both are rendered from deploy/settings.conf by ``airflow_local.topology_settings``.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def test_every_variable_is_in_env_example_and_secrets_only_there() -> None:
     assert not missing, f".env.example lacks {sorted(missing)}"
     for secret in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "COUNCILMATCH_KEK", *PASSWORD_VARS):
         assert secret in referenced, f"{secret} must come from .env"
-        assert secret not in airflow_local.shared_settings(), f"{secret} must not sit in deploy/settings.env"
+        assert secret not in airflow_local.shared_settings(), f"{secret} must not sit in deploy/settings.conf"
     # .env itself is never committed.
     assert ".env" in (REPO / ".gitignore").read_text().split()
 
@@ -94,7 +94,7 @@ def test_kek_reaches_only_the_services_that_need_it() -> None:
 @pytest.mark.parametrize("service", AIRFLOW_SERVICES + ("review",))
 def test_settings_match_the_native_topology(service: str) -> None:
     svc = SERVICES[service]
-    assert svc["env_file"] == ["deploy/settings.env"]
+    assert svc["env_file"] == ["deploy/settings.conf"]
     expected = airflow_local.topology_settings(
         db_host="postgres", db_port=5432, redis_host="redis", redis_port=6379,
         api_server="http://airflow-apiserver:8080", passwords={k: "${%s}" % k for k in PASSWORD_VARS},
@@ -106,7 +106,7 @@ def test_settings_match_the_native_topology(service: str) -> None:
                 "COUNCILMATCH_REVIEW_DB_URL"):
         assert env[key] == expected[key], f"{service}: {key}"
     assert expected["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    # Keys in settings.env are not overridden per service (one place for them).
+    # Keys in settings.conf are not overridden per service (one place for them).
     assert not set(env) & set(airflow_local.shared_settings())
 
 
