@@ -42,28 +42,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def fresh_database(server_url: str):  # noqa: ANN201
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from review.db import engine_for, normalise_url
-
-    server_url = normalise_url(server_url)
-    name = f"bench_review_{os.getpid()}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-    def drop() -> None:
-        engine_for(url).dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-    return url, drop
-
-
 def prepare(home: Home, n_flags: int, n_users: int, vault: bool, env: dict) -> pd.DataFrame:
     from review.auth import add_user
     from review.db import engine_for, migrate, writing
@@ -158,7 +136,9 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("COUNCILMATCH_KEK",)}
     env.pop("COUNCILMATCH_REVIEW_DB_URL", None)
     if args.db_url:  # a fresh database on that server, dropped at the end
-        args.db_url, drop_db = fresh_database(args.db_url)
+        from review.db import fresh_database
+
+        args.db_url, drop_db = fresh_database(args.db_url, f"bench_review_{os.getpid()}")
         env["COUNCILMATCH_REVIEW_DB_URL"] = args.db_url
         os.environ["COUNCILMATCH_REVIEW_DB_URL"] = args.db_url
     home = Home.resolve(root / "home").ensure()

@@ -118,24 +118,9 @@ def _weights_chart(levels: list[tuple[str, float]]) -> str:
 
 
 def _model_levels(model: dict[str, Any]) -> list[tuple[str, float, Any, Any]]:
-    """(comparison: level, weight, m, u) rows from a saved model, whatever its nesting."""
-    rows: list[tuple[str, float, Any, Any]] = []
-    comparisons = model.get("comparisons", model)
-    if isinstance(comparisons, dict):
-        comparisons = [{"name": k, **v} if isinstance(v, dict) else {"name": k, "levels": v}
-                       for k, v in comparisons.items()]
-    if not isinstance(comparisons, list):
-        return rows
-    for comp in comparisons:
-        if not isinstance(comp, dict):
-            continue
-        for level in comp.get("levels", []) or []:
-            if not isinstance(level, dict) or "weight" not in level and "match_weight" not in level:
-                continue
-            weight = float(level.get("weight", level.get("match_weight", 0.0)) or 0.0)
-            label = f"{comp.get('name', '?')}: {level.get('label', level.get('name', '?'))}"
-            rows.append((label, weight, level.get("m"), level.get("u")))
-    return rows
+    """(comparison: level, weight, m, u) rows of a saved model (matching.model's JSON)."""
+    return [(f"{comp['name']}: {level['label']}", float(level["weight"]), level.get("m"), level.get("u"))
+            for comp in model.get("comparisons", []) for level in comp.get("levels", [])]
 
 
 def render_html(report: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ the audit head row is locked with ``SELECT ... FOR UPDATE``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +30,26 @@ def normalise_url(db_url: str) -> str:
         if db_url.startswith(prefix):
             return "postgresql+psycopg://" + db_url[len(prefix):]
     return db_url
+
+
+def fresh_database(server_url: str, name: str) -> tuple[str, Callable[[], None]]:
+    """A new, empty PostgreSQL database on ``server_url`` (for tests and benchmarks), and its drop."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(normalise_url(server_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(normalise_url(server_url)).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        engine_for(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url, drop
 
 
 @lru_cache(maxsize=None)

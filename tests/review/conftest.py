@@ -14,11 +14,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from review.auth import add_user
-from review.db import engine_for, normalise_url, writing
+from review.db import engine_for, fresh_database, normalise_url, writing
 from review.demo import make_flags
 from review.store import publish_flags
 
@@ -52,22 +50,6 @@ def pg_admin_url():  # noqa: ANN201
         server.stop()
 
 
-def _fresh_pg_database(admin_url: str) -> tuple[str, callable]:
-    name = "review_" + uuid.uuid4().hex[:12]
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-    def drop() -> None:
-        engine_for(url).dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url, drop
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path, pg_admin_url):  # noqa: ANN001, ANN201
     """A fresh, empty review database URL (not yet migrated)."""
@@ -78,7 +60,7 @@ def db_url(request, tmp_path, pg_admin_url):  # noqa: ANN001, ANN201
         return
     if pg_admin_url is None:
         pytest.skip("no PostgreSQL: set COUNCILMATCH_TEST_PG_URL or install postgresql")
-    url, drop = _fresh_pg_database(pg_admin_url)
+    url, drop = fresh_database(pg_admin_url, "review_" + uuid.uuid4().hex[:12])
     yield url
     drop()
 
