@@ -54,6 +54,17 @@ def _dob_unordered(u: pd.DataFrame) -> pd.Series:
             + "-" + hi.astype("Int64").astype(STRING).str.zfill(2))
 
 
+def _dob_parts(*parts: str) -> Derive:
+    """Two of the date's three parts (e.g. year and month): agreeing on exactly two of the
+    three pairs means one part was mistyped (a year off by one, a wrong month or day)."""
+    fmt = {"y": "%Y", "m": "%m", "d": "%d"}
+
+    def derive(u: pd.DataFrame) -> pd.Series:
+        d = pd.to_datetime(u["dob"], errors="coerce")
+        return d.dt.strftime("-".join(f"{p}{fmt[p]}" for p in parts)).astype(STRING)
+    return derive
+
+
 def _yob(u: pd.DataFrame) -> pd.Series:
     return pd.to_datetime(u["dob"], errors="coerce").dt.year.astype("Int64").astype(STRING)
 
@@ -127,6 +138,9 @@ VARIANTS: dict[str, Variant] = {
     "t_dob": Variant(("dob",), _dob),
     "t_dob_unordered": Variant(("dob",), _dob_unordered),
     "t_yob": Variant(("dob",), _yob),
+    "t_dob_ym": Variant(("dob",), _dob_parts("y", "m")),
+    "t_dob_md": Variant(("dob",), _dob_parts("m", "d")),
+    "t_dob_yd": Variant(("dob",), _dob_parts("y", "d")),
     "t_forename": Variant(("first_name", "forenames"), _first_name),
     "t_surname": Variant(("surname",), _column("surname")),
     "t_prev_surname": Variant(("previous_surname",), _column("previous_surname")),

@@ -133,6 +133,9 @@ TOKEN_COLUMNS: dict[str, str] = {
     "t_dob": "dob",                   # YYYY-MM-DD
     "t_dob_unordered": "dob_unordered",  # year + sorted(day, month): survives a day/month transposition
     "t_yob": "yob",                   # year of birth
+    "t_dob_ym": "dob_ym",             # year + month: with _md and _yd, one mistyped part of a date
+    "t_dob_md": "dob_md",             # month + day
+    "t_dob_yd": "dob_yd",             # year + day
     "t_forename": "name",             # first forename
     "t_surname": "name",
     "t_prev_surname": "name",

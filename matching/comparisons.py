@@ -152,6 +152,17 @@ class DiceAtLeast:
 
 
 @dataclass(frozen=True)
+class AnyOf:
+    tests: tuple
+
+    def __call__(self, pairs: Pairs) -> np.ndarray:
+        out = np.zeros(len(pairs), dtype=bool)
+        for t in self.tests:
+            out |= t(pairs)
+        return out
+
+
+@dataclass(frozen=True)
 class AllOf:
     tests: tuple
 
@@ -180,22 +191,24 @@ class Comparison:
     present: tuple[str, ...]
 
     def columns(self) -> set[str]:
-        """Every column the comparison looks at (a blocking rule on one of them biases its m)."""
+        """The columns of the comparison's own field: a blocking rule on one of them makes every
+        training pair agree on it, so that rule cannot teach this comparison's m. (The other
+        field a "swapped" level glances at is not the comparison's own.)"""
         found = set(self.present)
 
         def walk(test) -> None:
-            if isinstance(test, AllOf):
+            if isinstance(test, (AllOf, AnyOf)):
                 for t in test.tests:
                     walk(t)
             elif test is not None:
-                found.update(v for k, v in vars(test).items() if k in ("column", "other", "a", "b") and v)
+                found.update(v for k, v in vars(test).items() if k in ("column", "a") and v)
 
         for level in self.levels:
             walk(level.test)
         if found & {"t_forename", "t_surname"}:
             found.add("t_name_sorted")  # sorted(forename, surname) agrees only if the names do
         if "t_dob" in found:
-            found.update({"t_dob_unordered", "t_yob"})
+            found.update({"t_dob_unordered", "t_yob", "t_dob_ym", "t_dob_md", "t_dob_yd"})
         return found
 
     def levels_of(self, pairs: Pairs) -> np.ndarray:
@@ -276,7 +289,7 @@ def name(field: str = "surname", initial: bool = False) -> Comparison:
 
 
 def date_of_birth(same_year: bool = True) -> Comparison:
-    """Date of birth: exact, day/month transposed, same year, different.
+    """Date of birth: exact, day/month transposed, one part differs, same year, different.
 
     ``same_year: false`` drops the year level: where typed dates of birth are reliable
     (checked against ID), "same name, same year, different date" is a different person
@@ -285,6 +298,8 @@ def date_of_birth(same_year: bool = True) -> Comparison:
     levels = [
         Level("exact", "the dates of birth are identical", Same("t_dob"), 0.9, tf_column="t_dob"),
         Level("transposed", "same date with day and month swapped", Same("t_dob_unordered"), 0.02),
+        Level("one part differs", "two of day, month and year agree (one part mistyped)",
+              AnyOf((Same("t_dob_ym"), Same("t_dob_md"), Same("t_dob_yd"))), 0.04),
     ]
     if same_year:
         levels.append(Level("same year", "born in the same year, different date", Same("t_yob"), 0.04))

@@ -46,11 +46,11 @@ DEFAULT_COMPARISONS: list[dict] = [
 ]
 
 
-def default_linkage(use_id: bool = True, threshold: float = 0.5, u_from: str = "em") -> Linkage:
+def default_linkage(use_id: bool = True, threshold: float = 0.5) -> Linkage:
     blocking = [r for r in DEFAULT_BLOCKING if use_id or r != ["t_nino"]]
     comps = [c for c in DEFAULT_COMPARISONS if use_id or c.get("column") != "t_nino"]
     return Linkage(blocking=blocking, comparisons=[ComparisonRef(**c) for c in comps], threshold=threshold,
-                   u_from=u_from, m_from="em")
+                   u_from="random", m_from="em")
 
 
 @dataclass

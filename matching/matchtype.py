@@ -11,12 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from councilmatch.contracts import DATASETS, TOKEN_COLUMNS
 from matching.comparisons import LIBRARY, Comparison
 from matching.conditions import CONDITIONS
+from matching.em import EMSettings
+from matching.training import TrainingSettings
 
 SHIPPED = Path(__file__).parent / "matchtypes"
 
@@ -72,6 +75,32 @@ class ComparisonRef(BaseModel):
         return comparison
 
 
+class EM(BaseModel):
+    """EM settings (defaults: matching.em.EMSettings)."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_iter: int = Field(EMSettings.max_iter, ge=1, le=10_000)
+    tol: float = Field(EMSettings.tol, gt=0, lt=1)
+    prior_strength: float = Field(EMSettings.prior_strength, ge=0)
+    lam_start: float = Field(EMSettings.lam_start, gt=0, lt=1)
+
+
+class Training(BaseModel):
+    """How a linkage's model is trained (defaults: matching.training.TrainingSettings)."""
+
+    model_config = ConfigDict(extra="forbid")
+    random_pairs: int = Field(TrainingSettings.random_pairs, ge=1000, le=50_000_000)
+    max_training_pairs: int = Field(TrainingSettings.max_training_pairs, ge=1000)
+    seed: int = TrainingSettings.seed
+    random_pair_tolerance: float = Field(TrainingSettings.random_pair_tolerance, ge=1)
+    em: EM = Field(default_factory=EM)
+
+    def settings(self) -> TrainingSettings:
+        return TrainingSettings(random_pairs=self.random_pairs, max_training_pairs=self.max_training_pairs,
+                                seed=self.seed, random_pair_tolerance=self.random_pair_tolerance,
+                                em=EMSettings(**self.em.model_dump()))
+
+
 class Linkage(BaseModel):
     """How records are paired and scored."""
 
@@ -93,6 +122,8 @@ class Linkage(BaseModel):
     #: term-frequency adjustment: agreeing on a rare name/address counts for more. Off where
     #: a shared rare value is expected anyway (members of one household share a surname).
     tf_adjust: bool = True
+    #: how the model is trained (random pairs, EM); documented defaults suit person linkage
+    training: Training = Field(default_factory=Training)
 
     @field_validator("blocking")
     @classmethod
@@ -110,6 +141,13 @@ class Linkage(BaseModel):
 
     def built(self) -> list[Comparison]:
         return [c.build() for c in self.comparisons]
+
+    def m_starts(self) -> list[np.ndarray]:
+        """Starting m per comparison level: the library's documented priors (also the fallback)."""
+        return [np.array([lv.m_start for lv in c.levels], dtype=float) for c in self.built()]
+
+    def training_settings(self) -> TrainingSettings:
+        return self.training.settings()
 
 
 class MatchType(BaseModel):

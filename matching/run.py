@@ -25,7 +25,7 @@ import pandas as pd
 from councilmatch.contracts import FLAG_COLUMNS
 from councilmatch.home import Home
 from matching.flags import SHARD_COLUMNS, empty_flags, first_seen_dates, write_parquet_atomic
-from matching.linker import LinkInputs, link, load_models, pool_inputs, train
+from matching.linker import DegenerateFit, LinkInputs, TrainingContext, link, load_models, pool_inputs, train
 from matching.matchtype import MatchType, load_matchtypes
 
 log = logging.getLogger(__name__)
@@ -164,9 +164,17 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4) -> list[dict[str
     data = read_inputs(home, files)
     types = load_matchtypes(home)
     tasks = []
-    pool = pool_inputs(data) if data else None
+    ctx = TrainingContext(pool_inputs(data) if data else None)
     for mt in _runnable(types, data):
-        models = train(mt, LinkInputs(mt, data), pool)
+        try:
+            models = train(mt, LinkInputs(mt, data), ctx)
+        except DegenerateFit as exc:
+            # loud, not silent: the match type raises no flag tonight and the report says why
+            log.error("%s", exc)
+            _write_json(folder / "model" / f"{mt.id}.json",
+                        {"match_type": mt.id, "fit_check": {"passed": False, "fallback": True,
+                                                            "degenerate": True, "reasons": [str(exc)]}})
+            continue
         _write_json(folder / "model" / f"{mt.id}.json", {"match_type": mt.id, **models.to_json()})
         if models.person is not None:  # the run report charts every file in model/
             _write_json(folder / "model" / f"{mt.id}.person.json",
