@@ -512,7 +512,8 @@ def _pools_from(people: pd.DataFrame) -> NamePools:
 def add_hard_negatives(people: pd.DataFrame, rng: np.random.Generator, rates: NoiseRates = NoiseRates()) -> pd.DataFrame:
     """Append distinct people who look like existing ones: twins (same surname, dob and
     address, different forename), namesakes (same forenames and surname, different dob
-    and address) and relatives at the same address (same surname, another generation)."""
+    and address) and relatives at the same address (same surname, another generation).
+    ``kind`` says which ('person' for the originals); ``like_person`` names the original."""
     pools = _pools_from(people)
     n = len(people)
     next_id = int(people["person_id"].max()) + 1
@@ -520,7 +521,9 @@ def add_hard_negatives(people: pd.DataFrame, rng: np.random.Generator, rates: No
 
     def pick(rate: float) -> pd.DataFrame:
         idx = rng.choice(n, int(round(n * rate)), replace=False)
-        return people.iloc[idx].copy()
+        picked = people.iloc[idx].copy()
+        picked["like_person"] = picked["person_id"].to_numpy()
+        return picked
 
     def other_forename(row_sex: np.ndarray, avoid: pd.Series) -> np.ndarray:
         out = []
@@ -679,7 +682,7 @@ def _finish(df: pd.DataFrame, prefix: str, columns: list[str], rng: np.random.Ge
     return df[["record_id", "person_id", *columns]]
 
 
-def build_sets(seed: int, rates: NoiseRates = NoiseRates()) -> dict[str, LabelledSet]:
+def build_sets(seed: int, rates: NoiseRates = NoiseRates(), scale: float = 1.0) -> dict[str, LabelledSet]:
     """The standard labelled sets (``person_id`` kept in the frames for analysis only):
 
     * ``dedupe_de``: ~10k records, forenames + surname + dob only, de_DE names, 10%
@@ -688,14 +691,20 @@ def build_sets(seed: int, rates: NoiseRates = NoiseRates()) -> dict[str, Labelle
       en_GB/de_DE/fr_FR/pl_PL/hi_IN, addresses and postcodes with moves, NINO on ~40% of
       records, every record lightly noisy and the second file's copies fully noisy;
     * ``dedupe_uk``: the two files of ``link_uk`` stacked and deduplicated.
+
+    ``scale`` shrinks every count (for tests).
     """
+
+    def k(count: int) -> int:
+        return max(10, int(round(count * scale)))
+
     rng = np.random.default_rng(seed)
     sets: dict[str, LabelledSet] = {}
 
     # --- dedupe_de -----------------------------------------------------------------
-    people = add_hard_negatives(make_clean_people(8600, seed, "de_DE"), rng, rates)
+    people = add_hard_negatives(make_clean_people(k(8600), seed, "de_DE"), rng, rates)
     pools = _pools_from(people)
-    dup_src = people.iloc[rng.choice(len(people), 1000, replace=False)]
+    dup_src = people.iloc[rng.choice(len(people), k(1000), replace=False)]
     dups = noisy_copies(dup_src, rng, rates, pools)
     recs = add_placeholders(pd.concat([people, dups], ignore_index=True), rng, rates)
     cols = ["forenames", "surname", "dob"]
@@ -705,12 +714,12 @@ def build_sets(seed: int, rates: NoiseRates = NoiseRates()) -> dict[str, Labelle
 
     # --- link_uk / dedupe_uk ---------------------------------------------------------
     locales = ["en_GB", "en_GB", "en_GB", "en_GB", "de_DE", "fr_FR", "pl_PL", "hi_IN"]
-    people = add_hard_negatives(make_clean_people(6700, seed + 1, locales), rng, rates)
+    people = add_hard_negatives(make_clean_people(k(6700), seed + 1, locales), rng, rates)
     people["nino"] = random_ninos(len(people), rng)
     pools = _pools_from(people)
-    movers = make_clean_people(3000, seed + 2, "en_GB")[["address", "postcode"]]
+    movers = make_clean_people(k(3000), seed + 2, "en_GB")[["address", "postcode"]]
     order = rng.permutation(len(people))
-    both, left_only, right_only = order[:3000], order[3000:5000], order[5000:7000]
+    both, left_only, right_only = order[:k(3000)], order[k(3000):k(5000)], order[k(5000):k(7000)]
     light = rates.scaled(0.3)
     a = noisy_copies(people.iloc[np.concatenate([both, left_only])], rng, light, pools, movers)
     b_both = noisy_copies(people.iloc[both], rng, rates, pools, movers)
