@@ -50,7 +50,7 @@ def _import_splink():
     try:
         import splink.comparison_library as cl
         from splink import DuckDBAPI, Linker, SettingsCreator, block_on
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    except ImportError as exc:
         raise ImportError(
             "Splink is not installed: the Splink baseline needs the optional 'bench' extra "
             "(uv sync --extra bench, or pip install 'councilmatch[bench]')."

@@ -226,3 +226,15 @@ def test_splink_baseline_on_a_tiny_set():
     assert res.pairs_at_half > 0 and res.seconds > 0
     with pytest.raises(ValueError, match="unknown comparison kind"):
         splink_link(recs, None, truth, {"forenames": "nickname"})
+
+
+def test_missing_splink_says_to_install_the_bench_extra(monkeypatch):
+    import sys
+
+    from evaluation.splink_baseline import splink_link
+
+    for name in ("splink", "splink.comparison_library"):
+        monkeypatch.setitem(sys.modules, name, None)  # import of these now fails
+    frame = pd.DataFrame({"record_id": ["a"], "surname": ["X"]})
+    with pytest.raises(ImportError, match="'bench' extra"):
+        splink_link(frame, None, set(), {"surname": "name"})
