@@ -28,8 +28,8 @@ from matching.em import fit_em, project_monotone
 from matching.flags import SHARD_COLUMNS, empty_flags, evidence_columns, flag_ids
 from matching.matchtype import Linkage, MatchType
 from matching.model import FittedModel, comparison_vectors, score, tf_tables
-from matching.training import (DegenerateFit, FitCheck, caps_for, check_fit, estimate_m, estimate_u,
-                               fit_lambda, random_pairs)
+from matching.training import (DegenerateFit, FitCheck, caps_for, check_fit, deterministic_matches, estimate_m,
+                               estimate_u, random_pairs)
 
 __all__ = ["DegenerateFit", "LinkInputs", "Models", "TrainingContext", "link", "load_models", "train"]
 
@@ -168,8 +168,7 @@ def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: P
             m, untaught = ctx.m_from_pool(linkage)
         else:
             m, untaught = _estimate_m(mt, linkage, inp, u)
-        lam_c = fit_lambda(train_gammas, m, u, settings.em)
-        expected = lam_c * len(train_pairs) / fraction
+        expected = deterministic_matches(train_gammas, m) / fraction
         lam = float(np.clip(expected / max(inp.all_pairs, 1), 1e-12, 0.5))
     model = _bounded(FittedModel(comps, m, u, lam, 0, len(train_pairs), len(rand)), linkage, inp)
     reasons = check_fit(model, rand, linkage.threshold, expected, inp.records, settings)
@@ -177,8 +176,7 @@ def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: P
     if reasons and linkage.u_from != "em":
         fallback = True
         m = [project_monotone(mk, uk) for mk, uk in zip(linkage.m_starts(), u)]
-        lam_c = fit_lambda(train_gammas, m, u, settings.em)
-        expected = lam_c * len(train_pairs) / fraction
+        expected = deterministic_matches(train_gammas, m) / fraction
         lam = float(np.clip(expected / max(inp.all_pairs, 1), 1e-12, 0.5))
         model = _bounded(FittedModel(comps, m, u, lam, 0, len(train_pairs), len(rand)), linkage, inp)
         again = check_fit(model, rand, linkage.threshold, expected, inp.records, settings)

@@ -131,17 +131,28 @@ def _informative(gammas: np.ndarray, k: int) -> bool:
     return bool((gammas[:, k] != NULL).mean() >= 0.2)
 
 
+#: a blocking rule's EM must expect at least this many matching pairs to teach anything
+MIN_EXPECTED_MATCHES = 20.0
+
+
 def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list[np.ndarray],
                m_start: list[np.ndarray], pairs_of_rule, settings: TrainingSettings
                ) -> tuple[list[np.ndarray], list[str]]:
     """m per comparison: EM once per blocking rule on the comparisons it leaves free.
 
+    Each comparison takes its m from the *purest* rule that can teach it: the one whose
+    pairs are most often matches (highest λ among rules expecting at least
+    ``MIN_EXPECTED_MATCHES``). Why not an average: a rule on surname or address pairs up
+    whole households, whose members agree on the other shared fields far more often than
+    random pairs do; EM then counts them as matches and learns that a different forename
+    or date of birth is common among matches. A rule on a person-specific field (an id,
+    a date of birth, a full name) has few such look-alikes.
+
     ``pairs_of_rule(rule)`` gives the training pairs that rule finds. Returns m and the
     names of comparisons no rule could teach (they keep ``m_start``).
     """
     n_levels = [len(c.levels) for c in comparisons]
-    sums = [np.zeros(n) for n in n_levels]
-    weights = np.zeros(len(comparisons))
+    best: list[tuple[float, np.ndarray] | None] = [None] * len(comparisons)
     for rule in blocking:
         pairs = pairs_of_rule(rule)
         if len(pairs) == 0:
@@ -150,17 +161,14 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
         free = [k for k, c in enumerate(comparisons) if not c.columns() & set(rule) and _informative(gammas, k)]
         if len(free) < 2:
             continue
-        starts = _starts(m_start, u, n_levels)
-        result = fit_m(gammas, n_levels, u, starts, free, settings.em)
-        expected = result.lam * len(pairs)
-        if expected < 1.0:
+        result = fit_m(gammas, n_levels, u, _starts(m_start, u, n_levels), free, settings.em)
+        if result.lam * len(pairs) < MIN_EXPECTED_MATCHES:
             continue
         for k in free:
-            sums[k] += expected * result.m[k]
-            weights[k] += expected
-    m = [sums[k] / weights[k] if weights[k] > 0 else project_monotone(m_start[k], u[k])
-         for k in range(len(comparisons))]
-    return [project_monotone(x, uk) for x, uk in zip(m, u)], [c.name for c, w in zip(comparisons, weights) if w == 0]
+            if best[k] is None or result.lam > best[k][0]:
+                best[k] = (result.lam, result.m[k])
+    m = [project_monotone(b[1] if b is not None else m_start[k], u[k]) for k, b in enumerate(best)]
+    return m, [c.name for c, b in zip(comparisons, best) if b is None]
 
 
 def _starts(m_start: list[np.ndarray], u: list[np.ndarray], n_levels: list[int]) -> list[list[np.ndarray]]:
@@ -169,6 +177,26 @@ def _starts(m_start: list[np.ndarray], u: list[np.ndarray], n_levels: list[int])
     cautious = [normalise(0.5 * normalise(m) + 0.5 * np.r_[np.full(n - 1, 1.0 / n), 1.0 / n])
                 for m, n in zip(m_start, n_levels)]
     return [[normalise(x) for x in m_start], confident, cautious]
+
+
+def deterministic_matches(gammas: np.ndarray, m: list[np.ndarray]) -> float:
+    """Expected matching pairs among ``gammas``, from the pairs that agree exactly on every
+    comparison both records carry (at least two): each counts 1 / P(all exact | match).
+
+    This is Splink's "λ from deterministic rules" with the rule's recall taken from the
+    model itself rather than assumed. Unlike EM on λ it cannot run away: a pair that
+    disagrees anywhere never counts, however the rest of the model is fitted.
+    """
+    if len(gammas) == 0:
+        return 0.0
+    present = gammas != NULL
+    exact = (gammas == 0) | ~present
+    rows = exact.all(axis=1) & (present.sum(axis=1) >= 2)
+    log_recall = np.zeros(int(rows.sum()))
+    sub = present[rows]
+    for k, mk in enumerate(m):
+        log_recall += np.where(sub[:, k], np.log(mk[0]), 0.0)
+    return float(np.exp(-log_recall).sum())
 
 
 def logit2(p: float) -> float:

