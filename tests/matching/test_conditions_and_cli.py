@@ -3,7 +3,7 @@ from typer.testing import CliRunner
 
 from councilmatch.cli import app
 from matching import conditions as c
-from matching.evaluate import evaluate_synthetic
+from evaluation.synthetic import evaluate_synthetic
 
 D = pd.Timestamp
 
