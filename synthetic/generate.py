@@ -204,6 +204,9 @@ def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date:
 
     say("truth")
     summary.truth = _write_truth_files(home, records, pop, scen, flags)
+    summary.truth["noise_profile"] = home.truth / "noise_profile.yaml"
+    summary.truth["noise_profile"].write_text(
+        yaml.safe_dump({"seed_argument": seed, **profile.model_dump(mode="json")}, sort_keys=False), encoding="utf-8")
     written = {p.resolve() for p in summary.feeds}
     summary.stale_feeds = sorted(f"{p.parent.name}/{p.stem}" for p in home.feeds.glob("*/*.yaml") if p.resolve() not in written)
     summary.invalid = int(pd.notna(kind).sum())

@@ -126,7 +126,8 @@ def load_profile(profile: str | Path | NoiseProfile | None) -> NoiseProfile:
     try:
         return NoiseProfile.model_validate({"name": path.stem, **body})
     except ValidationError as exc:
-        raise ValueError(f"{path}: invalid noise profile: {exc}") from exc
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{path}: invalid noise profile: {problems}") from exc
 
 
 # -- strings as code-point matrices ------------------------------------------------------------
