@@ -1,10 +1,11 @@
-"""Common English nicknames and the forename they stand for (upper case).
+"""The generator's nickname tables (upper case).
 
-Shared data: the generator writes nicknames into some records, and the
-anonymise stage folds them back (``BILL`` -> ``WILLIAM``) before hashing the
-``forename_canon`` token. Keep it a plain table so both sides read the same one.
-A nickname maps to a single canonical forename; ambiguous ones (``CHRIS``,
-``SAM``, ``ALEX``, ``JO``) map to the most common full form.
+``NICKNAMES`` maps common English nicknames to the forename they stand for; the generator
+writes them into some records. A nickname maps to a single canonical forename; ambiguous ones
+(``CHRIS``, ``SAM``, ``ALEX``, ``JO``) map to the most common full form. ``INFORMAL`` holds forms
+that nickname lists do not, so the matcher cannot know them. The generator needs nothing else;
+the matcher should take its knowledge from maintained sources, not from here (anonymise still
+reads ``NICKNAMES`` until it moves to the ``nicknames`` package).
 """
 
 from __future__ import annotations

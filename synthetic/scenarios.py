@@ -387,12 +387,13 @@ class Planter:
         self._copy_name(a, b, keep_first=False)
         self.pop.people.loc[b, "doppelganger_of"] = a
 
-    def _badge_before_death(self, holder: np.ndarray, dead: np.ndarray, address: np.ndarray) -> np.ndarray:
-        """A live three-year badge for ``holder`` issued in the 2.5 years before ``dead`` died (row keys)."""
+    def _badge_before_death(self, holder: np.ndarray, dead: np.ndarray, home_of: np.ndarray) -> np.ndarray:
+        """A live three-year badge for ``holder`` at ``home_of``'s address (issued by that council) in the
+        2.5 years before ``dead`` died (row keys)."""
         dod = self.dod[dead]
         start = uniform_days(self.rng, np.maximum(self.dob[holder] + years(18), dod - years(2.5)), dod - days(30))
-        return self.append(record_frame("blue_badge", self.council[holder], holder, address, start, start + years(3),
-                                        origin="near_miss"))
+        return self.append(record_frame("blue_badge", self.council[home_of], holder, self.address[home_of], start,
+                                        start + years(3), origin="near_miss"))
 
     def twins_and_namesakes_as_hard_negatives(self) -> None:
         """Pairs that agree on nearly every identifier but are two people: never to be flagged."""
@@ -405,7 +406,7 @@ class Planter:
         ok = self.dod[a] - days(30) > np.maximum(self.dob[a] + years(18), self.dod[a] - years(2.5))
         a, b = a[ok], b[ok]
         self._make_twin(a, b)
-        badge = self._badge_before_death(b, a, self.address[a])
+        badge = self._badge_before_death(b, a, home_of=a)
         self.scenario(mt.BLUE_BADGE_DECEASED, "near_miss",
                       "twin of the deceased (same surname, date of birth and address, different forename) holds a live badge",
                       badge, self._deceased_record(a))
@@ -414,7 +415,7 @@ class Planter:
         ok = self.dod[a] - days(30) > np.maximum(self.dob[b] + years(18), self.dod[a] - years(2.5))
         a, b = a[ok], b[ok]
         self._make_namesake(a, b)
-        badge = self._badge_before_death(b, a, self.address[b])
+        badge = self._badge_before_death(b, a, home_of=b)
         self.scenario(mt.BLUE_BADGE_DECEASED, "near_miss",
                       "namesake of the deceased (same forenames and surname, different date of birth) holds a live badge",
                       badge, self._deceased_record(a))

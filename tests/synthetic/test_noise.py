@@ -354,3 +354,69 @@ def test_cli_generate_takes_a_noise_profile(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["generate", "--people", "400", "--noise-profile", "nosuch", "--home", str(tmp_path / "x")])
     assert result.exit_code != 0 and "nosuch" in result.output
     assert not (tmp_path / "x" / "truth").exists()
+
+
+def test_shift_years_keeps_the_day_or_clamps_29_february() -> None:
+    from synthetic.render import _shift_years
+
+    dob = np.array(["2000-02-29", "1990-12-31", "1975-01-01", "1988-06-15"], dtype="datetime64[D]")
+    out = _shift_years(dob, np.array([1, -1, -1, 1]))
+    assert [str(d) for d in out] == ["2001-02-28", "1989-12-31", "1974-01-01", "1989-06-15"]
+
+
+def _extract(home: Home, feed) -> pd.DataFrame:
+    path = next((home.landing / feed.council / feed.dataset).iterdir())
+    if feed.format == "csv":
+        df = pd.read_csv(path, sep=feed.delimiter, encoding=feed.encoding, dtype=str, keep_default_na=False)
+    elif feed.format == "xlsx":
+        df = pd.read_excel(path, dtype=str, keep_default_na=False)
+    else:
+        df = pd.read_parquet(path)
+    return df.set_index(feed.columns["record_id"])
+
+
+def _day(value, fmt: str):
+    if value is None or (isinstance(value, str) and value == "") or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return pd.Timestamp(value).date() if not isinstance(value, str) else datetime.strptime(value, fmt).date()
+
+
+def test_noised_values_in_the_extracts_match_their_tags(generated) -> None:
+    from synthetic.population import ascii_fold
+
+    r = _joined(generated)
+    people = generated.people.set_index("person_id")
+    informal = {f for forms in INFORMAL.values() for f in forms} | {"MACCA"}
+    checked = {"dob_year_off_by_one": 0, "forename_initials_only": 0, "informal_nickname": 0, "previous_surname_not_recorded": 0}
+    for feed in load_feeds(generated.home).values():
+        rows = r[(r["council"] == feed.council) & (r["dataset"] == feed.dataset) & r["invalid_reason"].isna()].set_index("record_id")
+        if rows.empty:
+            continue
+        df = _extract(generated.home, feed)
+        tags = rows["tags"]
+        fore_edit = tags.str.contains("typo_forenames|ocr_forenames|respelled_forenames")
+        if "dob" in feed.columns:
+            fmt = feed.date_formats.get("dob", feed.date_format)
+            for rid in rows.index[tags.str.contains("dob_year_off_by_one")]:
+                written, true = _day(df.at[rid, feed.columns["dob"]], fmt), people.at[rows.at[rid, "person_id"], "dob"].date()
+                if written is None:
+                    continue
+                assert abs(written.year - true.year) == 1 and written.month == true.month, (feed.feed_id, rid, written, true)
+                checked["dob_year_off_by_one"] += 1
+        if "forenames" in feed.columns:
+            col = feed.columns["forenames"]
+            for rid in rows.index[tags.str.contains("forename_initials_only") & ~fore_edit]:
+                written = str(df.at[rid, col]).upper()
+                true = ascii_fold(np.array([rows.at[rid, "first_name"]], dtype=object))[0].upper()
+                assert len(written.replace(" ", "")) <= 2 and ascii_fold(np.array([written], dtype=object))[0][0] == true[0], (rid, written)
+                checked["forename_initials_only"] += 1
+            for rid in rows.index[tags.str.contains("informal_nickname") & ~fore_edit]:
+                assert str(df.at[rid, col]).split(" ")[0].upper() in informal, (rid, df.at[rid, col])
+                checked["informal_nickname"] += 1
+        if "previous_surname" in feed.columns:
+            for rid in rows.index[tags.str.contains("previous_surname_not_recorded")]:
+                value = df.at[rid, feed.columns["previous_surname"]]
+                assert value is None or value == "" or pd.isna(value), (rid, value)
+                assert pd.notna(rows.at[rid, "previous_surname"])          # truth has one
+                checked["previous_surname_not_recorded"] += 1
+    assert all(n > 0 for n in checked.values()), checked
