@@ -61,7 +61,9 @@ def project_monotone(m: np.ndarray, u: np.ndarray) -> np.ndarray:
 
     Pool-adjacent-violators on r = m/u with weights u: a pooled block takes Σm/Σu.
     """
-    m, u = normalise(m), normalise(u)
+    m = np.maximum(np.asarray(m, dtype=float), 0.0)
+    m = m / m.sum()
+    u = np.asarray(u, dtype=float)  # as the model holds it: re-normalising would drift the weights
     blocks: list[list[float]] = []  # [sum m, sum u, count]
     for mi, ui in zip(m, u):
         blocks.append([mi, ui, 1])
@@ -73,11 +75,12 @@ def project_monotone(m: np.ndarray, u: np.ndarray) -> np.ndarray:
     ratio = np.concatenate([np.full(int(c), sm / su) for sm, su, c in blocks])
     ratio[:-1] = np.maximum(ratio[:-1], 1.0)
     out = ratio * u
-    agree = out[:-1].sum()
-    if agree >= 1.0 - FLOOR:  # the agreement floor alone would take every pair: shrink it
-        out[:-1] *= (1.0 - FLOOR) / agree
-    out[-1] = 1.0 - out[:-1].sum()
-    return normalise(out)
+    excess = out[:-1].sum() + FLOOR - 1.0
+    if excess > 0:  # keep "different" possible: take the mass from the margin above u only
+        above = out[:-1] - u[:-1]
+        out[:-1] -= above * min(1.0, excess / max(above.sum(), 1e-300))
+    out[-1] = 1.0 - out[:-1].sum()  # sums to one by construction
+    return out
 
 
 def _pattern_logs(patterns: np.ndarray, probs: list[np.ndarray], use: list[int]) -> np.ndarray:

@@ -162,8 +162,6 @@ def test_the_generator_needs_no_matcher_knowledge() -> None:
         assert not bad, bad
 
 
-@pytest.mark.xfail(strict=True, reason="anonymise/nicknames.py still reads synthetic.nicknames; being replaced by the "
-                                       "`nicknames` package (issue 9, item 2). Remove this mark when that lands.")
 def test_anonymise_does_not_import_the_generator() -> None:
     bad = {(f, m) for f, m in _imports("anonymise") if m == "synthetic"}
     assert not bad, bad
