@@ -142,7 +142,8 @@ TOKEN_COLUMNS: dict[str, str] = {
     "t_forename_canon": "forename_canon",  # nickname-folded (BILL -> WILLIAM)
     "t_forename_phon": "name_phonetic",    # phonetic code of first forename
     "t_surname_phon": "name_phonetic",
-    "t_initial": "initial",           # first letter of first forename
+    "t_initial": "name",              # first letter of first forename (the "name" key, so that an
+                                      # initial-only forename can be compared with it)
     "t_name_sorted": "name_sorted",   # sorted(forename, surname): swap-invariant
     "t_postcode": "postcode",
     "t_pc_sector": "postcode_sector",     # "SW1A 1"

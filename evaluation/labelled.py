@@ -21,7 +21,7 @@ import pandas as pd
 
 from ingest import standardise as std
 from matching.linker import LinkInputs, link, train
-from matching.matchtype import ComparisonRef, Linkage, MatchType
+from matching.matchtype import COMPARISON_SETTINGS, Linkage, MatchType
 
 #: Person linkage without tuning: what ``evaluate febrl*`` and ``evaluate csv`` use.
 DEFAULT_BLOCKING: list[list[str]] = [
@@ -36,7 +36,7 @@ DEFAULT_BLOCKING: list[list[str]] = [
     ["t_surname_phon", "t_pc_sector"],
 ]
 DEFAULT_COMPARISONS: list[dict] = [
-    {"use": "name", "field": "forename"},
+    {"use": "name", "field": "forename", "initial": True},
     {"use": "name", "field": "surname"},
     {"use": "date_of_birth"},
     {"use": "exact", "column": "t_nino", "name": "nino"},
@@ -48,7 +48,7 @@ DEFAULT_COMPARISONS: list[dict] = [
 def default_linkage(use_id: bool = True, threshold: float = 0.5) -> Linkage:
     blocking = [r for r in DEFAULT_BLOCKING if use_id or r != ["t_nino"]]
     comps = [c for c in DEFAULT_COMPARISONS if use_id or c.get("column") != "t_nino"]
-    return Linkage(blocking=blocking, comparisons=[ComparisonRef(**c) for c in comps], threshold=threshold,
+    return Linkage(blocking=blocking, comparisons=[COMPARISON_SETTINGS.validate_python(c) for c in comps], threshold=threshold,
                    u_from="random", m_from="em")
 
 

@@ -64,7 +64,7 @@ def pseudo(records: list[dict], dataset: str = "tenancy", council: str = "E09000
             "t_forename_canon": token("forename_canon", r.get("nickname_of", fn)),
             "t_forename_phon": token("name_phonetic", _phon(fn)),
             "t_surname_phon": token("name_phonetic", _phon(sn)),
-            "t_initial": token("initial", fn and fn[0]),
+            "t_initial": token("name", fn and fn[0]),
             "t_name_sorted": token("name_sorted", fn and sn and " ".join(sorted([fn, sn]))),
             "t_postcode": token("postcode", pc),
             "t_pc_sector": token("postcode_sector", pc and pc[:-2]),
