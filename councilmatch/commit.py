@@ -54,22 +54,30 @@ class Staging:
         try:
             for tmp, final in self.pending:
                 backup = None
-                if final.exists():
+                if final.is_file() or final.is_symlink():
                     backup = final.with_name(f".{final.name}.{tag}.bak")
                     os.replace(final, backup)
+                try:
+                    os.replace(tmp, final)
+                except BaseException:
+                    if backup is not None:
+                        os.replace(backup, final)
+                    raise
                 done.append((final, backup))
-                os.replace(tmp, final)
         except BaseException:
-            for final, backup in reversed(done):
-                if backup is not None and backup.exists():
+            for final, backup in reversed(done):  # the renames that happened, undone
+                if backup is not None:
                     os.replace(backup, final)
-                elif backup is None:
+                else:
                     final.unlink(missing_ok=True)
             self.discard()
             raise
         for _, backup in done:
             if backup is not None:
-                backup.unlink(missing_ok=True)
+                try:
+                    backup.unlink(missing_ok=True)
+                except OSError:  # committed already; a stale hidden backup is harmless
+                    pass
         self.pending.clear()
 
 
