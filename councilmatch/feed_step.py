@@ -116,19 +116,25 @@ def _council_counts(extract: Path, meta: dict[str, Any], accepted: int) -> dict[
     return {"rows_in": rows_in, "quarantined": quarantined, "quarantine_reasons": reasons}
 
 
+def _read_at_source(extract: Path, keyring, feed) -> tuple[Any, dict[str, Any]]:
+    """The checked frame and the metadata of an at-source file: both read in the reader process,
+    so the hub process never parses the council's Parquet itself."""
+    from anonymise.at_source import accept_at_source, at_source_metadata
+
+    return accept_at_source(extract, keyring, feed), at_source_metadata(extract)
+
+
 def _accept_at_source(home: Home, feed, extract: Path, keyring, settings: Settings) -> dict[str, Any]:
     """A council's own pre-pseudonymised Parquet: checked (in a child process), then stored as if ingested here."""
     import hashlib
     from datetime import datetime, timezone
 
-    from anonymise.at_source import accept_at_source, at_source_metadata
     from anonymise.store import write_pseudonymised
     from councilmatch.commit import staged
     from councilmatch.safepath import safe_name
     from ingest.manifest import write_manifest
 
-    frame = read_isolated(accept_at_source, extract, keyring, feed, extract=extract, settings=settings)
-    meta = at_source_metadata(extract)
+    frame, meta = read_isolated(_read_at_source, extract, keyring, feed, extract=extract, settings=settings)
     extract_id = safe_name(str(meta.get("extract_id")), "extract id")  # accept_at_source checked it; never trusted twice
     done = _already_done(home, feed.feed_id, extract_id, keyring.key_id)
     if done:
