@@ -34,9 +34,16 @@ PRODUCTION_VAR = "COUNCILMATCH_PRODUCTION"
 _TRUE = {"1", "true", "yes", "on"}
 
 
-def is_production() -> bool:
-    """``COUNCILMATCH_PRODUCTION`` is set to a true value (docker-compose.yml sets it)."""
-    return os.environ.get(PRODUCTION_VAR, "").strip().lower() in _TRUE
+def is_production(home: Home | None = None) -> bool:
+    """``COUNCILMATCH_PRODUCTION`` is true (docker-compose.yml sets it), or the home's
+    ``settings.yaml`` says ``production: true``."""
+    if os.environ.get(PRODUCTION_VAR, "").strip().lower() in _TRUE:
+        return True
+    if home is not None and home.settings_file.exists():
+        from councilmatch.settings import load_settings
+
+        return load_settings(home).production
+    return False
 
 
 def dev_kek_opted_in() -> bool:
@@ -103,9 +110,10 @@ def find_kek(home: Home) -> KEK | None:
         return KEK(decode_kek(password, source), source)
     path = dev_kek_path(home)
     if path.exists():
-        if is_production():
+        if is_production(home):
             raise DevKEKRefusedError(
-                f"{path} is a development key-encryption key and {PRODUCTION_VAR} is set: production refuses it. "
+                f"{path} is a development key-encryption key and this is production ({PRODUCTION_VAR} or "
+                "settings.yaml production: true): production refuses it. "
                 f"Set {ENV_VAR} (or the Airflow connection {AIRFLOW_CONN_ID!r}) and re-key the home")
         return KEK(decode_kek(path.read_text(), str(path)), str(path))
     return None
@@ -123,8 +131,8 @@ def require_kek(home: Home) -> KEK:
 
 def write_dev_kek(home: Home) -> KEK:
     """Create the development KEK file (mode 0600). Only ``keys init`` on a fresh home, opted in, calls this."""
-    if is_production():
-        raise DevKEKRefusedError(f"{PRODUCTION_VAR} is set: production refuses a development key-encryption key; "
+    if is_production(home):
+        raise DevKEKRefusedError(f"{PRODUCTION_VAR} or settings.yaml production: true is set: production refuses a development key-encryption key; "
                                  f"set {ENV_VAR}")
     path = dev_kek_path(home)
     home.keys.mkdir(parents=True, exist_ok=True)

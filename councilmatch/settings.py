@@ -36,6 +36,8 @@ class IngestSettings(BaseModel):
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: A production home: refuses a development key-encryption key (as COUNCILMATCH_PRODUCTION=1 does).
+    production: bool = False
     #: What happens to a raw extract once it is pseudonymised.
     raw_extracts: Literal["archive", "delete", "keep"] = "archive"
     #: Link shards per match type (each one an Airflow mapped task).

@@ -193,6 +193,13 @@ def test_production_refuses_writing_and_reading_a_dev_kek(tmp_path, monkeypatch)
     assert not (fresh.keys / "dev-kek").exists()
     result = CliRunner().invoke(app, ["keys", "init", "--dev-kek", "--home", str(fresh.root)])
     assert result.exit_code == 1 and "production refuses" in " ".join(result.output.split())
+    # a home whose settings.yaml says production is refused the same way, without the variable
+    monkeypatch.delenv("COUNCILMATCH_PRODUCTION")
+    load_keyring(dev_home)
+    dev_home.settings_file.write_text("production: true\n")
+    with pytest.raises(DevKEKRefusedError, match="production refuses"):
+        load_keyring(dev_home)
+    monkeypatch.setenv("COUNCILMATCH_PRODUCTION", "1")
     # with a real KEK production works as before
     monkeypatch.setenv("COUNCILMATCH_KEK", base64.b64encode(os.urandom(32)).decode())
     assert init_keys(fresh) == "k1"
