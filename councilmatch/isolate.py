@@ -84,7 +84,7 @@ def run_isolated(fn: Callable[..., T], *args: Any, what: str, memory_mb: int = 0
     receiver, sender = ctx.Pipe(duplex=False)
     limit = _vm_bytes() + memory_mb * (1 << 20) if memory_mb else 0
     child = ctx.Process(target=_child, args=(sender, fn, args, kwargs, limit), daemon=False,
-                        name=f"councilmatch-reader")
+                        name="councilmatch-reader")
     child.start()
     sender.close()
     payload = None

@@ -22,7 +22,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
