@@ -25,16 +25,20 @@ def _fail(exc: Exception) -> None:
 
 
 @keys_app.command("init")
-def keys_init(home: HomeOption = None) -> None:
-    """Create the keyring (key k1); on a fresh home without COUNCILMATCH_KEK, also a development KEK."""
+def keys_init(
+    home: HomeOption = None,
+    dev_kek: bool = typer.Option(False, "--dev-kek", help="Development homes only: without COUNCILMATCH_KEK, "
+                                 "write a key-encryption key file beside the keyring (refused in production)."),
+) -> None:
+    """Create the keyring (key k1) under COUNCILMATCH_KEK (or, opted in with --dev-kek, a development KEK)."""
     from anonymise.kek import dev_kek_path, find_kek
     from anonymise.keys import init_keys, keyring_path
 
     h = resolve_home(home)
     existed = keyring_path(h).exists()
-    had_kek = find_kek(h) is not None if not existed else True
     try:
-        key_id = init_keys(h)
+        had_kek = find_kek(h) is not None if not existed else True
+        key_id = init_keys(h, dev_kek=True if dev_kek else None)
     except AnonymiseError as exc:
         _fail(exc)
     if not had_kek:

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from councilmatch.contracts import BLOOM_BYTES, NON_IDENTIFYING, PSEUDONYMISED_COLUMNS, REFERENCE, TOKEN_COLUMNS
+from councilmatch.commit import place
 from councilmatch.home import Home
 
 from anonymise.errors import SchemaError, UnknownKeyError
@@ -90,7 +91,7 @@ def write_table(table: pa.Table, path: Path, extra_meta: dict | None = None) -> 
     os.close(fd)
     try:
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
+        place(tmp, path)  # now, or at the end of the feed's staged commit
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

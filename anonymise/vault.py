@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from councilmatch.contracts import IDENTIFIERS, REFERENCE
 from councilmatch.home import Home
+from councilmatch.safepath import path_inside
 
 from anonymise.crypto import atomic_write
 from anonymise.datakeys import safe_name, seal_for_council, unseal_for_council
@@ -63,10 +64,12 @@ class Vault:
 
     # -- paths and hashes --------------------------------------------------
     def _folder(self, council: str, dataset: str) -> Path:
-        return self.home.vault / safe_name(council, "council") / safe_name(dataset, "dataset")
+        return path_inside(self.home.vault, safe_name(council, "council"), safe_name(dataset, "dataset"),
+                           what="vault folder")
 
     def blob_path(self, council: str, dataset: str, extract_id: str) -> Path:
-        return self._folder(council, dataset) / f"{safe_name(extract_id, 'extract id')}.enc"
+        return path_inside(self._folder(council, dataset), f"{safe_name(extract_id, 'extract id')}.enc",
+                           what="vault file")
 
     def _index_path(self, blob: Path) -> Path:
         return blob.with_name(blob.name[: -len(".enc")] + ".index.parquet")

@@ -67,7 +67,7 @@ def prepare(home: Home, n_flags: int, n_users: int, vault: bool, env: dict) -> p
         from anonymise.vault import Vault
 
         t = time.perf_counter()
-        init_keys(home)
+        init_keys(home, dev_kek=True)
         v = Vault(home, load_keyring(home))
         for side in ("left", "right"):
             for (council, dataset), part in flags.groupby([f"{side}_council", f"{side}_dataset"]):

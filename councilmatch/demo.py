@@ -111,7 +111,7 @@ def demo(
     _step("Matching keyring")
     from anonymise.keys import init_keys
 
-    console.print(f"  active key: {init_keys(h)}")
+    console.print(f"  active key: {init_keys(h, dev_kek=True)}")
 
     _step(f"Airflow (AIRFLOW_HOME={h.airflow_home}), then the nightly_matching DAG via `airflow dags test`")
     log_path = run_nightly_dag(h)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from councilmatch import run_state
 from councilmatch.home import Home
+from councilmatch.safepath import path_inside, safe_name
 
 
 def build_run_report(home: Home, run_id: str) -> dict[str, Any]:
@@ -55,8 +56,8 @@ def build_run_report(home: Home, run_id: str) -> dict[str, Any]:
 def write_run_report(home: Home, run_id: str) -> dict[str, Any]:
     report = build_run_report(home, run_id)
     home.reports.mkdir(parents=True, exist_ok=True)
-    json_path = home.reports / f"{run_id}.json"
-    html_path = home.reports / f"{run_id}.html"
+    json_path = path_inside(home.reports, safe_name(run_id, "run id") + ".json", what="report")
+    html_path = path_inside(home.reports, safe_name(run_id, "run id") + ".html", what="report")
     _atomic_write(json_path, json.dumps(report, indent=2, sort_keys=True, default=str))
     _atomic_write(html_path, render_html(report))
     return {"json": str(json_path), "html": str(html_path), "flags": report["flags"],

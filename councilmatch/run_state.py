@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from councilmatch.home import Home
+from councilmatch.safepath import path_inside, sanitise_name
 
 
 def run_dir(home: Home, run_id: str) -> Path:
-    return home.runs / run_id
+    return path_inside(home.runs, run_id, what="run folder")
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -26,7 +27,9 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def feed_file(home: Home, run_id: str, feed_id: str) -> Path:
-    return run_dir(home, run_id) / "feeds" / (feed_id.replace("/", "__") + ".json")
+    # feed ids of broken feed definitions come from folder names: made safe, never trusted
+    return path_inside(run_dir(home, run_id), "feeds", sanitise_name(feed_id.replace("/", "__")) + ".json",
+                       what="run state file")
 
 
 def save_feed(home: Home, run_id: str, outcome: dict[str, Any]) -> None:

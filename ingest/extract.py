@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from councilmatch.contracts import CANONICAL_COLUMNS, DATASETS, DATE_FIELDS
+from councilmatch.safepath import sanitise_name
 from ingest import standardise as std
 from ingest import validate as val
 from ingest.feed import FeedDefinition
@@ -199,6 +200,7 @@ def _validate_and_standardise(
     for fld, s in mapped.items():
         reasons.add(val.looks_like_formula(s), f"{fld}: formula-looking cell")
         reasons.add(val.too_long(s), f"{fld}: longer than {val.MAX_CELL_CHARS} characters")
+        reasons.add(val.has_control_characters(s, is_id=fld == "record_id"), f"{fld}: control character")
     for fld in dict.fromkeys(["record_id", *feed.mandatory]):
         if fld in mapped:
             reasons.add(mapped[fld].isna(), f"{fld}: missing")
@@ -319,7 +321,8 @@ def ingest_extract(
     return IngestResult(
         feed_id=feed.feed_id,
         extract_path=path,
-        extract_id=f"{path.stem}-{checksum[:12]}",
+        # the landing file's name is the council's: made a safe name ('x (1).csv' -> 'x_1')
+        extract_id=f"{sanitise_name(path.stem, 'extract')}-{checksum[:12]}",
         checksum=checksum,
         feed_version=feed.version,
         rows_in=rows_in,

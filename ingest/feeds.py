@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from councilmatch.contracts import DATASETS, DATE_FIELDS, MAPPABLE_FIELDS
 from councilmatch.councils import CENTRAL, LONDON_BOROUGHS
 from councilmatch.home import Home
-from ingest.feed import FeedDefinition
+from ingest.feed import ALLOWED_ENCODINGS, FeedDefinition
 
 #: Extract file suffixes a feed format accepts in its landing folder.
 EXTRACT_SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -138,9 +138,11 @@ def _semantic_problems(feed: FeedDefinition, node: yaml.Node) -> list[Problem]:
         elif (p := _date_format_problem(fmt)) is not None:
             add(("date_formats", field), p)
     try:
-        codecs.lookup(feed.encoding)
+        codec = codecs.lookup(feed.encoding).name
     except LookupError:
-        add(("encoding",), f"unknown encoding {feed.encoding!r} (use utf-8, utf-8-sig, cp1252 or latin-1)")
+        codec = None
+    if codec not in ALLOWED_ENCODINGS.values():
+        add(("encoding",), f"unknown encoding {feed.encoding!r}; use one of {', '.join(ALLOWED_ENCODINGS)}")
     if len(feed.delimiter) != 1:
         add(("delimiter",), f"delimiter must be one character, got {feed.delimiter!r}")
     overlap = {v.upper() for v in feed.true_values} & {v.upper() for v in feed.false_values}

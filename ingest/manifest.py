@@ -12,7 +12,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from councilmatch.commit import place
 from councilmatch.home import Home
+from councilmatch.safepath import path_inside, safe_name
 
 
 def _home(home: Home | Path | str) -> Home:
@@ -20,8 +22,10 @@ def _home(home: Home | Path | str) -> Home:
 
 
 def manifest_path(home: Home, feed_id: str, extract_id: str) -> Path:
+    """Raises ``UnsafePathError`` for a council, data set or extract id that could leave the folder."""
     council, _, dataset = feed_id.partition("/")
-    return _home(home).manifests / council / dataset / f"{extract_id}.json"
+    return path_inside(_home(home).manifests, safe_name(council, "council"), safe_name(dataset, "dataset"),
+                       safe_name(extract_id, "extract id") + ".json", what="manifest")
 
 
 def write_manifest(home: Home, manifest: dict) -> Path:
@@ -34,7 +38,7 @@ def write_manifest(home: Home, manifest: dict) -> Path:
             json.dump(manifest, f, indent=2, sort_keys=True, default=str)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        place(tmp, path)  # now, or last in the feed's staged commit
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -44,7 +48,7 @@ def write_manifest(home: Home, manifest: dict) -> Path:
 def read_manifests(home: Home, feed_id: str) -> list[dict]:
     """All manifests of a feed, oldest ingest first."""
     council, _, dataset = feed_id.partition("/")
-    folder = _home(home).manifests / council / dataset
+    folder = path_inside(_home(home).manifests, council, dataset, what="manifest folder")
     if not folder.is_dir():
         return []
     found = [json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*.json") if not p.name.startswith(".")]

@@ -40,7 +40,9 @@ def _home(home: Home | str | Path) -> Home:
 
 
 def run_dir(home: Home, run_id: str) -> Path:
-    return home.runs / run_id
+    from councilmatch.safepath import path_inside
+
+    return path_inside(home.runs, run_id, what="run folder")
 
 
 def _write_json(path: Path, data: Any) -> None:
