@@ -165,12 +165,13 @@ VARIANTS: dict[str, Variant] = {
     "t_bank": Variant(("bank_sort_code", "bank_account"), _bank),
 }
 
-#: Bloom column -> (subkey purpose, derivation). Names share a purpose so forename and
-#: surname filters can be compared for swapped names, like the "name" tokens.
+#: Bloom column -> (subkey purpose, derivation). One subkey per field: learning which bits
+#: stand for which bigrams in one field's filters teaches nothing about another's.
+#: (Swapped names are caught by the tokens, which need no shared filter key.)
 BLOOM_VARIANTS: dict[str, tuple[str, Variant]] = {
-    "bf_forenames": ("bloom_name", Variant(("first_name", "forenames"),
+    "bf_forenames": ("bloom_forename", Variant(("first_name", "forenames"),
                                            lambda u: _str(u["forenames"]).fillna(_str(u["first_name"])))),
-    "bf_surname": ("bloom_name", Variant(("surname",), _column("surname"))),
+    "bf_surname": ("bloom_surname", Variant(("surname",), _column("surname"))),
     "bf_address": ("bloom_address", Variant(("address_lines", "postcode"),
                                             lambda u: _str(u["address_lines"]) + " " + _postcode(u).fillna(""))),
 }
