@@ -22,6 +22,8 @@ Example::
       postcode: Post Code
       period_start: Start Date
     mandatory: [record_id, surname, dob]   # header must have them; rows lacking a value are quarantined
+    quarantine_invalid: [nino]  # optional fields whose *invalid* value also quarantines the row
+                                # (default []: an invalid optional value is set to missing and counted)
 
 The schema only checks shapes; ``ingest.feeds.load_feed`` adds the semantic checks
 (known data set and fields, valid date formats, London council) and reports the
@@ -60,6 +62,10 @@ class FeedDefinition(BaseModel):
     false_values: list[str] = Field(default_factory=lambda: ["N", "NO", "0", "FALSE", "F"])
     columns: dict[str, str | list[str]] = Field(default_factory=dict)
     mandatory: list[str] = Field(default_factory=lambda: ["record_id"])
+    #: Fields besides the mandatory ones whose invalid value quarantines the row. By default an
+    #: invalid optional value is set to missing (the row still goes to matching) and counted:
+    #: one malformed NINO or phone number must not hide a record from matching.
+    quarantine_invalid: list[str] = Field(default_factory=list)
 
     @field_validator("true_values", "false_values", mode="before")
     @classmethod
@@ -83,6 +89,10 @@ class FeedDefinition(BaseModel):
         if cols is None:
             return []
         return [cols] if isinstance(cols, str) else list(cols)
+
+    def quarantines_invalid(self) -> set[str]:
+        """Fields whose invalid value quarantines the row: record_id, the mandatory ones, ``quarantine_invalid``."""
+        return {"record_id", *self.mandatory, *self.quarantine_invalid}
 
     def date_format_for(self, field: str) -> str:
         return self.date_formats.get(field, self.date_format)
