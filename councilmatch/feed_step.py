@@ -72,10 +72,13 @@ def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: Settings) ->
 
     frame = pseudonymise(result.accepted, keyring, result.extract_id)
     path = write_pseudonymised(home, frame)
-    Vault(home, keyring).store(feed.council, result.extract_id, result.accepted)
+    Vault(home, keyring).store(feed.council, result.extract_id, result.vault_frame())  # optional values as sent
     write_quarantine(home, keyring, feed.council, feed.dataset, result.extract_id, result.quarantined)
+    from ingest.quality import with_change
+
     manifest = {**result.manifest(), "extract_id": result.extract_id, "key_id": keyring.key_id,
                 "pseudonymised_path": str(path)}
+    manifest["quality"] = with_change(home, feed.feed_id, result.extract_id, result.quality)
     write_manifest(home, manifest)
     dispose_raw_extract(home, keyring, extract, settings.raw_extracts)
     return _outcome(feed.feed_id, "ingested", manifest)
@@ -121,4 +124,6 @@ def _outcome(feed_id: str, status: str, manifest: dict[str, Any]) -> dict[str, A
         "accepted": int(manifest.get("accepted", 0)),
         "quarantined": int(manifest.get("quarantined", 0)),
         "quarantine_reasons": manifest.get("quarantine_reasons", {}),
+        "set_missing": manifest.get("set_missing", {}),
+        "quality": manifest.get("quality", {}),
     }

@@ -64,13 +64,55 @@ def _ingest_with_progress(feed: FeedDefinition, extract: Path) -> IngestResult:
         return ingest_extract(feed, extract, on_stage=lambda s: progress.update(task, description=f"{extract.name}: {s}"))
 
 
-def run_check(feed: FeedDefinition, extract: Path, show: int = 20) -> int:
-    """Ingest in memory (nothing written) and print what a data officer needs; returns the exit code."""
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def print_quality(quality: dict) -> None:
+    """The data-quality profile: per field missing / invalid / placeholder rates, duplicates, alerts."""
+    if not quality.get("fields"):
+        return
+    if quality.get("set_missing"):
+        cleared = Table(title="Optional values set to missing (the row is still matched; the vault keeps the value as sent)")
+        cleared.add_column("field: problem")
+        cleared.add_column("rows", justify="right")
+        for reason, count in quality["set_missing"].items():
+            cleared.add_row(reason, f"{count:,}")
+        console.print(cleared)
+    table = Table(title=f"Data quality by field (missing and invalid: of {quality.get('rows_read', 0):,} rows read; "
+                        f"placeholders: of {quality.get('accepted', 0):,} accepted)")
+    for col in ("field", "missing", "invalid", "placeholders", "date style", "change since previous"):
+        table.add_column(col, justify="right" if col in ("missing", "invalid", "placeholders") else "left")
+    deltas = (quality.get("change") or {}).get("fields", {})
+    for fld, f in quality["fields"].items():
+        d = deltas.get(fld, {})
+        moved = ", ".join(f"{k.removesuffix('_rate')} {v * 100:+.1f} pts" for k, v in d.items() if abs(v) >= 0.001)
+        table.add_row(fld, _pct(f["missing_rate"]) + (" (not in header)" if f.get("not_in_header") else ""),
+                      _pct(f["invalid_rate"]), _pct(f["placeholder_rate"]), f.get("date_style") or "", moved)
+    console.print(table)
+    console.print(f"duplicate record ids: {quality.get('duplicate_record_ids', 0):,}; "
+                  f"duplicate records (same person details under another id): {quality.get('duplicate_records', 0):,}")
+    change = quality.get("change") or {}
+    if change.get("previous_extract"):
+        console.print(f"compared with the previous extract {change['previous_extract']}: rows "
+                      f"{change['rows_in']['before']:,} -> {change['rows_in']['now']:,}", soft_wrap=True)
+    for alert in quality.get("alerts", []):
+        console.print(f"[bold yellow]alert:[/] {alert}", soft_wrap=True)
+
+
+def run_check(feed: FeedDefinition, extract: Path, show: int = 20, home: Home | None = None) -> int:
+    """Ingest in memory (nothing written) and print what a data officer needs; returns the exit code.
+
+    With ``home``, the profile is compared with the feed's previous ingested extract."""
     try:
         result = _ingest_with_progress(feed, extract)
     except ExtractError as exc:
         console.print(f"[bold red]unusable extract:[/] {exc}", soft_wrap=True)
         return EXIT_UNUSABLE
+    if home is not None:
+        from ingest.quality import with_change
+
+        result.quality = with_change(home, feed.feed_id, result.extract_id, result.quality)
     m = result.manifest()
     console.print(f"[bold]{feed.feed_id}[/] version {feed.version}: {extract}", soft_wrap=True)
     summary = Table(show_header=False)
@@ -102,6 +144,7 @@ def run_check(feed: FeedDefinition, extract: Path, show: int = 20) -> int:
         for r in result.quarantined.head(show).itertuples():
             rows.add_row(str(r.row_number), "" if r.record_id is None or str(r.record_id) == "<NA>" else str(r.record_id), r.reasons)
         console.print(rows)
+    print_quality(result.quality)
     if m["accepted"] == 0:
         console.print(f"[bold red]no row accepted[/] from {extract}")
         return EXIT_NOTHING_ACCEPTED
@@ -182,7 +225,7 @@ def check(
             _fail(f"no extract in {landing_dir(h, definition)} (give one as EXTRACT)")
     if definition.format == "pseudonymised":
         raise typer.Exit(run_check_at_source(h, definition, extract))
-    raise typer.Exit(run_check(definition, extract, show))
+    raise typer.Exit(run_check(definition, extract, show, home=h))
 
 
 @feeds_app.command("add")

@@ -408,12 +408,9 @@ def ingest_extract(
     quarantined = quarantined[list(QUARANTINE_COLUMNS)]
 
     rows_in = n + len(raw.bad_rows)
-    stage("profile")
-    quality = profile.finish(accepted, int(np.count_nonzero(duplicate)), rows_in)
-    as_sent = (pd.concat(sent_parts, ignore_index=True) if sent_parts else IngestResult.__dataclass_fields__["as_sent"].default_factory())
     if rows_in != len(accepted) + len(quarantined):  # never expected: a bug, not bad data
         raise RuntimeError(f"{path}: rows do not reconcile ({rows_in} in, {len(accepted)} accepted, {len(quarantined)} quarantined)")
-    return IngestResult(
+    result = IngestResult(
         feed_id=feed.feed_id,
         extract_path=path,
         extract_id=f"{path.stem}-{checksum[:12]}",
@@ -426,9 +423,12 @@ def ingest_extract(
         blank_rows=raw.blank_rows,
         header_offset=raw.header_offset,
         ingested_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        quality=quality,
-        as_sent=as_sent,
     )
+    if sent_parts:
+        result.as_sent = pd.concat(sent_parts, ignore_index=True)
+    stage("profile")
+    result.quality = profile.finish(result.vault_frame(), int(np.count_nonzero(duplicate)), rows_in)
+    return result
 
 
 __all__ = ["ExtractError", "IngestResult", "file_checksum", "ingest_extract"]

@@ -88,7 +88,9 @@ class ProfileBuilder:
             return None
         shape = shapes.most_common(1)[0][0]
         o = self.order.get(fld, Counter())
-        if o["day-first"] and o["month-first"]:
+        if shape.startswith("9999"):
+            order = "year-first"
+        elif o["day-first"] and o["month-first"]:
             order = "mixed"
         elif o["day-first"]:
             order = "day-first"
@@ -99,6 +101,8 @@ class ProfileBuilder:
         return f"{shape} {order}".strip()
 
     def finish(self, accepted: pd.DataFrame, duplicate_ids: int, rows_in: int) -> dict[str, Any]:
+        """``accepted``: the accepted rows with optional values as sent (``IngestResult.vault_frame``),
+        so a placeholder that also broke the field's format ('UNKNOWN' as a NINO) is counted too."""
         n, a = max(self.rows, 1), max(len(accepted), 1)
         fields: dict[str, dict[str, Any]] = {}
         for fld in self.fields:

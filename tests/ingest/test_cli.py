@@ -171,3 +171,49 @@ def test_add_rejects_unknown_council_before_reading(home) -> None:
     r = run("feeds", "add", "--council", "E08000001", "--dataset", "tenancy", "--sample", str(sample), "--yes",
             "--home", str(home.root))
     assert r.exit_code == 2 and "'E08000001' is not a London borough ONS code" in r.output
+
+
+def _previous_manifest(home: Path, kit, rows: list[list[str]], extract_id: str = "tenancy_2026-11-23-aaaaaaaaaaaa") -> None:
+    """Record a previous extract's profile the way the nightly ingest does."""
+    from ingest.extract import ingest_extract
+    from ingest.manifest import write_manifest
+
+    previous = home / "previous.csv"
+    previous.write_text(kit.csv_text(rows))
+    result = ingest_extract(load_feed(home / "feeds/E09000007/tenancy.yaml"), previous, today=kit.TODAY)
+    write_manifest(home, {**result.manifest(), "extract_id": extract_id, "ingested_at": "2026-11-23T01:00:00+00:00"})
+
+
+def test_check_shows_set_missing_values_profile_and_shape_alerts(home, landing, kit) -> None:
+    kit.write_feed(home.root)
+    good = [[f"T{i}", f"Ann{'e' * (i % 3)}", f"Jones{'x' * i}", f"{1 + i % 28:02d}/0{1 + i % 9}/1980",
+             f"JG1037{i % 10}{i % 7}A", f"{i} Rd", "London", "E1 6AN", f"{1 + i % 28:02d}/05/2020", ""] for i in range(40)]
+    _previous_manifest(home.root, kit, good)
+    # tonight: half the rows, NI numbers malformed or placeholders, dates flipped to ISO, towns gone
+    tonight = [[r[0], r[1], r[2], "1980-02-%02d" % (1 + i % 28), "QQ123456C" if i < 3 else "UNKNOWN", r[5], "",
+                r[7], r[8], r[9]] for i, r in enumerate(good[:15])]
+    (landing / "tenancy_2026-11-24.csv").write_text(kit.csv_text(tonight))
+    r = run("feeds", "check", "E09000007/tenancy", "--home", str(home.root))
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
+    assert "usable: 15 of 15 rows accepted" in out  # a malformed optional NINO hides no record
+    assert re.search(r"nino: invalid format │ 15 │", out), r.output
+    assert "alert: row count fell by more than half: 40 -> 15" in out
+    assert "alert: dob: date format changed (99/99/9999 day-first -> 9999-99-99 year-first)" in out
+    assert "alert: nino: placeholders rose (0.0% -> 80.0%)" in out
+    assert "alert: nino: invalid values rose (0.0% -> 100.0%)" in out
+    assert "compared with the previous extract tenancy_2026-11-23-aaaaaaaaaaaa" in out
+    assert "QQ123456C" not in r.output  # counts, never values
+
+
+def test_check_alerts_when_a_column_is_renamed_or_emptied(home, landing, kit) -> None:
+    kit.write_feed(home.root)
+    _previous_manifest(home.root, kit, kit.GOOD_ROWS)
+    header = [h if h != "NI Number" else "NINO" for h in kit.HEADER]
+    rows = [[*r[:8], "", r[9]] for r in kit.GOOD_ROWS]  # Start Date emptied (optional field not mandatory)
+    (landing / "tenancy_2026-11-24.csv").write_text(kit.csv_text(rows, header=header))
+    r = run("feeds", "check", "E09000007/tenancy", "--home", str(home.root))
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
+    assert "alert: nino: its column is no longer in the header (renamed or dropped?)" in out
+    assert "alert: period_start: column emptied (missing 0.0% -> 100.0%)" in out
