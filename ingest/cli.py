@@ -16,14 +16,14 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from councilmatch.cli_common import HomeOption, resolve_home
-from councilmatch.contracts import DATASETS
+from councilmatch.contracts import DATASETS, DATE_FIELDS
 from councilmatch.councils import CENTRAL, COUNCIL_NAMES
 from councilmatch.home import Home
 from ingest.extract import IngestResult, ingest_extract
 from ingest.feed import FeedDefinition
 from ingest.feeds import FeedDefinitionError, feed_path, landing_dir, load_feed, load_feeds, newest_extract, parse_feed
 from ingest.manifest import read_manifests
-from ingest.propose import feed_yaml, propose_feed
+from ingest.propose import feed_yaml, guess_date_format, propose_feed, read_sample_column, resolve_typed_columns
 from ingest.read import ExtractError, describe_delimiter
 
 EXIT_OK, EXIT_NOTHING_ACCEPTED, EXIT_UNUSABLE = 0, 1, 2
@@ -237,7 +237,10 @@ def add(
     force: Annotated[bool, typer.Option(help="Overwrite an existing feed definition")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Propose a feed from a sample's header and values, confirm it, write feeds/<council>/<dataset>.yaml, check it."""
+    """Propose a feed from a sample's header and values, confirm it, write feeds/<council>/<dataset>.yaml, check it.
+
+    With --yes only sure proposals are taken (a usual header name whose values fit); an unsure optional
+    field is left unmapped, an unsure required one stops the command before anything is written."""
     _fresh_console()
     h = resolve_home(home)
     if dataset not in DATASETS:
@@ -252,43 +255,75 @@ def add(
     except ExtractError as exc:
         _fail(str(exc))
     spec = DATASETS[dataset]
+    required = ("record_id", *spec.required)
     if sample.suffix.lower() not in (".xlsx", ".xlsm", ".parquet"):
         console.print(f"sample {sample.name}: encoding [bold]{proposal.encoding}[/], "
                       f"delimiter [bold]{describe_delimiter(proposal.delimiter)}[/], {len(proposal.header)} columns")
-    table = Table(title=f"Proposed mapping for {council}/{dataset}")
-    for col in ("canonical field", "source column(s)", "matched by", "required"):
-        table.add_column(col)
-    for fld in ["record_id", *spec.required, *spec.optional]:
-        src = proposal.columns.get(fld)
-        shown = ", ".join(src) if isinstance(src, list) else (src or "[dim]-[/]")
-        table.add_row(fld, shown, proposal.how.get(fld, ""), "yes" if fld == "record_id" or fld in spec.required else "")
+    table = Table(title=f"Proposed mapping for {council}/{dataset} (samples masked: letters x/X, digits 9)")
+    for col in ("canonical field", "source column(s)", "matched by", "samples", "fit", "blank", "required"):
+        table.add_column(col, justify="right" if col in ("fit", "blank") else "left")
+    for fld in dict.fromkeys(["record_id", *spec.required, *spec.optional]):
+        p = proposal.fields.get(fld)
+        shown = ", ".join(p.columns) if p else "[dim]-[/]"
+        how = "" if p is None else (p.how if p.sure else f"[yellow]{p.how}[/]")
+        table.add_row(fld, shown, how, " | ".join(p.samples) if p else "",
+                      "" if p is None or p.fit is None else f"{100 * p.fit:.0f}%",
+                      "" if p is None else f"{100 * p.blank:.0f}%", "yes" if fld in required else "")
     console.print(table)
     if proposal.unmapped:
         console.print(f"unmapped source columns: {', '.join(proposal.unmapped)}")
 
+    def ask_columns(question: str) -> list[str]:
+        """Column names typed by the officer, checked against the sample's header (blank: none)."""
+        while True:
+            answer = typer.prompt(question, default="", show_default=False)
+            found, unknown = resolve_typed_columns(answer, proposal.header)
+            if not unknown:
+                return found
+            console.print(f"[red]not in the sample's header:[/] {', '.join(repr(u) for u in unknown)}; "
+                          f"header: {', '.join(proposal.header)}", soft_wrap=True)
+
     columns = dict(proposal.columns)
-    if not yes:
+    if yes:
+        unsure = [f for f in proposal.to_check if f in columns]
+        unsure_required = [f for f in unsure if f in required]
+        if unsure_required:
+            _fail("not sure of required field(s) " + "; ".join(
+                f"{f} <- {', '.join(proposal.fields[f].columns)} ({proposal.fields[f].how})" for f in unsure_required)
+                + f". Nothing written: run without --yes to confirm or choose the columns for {sample}.")
+        for fld in unsure:
+            columns.pop(fld)
+            console.print(f"[yellow]left unmapped[/] {fld} (proposed {', '.join(proposal.fields[fld].columns)}, "
+                          f"not sure: {proposal.fields[fld].how}); run without --yes to confirm it", soft_wrap=True)
+    else:
         for fld, src in list(columns.items()):
+            p = proposal.fields[fld]
             shown = ", ".join(src) if isinstance(src, list) else src
-            if not typer.confirm(f"{fld} <- {shown}?", default=True):
-                answer = typer.prompt(f"source column(s) for {fld}, comma-separated (blank: leave unmapped)",
-                                      default="", show_default=False)
-                names = [a.strip() for a in answer.split(",") if a.strip()]
+            question = f"{fld} <- {shown}?" if p.sure else f"{fld} <- {shown}? (not sure: {p.how})"
+            if not typer.confirm(question, default=p.sure):
+                names = ask_columns(f"source column(s) for {fld}, comma-separated (blank: leave unmapped)")
                 if names:
                     columns[fld] = names[0] if len(names) == 1 else names
                 else:
                     columns.pop(fld)
-    missing = [f for f in ("record_id", *spec.required) if f not in columns]
+    missing = [f for f in required if f not in columns]
     if missing and not yes:
         for fld in missing:
-            answer = typer.prompt(f"required field {fld}: source column(s), comma-separated", default="", show_default=False)
-            names = [a.strip() for a in answer.split(",") if a.strip()]
+            names = ask_columns(f"required field {fld}: source column(s), comma-separated")
             if names:
                 columns[fld] = names[0] if len(names) == 1 else names
-        missing = [f for f in ("record_id", *spec.required) if f not in columns]
+        missing = [f for f in required if f not in columns]
     if missing:
         _fail(f"no column in {sample} found for required field(s) {', '.join(missing)}; "
-              f"header: {', '.join(proposal.header)}. Rename the columns or run without --yes to choose them.")
+              f"header: {', '.join(proposal.header)}. "
+              + ("Rename the columns or run without --yes to choose them." if yes else "Nothing written."))
+    for fld, src in columns.items():  # a date column the officer typed in: guess its format from its values
+        typed = fld not in proposal.fields or proposal.fields[fld].source != src
+        if fld in DATE_FIELDS and isinstance(src, str) and typed:
+            guessed = guess_date_format(read_sample_column(sample, proposal, council, dataset, src))
+            if guessed and guessed != proposal.date_format:
+                proposal.date_formats[fld] = guessed
+    proposal.date_formats = {f: v for f, v in proposal.date_formats.items() if f in columns}
 
     fmt = "xlsx" if sample.suffix.lower() in (".xlsx", ".xlsm") else "parquet" if sample.suffix.lower() == ".parquet" else "csv"
     kwargs: dict = {}
