@@ -92,7 +92,9 @@ def _date_mask(values: pd.Series) -> np.ndarray:
     # far-future sentinels (9999, 2999) do not fit datetime64[ns]; text input may carry them
     if not pd.api.types.is_datetime64_any_dtype(values):
         text = values.astype("string[pyarrow]").str.strip()
-        sentinel |= text.str.slice(0, 10).isin(SENTINEL_DATES).fillna(False).to_numpy(dtype=bool)
+        far = text.str.slice(0, 10).isin(SENTINEL_DATES).fillna(False).to_numpy(dtype=bool)
+        sentinel |= far
+        present |= far
     sentinel |= (dates == pd.Timestamp("2100-01-01")).fillna(False).to_numpy(dtype=bool)
     jan1 = ((dates.dt.month == 1) & (dates.dt.day == 1)).fillna(False).to_numpy(dtype=bool)
     if jan1.sum() >= MIN_COUNT:

@@ -50,7 +50,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
                   "ctaxaccount", "ctaxaccountno", "ctaxref", "counciltaxaccount", "counciltaxaccountno",
                   "counciltaxref", "counciltaxreference", "ctaccount", "ctaccountno", "ctref", "liabilityref",
                   "deathregistrationno", "deathregno", "entryno", "entrynumber", "registerentry", "regno",
-                  "customerref", "customerno", "customernumber", "personref", "personid", "clientref", "clientid"),
+                  "registrationid", "customerref", "customerno", "customernumber", "personref", "personid", "clientref", "clientid"),
     "forenames": ("forenames", "forename", "firstname", "firstnames", "givenname", "givennames", "christianname",
                   "christiannames", "fname", "first", "given", "forenamesinitials"),
     "surname": ("surname", "lastname", "familyname", "sname", "lname", "last", "currentsurname"),
@@ -69,7 +69,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
                       "homeaddress", "supplyaddress", "premises", "premise", "premisesaddress",
                       "dwelling", "dwellingaddress", "addresslines", "subbuilding",
                       "thoroughfare", "dependentlocality", "addresstext", "residentialaddress", "lastknownaddress",
-                      "usualaddress", "addressofproperty", "propaddress", "addressstreet", "addresstown"),
+                      "usualaddress", "addressofproperty", "propaddress", "addressstreet", "addresstown", "housenamenumber",
+                      "housenumbername", "housenameno", "towncity", "citytown"),
     "postcode": ("postcode", "pcode", "pc", "postalcode", "zip", "zipcode", "postcodezip", "postcd"),
     "uprn": ("uprn", "propertyref", "propertyreference", "uniquepropertyreferencenumber", "uniquepropertyref",
              "blpuuprn", "lpiuprn", "propertyuprn", "uprnno", "uprnnumber"),
@@ -95,7 +96,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
                    "dateofexpiry", "expirationdate", "liabilityend", "liabilityenddate", "liabilityto", "leavingdate",
                    "dateleft", "leftdate", "employmentend", "employmentenddate", "terminated", "end", "dateended",
                    "ended", "claimend", "claimenddate", "awardend", "awardenddate", "benefitend", "moveout",
-                   "moveoutdate", "removaldate", "dateremoved", "cessationdate", "endofliability", "passexpiry",
+                   "moveoutdate", "removaldate", "dateremoved", "datedeleted", "deleteddate", "deletiondate", "cessationdate", "endofliability", "passexpiry",
                    "badgeexpiry", "renewaldate"),
     "date_of_death": ("dateofdeath", "dod", "deathdate", "diedon", "dateofdeceased", "datedied", "deceaseddate"),
     "last_used": ("lastused", "lastuse", "lastuseddate", "datelastused", "lasttap", "lastjourney", "lastjourneydate",
@@ -105,7 +106,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
                  "singleoccupancy", "singleoccupancydiscount"),
     "amount": ("amount", "value", "grosspay", "pay", "salary", "award", "weeklyaward", "annualamount", "charge",
                "annualsalary", "basicpay", "basicsalary", "weeklyamount", "ctrawardweekly", "reductionamount",
-               "ctramount", "weeklyctr", "annualcharge", "liability", "amountdue", "netpay", "monthlypay"),
+               "ctramount", "weeklyctr", "weeklyctraward", "ctraward", "awardamount", "annualcharge", "liability", "amountdue", "netpay", "monthlypay"),
 }
 #: Words that say whose value a column holds, not what it is ("Tenant Forename(s)", "Claimant DOB").
 NOISE_WORDS: frozenset[str] = frozenset({
@@ -115,6 +116,7 @@ NOISE_WORDS: frozenset[str] = frozenset({
     "the", "s", "member", "client", "payee", "deceased", "pass", "badge", "passholder", "badgeholder", "account",
     "accountholder", "subject", "individual", "householder", "occupier", "principal", "record", "registered",
     "taxpayer", "bill", "billpayer", "of", "no", "number", "details", "detail", "official", "legal", "full",
+    "home", "cardholder", "card", "holders", "claimants", "applicants", "usual", "personal", "private",
 })
 #: Words that say the column is about *another* person (a partner, a landlord): never that person's field.
 OTHER_PERSON_WORDS: frozenset[str] = frozenset({
@@ -359,7 +361,7 @@ def match_columns(frame: pd.DataFrame, header: list[str], allowed: list[str]) ->
     for col in header:
         for fld in allowed:
             hs, why = header_score(col, fld)
-            if hs < 0.85:
+            if hs < 0.85 or (why.startswith("fuzzy") and hs < FUZZY_THRESHOLD):
                 continue
             fit, _ = fit_of(col, fld)
             rank = hs * (0.5 + 0.5 * (fit if fit is not None else 0.5))
