@@ -107,6 +107,7 @@ def _accept_at_source(home: Home, feed, extract: Path, keyring) -> dict[str, Any
         "rows_in": int(council_manifest.get("rows_in", len(frame))), "accepted": len(frame),
         "quarantined": int(council_manifest.get("quarantined", 0)),
         "quarantine_reasons": council_manifest.get("quarantine_reasons", {}),
+        "set_missing": council_manifest.get("set_missing", {}), "quality": council_manifest.get("quality", {}),
         "mode": "at_source", "key_id": keyring.key_id, "pseudonymised_path": str(path),
         "ingested_at": datetime.now(timezone.utc).isoformat(),
     }
