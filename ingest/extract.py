@@ -106,9 +106,9 @@ class IngestResult:
             col = frame[fld]
             if pd.api.types.is_datetime64_any_dtype(col):
                 col = col.dt.strftime("%Y-%m-%d")
-            col = col.astype(object).where(col.notna(), None)
-            col.iloc[part["position"].to_numpy()] = part["value"].to_numpy()
-            frame[fld] = col
+            values = col.astype(object).to_numpy()
+            values[part["position"].to_numpy()] = part["value"].to_numpy(dtype=object)
+            frame[fld] = pd.Series(values, index=frame.index).astype("string[pyarrow]")
         return frame
 
     def quarantine_counts(self) -> dict[str, int]:

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Normalised (upper case, letters and digits only) spellings of "not known".
 PLACEHOLDER_TOKENS: frozenset[str] = frozenset({
@@ -55,27 +57,35 @@ MAX_FREQUENT = 5
 JAN1_FACTOR = 10.0
 
 
-def _normalised(values: pd.Series) -> pd.Series:
-    text = values.astype("string[pyarrow]")
-    return text.str.upper().str.replace(r"[^A-Z0-9]", "", regex=True)
+_SEP = "[^A-Za-z0-9]*"
+#: One RE2 pass (case-insensitive): a token with any separators around or inside ('N/A', 'not-known',
+#: ' n.a. '), or nothing but separators ('-', '?', '.').
+_TOKEN_RE = "^" + _SEP + "(?:" + "|".join(_SEP.join(t) for t in sorted(PLACEHOLDER_TOKENS)) + ")?" + _SEP + "$"
+_EMAIL_SEP = "[^A-Za-z0-9@]*"
+_EMAIL_RE = "^" + _EMAIL_SEP + "(?:" + "|".join(_EMAIL_SEP.join(t) for t in sorted(PLACEHOLDER_TOKENS)) + ")" + _EMAIL_SEP + "@"
+_ND = "[^0-9]*"
+#: Digits all one digit (at least 4: '000000', 'AA000000A'), or a phone's 0 / 07 then one digit repeated.
+_SAME_DIGITS_RE = "|".join(
+    [f"^{_ND}(?:{d}{_ND}){{4,}}$" for d in "0123456789"]
+    + [f"^{_ND}0{_ND}(?:{d}{_ND}){{8,}}$" for d in "123456789"]
+    + [f"^{_ND}0{_ND}7{_ND}(?:{d}{_ND}){{8,}}$" for d in "019"]
+)
+
+
+def _matches(arr: pa.Array, pattern: str, ignore_case: bool = False) -> np.ndarray:
+    hit = pc.match_substring_regex(arr, pattern=pattern, ignore_case=ignore_case)
+    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
 
 
 def _token_mask(values: pd.Series, kind: str) -> np.ndarray:
+    """Rule 1 in one or two Arrow regex passes (no per-value Python, no rewriting of the values)."""
     present = values.notna().to_numpy()
-    norm = _normalised(values)
-    hit = (norm.isin(PLACEHOLDER_TOKENS) | (norm == "")).fillna(False).to_numpy(dtype=bool)
+    arr = values.astype("string[pyarrow]").array._pa_array.combine_chunks()  # noqa: SLF001
+    hit = _matches(arr, _TOKEN_RE, ignore_case=True)
     if kind == "name":  # 'Na' is a real surname; 'N/A' (standardised 'N A') is not
-        hit &= ~(values.astype("string[pyarrow]").str.strip().str.upper() == "NA").fillna(False).to_numpy(dtype=bool)
+        hit &= ~_matches(arr, "^\\s*[Nn][Aa]\\s*$")
     if kind == "id":
-        text = values.astype("string[pyarrow]")
-        digits = text.str.replace(r"[^0-9]", "", regex=True)
-        same = digits.str.fullmatch(r"(?:0{4,}|1{4,}|2{4,}|3{4,}|4{4,}|5{4,}|6{4,}|7{4,}|8{4,}|9{4,})")
-        # a national-form phone '07000000000': the leading 0 then one repeated digit
-        same = same | digits.str.fullmatch(r"0(?:0{8,}|1{8,}|2{8,}|3{8,}|4{8,}|5{8,}|6{8,}|7{8,}|8{8,}|9{8,})")
-        same = same | digits.str.fullmatch(r"07(?:0{8,}|1{8,}|9{8,})")
-        local = text.str.extract(r"^([^@]*)@", expand=False)
-        email = _normalised(local).isin(PLACEHOLDER_TOKENS) & local.notna()
-        hit |= (same.fillna(False) | email.fillna(False)).to_numpy(dtype=bool)
+        hit |= _matches(arr, _SAME_DIGITS_RE) | _matches(arr, _EMAIL_RE, ignore_case=True)
     return hit & present
 
 
@@ -107,12 +117,28 @@ def _date_mask(values: pd.Series) -> np.ndarray:
     return sentinel & present
 
 
+def _top_counts(values: pd.Series) -> tuple[np.ndarray, object]:
+    """The highest value counts (descending, at most MAX_FREQUENT + 1) and a function giving the
+    mask of rows holding the top k values. Text is counted by Arrow (hashing without Python objects)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        counts = values.value_counts(sort=True)
+        top = counts.to_numpy()[: MAX_FREQUENT + 1]
+        return top, lambda k: values.isin(counts.index[:k]).to_numpy(dtype=bool)
+    arr = pa.chunked_array([values.astype("string[pyarrow]").array._pa_array.combine_chunks()])  # noqa: SLF001
+    vc = pc.value_counts(arr.combine_chunks())
+    keep = pc.is_valid(vc.field("values")).to_numpy(zero_copy_only=False)
+    counts = vc.field("counts").to_numpy(zero_copy_only=False)[keep]
+    distinct = vc.field("values").filter(pa.array(keep))
+    order = np.argsort(-counts, kind="stable")[: MAX_FREQUENT + 1]
+    top = counts[order]
+    return top, lambda k: pc.fill_null(pc.is_in(arr, value_set=distinct.take(pa.array(order[:k]))), False).to_numpy()
+
+
 def _frequent_mask(values: pd.Series) -> np.ndarray:
     present = values.notna().to_numpy()
     if present.sum() < MIN_COUNT:
         return np.zeros(len(values), dtype=bool)
-    counts = values[present].value_counts(sort=True)
-    top = counts.to_numpy()[: MAX_FREQUENT + 1]
+    top, holding = _top_counts(values)
     if len(top) == 0 or top[0] < MIN_COUNT:
         return np.zeros(len(values), dtype=bool)
     nxt = np.append(top[1:], 0)
@@ -120,8 +146,7 @@ def _frequent_mask(values: pd.Series) -> np.ndarray:
     gaps = gaps[gaps < MAX_FREQUENT]
     if not len(gaps):
         return np.zeros(len(values), dtype=bool)
-    k = int(gaps[0]) + 1
-    return values.isin(counts.index[:k]).fillna(False).to_numpy(dtype=bool) & present
+    return np.asarray(holding(int(gaps[0]) + 1), dtype=bool) & present
 
 
 def placeholder_mask(values: pd.Series, kind: str) -> pd.Series:

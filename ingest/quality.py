@@ -22,9 +22,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from councilmatch.contracts import DATE_FIELDS
 from ingest.placeholders import FIELD_KINDS, placeholder_mask
+from ingest.validate import _arrow
 
 #: An alert is raised when a rate rises by at least this many points ...
 RISE_POINTS = 0.05
@@ -35,7 +38,9 @@ EMPTIED_NOW, EMPTIED_BEFORE = 0.99, 0.5
 #: Rows read falling below this share of the previous extract's.
 ROWS_DROP = 0.5
 
-_TRIPLE = r"^([0-9]{1,4})[^0-9]([0-9]{1,2})[^0-9]([0-9]{2,4})"
+#: Values per batch whose shape is taken (day/month order is counted on every value).
+SHAPE_SAMPLE = 20_000
+_TRIPLE = r"^(?P<a>[0-9]{1,4})[^0-9](?P<b>[0-9]{1,2})[^0-9](?P<c>[0-9]{2,4})"
 
 
 def _shape(text: pd.Series) -> pd.Series:
@@ -73,14 +78,16 @@ class ProfileBuilder:
         present = text.dropna()
         if present.empty:
             return
-        self.shapes.setdefault(fld, Counter()).update(_shape(present).value_counts().to_dict())
-        parts = present.str.extract(_TRIPLE)
-        first = pd.to_numeric(parts[0], errors="coerce")
-        second = pd.to_numeric(parts[1], errors="coerce")
-        short_first = parts[0].str.len() <= 2
+        # the shape of a sample is enough to see the dominant format (a per-character regex is slow)
+        self.shapes.setdefault(fld, Counter()).update(_shape(present.head(SHAPE_SAMPLE)).value_counts().to_dict())
+        parts = pc.extract_regex(_arrow(present), pattern=_TRIPLE)  # Arrow kernel: no per-row Python
+        first_text = pc.struct_field(parts, "a")
+        first = pc.cast(first_text, pa.int64())
+        second = pc.cast(pc.struct_field(parts, "b"), pa.int64())
+        short_first = pc.less_equal(pc.utf8_length(first_text), 2)
         order = self.order.setdefault(fld, Counter())
-        order["day-first"] += int(((first > 12) & short_first).sum())
-        order["month-first"] += int(((second > 12) & short_first).sum())
+        order["day-first"] += int(pc.sum(pc.and_(pc.greater(first, 12), short_first)).as_py() or 0)
+        order["month-first"] += int(pc.sum(pc.and_(pc.greater(second, 12), short_first)).as_py() or 0)
 
     def _date_style(self, fld: str) -> str | None:
         shapes = self.shapes.get(fld)
@@ -111,7 +118,7 @@ class ProfileBuilder:
                 "invalid": self.invalid[fld],
             }
             kind = FIELD_KINDS.get(fld)
-            if kind and fld in accepted.columns and fld not in self.absent:
+            if kind and fld != "record_id" and fld in accepted.columns and fld not in self.absent:
                 entry["placeholder"] = int(placeholder_mask(accepted[fld], kind).sum())
             else:
                 entry["placeholder"] = 0
