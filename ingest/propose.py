@@ -231,7 +231,8 @@ def sniff_delimiter(text: str) -> str:
 
 
 def _clean_sample(values: pd.Series) -> pd.Series:
-    v = values.dropna().astype(str).str.strip()
+    """Up to SAMPLE_VALUES non-blank values from the top of the sample (a sample may be a whole extract)."""
+    v = values.head(SAMPLE_VALUES * 20).dropna().astype(str).str.strip()
     return v[v != ""].head(SAMPLE_VALUES)
 
 
