@@ -12,7 +12,7 @@ Example::
     date_format: "%d/%m/%Y"     # default for every date field
     date_formats: {dob: "%Y-%m-%d"}   # per-field overrides
     true_values: ["Y", "YES", "1", "TRUE"]   # boolean fields (discount)
-    false_values: ["N", "NO", "0", "FALSE"]  # optional; anything in neither list is quarantined
+    false_values: ["N", "NO", "0", "FALSE"]  # optional; anything in neither list is invalid
     columns:                    # canonical field -> source column (or list of columns, joined with ", ")
       record_id: TenancyRef
       forenames: First Names
@@ -21,6 +21,7 @@ Example::
       address_lines: [Address 1, Address 2, Town]
       postcode: Post Code
       period_start: Start Date
+      nino: NI Number
     mandatory: [record_id, surname, dob]   # header must have them; rows lacking a value are quarantined
     quarantine_invalid: [nino]  # optional fields whose *invalid* value also quarantines the row
                                 # (default []: an invalid optional value is set to missing and counted)
