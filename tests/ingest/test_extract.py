@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -358,3 +359,31 @@ def test_only_ragged_rows_gives_an_empty_canonical_frame(feed, landing, kit) -> 
     result = _ingest(feed, path, kit)
     assert result.accepted.empty and list(result.accepted.columns) == list(CANONICAL_COLUMNS)
     assert _reasons(result) == {1: "row: expected 10 fields, found 2", 2: "row: expected 10 fields, found 1"}
+
+
+def test_optional_dob_and_previous_surname_problems_do_not_hide_the_record(home, landing) -> None:
+    """Council tax: dob is optional there; a digit in a previous surname or an impossible optional date
+    of birth is set to missing, while the same problem in a mandatory field still quarantines."""
+    from ingest.feed import FeedDefinition
+
+    feed = FeedDefinition(
+        council="E09000007", dataset="electoral_register", date_format="%d/%m/%Y",
+        columns={"record_id": "Ref", "forenames": "First", "surname": "Last", "previous_surname": "Prev",
+                 "dob": "DOB", "address_lines": "Addr", "postcode": "PC"},
+        mandatory=["record_id", "forenames", "surname", "address_lines", "postcode"],
+    )
+    path = landing / "er.csv"
+    path.write_text("Ref,First,Last,Prev,DOB,Addr,PC\n"
+                    "E1,Ann,Jones,Sm1th,31/02/1980,1 High St,E1 6AN\n"
+                    "E2,Bob,K1ng,,01/01/1970,2 High St,E1 6AN\n"
+                    "E3,Cy,Lee,,01/01/2099,3 High St,E1 6AN\n")
+    result = ingest_extract(feed, path, today=dt.date(2026, 11, 25))
+    assert _reasons(result) == {2: "surname: contains digits"}
+    acc = result.accepted.set_index("record_id")
+    assert pd.isna(acc.loc["E1", "previous_surname"]) and pd.isna(acc.loc["E1", "dob"]) and pd.isna(acc.loc["E3", "dob"])
+    assert result.quality["set_missing"] == {
+        "dob: in the future": 1, "dob: not a date in format %d/%m/%Y": 1, "previous_surname: contains digits": 1,
+    }
+    vault = result.vault_frame().set_index("record_id")
+    assert (vault.loc["E1", "previous_surname"], vault.loc["E1", "dob"]) == ("Sm1th", "31/02/1980")
+    assert vault.loc["E3", "dob"] == "01/01/2099"
