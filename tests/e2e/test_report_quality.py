@@ -40,3 +40,19 @@ def test_report_without_profiles_has_no_quality_section(tmp_path: Path) -> None:
     run_state.save_feed(home, "r1", {"feed_id": "E09000007/tenancy", "status": "ingested"})
     report = build_run_report(home, "r1")
     assert report["data_quality"] == {} and "<h2>Data quality</h2>" not in render_html(report)
+
+
+def test_run_summary_prints_the_alerts(capsys) -> None:
+    from rich.console import Console
+
+    from councilmatch import run_cli
+
+    run_cli.console = Console(width=200, force_terminal=False)
+    run_cli.print_summary({
+        "run_id": "r1",
+        "feeds": [{"feed_id": "E09000007/tenancy", "status": "ingested",
+                   "quality": {"alerts": ["row count fell by more than half: 1,000 -> 400"]}}],
+        "published": {"per_match_type": {}, "review_store": {}, "flags": 0, "flags_path": "x"},
+        "timings": {}, "report": {"html": "r.html"},
+    })
+    assert "data-quality alert E09000007/tenancy: row count fell by more than half: 1,000 -> 400" in capsys.readouterr().out
