@@ -31,10 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
-
-from collections import Counter
 
 from councilmatch.contracts import CANONICAL_COLUMNS, DATASETS, DATE_FIELDS, IDENTIFIERS
 from ingest import standardise as std
@@ -236,9 +236,6 @@ class _Checks:
         self.cleared: dict[str, np.ndarray] = {}
         self.cleared_reasons: list[tuple[str, np.ndarray]] = []
 
-    def hostile(self, mask: pd.Series | np.ndarray, reason: str) -> None:
-        self.reasons.add(mask, reason)
-
     def problem(self, mask: pd.Series | np.ndarray, fld: str, problem: str) -> None:
         m = np.asarray(mask, dtype=bool)
         if not m.any():
@@ -266,16 +263,17 @@ def _validate_and_standardise(
     feed: FeedDefinition, mapped: dict[str, pd.Series], n: int, today: dt.date, duplicate: np.ndarray
 ) -> tuple[pd.DataFrame, _Checks]:
     checks = _Checks(n, feed.quarantines_invalid())
+    reasons = checks.reasons  # what always quarantines: hostile or broken cells, missing mandatory values
     index = pd.RangeIndex(n)
     out: dict[str, pd.Series] = {}
     na_text = pd.Series(pd.NA, index=index, dtype="string[pyarrow]")
 
-    for fld, s in mapped.items():  # hostile or broken cells quarantine whatever the field
-        checks.hostile(val.looks_like_formula(s), f"{fld}: formula-looking cell")
-        checks.hostile(val.too_long(s), f"{fld}: longer than {val.MAX_CELL_CHARS} characters")
+    for fld, s in mapped.items():
+        reasons.add(val.looks_like_formula(s), f"{fld}: formula-looking cell")
+        reasons.add(val.too_long(s), f"{fld}: longer than {val.MAX_CELL_CHARS} characters")
     for fld in dict.fromkeys(["record_id", *feed.mandatory]):
         if fld in mapped:
-            checks.hostile(mapped[fld].isna(), f"{fld}: missing")
+            reasons.add(mapped[fld].isna(), f"{fld}: missing")
 
     for fld, fn in _TEXT_STANDARDISERS.items():
         if fld not in mapped:
@@ -288,7 +286,7 @@ def _validate_and_standardise(
         if fld in _FORMAT_CHECKS:
             checks.problem(_FORMAT_CHECKS[fld](out[fld]), fld, "invalid format")
         checks.clear(out, fld)
-    checks.hostile(duplicate, "record_id: duplicate")
+    reasons.add(duplicate, "record_id: duplicate")
     out["first_name"], out["middle_names"] = std.split_forenames(out["forenames"])
 
     for fld in DATE_FIELDS:
