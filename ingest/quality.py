@@ -27,7 +27,6 @@ import pyarrow.compute as pc
 
 from councilmatch.contracts import DATE_FIELDS
 from ingest.placeholders import FIELD_KINDS, placeholder_mask
-from ingest.validate import _arrow
 
 #: An alert is raised when a rate rises by at least this many points ...
 RISE_POINTS = 0.05
@@ -41,6 +40,10 @@ ROWS_DROP = 0.5
 #: Values per batch whose shape is taken (day/month order is counted on every value).
 SHAPE_SAMPLE = 20_000
 _TRIPLE = r"^(?P<a>[0-9]{1,4})[^0-9](?P<b>[0-9]{1,2})[^0-9](?P<c>[0-9]{2,4})"
+
+
+def _arrow(s: pd.Series) -> pa.Array:
+    return s.astype("string[pyarrow]").array._pa_array.combine_chunks()  # noqa: SLF001 (Arrow view)
 
 
 def _shape(text: pd.Series) -> pd.Series:
