@@ -89,12 +89,15 @@ def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: Settings) ->
     frame = pseudonymise(result.accepted, keyring, result.extract_id)
     # one commit, in this order: a crash during the renames can leave a vault entry
     # without its pseudonymised file, never a pseudonymised record nobody can re-identify
+    from ingest.quality import with_change
+
     with staged():
-        Vault(home, keyring).store(feed.council, result.extract_id, result.accepted)
+        Vault(home, keyring).store(feed.council, result.extract_id, result.vault_frame())  # optional values as sent
         write_quarantine(home, keyring, feed.council, feed.dataset, result.extract_id, result.quarantined)
         path = write_pseudonymised(home, frame)
         manifest = {**result.manifest(), "extract_id": result.extract_id, "key_id": keyring.key_id,
                     "pseudonymised_path": str(path)}
+        manifest["quality"] = with_change(home, feed.feed_id, result.extract_id, result.quality)
         write_manifest(home, manifest)
     dispose_raw_extract(home, keyring, extract, settings.raw_extracts)
     return _outcome(feed.feed_id, "ingested", manifest)
@@ -113,7 +116,13 @@ def _council_counts(extract: Path, meta: dict[str, Any], accepted: int) -> dict[
             and all(isinstance(k, str) and len(k) <= 200 and isinstance(v, int) for k, v in reasons.items())):
         raise SchemaError(f"{extract}: the ingest counts in the file metadata are not valid (integers and a "
                           "map of reason -> count expected); refused")
-    return {"rows_in": rows_in, "quarantined": quarantined, "quarantine_reasons": reasons}
+    set_missing = manifest.get("set_missing", {})
+    quality = manifest.get("quality", {})
+    if not (isinstance(set_missing, dict) and len(set_missing) <= 1000 and isinstance(quality, dict)
+            and len(str(quality)) <= 200_000):
+        raise SchemaError(f"{extract}: the data-quality figures in the file metadata are not valid; refused")
+    return {"rows_in": rows_in, "quarantined": quarantined, "quarantine_reasons": reasons,
+            "set_missing": set_missing, "quality": quality}
 
 
 def _read_at_source(extract: Path, keyring, feed) -> tuple[Any, dict[str, Any]]:
@@ -149,6 +158,7 @@ def _accept_at_source(home: Home, feed, extract: Path, keyring, settings: Settin
             "rows_in": council_manifest["rows_in"], "accepted": len(frame),
             "quarantined": council_manifest["quarantined"],
             "quarantine_reasons": council_manifest["quarantine_reasons"],
+            "set_missing": council_manifest["set_missing"], "quality": council_manifest["quality"],
             "mode": "at_source", "key_id": keyring.key_id, "pseudonymised_path": str(path),
             "ingested_at": datetime.now(timezone.utc).isoformat(),
         }
@@ -166,4 +176,6 @@ def _outcome(feed_id: str, status: str, manifest: dict[str, Any]) -> dict[str, A
         "accepted": int(manifest.get("accepted", 0)),
         "quarantined": int(manifest.get("quarantined", 0)),
         "quarantine_reasons": manifest.get("quarantine_reasons", {}),
+        "set_missing": manifest.get("set_missing", {}),
+        "quality": manifest.get("quality", {}),
     }

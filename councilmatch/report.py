@@ -50,6 +50,9 @@ def build_run_report(home: Home, run_id: str) -> dict[str, Any]:
         "change_since_last_run": change,
         "stages": stages,
         "models": _load_models(home, run_id),
+        # each feed's data-quality profile (ingest.quality): rates per field, duplicates, change, alerts
+        "data_quality": {f["feed_id"]: f["quality"] for f in feeds if f.get("quality")},
+        "data_quality_alerts": [f"{f['feed_id']}: {a}" for f in feeds for a in (f.get("quality") or {}).get("alerts", [])],
     }
 
 
@@ -153,6 +156,7 @@ def render_html(report: dict[str, Any]) -> str:
     parts.append(_table(["measure", "value"], [[_e(k), _e(v)] for k, v in report["change_since_last_run"].items()]))
     parts.append("<h2>Feeds</h2>")
     parts.append(_table(["feed", "status", "rows in", "accepted", "quarantined", "quarantine reasons", "error"], feeds_rows))
+    parts.extend(_quality_html(report))
     parts.append("<h2>Time per stage</h2>")
     parts.append(_table(["stage", "seconds"], [[_e(k), _e(v.get("seconds", ""))] for k, v in report["stages"].items()]))
     parts.append("<h2>Models: match weight per comparison level</h2>")
@@ -167,6 +171,40 @@ def render_html(report: dict[str, Any]) -> str:
         parts.append("</div>")
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def _pct(x: Any) -> str:
+    return f"{100 * float(x):.1f}%"
+
+
+def _quality_html(report: dict[str, Any]) -> list[str]:
+    """Per feed: alerts, optional values set to missing, and missing / invalid / placeholder rates per field."""
+    quality = report.get("data_quality") or {}
+    if not quality:
+        return []
+    parts = ["<h2>Data quality</h2>"]
+    alerts = report.get("data_quality_alerts") or []
+    parts.append("<p class='bad'>Alerts: " + "<br>".join(_e(a) for a in alerts) + "</p>" if alerts
+                 else "<p>No shape change since each feed's previous extract.</p>")
+    for feed_id, q in sorted(quality.items()):
+        parts.append(f"<h3>{_e(feed_id)}</h3>")
+        change = q.get("change") or {}
+        parts.append(f"<p>{_e(q.get('rows_read', 0))} rows read, {_e(q.get('accepted', 0))} accepted; "
+                     f"duplicate record ids {_e(q.get('duplicate_record_ids', 0))}, duplicate records "
+                     f"{_e(q.get('duplicate_records', 0))}; previous extract: {_e(change.get('previous_extract') or 'none')}</p>")
+        if q.get("set_missing"):
+            parts.append(_table(["optional value set to missing (field: problem)", "rows"],
+                                [[_e(r), _e(n)] for r, n in q["set_missing"].items()]))
+        deltas = change.get("fields") or {}
+        rows = []
+        for fld, f in (q.get("fields") or {}).items():
+            d = deltas.get(fld, {})
+            moved = ", ".join(f"{k.removesuffix('_rate')} {v * 100:+.1f} pts" for k, v in d.items() if abs(v) >= 0.001)
+            rows.append([_e(fld), _e(_pct(f.get("missing_rate", 0)) + (" (not in header)" if f.get("not_in_header") else "")),
+                         _e(_pct(f.get("invalid_rate", 0))), _e(_pct(f.get("placeholder_rate", 0))),
+                         _e(f.get("date_style") or ""), _e(moved)])
+        parts.append(_table(["field", "missing", "invalid", "placeholders", "date style", "change since previous"], rows))
+    return parts
 
 
 def _fmt(x: Any) -> str:

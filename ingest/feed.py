@@ -12,7 +12,7 @@ Example::
     date_format: "%d/%m/%Y"     # default for every date field
     date_formats: {dob: "%Y-%m-%d"}   # per-field overrides
     true_values: ["Y", "YES", "1", "TRUE"]   # boolean fields (discount)
-    false_values: ["N", "NO", "0", "FALSE"]  # optional; anything in neither list is quarantined
+    false_values: ["N", "NO", "0", "FALSE"]  # optional; anything in neither list is invalid
     columns:                    # canonical field -> source column (or list of columns, joined with ", ")
       record_id: TenancyRef
       forenames: First Names
@@ -21,8 +21,11 @@ Example::
       address_lines: [Address 1, Address 2, Town]
       postcode: Post Code
       period_start: Start Date
+      nino: NI Number
     mandatory: [record_id, surname, dob]   # header must have them; rows lacking a value are quarantined
     limits: {max_file_mb: 1024}  # optional: size limits (FeedLimits), checked before the extract is parsed
+    quarantine_invalid: [nino]  # optional fields whose *invalid* value also quarantines the row
+                                # (default []: an invalid optional value is set to missing and counted)
 
 The schema only checks shapes; ``ingest.feeds.load_feed`` adds the semantic checks
 (known data set and fields, valid date formats, London council) and reports the
@@ -93,6 +96,10 @@ class FeedDefinition(BaseModel):
     columns: dict[str, str | list[str]] = Field(default_factory=dict)
     mandatory: list[str] = Field(default_factory=lambda: ["record_id"])
     limits: FeedLimits = Field(default_factory=FeedLimits)
+    #: Fields besides the mandatory ones whose invalid value quarantines the row. By default an
+    #: invalid optional value is set to missing (the row still goes to matching) and counted:
+    #: one malformed NINO or phone number must not hide a record from matching.
+    quarantine_invalid: list[str] = Field(default_factory=list)
 
     @field_validator("true_values", "false_values", mode="before")
     @classmethod
@@ -116,6 +123,10 @@ class FeedDefinition(BaseModel):
         if cols is None:
             return []
         return [cols] if isinstance(cols, str) else list(cols)
+
+    def quarantines_invalid(self) -> set[str]:
+        """Fields whose invalid value quarantines the row: record_id, the mandatory ones, ``quarantine_invalid``."""
+        return {"record_id", *self.mandatory, *self.quarantine_invalid}
 
     def date_format_for(self, field: str) -> str:
         return self.date_formats.get(field, self.date_format)

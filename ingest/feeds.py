@@ -130,6 +130,9 @@ def _semantic_problems(feed: FeedDefinition, node: yaml.Node) -> list[Problem]:
     for i, field in enumerate(feed.mandatory):
         if field not in feed.columns and feed.format != "pseudonymised":
             add(("mandatory", i), f"{field!r} is mandatory but not mapped in columns")
+    for i, field in enumerate(feed.quarantine_invalid):
+        if field not in feed.columns and feed.format != "pseudonymised":
+            add(("quarantine_invalid", i), f"{field!r} is not mapped in columns")
     if (p := _date_format_problem(feed.date_format)) is not None:
         add(("date_format",), p)
     for field, fmt in feed.date_formats.items():
