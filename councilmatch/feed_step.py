@@ -86,7 +86,9 @@ def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: Settings) ->
         dispose_raw_extract(home, keyring, extract, settings.raw_extracts)
         return _outcome(feed.feed_id, "unchanged", done)
 
-    frame = pseudonymise(result.accepted, keyring, result.extract_id)
+    from ingest.placeholders import without_placeholders
+
+    frame = pseudonymise(without_placeholders(result.accepted)[0], keyring, result.extract_id)
     # one commit, in this order: a crash during the renames can leave a vault entry
     # without its pseudonymised file, never a pseudonymised record nobody can re-identify
     from ingest.quality import with_change

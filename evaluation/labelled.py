@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ingest import standardise as std
+from ingest.placeholders import without_placeholders
 from matching.linker import LinkInputs, link, train
 from matching.matchtype import COMPARISON_SETTINGS, Linkage, MatchType
 
@@ -180,7 +181,7 @@ def canonical(frame: pd.DataFrame, mapping: dict[str, list[str]], record_id: str
             out[field] = raw
     if "forenames" in out:
         out["first_name"], out["middle_names"] = std.split_forenames(out["forenames"])
-    return out.reset_index(drop=True)
+    return without_placeholders(out.reset_index(drop=True))[0]  # as the nightly ingest does
 
 
 def pseudonymise_for_eval(canon: pd.DataFrame, keyring, id_values: pd.Series | None = None) -> pd.DataFrame:

@@ -177,4 +177,31 @@ FIELD_KINDS: dict[str, str] = {
     "period_start": "date", "period_end": "date", "date_of_death": "date", "last_used": "date",
 }
 
-__all__ = ["FIELD_KINDS", "PLACEHOLDER_TOKENS", "SENTINEL_DATES", "placeholder_mask"]
+#: identifying fields whose placeholders are treated as missing before pseudonymising. Not
+#: addresses and postcodes: many real records share one (a care home, a hostel), and the
+#: frequency rule would take them for a dummy.
+FOR_MATCHING: tuple[str, ...] = ("forenames", "first_name", "middle_names", "surname", "previous_surname", "dob",
+                                 "nino", "uprn", "email", "phone", "bank_sort_code", "bank_account")
+
+
+def without_placeholders(canonical: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The canonical frame with placeholder values set to missing, and how many per field.
+
+    Linkage must not take a dummy for evidence: 47 records with date of birth 01/01/1900
+    "agree exactly" with each other, and 'UNKNOWN' forenames all match. The vault keeps the
+    values as sent; this copy only feeds pseudonymisation.
+    """
+    out = canonical.copy()
+    counts: dict[str, int] = {}
+    for field in FOR_MATCHING:
+        if field not in out.columns or out[field].isna().all():
+            continue
+        mask = placeholder_mask(out[field], FIELD_KINDS[field]).to_numpy(dtype=bool)
+        if mask.any():
+            out[field] = out[field].mask(mask)
+            counts[field] = int(mask.sum())
+    return out, counts
+
+
+__all__ = ["FIELD_KINDS", "FOR_MATCHING", "PLACEHOLDER_TOKENS", "SENTINEL_DATES", "placeholder_mask",
+           "without_placeholders"]
