@@ -279,6 +279,20 @@ def household_p_same(mt: MatchType, models: Models, inp: LinkInputs, li: np.ndar
     return share * lr / (q + share * total)
 
 
+def vetoed(linkage: Linkage, model: FittedModel, gammas: np.ndarray) -> np.ndarray:
+    """Pairs a ``veto`` comparison puts at its "different" level, with no ``veto_unless`` id agreeing."""
+    out = np.zeros(len(gammas), dtype=bool)
+    if not linkage.veto:
+        return out
+    index = {c.name: k for k, c in enumerate(model.comparisons)}
+    for name in linkage.veto:
+        k = index[name]
+        out |= gammas[:, k] == len(model.comparisons[k].levels) - 1
+    for name in linkage.veto_unless:
+        out &= gammas[:, index[name]] != 0
+    return out
+
+
 SCORE_BATCH = 1_000_000  # pairs scored at a time: bounds memory whatever the shard's size
 
 
@@ -313,7 +327,7 @@ def _link_batch(mt: MatchType, models: Models, inp: LinkInputs, run_id: str,
     met = len(li)
     pairs = Pairs(inp.left, inp.right, li, ri)
     scores = score(models.linkage, pairs)
-    keep = scores.probability >= mt.linkage.threshold
+    keep = (scores.probability >= mt.linkage.threshold) & ~vetoed(mt.linkage, models.linkage, scores.gammas)
     comps = list(models.linkage.comparisons)
     gammas, weights = scores.gammas[keep], scores.level_weights[keep]
     prob, mw = scores.probability[keep], scores.match_weight[keep]

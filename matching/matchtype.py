@@ -168,6 +168,13 @@ class Linkage(BaseModel):
     tf_adjust: bool = True
     #: how the model is trained (random pairs, EM); documented defaults suit person linkage
     training: Training = Field(default_factory=Training)
+    #: comparisons whose lowest level ("different") vetoes a flag whatever else agrees, unless an
+    #: identifier listed in ``veto_unless`` agrees exactly. Why: the model treats fields as
+    #: independent, but twins share surname, date of birth and address and differ only in the
+    #: forename; with ``initial: true`` a typo'd, nicknamed or initial-only forename is not
+    #: "different", so the veto costs little recall.
+    veto: list[str] = Field(default_factory=list)
+    veto_unless: list[str] = Field(default_factory=list)
 
     @field_validator("blocking")
     @classmethod
@@ -181,6 +188,9 @@ class Linkage(BaseModel):
         names = [c.build().name for c in self.comparisons]
         if len(set(names)) != len(names):
             raise ValueError(f"comparison names must be unique: {names}")
+        unknown = sorted(set(self.veto + self.veto_unless) - set(names))
+        if unknown:
+            raise ValueError(f"veto / veto_unless name no comparison: {unknown} (comparisons: {names})")
         return self
 
     def built(self) -> list[Comparison]:
