@@ -165,8 +165,8 @@ class BloomResult:
 
 
 def pattern_attack(column: pd.Series, table: Table, *, known: pd.Series | None = None, seeds: int = 20,
-                   dictionary: int = 10000, rounds: tuple[int, ...] = (100, 200, 400),
-                   max_anchors: int = 150, borrowed: tuple[np.ndarray, tuple[str, ...]] | None = None) -> BloomResult:
+                   dictionary: int = 5000, rounds: tuple[int, ...] = (100, 300),
+                   max_anchors: int = 100, borrowed: tuple[np.ndarray, tuple[str, ...]] | None = None) -> BloomResult:
     """Decode a Bloom-filter column against a public name table (see the module docstring).
 
     ``known``: names the insider knows for a few records (index = record labels of ``column``);

@@ -192,7 +192,7 @@ def run(home: Home, reader: Reader | None = None, known: int = 20, seed: int = 0
         if column == "bf_forenames" and "t_forename" in tokens:
             first = derived(truth, "t_forename")
             guess = result.guess.map(lambda v: v.split(" ")[0] if isinstance(v, str) else None)
-            add("  its first forename", column, guess, first, True, 0.0)
+            add("  its first forename", column, guess, first, True, time.perf_counter())
 
     report.clear_fields = clear_field_attack(store)
     report.record_ids_clear = record_id_attack(store["record_id"], truth["record_id"])
