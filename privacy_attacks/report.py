@@ -53,6 +53,10 @@ BLOOM_TABLES: dict[str, Callable[[], knowledge.Table]] = {
 }
 
 
+#: A stored token an encoding might be salted by: the attack is repeated inside one of its groups.
+SALT_GROUP = "t_yob"
+
+
 @dataclass
 class Row:
     attack: str
@@ -184,19 +188,45 @@ def run(home: Home, reader: Reader | None = None, known: int = 20, seed: int = 0
                 "known records not scored", exclude=insider.index)
             if column == "bf_surname":
                 surname_anchors = result.anchors
+            if column == "bf_forenames" and "t_forename" in tokens:
+                guess = result.guess.map(lambda v: v.split(" ")[0] if isinstance(v, str) else None)
+                add("  its first forename", column, guess, derived(truth, "t_forename"), True,
+                    time.perf_counter(), exclude=insider.index)
+            if SALT_GROUP in tokens:
+                _salt_group_attack(report, store, column, table, target, known, rng, add)
         if column != "bf_surname" and surname_anchors is not None:
             started = time.perf_counter()
             result = pattern_attack(store[column], table, borrowed=surname_anchors)
             add("pattern, anchors from bf_surname", column, result.guess, target, True, started,
                 "works only if both share a key")
-        if column == "bf_forenames" and "t_forename" in tokens:
-            first = derived(truth, "t_forename")
-            guess = result.guess.map(lambda v: v.split(" ")[0] if isinstance(v, str) else None)
-            add("  its first forename", column, guess, first, True, time.perf_counter())
 
     report.clear_fields = clear_field_attack(store)
     report.record_ids_clear = record_id_attack(store["record_id"], truth["record_id"])
     return report
+
+
+def _salt_group_attack(report: Report, store: pd.DataFrame, column: str, table: knowledge.Table,
+                       target: pd.Series, known: int, rng: np.random.Generator, add) -> None:
+    """The known-records attack inside the largest group of SALT_GROUP.
+
+    Filters salted by a stored attribute (e.g. year of birth) are still deterministic inside
+    the attribute's group, and the group is visible (its token is in the store): an insider who
+    knows a few people born in one year attacks that year's filters alone.
+    """
+    tokens = store[SALT_GROUP]
+    present = target.notna() & (tokens != 0)
+    if not present.any():
+        return
+    group = tokens[present].value_counts().index[0]
+    rows = store.index[(tokens == group).to_numpy() & present.to_numpy()]
+    k = max(3, known // 2)
+    if len(rows) <= 2 * k:
+        return
+    started = time.perf_counter()
+    insider = target.loc[rng.choice(rows, size=k, replace=False)]
+    result = pattern_attack(store.loc[rows, column], table, known=insider)
+    add(f"pattern, {k} known in one {SALT_GROUP}", column, result.guess, target.loc[rows], True, started,
+        f"largest {SALT_GROUP} group: {len(rows)} records", exclude=insider.index)
 
 
 def _hamming(report: Report, store: pd.DataFrame, column: str, target: pd.Series | None,
