@@ -108,7 +108,8 @@ class Report:
                          f"{r.note}{mark}")
         lines += ["", f"{'Hamming weight vs length':<36} {'column':<40} {'corr':>8} {'exact':>9}"]
         for h in self.hamming:
-            lines.append(f"{'':<36} {h['column']:<40} {h['corr']:>8.2f} {h['exact_grams']:>9.1%}")
+            exact = "-" if np.isnan(h["exact_grams"]) else f"{h['exact_grams']:.1%}"
+            lines.append(f"{'':<36} {h['column']:<40} {h['corr']:>8.2f} {exact:>9}")
         lines += ["", f"{'clear fields (within council + data set)':<44} {'records holding':>16} {'singled out':>12}"]
         for f in self.clear_fields:
             lines.append(f"{f['fields']:<44} {f['records_holding']:>16} {f['singled_out']:>12.1%}")

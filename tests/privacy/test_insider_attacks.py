@@ -163,3 +163,13 @@ def test_report_goal_is_computed_from_the_rows() -> None:
     assert not bad.meets_goal
     leaky = Report(rows=ok.rows, clear_fields=[{"fields": "amount", "records_holding": 3, "singled_out": 0.3}])
     assert not leaky.meets_goal and leaky.fields_singling_out == ["amount"]
+
+
+def test_production_code_never_imports_the_attacks() -> None:
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    offenders = [str(p.relative_to(repo)) for package in ("councilmatch", "ingest", "anonymise", "matching",
+                                                          "review", "dags")
+                 for p in (repo / package).rglob("*.py") if "privacy_attacks" in p.read_text(errors="ignore")]
+    assert offenders == []
