@@ -99,7 +99,7 @@ def seed_by_graph(filters: np.ndarray, est: np.ndarray, cand_ids: np.ndarray, vo
     log_rank = np.log1p(np.arange(width))
     states: list[tuple[float, list[int]]] = [(0.0, [])]
     for t in range(n):
-        compatible = np.abs(m - est[t]) <= 2.0
+        compatible = np.abs(m - est[t]) <= 2.0 if est[t] > 0 else np.ones(len(m), dtype=bool)
         nxt: list[tuple[float, list[int]]] = []
         for cost, names in states:
             ok = compatible.copy()
@@ -122,12 +122,14 @@ def seed_by_graph(filters: np.ndarray, est: np.ndarray, cand_ids: np.ndarray, vo
 
 def fingerprint_decode(filters: np.ndarray, est: np.ndarray, anchors: np.ndarray, anchor_ind: np.ndarray,
                        cand_ind: np.ndarray, log_prior: np.ndarray, kappa: float,
-                       chunk: int = 16) -> tuple[np.ndarray, np.ndarray]:
+                       chunk: int = 16, scale_free: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Best public name (index into ``cand_ind``) and its margin over the second best, per filter.
 
     misfit(f, c) = mean_j ((|f & a_j| - pred(c, name_j)) / kappa)^2, with
     pred = kappa * s + (|f| - kappa * s)(|a_j| - kappa * s) / nbits and s = shared q-grams of c
-    and anchor j's name: what a filter of c would share with anchor j.
+    and anchor j's name: what a filter of c would share with anchor j. ``scale_free`` compares
+    standardised overlaps and shared q-gram counts instead (1 - correlation): for encodings whose
+    overlaps are an unknown linear function of the shared q-grams (balanced filters).
     """
     nbits = filters.shape[1]
     m = cand_ind.sum(axis=1)
@@ -138,15 +140,22 @@ def fingerprint_decode(filters: np.ndarray, est: np.ndarray, anchors: np.ndarray
     best = np.zeros(len(filters), dtype=np.int64)
     margin = np.zeros(len(filters), dtype=np.float32)
     for e in np.unique(est):
-        ok = np.flatnonzero(np.abs(m - e) <= LENGTH_SLACK)
+        ok = np.flatnonzero(np.abs(m - e) <= LENGTH_SLACK) if e > 0 else np.arange(len(m))
         if len(ok) == 0:
             ok = np.arange(len(m))
         s = (kappa * shared[ok])[None, :, :]                          # (1, C, K)
         rows = np.flatnonzero(est == e)
         for lo in range(0, len(rows), chunk):
             r = rows[lo: lo + chunk]
-            pred = s + np.maximum(w_f[r, None, None] - s, 0) * np.maximum(w_a - s, 0) / nbits
-            misfit = (((overlap[r, None, :] - pred) / kappa) ** 2).mean(axis=2) - PRIOR * log_prior[ok][None, :]
+            if scale_free:
+                zs = s[0] - s[0].mean(axis=1, keepdims=True)
+                zs /= np.maximum(zs.std(axis=1, keepdims=True), 1e-6)                   # (C, K)
+                zo = overlap[r] - overlap[r].mean(axis=1, keepdims=True)
+                zo /= np.maximum(zo.std(axis=1, keepdims=True), 1e-6)                   # (R, K)
+                misfit = 1.0 - (zo @ zs.T) / zs.shape[1] - PRIOR * log_prior[ok][None, :]
+            else:
+                pred = s + np.maximum(w_f[r, None, None] - s, 0) * np.maximum(w_a - s, 0) / nbits
+                misfit = (((overlap[r, None, :] - pred) / kappa) ** 2).mean(axis=2) - PRIOR * log_prior[ok][None, :]
             two = np.argsort(misfit, axis=1)[:, :2]
             best[r] = ok[two[:, 0]]
             sc = np.take_along_axis(misfit, two, axis=1)
@@ -189,6 +198,10 @@ def pattern_attack(column: pd.Series, table: Table, *, known: pd.Series | None =
         return BloomResult(none, pd.Series(np.nan, index=column.index), pd.Series(0, index=column.index), ())
     est = np.zeros(len(distinct))
     est[order] = weight_to_grams(weights[order], counts[order], table)
+    # Balanced filters (near-constant weight) carry no length: decode without it, scale-free.
+    balanced = weights[order].std() < 0.05 * max(1.0, weights[order].mean())
+    if balanced:
+        est[order] = 0.0
     kappa = float((weights[order] * counts[order]).sum() / max(1.0, (est[order] * counts[order]).sum()))
 
     tab = table.top(dictionary)
@@ -232,14 +245,14 @@ def pattern_attack(column: pd.Series, table: Table, *, known: pd.Series | None =
     for size in rounds:
         targets = order[:size]
         best, margin = fingerprint_decode(distinct[targets], est[targets], anchor_bits, cand_ind[anchor_n],
-                                          cand_ind, log_prior, kappa)
+                                          cand_ind, log_prior, kappa, scale_free=balanced)
         confident = targets[margin >= np.quantile(margin, 0.5)]
         confident_n = best[margin >= np.quantile(margin, 0.5)]
         anchor_bits = np.vstack([fixed_bits, distinct[confident]])[:max_anchors]
         anchor_n = np.concatenate([fixed_n, confident_n])[:max_anchors]
 
     best, _ = fingerprint_decode(distinct[order], est[order], anchor_bits, cand_ind[anchor_n],
-                                 cand_ind, log_prior, kappa)
+                                 cand_ind, log_prior, kappa, scale_free=balanced)
     value = np.full(len(distinct), None, dtype=object)
     value[order] = np.array(names, dtype=object)[best]
     return BloomResult(
