@@ -1,4 +1,4 @@
-"""python -m privacy_attacks --home DIR [--known 20] [--seed 0] [--json FILE]
+"""python -m privacy_attacks --home DIR [--known 20] [--seed 0] [--json FILE] [--reader MODULE:FUNCTION]
 
 Prints the attack table for a home after a night (its store and vault; the keyring, read with
 COUNCILMATCH_KEK, is used only to score). Exit status 0 whether or not the goal is met.
@@ -7,6 +7,7 @@ COUNCILMATCH_KEK, is used only to score). Exit status 0 whether or not the goal 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 from pathlib import Path
 
@@ -20,8 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--known", type=int, default=20, help="records whose names the insider knows (0 = none)")
     parser.add_argument("--seed", type=int, default=0, help="which records the insider knows")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--reader", help="MODULE:FUNCTION reading one store file (Path) into the pseudonymised "
+                        "frame, e.g. a decrypting reader once the store is encrypted at rest")
     args = parser.parse_args(argv)
-    report = run(Home.resolve(args.home), known=args.known, seed=args.seed)
+    reader = None
+    if args.reader:
+        module, _, function = args.reader.partition(":")
+        reader = getattr(importlib.import_module(module), function)
+    report = run(Home.resolve(args.home), reader=reader, known=args.known, seed=args.seed)
     print(report.table())
     if args.json:
         args.json.write_text(json.dumps(report.as_dict(), indent=2))
