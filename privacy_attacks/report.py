@@ -115,8 +115,8 @@ class Report:
             lines.append(f"{f['fields']:<44} {f['records_holding']:>16} {f['singled_out']:>12.1%}")
         lines.append(f"{'record_id equal to the council id':<44} {self.records:>16} {self.record_ids_clear:>12.1%}")
         if self.not_attacked:
-            lines += ["", "token columns without an independent public table (not frequency-attacked): "
-                      + ", ".join(self.not_attacked)]
+            lines += ["", "columns without an independent public table (token: not frequency-attacked; Bloom: "
+                      "weight check only): " + ", ".join(self.not_attacked)]
         worst = self.worst
         lines += ["", f"worst identifying attack: {worst.attack} on {worst.column}: {worst.records:.1%} of records"
                   if worst else "no identifying attack ran",
@@ -171,7 +171,8 @@ def run(home: Home, reader: Reader | None = None, known: int = 20, seed: int = 0
     # bf_surname first: its decoded anchors are tried on the other name column (shared key?)
     for column in sorted(bloom_columns(store), key=lambda c: c != "bf_surname"):
         target = derived(truth, column)
-        if column not in BLOOM_TABLES:
+        if column not in BLOOM_TABLES:  # addresses, or a record-level filter: no public dictionary
+            report.not_attacked.append(column)
             _hamming(report, store, column, target, None)
             continue
         table = BLOOM_TABLES[column]()
