@@ -116,6 +116,8 @@ def seed_by_graph(filters: np.ndarray, est: np.ndarray, cand_ids: np.ndarray, vo
                 c += (((overlap[t, :t][None, :] - pred) / kappa) ** 2).sum(axis=1)
             for i in np.argsort(c)[:beam]:
                 nxt.append((float(c[i]), names + [int(cands[i])]))
+        if not nxt:
+            break
         states = sorted(nxt, key=lambda s: s[0])[:beam]
     return np.array(states[0][1], dtype=np.int64)
 
@@ -241,6 +243,9 @@ def pattern_attack(column: pd.Series, table: Table, *, known: pd.Series | None =
         seed_names += tuple(outside[1][:5])
     anchor_bits = fixed_bits
     anchor_n = fixed_n
+    if len(anchor_n) < 2:  # nothing to compare overlaps with: no guess
+        return BloomResult(none, pd.Series(np.where(present, est[inverse], np.nan), index=column.index),
+                           pd.Series(np.where(present, weights[inverse], 0), index=column.index), seed_names)
 
     for size in rounds:
         targets = order[:size]
