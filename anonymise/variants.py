@@ -177,6 +177,27 @@ BLOOM_VARIANTS: dict[str, tuple[str, Variant]] = {
 }
 
 
+def _salt(*parts: Derive) -> Derive:
+    """A salt made of other attributes of the record (missing parts stay empty)."""
+    def derive(u: pd.DataFrame) -> pd.Series:
+        out = pd.Series("", index=u.index, dtype=STRING)
+        for part in parts:
+            out = out + "|" + part(u).fillna("")
+        return out
+    return derive
+
+
+#: Bloom column -> the salt its bit positions are permuted by (encodings.salt_permute). A
+#: name's filter then differs between people of different birth year and initials, so
+#: filters can only be aligned, and their bits decoded, inside groups of a handful of people.
+#: Two records of one person share the salt unless their year of birth or the other name's
+#: initial differs too; then the name's fuzzy levels fall back to the phonetic token.
+BLOOM_SALTS: dict[str, Variant] = {
+    "bf_forenames": Variant(("dob", "surname"), _salt(_yob, lambda u: _str(u["surname"]).str[0])),
+    "bf_surname": Variant(("dob", "first_name", "forenames"), _salt(_yob, lambda u: _first_name(u).str[0])),
+}
+
+
 def unique_combinations(frame: pd.DataFrame, sources: tuple[str, ...]) -> tuple[np.ndarray, pd.DataFrame]:
     """Codes (one per row) into a frame of the distinct combinations of ``sources``.
 
