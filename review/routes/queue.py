@@ -32,7 +32,7 @@ def _known_status(value: Any) -> Any:
     return value if value in STATUSES else None
 
 
-Text = Annotated[str | None, BeforeValidator(_blank_is_none), Field(max_length=100)]
+Text = Annotated[Annotated[str, Field(max_length=100)] | None, BeforeValidator(_blank_is_none)]
 
 
 class QueueQuery(BaseModel):
@@ -42,7 +42,7 @@ class QueueQuery(BaseModel):
 
     match_type: Text = None
     status: Annotated[str | None, BeforeValidator(_known_status)] = None
-    priority: Annotated[int | None, BeforeValidator(_blank_is_none), Field(ge=0, le=1_000_000)] = None
+    priority: Annotated[Annotated[int, Field(ge=0, le=1_000_000)] | None, BeforeValidator(_blank_is_none)] = None
     run: Text = None
     assignee: Text = None
     page: Annotated[int, BeforeValidator(lambda v: _blank_is_none(v) or 1), Field(ge=1, le=1_000_000)] = 1
