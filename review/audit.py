@@ -127,12 +127,18 @@ def anchor_for(db_url: str, *, create: bool = False, chain_empty: bool | None = 
                 raise AuditKeyError(f"no audit key at {path} (nor {KEY_ENV}): the chain cannot be checked; "
                                     "restore the key file from backup")
             path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(base64.urlsafe_b64encode(secrets.token_bytes(MIN_KEY_BYTES)).decode() + "\n")
+                f.flush()
+                os.fsync(f.fileno())
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    f.write(base64.urlsafe_b64encode(secrets.token_bytes(MIN_KEY_BYTES)).decode() + "\n")
+                os.link(tmp, path)  # published whole, or not at all: another process may have won
             except FileExistsError:
-                pass  # another process made it first: use theirs
+                pass
+            finally:
+                tmp.unlink()
         anchor = Anchor(_decode_key(path.read_text(), str(path)), checkpoints, str(path))
     with _lock:
         _anchors[k] = anchor

@@ -213,6 +213,20 @@ def test_4_deactivation_and_password_change_end_sessions(app, store, h):
     assert h.sign_in(client_of(app), "cam_sup", "a brand new password").status_code == 303
 
 
+def test_4_changing_ones_password_ends_a_stolen_session(app, h):
+    victim = signed_in(app, h, "cam_inv")
+    stolen = victim.cookies.get("cm_session")
+    page = victim.get("/account/password").text
+    r = victim.post("/account/password", data={"csrf_token": h.csrf_of(page), "current": "not my password",
+                                               "new": "a brand new password"})
+    assert r.status_code == 400 and _replay(app, stolen, "/queue") == 200  # wrong current password: nothing changes
+    r = victim.post("/account/password", follow_redirects=False,
+                    data={"csrf_token": h.csrf_of(page), "current": h.PASSWORD, "new": "a brand new password"})
+    assert r.status_code == 303
+    assert _replay(app, stolen, "/queue") == 303  # the thief's copy is dead
+    assert victim.get("/queue", follow_redirects=False).status_code == 200  # the user's browser goes on
+
+
 def test_4_cli_set_password_ends_sessions(tmp_path, monkeypatch, h):
     monkeypatch.delenv("COUNCILMATCH_REVIEW_DB_URL", raising=False)
     home = Home.resolve(tmp_path / "home").ensure()
