@@ -76,6 +76,7 @@ def create_app(home: Home | None = None, *, db_url: str | None = None, secret_ke
     if audit_root or home:
         audit.bind(db_url, audit_root or home.root)
     store.migrate(db_url)
+    audit.anchor_for(db_url, create=True)  # fail at start, not on the first audited click, if the key is lost
     settings = Settings(
         db_url=db_url,
         secret_key=secret_key or session_secret(home),

@@ -57,6 +57,8 @@ def serve(home: HomeOption = None,
 def publish(flags_file: Annotated[Path, typer.Argument(help="A flags Parquet file (store/flags/<run>.parquet).")],
             home: HomeOption = None) -> None:
     """Publish a flags file to the review store (the pipeline calls review.store.publish_flags)."""
+    import json
+
     import pandas as pd
 
     from review.store import publish_flags
@@ -71,6 +73,7 @@ def publish(flags_file: Annotated[Path, typer.Argument(help="A flags Parquet fil
         typer.echo(f"{flags_file}: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+    typer.echo(f"audit checkpoint: {json.dumps(audit.latest_checkpoint(h.review_db_url), sort_keys=True)}")
 
 
 def _password(password_stdin: bool) -> str:
