@@ -102,11 +102,33 @@ def _decode_key(raw: str, where: str) -> bytes:
     return key
 
 
-def anchor_for(db_url: str, *, create: bool = False, chain_empty: bool | None = None) -> Anchor:
+LEGACY_HINT = ("if this store's trail predates the keyed audit (written by an older version), run "
+               "`councilmatch audit seal-legacy --home DIR` once")
+
+
+def _legacy_hash(seq: int, at: str, actor: str, action: str, obj: str, detail: str, prev_hash: str) -> str:
+    """The unkeyed SHA-256 of trails written before the keyed chain (read only by ``seal_legacy``)."""
+    payload = json.dumps([seq, at, actor, action, obj, detail, prev_hash], separators=(",", ":"),
+                         ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _is_legacy(db_url: str, anchor: Anchor) -> bool:
+    with reading(db_url) as session:
+        first = session.execute(select(AuditEntry).where(AuditEntry.seq == 1)).scalar_one_or_none()
+    if first is None:
+        return False
+    args = (first.seq, first.at, first.actor, first.action, first.object, first.detail, first.prev_hash)
+    return first.hash == _legacy_hash(*args) and first.hash != entry_hash(anchor, *args)
+
+
+def anchor_for(db_url: str, *, create: bool = False, chain_empty: bool | None = None,
+               allow_legacy: bool = False) -> Anchor:
     """The audit key (``COUNCILMATCH_AUDIT_KEY``, else ``<home>/keys/review-audit.key``) and checkpoint file.
 
     ``create`` makes the key file (0600) if there is none, but only while the chain is
-    still empty: a lost key is reported rather than silently replaced.
+    still empty: a lost key is reported rather than silently replaced. A trail still
+    chained with the old unkeyed hash is refused until ``seal_legacy`` has keyed it.
     """
     k = _key_of(db_url)
     with _lock:
@@ -124,8 +146,8 @@ def anchor_for(db_url: str, *, create: bool = False, chain_empty: bool | None = 
                     head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
                     chain_empty = head is None or head.seq == 0
             if not (create and chain_empty):
-                raise AuditKeyError(f"no audit key at {path} (nor {KEY_ENV}): the chain cannot be checked; "
-                                    "restore the key file from backup")
+                hint = "restore the key file from backup" if checkpoints.exists() else LEGACY_HINT
+                raise AuditKeyError(f"no audit key at {path} (nor {KEY_ENV}) for a trail with entries: {hint}")
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -140,6 +162,8 @@ def anchor_for(db_url: str, *, create: bool = False, chain_empty: bool | None = 
             finally:
                 tmp.unlink()
         anchor = Anchor(_decode_key(path.read_text(), str(path)), checkpoints, str(path))
+    if not allow_legacy and _is_legacy(db_url, anchor):
+        raise AuditKeyError(f"the review audit trail is not keyed yet: {LEGACY_HINT}")
     with _lock:
         _anchors[k] = anchor
     return anchor
@@ -185,6 +209,42 @@ def append_many(session: Session, entries: list[tuple[str, str, str, dict | str]
     head.seq, head.hash = seq, prev
     session.flush()
     return added
+
+
+def seal_legacy(db_url: str, actor: str = "cli") -> dict:
+    """Key a trail written before the keyed chain, once: only if its unkeyed chain is intact
+    from genesis to the head, re-chain every entry under the audit key, record the old tip
+    in an ``audit_sealed`` entry and sign a checkpoint. Returns the checkpoint.
+
+    From here on the trail is tamper-evident against someone without the key; what was
+    done to it *before* sealing is only as evident as the unkeyed chain made it.
+    """
+    from review.db import writing
+
+    with writing(db_url) as session:
+        head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+        entries = list(session.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars())
+        if not entries:
+            raise AuditKeyError("the audit trail is empty: nothing to seal")
+        prev, expected = GENESIS, 1
+        for e in entries:
+            if (e.seq != expected or e.prev_hash != prev
+                    or _legacy_hash(e.seq, e.at, e.actor, e.action, e.object, e.detail, e.prev_hash) != e.hash):
+                raise AuditKeyError(f"entry {e.seq}: the unkeyed trail is broken (or already keyed) there; "
+                                    "not sealing it")
+            prev, expected = e.hash, e.seq + 1
+        if head.seq != expected - 1 or head.hash != prev:
+            raise AuditKeyError(f"the head records entry {head.seq} but the trail ends at {expected - 1}: not sealing")
+        anchor = anchor_for(db_url, create=True, chain_empty=True, allow_legacy=True)
+        legacy_tip, prev = prev, GENESIS
+        for e in entries:
+            e.prev_hash = prev
+            e.hash = entry_hash(anchor, e.seq, e.at, e.actor, e.action, e.object, e.detail, prev)
+            prev = e.hash
+        head.hash = prev
+        session.flush()
+        append(session, actor, "audit_sealed", "audit_log", {"legacy_entries": len(entries), "legacy_head": legacy_tip})
+    return checkpoint(db_url, "legacy trail sealed")
 
 
 # --------------------------------------------------------------------------

@@ -176,6 +176,26 @@ def verify(home: HomeOption = None,
     raise typer.Exit(1)
 
 
+@audit_app.command("seal-legacy")
+def seal_legacy_cmd(home: HomeOption = None) -> None:
+    """Once, after upgrading: key a trail written by an older version (unkeyed SHA-256 chain),
+    if that chain is intact; then sign a checkpoint."""
+    import json
+
+    from review import audit
+    from review.db import migrate
+
+    h = resolve_home(home)
+    audit.bind(h.review_db_url, h.root)
+    migrate(h.review_db_url)
+    try:
+        record = audit.seal_legacy(h.review_db_url)
+    except audit.AuditKeyError as exc:
+        typer.echo(f"audit seal-legacy: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"Audit trail keyed: {record['seq']} entries. Checkpoint: {json.dumps(record, sort_keys=True)}")
+
+
 @audit_app.command("checkpoint")
 def checkpoint_cmd(home: HomeOption = None) -> None:
     """Sign the trail's current tip into audit-checkpoints.jsonl and print it (run it from cron, and

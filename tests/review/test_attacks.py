@@ -575,3 +575,46 @@ def test_20_a_password_typed_as_the_username_is_not_stored(app, store, h):
         engine_for(store).dispose()
         assert typed.encode() not in raw.read_bytes() + (raw.with_name(raw.name + "-wal").read_bytes()
                                                          if raw.with_name(raw.name + "-wal").exists() else b"")
+
+
+# --------------------------------------------------------------------------
+# Upgrading: a trail written before the keyed chain is keyed once, and only if intact
+# --------------------------------------------------------------------------
+
+
+def _make_legacy(home: Home) -> None:
+    """Turn the home's trail into what an older version wrote: unkeyed SHA-256, no key, no checkpoints."""
+    prev = audit.GENESIS
+    with writing(home.review_db_url) as s:
+        for e in s.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars():
+            e.prev_hash, e.hash = prev, audit._legacy_hash(e.seq, e.at, e.actor, e.action, e.object, e.detail, prev)
+            prev = e.hash
+        s.execute(select(AuditHead)).scalar_one().hash = prev
+    (home.root / audit.KEY_FILE).unlink()
+    (home.root / audit.CHECKPOINTS_FILE).unlink()
+    audit._anchors.clear()
+
+
+def test_5_an_older_unkeyed_trail_is_sealed_once_and_only_if_intact(tmp_path, monkeypatch, flags, h):
+    monkeypatch.delenv("COUNCILMATCH_REVIEW_DB_URL", raising=False)
+    home = Home.resolve(tmp_path / "home").ensure()
+    publish_flags(home.review_db_url, flags)
+    h.add_users(home.review_db_url, ("cam_inv", h.CAMDEN, "investigator"))
+    _make_legacy(home)
+    with pytest.raises(audit.AuditKeyError, match="seal-legacy"):
+        create_app(home, secure_cookies=False)
+    runner = CliRunner()
+    with writing(home.review_db_url) as s:  # tampered before the upgrade: refused, nothing keyed
+        s.execute(text("update audit_log set actor = 'someone' where seq = 1"))
+    r = runner.invoke(cli_app, ["audit", "seal-legacy", "--home", str(home.root)])
+    assert r.exit_code == 1 and "entry 1" in r.output and not (home.root / audit.CHECKPOINTS_FILE).exists()
+    with writing(home.review_db_url) as s:
+        s.execute(text("update audit_log set actor = 'pipeline' where seq = 1"))
+    r = runner.invoke(cli_app, ["audit", "seal-legacy", "--home", str(home.root)])
+    assert r.exit_code == 0 and "Audit trail keyed" in r.output, r.output
+    r = runner.invoke(cli_app, ["audit", "verify", "--home", str(home.root)])
+    assert r.exit_code == 0 and "intact" in r.output
+    assert any(e.action == "audit_sealed" for e in audit_rows(home.review_db_url))
+    assert h.sign_in(client_of(create_app(home, secure_cookies=False, reidentifier=FakeVault())),
+                     "cam_inv").status_code == 303
+    engine_for(home.review_db_url).dispose()
