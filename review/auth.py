@@ -12,16 +12,25 @@ A sign-in name that matches no user is stored only as a keyed hash.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import math
+import os
 import secrets
+import threading
+import weakref
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+
+import anyio
+import anyio.to_thread
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -151,6 +160,68 @@ def _failures(db: Session, key: str, since: datetime) -> int:
                       .where(LoginFailure.key == key, LoginFailure.at > since)).scalar_one()
 
 
+@dataclass
+class _Attempt:
+    """One sign-in between its three steps: read (limits, user), Argon2, write (outcome)."""
+
+    db_url: str
+    username: str
+    client_ip: str
+    name_key: str
+    user_key: str
+    ip_key: str
+    now: datetime
+    user: User | None = None
+
+    def limited(self, db: Session) -> bool:
+        since = self.now - FAILURE_WINDOW
+        return (_failures(db, self.user_key, since) >= MAX_FAILURES
+                or _failures(db, self.ip_key, since) >= MAX_IP_FAILURES)
+
+
+def _begin(db_url: str, username: str, client_ip: str) -> _Attempt:
+    """Check the limits and find the user (a read; raises RateLimited)."""
+    username = username[:80]
+    name_key = audit.pseudonym(audit.anchor_for(db_url, create=True), "sign-in name", username)
+    attempt = _Attempt(db_url, username, client_ip, name_key, f"u|{name_key}|{client_ip}"[:200],
+                       f"ip|{client_ip}"[:200], datetime.now(timezone.utc))
+    with reading(db_url) as db:
+        if attempt.limited(db):
+            raise RateLimited("Too many failed sign-in attempts. Wait 15 minutes and try again.")
+        attempt.user = db.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    return attempt
+
+
+def _check(attempt: _Attempt, password: str) -> bool:
+    """Argon2 (slow on purpose), with no transaction open and at most ARGON2_CONCURRENCY at once
+    in the process; a dummy hash for unknown names."""
+    user = attempt.user
+    with _ARGON2_SLOTS:
+        ok = check_password(user.password_hash if user else _DUMMY_HASH, password)
+    return ok and user is not None and user.active
+
+
+def _finish(attempt: _Attempt, ok: bool) -> tuple[User, str] | None:
+    """Record the outcome in one short write: failure (limits + audit) or a new session."""
+    user = attempt.user
+    with writing(attempt.db_url) as db:
+        if not ok:
+            db.add_all([LoginFailure(key=attempt.user_key, at=attempt.now),
+                        LoginFailure(key=attempt.ip_key, at=attempt.now)])
+            if user is not None:
+                audit.append(db, user.username, "login_failed", f"user:{user.username}", {"ip": attempt.client_ip})
+            else:  # what was typed may be a password: keep only a keyed hash of it
+                audit.append(db, "-", "login_failed", "user:unknown",
+                             {"ip": attempt.client_ip, "name": attempt.name_key})
+            return None
+        if attempt.limited(db):  # parallel guesses that passed the first check cannot sign in past it
+            raise RateLimited("Too many failed sign-in attempts. Wait 15 minutes and try again.")
+        db.execute(delete(LoginFailure).where(LoginFailure.key == attempt.user_key))
+        token = open_session(db, user)
+        audit.append(db, user.username, "login", f"user:{user.username}", {"ip": attempt.client_ip})
+    return user, token
+
+
 def authenticate(db_url: str, username: str, password: str, client_ip: str) -> tuple[User, str] | None:
     """(user, session token) for good credentials of an active user, else None (failure recorded).
 
@@ -159,36 +230,28 @@ def authenticate(db_url: str, username: str, password: str, client_ip: str) -> t
     transaction open; the limit is checked again in the write transaction, so a burst
     of parallel guesses cannot sign in past it.
     """
-    username = username[:80]
-    anchor = audit.anchor_for(db_url, create=True)
-    name_key = audit.pseudonym(anchor, "sign-in name", username)
-    user_key = f"u|{name_key}|{client_ip}"[:200]
-    ip_key = f"ip|{client_ip}"[:200]
-    now = datetime.now(timezone.utc)
-    since = now - FAILURE_WINDOW
+    attempt = _begin(db_url, username, client_ip)
+    return _finish(attempt, _check(attempt, password))
 
-    def limited(db: Session) -> bool:
-        return _failures(db, user_key, since) >= MAX_FAILURES or _failures(db, ip_key, since) >= MAX_IP_FAILURES
 
-    with reading(db_url) as db:
-        if limited(db):
-            raise RateLimited("Too many failed sign-in attempts. Wait 15 minutes and try again.")
-        user = db.execute(select(User).where(User.username == username)).scalar_one_or_none()
-    ok = check_password(user.password_hash if user else _DUMMY_HASH, password) and user is not None and user.active
-    with writing(db_url) as db:
-        if not ok:
-            db.add_all([LoginFailure(key=user_key, at=now), LoginFailure(key=ip_key, at=now)])
-            if user is not None:
-                audit.append(db, user.username, "login_failed", f"user:{user.username}", {"ip": client_ip})
-            else:  # what was typed may be a password: keep only a keyed hash of it
-                audit.append(db, "-", "login_failed", "user:unknown", {"ip": client_ip, "name": name_key})
-            return None
-        if limited(db):
-            raise RateLimited("Too many failed sign-in attempts. Wait 15 minutes and try again.")
-        db.execute(delete(LoginFailure).where(LoginFailure.key == user_key))
-        token = open_session(db, user)
-        audit.append(db, user.username, "login", f"user:{user.username}", {"ip": client_ip})
-    return user, token
+#: Argon2 verifications at once (each uses several cores): a burst of sign-ins queues here
+#: instead of starving other requests of CPU.
+ARGON2_CONCURRENCY = max(1, (os.cpu_count() or 2) // 2)
+_ARGON2_SLOTS = threading.BoundedSemaphore(ARGON2_CONCURRENCY)
+_limiters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+async def authenticate_async(db_url: str, username: str, password: str,
+                             client_ip: str) -> tuple[User, str] | None:
+    """``authenticate`` for the web app: waiting sign-ins wait in the event loop, not in the
+    worker threads other pages need, and at most ARGON2_CONCURRENCY hash at once."""
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = anyio.CapacityLimiter(ARGON2_CONCURRENCY)
+    attempt = await run_in_threadpool(_begin, db_url, username, client_ip)
+    ok = await anyio.to_thread.run_sync(_check, attempt, password, limiter=limiter)
+    return await run_in_threadpool(_finish, attempt, ok)
 
 
 # --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from review import audit
-from review.auth import HUB_ROLES, RateLimited, authenticate, end_session, session_user, start_session
+from review.auth import HUB_ROLES, RateLimited, authenticate_async, end_session, session_user, start_session
 from review.db import writing
 from review.deps import ClientIpDep, Csrf, SettingsDep, render
 
@@ -21,11 +21,11 @@ def login_page(request: Request):  # noqa: ANN201
 
 
 @router.post("/login", dependencies=[Csrf])
-def login(request: Request, settings: SettingsDep, ip: ClientIpDep,
+async def login(request: Request, settings: SettingsDep, ip: ClientIpDep,
           username: Annotated[str, Form(max_length=200)] = "",
           password: Annotated[str, Form(max_length=1000)] = ""):  # noqa: ANN201
     try:
-        signed_in = authenticate(settings.db_url, username.strip(), password, ip)
+        signed_in = await authenticate_async(settings.db_url, username.strip(), password, ip)
     except RateLimited as exc:
         return render(request, "login.html", {"title": "Sign in", "error": str(exc), "username": username}, 429)
     if signed_in is None:  # the failure is committed (rate limit + audit) before we answer
