@@ -138,8 +138,10 @@ def test_3_hub_admin_creates_a_councils_first_admin_and_sees_no_council_data(app
     fid = shared_flag(flags, h.CAMDEN, h.HACKNEY).flag_id
     for path in ("/queue", "/queue.csv", "/dashboard", f"/flags/{fid}", f"/flags/{fid}/record/left"):
         assert hub.get(path, follow_redirects=False).status_code == 403, path
+    assert hub.get("/", follow_redirects=False).headers["location"] == "/admin/users"
     page = hub.get("/admin/users").text
     assert "cam_admin" in page and "cam_inv" not in page  # admins only, no council's staff
+    assert '>Queue</a>' not in page
     token = h.csrf_of(page)
     r = hub.post("/admin/users", data={"csrf_token": token, "username": "hack_inv2", "council": h.HACKNEY,
                                        "role": "investigator", "password": "long enough password"})
