@@ -72,10 +72,11 @@ def add_investigators(home: Home, councils: list[str]) -> list[dict[str, str]]:
     from sqlalchemy import select
 
     from review import audit
-    from review.auth import add_user, hash_password
+    from review.auth import add_user, set_password
     from review.db import migrate, writing
     from review.models import User
 
+    audit.bind(home.review_db_url, home.root)
     migrate(home.review_db_url)
     users = []
     with writing(home.review_db_url) as session:
@@ -86,9 +87,8 @@ def add_investigators(home: Home, councils: list[str]) -> list[dict[str, str]]:
             if existing is None:
                 add_user(session, username=username, council=council, role="investigator",
                          password=password, actor="demo")
-            else:
-                existing.password_hash = hash_password(password)
-                audit.append(session, "demo", "user_password_reset", f"user:{username}", {"council": council})
+            else:  # ends the user's sessions too
+                set_password(session, existing, password, actor="demo")
             users.append({"username": username, "password": password, "council": council})
     return users
 

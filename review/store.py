@@ -246,6 +246,8 @@ def publish_flags(db_url: str, flags: pd.DataFrame, actor: str = "pipeline") -> 
             audit.append(session, actor, "publish", f"runs:{','.join(runs)[:180]}", counts)
     if counts["new"] or counts["updated"]:
         after_bulk_write(db_url)
+    # The signed tip, outside the database: a later truncation or rewrite of the trail shows.
+    audit.checkpoint(db_url, f"publish {','.join(sorted(df['run_id'].dropna().unique().tolist()))[:150]}")
     return counts
 
 

@@ -71,3 +71,18 @@ def test_summary_names_feeds_flags_and_stage_times(nights: dict) -> None:
     assert report["flags"] == len(pd.read_parquet(nights["home"].flags_path("20261101T020000")))
     assert report["totals"]["rows_in"] == report["totals"]["accepted"] + report["totals"]["quarantined"]
     assert report["models"], "the report carries each match type's model parameters"
+
+
+def test_each_night_anchors_the_review_audit_trail(nights: dict) -> None:
+    """Every publish signs the audit trail's tip into the run's state (and so its report) and the
+    home's checkpoint file; `audit verify` holds the trail against them."""
+    home = nights["home"]
+    seqs = []
+    for run_id in ("20261101T020000", "20261102T020000"):
+        publish = json.loads((home.runs / run_id / "stages" / "publish.json").read_text())
+        checkpoint = publish["audit_checkpoint"]
+        assert len(checkpoint["mac"]) == 64 and checkpoint["seq"] >= 1
+        seqs.append(checkpoint["seq"])
+    assert seqs[0] <= seqs[1]
+    verify = cli("audit", "verify", "--checkpoint", json.dumps(checkpoint), home=home.root)
+    assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr

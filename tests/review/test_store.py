@@ -35,7 +35,7 @@ def test_migrate_is_idempotent_and_creates_tables(db_url):
     review_db._migrated.clear()
     migrate(db_url)  # second run at head: no error, nothing changes
     with reading(db_url) as s:
-        assert s.execute(text("select version_num from alembic_version")).scalar_one() == "0002"
+        assert s.execute(text("select version_num from alembic_version")).scalar_one() == "0003"
         assert s.execute(select(ReviewItem)).first() is None
 
 
