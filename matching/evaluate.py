@@ -301,7 +301,9 @@ def evaluate_synthetic(home: Home) -> SyntheticReport:
     expected_path = home.truth / "expected_flags.parquet"
     if not expected_path.exists():
         raise FileNotFoundError(f"{expected_path} not found: generate the home with `councilmatch synthetic`")
-    flags = pd.read_parquet(files[-1])
+    from anonymise import at_rest
+
+    flags = at_rest.read_frame(files[-1], home=home)  # flags are encrypted at rest
     expected = pd.read_parquet(expected_path)
     pred, truth = _pair_keys(flags), _pair_keys(expected)
     per_type = {}

@@ -51,13 +51,12 @@ def serve(home: HomeOption = None,
 def publish(flags_file: Annotated[Path, typer.Argument(help="A flags Parquet file (store/flags/<run>.parquet).")],
             home: HomeOption = None) -> None:
     """Publish a flags file to the review store (the pipeline calls review.store.publish_flags)."""
-    import pandas as pd
-
+    from anonymise import at_rest
     from review.store import publish_flags
 
     h = resolve_home(home)
     try:
-        counts = publish_flags(h.review_db_url, pd.read_parquet(flags_file))
+        counts = publish_flags(h.review_db_url, at_rest.read_frame(flags_file, home=h))
     except ValueError as exc:
         typer.echo(f"{flags_file}: {exc}", err=True)
         raise typer.Exit(2) from exc
