@@ -105,8 +105,10 @@ def write_pseudonymised(home: Home, frame: pd.DataFrame) -> Path:
     if len(frame) == 0:
         raise SchemaError("refusing to write an empty pseudonymised frame (no council/dataset/extract to file it under)")
     validate_frame(frame)
+    from anonymise.minimise import minimise
+
     path = home.pseudonymised_path(_single(frame, "dataset"), _single(frame, "council"), _single(frame, "extract_id"))
-    return at_rest.write_table(path, to_table(frame), home)
+    return at_rest.write_table(path, to_table(minimise(frame, home)), home)
 
 
 def file_metadata(path: Path, home: Home | None = None) -> dict:

@@ -96,6 +96,12 @@ def _accept_at_source(home: Home, feed, extract: Path, keyring) -> dict[str, Any
     if done:
         return _outcome(feed.feed_id, "unchanged", done)
     path = write_pseudonymised(home, frame)
+    # Only the record references go to the vault (the council keeps the identifiers), so the
+    # store's keyed reference of a flagged record still maps back to the council's own id.
+    from anonymise.vault import Vault
+
+    if len(frame):
+        Vault(home, keyring).store(feed.council, extract_id, frame[["council", "dataset", "record_id"]])
     # The council's own ingest counts travel in the file's metadata, so counts reconcile here too.
     council_manifest = at_source_metadata(extract).get("manifest", {})
     manifest = {

@@ -276,6 +276,17 @@ def evaluate_csv(data: Path, right: Path | None, id_column: str, truth_column: s
 _REFS = ["left_council", "left_dataset", "left_record_id", "right_council", "right_dataset", "right_record_id"]
 
 
+def _as_refs(home: Home, frame: pd.DataFrame) -> pd.DataFrame:
+    """Truth's clear record ids as the store's keyed references (anonymise.minimise), as flags carry them."""
+    from anonymise.minimise import record_refs, ref_key
+
+    key = ref_key(home)
+    frame = frame.copy()
+    for side in ("left", "right"):
+        frame[f"{side}_record_id"] = record_refs(key, frame[f"{side}_council"], frame[f"{side}_record_id"])
+    return frame
+
+
 def _pair_keys(frame: pd.DataFrame) -> set:
     """(match_type, unordered pair of record references): orientation-free."""
     f = frame[["match_type"] + _REFS].astype(str)
@@ -304,7 +315,7 @@ def evaluate_synthetic(home: Home) -> SyntheticReport:
     from anonymise import at_rest
 
     flags = at_rest.read_frame(files[-1], home=home)  # flags are encrypted at rest
-    expected = pd.read_parquet(expected_path)
+    expected = _as_refs(home, pd.read_parquet(expected_path))
     pred, truth = _pair_keys(flags), _pair_keys(expected)
     per_type = {}
     for mt in sorted(set(expected["match_type"].astype(str)) | set(flags["match_type"].astype(str))):
@@ -314,6 +325,7 @@ def evaluate_synthetic(home: Home) -> SyntheticReport:
     if scen_path.exists():
         scen = pd.read_parquet(scen_path)
         scen = scen[scen["kind"].astype(str) == "near_miss"]
+        scen = _as_refs(home, scen) if set(_REFS) <= set(scen.columns) else scen
         if set(_REFS) <= set(scen.columns) and "match_type" in scen.columns:
             nm = _pair_keys(scen)
             near, flagged = len(nm), len(nm & pred)
