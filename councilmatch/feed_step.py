@@ -39,6 +39,13 @@ def ingest_newest(home: Home, feed_id: str, settings: Settings) -> dict[str, Any
     keyring = load_keyring(home)  # fails fast (missing or wrong KEK) before anything is written
     extract = newest_extract(home, feed)
     if extract is None:
+        from anonymise.custody import repseudonymise, stale_manifests
+
+        if stale_manifests(home, keyring.key_id, feed_id):  # after `keys rotate`: re-make from the archive
+            failed = [r for r in repseudonymise(home, feed_id) if r["status"] != "repseudonymised"]
+            if failed:
+                raise RuntimeError(f"{feed_id}: stored extract(s) under an old key could not be re-pseudonymised: "
+                                   + "; ".join(f"{r['extract_id']}: {r.get('error', r['status'])}" for r in failed))
         previous = last_good(home, feed_id)
         if not previous:
             raise FileNotFoundError(f"{feed_id}: no extract in {home.landing / feed.council / feed.dataset} and none ingested before")
