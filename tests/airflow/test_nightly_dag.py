@@ -38,7 +38,9 @@ def _break_newest_extract(home: Home, feed_id: str) -> Path:
 
 
 def _flags(home: Home, run_id: str) -> pd.DataFrame:
-    return pd.read_parquet(home.flags_path(run_id))
+    from anonymise import at_rest
+
+    return at_rest.read_frame(home.flags_path(run_id), home=home)
 
 
 @pytest.fixture(scope="module")
