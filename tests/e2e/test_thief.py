@@ -156,8 +156,10 @@ def attack(home: Home, secrets: dict) -> list[str]:
             blob = blob + b"\n" + dump
         try:
             json.loads(path.read_bytes())
+            if rel.startswith("store/"):  # run state, models, manifests: encrypted, never plain JSON
+                problems.append(f"{rel}: plain JSON in the store")
         except (ValueError, UnicodeDecodeError):
-            pass  # does not parse: the text and binary scans below still apply
+            pass  # does not parse: the text and binary scans below still apply (reports are plain by design)
         found = _text_hits(blob, secrets["text"])
         if found:
             problems.append(f"{rel}: holds {sorted(found)[:5]}")
@@ -184,7 +186,8 @@ def test_the_attack_finds_planted_values(night: dict, tmp_path: Path) -> None:
     (fake.root / "log.txt").write_text(f"processing {rid}\n")
     problems = "\n".join(attack(fake, secrets))
     assert "a.parquet: plain Parquet" in problems
-    assert "x.json: holds" in problems and "blob.bin: holds 1 " in problems and "log.txt: holds" in problems
+    assert "x.json: holds" in problems and "x.json: plain JSON in the store" in problems
+    assert "blob.bin: holds 1 " in problems and "log.txt: holds" in problems
 
 
 def test_a_thief_without_the_kek_gets_nothing(night: dict) -> None:
