@@ -7,7 +7,7 @@ stages and the time spent inside ``anonymise.at_rest`` (encrypting, decrypting a
 the Parquet/JSON I/O it wraps). Not a test: run it by hand, copy the figures into
 docs/benchmarks.md.
 
-    .venv/bin/python bench/bench_at_rest.py --boroughs 4 --people 12500 --repeats 2 --root /tmp/cm-bench-at-rest
+    .venv/bin/python bench/bench_at_rest.py --boroughs 4 --people 26000 --repeats 2 --root /tmp/cm-bench-at-rest
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 
-def _timed_at_rest(counter: dict[str, float]) -> None:
-    """Wrap the at_rest entry points so the time spent in them is added up per function."""
+def _timed_at_rest(counter: dict[str, float], cpu: dict[str, float]) -> None:
+    """Wrap the at_rest entry points so the (wall and CPU) time spent in them is added up per function."""
     from anonymise import at_rest
 
     for name in ("write_table", "read_table", "read_metadata", "write_json", "read_json"):
@@ -32,11 +32,12 @@ def _timed_at_rest(counter: dict[str, float]) -> None:
 
         @functools.wraps(fn)
         def wrapper(*a, _fn=fn, _name=name, **k):  # noqa: ANN002, ANN003
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             try:
                 return _fn(*a, **k)
             finally:
                 counter[_name] = counter.get(_name, 0.0) + time.perf_counter() - t
+                cpu[_name] = cpu.get(_name, 0.0) + time.process_time() - c
 
         setattr(at_rest, name, wrapper)
 
@@ -54,9 +55,11 @@ def night(base: Path, target: Path, encrypt: bool) -> dict[str, float]:
     init_keys(home)
     at_rest._ENCRYPT = encrypt
     counter: dict[str, float] = {}
-    _timed_at_rest(counter)
+    cpu: dict[str, float] = {}
+    _timed_at_rest(counter, cpu)
     times: dict[str, float] = {}
     run_id = pipeline.make_run_id()
+    cpu_start = time.process_time()
 
     def stage(name: str, fn):  # noqa: ANN001, ANN202
         t = time.perf_counter()
@@ -71,7 +74,9 @@ def night(base: Path, target: Path, encrypt: bool) -> dict[str, float]:
     published = stage("publish", lambda: pipeline.publish_run(home, run_id))
     stage("report", lambda: pipeline.write_report(home, run_id))
     times["night"] = sum(times.values())
+    times["cpu"] = time.process_time() - cpu_start
     times["in_at_rest"] = sum(counter.values())
+    times["cpu_in_at_rest"] = sum(cpu.values())
     times["records"] = float(sum(int(f.get("rows_in", 0)) for f in feeds))
     times["flags"] = float(published["flags"])
     return times
@@ -80,7 +85,7 @@ def night(base: Path, target: Path, encrypt: bool) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boroughs", type=int, default=4)
-    parser.add_argument("--people", type=int, default=12_500)
+    parser.add_argument("--people", type=int, default=26_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--root", type=Path, default=Path("/tmp/councilmatch-bench-at-rest"))
@@ -103,8 +108,10 @@ def main() -> None:
         for encrypt in (True, False) if i % 2 == 0 else (False, True):
             t = night(base, args.root / ("enc" if encrypt else "plain"), encrypt)
             results[encrypt].append(t)
-            print(f"{'encrypted' if encrypt else 'plain    '} night {t['night']:7.1f} s  in at_rest {t['in_at_rest']:6.2f} s  "
-                  + "  ".join(f"{k} {v:.1f}" for k, v in t.items() if k not in ("night", "in_at_rest")), flush=True)
+            print(f"{'encrypted' if encrypt else 'plain    '} night {t['night']:7.1f} s (CPU {t['cpu']:.1f} s)  "
+                  f"in at_rest {t['in_at_rest']:6.2f} s (CPU {t['cpu_in_at_rest']:.2f} s)  "
+                  + "  ".join(f"{k} {v:.1f}" for k, v in t.items()
+                              if k not in ("night", "cpu", "in_at_rest", "cpu_in_at_rest")), flush=True)
     enc = statistics.median(r["night"] for r in results[True])
     plain = statistics.median(r["night"] for r in results[False])
     io_enc = statistics.median(r["in_at_rest"] for r in results[True])
@@ -114,6 +121,13 @@ def main() -> None:
     print(f"median night: encrypted {enc:.1f} s, plain {plain:.1f} s, overhead {100 * (enc - plain) / plain:+.1f}%")
     print(f"median time in at_rest I/O: encrypted {io_enc:.2f} s, plain {io_plain:.2f} s, "
           f"encryption cost {io_enc - io_plain:.2f} s = {100 * (io_enc - io_plain) / plain:+.1f}% of the plain night")
+    c_enc = statistics.median(r["cpu"] for r in results[True])
+    c_plain = statistics.median(r["cpu"] for r in results[False])
+    ci_enc = statistics.median(r["cpu_in_at_rest"] for r in results[True])
+    ci_plain = statistics.median(r["cpu_in_at_rest"] for r in results[False])
+    print(f"median CPU: night encrypted {c_enc:.1f} s, plain {c_plain:.1f} s ({100 * (c_enc - c_plain) / c_plain:+.1f}%); "
+          f"in at_rest encrypted {ci_enc:.2f} s, plain {ci_plain:.2f} s "
+          f"(encryption {ci_enc - ci_plain:.2f} s = {100 * (ci_enc - ci_plain) / c_plain:+.1f}% of the plain night's CPU)")
 
 
 if __name__ == "__main__":
