@@ -146,13 +146,35 @@ def stale_manifests(home: Home, key_id: str, feed_id: str | None = None) -> list
     return out
 
 
-def repseudonymise(home: Home, feed_id: str | None = None) -> list[dict[str, Any]]:
-    """Re-make every stored extract (of one feed, or all) that is not under the active key."""
+def _newest(home: Home, feed_id: str) -> str | None:
+    """Extract id of a feed's newest stored extract (the one matching reads), as ``last_good`` picks it."""
+    from ingest.manifest import read_manifests
+
+    found = [m for m in read_manifests(home, feed_id) if m.get("pseudonymised_path")]
+    return max(found, key=lambda m: (m.get("ingested_at", ""), m.get("extract_id", "")))["extract_id"] if found else None
+
+
+def repseudonymise(home: Home, feed_id: str | None = None, newest_only: bool = False) -> list[dict[str, Any]]:
+    """Re-make every stored extract (of one feed, or all) that is not under the active key.
+
+    An older, superseded extract whose archive retention already purged is reported as
+    ``superseded`` (matching reads only each feed's newest), not as a failure.
+    """
     from anonymise.keys import load_keyring
 
     keyring = load_keyring(home)
     done = []
+    newest: dict[str, str | None] = {}
     for manifest in stale_manifests(home, keyring.key_id, feed_id):
+        fid = manifest["feed_id"]
+        if fid not in newest:
+            newest[fid] = _newest(home, fid)
+        is_newest = manifest["extract_id"] == newest[fid]
+        if newest_only and not is_newest:
+            continue
+        if not is_newest and not archived_path(home, manifest).exists():
+            done.append({"feed_id": fid, "extract_id": manifest["extract_id"], "status": "superseded"})
+            continue
         if manifest.get("mode") == "at_source":  # tokens made by the council: only it can re-make them
             done.append({"feed_id": manifest["feed_id"], "extract_id": manifest["extract_id"],
                          "status": "at_source_resend"})

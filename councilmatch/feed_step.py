@@ -42,7 +42,7 @@ def ingest_newest(home: Home, feed_id: str, settings: Settings) -> dict[str, Any
         from anonymise.custody import repseudonymise, stale_manifests
 
         if stale_manifests(home, keyring.key_id, feed_id):  # after `keys rotate`: re-make from the archive
-            failed = [r for r in repseudonymise(home, feed_id) if r["status"] != "repseudonymised"]
+            failed = [r for r in repseudonymise(home, feed_id, newest_only=True) if r["status"] != "repseudonymised"]
             if failed:
                 raise RuntimeError(f"{feed_id}: stored extract(s) under an old key could not be re-pseudonymised: "
                                    + "; ".join(f"{r['extract_id']}: {r.get('error', r['status'])}" for r in failed))
