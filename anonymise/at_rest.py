@@ -28,8 +28,8 @@ import json
 import os
 import tempfile
 import threading
-from datetime import timedelta
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 

@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 
 from anonymise import at_rest
 from councilmatch import run_state
