@@ -44,6 +44,13 @@ def ingest_newest(home: Home, feed_id: str, settings: Settings) -> dict[str, Any
     keyring = load_keyring(home)  # fails fast (missing or wrong KEK) before anything is written
     extract = newest_extract(home, feed)
     if extract is None:
+        from anonymise.custody import repseudonymise, stale_manifests
+
+        if stale_manifests(home, keyring.key_id, feed_id):  # after `keys rotate`: re-make from the archive
+            failed = [r for r in repseudonymise(home, feed_id, newest_only=True) if r["status"] != "repseudonymised"]
+            if failed:
+                raise RuntimeError(f"{feed_id}: stored extract(s) under an old key could not be re-pseudonymised: "
+                                   + "; ".join(f"{r['extract_id']}: {r.get('error', r['status'])}" for r in failed))
         previous = last_good(home, feed_id)
         if not previous:
             raise FileNotFoundError(f"{feed_id}: no extract in {home.landing / feed.council / feed.dataset} and none ingested before")
@@ -152,7 +159,13 @@ def _accept_at_source(home: Home, feed, extract: Path, keyring, settings: Settin
         return _outcome(feed.feed_id, "unchanged", done)
     # The council's own ingest counts travel in the file's metadata, so counts reconcile here too.
     council_manifest = _council_counts(extract, meta, len(frame))
+    from anonymise.vault import Vault
+
     with staged():
+        # Only the record references go to the vault (the council keeps the identifiers), so the
+        # store's keyed reference of a flagged record still maps back to the council's own id.
+        if len(frame):
+            Vault(home, keyring).store(feed.council, extract_id, frame[["council", "dataset", "record_id"]])
         path = write_pseudonymised(home, frame)
         manifest = {
             "feed_id": feed.feed_id, "feed_version": feed.version, "extract_file": extract.name,

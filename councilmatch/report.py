@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 
+from anonymise import at_rest
 from councilmatch import run_state
 from councilmatch.home import Home
 from councilmatch.safepath import path_inside, safe_name
@@ -25,13 +25,13 @@ def build_run_report(home: Home, run_id: str) -> dict[str, Any]:
     feeds = run_state.load_feeds(home, run_id)
     stages = run_state.load_stages(home, run_id)
     flags_path = home.flags_path(run_id)
-    flags = pd.read_parquet(flags_path, columns=["flag_id", "match_type"]) if flags_path.exists() else None
+    flags = at_rest.read_frame(flags_path, columns=["flag_id", "match_type"], home=home) if flags_path.exists() else None
     per_type = flags.groupby("match_type").size().to_dict() if flags is not None and len(flags) else {}
 
     previous = run_state.previous_run_id(home, run_id)
     change: dict[str, Any] = {"previous_run": previous or "none (first run)"}
     if previous and flags is not None:
-        before = set(pd.read_parquet(home.flags_path(previous), columns=["flag_id"])["flag_id"])
+        before = set(at_rest.read_frame(home.flags_path(previous), columns=["flag_id"], home=home)["flag_id"])
         now = set(flags["flag_id"])
         change.update(new_flags=len(now - before), no_longer_raised=len(before - now), still_raised=len(now & before))
 
@@ -75,7 +75,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def _load_models(home: Home, run_id: str) -> dict[str, Any]:
     folder = run_state.run_dir(home, run_id) / "model"
-    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))}
+    return {p.stem: run_state.read_json(home, p) for p in sorted(folder.glob("*.json"))}
 
 
 # ---------------------------------------------------------------------------

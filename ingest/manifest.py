@@ -7,9 +7,6 @@ back to the last good extract.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 from councilmatch.commit import place
@@ -29,20 +26,12 @@ def manifest_path(home: Home, feed_id: str, extract_id: str) -> Path:
 
 
 def write_manifest(home: Home, manifest: dict) -> Path:
-    """Write atomically (temp file + rename): a reader never sees half a manifest."""
+    """Write atomically and encrypted at rest (``anonymise.at_rest``): a reader never sees half a manifest."""
+    from anonymise import at_rest
+
+    home = _home(home)
     path = manifest_path(home, manifest["feed_id"], manifest["extract_id"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2, sort_keys=True, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        place(tmp, path)  # now, or last in the feed's staged commit
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return at_rest.write_json(path, manifest, home)
 
 
 def read_manifests(home: Home, feed_id: str) -> list[dict]:
@@ -51,5 +40,7 @@ def read_manifests(home: Home, feed_id: str) -> list[dict]:
     folder = path_inside(_home(home).manifests, council, dataset, what="manifest folder")
     if not folder.is_dir():
         return []
-    found = [json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*.json") if not p.name.startswith(".")]
+    from anonymise import at_rest
+
+    found = [at_rest.read_json(p, _home(home)) for p in folder.glob("*.json") if not p.name.startswith(".")]
     return sorted(found, key=lambda m: (m.get("ingested_at", ""), m.get("extract_id", "")))

@@ -59,8 +59,7 @@ def publish(flags_file: Annotated[Path, typer.Argument(help="A flags Parquet fil
     """Publish a flags file to the review store (the pipeline calls review.store.publish_flags)."""
     import json
 
-    import pandas as pd
-
+    from anonymise import at_rest
     from review.store import publish_flags
 
     from review import audit
@@ -68,7 +67,7 @@ def publish(flags_file: Annotated[Path, typer.Argument(help="A flags Parquet fil
     h = resolve_home(home)
     audit.bind(h.review_db_url, h.root)
     try:
-        counts = publish_flags(h.review_db_url, pd.read_parquet(flags_file))
+        counts = publish_flags(h.review_db_url, at_rest.read_frame(flags_file, home=h))
     except ValueError as exc:
         typer.echo(f"{flags_file}: {exc}", err=True)
         raise typer.Exit(2) from exc

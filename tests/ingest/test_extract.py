@@ -302,7 +302,14 @@ def test_pseudonymised_format_is_left_to_anonymise(home, landing, kit) -> None:
         read_extract(load_feed(path), p)
 
 
-def test_manifest_has_counts_but_no_identifier(feed, landing, kit, home) -> None:
+def test_manifest_has_counts_but_no_identifier(feed, landing, kit, home, monkeypatch) -> None:
+    import base64
+    import os
+
+    from anonymise.keys import init_keys
+
+    monkeypatch.setenv("COUNCILMATCH_KEK", base64.b64encode(os.urandom(32)).decode())
+    init_keys(home)  # manifests are encrypted at rest under the home's keys
     path = landing / "e.csv"
     path.write_text(kit.csv_text([*kit.GOOD_ROWS, ["T4", "Ann", "Jones", "bad", "", "1 Rd", "", "E1 6AN", "01/01/2020", ""]]))
     result = _ingest(feed, path, kit)
@@ -315,7 +322,10 @@ def test_manifest_has_counts_but_no_identifier(feed, landing, kit, home) -> None
         assert value not in text
     written = write_manifest(home, m)
     assert written == home.manifests / "E09000007" / "tenancy" / f"{result.extract_id}.json"
-    assert read_manifests(home, "E09000007/tenancy") == [json.loads(written.read_text())]
+    from anonymise import at_rest
+
+    assert read_manifests(home, "E09000007/tenancy") == [at_rest.read_json(written, home)]
+    assert b"rows_in" not in written.read_bytes()  # encrypted at rest
     assert not [p for p in written.parent.iterdir() if p.name.startswith(".")]
 
 
