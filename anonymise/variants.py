@@ -187,13 +187,15 @@ def _salt(*parts: Derive) -> Derive:
     return derive
 
 
-#: Bloom column -> the salt its bit positions are permuted by (encodings.salt_permute). A
-#: name's filter then differs between people of different birth year and initials, so
-#: filters can only be aligned, and their bits decoded, inside groups of a handful of people.
-#: Two records of one person share the salt unless their year of birth or the other name's
-#: initial differs too; then the name's fuzzy levels fall back to the phonetic token.
+#: Bloom column -> the salt its bit positions are permuted by (encodings.salt_permute): the
+#: year of birth and the forename's initial (contracts.BLOOM_SALT_TOKENS names the tokens
+#: that agree when the salts do). A name's filter then differs between people of different
+#: birth year or initial, so filters can only be aligned, and their bits decoded, inside
+#: groups of a handful of people. Two records of one person share the salt unless their
+#: year of birth or forename initial differs too; then the name's fuzzy levels fall back to
+#: the phonetic and nickname tokens.
 BLOOM_SALTS: dict[str, Variant] = {
-    "bf_forenames": Variant(("dob", "surname"), _salt(_yob, lambda u: _str(u["surname"]).str[0])),
+    "bf_forenames": Variant(("dob",), _salt(_yob)),
     "bf_surname": Variant(("dob", "first_name", "forenames"), _salt(_yob, lambda u: _first_name(u).str[0])),
 }
 

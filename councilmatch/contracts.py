@@ -156,6 +156,14 @@ TOKEN_COLUMNS: dict[str, str] = {
     "t_bank": "bank",                 # sort code + account number
 }
 
+#: Salted Bloom columns -> the token columns that agree exactly when two records share the
+#: salt (anonymise.variants.BLOOM_SALTS): only such pairs can have a meaningful Dice, so
+#: matching measures these levels' u among same-salt random pairs.
+BLOOM_SALT_TOKENS: dict[str, tuple[str, ...]] = {
+    "bf_forenames": ("t_yob",),
+    "bf_surname": ("t_yob", "t_initial"),
+}
+
 #: Keyed similarity encodings: fixed-length bytes (BLOOM_BYTES[col]) holding a
 #: q-gram Bloom filter built from keyed hashes; all-zero bytes means missing.
 BLOOM_BYTES: dict[str, int] = {

@@ -134,7 +134,7 @@ def _u_of(linkage: Linkage, inp: LinkInputs) -> tuple[list[np.ndarray], Pairs]:
     settings = linkage.training_settings()
     comps = linkage.built()
     rand = random_pairs(inp.left, inp.right, inp.dedupe, settings.random_pairs, settings.seed)
-    return estimate_u(comps, rand, comparison_vectors(comps, rand), inp.dedupe), rand
+    return estimate_u(comps, rand, comparison_vectors(comps, rand), inp.dedupe, seed=settings.seed), rand
 
 
 def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.ndarray]
