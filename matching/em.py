@@ -212,11 +212,8 @@ def fit_em(
     counts = counts.astype(float)
     m = [normalise(np.asarray(x, float)) for x in m_start]
     u = [normalise(np.asarray(x, float)) for x in u_start]
-    # the same pseudo-pairs in both classes: a level the candidates hardly ever show keeps a
-    # weight near 0 (no evidence either way) instead of the ratio of two starting guesses
-    shared = [normalise(0.5 * a + 0.5 * b) for a, b in zip(m, u)]
-    m_prior = [prior_strength * x for x in shared]
-    u_prior = [prior_strength * x for x in shared]
+    m_prior = [prior_strength * x for x in m]
+    u_prior = [prior_strength * x for x in u]
     lam = float(lam_start)
     it = 0
     for it in range(1, max_iter + 1):
