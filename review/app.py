@@ -11,7 +11,7 @@ import os
 import secrets
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
@@ -21,7 +21,7 @@ from review import store
 from review.deps import Forbidden, LoginRequired, Settings, render, templates
 from review.matchtypes import describe
 from review.reidentify import Reidentifier, vault_reidentifier
-from review.routes import admin, dashboard, flags, queue, signin
+from review.routes import admin, dashboard, flags, queue, reports, signin
 from review.security import SecurityHeaders
 
 SESSION_HOURS = 8
@@ -68,8 +68,10 @@ def create_app(home: Home | None = None, *, db_url: str | None = None, secret_ke
                        max_age=SESSION_HOURS * 3600, same_site="strict", https_only=secure_cookies)
     app.add_middleware(SecurityHeaders, hsts=secure_cookies)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for module in (signin, queue, flags, dashboard, admin):
+    for module in (signin, admin, reports):
         app.include_router(module.router)
+    for module in (queue, flags, dashboard):  # a council's pages: never a hub operator's
+        app.include_router(module.router, dependencies=[Depends(reports.refuse_hub_user)])
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, _exc: LoginRequired):  # noqa: ANN202

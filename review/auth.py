@@ -22,7 +22,11 @@ from councilmatch.councils import CENTRAL, COUNCIL_NAMES
 from review import audit
 from review.models import LoginFailure, User
 
-ROLES: tuple[str, ...] = ("investigator", "supervisor", "admin")
+ROLES: tuple[str, ...] = ("investigator", "supervisor", "admin", "operator")
+#: Hub-level roles belong to no council: their ``council`` is HUB. ``operator`` runs the
+#: nightly job and sees run reports only (no flags, no clear data; review/routes/reports.py).
+HUB = "hub"
+HUB_ROLES: tuple[str, ...] = ("operator",)
 MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
 MIN_PASSWORD = 10
@@ -53,10 +57,13 @@ def check_password(stored_hash: str, password: str) -> bool:
 def validate_new_user(username: str, council: str, role: str, password: str) -> None:
     if not username or len(username) > 80 or not all(c.isalnum() or c in "._-@" for c in username):
         raise ValueError("username: use 1-80 letters, digits or . _ - @")
-    if council not in COUNCIL_NAMES or council == CENTRAL:
-        raise ValueError(f"council: {council!r} is not a London borough ONS code (e.g. E09000007)")
     if role not in ROLES:
         raise ValueError(f"role: must be one of {', '.join(ROLES)}")
+    if role in HUB_ROLES:
+        if council != HUB:
+            raise ValueError(f"council: a {role} works for the hub, not a council: use {HUB!r}")
+    elif council not in COUNCIL_NAMES or council == CENTRAL:
+        raise ValueError(f"council: {council!r} is not a London borough ONS code (e.g. E09000007)")
     if len(password) < MIN_PASSWORD:
         raise ValueError(f"password: must be at least {MIN_PASSWORD} characters")
 

@@ -66,8 +66,10 @@ def publish(flags_file: Annotated[Path, typer.Argument(help="A flags Parquet fil
 
 @users_app.command("add")
 def add(username: Annotated[str, typer.Option(help="Sign-in name.")],
-        council: Annotated[str, typer.Option(help="The user's council (ONS code, e.g. E09000007).")],
-        role: Annotated[str, typer.Option(help="investigator | supervisor | admin")] = "investigator",
+        council: Annotated[str, typer.Option(help="The user's council (ONS code, e.g. E09000007); "
+                                                  "'hub' for a hub operator.")],
+        role: Annotated[str, typer.Option(help="investigator | supervisor | admin | operator "
+                                               "(hub: run reports only)")] = "investigator",
         password_stdin: Annotated[bool, typer.Option("--password-stdin",
                                                      help="Read the password from standard input.")] = False,
         home: HomeOption = None) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from councilmatch.councils import LONDON_BOROUGHS
 from review import audit
-from review.auth import ROLES, add_user
+from review.auth import HUB_ROLES, ROLES, add_user
 from review.db import writing
 from review.deps import Csrf, DbDep, SettingsDep, render, require_role
 from review.models import User
@@ -21,7 +21,8 @@ AdminDep = Annotated[User, Depends(require_role("admin"))]
 
 def _page(request: Request, db, admin: User, error: str | None = None, status_code: int = 200):  # noqa: ANN001, ANN202
     users = db.execute(select(User).order_by(User.council, User.username)).scalars().all()
-    return render(request, "users.html", {"title": "Users", "users": users, "roles": ROLES,
+    return render(request, "users.html", {"title": "Users", "users": users,
+                                          "roles": [r for r in ROLES if r not in HUB_ROLES],
                                           "councils": LONDON_BOROUGHS, "error": error,
                                           "saved": request.query_params.get("saved")}, status_code, user=admin)
 
@@ -35,6 +36,9 @@ def users_page(request: Request, admin: AdminDep, db: DbDep):  # noqa: ANN201
 def create_user(request: Request, admin: AdminDep, db: DbDep, settings: SettingsDep,
                 username: Annotated[str, Form()], council: Annotated[str, Form()], role: Annotated[str, Form()],
                 password: Annotated[str, Form()]):  # noqa: ANN201
+    if role in HUB_ROLES:  # hub-level roles span every council: created on the hub, never by a council's admin
+        return _page(request, db, admin, f"role: a {role} is a hub role; it is created on the hub "
+                                         "(councilmatch users add), not here", 403)
     try:
         with writing(settings.db_url) as session:
             add_user(session, username=username.strip(), council=council, role=role, password=password,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
-from review.auth import RateLimited, authenticate, start_session
+from review.auth import HUB_ROLES, RateLimited, authenticate, start_session
 from review.db import writing
 from review.deps import Csrf, SettingsDep, render
 
@@ -32,7 +32,7 @@ def login(request: Request, settings: SettingsDep, username: Annotated[str, Form
         return render(request, "login.html", {"title": "Sign in", "username": username,
                                               "error": "The username or password is not right."}, 401)
     start_session(request, user)
-    return RedirectResponse("/queue", status_code=303)
+    return RedirectResponse("/reports" if user.role in HUB_ROLES else "/queue", status_code=303)
 
 
 @router.post("/logout", dependencies=[Csrf])
