@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Iterator
@@ -15,6 +16,19 @@ from councilmatch.home import Home
 BOROUGHS = 3
 PEOPLE = 2000
 SEED = 5
+
+
+@pytest.fixture(scope="session", autouse=True)
+def airflow_secrets_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Airflow secrets of the tests' homes in a temp folder (outside every home), not in ~/.config."""
+    root = tmp_path_factory.mktemp("airflow-secrets")
+    before = os.environ.get(airflow_local.SECRETS_ROOT_VARIABLE)
+    os.environ[airflow_local.SECRETS_ROOT_VARIABLE] = str(root)
+    yield root
+    if before is None:
+        os.environ.pop(airflow_local.SECRETS_ROOT_VARIABLE, None)
+    else:
+        os.environ[airflow_local.SECRETS_ROOT_VARIABLE] = before
 
 
 def make_home(root: Path, boroughs: int = BOROUGHS, people: int = PEOPLE) -> Home:

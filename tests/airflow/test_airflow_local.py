@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
+import pytest
+
 from councilmatch import airflow_local
 from councilmatch.home import Home
+
+
+@pytest.fixture(autouse=True)
+def _secrets_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "secrets"
+    monkeypatch.setenv(airflow_local.SECRETS_ROOT_VARIABLE, str(root))
+    return root
 
 
 def test_env_is_isolated_and_secrets_are_stable(tmp_path: Path) -> None:
@@ -22,8 +32,9 @@ def test_env_is_isolated_and_secrets_are_stable(tmp_path: Path) -> None:
     again = airflow_local.airflow_env(home, base=base, extra={"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor"})
     assert again["AIRFLOW__CORE__FERNET_KEY"] == env["AIRFLOW__CORE__FERNET_KEY"]  # same per home
     assert again["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    mode = stat.S_IMODE((home.airflow_home / "secrets.env").stat().st_mode)
-    assert mode == 0o600
+    secrets_file = airflow_local.secrets_dir(home) / "secrets.env"
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(secrets_file.parent.stat().st_mode) == 0o700
     other = airflow_local.airflow_env(Home(tmp_path / "other"), base=base)
     assert other["AIRFLOW__API_AUTH__JWT_SECRET"] != env["AIRFLOW__API_AUTH__JWT_SECRET"]
 
@@ -39,3 +50,37 @@ def test_topology_settings_render_the_shared_file() -> None:
     assert s["AIRFLOW__CELERY__BROKER_URL"] == "redis://:p@rd:6380/0"
     assert s["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://api:9/execution/"
     assert s["COUNCILMATCH_REVIEW_DB_URL"].endswith(f":r@db:5433/{shared['REVIEW_DB_NAME']}")
+
+
+def test_airflow_secrets_live_outside_the_data_home(tmp_path: Path, _secrets_root: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy of the data home carries no Airflow secret: not the Fernet key, the JWT and API
+    secrets, Airflow's generated config, nor the UI's passwords. An old home's secrets move out."""
+    home = Home(tmp_path / "home").ensure()
+    home.airflow_home.mkdir(parents=True)
+    legacy = {"AIRFLOW__CORE__FERNET_KEY": "bGVnYWN5LWZlcm5ldC1rZXktMzItYnl0ZXMtbG9uZyE=",
+              "AIRFLOW__API_AUTH__JWT_SECRET": "legacy-jwt", "AIRFLOW__API__SECRET_KEY": "legacy-api"}
+    (home.airflow_home / "secrets.env").write_text("".join(f"{k}={v}\n" for k, v in legacy.items()))
+    env = airflow_local.airflow_env(home, base={"PATH": "/usr/bin"})
+    assert env["AIRFLOW__CORE__FERNET_KEY"] == legacy["AIRFLOW__CORE__FERNET_KEY"]  # kept: old connections decrypt
+    password = airflow_local.ui_password(home)
+    assert airflow_local.ui_password(home) == password and len(password) >= 12
+    private = airflow_local.secrets_dir(home)
+    assert private.is_relative_to(_secrets_root) and not private.is_relative_to(home.root)
+    for key in ("AIRFLOW_CONFIG", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"):
+        assert Path(env[key]).parent == private
+    pw_file = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+    assert json.loads(pw_file.read_text()) == {airflow_local.UI_USER: password}
+    assert stat.S_IMODE(pw_file.stat().st_mode) == 0o600
+    secrets = [*legacy.values(), password]
+    for path in home.root.rglob("*"):
+        if path.is_file():
+            text = path.read_bytes().decode("utf-8", "replace")
+            assert not any(s in text for s in secrets), path
+    # Pointing the secrets into the data home is refused.
+    monkeypatch.setenv(airflow_local.SECRETS_ROOT_VARIABLE, str(home.root / "keys"))
+    with pytest.raises(ValueError, match="outside the data home"):
+        airflow_local.secrets_dir(home)
+    # Two homes never share secrets.
+    monkeypatch.setenv(airflow_local.SECRETS_ROOT_VARIABLE, str(_secrets_root))
+    assert airflow_local.secrets_dir(Home(tmp_path / "other")) != private

@@ -25,3 +25,21 @@ def test_investigators_sign_in_with_printed_passwords_and_rerun_resets(tmp_path:
         assert authenticate(session, "demo-e09000007", second[0]["password"], "127.0.0.1") is not None
     with writing(home.review_db_url) as session:
         assert authenticate(session, "demo-e09000012", first[1]["password"], "127.0.0.1") is None
+
+
+def test_demo_operator_is_a_hub_operator_and_rerun_resets_its_password(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from councilmatch.demo import add_operator
+    from review.auth import HUB, authenticate
+    from review.db import writing
+
+    monkeypatch.delenv("COUNCILMATCH_REVIEW_DB_URL", raising=False)
+    home = Home(tmp_path / "home").ensure()
+    first = add_operator(home)
+    second = add_operator(home)
+    assert first["password"] != second["password"]
+    with writing(home.review_db_url) as session:
+        user = authenticate(session, first["username"], second["password"], "127.0.0.1")
+        assert user is not None and user.role == "operator" and user.council == HUB
+    with writing(home.review_db_url) as session:
+        assert authenticate(session, first["username"], first["password"], "127.0.0.1") is None
