@@ -256,15 +256,47 @@ def airflow(
     capture: bool = False,
     timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``airflow <args>`` for this data home (the venv's own airflow)."""
+    """Run ``airflow <args>`` for this data home (the venv's own airflow).
+
+    The command runs in its own process group; if we are interrupted (Ctrl-C, SIGTERM turned
+    into KeyboardInterrupt by the demo, a timeout) the whole group is killed, so executor
+    workers it forked cannot outlive us.
+    """
     run_env = dict(env) if env is not None else airflow_env(home)
     ui_password(home)  # the UI's password file exists (mode 0600) before Airflow would create it
     exe = Path(sys.executable).parent / "airflow"
     cmd = [str(exe) if exe.exists() else "airflow", *args]
-    return subprocess.run(
-        cmd, env=run_env, check=check, text=True, timeout=timeout,
-        stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None,
-    )
+    proc = subprocess.Popen(cmd, env=run_env, text=True, start_new_session=True,
+                            stdout=subprocess.PIPE if capture else None,
+                            stderr=subprocess.STDOUT if capture else None)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except BaseException:
+        _kill_group(proc)
+        raise
+    if check and proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd, out)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, None)
+
+
+def _kill_group(proc: subprocess.Popen, grace: float = 10) -> None:
+    """SIGTERM the process group we started, then SIGKILL it if it lingers."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            try:
+                os.killpg(proc.pid, 0)  # the leader is gone; are its children?
+            except ProcessLookupError:
+                break
+            time.sleep(0.5)
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def migrate(home: Home | Path | str, *, env: Mapping[str, str] | None = None) -> None:
@@ -333,18 +365,7 @@ class ApiServer:
     log_path: Path
 
     def stop(self, timeout: float = 20) -> None:
-        import signal
-
-        if self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=timeout)
-        except ProcessLookupError:
-            pass
+        _kill_group(self.process, timeout)
 
 
 def start_api_server(home: Home | Path | str, env: Mapping[str, str], *, wait: float = 120) -> ApiServer:

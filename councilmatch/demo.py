@@ -207,6 +207,7 @@ def demo(
                           f"[bold]{airflow_local.UI_USER}[/bold] / "
                           f"[bold]{airflow_local.ui_password(h)}[/bold]")
         if not serve:
+            console.print("--no-serve: nothing is left running (the night stays recorded in the data home).")
             return
         cmd = [sys.executable, "-m", "councilmatch.cli", "review", "serve", "--home", str(h.root),
                "--port", str(port), "--insecure-cookies"]  # plain http on loopback: demo only
