@@ -141,6 +141,7 @@ def test_the_operators_morning_in_airflow_and_the_run_report(demo: tuple[Demo, d
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         context.set_default_timeout(90_000)
+        expect.set_options(timeout=90_000)  # a busy 2-core machine: the UI can take a while
         page = context.new_page()
 
         # Sign in to Airflow's UI (simple auth manager) with what the demo printed.
@@ -169,7 +170,7 @@ def test_the_operators_morning_in_airflow_and_the_run_report(demo: tuple[Demo, d
 
         # One mapped ingest_feed per feed, each named by its feed, all in success.
         page.goto(f"{base}/dags/{airflow_local.DAG_ID}/runs/{quote(dag_run_id, safe='')}/tasks/ingest_feed/mapped")
-        expect(page.get_by_text(f"{len(feeds)} Task Instances")).to_be_visible()
+        expect(page.get_by_role("link", name=f"Task Instances [{len(feeds)}]")).to_be_visible()
         for feed in feeds:
             label = f"{feed} ({council_name(feed.split('/')[0])})"
             expect(page.get_by_role("link", name=label, exact=True)).to_be_visible()

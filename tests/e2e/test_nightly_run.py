@@ -71,3 +71,17 @@ def test_summary_names_feeds_flags_and_stage_times(nights: dict) -> None:
     assert report["flags"] == len(pd.read_parquet(nights["home"].flags_path("20261101T020000")))
     assert report["totals"]["rows_in"] == report["totals"]["accepted"] + report["totals"]["quarantined"]
     assert report["models"], "the report carries each match type's model parameters"
+
+
+def test_second_nights_report_has_the_trend_council_names_and_model_charts(nights: dict) -> None:
+    home = nights["home"]
+    first = json.loads((home.reports / "20261101T020000.json").read_text())
+    second = json.loads((home.reports / "20261102T020000.json").read_text())
+    assert [p["run_id"] for p in second["trend"]] == ["20261101T020000", "20261102T020000"]
+    assert second["trend"][0]["flags_per_match_type"] == first["flags_per_match_type"]
+    assert second["trend"][0]["records"] == first["totals"]["rows_in"]
+    assert second["trend"][0]["quarantined"] == first["totals"]["quarantined"]
+    assert second["match_type_titles"]["tenancy_two_boroughs"] != "tenancy_two_boroughs"
+    page = (home.reports / "20261102T020000.html").read_text()
+    assert "Camden <span class='muted'>(E09000007)</span> · tenancy" in page and "Night over night" in page
+    assert page.count('<svg class="weights"') == len(second["models"]) > 0
