@@ -94,7 +94,10 @@ def trend(home: Home, report: dict[str, Any], nights: int = TREND_NIGHTS) -> lis
 
 def _trend_point(report: dict[str, Any]) -> dict[str, Any]:
     totals = report.get("totals", {})
+    # Records matching worked on: every feed's accepted rows, tonight's extract or its last good one.
+    in_matching = sum(int(f.get("accepted", 0)) for f in report.get("feeds", []) if f.get("status") != "failed")
     return {"run_id": str(report["run_id"]), "records": int(totals.get("rows_in", 0)),
+            "records_in_matching": in_matching,
             "quarantined": int(totals.get("quarantined", 0)), "flags": int(report.get("flags", 0)),
             "flags_per_match_type": {str(k): int(v) for k, v in report.get("flags_per_match_type", {}).items()}}
 
@@ -233,7 +236,8 @@ def _trend_section(report: dict[str, Any]) -> str:
     nights = [p["run_id"] for p in points]
     types = sorted({t for p in points for t in p["flags_per_match_type"]})
     series: list[tuple[str, list[int]]] = [
-        ("Records ingested", [p["records"] for p in points]),
+        ("Records ingested tonight", [p["records"] for p in points]),
+        ("Records in matching", [p.get("records_in_matching", 0) for p in points]),
         ("Rows quarantined", [p["quarantined"] for p in points]),
         ("Flags, all match types", [p["flags"] for p in points]),
     ] + [(f"Flags: {t}", [p["flags_per_match_type"].get(t, 0) for p in points]) for t in types]

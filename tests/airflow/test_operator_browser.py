@@ -167,6 +167,10 @@ def test_the_operators_morning_in_airflow_and_the_run_report(demo: tuple[Demo, d
         expect(page.get_by_role("link", name=run_id)).to_have_attribute(
             "href", airflow_local.report_url(info["review"], run_id))
         page.screenshot(path=str(shots / "operator-airflow-run.png"))
+        page.get_by_role("button", name=re.compile(r"^Show Graph")).click()
+        expect(page.get_by_text("link_shard", exact=False).last).to_be_visible()
+        page.wait_for_timeout(1500)  # let the graph finish its layout before the picture
+        page.screenshot(path=str(shots / "operator-airflow-graph.png"))
 
         # One mapped ingest_feed per feed, each named by its feed, all in success.
         page.goto(f"{base}/dags/{airflow_local.DAG_ID}/runs/{quote(dag_run_id, safe='')}/tasks/ingest_feed/mapped")
@@ -179,7 +183,8 @@ def test_the_operators_morning_in_airflow_and_the_run_report(demo: tuple[Demo, d
 
         # link_shard instances are named by match type and shard.
         page.goto(f"{base}/dags/{airflow_local.DAG_ID}/runs/{quote(dag_run_id, safe='')}/tasks/link_shard/mapped")
-        expect(page.get_by_role("link", name=re.compile(r"^[a-z_]+ 1/2$")).first).to_be_visible()
+        expect(page.get_by_role("link", name="tenancy_two_boroughs 1/2", exact=True)).to_be_visible()
+        expect(page.get_by_role("link", name="tenancy_two_boroughs 2/2", exact=True)).to_be_visible()
 
         # One task's log.
         camden = next(f for f in feeds if f.startswith("E09000007/"))
@@ -191,7 +196,7 @@ def test_the_operators_morning_in_airflow_and_the_run_report(demo: tuple[Demo, d
         page.screenshot(path=str(shots / "operator-airflow-log.png"))
 
         # From the task: its "Run report" extra link opens the report in the review app.
-        page.get_by_role("tab", name="Details").click()
+        page.get_by_role("link", name="Details", exact=True).click()
         link = page.get_by_role("link", name="Run report")
         expect(link).to_have_attribute("href", airflow_local.report_url(info["review"], run_id))
         page.screenshot(path=str(shots / "operator-airflow-links.png"))
@@ -209,7 +214,9 @@ def test_the_operators_morning_in_airflow_and_the_run_report(demo: tuple[Demo, d
         expect(report.locator("main")).to_contain_text("Camden (E09000007) · tenancy")
         expect(report.get_by_role("heading", name="Night over night")).to_be_visible()
         expect(report.locator("svg.weights").first).to_be_visible()
-        report.screenshot(path=str(shots / "operator-report.png"), full_page=True)
+        report.screenshot(path=str(shots / "operator-report.png"))
+        report.get_by_role("heading", name=re.compile(r"^Models")).scroll_into_view_if_needed()
+        report.screenshot(path=str(shots / "operator-report-models.png"))
         # The operator sees no council's flags.
         assert report.goto(f"{info['review']}/queue").status == 403
 

@@ -88,7 +88,12 @@ def client(home: Home, template_db: Path, tmp_path: Path):  # noqa: ANN201
 
 def test_trend_reads_earlier_nights_and_skips_what_is_not_a_report(home: Home) -> None:
     (home.reports / "20261121T013000.json").write_text("{not json")
-    points = run_report.trend(home, _report("20261126T013000", 10, 1, {"ctr_payroll": 5}), nights=4)
+    tonight = _report("20261126T013000", 10, 1, {"ctr_payroll": 5})
+    tonight["feeds"].append({"feed_id": "E09000019/payroll", "status": "failed", "rows_in": 50, "accepted": 50})
+    tonight["feeds"].append({"feed_id": "E09000019/tenancy", "status": "no_new_extract", "rows_in": 7,
+                             "accepted": 7})
+    points = run_report.trend(home, tonight, nights=4)
+    assert points[-1]["records_in_matching"] == 9 + 7  # the failed feed's rows are not in matching
     assert [p["run_id"] for p in points] == ["20261123T013000", "20261124T013000", RUN, "20261126T013000"]
     assert [p["quarantined"] for p in points] == [12, 30, 40, 1]
     assert [p["flags_per_match_type"].get("ctr_payroll", 0) for p in points] == [1, 2, 3, 5]
