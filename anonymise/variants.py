@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import jellyfish
+from metaphone import doublemetaphone
 import numpy as np
 import pandas as pd
 
@@ -54,17 +54,33 @@ def _dob_unordered(u: pd.DataFrame) -> pd.Series:
             + "-" + hi.astype("Int64").astype(STRING).str.zfill(2))
 
 
+def _dob_parts(*parts: str) -> Derive:
+    """Two of the date's three parts (e.g. year and month): agreeing on exactly two of the
+    three pairs means one part was mistyped (a year off by one, a wrong month or day)."""
+    fmt = {"y": "%Y", "m": "%m", "d": "%d"}
+
+    def derive(u: pd.DataFrame) -> pd.Series:
+        d = pd.to_datetime(u["dob"], errors="coerce")
+        return d.dt.strftime("-".join(f"{p}{fmt[p]}" for p in parts)).astype(STRING)
+    return derive
+
+
 def _yob(u: pd.DataFrame) -> pd.Series:
     return pd.to_datetime(u["dob"], errors="coerce").dt.year.astype("Int64").astype(STRING)
 
 
 def _phonetic(s: pd.Series) -> pd.Series:
-    """Soundex of the letters (spaces dropped). Measured on en_GB names with one random
-    typo, Soundex kept the code in 45% of cases vs 30% Metaphone and 21% NYSIIS, at a
-    0.2-0.4% collision rate between distinct names (see docs/security.md)."""
+    """Double Metaphone primary code of the letters (spaces dropped).
+
+    Unlike Soundex it does not keep the first letter (a typo there, or CATHERINE /
+    KATHRYN, PHILLIPS / FILIPS, still agree) and it knows German, Slavic, Romance and
+    other spellings (MUELLER / MULLER, SZCZEPANSKI / SHCHEPANSKI), which suits the names
+    councils hold. Computed once per distinct value.
+    """
     letters = _str(s).str.replace(r"[^A-Z]", "", regex=True)
     letters = letters.mask(letters == "")
-    return letters.astype(object).map(jellyfish.soundex, na_action="ignore").astype(STRING)
+    codes = letters.astype(object).map(lambda v: doublemetaphone(v)[0] or None, na_action="ignore")
+    return codes.astype(STRING)
 
 
 def _canon(u: pd.DataFrame) -> pd.Series:
@@ -127,6 +143,9 @@ VARIANTS: dict[str, Variant] = {
     "t_dob": Variant(("dob",), _dob),
     "t_dob_unordered": Variant(("dob",), _dob_unordered),
     "t_yob": Variant(("dob",), _yob),
+    "t_dob_ym": Variant(("dob",), _dob_parts("y", "m")),
+    "t_dob_md": Variant(("dob",), _dob_parts("m", "d")),
+    "t_dob_yd": Variant(("dob",), _dob_parts("y", "d")),
     "t_forename": Variant(("first_name", "forenames"), _first_name),
     "t_surname": Variant(("surname",), _column("surname")),
     "t_prev_surname": Variant(("previous_surname",), _column("previous_surname")),
@@ -146,14 +165,38 @@ VARIANTS: dict[str, Variant] = {
     "t_bank": Variant(("bank_sort_code", "bank_account"), _bank),
 }
 
-#: Bloom column -> (subkey purpose, derivation). Names share a purpose so forename and
-#: surname filters can be compared for swapped names, like the "name" tokens.
+#: Bloom column -> (subkey purpose, derivation). One subkey per field: learning which bits
+#: stand for which bigrams in one field's filters teaches nothing about another's.
+#: (Swapped names are caught by the tokens, which need no shared filter key.)
 BLOOM_VARIANTS: dict[str, tuple[str, Variant]] = {
-    "bf_forenames": ("bloom_name", Variant(("first_name", "forenames"),
+    "bf_forenames": ("bloom_forename", Variant(("first_name", "forenames"),
                                            lambda u: _str(u["forenames"]).fillna(_str(u["first_name"])))),
-    "bf_surname": ("bloom_name", Variant(("surname",), _column("surname"))),
+    "bf_surname": ("bloom_surname", Variant(("surname",), _column("surname"))),
     "bf_address": ("bloom_address", Variant(("address_lines", "postcode"),
                                             lambda u: _str(u["address_lines"]) + " " + _postcode(u).fillna(""))),
+}
+
+
+def _salt(*parts: Derive) -> Derive:
+    """A salt made of other attributes of the record (missing parts stay empty)."""
+    def derive(u: pd.DataFrame) -> pd.Series:
+        out = pd.Series("", index=u.index, dtype=STRING)
+        for part in parts:
+            out = out + "|" + part(u).fillna("")
+        return out
+    return derive
+
+
+#: Bloom column -> the salt its bit positions are permuted by (encodings.salt_permute): the
+#: year of birth and the forename's initial (contracts.BLOOM_SALT_TOKENS names the tokens
+#: that agree when the salts do). A name's filter then differs between people of different
+#: birth year or initial, so filters can only be aligned, and their bits decoded, inside
+#: groups of a handful of people. Two records of one person share the salt unless their
+#: year of birth or forename initial differs too; then the name's fuzzy levels fall back to
+#: the phonetic and nickname tokens.
+BLOOM_SALTS: dict[str, Variant] = {
+    "bf_forenames": Variant(("dob",), _salt(_yob)),
+    "bf_surname": Variant(("dob", "first_name", "forenames"), _salt(_yob, lambda u: _first_name(u).str[0])),
 }
 
 

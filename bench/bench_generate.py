@@ -1,6 +1,6 @@
 """Benchmark: records per second generating about a million records (10 boroughs).
 
-    .venv/bin/python bench/bench_generate.py [--people 525000] [--boroughs 10] [--seed 1] [--keep DIR]
+    .venv/bin/python bench/bench_generate.py [--people 525000] [--boroughs 10] [--seed 1] [--noise-profile NAME] [--keep DIR]
 
 Prints the time of each step, the total, records/second and peak memory.
 """
@@ -23,6 +23,7 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=525_000, help="population (525,000 gives about 1M records with 10 boroughs)")
     ap.add_argument("--boroughs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--noise-profile", default="default", help="noise profile (default, heldout, or a YAML file)")
     ap.add_argument("--keep", type=Path, default=None, help="write here and keep it (default: a temporary folder)")
     args = ap.parse_args()
 
@@ -36,7 +37,8 @@ def main() -> None:
         last[:] = [now, cpu]
 
     t0, cpu0 = time.perf_counter(), time.process_time()
-    summary = generate(Home.resolve(root), args.boroughs, args.people, args.seed, progress=progress)
+    summary = generate(Home.resolve(root), args.boroughs, args.people, args.seed, progress=progress,
+                       noise_profile=args.noise_profile)
     total, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     steps.append(("(end)", time.perf_counter() - last[0], time.process_time() - last[1]))
 
@@ -50,7 +52,7 @@ def main() -> None:
         acc[0] += dt
         acc[1] += dcpu
     size = sum(p.stat().st_size for p in (root / "landing").rglob("*") if p.is_file())
-    print(f"generate --boroughs {args.boroughs} --people {args.people:,} --seed {args.seed}")
+    print(f"generate --boroughs {args.boroughs} --people {args.people:,} --seed {args.seed} --noise-profile {args.noise_profile}")
     print(f"  {'step':<34} {'wall s':>7} {'CPU s':>7}")
     for name, (dt, dcpu) in phases.items():
         if dt >= 0.05:

@@ -17,7 +17,7 @@ import pandas as pd
 
 sys.path.insert(0, ".")
 
-from matching.evaluate import evaluate_febrl, score_pairs  # noqa: E402
+from evaluation.labelled import evaluate_febrl, score_pairs  # noqa: E402
 
 THRESHOLD = 0.5
 

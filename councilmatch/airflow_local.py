@@ -4,10 +4,12 @@ The demo, the tests and an operator's laptop all use the same recipe: an
 ``AIRFLOW_HOME`` inside the data home (``home/airflow``: metadata DB and task
 logs), the repository's ``dags/`` folder, no example DAGs, and per-home secrets
 (Fernet key, JWT secret, API secret, the UI's password file and Airflow's own
-``airflow.cfg``, which holds generated secrets too) kept OUTSIDE the data home,
-in :func:`secrets_dir` (mode 0700, files 0600): a copy or theft of the data home
-yields none of them. By default the metadata DB is an embedded SQLite file; the
-native topology test and production pass PostgreSQL and Celery settings instead.
+``airflow.cfg``, which holds generated secrets too) kept **outside** the data home,
+in :func:`secrets_dir` (``$COUNCILMATCH_SECRETS_DIR/<home hash>/``, else
+``~/.config/councilmatch/airflow/<home hash>/``; mode 0700, files 0600): a copy or
+theft of the data home does not carry the key to Airflow's connections and
+variables. By default the metadata DB is an embedded SQLite file; the native
+topology test and production pass PostgreSQL and Celery settings instead.
 
 :func:`start_api_server` runs Airflow's UI (the api-server with the simple auth
 manager) on loopback for the demo, against the same metadata DB the night used.
@@ -108,8 +110,10 @@ def topology_settings(
     }
 
 
-#: Where per-home Airflow secrets live unless ``COUNCILMATCH_AIRFLOW_SECRETS_DIR`` says otherwise.
-SECRETS_ROOT_VARIABLE = "COUNCILMATCH_AIRFLOW_SECRETS_DIR"
+#: The folder under which per-home Airflow secrets live (default ``~/.config/councilmatch/airflow``).
+SECRETS_ROOT_VARIABLE = "COUNCILMATCH_SECRETS_DIR"
+#: Older name of the same setting, still accepted (``SECRETS_ROOT_VARIABLE`` wins if both are set).
+SECRETS_ROOT_ALIAS = "COUNCILMATCH_AIRFLOW_SECRETS_DIR"
 #: The Airflow UI user of the demo (simple auth manager role ``op``: can see everything and
 #: clear or re-run tasks, cannot change connections or users).
 UI_USER = "operator"
@@ -119,24 +123,28 @@ UI_ROLE = "op"
 def secrets_dir(home: Home | Path | str) -> Path:
     """The folder for this home's Airflow secrets, outside the data home.
 
-    ``$COUNCILMATCH_AIRFLOW_SECRETS_DIR/<id>`` if set, else
-    ``$XDG_CONFIG_HOME`` (or ``~/.config``) ``/councilmatch/airflow/<id>``, where ``<id>``
-    is derived from the home's absolute path (one secrets folder per home).
-    Refuses a location inside the data home.
+    ``$COUNCILMATCH_SECRETS_DIR/<id>`` (or the older ``$COUNCILMATCH_AIRFLOW_SECRETS_DIR/<id>``)
+    if set, else ``$XDG_CONFIG_HOME`` (or ``~/.config``) ``/councilmatch/airflow/<id>``, where
+    ``<id>`` is a hash of the home's path (one secrets folder per home). Refuses a location
+    inside the data home.
     """
     home = home if isinstance(home, Home) else Home.resolve(home)
-    root_setting = os.environ.get(SECRETS_ROOT_VARIABLE)
+    name, root_setting = next(((v, os.environ[v]) for v in (SECRETS_ROOT_VARIABLE, SECRETS_ROOT_ALIAS)
+                               if os.environ.get(v)), (SECRETS_ROOT_VARIABLE, ""))
     if root_setting:
         root = Path(root_setting).expanduser().resolve()
     else:
         config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config").expanduser()
         root = config.resolve() / "councilmatch" / "airflow"
-    home_id = f"{home.root.name}-{hashlib.sha256(str(home.root).encode()).hexdigest()[:12]}"
-    folder = root / home_id
+    folder = root / hashlib.sha256(str(home.root).encode()).hexdigest()[:16]
     if folder == home.root or home.root in folder.parents:
-        raise ValueError(f"{SECRETS_ROOT_VARIABLE}={root}: Airflow's secrets must live outside the data home "
-                         f"{home.root}")
+        raise ValueError(f"{name}={root}: Airflow's secrets must live outside the data home {home.root}")
     return folder
+
+
+def secrets_path(home: Home | Path | str) -> Path:
+    """This home's Fernet key and JWT/API secrets file (``secrets.env`` in :func:`secrets_dir`)."""
+    return secrets_dir(home) / "secrets.env"
 
 
 def _private_dir(path: Path) -> Path:

@@ -23,10 +23,12 @@ def _register() -> None:
     from ingest import cli as ingest_cli
     from anonymise import cli as anonymise_cli
     from matching import cli as matching_cli
+    from evaluation import cli as evaluation_cli
     from review import cli as review_cli
     from councilmatch import demo, retention, run_cli
 
-    for module in (synthetic_cli, ingest_cli, anonymise_cli, matching_cli, review_cli, run_cli, retention, demo):
+    for module in (synthetic_cli, ingest_cli, anonymise_cli, matching_cli, evaluation_cli, review_cli, run_cli,
+                   retention, demo):
         module.register(app)
 
 

@@ -133,13 +133,17 @@ TOKEN_COLUMNS: dict[str, str] = {
     "t_dob": "dob",                   # YYYY-MM-DD
     "t_dob_unordered": "dob_unordered",  # year + sorted(day, month): survives a day/month transposition
     "t_yob": "yob",                   # year of birth
+    "t_dob_ym": "dob_ym",             # year + month: with _md and _yd, one mistyped part of a date
+    "t_dob_md": "dob_md",             # month + day
+    "t_dob_yd": "dob_yd",             # year + day
     "t_forename": "name",             # first forename
     "t_surname": "name",
     "t_prev_surname": "name",
     "t_forename_canon": "forename_canon",  # nickname-folded (BILL -> WILLIAM)
     "t_forename_phon": "name_phonetic",    # phonetic code of first forename
     "t_surname_phon": "name_phonetic",
-    "t_initial": "initial",           # first letter of first forename
+    "t_initial": "name",              # first letter of first forename (the "name" key, so that an
+                                      # initial-only forename can be compared with it)
     "t_name_sorted": "name_sorted",   # sorted(forename, surname): swap-invariant
     "t_postcode": "postcode",
     "t_pc_sector": "postcode_sector",     # "SW1A 1"
@@ -150,6 +154,14 @@ TOKEN_COLUMNS: dict[str, str] = {
     "t_email": "email",
     "t_phone": "phone",
     "t_bank": "bank",                 # sort code + account number
+}
+
+#: Salted Bloom columns -> the token columns that agree exactly when two records share the
+#: salt (anonymise.variants.BLOOM_SALTS): only such pairs can have a meaningful Dice, so
+#: matching measures these levels' u among same-salt random pairs.
+BLOOM_SALT_TOKENS: dict[str, tuple[str, ...]] = {
+    "bf_forenames": ("t_yob",),
+    "bf_surname": ("t_yob", "t_initial"),
 }
 
 #: Keyed similarity encodings: fixed-length bytes (BLOOM_BYTES[col]) holding a

@@ -78,10 +78,11 @@ def add_investigators(home: Home, councils: list[str]) -> list[dict[str, str]]:
     from sqlalchemy import select
 
     from review import audit
-    from review.auth import add_user, hash_password
+    from review.auth import add_user, set_password
     from review.db import migrate, writing
     from review.models import User
 
+    audit.bind(home.review_db_url, home.root)
     migrate(home.review_db_url)
     users = []
     with writing(home.review_db_url) as session:
@@ -92,9 +93,8 @@ def add_investigators(home: Home, councils: list[str]) -> list[dict[str, str]]:
             if existing is None:
                 add_user(session, username=username, council=council, role="investigator",
                          password=password, actor="demo")
-            else:
-                existing.password_hash = hash_password(password)
-                audit.append(session, "demo", "user_password_reset", f"user:{username}", {"council": council})
+            else:  # ends the user's sessions too
+                set_password(session, existing, password, actor="demo")
             users.append({"username": username, "password": password, "council": council})
     return users
 
@@ -107,19 +107,19 @@ def add_operator(home: Home, username: str = OPERATOR_USERNAME) -> dict[str, str
     from sqlalchemy import select
 
     from review import audit
-    from review.auth import HUB, add_user, hash_password
+    from review.auth import HUB, add_user, set_password
     from review.db import migrate, writing
     from review.models import User
 
+    audit.bind(home.review_db_url, home.root)
     migrate(home.review_db_url)
     password = secrets.token_urlsafe(9)
     with writing(home.review_db_url) as session:
         existing = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
         if existing is None:
             add_user(session, username=username, council=HUB, role="operator", password=password, actor="demo")
-        else:
-            existing.password_hash = hash_password(password)
-            audit.append(session, "demo", "user_password_reset", f"user:{username}", {"council": HUB})
+        else:  # ends the operator's sessions too
+            set_password(session, existing, password, actor="demo")
     return {"username": username, "password": password}
 
 
@@ -161,7 +161,7 @@ def demo(
     _step("Matching keyring")
     from anonymise.keys import init_keys
 
-    console.print(f"  active key: {init_keys(h)}")
+    console.print(f"  active key: {init_keys(h, dev_kek=True)}")
 
     _stop_on_sigterm()
     review_url = f"http://127.0.0.1:{port}"

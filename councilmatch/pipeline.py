@@ -127,9 +127,12 @@ def publish_run(home: HomeLike, run_id: str) -> dict[str, Any]:
     from matching.run import collect_flags
     from review.store import publish_flags, suppressed_flags
 
+    from review import audit
+
     home = _home(home)
     started = time.perf_counter()
     db_url = home.review_db_url
+    audit.bind(db_url, home.root)  # the review audit key and checkpoints live in the data home
     flags = collect_flags(home, run_id, suppressed=suppressed_flags(db_url))
     counts = publish_flags(db_url, flags)
     per_type = flags.groupby("match_type").size().to_dict() if len(flags) else {}
@@ -139,6 +142,7 @@ def publish_run(home: HomeLike, run_id: str) -> dict[str, Any]:
         "flags_path": str(home.flags_path(run_id)),
         "per_match_type": {str(k): int(v) for k, v in per_type.items()},
         "review_store": {k: int(v) for k, v in counts.items()},
+        "audit_checkpoint": audit.latest_checkpoint(db_url),  # the signed tip of the review audit trail
     }
     run_state.save_stage(home, run_id, "publish", time.perf_counter() - started, result)
     return result

@@ -16,10 +16,8 @@ console = Console()
 
 matchtypes_app = typer.Typer(help="Fraud match types (matching/matchtypes/*.yaml + the home's matchtypes/).",
                              no_args_is_help=True)
-evaluate_app = typer.Typer(help="Linkage accuracy, measured through pseudonymisation.", no_args_is_help=True)
 link_app = typer.Typer(help="Linking steps of a run (what the nightly DAG calls).", no_args_is_help=True)
 
-Threshold = Annotated[float, typer.Option(help="Match probability at or above which a pair is linked.")]
 
 
 @matchtypes_app.command("list")
@@ -99,81 +97,7 @@ def link_all(run_id: str, shards: int = 4, home: HomeOption = None) -> None:
     console.print(f"{len(flags)} flags -> {h.flags_path(run_id)}")
 
 
-def _febrl(name: str, threshold: float) -> None:
-    from matching.evaluate import evaluate_febrl
-
-    m = evaluate_febrl(name, threshold)
-    console.print(f"{name}: {m.true_positives} of {m.true_pairs} true pairs found", highlight=False)
-    print(m.line())
-
-
-@evaluate_app.command("febrl4")
-def ev_febrl4(threshold: Threshold = 0.5) -> None:
-    """FEBRL4 (5,000 × 5,000 linkage) with soc_sec_id."""
-    _febrl("febrl4", threshold)
-
-
-@evaluate_app.command("febrl4-nossn")
-def ev_febrl4_nossn(threshold: Threshold = 0.5) -> None:
-    """FEBRL4 without soc_sec_id."""
-    _febrl("febrl4-nossn", threshold)
-
-
-@evaluate_app.command("febrl3")
-def ev_febrl3(threshold: Threshold = 0.5) -> None:
-    """FEBRL3 (5,000 records deduplication) with soc_sec_id."""
-    _febrl("febrl3", threshold)
-
-
-@evaluate_app.command("febrl3-nossn")
-def ev_febrl3_nossn(threshold: Threshold = 0.5) -> None:
-    """FEBRL3 without soc_sec_id."""
-    _febrl("febrl3-nossn", threshold)
-
-
-@evaluate_app.command("csv")
-def ev_csv(
-    data: Annotated[Path, typer.Option(help="Labelled CSV (deduplicated alone, or the left file).")],
-    id_column: Annotated[str, typer.Option(help="Record id column.")],
-    truth_column: Annotated[str, typer.Option(help="True entity id column: same value = same person.")],
-    map: Annotated[str, typer.Option(help="canonical=column[+column],... e.g. forenames=first,surname=last,"
-                                          "dob=dob,address_lines=street+town,postcode=pc")],
-    right: Annotated[Optional[Path], typer.Option(help="Second CSV: link data to it instead of deduplicating.")] = None,
-    threshold: Threshold = 0.5,
-) -> None:
-    """Score the default linkage on any labelled CSV (one file: dedupe; two: link)."""
-    from matching.evaluate import evaluate_csv, parse_map
-
-    try:
-        mapping = parse_map(map)
-        m = evaluate_csv(data, right, id_column, truth_column, mapping, threshold)
-    except (ValueError, OSError) as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(2)
-    print(m.line())
-
-
-@evaluate_app.command("synthetic")
-def ev_synthetic(home: HomeOption = None) -> None:
-    """Score a synthetic home's latest flags against truth/ per match type and overall."""
-    from matching.evaluate import evaluate_synthetic
-
-    try:
-        rep = evaluate_synthetic(resolve_home(home))
-    except FileNotFoundError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(1)
-    table = Table("match type", "precision", "recall", "f1", "flags", "expected")
-    for mt, m in rep.per_type.items():
-        table.add_row(mt, f"{m.precision:.4f}", f"{m.recall:.4f}", f"{m.f1:.4f}", str(m.pairs), str(m.true_pairs))
-    console.print(f"flags: {rep.flags_file}", highlight=False)
-    console.print(table)
-    console.print(f"near-misses flagged: {rep.near_misses_flagged} of {rep.near_misses}")
-    print(rep.overall.line())
-
-
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main app."""
     app.add_typer(matchtypes_app, name="matchtypes")
     app.add_typer(link_app, name="link")
-    app.add_typer(evaluate_app, name="evaluate")

@@ -15,25 +15,24 @@ Both then need the scope and every condition of the match type.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from recordlinkage.index import Random
 
 from councilmatch.contracts import NON_IDENTIFYING
 from matching import conditions as cond
 from matching.blocking import Candidates, candidate_pairs, expected_pairs
-from matching.comparisons import NULL, Comparison, Pairs, Side
+from matching.comparisons import NULL, Pairs, Side
+from matching.em import fit_em, project_monotone
 from matching.flags import SHARD_COLUMNS, empty_flags, evidence_columns, flag_ids
 from matching.matchtype import Linkage, MatchType
-from matching.model import (FittedModel, comparison_vectors, fit_em, level_frequencies, score,
-                            tf_tables)
+from matching.model import FittedModel, comparison_vectors, score, tf_tables
+from matching.em import fit_lambda_one_to_one
+from matching.training import (DegenerateFit, FitCheck, caps_for, check_fit, deterministic_matches, estimate_m,
+                               estimate_u, random_pairs)
 
-RANDOM_PAIRS = 200_000  # pairs drawn at random to measure u
-TRAIN_PAIRS = 1_000_000  # cap on the candidate pairs EM trains on (a deterministic sample)
-SEED = 20240611
-
+__all__ = ["DegenerateFit", "LinkInputs", "Models", "TrainingContext", "link", "load_models", "train"]
 
 @dataclass
 class Models:
@@ -72,6 +71,14 @@ class LinkInputs:
     def frames(self) -> list[pd.DataFrame]:
         return [self.left_frame] if self.dedupe else [self.left_frame, self.right_frame]
 
+    @property
+    def records(self) -> int:
+        return self.left.n if self.dedupe else max(self.left.n, self.right.n)
+
+    @property
+    def all_pairs(self) -> int:
+        return self.left.n * (self.left.n - 1) // 2 if self.dedupe else self.left.n * self.right.n
+
 
 def _in_scope(mt: MatchType, inp: LinkInputs, cands: Candidates) -> Candidates:
     li, ri, rule = cands.li, cands.ri, cands.rule
@@ -83,49 +90,12 @@ def _in_scope(mt: MatchType, inp: LinkInputs, cands: Candidates) -> Candidates:
     return Candidates(li[keep], ri[keep], rule[keep])
 
 
-def _random_pairs(inp: LinkInputs, n: int) -> Pairs:
-    total = inp.left.n * (inp.left.n - 1) // 2 if inp.dedupe else inp.left.n * inp.right.n
-    n = int(min(n, max(total, 0)))
-    if n == 0:
-        return Pairs(inp.left, inp.right, np.zeros(0, np.int64), np.zeros(0, np.int64))
-    lf = pd.DataFrame(index=pd.RangeIndex(inp.left.n))
-    idx = (Random(n, random_state=SEED).index(lf) if inp.dedupe
-           else Random(n, random_state=SEED).index(lf, pd.DataFrame(index=pd.RangeIndex(inp.right.n))))
-    return Pairs(inp.left, inp.right, idx.get_level_values(0).to_numpy(np.int64),
-                 idx.get_level_values(1).to_numpy(np.int64))
-
-
-def _all_pairs(inp: LinkInputs) -> int:
-    return inp.left.n * (inp.left.n - 1) // 2 if inp.dedupe else inp.left.n * inp.right.n
-
-
-def _fit(comparisons: list[Comparison], linkage: Linkage, inp: LinkInputs, train: Pairs,
-         sample_fraction: float = 1.0, m_fixed: list[np.ndarray] | None = None) -> FittedModel:
-    """EM on the training candidates gives m (unless ``m_fixed``, e.g. from the pool), u and λ
-    among candidates; with ``u_from: random`` u is replaced by its value on random pairs and
-    λ by the expected matches over all pairs."""
-    n_levels = [len(c.levels) for c in comparisons]
-    rand = _random_pairs(inp, RANDOM_PAIRS)
-    u_random = level_frequencies(comparison_vectors(comparisons, rand), n_levels)
-    m0 = m_fixed or [np.array([lv.m_start for lv in c.levels]) for c in comparisons]
-    m, u, lam, its = fit_em(comparison_vectors(comparisons, train), n_levels, m0, u_random,
-                            estimate_m=m_fixed is None)
-    if linkage.u_from == "random" and len(train):
-        expected_matches = lam * len(train) / sample_fraction
-        lam = float(np.clip(expected_matches / max(_all_pairs(inp), 1), 1e-12, 0.5))
-        u = u_random
-    model = FittedModel(comparisons, m, u, lam, its, len(train), len(rand))
-    model.tf = tf_tables(comparisons, inp.frames()) if linkage.tf_adjust else {}
-    return model
-
-
-def _training_candidates(mt: MatchType, inp: LinkInputs, linkage: Linkage | None = None
+def _training_candidates(mt: MatchType, inp: LinkInputs, rules: list[list[str]], cap: int
                          ) -> tuple[Candidates, float]:
-    """All candidate pairs, or a deterministic sample of whole blocks when there are too many
-    (then also the share of blocks sampled)."""
-    rules = (linkage or mt.linkage).blocking
+    """All candidate pairs of ``rules``, or a deterministic sample of whole blocks when there
+    are more than ``cap`` (then also the share of blocks sampled)."""
     total = expected_pairs(inp.left, inp.right, rules, inp.dedupe)
-    parts = max(1, math.ceil(total / TRAIN_PAIRS))
+    parts = max(1, math.ceil(total / cap))
     return _in_scope(mt, inp, candidate_pairs(inp.left, inp.right, rules, inp.dedupe, 0, parts)), 1.0 / parts
 
 
@@ -139,68 +109,125 @@ def pool_inputs(data: dict[str, pd.DataFrame]) -> LinkInputs:
     return LinkInputs(mt, {POOL: pd.concat(frames, ignore_index=True)})
 
 
-def pooled_m(linkage: Linkage, pool: LinkInputs) -> list[np.ndarray]:
-    """m per comparison level, learned over candidate pairs of the pooled records.
+@dataclass
+class TrainingContext:
+    """What one run's training shares between match types: the pool and its learned m.
 
-    As in Splink, one EM per blocking rule, and a rule only teaches the m of comparisons
-    it does not block on (pairs that must agree on a date of birth say nothing about how
-    often one person's dates of birth disagree). A rule that leaves fewer than three
-    comparisons free and mostly present teaches nothing: two features cannot tell two
-    classes apart. Each
-    comparison's m is the match-weighted mean over the rules that may teach it; one no
-    rule teaches keeps the EM of all rules together.
+    Match types with the same person linkage share one pooled estimate; the context is
+    made per run (no process-wide cache), so two runs never see each other's models.
     """
-    cache = pool.__dict__.setdefault("_pooled_m", {})
-    key = (tuple(map(tuple, linkage.blocking)), tuple(c.model_dump_json() for c in linkage.comparisons))
-    if key not in cache:  # match types with the same person linkage share one estimate
-        cache[key] = _pooled_m(linkage, pool)
-    return [m.copy() for m in cache[key]]
+
+    pool: LinkInputs | None = None
+    pooled_m: dict = field(default_factory=dict)
+
+    def m_from_pool(self, linkage: Linkage) -> tuple[list[np.ndarray], list[str]]:
+        key = (tuple(map(tuple, linkage.blocking)), tuple(c.model_dump_json() for c in linkage.comparisons))
+        if key not in self.pooled_m:
+            pool = self.pool
+            mt = MatchType.model_construct(id=POOL, left=POOL, right=POOL, scope="any")
+            self.pooled_m[key] = _estimate_m(mt, linkage, pool, _u_of(linkage, pool)[0])
+        m, untaught = self.pooled_m[key]
+        return [x.copy() for x in m], list(untaught)
 
 
-def _pooled_m(linkage: Linkage, pool: LinkInputs) -> list[np.ndarray]:
-    comparisons = linkage.built()
-    n_levels = [len(c.levels) for c in comparisons]
-    u0 = level_frequencies(comparison_vectors(comparisons, _random_pairs(pool, RANDOM_PAIRS)), n_levels)
-    m0 = [np.array([lv.m_start for lv in c.levels]) for c in comparisons]
-    sums = [np.zeros(n) for n in n_levels]
-    weights = np.zeros(len(comparisons))
-    all_gammas = []
-    for rule in linkage.blocking:
-        one = Linkage.model_construct(**{**dict(linkage), "blocking": [rule]})
-        mt = MatchType.model_construct(id=POOL, left=POOL, right=POOL, scope="any", linkage=one)
-        cands, _ = _training_candidates(mt, pool)
-        if len(cands) == 0:
-            continue
-        gammas = comparison_vectors(comparisons, Pairs(pool.left, pool.right, cands.li, cands.ri))
-        all_gammas.append(gammas)
-        m, _, lam, _ = fit_em(gammas, n_levels, m0, u0)
-        free = [k for k, comp in enumerate(comparisons) if not comp.columns() & set(rule)]
-        informative = [k for k in free if (gammas[:, k] != NULL).mean() >= 0.5]
-        if len(informative) < 3:
-            continue
-        for k in free:
-            sums[k] += lam * len(cands) * m[k]
-            weights[k] += lam * len(cands)
-    if not all_gammas:
-        return m0
-    fallback, _, _, _ = fit_em(np.vstack(all_gammas), n_levels, m0, u0)
-    return [sums[k] / weights[k] if weights[k] > 0 else fallback[k] for k in range(len(comparisons))]
+def _u_of(linkage: Linkage, inp: LinkInputs) -> tuple[list[np.ndarray], Pairs]:
+    settings = linkage.training_settings()
+    comps = linkage.built()
+    rand = random_pairs(inp.left, inp.right, inp.dedupe, settings.random_pairs, settings.seed)
+    return estimate_u(comps, rand, comparison_vectors(comps, rand), inp.dedupe, seed=settings.seed), rand
 
 
-def train(mt: MatchType, inp: LinkInputs, pool: LinkInputs | None = None) -> Models:
-    """Fit the match type's model(s). ``pool``: all records (see :func:`pool_inputs`), used when
-    a linkage takes m from the pool; without it, m comes from the match type's own pairs."""
-    cands, fraction = _training_candidates(mt, inp)
+def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.ndarray]
+                ) -> tuple[list[np.ndarray], list[str]]:
+    settings = linkage.training_settings()
+    comps = linkage.built()
+
+    def pairs_of_rule(rule: list[str]) -> Pairs:
+        cands, _ = _training_candidates(mt, inp, [rule], settings.max_training_pairs)
+        return Pairs(inp.left, inp.right, cands.li, cands.ri)
+
+    return estimate_m(comps, linkage.blocking, u, linkage.m_starts(), pairs_of_rule, settings)
+
+
+def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: Pairs, fraction: float,
+                ctx: TrainingContext | None = None) -> FittedModel:
+    """A fitted, bounded and checked model of one linkage (see :mod:`matching.training`)."""
+    settings = linkage.training_settings()
+    comps = linkage.built()
+    n_levels = [len(c.levels) for c in comps]
+    u, rand = _u_of(linkage, inp)
+    train_gammas = comparison_vectors(comps, train_pairs)
+    if linkage.u_from == "em":
+        # u among the candidates themselves (e.g. people at one address, where random pairs
+        # say nothing about how two members of a household differ): m, u and λ by plain EM
+        m, u, lam, _ = fit_em(train_gammas, n_levels, linkage.m_starts(), u)
+        m = [project_monotone(mk, uk) for mk, uk in zip(m, u)]
+        untaught: list[str] = []
+        expected = lam * len(train_pairs)
+    else:
+        if ctx is not None and ctx.pool is not None and linkage.m_from == "pool":
+            m, untaught = ctx.m_from_pool(linkage)
+        else:
+            m, untaught = _estimate_m(mt, linkage, inp, u)
+        expected = _expected_matches(train_pairs, train_gammas, m, u, inp.dedupe, settings) / fraction
+        lam = float(np.clip(expected / max(inp.all_pairs, 1), 1e-12, 0.5))
+    model = _bounded(FittedModel(comps, m, u, lam, 0, len(train_pairs), len(rand)), linkage, inp)
+    reasons = check_fit(model, rand, linkage.threshold, expected, inp.records, settings)
+    fallback = False
+    if reasons and linkage.u_from != "em":
+        fallback = True
+        m = [project_monotone(mk, uk) for mk, uk in zip(linkage.m_starts(), u)]
+        expected = _expected_matches(train_pairs, train_gammas, m, u, inp.dedupe, settings) / fraction
+        lam = float(np.clip(expected / max(inp.all_pairs, 1), 1e-12, 0.5))
+        model = _bounded(FittedModel(comps, m, u, lam, 0, len(train_pairs), len(rand)), linkage, inp)
+        again = check_fit(model, rand, linkage.threshold, expected, inp.records, settings)
+        if again:
+            raise DegenerateFit(f"match type {mt.id}: the trained model is degenerate ({'; '.join(reasons)}) "
+                                f"and so is the fallback to documented priors ({'; '.join(again)})")
+    model.fit_check = FitCheck(passed=not reasons, fallback=fallback, reasons=reasons,
+                               expected_matches=float(expected), records=int(inp.records),
+                               m_from_prior=untaught, capped=dict(model.caps), **model.fit_stats)
+    return model
+
+
+def _expected_matches(pairs: Pairs, gammas: np.ndarray, m: list[np.ndarray], u: list[np.ndarray],
+                      dedupe: bool, settings) -> float:
+    """Matching pairs among the training candidates.
+
+    Linking two files: EM on λ with each record matching at most one on the other side
+    (:func:`matching.em.fit_lambda_one_to_one`). Deduplicating, where a person may have any
+    number of records: the pairs agreeing exactly on everything, over the model's recall of
+    that rule (:func:`matching.training.deterministic_matches`).
+    """
+    if dedupe or len(gammas) == 0:
+        return deterministic_matches(gammas, m)
+    llr = np.zeros(len(gammas))
+    for k in range(gammas.shape[1]):
+        g = gammas[:, k]
+        known = g != NULL
+        llr[known] += np.log(m[k][g[known]]) - np.log(u[k][g[known]])
+    return fit_lambda_one_to_one(llr, pairs.li, pairs.ri, settings.em)
+
+
+def _bounded(model: FittedModel, linkage: Linkage, inp: LinkInputs) -> FittedModel:
+    model.tf = tf_tables(model.comparisons, inp.frames()) if linkage.tf_adjust else {}
+    model.caps = caps_for(model, linkage.threshold)
+    return model
+
+
+def train(mt: MatchType, inp: LinkInputs, ctx: TrainingContext | None = None) -> Models:
+    """Fit the match type's model(s). ``ctx`` carries the run's pool, used when a linkage
+    takes m from the pool; without it, m comes from the match type's own pairs."""
+    settings = mt.linkage.training_settings()
+    cands, fraction = _training_candidates(mt, inp, mt.linkage.blocking, settings.max_training_pairs)
     pairs = Pairs(inp.left, inp.right, cands.li, cands.ri)
-    m = pooled_m(mt.linkage, pool) if pool is not None and mt.linkage.m_from == "pool" else None
-    linkage_model = _fit(mt.linkage.built(), mt.linkage, inp, pairs, fraction, m)
+    linkage_model = fit_linkage(mt, mt.linkage, inp, pairs, fraction, ctx)
     if mt.link == "same_person":
         return Models(linkage_model)
     # same address, different person: the person model learns on address-linked pairs
     linked = score(linkage_model, pairs).probability >= mt.linkage.threshold
     person_pairs = Pairs(inp.left, inp.right, cands.li[linked], cands.ri[linked])
-    m = pooled_m(mt.person, pool) if pool is not None and mt.person.m_from == "pool" else None
-    return Models(linkage_model, _fit(mt.person.built(), mt.person, inp, person_pairs, fraction, m))
+    return Models(linkage_model, fit_linkage(mt, mt.person, inp, person_pairs, fraction, ctx))
 
 
 def load_models(mt: MatchType, data: dict, inp: LinkInputs) -> Models:
@@ -252,6 +279,20 @@ def household_p_same(mt: MatchType, models: Models, inp: LinkInputs, li: np.ndar
     return share * lr / (q + share * total)
 
 
+def vetoed(linkage: Linkage, model: FittedModel, gammas: np.ndarray) -> np.ndarray:
+    """Pairs a ``veto`` comparison puts at its "different" level, with no ``veto_unless`` id agreeing."""
+    out = np.zeros(len(gammas), dtype=bool)
+    if not linkage.veto:
+        return out
+    index = {c.name: k for k, c in enumerate(model.comparisons)}
+    for name in linkage.veto:
+        k = index[name]
+        out |= gammas[:, k] == len(model.comparisons[k].levels) - 1
+    for name in linkage.veto_unless:
+        out &= gammas[:, index[name]] != 0
+    return out
+
+
 SCORE_BATCH = 1_000_000  # pairs scored at a time: bounds memory whatever the shard's size
 
 
@@ -286,7 +327,7 @@ def _link_batch(mt: MatchType, models: Models, inp: LinkInputs, run_id: str,
     met = len(li)
     pairs = Pairs(inp.left, inp.right, li, ri)
     scores = score(models.linkage, pairs)
-    keep = scores.probability >= mt.linkage.threshold
+    keep = (scores.probability >= mt.linkage.threshold) & ~vetoed(mt.linkage, models.linkage, scores.gammas)
     comps = list(models.linkage.comparisons)
     gammas, weights = scores.gammas[keep], scores.level_weights[keep]
     prob, mw = scores.probability[keep], scores.match_weight[keep]

@@ -20,8 +20,6 @@ import pandas as pd
 
 from matching.comparisons import NULL, Comparison, Pairs
 
-FLOOR = 1e-6  # no level is ever impossible in either class
-
 
 @dataclass
 class FittedModel:
@@ -34,6 +32,11 @@ class FittedModel:
     random_pairs: int = 0
     #: comparison name -> (token column, frequency per token value) for its TF-adjusted level
     tf: dict[str, tuple[str, pd.Series]] = field(default_factory=dict)
+    #: comparison name -> the most weight it may give (see training.caps_for)
+    caps: dict[str, float] = field(default_factory=dict)
+    #: what the fit check found (training.FitCheck), once trained
+    fit_check: object = None
+    fit_stats: dict = field(default_factory=dict)
 
     def weights(self) -> list[np.ndarray]:
         return [np.log2(m / u) for m, u in zip(self.m, self.u)]
@@ -50,9 +53,15 @@ class FittedModel:
                     for lv, mi, ui, wi in zip(comp.levels, m, u, w)
                 ],
             })
-        return {"lambda": self.lam, "prior_weight": float(np.log2(self.lam / (1 - self.lam))),
-                "iterations": self.iterations, "training_pairs": self.training_pairs,
-                "random_pairs": self.random_pairs, "comparisons": comps}
+        for entry in comps:
+            if entry["name"] in self.caps:
+                entry["cap"] = self.caps[entry["name"]]
+        out = {"lambda": self.lam, "prior_weight": float(np.log2(self.lam / (1 - self.lam))),
+               "iterations": self.iterations, "training_pairs": self.training_pairs,
+               "random_pairs": self.random_pairs, "comparisons": comps}
+        if self.fit_check is not None:
+            out["fit_check"] = self.fit_check.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: dict, comparisons: list[Comparison]) -> "FittedModel":
@@ -64,8 +73,9 @@ class FittedModel:
                 raise ValueError(f"saved model for {comp.name!r} has other levels than the library's")
             m.append(np.array([lv["m"] for lv in levels]))
             u.append(np.array([lv["u"] for lv in levels]))
+        caps = {c["name"]: float(c["cap"]) for c in data["comparisons"] if "cap" in c}
         return cls(comparisons, m, u, float(data["lambda"]), data.get("iterations", 0),
-                   data.get("training_pairs", 0), data.get("random_pairs", 0))
+                   data.get("training_pairs", 0), data.get("random_pairs", 0), caps=caps)
 
 
 def comparison_vectors(comparisons: list[Comparison], pairs: Pairs) -> np.ndarray:
@@ -74,77 +84,6 @@ def comparison_vectors(comparisons: list[Comparison], pairs: Pairs) -> np.ndarra
     for k, comp in enumerate(comparisons):
         out[:, k] = comp.levels_of(pairs)
     return out
-
-
-def level_frequencies(gammas: np.ndarray, n_levels: list[int], smoothing: float = 0.5) -> list[np.ndarray]:
-    """Share of each level among non-null values (e.g. u from random pairs), Laplace-smoothed."""
-    out = []
-    for k, n in enumerate(n_levels):
-        g = gammas[:, k]
-        counts = np.bincount(g[g != NULL], minlength=n).astype(float) + smoothing
-        out.append(counts / counts.sum())
-    return out
-
-
-def _normalise(p: np.ndarray) -> np.ndarray:
-    p = np.maximum(p, FLOOR)
-    return p / p.sum()
-
-
-def fit_em(
-    gammas: np.ndarray,
-    n_levels: list[int],
-    m_start: list[np.ndarray],
-    u_start: list[np.ndarray],
-    lam_start: float = 0.01,
-    estimate_u: bool = True,
-    estimate_m: bool = True,
-    max_iter: int = 200,
-    tol: float = 1e-7,
-    prior_strength: float = 20.0,
-) -> tuple[list[np.ndarray], list[np.ndarray], float, int]:
-    """EM for a two-class mixture of independent multi-level comparisons; null levels are ignored.
-
-    Returns (m, u, λ, iterations). Runs on distinct patterns weighted by their counts.
-    Maximum a posteriori: each class's level shares get ``prior_strength`` pseudo-pairs
-    spread as the starting values, so a level never seen among a few hundred training
-    pairs keeps a finite, sensible weight instead of ±∞; on large data it washes out.
-    """
-    if len(gammas) == 0:
-        return [_normalise(m) for m in m_start], [_normalise(u) for u in u_start], lam_start, 0
-    patterns, counts = np.unique(gammas, axis=0, return_counts=True)
-    counts = counts.astype(float)
-    m = [_normalise(np.asarray(x, float)) for x in m_start]
-    u = [_normalise(np.asarray(x, float)) for x in u_start]
-    m_prior = [prior_strength * x for x in m]
-    u_prior = [prior_strength * x for x in u]
-    lam = float(lam_start)
-    it = 0
-    for it in range(1, max_iter + 1):
-        log_m = np.zeros(len(patterns))
-        log_u = np.zeros(len(patterns))
-        for k in range(len(n_levels)):
-            g = patterns[:, k]
-            known = g != NULL
-            log_m[known] += np.log(m[k][g[known]])
-            log_u[known] += np.log(u[k][g[known]])
-        log_odds = np.log(lam) - np.log1p(-lam) + log_m - log_u
-        post = 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700)))
-        wm, wu = counts * post, counts * (1.0 - post)
-        new_lam = float(np.clip(wm.sum() / counts.sum(), 1e-9, 1 - 1e-9))
-        new_m, new_u = [], []
-        for k, n in enumerate(n_levels):
-            g = patterns[:, k]
-            known = g != NULL
-            new_m.append(_normalise(np.bincount(g[known], weights=wm[known], minlength=n) + m_prior[k])
-                         if estimate_m else m[k])
-            new_u.append(_normalise(np.bincount(g[known], weights=wu[known], minlength=n) + u_prior[k])
-                         if estimate_u else u[k])
-        delta = max([abs(new_lam - lam)] + [float(np.abs(a - b).max()) for a, b in zip(new_m + new_u, m + u)])
-        m, u, lam = new_m, new_u, new_lam
-        if delta < tol:
-            break
-    return m, u, lam, it
 
 
 # ---------------------------------------------------------------------------
@@ -213,6 +152,8 @@ def score(model: FittedModel, pairs: Pairs, gammas: np.ndarray | None = None) ->
             hit = np.flatnonzero(g == level)
             if len(hit):
                 weights[hit, k] += tf_adjustment(freq, pairs.left.token(column)[pairs.li[hit]])
+        if comp.name in model.caps:
+            np.minimum(weights[:, k], model.caps[comp.name], out=weights[:, k])
     total = np.log2(model.lam / (1 - model.lam)) + weights.sum(axis=1)
     prob = 1.0 / (1.0 + np.exp2(-np.clip(total, -1000, 1000)))
     return Scores(gammas, weights, total, prob)

@@ -12,9 +12,7 @@ of the run reads the same extracts and the same model whatever the shard count.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,8 +22,8 @@ import pandas as pd
 
 from councilmatch.contracts import FLAG_COLUMNS
 from councilmatch.home import Home
-from matching.flags import SHARD_COLUMNS, empty_flags, first_seen_dates, write_parquet_atomic
-from matching.linker import LinkInputs, link, load_models, pool_inputs, train
+from matching.flags import SHARD_COLUMNS, empty_flags, first_seen_dates, read_parquet_at_rest, write_parquet_atomic
+from matching.linker import DegenerateFit, LinkInputs, TrainingContext, link, load_models, pool_inputs, train
 from matching.matchtype import MatchType, load_matchtypes
 
 log = logging.getLogger(__name__)
@@ -40,14 +38,22 @@ def _home(home: Home | str | Path) -> Home:
 
 
 def run_dir(home: Home, run_id: str) -> Path:
-    return home.runs / run_id
+    from councilmatch.safepath import path_inside
+
+    return path_inside(home.runs, run_id, what="run folder")
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+def _write_json(home: Home, path: Path, data: Any) -> None:
+    """Run state is encrypted at rest (anonymise.at_rest), like every store file."""
+    from anonymise import at_rest
+
+    at_rest.write_json(path, data, home)
+
+
+def _read_json(home: Home, path: Path) -> Any:
+    from anonymise import at_rest
+
+    return at_rest.read_json(path, home)
 
 
 # ---------------------------------------------------------------------------
@@ -70,12 +76,10 @@ def newest_extracts(home: Home) -> list[Path]:
     return files
 
 
-def _read(path: Path) -> pd.DataFrame:
-    try:
-        from anonymise.store import read_pseudonymised
-    except ImportError:  # the store module is optional for reading: plain Parquet works too
-        return pd.read_parquet(path)
-    return read_pseudonymised(path)
+def _read(home: Home, path: Path) -> pd.DataFrame:
+    from anonymise.store import read_pseudonymised
+
+    return read_pseudonymised(path, home)
 
 
 def _known_key_ids(home: Home) -> tuple[str, ...] | None:
@@ -93,7 +97,7 @@ def read_inputs(home: Home, files: list[Path]) -> dict[str, pd.DataFrame]:
     frames: dict[str, list[pd.DataFrame]] = {}
     key_files: dict[str, list[str]] = {}
     for path in files:
-        frame = _read(path)
+        frame = _read(home, path)
         dataset = path.parent.parent.name
         for kid in frame["key_id"].dropna().astype(str).unique() if "key_id" in frame else ["(none)"]:
             key_files.setdefault(kid, []).append(str(path.relative_to(home.root)) if path.is_relative_to(home.root) else str(path))
@@ -131,7 +135,7 @@ def _run_inputs(home: Home, run_id: str) -> dict[str, pd.DataFrame]:
     listing = run_dir(home, run_id) / "inputs.json"
     if not listing.exists():
         raise InputError(f"run {run_id} has no {listing}: call plan() for the run first")
-    files = [home.root / p for p in json.loads(listing.read_text(encoding="utf-8"))["files"]]
+    files = [home.root / p for p in _read_json(home, listing)["files"]]
     key = (str(home.root), run_id, tuple((str(p), p.stat().st_mtime_ns) for p in files if p.exists()))
     if key not in _LAST_INPUTS:
         data = read_inputs(home, files)
@@ -160,20 +164,28 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4) -> list[dict[str
     home = _home(home)
     files = newest_extracts(home)
     folder = run_dir(home, run_id)
-    _write_json(folder / "inputs.json", {"files": [str(p.relative_to(home.root)) for p in files]})
+    _write_json(home, folder / "inputs.json", {"files": [str(p.relative_to(home.root)) for p in files]})
     data = read_inputs(home, files)
     types = load_matchtypes(home)
     tasks = []
-    pool = pool_inputs(data) if data else None
+    ctx = TrainingContext(pool_inputs(data) if data else None)
     for mt in _runnable(types, data):
-        models = train(mt, LinkInputs(mt, data), pool)
-        _write_json(folder / "model" / f"{mt.id}.json", {"match_type": mt.id, **models.to_json()})
+        try:
+            models = train(mt, LinkInputs(mt, data), ctx)
+        except DegenerateFit as exc:
+            # loud, not silent: the match type raises no flag tonight and the report says why
+            log.error("%s", exc)
+            _write_json(home, folder / "model" / f"{mt.id}.json",
+                        {"match_type": mt.id, "fit_check": {"passed": False, "fallback": True,
+                                                            "degenerate": True, "reasons": [str(exc)]}})
+            continue
+        _write_json(home, folder / "model" / f"{mt.id}.json", {"match_type": mt.id, **models.to_json()})
         if models.person is not None:  # the run report charts every file in model/
-            _write_json(folder / "model" / f"{mt.id}.person.json",
+            _write_json(home, folder / "model" / f"{mt.id}.person.json",
                         {"match_type": mt.id, "model": "person (within the address-linked pairs)",
                          **models.person.to_json()})
         tasks += [{"match_type": mt.id, "shard": i, "shards": int(shards)} for i in range(int(shards))]
-    _write_json(folder / "plan.json", {"tasks": tasks})
+    _write_json(home, folder / "plan.json", {"tasks": tasks})
     return tasks
 
 
@@ -206,9 +218,9 @@ def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int
     if not model_file.exists():
         raise InputError(f"no trained model {model_file}: call plan() for run {run_id} first")
     inp = _link_inputs(mt, _run_inputs(home, run_id))
-    models = load_models(mt, json.loads(model_file.read_text(encoding="utf-8")), inp)
+    models = load_models(mt, _read_json(home, model_file), inp)
     flags, stats = link(mt, models, inp, run_id, shard, shards)
-    path = write_parquet_atomic(flags, shard_path(home, run_id, match_type, shard))
+    path = write_parquet_atomic(flags, shard_path(home, run_id, match_type, shard), home)
     return {"match_type": match_type, "shard": shard, "shards": shards, "path": str(path), **stats}
 
 
@@ -233,12 +245,12 @@ def collect_flags(home: Home | str | Path, run_id: str, suppressed: pd.DataFrame
     plan_file = run_dir(home, run_id) / "plan.json"
     if not plan_file.exists():
         raise InputError(f"run {run_id} has no {plan_file}: call plan() and link_shard() first")
-    tasks = json.loads(plan_file.read_text(encoding="utf-8"))["tasks"]
+    tasks = _read_json(home, plan_file)["tasks"]
     paths = [shard_path(home, run_id, t["match_type"], t["shard"]) for t in tasks]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise InputError(f"run {run_id}: {len(missing)} shard(s) not linked yet, e.g. {missing[0]}")
-    parts = [pd.read_parquet(p) for p in paths]
+    parts = [read_parquet_at_rest(p, home) for p in paths]
     parts = [p for p in parts if len(p)]
     flags = pd.concat(parts, ignore_index=True) if parts else empty_flags(SHARD_COLUMNS)
     flags = flags.drop_duplicates("flag_id")
@@ -246,7 +258,7 @@ def collect_flags(home: Home | str | Path, run_id: str, suppressed: pd.DataFrame
         closed = pd.MultiIndex.from_frame(suppressed[["flag_id", "evidence_hash"]].astype(str))
         flags = flags[~pd.MultiIndex.from_frame(flags[["flag_id", "evidence_hash"]]).isin(closed)]
     today = run_date(run_id)
-    earlier = first_seen_dates(home.flags, run_id)
+    earlier = first_seen_dates(home.flags, run_id, home)
     flags = flags.assign(
         first_seen=flags["flag_id"].map(earlier).fillna(today).astype(str) if len(flags) else pd.Series(dtype=object),
         last_seen=today,
@@ -254,5 +266,5 @@ def collect_flags(home: Home | str | Path, run_id: str, suppressed: pd.DataFrame
     flags = flags.sort_values(["priority", "match_type", "match_probability", "flag_id"],
                               ascending=[True, True, False, True], kind="stable").reset_index(drop=True)
     flags = flags[list(FLAG_COLUMNS)]
-    write_parquet_atomic(flags, home.flags_path(run_id))
+    write_parquet_atomic(flags, home.flags_path(run_id), home)
     return flags

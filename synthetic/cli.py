@@ -23,18 +23,25 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Random seed: same arguments give the same bytes.")] = 1,
         start_date: Annotated[Optional[datetime], typer.Option("--start-date", formats=["%Y-%m-%d"], help="Extract date (the 'as at' day of the snapshots). Default 2026-11-01.")] = None,
         home: HomeOption = None,
+        noise_profile: Annotated[str, typer.Option("--noise-profile", help="Noise profile: 'default' (tune on it), 'heldout' (report on it), or a YAML file (see synthetic/noise_profiles.yaml).")] = "default",
     ) -> None:
         """Write realistic borough extracts, their feed definitions, and ground truth (truth/)."""
         from synthetic.generate import generate, steps
+        from synthetic.noise import load_profile
 
+        try:
+            profile = load_profile(noise_profile)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--noise-profile") from exc
         h = resolve_home(home)
         console = Console(stderr=True)
         with Progress(TextColumn("{task.description:<40}"), BarColumn(), TimeElapsedColumn(), console=console) as bar:
             task = bar.add_task("starting", total=steps(boroughs))
             summary = generate(h, boroughs, people, seed, extract_date=start_date.date() if start_date else None,
-                               progress=lambda msg: bar.update(task, advance=1, description=msg))
+                               progress=lambda msg: bar.update(task, advance=1, description=msg), noise_profile=profile)
             bar.update(task, completed=steps(boroughs), description="done")
-        table = Table(title=f"Generated {summary.total_records:,} records for {len(summary.councils)} boroughs in {h.root}")
+        table = Table(title=f"Generated {summary.total_records:,} records for {len(summary.councils)} boroughs in {h.root} "
+                            f"(noise profile {summary.noise_profile})")
         table.add_column("data set")
         table.add_column("records", justify="right")
         for dataset, n in summary.records.items():

@@ -24,6 +24,7 @@ from councilmatch.councils import CENTRAL
 from councilmatch.home import Home
 from synthetic.feeds import DATASET_ORDER, feed_style, record_id_format
 from synthetic.life import CENTRAL_IDX, DATASET_LEVELS, build_life
+from synthetic.noise import NoiseProfile, load_profile
 from synthetic.places import COUNCIL_ORDER
 from synthetic.population import Population, build_population
 from synthetic.render import render, slice_rendered
@@ -47,6 +48,7 @@ class GenerateSummary:
     home: Path
     councils: list[str]
     extract_date: date
+    noise_profile: str = "default"
     records: dict[str, int] = field(default_factory=dict)          # dataset -> rows
     feed_records: dict[str, int] = field(default_factory=dict)     # "<council>/<dataset>" -> rows
     invalid: int = 0
@@ -146,8 +148,13 @@ def _invalid_choice(records: pd.DataFrame, protected: np.ndarray, rng: np.random
 
 
 def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date: date | None = None,
-             progress: Progress | None = None) -> GenerateSummary:
-    """Write landing extracts, feed YAMLs and truth for the first ``boroughs`` councils of BOROUGH_ORDER."""
+             progress: Progress | None = None, noise_profile: str | Path | NoiseProfile | None = None) -> GenerateSummary:
+    """Write landing extracts, feed YAMLs and truth for the first ``boroughs`` councils of BOROUGH_ORDER.
+
+    ``noise_profile``: a built-in profile name (``default``, ``heldout``; see noise_profiles.yaml),
+    a YAML file with one profile, or a NoiseProfile. Its seed is mixed with ``seed`` into the noise stream.
+    """
+    profile = load_profile(noise_profile)
     if not 1 <= boroughs <= len(COUNCIL_ORDER):
         raise ValueError(f"--boroughs must be between 1 and {len(COUNCIL_ORDER)}, got {boroughs}")
     if people < 100:
@@ -159,14 +166,16 @@ def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date:
     home = Home.resolve(home.root if isinstance(home, Home) else home)
     home.ensure()
     home.truth.mkdir(parents=True, exist_ok=True)
-    summary = GenerateSummary(home=home.root, councils=list(COUNCIL_ORDER[:boroughs]), extract_date=extract_date, people=people)
+    noise_rng = np.random.default_rng(np.random.SeedSequence([seed, profile.seed, 4]))
+    summary = GenerateSummary(home=home.root, councils=list(COUNCIL_ORDER[:boroughs]), extract_date=extract_date,
+                              people=people, noise_profile=profile.name)
 
     say("population")
     pop = build_population(streams[0], boroughs, people, E)
     say("ordinary lives")
     base, movers = build_life(streams[1], pop, E)
     say("planting fraud and near-misses")
-    planter = Planter(streams[2], pop, base, E, boroughs, movers)
+    planter = Planter(streams[2], pop, base, E, boroughs, movers, hard_negative_rate=profile.hard_negative_rate)
     planter.plant_all()
     records = planter.records
 
@@ -190,10 +199,14 @@ def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date:
     kind, fld = _invalid_choice(records, protected, streams[3])
     records["invalid_kind"], records["invalid_field"] = kind, fld
     records["invalid_reason"] = np.where(pd.isna(kind), None, pd.Series(kind, dtype=object) + ": " + pd.Series(fld, dtype=object))
-    records["variations"] = _write_extracts(home, records, pop, boroughs, extract_date, streams[4], say, summary)
+    records["protected"] = protected
+    records["variations"] = _write_extracts(home, records, pop, boroughs, extract_date, noise_rng, profile, say, summary)
 
     say("truth")
     summary.truth = _write_truth_files(home, records, pop, scen, flags)
+    summary.truth["noise_profile"] = home.truth / "noise_profile.yaml"
+    summary.truth["noise_profile"].write_text(
+        yaml.safe_dump({"seed_argument": seed, **profile.model_dump(mode="json")}, sort_keys=False), encoding="utf-8")
     written = {p.resolve() for p in summary.feeds}
     summary.stale_feeds = sorted(f"{p.parent.name}/{p.stem}" for p in home.feeds.glob("*/*.yaml") if p.resolve() not in written)
     summary.invalid = int(pd.notna(kind).sum())
@@ -203,17 +216,17 @@ def generate(home: Home, boroughs: int, people: int, seed: int, *, extract_date:
 
 
 def _write_extracts(home: Home, records: pd.DataFrame, pop: Population, boroughs: int, extract_date: date,
-                    rng: np.random.Generator, say: Progress, summary: GenerateSummary) -> np.ndarray:
+                    rng: np.random.Generator, profile: NoiseProfile, say: Progress, summary: GenerateSummary) -> np.ndarray:
     """Render each data set and write one extract and feed YAML per council; returns each record's variations."""
     render_cols = ["dataset", "council_idx", "person_id", "address_id", "record_id", "origin", "period_start", "period_end",
-                   "discount", "amount", "last_used", "date_of_death", "invalid_kind", "invalid_field"]
+                   "discount", "amount", "last_used", "date_of_death", "invalid_kind", "invalid_field", "protected"]
     variations = np.full(len(records), "", dtype=object)
     ds_code = records["dataset"].cat.codes.to_numpy()
     for d, dataset in enumerate(ALL_DATASETS):
         rows = np.flatnonzero(ds_code == d)
         rows = rows[np.lexsort((records["seq"].to_numpy()[rows], records["council_idx"].to_numpy()[rows]))]
         say(f"render {dataset}")
-        values = render(records[render_cols].take(rows), pop, rng)
+        values = render(records[render_cols].take(rows), pop, rng, profile)
         variations[rows] = values["variations"]
         councils = [CENTRAL_IDX] if dataset == "deceased" else range(boroughs)
         cidx = values["council_idx"]                  # sorted by council

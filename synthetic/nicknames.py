@@ -1,10 +1,11 @@
-"""Common English nicknames and the forename they stand for (upper case).
+"""The generator's nickname tables (upper case).
 
-Shared data: the generator writes nicknames into some records, and the
-anonymise stage folds them back (``BILL`` -> ``WILLIAM``) before hashing the
-``forename_canon`` token. Keep it a plain table so both sides read the same one.
-A nickname maps to a single canonical forename; ambiguous ones (``CHRIS``,
-``SAM``, ``ALEX``, ``JO``) map to the most common full form.
+``NICKNAMES`` maps common English nicknames to the forename they stand for; the generator
+writes them into some records. A nickname maps to a single canonical forename; ambiguous ones
+(``CHRIS``, ``SAM``, ``ALEX``, ``JO``) map to the most common full form. ``INFORMAL`` holds forms
+that nickname lists do not, so the matcher cannot know them. The generator needs nothing else;
+the matcher should take its knowledge from maintained sources, not from here (anonymise still
+reads ``NICKNAMES`` until it moves to the ``nicknames`` package).
 """
 
 from __future__ import annotations
@@ -63,3 +64,18 @@ NICKNAMES: dict[str, str] = {
     "NELL": "ELEANOR", "ELLIE": "ELEANOR",
     "ANNIE": "ANNE",
 }
+
+#: Informal forms used only by the generator, never by the matcher: British and Australian
+#: slang forms that nickname lists (the ``nicknames`` package included) do not hold, so a
+#: record carrying one tests how the matcher copes with a forename it cannot fold.
+#: Canonical forename (upper) -> informal forms (upper).
+INFORMAL: dict[str, tuple[str, ...]] = {
+    "KAREN": ("KAZ", "KEZ"), "GARY": ("GAZ", "GAZZA"), "SHARON": ("SHAZ", "SHAZZA"), "BARRY": ("BAZ", "BAZZA"),
+    "JONATHAN": ("JONNO",), "DARREN": ("DAZ", "DAZZA"), "TERENCE": ("TEL", "TEZ"), "TERRY": ("TEL", "TEZ"),
+    "TREVOR": ("TREV",), "CHARLES": ("CHAZ",), "STEPHEN": ("STEVO",), "STEVEN": ("STEVO",),
+    "DEBORAH": ("DEBS",), "MARGARET": ("MAGS",), "REBECCA": ("BEX",), "JULIAN": ("JOOLS",),
+    "DAVID": ("DAVO",), "ROBERT": ("ROBBO",), "NATASHA": ("SASH",), "DUNCAN": ("DUNC",),
+}
+#: Informal forename taken from the surname (MACCA for a McDonald or a MacLeod), for men whose
+#: surname starts with one of these prefixes.
+SURNAME_INFORMAL: dict[str, str] = {"MC": "MACCA", "MAC": "MACCA"}

@@ -3,7 +3,10 @@
 Fraud is planted at low, realistic rates (with a floor so even a small run has a
 few of each); near-misses are pairs that look alike but must not be flagged: a
 legitimate mover, a namesake born the same year, twins, a badge or pass cancelled
-in time, a former occupant who left before the discount began. Each scenario names
+in time, a former occupant who left before the discount began, and hard negatives that
+share almost everything: twins (same surname, date of birth and address, different
+forename) and namesakes (same forename and surname, different date of birth) against a
+deceased person's record and against council tax reduction / payroll. Each scenario names
 its two records (by row key until record ids exist).
 """
 
@@ -38,6 +41,8 @@ class Planter:
     n_councils: int
     movers: pd.DataFrame
     scenarios: list[dict] = field(default_factory=list)
+    #: twins and namesakes planted as hard negatives (per relevant record; at least MIN_NEAR_MISS each)
+    hard_negative_rate: float = NEAR_MISS_RATE
 
     def __post_init__(self) -> None:
         pp = self.pop.people
@@ -109,6 +114,7 @@ class Planter:
         self.spd_other_adult()
         self.deceased_frauds()
         self.ctr_payroll()
+        self.twins_and_namesakes_as_hard_negatives()
 
     def tenancy_two_boroughs(self) -> None:
         live = self.rows("tenancy", ongoing=True, alive=True)
@@ -337,3 +343,103 @@ class Planter:
         amount = np.round(self.rng.uniform(5, 30, len(rows)), 2)
         new = self.append(record_frame("council_tax_reduction", self.council[pid], pid, self.address[pid], start, end, amount=amount, origin="near_miss"))
         self.scenario(mt.CTR_PAYROLL, "near_miss", "council tax reduction ended before the job began", new, rows)
+
+    # -- hard negatives: twins and namesakes ---------------------------------------------------
+    def hard_target(self, relevant: int) -> int:
+        return max(MIN_NEAR_MISS, int(round(self.hard_negative_rate * relevant)))
+
+    def _pair_people(self, left: np.ndarray, right: np.ndarray, k: int, *, same_year: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Up to k pairs of distinct unused people from different households (born the same year if asked, else on
+        different days); marks them used. Vectorised: the i-th candidate of a birth year on each side pair up."""
+        pp = self.pop.people
+        hh = pp["household_id"].to_numpy()
+        free = ~self.used & (pp["twin_of"].to_numpy() < 0) & (pp["doppelganger_of"].to_numpy() < 0)
+        left = self.rng.permutation(np.unique(left))
+        left = left[free[left]]
+        right = self.rng.permutation(np.unique(right))
+        right = right[free[right] & ~np.isin(right, left)]
+        year = self.dob.astype("datetime64[Y]").astype(np.int64)
+        fa = pd.DataFrame({"a": left, "key": year[left] if same_year else 0})
+        fb = pd.DataFrame({"b": right, "key": year[right] if same_year else 0})
+        fa["r"] = fa.groupby("key").cumcount()
+        fb["r"] = fb.groupby("key").cumcount()
+        m = fa.merge(fb, on=["key", "r"], sort=False)
+        a, b = m["a"].to_numpy(np.int64), m["b"].to_numpy(np.int64)
+        ok = hh[a] != hh[b]
+        if not same_year:
+            ok &= self.dob[a] != self.dob[b]
+        a, b = a[ok][:k], b[ok][:k]
+        self.used[a] = True
+        self.used[b] = True
+        return a, b
+
+    def _make_twin(self, a: np.ndarray, b: np.ndarray) -> None:
+        """b becomes a's twin: a's surname and date of birth, b's own (different) forename."""
+        pp = self.pop.people
+        self._copy_name(a, b, keep_first=True)
+        pp.loc[b, "dob"] = self.dob[a]
+        self.dob[b] = self.dob[a]
+        pp.loc[b, "twin_of"] = a
+        pp.loc[a, "twin_of"] = b
+
+    def _make_namesake(self, a: np.ndarray, b: np.ndarray) -> None:
+        """b takes a's forenames and surname, keeps its own date of birth."""
+        self._copy_name(a, b, keep_first=False)
+        self.pop.people.loc[b, "doppelganger_of"] = a
+
+    def _badge_before_death(self, holder: np.ndarray, dead: np.ndarray, home_of: np.ndarray) -> np.ndarray:
+        """A live three-year badge for ``holder`` at ``home_of``'s address (issued by that council) in the
+        2.5 years before ``dead`` died (row keys)."""
+        dod = self.dod[dead]
+        start = uniform_days(self.rng, np.maximum(self.dob[holder] + years(18), dod - years(2.5)), dod - days(30))
+        return self.append(record_frame("blue_badge", self.council[home_of], holder, self.address[home_of], start,
+                                        start + years(3), origin="near_miss"))
+
+    def twins_and_namesakes_as_hard_negatives(self) -> None:
+        """Pairs that agree on nearly every identifier but are two people: never to be flagged."""
+        dead = np.flatnonzero(~np.isnat(self.dod))
+        dead = dead[np.isin(dead, self.col("person_id", self.rows("deceased")))]
+        alive = np.flatnonzero(np.isnat(self.dod))
+        n_badges = len(self.rows("blue_badge"))
+        # a living twin holds a badge at the shared home; the other twin died
+        a, b = self._pair_people(dead, alive, self.hard_target(n_badges), same_year=True)
+        ok = self.dod[a] - days(30) > np.maximum(self.dob[a] + years(18), self.dod[a] - years(2.5))
+        a, b = a[ok], b[ok]
+        self._make_twin(a, b)
+        badge = self._badge_before_death(b, a, home_of=a)
+        self.scenario(mt.BLUE_BADGE_DECEASED, "near_miss",
+                      "twin of the deceased (same surname, date of birth and address, different forename) holds a live badge",
+                      badge, self._deceased_record(a))
+        # a living namesake (same forenames and surname, another date of birth) holds a badge
+        a, b = self._pair_people(dead, alive, self.hard_target(n_badges), same_year=False)
+        ok = self.dod[a] - days(30) > np.maximum(self.dob[b] + years(18), self.dod[a] - years(2.5))
+        a, b = a[ok], b[ok]
+        self._make_namesake(a, b)
+        badge = self._badge_before_death(b, a, home_of=b)
+        self.scenario(mt.BLUE_BADGE_DECEASED, "near_miss",
+                      "namesake of the deceased (same forenames and surname, different date of birth) holds a live badge",
+                      badge, self._deceased_record(a))
+
+        ctr = self.rows("council_tax_reduction", ongoing=True, alive=True)
+        pay = self.rows("payroll", ongoing=True, alive=True)
+        ctr_by_person = pd.Series(ctr, index=self.col("person_id", ctr))
+        ctr_by_person = ctr_by_person[~ctr_by_person.index.duplicated()]
+        pay_by_person = pd.Series(pay, index=self.col("person_id", pay))
+        pay_by_person = pay_by_person[~pay_by_person.index.duplicated()]
+        n_ctr = len(self.rows("council_tax_reduction"))
+        # twins at one address: one claims the reduction, the other is on a council payroll
+        a, b = self._pair_people(ctr_by_person.index.to_numpy(), pay_by_person.index.to_numpy(), self.hard_target(n_ctr),
+                                 same_year=True)
+        self._make_twin(a, b)
+        c_rows, p_rows = ctr_by_person.loc[a].to_numpy(), pay_by_person.loc[b].to_numpy()
+        self.records.loc[p_rows, "address_id"] = self.col("address_id", c_rows)
+        self.scenario(mt.CTR_PAYROLL, "near_miss",
+                      "twins at one address (same surname and date of birth): one claims council tax reduction, the other is on the payroll",
+                      c_rows, p_rows)
+        # namesakes: same forenames and surname, another date of birth and address
+        a, b = self._pair_people(ctr_by_person.index.to_numpy(), pay_by_person.index.to_numpy(), self.hard_target(n_ctr),
+                                 same_year=False)
+        self._make_namesake(a, b)
+        self.scenario(mt.CTR_PAYROLL, "near_miss",
+                      "namesakes (same forenames and surname, different date of birth): one claims council tax reduction, the other is on the payroll",
+                      ctr_by_person.loc[a].to_numpy(), pay_by_person.loc[b].to_numpy())

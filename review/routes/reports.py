@@ -17,26 +17,19 @@ from markupsafe import Markup
 from councilmatch.home import Home
 from councilmatch.report import list_reports, load_report, render_body
 from review import store
-from review.auth import HUB_ROLES
 from review.deps import Forbidden, SettingsDep, current_user, render
 from review.models import User
 
 router = APIRouter(prefix="/reports")
 
-#: Roles that may read run reports (hub-level roles; a council's users get 403).
-REPORT_ROLES: tuple[str, ...] = HUB_ROLES
+#: Roles that may read run reports (hub-level roles; a council's users get 403). The
+#: council pages refuse these roles in turn (``CouncilUserDep`` in review/deps.py).
+REPORT_ROLES: tuple[str, ...] = ("operator", "hub_admin")
 
 
 def require_hub_user(user: Annotated[User, Depends(current_user)]) -> User:
     if user.role not in REPORT_ROLES:
         raise Forbidden("Run reports span every council: only the hub's operators can read them.")
-    return user
-
-
-def refuse_hub_user(user: Annotated[User, Depends(current_user)]) -> User:
-    """For the councils' pages (queue, flags, dashboard): a hub operator has no council and sees no flag."""
-    if user.role in HUB_ROLES:
-        raise Forbidden("Hub operators see run reports only, not a council's flags.")
     return user
 
 

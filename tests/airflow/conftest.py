@@ -22,13 +22,14 @@ SEED = 5
 def airflow_secrets_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Airflow secrets of the tests' homes in a temp folder (outside every home), not in ~/.config."""
     root = tmp_path_factory.mktemp("airflow-secrets")
-    before = os.environ.get(airflow_local.SECRETS_ROOT_VARIABLE)
+    saved = {v: os.environ.pop(v, None) for v in (airflow_local.SECRETS_ROOT_VARIABLE, airflow_local.SECRETS_ROOT_ALIAS)}
     os.environ[airflow_local.SECRETS_ROOT_VARIABLE] = str(root)
     yield root
-    if before is None:
-        os.environ.pop(airflow_local.SECRETS_ROOT_VARIABLE, None)
-    else:
-        os.environ[airflow_local.SECRETS_ROOT_VARIABLE] = before
+    for name, before in saved.items():
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def make_home(root: Path, boroughs: int = BOROUGHS, people: int = PEOPLE) -> Home:

@@ -16,6 +16,7 @@ from councilmatch.home import Home
 def _secrets_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "secrets"
     monkeypatch.setenv(airflow_local.SECRETS_ROOT_VARIABLE, str(root))
+    monkeypatch.delenv(airflow_local.SECRETS_ROOT_ALIAS, raising=False)
     return root
 
 
@@ -32,9 +33,15 @@ def test_env_is_isolated_and_secrets_are_stable(tmp_path: Path) -> None:
     again = airflow_local.airflow_env(home, base=base, extra={"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor"})
     assert again["AIRFLOW__CORE__FERNET_KEY"] == env["AIRFLOW__CORE__FERNET_KEY"]  # same per home
     assert again["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    secrets_file = airflow_local.secrets_dir(home) / "secrets.env"
-    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
-    assert stat.S_IMODE(secrets_file.parent.stat().st_mode) == 0o700
+    # Airflow's Fernet key lives outside the data home: a copied home does not carry it
+    path = airflow_local.secrets_path(home)
+    assert path == airflow_local.secrets_dir(home) / "secrets.env"
+    assert not path.is_relative_to(home.root) and path.is_relative_to(tmp_path / "secrets")
+    assert env["AIRFLOW__CORE__FERNET_KEY"] in path.read_text()
+    assert not any(env["AIRFLOW__CORE__FERNET_KEY"].encode() in p.read_bytes()
+                   for p in tmp_path.joinpath("home").rglob("*") if p.is_file())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     other = airflow_local.airflow_env(Home(tmp_path / "other"), base=base)
     assert other["AIRFLOW__API_AUTH__JWT_SECRET"] != env["AIRFLOW__API_AUTH__JWT_SECRET"]
 
@@ -84,3 +91,28 @@ def test_airflow_secrets_live_outside_the_data_home(tmp_path: Path, _secrets_roo
     # Two homes never share secrets.
     monkeypatch.setenv(airflow_local.SECRETS_ROOT_VARIABLE, str(_secrets_root))
     assert airflow_local.secrets_dir(Home(tmp_path / "other")) != private
+
+
+def test_secrets_left_in_an_old_home_are_moved_out(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home")
+    home.airflow_home.mkdir(parents=True)
+    (home.airflow_home / "secrets.env").write_text("AIRFLOW__CORE__FERNET_KEY=oldkey\n")
+    env = airflow_local.airflow_env(home, base={"PATH": "/usr/bin"})
+    assert env["AIRFLOW__CORE__FERNET_KEY"] == "oldkey"  # Airflow can still decrypt what it stored
+    assert not (home.airflow_home / "secrets.env").exists()
+    assert "oldkey" in airflow_local.secrets_path(home).read_text()
+
+
+def test_the_older_secrets_variable_is_an_alias(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``COUNCILMATCH_AIRFLOW_SECRETS_DIR`` still works; ``COUNCILMATCH_SECRETS_DIR`` wins over it,
+    and the alias cannot point into the data home either."""
+    home = Home(tmp_path / "home").ensure()
+    monkeypatch.delenv(airflow_local.SECRETS_ROOT_VARIABLE)
+    monkeypatch.setenv(airflow_local.SECRETS_ROOT_ALIAS, str(tmp_path / "old-name"))
+    assert airflow_local.secrets_dir(home).is_relative_to(tmp_path / "old-name")
+    monkeypatch.setenv(airflow_local.SECRETS_ROOT_VARIABLE, str(tmp_path / "new-name"))
+    assert airflow_local.secrets_dir(home).is_relative_to(tmp_path / "new-name")
+    monkeypatch.delenv(airflow_local.SECRETS_ROOT_VARIABLE)
+    monkeypatch.setenv(airflow_local.SECRETS_ROOT_ALIAS, str(home.root))
+    with pytest.raises(ValueError, match="COUNCILMATCH_AIRFLOW_SECRETS_DIR=.*outside the data home"):
+        airflow_local.secrets_dir(home)

@@ -16,10 +16,10 @@ from ingest.feeds import load_feeds, newest_extract
 generate_mod = pytest.importorskip("synthetic.generate")
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory) -> Home:
+@pytest.fixture(scope="module", params=["default", "heldout"])
+def generated(tmp_path_factory, request) -> Home:
     home = Home(tmp_path_factory.mktemp("synthetic") / "home")
-    generate_mod.generate(home, boroughs=3, people=1000, seed=11)
+    generate_mod.generate(home, boroughs=3, people=1000, seed=11, noise_profile=request.param)
     return home
 
 
@@ -42,8 +42,12 @@ def test_every_generated_feed_ingests_and_reconciles_with_truth(generated: Home)
         quarantined += [(feed.council, feed.dataset, r) for r in result.quarantined["record_id"]]
         accepted += [(feed.council, feed.dataset, r) for r in result.accepted["record_id"]]
     invalid = truth[truth["invalid_reason"].notna()]
-    assert sorted(quarantined) == sorted(zip(invalid["council"], invalid["dataset"], invalid["record_id"]))
-    assert len(accepted) == len(set(accepted)) == len(truth) - len(invalid)
+    # a placeholder date of birth (1900-01-01, never on a record a flag needs) may be quarantined as
+    # too old or accepted as a missing date of birth: either reconciles
+    placeholder = truth[truth["variations"].astype(str).str.contains("dob_placeholder", regex=False)]
+    placeholder = set(zip(placeholder["council"], placeholder["dataset"], placeholder["record_id"]))
+    assert sorted(set(quarantined) - placeholder) == sorted(zip(invalid["council"], invalid["dataset"], invalid["record_id"]))
+    assert len(accepted) == len(set(accepted)) == len(truth) - len(invalid) - len(set(quarantined) & placeholder)
 
 
 def test_feeds_check_exits_0_for_every_generated_feed(generated: Home) -> None:

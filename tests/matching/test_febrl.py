@@ -1,4 +1,4 @@
-from matching.evaluate import evaluate_febrl
+from evaluation.labelled import evaluate_febrl
 
 
 def test_febrl4_through_pseudonyms_meets_goal():

@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 
 from matching.comparisons import Pairs, Side, name
-from matching.model import FittedModel, fit_em, score, tf_tables
+from matching.em import fit_em
+from matching.model import FittedModel, score, tf_tables
 
 
 def test_em_recovers_known_m_and_u():

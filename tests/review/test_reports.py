@@ -9,7 +9,7 @@ mint an operator; a run id cannot walk out of ``reports/``.
 from __future__ import annotations
 
 import json
-import shutil
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from review.app import create_app
 from review.auth import HUB, add_user, validate_new_user
 from review.db import engine_for, writing
 
-SECRET = "test-secret-key-for-sessions-only"
+SECRET = secrets.token_urlsafe(32)
 RUN = "20261125T013000"
 XSS = "<script>alert(1)</script>"
 
@@ -73,14 +73,15 @@ def home(tmp_path: Path) -> Home:
 
 
 @pytest.fixture
-def client(home: Home, template_db: Path, tmp_path: Path):  # noqa: ANN201
-    target = tmp_path / "review.db"
-    shutil.copy(template_db, target)
-    url = f"sqlite:///{target}"
+def client(home: Home, template_db: Path, tmp_path: Path, h: Any):  # noqa: ANN201
+    url = h.copy_store(template_db, tmp_path)
     with writing(url) as session:
         add_user(session, username="hub_op", council=HUB, role="operator", password="correct horse battery",
                  actor="test")
-    app = create_app(home, db_url=url, secret_key=SECRET, secure_cookies=False, reidentifier=lambda *a, **k: {})
+        add_user(session, username="hub_adm", council=HUB, role="hub_admin", password="correct horse battery",
+                 actor="test")
+    app = create_app(home, db_url=url, secret_key=SECRET, secure_cookies=False, reidentifier=lambda *a, **k: {},
+                     audit_root=tmp_path)  # the store's audit key lives beside the copied store
     with TestClient(app) as c:
         yield c
     engine_for(url).dispose()
@@ -133,8 +134,9 @@ def test_council_users_are_refused_run_reports(client: TestClient, h: Any, usern
 
 def test_operator_is_refused_every_council_page(client: TestClient, h: Any, flags: Any) -> None:
     h.sign_in(client, "hub_op", "correct horse battery")
+    assert client.get("/", follow_redirects=False).headers["location"] == "/reports"
     fid = flags.flag_id.iloc[0]
-    for path in ("/", "/queue", "/queue.csv", "/dashboard", f"/flags/{fid}", f"/flags/{fid}/record/left",
+    for path in ("/queue", "/queue.csv", "/dashboard", f"/flags/{fid}", f"/flags/{fid}/record/left",
                  f"/flags/{fid}/record/right", "/admin/users"):
         r = client.get(path, follow_redirects=False)
         assert r.status_code == 403, path
@@ -142,6 +144,28 @@ def test_operator_is_refused_every_council_page(client: TestClient, h: Any, flag
     token = h.csrf_of(client.get("/reports").text)
     r = client.post(f"/flags/{fid}/decision", data={"csrf_token": token, "version": "1", "outcome": "fraud"})
     assert r.status_code == 403
+
+
+def test_hub_admin_reads_run_reports_and_lands_on_users(client: TestClient, h: Any) -> None:
+    r = h.sign_in(client, "hub_adm", "correct horse battery")
+    assert r.status_code == 303 and r.headers["location"] == "/admin/users"
+    page = client.get(f"/reports/{RUN}")
+    assert page.status_code == 200 and "Night over night" in page.text
+    assert client.get("/queue", follow_redirects=False).status_code == 403
+
+
+def test_operator_session_is_server_side_a_kept_cookie_opens_nothing_after_sign_out(client: TestClient,
+                                                                                    h: Any) -> None:
+    h.sign_in(client, "hub_op", "correct horse battery")
+    page = client.get("/reports")
+    assert page.status_code == 200
+    kept = dict(client.cookies)
+    client.post("/logout", data={"csrf_token": h.csrf_of(page.text)}, follow_redirects=False)
+    client.cookies.clear()
+    for name, value in kept.items():
+        client.cookies.set(name, value)
+    r = client.get("/reports", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
 
 
 def test_run_id_cannot_leave_the_reports_folder(client: TestClient, h: Any) -> None:

@@ -1,0 +1,297 @@
+"""Training a match type's model: u from random pairs, m by constrained EM per blocking rule,
+λ over all pairs, then a fit check that refuses a degenerate model.
+
+Learned from how Splink trains, and made harder to fool:
+
+* **u** always from random pairs (two random records are almost always two people),
+  and for an exact level on one token the share of random pairs agreeing is computed
+  exactly from token frequencies (Σ p_left·p_right) rather than sampled.
+* **m** by EM (``matching.em``) with u fixed, once per blocking rule; a rule teaches
+  only the comparisons it does not block on, and only when at least two informative
+  comparisons are free (one cannot tell two classes apart). Each comparison's m is the
+  match-weighted mean over the rules that taught it; one no rule teaches keeps its
+  documented starting m (the comparison library's defaults, or the YAML's).
+* **λ** (the prior) by EM over the candidates with m and u fixed, scaled to all pairs.
+* **Bound**: no comparison may decide a pair on its own when every other comparison
+  present disagrees: its weight is capped so that such a pair scores below threshold.
+* **Fit check** (``FitCheck``): random pairs must not be flagged beyond what λ
+  allows, the match class must agree more than it disagrees, λ must be plausible.
+  A failing fit falls back to the documented priors; if that fails too,
+  :class:`DegenerateFit` is raised: the match type does not flag at all that night.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from recordlinkage.index import Random
+
+from matching.comparisons import NULL, Comparison, DiceAtLeast, Pairs, Same, Side
+from matching.em import EMSettings, fit_lambda, fit_m, normalise, project_monotone
+from matching.model import FittedModel, comparison_vectors, score, tf_tables
+
+#: the bound leaves a single field this many bits short of the threshold
+CAP_MARGIN_BITS = 1.0
+
+
+class DegenerateFit(RuntimeError):
+    """A trained model (and its fallback) failed the fit check: flagging with it would mislead."""
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Declared per linkage in YAML (``training:``); the defaults suit person linkage."""
+
+    #: random pairs drawn to measure u (and to run the random-pair fit check)
+    random_pairs: int = 300_000
+    #: cap on the candidate pairs EM trains on per blocking rule (a sample of whole blocks)
+    max_training_pairs: int = 1_000_000
+    #: random seed for the random pairs (training is deterministic given the data)
+    seed: int = 20240611
+    em: EMSettings = field(default_factory=EMSettings)
+    #: random pairs flagged may exceed λ·n by this factor (plus a small allowance) before
+    #: the fit counts as degenerate
+    random_pair_tolerance: float = 5.0
+
+
+@dataclass
+class FitCheck:
+    """What the fit check found; shown in the run report per match type."""
+
+    passed: bool
+    fallback: bool
+    reasons: list[str]
+    random_pairs_scored: int
+    random_pairs_flagged: int
+    random_pairs_expected: float
+    expected_matches: float
+    records: int
+    m_from_prior: list[str]
+    capped: dict[str, float]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def random_pairs(left: Side, right: Side, dedupe: bool, n: int, seed: int) -> Pairs:
+    total = left.n * (left.n - 1) // 2 if dedupe else left.n * right.n
+    n = int(min(n, max(total, 0)))
+    if n == 0:
+        return Pairs(left, right, np.zeros(0, np.int64), np.zeros(0, np.int64))
+    lf = pd.DataFrame(index=pd.RangeIndex(left.n))
+    idx = (Random(n, random_state=seed).index(lf) if dedupe
+           else Random(n, random_state=seed).index(lf, pd.DataFrame(index=pd.RangeIndex(right.n))))
+    return Pairs(left, right, idx.get_level_values(0).to_numpy(np.int64), idx.get_level_values(1).to_numpy(np.int64))
+
+
+def _exact_share(left: Side, right: Side, column: str, dedupe: bool) -> float | None:
+    """P(two random records carry the same non-missing token in ``column``), exactly."""
+    a = pd.Series(left.token(column))
+    a = a[a != 0]
+    if dedupe:
+        n = left.n
+        if n < 2:
+            return None
+        c = a.value_counts().to_numpy(dtype=float)
+        return float((c * (c - 1)).sum() / (n * (n - 1)))
+    b = pd.Series(right.token(column))
+    b = b[b != 0]
+    ca, cb = a.value_counts(), b.value_counts()
+    common = ca.index.intersection(cb.index)
+    return float((ca[common].to_numpy(float) * cb[common].to_numpy(float)).sum() / max(left.n * right.n, 1))
+
+
+def same_salt_pairs(left: Side, right: Side, dedupe: bool, tokens: tuple[str, ...], n: int, seed: int) -> Pairs:
+    """Random pairs drawn uniformly among the pairs whose ``tokens`` all agree (and are present)."""
+    rng = np.random.default_rng(seed)
+
+    def keys(side: Side) -> np.ndarray:
+        key = np.zeros(side.n, dtype=np.int64)
+        ok = np.ones(side.n, dtype=bool)
+        for col in tokens:
+            t = side.token(col)
+            ok &= t != 0
+            key = key * np.int64(1_000_003) + t  # wraps: a collision only merges two groups
+        return np.where(ok, key, 0)
+
+    lk, rk = keys(left), keys(right)
+    r_order = np.argsort(rk, kind="stable")
+    r_sorted = rk[r_order]
+    start = np.searchsorted(r_sorted, lk, side="left")
+    size = np.searchsorted(r_sorted, lk, side="right") - start
+    size = np.where(lk == 0, 0, size - (1 if dedupe else 0))  # dedupe: not the record itself
+    if size.sum() <= 0 or n <= 0:
+        return Pairs(left, right, np.zeros(0, np.int64), np.zeros(0, np.int64))
+    li = rng.choice(left.n, size=n, p=size / size.sum())
+    ri = r_order[start[li] + (rng.random(n) * (size[li] + (1 if dedupe else 0))).astype(np.int64)]
+    keep = li != ri
+    return Pairs(left, right, li[keep].astype(np.int64), ri[keep].astype(np.int64))
+
+
+def _salted_levels(comp: Comparison) -> tuple[list[int], tuple[str, ...]]:
+    """Levels of ``comp`` that test Dice on a salted Bloom column, and that column's salt tokens."""
+    from councilmatch.contracts import BLOOM_SALT_TOKENS
+
+    found, tokens = [], ()
+    for i, level in enumerate(comp.levels):
+        if isinstance(level.test, DiceAtLeast) and level.test.column in BLOOM_SALT_TOKENS:
+            found.append(i)
+            tokens = BLOOM_SALT_TOKENS[level.test.column]
+    return found, tokens
+
+
+def estimate_u(comparisons: list[Comparison], rand: Pairs, gammas: np.ndarray, dedupe: bool,
+               smoothing: float = 0.5, seed: int = 0) -> list[np.ndarray]:
+    """u per level from random pairs; an exact first level on one token is computed exactly.
+
+    A level on a salted Bloom column is measured among random pairs *that share the salt*:
+    across salts its Dice is meaningless, so among all random pairs it almost never fires,
+    and a u taken there would make it look like near-proof whenever the blocking (on a date
+    of birth, say) has already made the salts agree.
+    """
+    out = []
+    for k, comp in enumerate(comparisons):
+        n = len(comp.levels)
+        g = gammas[:, k]
+        known = g[g != NULL]
+        counts = np.bincount(known, minlength=n).astype(float) + smoothing
+        u = counts / counts.sum()
+        first = comp.levels[0].test
+        if isinstance(first, Same) and first.other is None and len(known):
+            # the share among pairs where both are present: divide by the present share
+            present = len(known) / max(len(g), 1)
+            exact = _exact_share(rand.left, rand.right, first.column, dedupe)
+            if exact is not None and present > 0:
+                exact = min(max(exact / present, 1e-9), 0.999)
+                rest = counts[1:] / counts[1:].sum()
+                u = np.concatenate([[exact], (1 - exact) * rest])
+        salted, tokens = _salted_levels(comp)
+        if salted and len(rand):
+            same = same_salt_pairs(rand.left, rand.right, dedupe, tokens, len(rand), seed)
+            g_same = comp.levels_of(same)
+            g_same = g_same[g_same != NULL]
+            if len(g_same):
+                share = (np.bincount(g_same, minlength=n)[salted] + smoothing) / (len(g_same) + smoothing)
+                others = [i for i in range(1, n) if i not in salted]  # level 0 (exact) stays as computed
+                u = u.copy()
+                u[salted] = share
+                u[others] *= max(1.0 - u[0] - share.sum(), 1e-6) / u[others].sum()
+        out.append(normalise(u))
+    return out
+
+
+def _informative(gammas: np.ndarray, k: int) -> bool:
+    return bool((gammas[:, k] != NULL).mean() >= 0.2)
+
+
+#: a blocking rule's EM must expect at least this many matching pairs to teach anything
+MIN_EXPECTED_MATCHES = 20.0
+
+
+def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list[np.ndarray],
+               m_start: list[np.ndarray], pairs_of_rule, settings: TrainingSettings
+               ) -> tuple[list[np.ndarray], list[str]]:
+    """m per comparison: EM once per blocking rule on the comparisons it leaves free.
+
+    Each comparison takes its m from the *purest* rule that can teach it: the one whose
+    pairs are most often matches (highest λ among rules expecting at least
+    ``MIN_EXPECTED_MATCHES``). Why not an average: a rule on surname or address pairs up
+    whole households, whose members agree on the other shared fields far more often than
+    random pairs do; EM then counts them as matches and learns that a different forename
+    or date of birth is common among matches. A rule on a person-specific field (an id,
+    a date of birth, a full name) has few such look-alikes.
+
+    ``pairs_of_rule(rule)`` gives the training pairs that rule finds. Returns m and the
+    names of comparisons no rule could teach (they keep ``m_start``).
+    """
+    n_levels = [len(c.levels) for c in comparisons]
+    best: list[tuple[float, np.ndarray] | None] = [None] * len(comparisons)
+    for rule in blocking:
+        pairs = pairs_of_rule(rule)
+        if len(pairs) == 0:
+            continue
+        gammas = comparison_vectors(comparisons, pairs)
+        free = [k for k, c in enumerate(comparisons) if not c.columns() & set(rule) and _informative(gammas, k)]
+        if len(free) < 2:
+            continue
+        result = fit_m(gammas, n_levels, u, _starts(m_start, u, n_levels), free, settings.em)
+        if result.lam * len(pairs) < MIN_EXPECTED_MATCHES:
+            continue
+        for k in free:
+            if best[k] is None or result.lam > best[k][0]:
+                best[k] = (result.lam, result.m[k])
+    m = [project_monotone(b[1] if b is not None else m_start[k], u[k]) for k, b in enumerate(best)]
+    return m, [c.name for c, b in zip(comparisons, best) if b is None]
+
+
+def _starts(m_start: list[np.ndarray], u: list[np.ndarray], n_levels: list[int]) -> list[list[np.ndarray]]:
+    """The declared start, a confident one (most matches agree exactly) and a cautious one."""
+    confident = [normalise(np.r_[0.9, np.full(n - 1, 0.1 / (n - 1))]) for n in n_levels]
+    cautious = [normalise(0.5 * normalise(m) + 0.5 * np.r_[np.full(n - 1, 1.0 / n), 1.0 / n])
+                for m, n in zip(m_start, n_levels)]
+    return [[normalise(x) for x in m_start], confident, cautious]
+
+
+def deterministic_matches(gammas: np.ndarray, m: list[np.ndarray]) -> float:
+    """Expected matching pairs among ``gammas``, from the pairs that agree exactly on every
+    comparison both records carry (at least two): each counts 1 / P(all exact | match).
+
+    This is Splink's "λ from deterministic rules" with the rule's recall taken from the
+    model itself rather than assumed. Unlike EM on λ it cannot run away: a pair that
+    disagrees anywhere never counts, however the rest of the model is fitted.
+    """
+    if len(gammas) == 0:
+        return 0.0
+    present = gammas != NULL
+    exact = (gammas == 0) | ~present
+    rows = exact.all(axis=1) & (present.sum(axis=1) >= 2)
+    log_recall = np.zeros(int(rows.sum()))
+    sub = present[rows]
+    for k, mk in enumerate(m):
+        log_recall += np.where(sub[:, k], np.log(mk[0]), 0.0)
+    return float(np.exp(-log_recall).sum())
+
+
+def logit2(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log2(p / (1 - p))
+
+
+def caps_for(model: FittedModel, threshold: float) -> dict[str, float]:
+    """Per comparison, the most weight it may give: a pair agreeing on it alone while every
+    other comparison disagrees must stay ``CAP_MARGIN_BITS`` below the threshold."""
+    if len(model.comparisons) < 3:
+        return {}
+    w = model.weights()
+    prior = logit2(model.lam)
+    target = logit2(threshold) - CAP_MARGIN_BITS
+    diff = np.array([wk[-1] for wk in w])
+    caps = {}
+    for k, comp in enumerate(model.comparisons):
+        cap = target - prior - (diff.sum() - diff[k])
+        top = float(w[k].max())
+        if top > cap or comp.levels[0].tf_column:
+            caps[comp.name] = float(max(cap, 0.0))
+    return caps
+
+
+def check_fit(model: FittedModel, rand: Pairs, threshold: float, expected_matches: float, records: int,
+              settings: TrainingSettings) -> list[str]:
+    """The reasons the model is degenerate (empty: it passed)."""
+    reasons = []
+    flagged = int((score(model, rand).probability >= threshold).sum()) if len(rand) else 0
+    allowed = settings.random_pair_tolerance * model.lam * len(rand) + 3
+    model.fit_stats = {"random_pairs_scored": len(rand), "random_pairs_flagged": flagged,
+                       "random_pairs_expected": float(model.lam * len(rand))}
+    if flagged > allowed:
+        reasons.append(f"{flagged} of {len(rand)} random pairs score ≥ {threshold} where about "
+                       f"{model.lam * len(rand):.1f} would be the same person")
+    agreeing = sum(float(m[0]) > float(m[-1]) for m in model.m)
+    if agreeing * 2 < len(model.m):
+        reasons.append("the match class disagrees on most comparisons (EM found the wrong cluster)")
+    if expected_matches > 5 * max(records, 1):
+        reasons.append(f"λ implies {expected_matches:.0f} matching pairs among {records} records")
+    return reasons

@@ -1,0 +1,168 @@
+"""Robust estimation: constraints, the purest-rule m, λ, the bound and the fit check."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from matching.em import EMSettings, fit_m, project_monotone
+from matching.linker import DegenerateFit, LinkInputs, train
+from matching.matchtype import COMPARISON_SETTINGS, Linkage, MatchType
+from matching.model import FittedModel
+from matching.training import caps_for, deterministic_matches
+
+
+def test_projection_makes_evidence_monotone_and_agreement_positive():
+    u = np.array([0.01, 0.02, 0.07, 0.9])
+    m = np.array([0.2, 0.5, 0.005, 0.295])  # "close" beats "exact"; level 2 counts against a match
+    p = project_monotone(m, u)
+    w = np.log2(p / u)
+    assert np.all(np.diff(w) <= 1e-9), w  # never rises from one level to the next
+    assert np.all(w[:-1] >= -1e-9), w  # agreement is never evidence against
+    assert abs(p.sum() - 1) < 1e-9
+
+
+def test_projection_keeps_an_already_monotone_m():
+    u = np.array([0.01, 0.09, 0.9])
+    m = np.array([0.8, 0.15, 0.05])
+    np.testing.assert_allclose(project_monotone(m, u), m, atol=1e-6)
+
+
+def test_fit_m_with_u_fixed_recovers_m_and_lambda():
+    rng = np.random.default_rng(3)
+    n, lam = 100_000, 0.05
+    m_true = [np.array([0.85, 0.1, 0.05]), np.array([0.8, 0.15, 0.05]), np.array([0.9, 0.1])]
+    u_true = [np.array([0.01, 0.04, 0.95]), np.array([0.02, 0.08, 0.9]), np.array([0.03, 0.97])]
+    match = rng.random(n) < lam
+    g = np.empty((n, 3), dtype=np.int8)
+    for k in range(3):
+        g[match, k] = rng.choice(len(m_true[k]), size=match.sum(), p=m_true[k])
+        g[~match, k] = rng.choice(len(u_true[k]), size=(~match).sum(), p=u_true[k])
+    start = [[np.full(len(x), 1 / len(x)) for x in m_true]]
+    r = fit_m(g, [3, 3, 2], u_true, start, [0, 1, 2], EMSettings(prior_strength=0))
+    assert abs(r.lam - lam) < 0.005
+    for k in range(3):
+        np.testing.assert_allclose(r.m[k], m_true[k], atol=0.02)
+
+
+def test_lambda_from_exact_agreement_counts_pairs_by_model_recall():
+    m = [np.array([0.5, 0.5]), np.array([0.8, 0.2])]
+    g = np.array([[0, 0], [0, 0], [1, 0], [0, -1]], dtype=np.int8)
+    # two pairs agree on both (each counts 1/(0.5*0.8)); one disagrees; one has a single field
+    assert deterministic_matches(g, m) == pytest.approx(2 / 0.4)
+
+
+def _people(n: int, seed: int) -> pd.DataFrame:
+    """Records with forename, surname and dob; a tenth of people appear twice, with a typo."""
+    rng = np.random.default_rng(seed)
+    first = np.array(["ANNA", "BEN", "CARL", "DORA", "EMMA", "FRED", "GINA", "HUGO", "IRIS", "JACK", "KATE",
+                      "LEON", "MAYA", "NOEL", "OLGA", "PAUL", "ROSA", "SAUL", "TINA", "VERA"])
+    last = np.array([f"{a}{b}SON" for a in "BCDFGHKLMNPRST" for b in "AEIOU"])
+    df = pd.DataFrame({"forenames": rng.choice(first, n), "surname": rng.choice(last, n),
+                       "dob": pd.to_datetime("1940-01-01") + pd.to_timedelta(rng.integers(0, 20000, n), "D")})
+    dup = df.sample(n // 10, random_state=seed).copy()
+    dup["surname"] = dup["surname"].str[:-1] + "N"
+    return pd.concat([df, dup], ignore_index=True)
+
+
+def _pseudo(frame: pd.DataFrame) -> pd.DataFrame:
+    from evaluation.labelled import canonical, pseudonymise_for_eval, throwaway_keyring
+
+    frame = frame.assign(rid=[f"r{i}" for i in range(len(frame))], dob=frame["dob"].dt.strftime("%Y-%m-%d"))
+    canon = canonical(frame, {"forenames": ["forenames"], "surname": ["surname"], "dob": ["dob"]}, "rid", "eval_left")
+    return pseudonymise_for_eval(canon, throwaway_keyring())
+
+
+def _match_type(linkage: Linkage) -> MatchType:
+    return MatchType.model_construct(id="t", title="t", reason="", left="eval_left", right="eval_left",
+                                     scope="any", link="same_person", conditions=[], priority=1,
+                                     linkage=linkage, person=None)
+
+
+LINKAGE = dict(blocking=[["t_dob"], ["t_surname"], ["t_forename", "t_yob"]],
+               comparisons=[COMPARISON_SETTINGS.validate_python(c) for c in (
+                   {"use": "name", "field": "forename"}, {"use": "name", "field": "surname"}, {"use": "date_of_birth"})], threshold=0.5, m_from="em")
+
+
+def test_trained_model_passes_its_fit_check_and_is_bounded():
+    data = _pseudo(_people(4000, 1))
+    mt = _match_type(Linkage(**LINKAGE))
+    model = train(mt, LinkInputs(mt, {"eval_left": data})).linkage
+    check = model.fit_check
+    assert check.passed and not check.fallback, check
+    assert check.random_pairs_flagged <= 5 * check.random_pairs_expected + 3
+    for w in model.weights():
+        assert np.all(np.diff(w) <= 1e-9) and np.all(w[:-1] >= -1e-9)
+    # one field alone (even the strongest) never decides against disagreement on every other
+    w = model.weights()
+    prior = np.log2(model.lam / (1 - model.lam))
+    for k, comp in enumerate(model.comparisons):
+        top = min(w[k][0] + 20, model.caps.get(comp.name, np.inf))  # + a rare value's TF bonus
+        others = sum(w[j][-1] for j in range(len(w)) if j != k)
+        assert prior + top + others < np.log2(0.5 / 0.5), comp.name
+
+
+def test_caps_hold_a_strong_single_field_below_threshold():
+    from matching.comparisons import date_of_birth, name
+
+    comps = [name("forename"), name("surname"), date_of_birth()]
+    m = [np.array([0.9, 0.02, 0.02, 0.02, 0.01, 0.01, 0.02]), np.array([0.9, 0.02, 0.02, 0.02, 0.01, 0.01, 0.02]),
+         np.array([0.9, 0.02, 0.03, 0.02, 0.03])]
+    u = [np.array([1e-3, 1e-4, 1e-5, 1e-3, 1e-3, 1e-5, 0.99]), np.array([1e-3, 1e-4, 1e-5, 1e-3, 1e-3, 1e-5, 0.99]),
+         np.array([1e-7, 1e-7, 1e-4, 1e-2, 0.99])]
+    model = FittedModel(comps, m, u, lam=1e-2)
+    caps = caps_for(model, 0.5)
+    assert "dob" in caps and caps["dob"] < np.log2(0.9 / 1e-7)
+
+
+def test_degenerate_fit_is_caught_not_silently_flagged(monkeypatch):
+    """EM forced onto 'same birth year' as the match cluster, and the documented priors made
+    just as wrong: the fit check refuses both and training raises."""
+    import matching.linker as linker
+
+    data = _pseudo(_people(3000, 2))
+    linkage = Linkage(**LINKAGE)
+    mt = _match_type(linkage)
+
+    def degenerate_m():
+        # the issue's failure: names mostly different within the "match" class, which is really
+        # "born in the same year" (dob levels: exact, transposed, one part, same year, different)
+        names = np.r_[np.full(6, 0.1 / 6), 0.9]
+        return [names, names.copy(), np.array([0.01, 0.01, 0.01, 0.9, 0.07])], []
+
+    monkeypatch.setattr(linker, "_estimate_m", lambda mt, lk, inp, u: degenerate_m())
+    monkeypatch.setattr(Linkage, "m_starts", lambda self: degenerate_m()[0])
+    with pytest.raises(DegenerateFit, match="degenerate"):
+        train(mt, LinkInputs(mt, {"eval_left": data}))
+
+
+def test_degenerate_fit_falls_back_to_documented_priors(monkeypatch):
+    import matching.linker as linker
+
+    data = _pseudo(_people(3000, 3))
+    linkage = Linkage(**LINKAGE)
+    mt = _match_type(linkage)
+    names = np.r_[np.full(6, 0.1 / 6), 0.9]
+    bad = [names, names.copy(), np.array([0.01, 0.01, 0.01, 0.9, 0.07])]
+    monkeypatch.setattr(linker, "_estimate_m", lambda mt, lk, inp, u: (bad, []))
+    model = train(mt, LinkInputs(mt, {"eval_left": data})).linkage
+    assert model.fit_check.fallback and not model.fit_check.passed
+    assert model.fit_check.reasons
+    assert model.to_json()["fit_check"]["fallback"] is True
+
+
+def test_a_misplaced_comparison_key_is_an_error_naming_it():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="same_year"):
+        Linkage(blocking=[["t_nino"]], comparisons=[{"use": "address", "same_year": False}])
+    with pytest.raises(ValidationError, match="no level"):
+        Linkage(blocking=[["t_nino"]], comparisons=[{"use": "name", "field": "surname", "m": {"exactly": 0.9}}])
+
+
+def test_level_thresholds_and_starting_m_come_from_yaml():
+    lk = Linkage(blocking=[["t_surname"]], comparisons=[
+        {"use": "name", "field": "surname", "near": 0.9, "m": {"exact": 0.7}}])
+    comp = lk.built()[0]
+    near = next(lv for lv in comp.levels if lv.label == "near spelling")
+    assert near.test.threshold == 0.9 and "0.9" in near.description
+    assert lk.m_starts()[0][0] == 0.7
