@@ -29,7 +29,7 @@ REPORT_ROLES: tuple[str, ...] = ("operator", "hub_admin")
 
 def require_hub_user(user: Annotated[User, Depends(current_user)]) -> User:
     if user.role not in REPORT_ROLES:
-        raise Forbidden("Run reports span every council: only the hub's operators can read them.")
+        raise Forbidden("Run reports span every council: only the hub's operators and hub admins can read them.")
     return user
 
 
