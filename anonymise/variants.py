@@ -187,15 +187,17 @@ def _salt(*parts: Derive) -> Derive:
     return derive
 
 
-#: Bloom column -> the salt its bit positions are permuted by (encodings.salt_permute): the
-#: year of birth and the forename's initial (contracts.BLOOM_SALT_TOKENS names the tokens
-#: that agree when the salts do). A name's filter then differs between people of different
-#: birth year or initial, so filters can only be aligned, and their bits decoded, inside
-#: groups of a handful of people. Two records of one person share the salt unless their
-#: year of birth or forename initial differs too; then the name's fuzzy levels fall back to
-#: the phonetic and nickname tokens.
+#: Bloom column -> the salt its bit positions are permuted by (encodings.salt_permute), made of
+#: attributes a record nearly always has: the surname filter by year of birth and the
+#: forename's initial, the forenames filter by the first letter of the surname's phonetic code
+#: (not the year of birth: council tax and register records often lack it, and a missing part
+#: would keep the holder's own entry with a typo'd forename from ever looking alike).
+#: contracts.BLOOM_SALT_TOKENS names the tokens that agree when the salts do. A name's filter
+#: then differs between salt groups, so filters can only be aligned, and their bits decoded,
+#: inside a group; two records of one person share the salt unless those parts differ too,
+#: and then the name's fuzzy levels fall back to the phonetic and nickname tokens.
 BLOOM_SALTS: dict[str, Variant] = {
-    "bf_forenames": Variant(("dob",), _salt(_yob)),
+    "bf_forenames": Variant(("surname",), _salt(lambda u: _phonetic(u["surname"]).str[0])),
     "bf_surname": Variant(("dob", "first_name", "forenames"), _salt(_yob, lambda u: _first_name(u).str[0])),
 }
 

@@ -158,9 +158,9 @@ TOKEN_COLUMNS: dict[str, str] = {
 
 #: Salted Bloom columns -> the token columns that agree exactly when two records share the
 #: salt (anonymise.variants.BLOOM_SALTS): only such pairs can have a meaningful Dice, so
-#: matching measures these levels' u among same-salt random pairs.
+#: matching measures these levels' u among same-salt random pairs (or a subset of them).
 BLOOM_SALT_TOKENS: dict[str, tuple[str, ...]] = {
-    "bf_forenames": ("t_yob",),
+    "bf_forenames": ("t_surname_phon",),  # a subset of the salt group (same first letter of the code)
     "bf_surname": ("t_yob", "t_initial"),
 }
 

@@ -28,52 +28,18 @@ def _febrl(name: str, threshold: float) -> None:
     print(m.line())
 
 
-@evaluate_app.command("febrl1")
-def ev_febrl1(threshold: Threshold = 0.5) -> None:
-    """FEBRL1 (1,000 records deduplication) with soc_sec_id."""
-    _febrl("febrl1", threshold)
+def _register_febrl(name: str, doc: str) -> None:
+    def command(threshold: Threshold = 0.5) -> None:
+        _febrl(name, threshold)
+
+    command.__doc__ = doc
+    evaluate_app.command(name)(command)
 
 
-@evaluate_app.command("febrl1-nossn")
-def ev_febrl1_nossn(threshold: Threshold = 0.5) -> None:
-    """FEBRL1 (1,000 records deduplication) without soc_sec_id."""
-    _febrl("febrl1-nossn", threshold)
-
-
-@evaluate_app.command("febrl2")
-def ev_febrl2(threshold: Threshold = 0.5) -> None:
-    """FEBRL2 (5,000 records deduplication) with soc_sec_id."""
-    _febrl("febrl2", threshold)
-
-
-@evaluate_app.command("febrl2-nossn")
-def ev_febrl2_nossn(threshold: Threshold = 0.5) -> None:
-    """FEBRL2 (5,000 records deduplication) without soc_sec_id."""
-    _febrl("febrl2-nossn", threshold)
-
-
-@evaluate_app.command("febrl3")
-def ev_febrl3(threshold: Threshold = 0.5) -> None:
-    """FEBRL3 (5,000 records deduplication) with soc_sec_id."""
-    _febrl("febrl3", threshold)
-
-
-@evaluate_app.command("febrl3-nossn")
-def ev_febrl3_nossn(threshold: Threshold = 0.5) -> None:
-    """FEBRL3 (5,000 records deduplication) without soc_sec_id."""
-    _febrl("febrl3-nossn", threshold)
-
-
-@evaluate_app.command("febrl4")
-def ev_febrl4(threshold: Threshold = 0.5) -> None:
-    """FEBRL4 (5,000 × 5,000 linkage) with soc_sec_id."""
-    _febrl("febrl4", threshold)
-
-
-@evaluate_app.command("febrl4-nossn")
-def ev_febrl4_nossn(threshold: Threshold = 0.5) -> None:
-    """FEBRL4 (5,000 × 5,000 linkage) without soc_sec_id."""
-    _febrl("febrl4-nossn", threshold)
+for _set, _what in (("febrl1", "FEBRL1 (1,000 records deduplication)"), ("febrl2", "FEBRL2 (5,000 records deduplication)"),
+                    ("febrl3", "FEBRL3 (5,000 records deduplication)"), ("febrl4", "FEBRL4 (5,000 × 5,000 linkage)")):
+    _register_febrl(_set, f"{_what} with soc_sec_id.")
+    _register_febrl(f"{_set}-nossn", f"{_what} without soc_sec_id.")
 
 
 @evaluate_app.command("csv")

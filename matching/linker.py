@@ -161,7 +161,6 @@ def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: P
         # u among the candidates themselves (e.g. people at one address, where random pairs
         # say nothing about how two members of a household differ): m, u and λ by plain EM
         m, u, lam, _ = fit_em(train_gammas, n_levels, linkage.m_starts(), u)
-        m = [project_monotone(mk, uk) for mk, uk in zip(m, u)]
         untaught: list[str] = []
         expected = lam * len(train_pairs)
     else:

@@ -299,6 +299,8 @@ def parse_matchtype(text: str, source: str) -> MatchType:
         lines = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                loc += ("use",)  # the comparison's `use:` picked no library entry
             key = ".".join(str(p) for p in loc) or "(top level)"
             msg = err["msg"].removeprefix("Value error, ")
             lines.append(f"{source}:{_node_line(node, loc)}: {key}: {msg}")

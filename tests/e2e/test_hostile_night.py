@@ -30,6 +30,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from anonymise import at_rest
 import yaml
 
 from councilmatch.home import Home
@@ -101,7 +103,7 @@ def _nul_in_first_record_id(home: Home, council: str, dataset: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def night(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def night(tmp_path_factory: pytest.TempPathFactory):
     from anonymise.keys import init_keys
     from synthetic import generate
 
@@ -132,13 +134,14 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> dict:
         env = {k: v for k, v in os.environ.items() if k != "COUNCILMATCH_KEK"} | {"COLUMNS": "250"}
         run = subprocess.run([sys.executable, "-m", "councilmatch.cli", "run", "--run-id", RUN, "--home", str(home.root)],
                              capture_output=True, text=True, env=env, timeout=1200)
+        # the home's run state is encrypted under its (development) KEK: read it with that KEK
+        feeds = {f["feed_id"]: f for f in
+                 (at_rest.read_json(p, home) for p in (home.runs / RUN / "feeds").glob("*.json"))}
+        yield {"home": home, "run": run, "feeds": feeds, "camden_id": camden_id, "outside": outside,
+               "root": root, "nul_id": nul_id}
     finally:
         if saved is not None:
             os.environ["COUNCILMATCH_KEK"] = saved
-    feeds = {f["feed_id"]: f for f in
-             (json.loads(p.read_text()) for p in (home.runs / RUN / "feeds").glob("*.json"))}
-    return {"home": home, "run": run, "feeds": feeds, "camden_id": camden_id, "outside": outside,
-            "root": root, "nul_id": nul_id}
 
 
 def test_the_night_completes_and_reports_the_bad_feeds(night: dict) -> None:
@@ -168,13 +171,13 @@ def test_at_source_traversal_fails_its_feed_and_writes_nothing_outside(night: di
     assert not escaped
     # Camden's tenancy file is Camden's own, and Islington has no store file at all
     camden = home.pseudonymised_path("tenancy", CAMDEN, night["camden_id"])
-    stored = pd.read_parquet(camden, columns=["council", "record_id"])
+    stored = at_rest.read_frame(camden, columns=["council", "record_id"], home=home)
     assert set(stored["council"]) == {CAMDEN} and len(stored) == feeds[f"{CAMDEN}/tenancy"]["accepted"]
     assert not (home.pseudonymised / "tenancy" / ISLINGTON).exists()
     assert not (home.manifests / ISLINGTON / "tenancy").exists()
     assert not (home.manifests / ISLINGTON / "waiting_list").exists()
     # and Camden's tenancies were matched
-    flags = pd.read_parquet(home.flags_path(RUN))
+    flags = at_rest.read_frame(home.flags_path(RUN), home=home)
     camden_tenancy = ((flags["left_council"] == CAMDEN) & (flags["left_dataset"] == "tenancy")) | (
         (flags["right_council"] == CAMDEN) & (flags["right_dataset"] == "tenancy"))
     assert camden_tenancy.any()
@@ -197,14 +200,9 @@ def test_browser_download_name_is_ingested_with_its_vault_entry(night: dict) -> 
     home = night["home"]
     outcome = night["feeds"][f"{HACKNEY}/tenancy"]
     assert outcome["status"] == "ingested" and "_1-" in outcome["extract_id"]
-    stored = pd.read_parquet(outcome["path"], columns=["record_id"])
-    saved = os.environ.pop("COUNCILMATCH_KEK", None)
-    try:
-        vault = Vault(home, load_keyring(home))
-        record = vault.reidentify(HACKNEY, str(stored["record_id"].iloc[0]), actor="test", reason="e2e check")
-    finally:
-        if saved is not None:
-            os.environ["COUNCILMATCH_KEK"] = saved
+    stored = at_rest.read_frame(outcome["path"], columns=["record_id"], home=home)
+    vault = Vault(home, load_keyring(home))
+    record = vault.reidentify(HACKNEY, str(stored["record_id"].iloc[0]), actor="test", reason="e2e check")
     assert record["extract_id"] == outcome["extract_id"]
 
 
@@ -212,5 +210,5 @@ def test_nul_in_a_record_id_is_quarantined_and_the_night_publishes(night: dict) 
     outcome = night["feeds"][f"{CAMDEN}/council_tax"]
     assert outcome["status"] == "ingested"
     assert outcome["quarantine_reasons"].get("record_id: control character") == 1
-    publish = json.loads((night["home"].runs / RUN / "stages" / "publish.json").read_text())
+    publish = at_rest.read_json(night["home"].runs / RUN / "stages" / "publish.json", night["home"])
     assert publish["flags"] > 0 and publish["review_store"]["new"] == publish["flags"]

@@ -94,7 +94,7 @@ def test_each_night_anchors_the_review_audit_trail(nights: dict) -> None:
     home = nights["home"]
     seqs = []
     for run_id in ("20261101T020000", "20261102T020000"):
-        publish = at_rest.read_json(home.runs / run_id / "stages" / "publish.json", home)  # run state: encrypted
+        publish = at_rest.read_json(home.runs / run_id / "stages" / "publish.json", home)
         checkpoint = publish["audit_checkpoint"]
         assert len(checkpoint["mac"]) == 64 and checkpoint["seq"] >= 1
         seqs.append(checkpoint["seq"])

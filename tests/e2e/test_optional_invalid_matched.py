@@ -69,9 +69,17 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_the_record_is_matched_and_flagged(night: dict) -> None:
     home, pair = night["home"], night["pair"]
-    flags = pd.read_parquet(home.flags_path("20261201T020000"))
+    from anonymise import at_rest
+    from anonymise.minimise import record_refs, ref_key
+
+    flags = at_rest.read_frame(home.flags_path("20261201T020000"), home=home)  # encrypted at rest
+    key = ref_key(home)  # flags carry keyed references of the councils' record ids
+
+    def ref(side: str) -> str:
+        return record_refs(key, pd.Series([pair[f"{side}_council"]]), pd.Series([pair[f"{side}_record_id"]])).iloc[0]
+
     tenancy = flags[flags["match_type"] == "tenancy_two_boroughs"]
-    hit = tenancy[(tenancy["left_record_id"] == pair["left_record_id"]) & (tenancy["right_record_id"] == pair["right_record_id"])]
+    hit = tenancy[(tenancy["left_record_id"] == ref("left")) & (tenancy["right_record_id"] == ref("right"))]
     assert len(hit) == 1, "the record with malformed optional values must still be linked and flagged"
     evidence = json.loads(hit.iloc[0]["evidence"])
     assert evidence["nino"]["level"] != "exact"  # its NINO was set to missing, the rest of its evidence flagged it

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anonymise.keys import init_keys
 from councilmatch import run_state
 from councilmatch.home import Home
 from councilmatch.report import build_run_report, render_html
 
 
-def test_report_carries_profiles_and_alerts(tmp_path: Path) -> None:
+def _home(tmp_path: Path) -> Home:
+    from anonymise.keys import init_keys
+
     home = Home(tmp_path / "home").ensure()
-    init_keys(home)  # run state is encrypted at rest under the home's keys
+    init_keys(home, dev_kek=True)  # run state is encrypted at rest
+    return home
+
+
+def test_report_carries_profiles_and_alerts(tmp_path: Path) -> None:
+    home = _home(tmp_path)
     quality = {
         "rows_read": 100, "accepted": 98, "duplicate_record_ids": 2, "duplicate_records": 1,
         "fields": {"nino": {"missing_rate": 0.1, "invalid_rate": 0.03, "placeholder_rate": 0.2, "missing": 10,
@@ -38,8 +44,7 @@ def test_report_carries_profiles_and_alerts(tmp_path: Path) -> None:
 
 
 def test_report_without_profiles_has_no_quality_section(tmp_path: Path) -> None:
-    home = Home(tmp_path / "home").ensure()
-    init_keys(home)  # run state is encrypted at rest under the home's keys
+    home = _home(tmp_path)
     run_state.save_feed(home, "r1", {"feed_id": "E09000007/tenancy", "status": "ingested"})
     report = build_run_report(home, "r1")
     assert report["data_quality"] == {} and "<h2>Data quality</h2>" not in render_html(report)

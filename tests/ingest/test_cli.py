@@ -76,9 +76,20 @@ def test_check_without_extract_exits_2(home, kit) -> None:
     assert r.exit_code == 2 and "no extract in" in r.output
 
 
+def _keyed(root: Path) -> None:
+    """Manifests are encrypted at rest: the home needs its keyring (development KEK)."""
+    from anonymise.keys import init_keys
+    from councilmatch.home import Home
+
+    home = Home.resolve(root)
+    if not (home.keys / "keyring.json.enc").exists():
+        init_keys(home, dev_kek=True)
+
+
 def test_list_shows_feeds_and_last_manifest(feed_home) -> None:
     from ingest.manifest import write_manifest
 
+    _keyed(feed_home)
     write_manifest(feed_home, {"feed_id": "E09000007/tenancy", "extract_id": "x-1", "extract_file": "x.csv",
                                "rows_in": 10, "accepted": 7, "quarantined": 3, "ingested_at": "2026-11-24T01:00:00+00:00"})
     r = run("feeds", "list", "--home", str(feed_home))
@@ -220,6 +231,7 @@ def _previous_manifest(home: Path, kit, rows: list[list[str]], extract_id: str =
     from ingest.extract import ingest_extract
     from ingest.manifest import write_manifest
 
+    _keyed(home)
     previous = home / "previous.csv"
     previous.write_text(kit.csv_text(rows))
     result = ingest_extract(load_feed(home / "feeds/E09000007/tenancy.yaml"), previous, today=kit.TODAY)
