@@ -21,8 +21,10 @@ COPY --chown=airflow:0 matching ./matching
 COPY --chown=airflow:0 review ./review
 COPY --chown=airflow:0 synthetic ./synthetic
 COPY --chown=airflow:0 dags ./dags
+COPY --chown=airflow:0 plugins ./plugins
 COPY --chown=airflow:0 deploy ./deploy
 RUN pip install --no-cache-dir --no-deps .
 
 ENV AIRFLOW__CORE__DAGS_FOLDER=/opt/councilmatch/dags \
+    AIRFLOW__CORE__PLUGINS_FOLDER=/opt/councilmatch/plugins \
     COUNCILMATCH_HOME=/data/councilmatch

@@ -1,13 +1,18 @@
 """Run Airflow against one data home, isolated from any other Airflow on the machine.
 
 The demo, the tests and an operator's laptop all use the same recipe: an
-``AIRFLOW_HOME`` inside the data home (``home/airflow``), the repository's
-``dags/`` folder, no example DAGs, and per-home secrets (Fernet key, JWT
-secret) generated once and kept in ``secrets.env`` (mode 0600) **outside** the data
-home (``$COUNCILMATCH_SECRETS_DIR``, else ``~/.config/councilmatch/airflow/<home hash>/``),
-so a copy of the home does not carry the key to Airflow's connections and variables.
-By default the metadata DB is an embedded SQLite file; the native topology
-test and production pass PostgreSQL and Celery settings instead.
+``AIRFLOW_HOME`` inside the data home (``home/airflow``: metadata DB and task
+logs), the repository's ``dags/`` folder, no example DAGs, and per-home secrets
+(Fernet key, JWT secret, API secret, the UI's password file and Airflow's own
+``airflow.cfg``, which holds generated secrets too) kept **outside** the data home,
+in :func:`secrets_dir` (``$COUNCILMATCH_SECRETS_DIR/<home hash>/``, else
+``~/.config/councilmatch/airflow/<home hash>/``; mode 0700, files 0600): a copy or
+theft of the data home does not carry the key to Airflow's connections and
+variables. By default the metadata DB is an embedded SQLite file; the native
+topology test and production pass PostgreSQL and Celery settings instead.
+
+:func:`start_api_server` runs Airflow's UI (the api-server with the simple auth
+manager) on loopback for the demo, against the same metadata DB the night used.
 
 The settings production shares with the native topology (executor, DB and
 user names, ...) live in ``deploy/settings.conf``: ``docker-compose.yml`` loads
@@ -17,10 +22,15 @@ that file and :func:`shared_settings` reads it, so the two cannot drift.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -29,6 +39,11 @@ from councilmatch.home import Home
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DAGS_FOLDER = REPO_ROOT / "dags"
+#: Airflow plugins of this project: the "Run report" extra link on the nightly DAG's tasks.
+PLUGINS_FOLDER = REPO_ROOT / "plugins"
+#: Where the review app serves run reports (``<url>/reports/<run_id>``); the extra link and
+#: the DAG run note point there. Unset: no link.
+REVIEW_URL_VARIABLE = "COUNCILMATCH_REVIEW_URL"
 SHARED_SETTINGS_FILE = REPO_ROOT / "deploy" / "settings.conf"
 DAG_ID = "nightly_matching"
 RETENTION_DAG_ID = "retention_purge"
@@ -95,38 +110,98 @@ def topology_settings(
     }
 
 
-def secrets_path(home: Home) -> Path:
-    """Where a home's Airflow secrets live: outside the data home, one folder per home."""
-    import hashlib
+#: The folder under which per-home Airflow secrets live (default ``~/.config/councilmatch/airflow``).
+SECRETS_ROOT_VARIABLE = "COUNCILMATCH_SECRETS_DIR"
+#: Older name of the same setting, still accepted (``SECRETS_ROOT_VARIABLE`` wins if both are set).
+SECRETS_ROOT_ALIAS = "COUNCILMATCH_AIRFLOW_SECRETS_DIR"
+#: The Airflow UI user of the demo (simple auth manager role ``op``: can see everything and
+#: clear or re-run tasks, cannot change connections or users).
+UI_USER = "operator"
+UI_ROLE = "op"
 
-    base = os.environ.get("COUNCILMATCH_SECRETS_DIR")
-    root = Path(base) if base else Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "councilmatch" / "airflow"
-    return root / hashlib.sha256(str(home.root).encode()).hexdigest()[:16] / "secrets.env"
+
+def secrets_dir(home: Home | Path | str) -> Path:
+    """The folder for this home's Airflow secrets, outside the data home.
+
+    ``$COUNCILMATCH_SECRETS_DIR/<id>`` (or the older ``$COUNCILMATCH_AIRFLOW_SECRETS_DIR/<id>``)
+    if set, else ``$XDG_CONFIG_HOME`` (or ``~/.config``) ``/councilmatch/airflow/<id>``, where
+    ``<id>`` is a hash of the home's path (one secrets folder per home). Refuses a location
+    inside the data home.
+    """
+    home = home if isinstance(home, Home) else Home.resolve(home)
+    name, root_setting = next(((v, os.environ[v]) for v in (SECRETS_ROOT_VARIABLE, SECRETS_ROOT_ALIAS)
+                               if os.environ.get(v)), (SECRETS_ROOT_VARIABLE, ""))
+    if root_setting:
+        root = Path(root_setting).expanduser().resolve()
+    else:
+        config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config").expanduser()
+        root = config.resolve() / "councilmatch" / "airflow"
+    folder = root / hashlib.sha256(str(home.root).encode()).hexdigest()[:16]
+    if folder == home.root or home.root in folder.parents:
+        raise ValueError(f"{name}={root}: Airflow's secrets must live outside the data home {home.root}")
+    return folder
+
+
+def secrets_path(home: Home | Path | str) -> Path:
+    """This home's Fernet key and JWT/API secrets file (``secrets.env`` in :func:`secrets_dir`)."""
+    return secrets_dir(home) / "secrets.env"
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 (never readable by others, not even for a moment)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def _home_secrets(home: Home) -> dict[str, str]:
-    """Per-home Fernet key and JWT/API secrets, created once so every component agrees."""
-    path = secrets_path(home)
-    legacy = home.airflow_home / "secrets.env"  # before the secrets moved out of the home
-    if legacy.exists() and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(legacy.read_text())
+    """Per-home Fernet key and JWT/API secrets, created once so every component agrees.
+
+    Kept in :func:`secrets_dir` (outside the data home). A home made before this rule
+    kept them in ``home/airflow/secrets.env``: they are moved out (the same Fernet key,
+    so connections encrypted with it stay readable) and the old file is deleted.
+    """
+    folder = _private_dir(secrets_dir(home))
+    path = folder / "secrets.env"
+    legacy = home.airflow_home / "secrets.env"
+    if not path.exists() and legacy.exists():
+        _write_private(path, legacy.read_text())
     if legacy.exists():
         legacy.unlink()
     if path.exists():
         return read_env_file(path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     values = {
         "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
     }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.writelines(f"{k}={v}\n" for k, v in values.items())
+    _write_private(path, "".join(f"{k}={v}\n" for k, v in values.items()))
     return values
+
+
+def ui_password(home: Home | Path | str, username: str = UI_USER) -> str:
+    """The Airflow UI password of ``username`` (simple auth manager), created once per home.
+
+    We write the simple auth manager's password file ourselves (in :func:`secrets_dir`,
+    mode 0600) rather than let Airflow generate it, so the demo can print the password
+    and the file is never in the data home.
+    """
+    home = home if isinstance(home, Home) else Home.resolve(home)
+    path = _private_dir(secrets_dir(home)) / "simple_auth_manager_passwords.json"
+    passwords: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if username not in passwords:
+        passwords[username] = secrets.token_urlsafe(12)
+        tmp = path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        _write_private(tmp, json.dumps(passwords) + "\n")
+        os.replace(tmp, path)
+    return passwords[username]
 
 
 def airflow_env(
@@ -144,6 +219,7 @@ def airflow_env(
     """
     home = home if isinstance(home, Home) else Home.resolve(home)
     airflow_home = home.airflow_home
+    private = secrets_dir(home)
     inherited = base if base is not None else os.environ
     env = {k: v for k, v in inherited.items() if not (k == "AIRFLOW_HOME" or k.startswith("AIRFLOW__"))}
     venv_bin = str(Path(sys.executable).parent)
@@ -152,8 +228,15 @@ def airflow_env(
     env.update(
         {
             "AIRFLOW_HOME": str(airflow_home),
+            # Airflow writes generated secrets into its config file: keep it with the other secrets.
+            "AIRFLOW_CONFIG": str(private / "airflow.cfg"),
+            "AIRFLOW__CORE__AUTH_MANAGER":
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:{UI_ROLE}",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(private / "simple_auth_manager_passwords.json"),
             "COUNCILMATCH_HOME": str(home.root),
             "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Europe/London",
@@ -181,14 +264,47 @@ def airflow(
     capture: bool = False,
     timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``airflow <args>`` for this data home (the venv's own airflow)."""
+    """Run ``airflow <args>`` for this data home (the venv's own airflow).
+
+    The command runs in its own process group; if we are interrupted (Ctrl-C, SIGTERM turned
+    into KeyboardInterrupt by the demo, a timeout) the whole group is killed, so executor
+    workers it forked cannot outlive us.
+    """
     run_env = dict(env) if env is not None else airflow_env(home)
+    ui_password(home)  # the UI's password file exists (mode 0600) before Airflow would create it
     exe = Path(sys.executable).parent / "airflow"
     cmd = [str(exe) if exe.exists() else "airflow", *args]
-    return subprocess.run(
-        cmd, env=run_env, check=check, text=True, timeout=timeout,
-        stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None,
-    )
+    proc = subprocess.Popen(cmd, env=run_env, text=True, start_new_session=True,
+                            stdout=subprocess.PIPE if capture else None,
+                            stderr=subprocess.STDOUT if capture else None)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except BaseException:
+        _kill_group(proc)
+        raise
+    if check and proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd, out)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, None)
+
+
+def _kill_group(proc: subprocess.Popen, grace: float = 10) -> None:
+    """SIGTERM the process group we started, then SIGKILL it if it lingers."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            try:
+                os.killpg(proc.pid, 0)  # the leader is gone; are its children?
+            except ProcessLookupError:
+                break
+            time.sleep(0.5)
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def migrate(home: Home | Path | str, *, env: Mapping[str, str] | None = None) -> None:
@@ -206,12 +322,127 @@ def dags_test(
     env: Mapping[str, str] | None = None,
     capture: bool = False,
     timeout: float | None = None,
+    use_executor: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a whole DAG in-process through Airflow (``airflow dags test``); raises if a task fails."""
+    """Run a whole DAG through Airflow (``airflow dags test``), recorded as a DAG run in the metadata DB.
+
+    ``use_executor``: each task runs in its own process through the configured executor
+    (LocalExecutor) and writes its log file, as in production, so Airflow's UI shows the
+    logs; the executor's workers need an api-server (:func:`start_api_server`) for the
+    execution API. Without it the tasks run inside this one process and log to stdout.
+    """
     args = ["dags", "test", dag_id]
     if logical_date:
         args.append(logical_date)
+    if use_executor:
+        args.append("--use-executor")
     return airflow(home, args, env=env, check=False, capture=capture, timeout=timeout)
+
+
+# ---------------------------------------------------------------------------
+# Airflow's UI for the demo: the api-server on loopback, simple auth manager
+# ---------------------------------------------------------------------------
+
+
+def api_server_env(home: Home | Path | str, port: int, *, review_url: str | None = None,
+                   parallelism: int = 2) -> dict[str, str]:
+    """Environment for the demo's api-server and for the ``dags test`` whose tasks report to it.
+
+    Loopback only; ``parallelism`` caps LocalExecutor's worker processes (the demo runs on a laptop).
+    """
+    base_url = f"http://127.0.0.1:{port}"
+    extra = {
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": base_url,
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+        "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+    }
+    if review_url:
+        extra[REVIEW_URL_VARIABLE] = review_url.rstrip("/")
+    return airflow_env(home, extra=extra)
+
+
+@dataclass
+class ApiServer:
+    """A running ``airflow api-server`` we started (its own process group, so stopping it stops its workers)."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def stop(self, timeout: float = 20) -> None:
+        _kill_group(self.process, timeout)
+
+
+def start_api_server(home: Home | Path | str, env: Mapping[str, str], *, wait: float = 120) -> ApiServer:
+    """Start Airflow's api-server (UI + REST + execution API) on loopback and wait until it answers."""
+    import httpx
+
+    home = home if isinstance(home, Home) else Home.resolve(home)
+    host, port = env["AIRFLOW__API__HOST"], env["AIRFLOW__API__PORT"]
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError(f"the demo's Airflow UI listens on loopback only, not {host}")
+    ui_password(home)
+    home.logs.mkdir(parents=True, exist_ok=True)
+    log_path = home.logs / "airflow-api-server.log"
+    exe = Path(sys.executable).parent / "airflow"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([str(exe) if exe.exists() else "airflow", "api-server", "--host", host,
+                                 "--port", port], env=dict(env), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    server = ApiServer(url=env["AIRFLOW__API__BASE_URL"], process=proc, log_path=log_path)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"airflow api-server exited ({proc.returncode}); log: {log_path}")
+        try:
+            if httpx.get(f"{server.url}/api/v2/monitor/health", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    server.stop()
+    raise RuntimeError(f"airflow api-server did not answer within {wait:.0f} s; log: {log_path}")
+
+
+def api_token(server_url: str, username: str, password: str) -> str:
+    """A JWT for Airflow's REST API from the simple auth manager (``POST /auth/token``)."""
+    import httpx
+
+    r = httpx.post(f"{server_url}/auth/token", json={"username": username, "password": password}, timeout=30)
+    r.raise_for_status()
+    return r.json()["access_token"]
+
+
+def latest_dag_run(server_url: str, token: str, dag_id: str = DAG_ID) -> dict[str, object]:
+    """The newest DAG run of ``dag_id`` (REST API)."""
+    import httpx
+
+    r = httpx.get(f"{server_url}/api/v2/dags/{dag_id}/dagRuns", params={"order_by": "-run_after", "limit": 1},
+                  headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    r.raise_for_status()
+    runs = r.json()["dag_runs"]
+    if not runs:
+        raise LookupError(f"no DAG run of {dag_id}")
+    return runs[0]
+
+
+def report_url(review_url: str, run_id: str) -> str:
+    """Where the review app serves the report of a councilmatch run."""
+    return f"{review_url.rstrip('/')}/reports/{run_id}"
+
+
+def set_run_note(server_url: str, token: str, dag_run_id: str, note: str, dag_id: str = DAG_ID) -> None:
+    """Set a DAG run's note (Markdown, shown on the run's page in Airflow's UI)."""
+    import httpx
+    from urllib.parse import quote
+
+    r = httpx.patch(f"{server_url}/api/v2/dags/{dag_id}/dagRuns/{quote(dag_run_id, safe='')}",
+                    params={"update_mask": "note"}, json={"note": note},
+                    headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    r.raise_for_status()
 
 
 # ---------------------------------------------------------------------------

@@ -2,10 +2,15 @@
 
 1. generate demo boroughs (synthetic extracts, feed files, ground truth);
 2. ``keys init`` (a development KEK in ``home/keys`` unless COUNCILMATCH_KEK is set);
-3. an isolated Airflow in ``home/airflow`` (embedded SQLite metadata DB, ``airflow db migrate``);
-4. ``airflow dags test nightly_matching``: the real DAG, every task through Airflow;
-5. one demo investigator per council, credentials printed;
-6. the review app (``councilmatch review serve``), until Ctrl-C.
+3. an isolated Airflow in ``home/airflow`` (embedded SQLite metadata DB, ``airflow db migrate``;
+   its secrets outside the data home, see ``airflow_local.secrets_dir``);
+4. Airflow's UI: the api-server with the simple auth manager on loopback (``--no-airflow-ui`` skips it);
+5. ``airflow dags test nightly_matching``: the real DAG, recorded as a DAG run in the metadata DB
+   the UI reads; with the UI on, each task runs in its own process through LocalExecutor and writes
+   its log, as in production; the run's note links the run report;
+6. one demo investigator per council and one hub operator (run reports only), credentials printed;
+7. the review app (``councilmatch review serve``), until Ctrl-C or SIGTERM, which stop
+   everything the demo started.
 
 Re-running on the same home skips the generation and key steps and runs another night.
 """
@@ -13,6 +18,7 @@ Re-running on the same home skips the generation and key steps and runs another 
 from __future__ import annotations
 
 import secrets
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -47,12 +53,12 @@ def generate_if_missing(home: Home, boroughs: int, people: int, seed: int) -> bo
     return True
 
 
-def run_nightly_dag(home: Home) -> Path:
+def run_nightly_dag(home: Home, env: dict[str, str] | None = None, use_executor: bool = False) -> Path:
     """Run the nightly DAG through Airflow (``airflow dags test``); returns the log file."""
-    airflow_local.migrate(home)
+    airflow_local.migrate(home, env=env)
     home.logs.mkdir(parents=True, exist_ok=True)
     log_path = home.logs / "demo-airflow-dags-test.log"
-    proc = airflow_local.dags_test(home, airflow_local.DAG_ID, capture=True)
+    proc = airflow_local.dags_test(home, airflow_local.DAG_ID, env=env, capture=True, use_executor=use_executor)
     log_path.write_text(proc.stdout or "", encoding="utf-8")
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout or "").splitlines()[-40:])
@@ -93,9 +99,53 @@ def add_investigators(home: Home, councils: list[str]) -> list[dict[str, str]]:
     return users
 
 
+OPERATOR_USERNAME = "demo-operator"
+
+
+def add_operator(home: Home, username: str = OPERATOR_USERNAME) -> dict[str, str]:
+    """The demo's hub operator in the review app (run reports only), with a fresh random password."""
+    from sqlalchemy import select
+
+    from review import audit
+    from review.auth import HUB, add_user, set_password
+    from review.db import migrate, writing
+    from review.models import User
+
+    audit.bind(home.review_db_url, home.root)
+    migrate(home.review_db_url)
+    password = secrets.token_urlsafe(9)
+    with writing(home.review_db_url) as session:
+        existing = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+        if existing is None:
+            add_user(session, username=username, council=HUB, role="operator", password=password, actor="demo")
+        else:  # ends the operator's sessions too
+            set_password(session, existing, password, actor="demo")
+    return {"username": username, "password": password}
+
+
+def note_run_report(server: airflow_local.ApiServer, home: Home, review_url: str, run_id: str) -> str:
+    """Put a link to the night's run report in the DAG run's note (shown on the run's page)."""
+    token = airflow_local.api_token(server.url, airflow_local.UI_USER, airflow_local.ui_password(home))
+    dag_run = airflow_local.latest_dag_run(server.url, token)
+    url = airflow_local.report_url(review_url, run_id)
+    airflow_local.set_run_note(server.url, token, str(dag_run["dag_run_id"]),
+                               f"**Run report:** [{run_id}]({url}) (sign in to the review app as a hub operator)")
+    return str(dag_run["dag_run_id"])
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the ``finally`` blocks stop what the demo started."""
+    def handler(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
 def demo(
     home: HomeOption = None,
     port: int = typer.Option(8000, help="Port for the review app."),
+    airflow_port: int = typer.Option(8080, help="Port for Airflow's UI (api-server)."),
+    airflow_ui: bool = typer.Option(True, "--airflow-ui/--no-airflow-ui",
+                                    help="Start Airflow's UI (api-server, simple auth manager, loopback)."),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Start the review app at the end."),
     boroughs: int = typer.Option(DEMO_BOROUGHS, help="Demo boroughs to generate."),
     people: int = typer.Option(DEMO_PEOPLE, help="People in the synthetic population."),
@@ -113,32 +163,68 @@ def demo(
 
     console.print(f"  active key: {init_keys(h, dev_kek=True)}")
 
-    _step(f"Airflow (AIRFLOW_HOME={h.airflow_home}), then the nightly_matching DAG via `airflow dags test`")
-    log_path = run_nightly_dag(h)
-    console.print(f"  DAG run succeeded; Airflow log: {log_path}")
-    summary = _latest_report(h)
-    if summary:
-        console.print(f"  flags: {summary.get('flags')}; per match type: {summary.get('flags_per_match_type')}")
-        if summary.get("feeds_failed"):
-            console.print(f"  [yellow]feeds that failed: {summary['feeds_failed']}[/yellow]")
-
-    _step("Demo investigators")
-    users = add_investigators(h, demo_councils(h))
-    for u in users:
-        console.print(f"  {u['username']:<18} password {u['password']:<14} ({council_name(u['council'])})")
-
-    url = f"http://127.0.0.1:{port}"
-    first = users[0] if users else {"username": "?", "password": "?"}
-    console.print(f"\n[bold green]Review app: {url}[/bold green] — sign in as "
-                  f"[bold]{first['username']}[/bold] / [bold]{first['password']}[/bold] (or any user above)")
-    if not serve:
-        return
-    cmd = [sys.executable, "-m", "councilmatch.cli", "review", "serve", "--home", str(h.root),
-           "--port", str(port), "--insecure-cookies"]  # plain http on loopback: demo only
+    _stop_on_sigterm()
+    review_url = f"http://127.0.0.1:{port}"
+    server: airflow_local.ApiServer | None = None
+    review: subprocess.Popen | None = None
     try:
-        subprocess.run(cmd, check=False)
+        env = None
+        if airflow_ui:
+            env = airflow_local.api_server_env(h, airflow_port, review_url=review_url)
+            _step(f"Airflow's UI on http://127.0.0.1:{airflow_port} (AIRFLOW_HOME={h.airflow_home}; "
+                  f"secrets in {airflow_local.secrets_dir(h)})")
+            airflow_local.migrate(h, env=env)
+            server = airflow_local.start_api_server(h, env)
+            console.print(f"  api-server up; log: {server.log_path}")
+        _step("The nightly_matching DAG via `airflow dags test`"
+              + (" (each task in its own process, logs for the UI)" if airflow_ui else ""))
+        log_path = run_nightly_dag(h, env=env, use_executor=airflow_ui)
+        console.print(f"  DAG run succeeded; Airflow log: {log_path}")
+        summary = _latest_report(h)
+        if summary:
+            console.print(f"  flags: {summary.get('flags')}; per match type: {summary.get('flags_per_match_type')}")
+            if summary.get("feeds_failed"):
+                console.print(f"  [yellow]feeds that failed: {summary['feeds_failed']}[/yellow]")
+            if server is not None:
+                dag_run_id = note_run_report(server, h, review_url, summary["run_id"])
+                console.print(f"  run report linked from DAG run {dag_run_id}")
+
+        _step("Demo users")
+        users = add_investigators(h, demo_councils(h))
+        for u in users:
+            console.print(f"  {u['username']:<18} password {u['password']:<14} ({council_name(u['council'])})")
+        operator = add_operator(h)
+        console.print(f"  {operator['username']:<18} password {operator['password']:<14} "
+                      "(hub operator: run reports only)")
+
+        first = users[0] if users else {"username": "?", "password": "?"}
+        console.print(f"\n[bold green]Review app: {review_url}[/bold green] — sign in as "
+                      f"[bold]{first['username']}[/bold] / [bold]{first['password']}[/bold] (or any user above)")
+        console.print(f"[bold green]Run reports: {review_url}/reports[/bold green] — sign in as "
+                      f"[bold]{operator['username']}[/bold] / [bold]{operator['password']}[/bold]")
+        if server is not None:
+            console.print(f"[bold green]Airflow UI: {server.url}[/bold green] — sign in as "
+                          f"[bold]{airflow_local.UI_USER}[/bold] / "
+                          f"[bold]{airflow_local.ui_password(h)}[/bold]")
+        if not serve:
+            console.print("--no-serve: nothing is left running (the night stays recorded in the data home).")
+            return
+        cmd = [sys.executable, "-m", "councilmatch.cli", "review", "serve", "--home", str(h.root),
+               "--port", str(port), "--insecure-cookies"]  # plain http on loopback: demo only
+        review = subprocess.Popen(cmd)
+        console.print("Ctrl-C stops the demo (the review app and Airflow's UI).", highlight=False)
+        review.wait()
     except KeyboardInterrupt:
         pass
+    finally:
+        if review is not None and review.poll() is None:
+            review.terminate()
+            try:
+                review.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                review.kill()
+        if server is not None:
+            server.stop()
 
 
 def _latest_report(home: Home) -> dict[str, Any] | None:

@@ -80,12 +80,16 @@ def nightly_matching() -> None:
 
         return pipeline.discover_feeds(airflow_local.task_home())
 
-    @task(outlets=[PSEUDONYMISED], map_index_template="{{ feed_id }}", multiple_outputs=False)
+    # Mapped task instances are named in Airflow's UI by feed ("E09000007/tenancy (Camden)") and by
+    # match type and shard ("tenancy_two_boroughs 1/4"), not by map index.
+    @task(outlets=[PSEUDONYMISED], map_index_template="{{ feed_label }}", multiple_outputs=False)
     def ingest_feed(feed_id: str) -> dict[str, Any]:
         from councilmatch import pipeline
+        from councilmatch.councils import council_name
 
         home, run_id = _run()
-        get_current_context()["feed_id"] = feed_id
+        council = feed_id.split("/", 1)[0]
+        get_current_context()["feed_label"] = f"{feed_id} ({council_name(council)})"
         outcome = pipeline.ingest_feed(home, feed_id, run_id)
         get_current_context()["outlet_events"][PSEUDONYMISED].extra = {
             "feed_id": feed_id, "status": outcome.get("status"), "extract_id": outcome.get("extract_id"),

@@ -28,7 +28,7 @@ from review.db import writing
 from review.deps import Forbidden, LoginRequired, Settings, client_ip, render, templates
 from review.matchtypes import describe
 from review.reidentify import Reidentifier, vault_reidentifier
-from review.routes import account, admin, dashboard, flags, queue, signin
+from review.routes import account, admin, dashboard, flags, queue, reports, signin
 from review.security import SecurityHeaders
 
 TRUSTED_PROXIES_ENV = "COUNCILMATCH_REVIEW_TRUSTED_PROXIES"
@@ -104,7 +104,8 @@ def create_app(home: Home | None = None, *, db_url: str | None = None, secret_ke
                        max_age=SESSION_HOURS * 3600, same_site="strict", https_only=secure_cookies)
     app.add_middleware(SecurityHeaders, hsts=secure_cookies)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for module in (signin, queue, flags, dashboard, admin, account):
+    # Council pages (queue, flags, dashboard) take CouncilUserDep: hub users (hub_admin, operator) get 403.
+    for module in (signin, queue, flags, dashboard, admin, account, reports):
         app.include_router(module.router)
 
     @app.exception_handler(LoginRequired)

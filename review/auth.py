@@ -39,17 +39,25 @@ from review import audit
 from review.db import reading, writing
 from review.models import LoginFailure, User, UserSession
 
-ROLES: tuple[str, ...] = ("investigator", "supervisor", "admin", "hub_admin")
+ROLES: tuple[str, ...] = ("investigator", "supervisor", "admin", "hub_admin", "operator")
 #: Roles of a council's staff: they see their council's queue and clear records.
 COUNCIL_ROLES: tuple[str, ...] = ("investigator", "supervisor", "admin")
-#: Hub-level roles: no council, no queue, no clear record (``hub_admin`` creates councils' admins).
-HUB_ROLES: tuple[str, ...] = ("hub_admin",)
+#: Hub-level roles: no council, no queue, no clear record. ``hub_admin`` creates councils'
+#: admins; ``operator`` runs the nightly job and reads run reports only (review/routes/reports.py).
+HUB_ROLES: tuple[str, ...] = ("hub_admin", "operator")
 HUB = "hub"  # the ``council`` of hub-level users
 MAX_FAILURES = 5  # per sign-in name and address
 MAX_IP_FAILURES = 20  # per address, across sign-in names (password spraying)
 FAILURE_WINDOW = timedelta(minutes=15)
 MIN_PASSWORD = 10
 SESSION_HOURS = 8
+#: Where each hub-level role starts (council staff start at their queue).
+HUB_LANDING: dict[str, str] = {"hub_admin": "/admin/users", "operator": "/reports"}
+
+
+def landing(role: str) -> str:
+    """The first page after sign-in (and of ``/``): council staff their queue, hub users their own pages."""
+    return HUB_LANDING.get(role, "/queue")
 
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not-a-real-password")

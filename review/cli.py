@@ -84,10 +84,11 @@ def _password(password_stdin: bool) -> str:
 @users_app.command("add")
 def add(username: Annotated[str, typer.Option(help="Sign-in name.")],
         council: Annotated[str | None, typer.Option(
-            help="The user's council (ONS code, e.g. E09000007); none for a hub_admin.")] = None,
+            help="The user's council (ONS code, e.g. E09000007); none (or 'hub') for a hub-level role.")] = None,
         role: Annotated[str, typer.Option(
             help="investigator | supervisor | admin (of their council) | hub_admin (of the hub: "
-                 "creates councils' admins, sees no council's data)")] = "investigator",
+                 "creates councils' admins, sees no council's data) | operator (of the hub: "
+                 "run reports only)")] = "investigator",
         password_stdin: Annotated[bool, typer.Option("--password-stdin",
                                                      help="Read the password from standard input.")] = False,
         home: HomeOption = None) -> None:

@@ -3,8 +3,9 @@
 A council admin never sees, creates or changes a user of another council, nor a
 hub-level user. A ``hub_admin`` (created on the hub with ``councilmatch users add
 --role hub_admin``) belongs to no council: it sees no queue and no clear record, and
-here only creates, deactivates and reactivates councils' admins. Every change and
-every refused attempt is audited.
+here only creates, deactivates and reactivates councils' admins. No one creates a hub
+``operator`` here: it is made on the hub (``councilmatch users add --role operator``).
+Every change and every refused attempt is audited.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from councilmatch.contracts import STATUSES
 from councilmatch.councils import council_name
 from review import audit, store
 from review.db import reading, writing
-from review.auth import HUB_ROLES
+from review.auth import landing
 from review.deps import CouncilUserDep, DbDep, SettingsDep, UserDep, render
 from review.export import csv_lines
 from review.matchtypes import describe
@@ -58,8 +58,8 @@ QueueQueryDep = Annotated[QueueQuery, Query()]
 
 @router.get("/")
 def home(user: UserDep) -> RedirectResponse:
-    """Council staff start at their queue; hub-level users (no council, no queue) at Users."""
-    return RedirectResponse("/admin/users" if user.role in HUB_ROLES else "/queue", status_code=303)
+    """Council staff start at their queue; hub-level users (no council, no queue) at their own pages."""
+    return RedirectResponse(landing(user.role), status_code=303)
 
 
 @router.get("/queue")

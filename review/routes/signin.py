@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from review import audit
-from review.auth import HUB_ROLES, RateLimited, authenticate_async, end_session, session_user, start_session
+from review.auth import RateLimited, authenticate_async, end_session, landing, session_user, start_session
 from review.db import writing
 from review.deps import ClientIpDep, Csrf, SettingsDep, render
 
@@ -33,7 +33,7 @@ async def login(request: Request, settings: SettingsDep, ip: ClientIpDep,
                                               "error": "The username or password is not right."}, 401)
     user, token = signed_in
     start_session(request, token)
-    return RedirectResponse("/admin/users" if user.role in HUB_ROLES else "/queue", status_code=303)
+    return RedirectResponse(landing(user.role), status_code=303)
 
 
 @router.post("/logout", dependencies=[Csrf])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,18 +19,17 @@ SEED = 5
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _secrets_outside_the_homes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Airflow's per-home secrets live outside the data home; in tests, in a temporary folder
-    (not the user's ~/.config)."""
-    import os
-
-    old = os.environ.get("COUNCILMATCH_SECRETS_DIR")
-    os.environ["COUNCILMATCH_SECRETS_DIR"] = str(tmp_path_factory.mktemp("airflow-secrets"))
-    yield
-    if old is None:
-        os.environ.pop("COUNCILMATCH_SECRETS_DIR", None)
-    else:
-        os.environ["COUNCILMATCH_SECRETS_DIR"] = old
+def airflow_secrets_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Airflow secrets of the tests' homes in a temp folder (outside every home), not in ~/.config."""
+    root = tmp_path_factory.mktemp("airflow-secrets")
+    saved = {v: os.environ.pop(v, None) for v in (airflow_local.SECRETS_ROOT_VARIABLE, airflow_local.SECRETS_ROOT_ALIAS)}
+    os.environ[airflow_local.SECRETS_ROOT_VARIABLE] = str(root)
+    yield root
+    for name, before in saved.items():
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def make_home(root: Path, boroughs: int = BOROUGHS, people: int = PEOPLE) -> Home:

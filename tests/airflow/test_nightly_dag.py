@@ -156,8 +156,15 @@ def test_second_night_duplicates_nothing_and_keeps_the_decision(nights: dict[str
 
 
 def _clear_values(home: Home) -> set[str]:
-    """Clear identifying values from the landing CSVs (source columns the feeds map to identifiers)."""
+    """Clear identifying values from the landing CSVs (source columns the feeds map to identifiers).
+
+    A council's own name (an address's town: "Camden") is public, and task names carry it
+    (``E09000007/tenancy (Camden)``), so it is not a needle (as in tests/anonymise/test_privacy.py).
+    """
     from councilmatch.contracts import IDENTIFIERS
+    from councilmatch.councils import COUNCIL_NAMES
+
+    public = {name.upper() for name in COUNCIL_NAMES.values()}
 
     values: set[str] = set()
     for feed_file in home.feeds.glob("*/*.yaml"):
@@ -175,7 +182,8 @@ def _clear_values(home: Home) -> set[str]:
             frame = pd.read_csv(extract, dtype=str, encoding=feed.get("encoding", "utf-8"),
                                 sep=feed.get("delimiter", ","), usecols=lambda c: c in columns)
             for col in frame.columns:
-                values |= {v.strip() for v in frame[col].dropna().head(300) if len(v.strip()) >= 6}
+                values |= {v.strip() for v in frame[col].dropna().head(300)
+                           if len(v.strip()) >= 6 and v.strip().upper() not in public}
     return values
 
 

@@ -74,6 +74,20 @@ def test_summary_names_feeds_flags_and_stage_times(nights: dict) -> None:
     assert report["models"], "the report carries each match type's model parameters"
 
 
+def test_second_nights_report_has_the_trend_council_names_and_model_charts(nights: dict) -> None:
+    home = nights["home"]
+    first = json.loads((home.reports / "20261101T020000.json").read_text())
+    second = json.loads((home.reports / "20261102T020000.json").read_text())
+    assert [p["run_id"] for p in second["trend"]] == ["20261101T020000", "20261102T020000"]
+    assert second["trend"][0]["flags_per_match_type"] == first["flags_per_match_type"]
+    assert second["trend"][0]["records"] == first["totals"]["rows_in"]
+    assert second["trend"][0]["quarantined"] == first["totals"]["quarantined"]
+    assert second["match_type_titles"]["tenancy_two_boroughs"] != "tenancy_two_boroughs"
+    page = (home.reports / "20261102T020000.html").read_text()
+    assert "Camden <span class='muted'>(E09000007)</span> · tenancy" in page and "Night over night" in page
+    assert page.count('<svg class="weights"') == len(second["models"]) > 0
+
+
 def test_each_night_anchors_the_review_audit_trail(nights: dict) -> None:
     """Every publish signs the audit trail's tip into the run's state (and so its report) and the
     home's checkpoint file; `audit verify` holds the trail against them."""

@@ -302,10 +302,14 @@ def test_5_a_forged_checkpoint_is_refused_and_the_key_is_not_in_the_database(sto
 
 def test_5_cli_verify_detects_truncation_against_a_logged_checkpoint(tmp_path, monkeypatch, flags):
     monkeypatch.delenv("COUNCILMATCH_REVIEW_DB_URL", raising=False)
+    from anonymise import at_rest
+    from anonymise.keys import init_keys
+
     home = Home.resolve(tmp_path / "home").ensure()
+    init_keys(home)
     runner = CliRunner()
     path = tmp_path / "run.parquet"
-    flags.to_parquet(path)
+    at_rest.write_frame(path, flags, home)  # the hub's flags are encrypted at rest; publish refuses plain Parquet
     assert runner.invoke(cli_app, ["users", "add", "--home", str(home.root), "--username", "cam_inv", "--council",
                                    "E09000007", "--password-stdin"], input="a long enough password\n").exit_code == 0
     assert runner.invoke(cli_app, ["review", "publish", str(path), "--home", str(home.root)]).exit_code == 0
