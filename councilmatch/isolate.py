@@ -18,11 +18,14 @@ modules are already imported), in ``councilmatch run`` as in an Airflow task.
 
 from __future__ import annotations
 
+import contextlib
+
 import multiprocessing as mp
 import re
 import resource
 import signal
 from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -73,6 +76,23 @@ def _signal_name(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
+@contextlib.contextmanager
+def _may_have_children() -> Iterator[None]:
+    """Let a daemonic process (a Celery worker's task process) start the reader child.
+
+    multiprocessing refuses children to daemonic processes so that they cannot be orphaned when
+    the daemon exits; the reader child is always joined (or killed) before ``run_isolated``
+    returns, so that cannot happen here. Without this, every feed fails on a Celery worker.
+    """
+    config = mp.current_process()._config  # noqa: SLF001 - the only switch multiprocessing offers
+    daemonic = config.get("daemon", False)
+    config["daemon"] = False
+    try:
+        yield
+    finally:
+        config["daemon"] = daemonic
+
+
 def run_isolated(fn: Callable[..., T], *args: Any, what: str, memory_mb: int = 0, timeout_s: float = 0,
                  **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` in a forked child under the limits; its result, or ``IsolatedError``.
@@ -85,7 +105,8 @@ def run_isolated(fn: Callable[..., T], *args: Any, what: str, memory_mb: int = 0
     limit = _vm_bytes() + memory_mb * (1 << 20) if memory_mb else 0
     child = ctx.Process(target=_child, args=(sender, fn, args, kwargs, limit), daemon=False,
                         name="councilmatch-reader")
-    child.start()
+    with _may_have_children():
+        child.start()
     sender.close()
     payload = None
     timed_out = False
