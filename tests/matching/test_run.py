@@ -6,8 +6,8 @@ import pytest
 from matching.run import InputError, collect_flags, link_shard, load_inputs, plan
 
 
-def _run(home, run_id, shards):
-    for task in plan(home, run_id, shards):
+def _run(home, run_id, shards, full=False):
+    for task in plan(home, run_id, shards, full=full):
         link_shard(home, run_id, **task)
     return collect_flags(home, run_id)
 
@@ -20,7 +20,7 @@ def _pairs(flags):
 def test_flags_find_planted_tenancies_and_shards_do_not_matter(tenancy_home):
     home, truth = tenancy_home
     one = _run(home, "20260101T000000", 1)
-    four = _run(home, "20260101T000001", 4)
+    four = _run(home, "20260101T000001", 4, full=True)  # a full re-link, not an incremental one
     assert len(one) > 0
     cols = ["flag_id", "match_probability", "evidence", "evidence_hash", "left_record_id", "right_record_id"]
     a = one[cols].sort_values("flag_id").reset_index(drop=True)
