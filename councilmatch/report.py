@@ -49,6 +49,7 @@ def build_run_report(home: Home, run_id: str) -> dict[str, Any]:
         "change_since_last_run": change,
         "stages": stages,
         "models": _load_models(home, run_id),
+        "model_reuse": _model_reuse(home, run_id),
     }
 
 
@@ -67,6 +68,18 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _model_reuse(home: Home, run_id: str) -> dict[str, Any]:
+    """Per match type: linked in full or incrementally, the model's age, why it was re-trained,
+    the drift figure (see matching.incremental)."""
+    folder = run_state.run_dir(home, run_id) / "model"
+    out = {}
+    for p in sorted(folder.glob("*.json")):
+        reuse = json.loads(p.read_text(encoding="utf-8")).get("reuse")
+        if reuse:
+            out[p.stem] = reuse
+    return out
 
 
 def _load_models(home: Home, run_id: str) -> dict[str, Any]:
@@ -154,6 +167,18 @@ def render_html(report: dict[str, Any]) -> str:
     parts.append(_table(["feed", "status", "rows in", "accepted", "quarantined", "quarantine reasons", "error"], feeds_rows))
     parts.append("<h2>Time per stage</h2>")
     parts.append(_table(["stage", "seconds"], [[_e(k), _e(v.get("seconds", ""))] for k, v in report["stages"].items()]))
+    if report.get("model_reuse"):
+        parts.append("<h2>Models: age, drift, linking</h2>")
+        rows = []
+        for name, r in report["model_reuse"].items():
+            drift = r.get("drift") or {}
+            tv = drift.get("total_variation")
+            rows.append([_e(name), _e(r.get("mode")) + (f" ({_e(r['full_because'])})" if r.get("full_because") else ""),
+                         _e(f"{r.get('trained_on')} ({r.get('trained_run')})"), _e(r.get("age_days")),
+                         _e("—" if tv is None else f"{tv:.3f}") + f" / {_e(r.get('drift_threshold'))}",
+                         _e(drift.get("new_candidate_pairs", 0)), _e(r.get("retrained") or "reused")])
+        parts.append(_table(["match type", "linking", "model trained", "age (days)",
+                             "drift (total variation / threshold)", "new candidate pairs", "model"], rows))
     parts.append("<h2>Models: match weight per comparison level</h2>")
     for name, model in report["models"].items():
         levels = _model_levels(model)

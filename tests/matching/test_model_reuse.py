@@ -51,6 +51,12 @@ def test_model_is_saved_self_describing_and_reused(tenancy_home):
     assert set(second.flag_id) == set(first.flag_id)
     report_model = json.loads((run_dir(home, "20260103T020000") / "model" / "tenancy_two_boroughs.json").read_text())
     assert report_model["reuse"]["trained_run"] == "20260101T020000"
+    from councilmatch.report import build_run_report, render_html
+
+    report = build_run_report(home, "20260103T020000")
+    shown = report["model_reuse"]["tenancy_two_boroughs"]
+    assert shown["age_days"] == 2 and shown["mode"] == "incremental" and "total_variation" in shown["drift"]
+    assert "Models: age, drift, linking" in render_html(report)
 
 
 def test_retrained_on_schedule_and_then_relinked_in_full(tenancy_home):
