@@ -222,24 +222,30 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         why_full = ("requested" if full else "no earlier linked run" if previous is None
                     else "not linked in the last run" if prev_type is None
                     else "new model" if prev_type.get("model_id") != mid else None)
-        reuse = {"mode": "full" if why_full else "incremental", "full_because": why_full,
-                 "model_id": mid, "trained_run": saved["trained_run"], "trained_on": saved["trained_on"],
-                 "age_days": inc.age_days(saved, today), "retrained": reason, "drift": drift.to_json(),
-                 "drift_threshold": settings.drift_threshold}
-        _write_model_copy(home, folder, mt, saved, reuse)
-        entry: dict[str, Any] = {"model_id": mid, "mode": reuse["mode"], "carried": None}
+        entry: dict[str, Any] = {"model_id": mid, "carried": None}
+        if not why_full:
+            try:
+                left_rows, right_rows, carried = _incremental_work(home, mt, data, previous, prev_type, dirty,
+                                                                   left_rows, right_rows, run_id)
+            except InputError as exc:  # the last run's state is incomplete: this match type re-links in full
+                log.warning("match type %s: %s; re-linking in full", mt.id, exc)
+                why_full = str(exc)
         if why_full:
             (folder / "dirty" / f"{mt.id}.npz").unlink(missing_ok=True)  # a re-planned night: no stale list
             mt_tasks = [{"match_type": mt.id, "shard": i, "shards": int(shards)} for i in range(int(shards))]
         else:
-            left_rows, right_rows, carried = _incremental_work(home, mt, data, previous, prev_type, dirty,
-                                                               left_rows, right_rows, run_id)
             entry["carried"] = str(write_parquet_atomic(carried, carried_path(home, run_id, mt.id))
                                    .relative_to(home.root))
             _save_rows(folder / "dirty" / f"{mt.id}.npz", left_rows, right_rows)
             entry.update(dirty_left=int(len(left_rows)), dirty_right=int(len(right_rows)), carried_flags=len(carried))
             busy = len(left_rows) or len(right_rows)
             mt_tasks = [{"match_type": mt.id, "shard": i, "shards": int(shards)} for i in range(int(shards))] if busy else []
+        reuse = {"mode": "full" if why_full else "incremental", "full_because": why_full,
+                 "model_id": mid, "trained_run": saved["trained_run"], "trained_on": saved["trained_on"],
+                 "age_days": inc.age_days(saved, today), "retrained": reason, "drift": drift.to_json(),
+                 "drift_threshold": settings.drift_threshold}
+        entry["mode"] = reuse["mode"]
+        _write_model_copy(home, folder, mt, saved, reuse)
         entry["shards"] = [str(shard_path(home, run_id, t["match_type"], t["shard"]).relative_to(home.root))
                            for t in mt_tasks]
         summary[mt.id] = {**entry, **{k: reuse[k] for k in ("age_days", "retrained", "drift", "full_because")}}
@@ -317,7 +323,7 @@ def _incremental_work(home: Home, mt: MatchType, data: dict[str, pd.DataFrame], 
     """Rows to re-link on each side, and the last run's flags that stand (all records clean)."""
     flags = _previous_flags(home, prev_type)
     if flags is None:
-        raise InputError(f"the flags of run {previous['run_id']} for {mt.id} are gone; run with --full")
+        raise InputError(f"the flags of run {previous['run_id']} for {mt.id} are gone")
     stale = inc.flag_touches(flags, dirty, "left") | inc.flag_touches(flags, dirty, "right")
     if mt.left_person_missing is not None and len(right_rows):
         # household judgement: a left record's flags depend on every right record at its address,
@@ -341,7 +347,7 @@ def _previous_records(home: Home, previous: dict[str, Any], dataset: str, dirty:
     files = [home.root / p for p in previous["inputs"] if Path(p).parent.parent.name == dataset]
     missing = [str(p) for p in files if not p.exists()]
     if missing:
-        raise InputError(f"run {previous['run_id']}'s extract {missing[0]} is gone; run with --full")
+        raise InputError(f"run {previous['run_id']}'s extract {missing[0]} is gone")
     frames = read_inputs(home, files).get(dataset)
     if frames is None or frames.empty:
         return pd.DataFrame()

@@ -127,3 +127,13 @@ def test_total_variation_and_too_few_pairs():
     assert inc.retrain_reason(saved, mt, "k", "2026-01-02", s, False, inc.Drift(0.9, 99)) is None
     assert inc.retrain_reason(saved, mt, "k", "2026-01-02", s, False, inc.Drift(0.9, 100)).startswith("drift")
     assert inc.retrain_reason(saved, mt, "k2", "2026-01-02", s, False, inc.Drift()) == "tokens are under another key"
+
+
+def test_lost_state_of_the_last_run_relinks_in_full(tenancy_home):
+    home, _ = tenancy_home
+    first, _ = _night(home, "20260101T020000")
+    for p in (run_dir(home, "20260101T020000") / "shards").glob("tenancy_two_boroughs-*.parquet"):
+        p.unlink()
+    second, t2 = _night(home, "20260102T020000")
+    assert t2["mode"] == "full" and "are gone" in t2["full_because"]
+    assert set(second.flag_id) == set(first.flag_id) and len(first)
