@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import weakref
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -42,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from councilmatch.home import Home
-from matching.blocking import Candidates, blocking_key, candidate_pairs
+from matching.blocking import Candidates, _agree_on, blocking_key
 from matching.comparisons import Side
 from matching.model import agreement_patterns, comparison_vectors, total_variation
 from matching.matchtype import MatchType
@@ -116,29 +117,71 @@ def flag_touches(flags: pd.DataFrame, refs: np.ndarray, side: str) -> np.ndarray
 # ---------------------------------------------------------------------------
 
 
+_KEYS: "weakref.WeakKeyDictionary[Side, dict]" = weakref.WeakKeyDictionary()
+
+
+def _sorted_keys(side: Side, rule: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(key, present, sorted keys of present rows, their row positions) of one rule, computed
+    once per side in this process (the side is kept for the match type's next shard)."""
+    cache = _KEYS.setdefault(side, {})
+    name = tuple(rule)
+    if name not in cache:
+        key, ok = blocking_key(side, rule)
+        rows = np.flatnonzero(ok)
+        order = np.argsort(key[rows], kind="stable")
+        cache[name] = (key, ok, key[rows][order], rows[order])
+    return cache[name]
+
+
+def _pairs_of_rows(side: Side, other: Side, rule: list[str], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (row of ``side`` among ``rows``, row of ``other``) agreeing on the rule's key: a
+    binary search per row in the other side's sorted keys, so the work is the rows' pairs."""
+    key, ok, _, _ = _sorted_keys(side, rule)
+    _, _, sorted_keys, positions = _sorted_keys(other, rule)
+    rows = rows[ok[rows]]
+    wanted = key[rows]
+    lo = np.searchsorted(sorted_keys, wanted, "left")
+    hi = np.searchsorted(sorted_keys, wanted, "right")
+    count = hi - lo
+    total = int(count.sum())
+    if total == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    left = np.repeat(rows, count)
+    start = np.repeat(lo - (np.cumsum(count) - count), count)
+    right = positions[start + np.arange(total)]
+    keep = _agree_on(side, other, rule, left, right)  # guards against key collisions
+    return left[keep], right[keep]
+
+
 def touching_pairs(left: Side, right: Side, rules: list[list[str]], dedupe: bool,
                    left_rows: np.ndarray, right_rows: np.ndarray) -> Candidates:
     """Every candidate pair (of any rule) whose left record is in ``left_rows`` or whose right
     record is in ``right_rows``, each once, in a fixed order. With ``dedupe`` (one side) the
-    rows are merged and pairs are unordered, as :func:`candidate_pairs` gives them."""
+    rows are merged and pairs are unordered, as :func:`candidate_pairs` gives them.
+
+    The same pairs :func:`candidate_pairs` would find among all pairs, restricted to these
+    rows (``tests/matching/test_incremental_pairs.py``)."""
+    left_rows = np.asarray(left_rows, dtype=np.int64)
+    right_rows = np.asarray(right_rows, dtype=np.int64)
     lis, ris = [], []
-    if dedupe:
-        rows = np.unique(np.concatenate([left_rows, right_rows])).astype(np.int64)
-        if len(rows):
-            found = candidate_pairs(left, left, rules, False, left_rows=rows)
-            a, b = found.li, found.ri
-            keep = a != b
-            lis.append(np.minimum(a, b)[keep])
-            ris.append(np.maximum(a, b)[keep])
-    else:
+    for rule in rules:
+        if dedupe:
+            rows = np.unique(np.concatenate([left_rows, right_rows]))
+            if len(rows):
+                a, b = _pairs_of_rows(left, left, rule, rows)
+                keep = a != b
+                lis.append(np.minimum(a, b)[keep])
+                ris.append(np.maximum(a, b)[keep])
+            continue
         if len(left_rows):
-            found = candidate_pairs(left, right, rules, False, left_rows=np.asarray(left_rows, np.int64))
-            lis.append(found.li)
-            ris.append(found.ri)
+            a, b = _pairs_of_rows(left, right, rule, left_rows)
+            lis.append(a)
+            ris.append(b)
         if len(right_rows):
-            found = candidate_pairs(right, left, rules, False, left_rows=np.asarray(right_rows, np.int64))
-            lis.append(found.ri)
-            ris.append(found.li)
+            b, a = _pairs_of_rows(right, left, rule, right_rows)
+            lis.append(a)
+            ris.append(b)
     if not lis:
         empty = np.zeros(0, dtype=np.int64)
         return Candidates(empty, empty, np.zeros(0, dtype=np.int16))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 from datetime import datetime, timezone
@@ -238,8 +239,9 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
                                    .relative_to(home.root))
             _save_rows(folder / "dirty" / f"{mt.id}.npz", left_rows, right_rows)
             entry.update(dirty_left=int(len(left_rows)), dirty_right=int(len(right_rows)), carried_flags=len(carried))
-            busy = len(left_rows) or len(right_rows)
-            mt_tasks = [{"match_type": mt.id, "shard": i, "shards": int(shards)} for i in range(int(shards))] if busy else []
+            # a shard task per INCREMENTAL_ROWS_PER_SHARD dirty records (none when nothing changed)
+            n = min(int(shards), math.ceil((len(left_rows) + len(right_rows)) / INCREMENTAL_ROWS_PER_SHARD))
+            mt_tasks = [{"match_type": mt.id, "shard": i, "shards": n} for i in range(n)]
         reuse = {"mode": "full" if why_full else "incremental", "full_because": why_full,
                  "model_id": mid, "trained_run": saved["trained_run"], "trained_on": saved["trained_on"],
                  "age_days": inc.age_days(saved, today), "retrained": reason, "drift": drift.to_json(),
@@ -252,6 +254,10 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         tasks += mt_tasks
     _write_json(folder / "plan.json", {"tasks": tasks, "types": {k: v for k, v in summary.items() if "model_id" in v}})
     return tasks
+
+
+#: dirty records per incremental shard task: a handful of changes is one task, not ``shards``
+INCREMENTAL_ROWS_PER_SHARD = 20_000
 
 
 def _key_id(data: dict[str, pd.DataFrame]) -> str:
