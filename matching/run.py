@@ -178,35 +178,57 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
     settings = settings or ModelSettings()
     files = newest_extracts(home)
     folder = run_dir(home, run_id)
-    _write_json(folder / "inputs.json", {"files": [str(p.relative_to(home.root)) for p in files]})
-    data = read_inputs(home, files)
+    listing = {"files": [str(p.relative_to(home.root)) for p in files],
+               "stat": [[p.stat().st_size, p.stat().st_mtime_ns] for p in files]}
+    _write_json(folder / "inputs.json", listing)
     types = load_matchtypes(home)
-    index = inc.record_index(data)
-    write_parquet_atomic(index, folder / "records.parquet")
     previous = previous_state(home, run_id)
-    dirty = inc.dirty_refs(previous["records"], index) if previous else None
-    key_id = _key_id(data)
+    loaded: dict[str, dict[str, pd.DataFrame]] = {}
+
+    def inputs() -> dict[str, pd.DataFrame]:
+        """The pool, read on first use: a night whose extracts are all last night's may need none."""
+        if "data" not in loaded:
+            loaded["data"] = read_inputs(home, files)
+        return loaded["data"]
+
+    if (previous is not None and previous.get("listing") == listing and previous.get("key_id") is not None
+            and previous.get("runnable") is not None):
+        # the very files the last run linked (same paths, sizes, times): no record changed
+        write_parquet_atomic(previous["records"], folder / "records.parquet")
+        dirty = np.zeros(0, dtype=np.int64)
+        key_id = previous["key_id"]
+        runnable = [types[t] for t in types if t in previous["runnable"]]
+        if any(t not in previous["seen"] for t in types):  # a match type added since: check it has records
+            runnable = _runnable(types, inputs())
+    else:
+        data = inputs()
+        index = inc.record_index(data)
+        write_parquet_atomic(index, folder / "records.parquet")
+        dirty = inc.dirty_refs(previous["records"], index) if previous else None
+        key_id = _key_id(data)
+        runnable = _runnable(types, data)
     today = run_date(run_id)
     tasks: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
     ctx: TrainingContext | None = None
-    for mt in _runnable(types, data):
+    for mt in runnable:
         saved = inc.load_saved(home, mt.id)
         inp: LinkInputs | None = None
         left_rows = right_rows = None
         drift = inc.Drift()
         if dirty is not None:
-            left_rows = inc.rows_of(data[mt.left], dirty)
-            right_rows = left_rows if mt.dedupe else inc.rows_of(data[mt.right], dirty)
+            empty = np.zeros(0, dtype=np.int64)
+            left_rows = inc.rows_of(inputs()[mt.left], dirty) if len(dirty) else empty
+            right_rows = left_rows if mt.dedupe else inc.rows_of(inputs()[mt.right], dirty) if len(dirty) else empty
             if saved is not None and (len(left_rows) or len(right_rows)):
-                inp = _link_inputs(mt, data)
+                inp = _link_inputs(mt, inputs())
                 drift = inc.measure_drift(mt, inp, saved, left_rows, right_rows, _in_scope)
         reason = inc.retrain_reason(saved, mt, key_id, today, settings, retrain, drift)
         if reason is not None:
             log.info("match type %s: training (%s)", mt.id, reason)
             if ctx is None:
-                ctx = TrainingContext(pool_inputs(data) if data else None)
-            inp = inp or _link_inputs(mt, data)
+                ctx = TrainingContext(pool_inputs(inputs()) if inputs() else None)
+            inp = inp or _link_inputs(mt, inputs())
             try:
                 models = train(mt, inp, ctx)
             except DegenerateFit as exc:
@@ -226,7 +248,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         entry: dict[str, Any] = {"model_id": mid, "carried": None}
         if not why_full:
             try:
-                left_rows, right_rows, carried = _incremental_work(home, mt, data, previous, prev_type, dirty,
+                left_rows, right_rows, carried = _incremental_work(home, mt, inputs, previous, prev_type, dirty,
                                                                    left_rows, right_rows, run_id)
             except InputError as exc:  # the last run's state is incomplete: this match type re-links in full
                 log.warning("match type %s: %s; re-linking in full", mt.id, exc)
@@ -252,7 +274,9 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
                            for t in mt_tasks]
         summary[mt.id] = {**entry, **{k: reuse[k] for k in ("age_days", "retrained", "drift", "full_because")}}
         tasks += mt_tasks
-    _write_json(folder / "plan.json", {"tasks": tasks, "types": {k: v for k, v in summary.items() if "model_id" in v}})
+    _write_json(folder / "plan.json", {"tasks": tasks, "types": {k: v for k, v in summary.items() if "model_id" in v},
+                                       "key_id": key_id, "runnable": [mt.id for mt in runnable],
+                                       "seen": sorted(types)})
     return tasks
 
 
@@ -306,8 +330,10 @@ def previous_state(home: Home, run_id: str) -> dict[str, Any] | None:
         state = json.loads(plan_file.read_text(encoding="utf-8"))
         if "types" not in state:
             return None  # linked before runs recorded their state: the next night is full
+        listing = json.loads((folder / "inputs.json").read_text(encoding="utf-8"))
         return {"run_id": folder.name, "types": state["types"], "records": pd.read_parquet(records),
-                "inputs": json.loads((folder / "inputs.json").read_text(encoding="utf-8"))["files"]}
+                "inputs": listing["files"], "listing": listing, "key_id": state.get("key_id"),
+                "runnable": state.get("runnable"), "seen": state.get("seen", [])}
     return None
 
 
@@ -323,7 +349,7 @@ def _previous_flags(home: Home, prev_type: dict[str, Any]) -> pd.DataFrame | Non
     return flags.drop_duplicates("flag_id").reset_index(drop=True)
 
 
-def _incremental_work(home: Home, mt: MatchType, data: dict[str, pd.DataFrame], previous: dict[str, Any],
+def _incremental_work(home: Home, mt: MatchType, inputs: Any, previous: dict[str, Any],
                       prev_type: dict[str, Any], dirty: np.ndarray, left_rows: np.ndarray,
                       right_rows: np.ndarray, run_id: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Rows to re-link on each side, and the last run's flags that stand (all records clean)."""
@@ -334,6 +360,7 @@ def _incremental_work(home: Home, mt: MatchType, data: dict[str, pd.DataFrame], 
     if mt.left_person_missing is not None and len(right_rows):
         # household judgement: a left record's flags depend on every right record at its address,
         # so re-link whole each left record near a dirty right record, now or in the last run
+        data = inputs()
         inp = _link_inputs(mt, data)
         near = [inc.rows_sharing_keys(inp.left, Side(data[mt.right].iloc[right_rows].reset_index(drop=True)),
                                       mt.linkage.blocking)]

@@ -137,3 +137,18 @@ def test_lost_state_of_the_last_run_relinks_in_full(tenancy_home):
     second, t2 = _night(home, "20260102T020000")
     assert t2["mode"] == "full" and "are gone" in t2["full_because"]
     assert set(second.flag_id) == set(first.flag_id) and len(first)
+
+
+def test_an_extract_rewritten_in_place_is_not_taken_as_unchanged(tenancy_home):
+    """Re-pseudonymising (a key rotation) rewrites an extract under the same path: the night
+    must see its records as changed, not skip them as last night's files."""
+    home, _ = tenancy_home
+    _night(home, "20260101T020000")
+    path = next((home.pseudonymised / "tenancy" / "E09000002").glob("*.parquet"))
+    frame = pd.read_parquet(path)
+    frame.loc[frame.index[:5], "period_end"] = pd.Timestamp("2026-01-01")
+    frame.to_parquet(path, index=False)
+    _, t2 = _night(home, "20260102T020000")
+    assert t2["mode"] == "incremental" and t2["dirty_left"] + t2["dirty_right"] >= 5
+    _, t3 = _night(home, "20260103T020000")
+    assert t3["dirty_left"] + t3["dirty_right"] == 0
