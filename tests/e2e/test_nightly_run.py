@@ -71,3 +71,19 @@ def test_summary_names_feeds_flags_and_stage_times(nights: dict) -> None:
     assert report["flags"] == len(pd.read_parquet(nights["home"].flags_path("20261101T020000")))
     assert report["totals"]["rows_in"] == report["totals"]["accepted"] + report["totals"]["quarantined"]
     assert report["models"], "the report carries each match type's model parameters"
+
+
+def test_second_night_is_incremental_and_full_is_one_flag_away(nights: dict) -> None:
+    home = nights["home"]
+    second = json.loads((home.runs / "20261102T020000" / "plan.json").read_text())
+    assert second["types"] and all(t["mode"] == "incremental" for t in second["types"].values())
+    assert second["tasks"] == []  # the same extracts as night 1: nothing to link
+    third = cli("run", "--run-id", "20261103T020000", "--full", home=home.root)
+    assert third.returncode == 0, third.stdout + third.stderr
+    planned = json.loads((home.runs / "20261103T020000" / "plan.json").read_text())
+    assert all(t["mode"] == "full" and t["full_because"] == "requested" and t["retrained"] is None
+               for t in planned["types"].values())
+    cols = ["flag_id", "match_probability", "evidence", "first_seen"]
+    a = pd.read_parquet(home.flags_path("20261102T020000"))[cols]
+    b = pd.read_parquet(home.flags_path("20261103T020000"))[cols]
+    pd.testing.assert_frame_equal(a, b)
