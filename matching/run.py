@@ -130,11 +130,13 @@ def load_inputs(home: Home | str | Path) -> dict[str, pd.DataFrame]:
 _LAST_INPUTS: dict[tuple, dict[str, pd.DataFrame]] = {}
 
 
-def _run_inputs(home: Home, run_id: str) -> dict[str, pd.DataFrame]:
+def _run_inputs(home: Home, run_id: str, datasets: tuple[str, ...] | None = None) -> dict[str, pd.DataFrame]:
     """The inputs plan() fixed for this run (so shard tasks never see a newer extract).
 
-    The last run's inputs stay in memory, so shards linked one after another in one
-    process (``councilmatch run``) read the store once; Airflow tasks each read their own.
+    ``datasets``: read only these data sets' extracts (a shard task needs its match type's
+    one or two, not the pool). What was read stays in memory (one dict per run, filled as
+    needed), so shards linked one after another in one process (``councilmatch run``) read
+    each extract once; Airflow tasks each read their own.
     """
     listing = run_dir(home, run_id) / "inputs.json"
     if not listing.exists():
@@ -142,10 +144,16 @@ def _run_inputs(home: Home, run_id: str) -> dict[str, pd.DataFrame]:
     files = [home.root / p for p in json.loads(listing.read_text(encoding="utf-8"))["files"]]
     key = (str(home.root), run_id, tuple((str(p), p.stat().st_mtime_ns) for p in files if p.exists()))
     if key not in _LAST_INPUTS:
-        data = read_inputs(home, files)
         _LAST_INPUTS.clear()
-        _LAST_INPUTS[key] = data
-    return _LAST_INPUTS[key]
+        _LAST_INPUTS[key] = {}
+    data = _LAST_INPUTS[key]
+    by_dataset: dict[str, list[Path]] = {}
+    for p in files:
+        by_dataset.setdefault(p.parent.parent.name, []).append(p)
+    wanted = [ds for ds in sorted(set(datasets) if datasets is not None else by_dataset) if ds not in data]
+    if wanted:
+        data.update(read_inputs(home, [p for ds in wanted for p in by_dataset.get(ds, [])]))
+    return data
 
 
 # ---------------------------------------------------------------------------
@@ -419,7 +427,7 @@ def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int
     model_file = folder / "model" / f"{match_type}.json"
     if not model_file.exists():
         raise InputError(f"no trained model {model_file}: call plan() for run {run_id} first")
-    inp = _link_inputs(mt, _run_inputs(home, run_id))
+    inp = _link_inputs(mt, _run_inputs(home, run_id, (mt.left, mt.right)))
     tf_file = folder / "model" / f"{match_type}.tf.parquet"
     tf = inc.read_tf(tf_file) if tf_file.exists() else None
     models = load_models(mt, json.loads(model_file.read_text(encoding="utf-8")), inp, tf)

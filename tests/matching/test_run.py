@@ -125,3 +125,18 @@ def test_single_person_discount_with_another_adult(tmp_path, make_frame, put_ext
     assert set(zip(spd.left_record_id, spd.right_record_id)) == expected
     ev = json.loads(spd.iloc[0].evidence)
     assert ev["address"]["level"] == "exact" and ev["forename"]["level"] != "exact"
+
+
+def test_a_shard_task_reads_only_its_match_types_data_sets(tenancy_home, make_frame, put_extract):
+    import matching.run as run
+
+    home, _ = tenancy_home
+    other = make_frame([{"forename": "ZED", "surname": "QUUX", "dob": "1970-01-02", "record_id": f"P{i}"}
+                        for i in range(3)], dataset="payroll", council="E09000001")
+    put_extract(home, other)
+    tasks = plan(home, "20260105T000000", 2)
+    run._LAST_INPUTS.clear()
+    task = next(t for t in tasks if t["match_type"] == "tenancy_two_boroughs")
+    link_shard(home, "20260105T000000", **task)
+    (loaded,) = run._LAST_INPUTS.values()
+    assert set(loaded) == {"tenancy"}
