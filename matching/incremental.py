@@ -88,12 +88,21 @@ def record_index(data: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def _record_keys(index: pd.DataFrame) -> np.ndarray:
+    """One 64-bit key per (ref, row) pair, for a fast set difference."""
+    with np.errstate(over="ignore"):
+        ref = index["ref"].to_numpy(dtype=np.int64).view(np.uint64)
+        row = index["row"].to_numpy(dtype=np.int64).view(np.uint64)
+        key = (ref * np.uint64(0x9E3779B97F4A7C15)) ^ row
+        key ^= key >> np.uint64(31)
+    return key.view(np.int64)
+
+
 def dirty_refs(previous: pd.DataFrame, current: pd.DataFrame) -> np.ndarray:
     """Reference keys (int64) of records added, changed or removed since ``previous``."""
-    prev = pd.MultiIndex.from_arrays([previous["ref"].to_numpy(), previous["row"].to_numpy()])
-    cur = pd.MultiIndex.from_arrays([current["ref"].to_numpy(), current["row"].to_numpy()])
-    added_or_changed = current["ref"].to_numpy()[~cur.isin(prev)]
-    removed_or_changed = previous["ref"].to_numpy()[~prev.isin(cur)]
+    prev, cur = _record_keys(previous), _record_keys(current)
+    added_or_changed = current["ref"].to_numpy()[~np.isin(cur, prev)]
+    removed_or_changed = previous["ref"].to_numpy()[~np.isin(prev, cur)]
     return np.unique(np.concatenate([added_or_changed, removed_or_changed]))
 
 

@@ -372,7 +372,7 @@ def _incremental_work(home: Home, mt: MatchType, inputs: Any, previous: dict[str
         inp = _link_inputs(mt, data)
         near = [inc.rows_sharing_keys(inp.left, Side(data[mt.right].iloc[right_rows].reset_index(drop=True)),
                                       mt.linkage.blocking)]
-        old = _previous_records(home, previous, mt.right, dirty)
+        old = _previous_records(home, previous, mt.right, dirty, run_id)
         if len(old):
             near.append(inc.rows_sharing_keys(inp.left, Side(old), mt.linkage.blocking))
         household = np.unique(np.concatenate(near))
@@ -383,13 +383,16 @@ def _incremental_work(home: Home, mt: MatchType, inputs: Any, previous: dict[str
     return np.asarray(left_rows, np.int64), np.asarray(right_rows, np.int64), carried
 
 
-def _previous_records(home: Home, previous: dict[str, Any], dataset: str, dirty: np.ndarray) -> pd.DataFrame:
+def _previous_records(home: Home, previous: dict[str, Any], dataset: str, dirty: np.ndarray,
+                      run_id: str) -> pd.DataFrame:
     """The last run's version of the dirty records of ``dataset`` (from its input extracts)."""
-    files = [home.root / p for p in previous["inputs"] if Path(p).parent.parent.name == dataset]
+    # an extract file tonight's run reads too holds no dirty record: only last night's other files
+    tonight = set(json.loads((run_dir(home, run_id) / "inputs.json").read_text(encoding="utf-8"))["files"])
+    files = [home.root / p for p in previous["inputs"] if Path(p).parent.parent.name == dataset and p not in tonight]
     missing = [str(p) for p in files if not p.exists()]
     if missing:
         raise InputError(f"run {previous['run_id']}'s extract {missing[0]} is gone")
-    frames = read_inputs(home, files).get(dataset)
+    frames = read_inputs(home, files).get(dataset) if files else None
     if frames is None or frames.empty:
         return pd.DataFrame()
     return frames.iloc[inc.rows_of(frames, dirty)].reset_index(drop=True)

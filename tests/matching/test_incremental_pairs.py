@@ -41,3 +41,20 @@ def test_touching_pairs_equal_all_pairs_restricted(make_frame, dedupe):
         want = {(a, b) for a, b in all_pairs if a in set(lrows.tolist()) or b in set(rrows.tolist())}
     assert _set(got.li, got.ri) == want and len(got) == len(want)
     assert 0 < len(want) < len(all_pairs)
+
+
+def test_dirty_records_are_the_added_changed_and_removed(make_frame):
+    import pandas as pd
+
+    from matching.incremental import dirty_refs, frame_ref_keys, record_index
+
+    people = [{"forename": n, "surname": "SMITH", "dob": "1970-01-01", "record_id": f"R{i}"}
+              for i, n in enumerate(["ANN", "BOB", "CAT", "DAN"])]
+    before = make_frame(people)
+    after = make_frame([people[0], {**people[1], "surname": "JONES"}, people[3],
+                        {"forename": "EVE", "surname": "SMITH", "record_id": "R9"}])
+    after["extract_id"] = "a later extract"  # a new extract id alone changes nothing
+    dirty = dirty_refs(record_index({"tenancy": before}), record_index({"tenancy": after}))
+    keys = dict(zip(pd.concat([before, after])["record_id"],
+                    np.concatenate([frame_ref_keys(before), frame_ref_keys(after)]).view(np.int64)))
+    assert set(dirty.tolist()) == {keys["R1"], keys["R2"], keys["R9"]}  # changed, removed, added
