@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from councilmatch.home import Home
+from councilmatch.safepath import is_safe_name
 
 from anonymise.errors import SchemaError, UnknownKeyError
 from anonymise.keys import Keyring, load_keyring
@@ -72,6 +73,15 @@ def accept_at_source(path: Path, keyring: Keyring, feed) -> pd.DataFrame:
     """
     path = Path(path)
     meta = at_source_metadata(path)
+    if not isinstance(meta, dict):
+        raise SchemaError(f"{path}: councilmatch metadata is not a mapping")
+    # the council controls these names; the hub files the extract under them, so they must be
+    # plain names (an extract_id of '../E09000007/tenancy_x' would overwrite another council's file)
+    if not is_safe_name(meta.get("extract_id")):
+        raise SchemaError(f"{path}: extract_id {str(meta.get('extract_id'))[:80]!r} in the file metadata is not a safe "
+                          "name (letters, digits, _ . - only, not starting with a dot); refused")
+    if not is_safe_name(meta.get("key_id")):
+        raise SchemaError(f"{path}: key_id {str(meta.get('key_id'))[:80]!r} in the file metadata is not a safe name; refused")
     if str(meta.get("schema_version")) != SCHEMA_VERSION:
         raise SchemaError(f"{path}: schema version {meta.get('schema_version')!r}; this hub reads {SCHEMA_VERSION!r}")
     schema = pq.read_schema(path)
@@ -99,4 +109,13 @@ def accept_at_source(path: Path, keyring: Keyring, feed) -> pd.DataFrame:
         if set(frame["key_id"]) != {meta.get("key_id")}:
             raise SchemaError(f"{path}: key_id column disagrees with the file metadata")
         check_key_ids([frame], keyring)
+        from ingest.validate import has_control_characters
+
+        for column in ("record_id",):
+            text = frame[column].astype("string[pyarrow]")
+            bad = (has_control_characters(text, is_id=True) | text.isna()).to_numpy(dtype=bool)
+            if bad.any():
+                raise SchemaError(f"{path}: row {int(bad.argmax())} has a missing {column} or one holding a "
+                                  "control character; `councilmatch pseudonymise` quarantines those, so the file "
+                                  "was not made by it; refused")
     return frame

@@ -25,16 +25,20 @@ def _fail(exc: Exception) -> None:
 
 
 @keys_app.command("init")
-def keys_init(home: HomeOption = None) -> None:
-    """Create the keyring (key k1); on a fresh home without COUNCILMATCH_KEK, also a development KEK."""
+def keys_init(
+    home: HomeOption = None,
+    dev_kek: bool = typer.Option(False, "--dev-kek", help="Development homes only: without COUNCILMATCH_KEK, "
+                                 "write a key-encryption key file beside the keyring (refused in production)."),
+) -> None:
+    """Create the keyring (key k1) under COUNCILMATCH_KEK (or, opted in with --dev-kek, a development KEK)."""
     from anonymise.kek import dev_kek_path, find_kek
     from anonymise.keys import init_keys, keyring_path
 
     h = resolve_home(home)
     existed = keyring_path(h).exists()
-    had_kek = find_kek(h) is not None if not existed else True
     try:
-        key_id = init_keys(h)
+        had_kek = find_kek(h) is not None if not existed else True
+        key_id = init_keys(h, dev_kek=True if dev_kek else None)
     except AnonymiseError as exc:
         _fail(exc)
     if not had_kek:
@@ -55,15 +59,70 @@ def keys_status(home: HomeOption = None) -> None:
 
 
 @keys_app.command("rotate")
-def keys_rotate(home: HomeOption = None) -> None:
-    """Add a new key version and make it active; old versions stay for reading the vault."""
+def keys_rotate(home: HomeOption = None,
+                now: Annotated[bool, typer.Option("--now/--at-next-night",
+                                                  help="Re-pseudonymise the store from the archive at once.")] = True) -> None:
+    """Add a new key version, make it active, and re-make the store under it from the encrypted archive."""
     from anonymise.keys import rotate_keys
 
+    from anonymise.custody import repseudonymise
+
+    h = resolve_home(home)
     try:
-        key_id = rotate_keys(resolve_home(home))
+        key_id = rotate_keys(h)
     except AnonymiseError as exc:
         _fail(exc)
-    print(f"active key is now {key_id}; existing pseudonyms must be re-made under it before matching")
+    print(f"active key is now {key_id}")
+    if not now:
+        print("stored extracts will be re-made under it from the encrypted archive by the next night's ingest")
+        return
+    _print_repseudonymised(repseudonymise(h))
+
+
+def _print_repseudonymised(results: list[dict]) -> None:
+    for r in results:
+        print(f"{r['feed_id']} {r['extract_id']}: {r['status']}" + (f" ({r['error']})" if r.get("error") else ""))
+    done = sum(r["status"] == "repseudonymised" for r in results)
+    print(f"re-pseudonymised {done} of {len(results)} stored extract(s) under the active key")
+    if any(r["status"] not in ("repseudonymised", "superseded") for r in results):
+        console.print("[yellow]some extracts could not be re-made here (no archive, failed, or at-source: "
+                      "the council must send them again); matching refuses mixed key ids until they are[/yellow]")
+        raise typer.Exit(1)
+
+
+@keys_app.command("repseudonymise")
+def keys_repseudonymise(home: HomeOption = None,
+                        feed: Annotated[str | None, typer.Option(help="Only this feed (council/dataset).")] = None) -> None:
+    """Re-make stored extracts that are not under the active key, from the encrypted archive."""
+    from anonymise.custody import repseudonymise
+
+    try:
+        _print_repseudonymised(repseudonymise(resolve_home(home), feed))
+    except AnonymiseError as exc:
+        _fail(exc)
+
+
+@keys_app.command("change-kek")
+def keys_change_kek(
+    home: HomeOption = None,
+    new_kek_env: Annotated[str, typer.Option(help="Environment variable holding the new KEK (base64 of 32 bytes); "
+                                             "never pass a key on the command line.")] = "COUNCILMATCH_NEW_KEK",
+) -> None:
+    """Re-wrap the keyring and every data key under a new key-encryption key (nothing re-ingested)."""
+    import os
+
+    from anonymise.custody import change_kek
+    from anonymise.kek import KEK, decode_kek
+
+    text = os.environ.get(new_kek_env)
+    if not text:
+        _fail(AnonymiseError(f"set {new_kek_env} to the new key-encryption key (base64 of 32 random bytes)"))
+    try:
+        result = change_kek(resolve_home(home), KEK(decode_kek(text, new_kek_env), new_kek_env))
+    except AnonymiseError as exc:
+        _fail(exc)
+    print(f"re-wrapped {len(result['rewrapped'])} file(s) under the new key-encryption key")
+    print(result["next"])
 
 
 @keys_app.command("retire")

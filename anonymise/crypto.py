@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from anonymise.errors import TamperedError
+from councilmatch.commit import place
 
 MAGIC = b"CMENC1\n"
 NONCE_BYTES = 12
@@ -74,7 +75,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        place(tmp, path)  # now, or at the end of the feed's staged commit
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -10,29 +10,35 @@ hub key starts new data keys while old ones stay unwrappable with the old versio
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 
 from councilmatch.home import Home
+from councilmatch.safepath import UnsafePathError, path_inside
+from councilmatch.safepath import safe_name as _shared_safe_name
 
 from anonymise.crypto import new_key, seal, unseal
 from anonymise.errors import AnonymiseError, TamperedError
 from anonymise.keys import Keyring
 
 WRAP_PURPOSE = "vault_wrap"
-_SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class UnsafeNameError(AnonymiseError, UnsafePathError):
+    """A council, data set, extract or key id that could escape its folder."""
 
 
 def safe_name(value: str, what: str) -> str:
-    """Refuse path components that could escape the vault (``..``, ``/``)."""
-    if not _SAFE.match(value) or value in (".", ".."):
-        raise AnonymiseError(f"{what} {value!r} is not a safe name (letters, digits, _ . - only)")
-    return value
+    """Refuse path components that could escape the vault (``..``, ``/``): the hub's one check."""
+    try:
+        return _shared_safe_name(value, what)
+    except UnsafePathError as exc:
+        raise UnsafeNameError(str(exc)) from None
 
 
 def datakey_path(home: Home, council: str, key_id: str) -> Path:
-    return home.vault / safe_name(council, "council") / f"datakey.{safe_name(key_id, 'key id')}.enc"
+    return path_inside(home.vault, safe_name(council, "council"), f"datakey.{safe_name(key_id, 'key id')}.enc",
+                       what="data key file")
 
 
 def data_key(home: Home, keyring: Keyring, council: str, key_id: str | None = None, create: bool = True) -> tuple[str, bytes]:

@@ -159,6 +159,34 @@ def bloom_encode(values: pd.Series, key: bytes, settings: BloomSettings) -> np.n
     return filters[codes]
 
 
+_SALT_CHUNK = 65_536  # rows permuted at a time (bounds the unpacked bit matrix)
+
+
+def salt_permute(filters: np.ndarray, salts: np.ndarray, key: bytes) -> np.ndarray:
+    """Each row's bits permuted by a keyed permutation of its salt.
+
+    Two filters under the same salt keep their Dice similarity exactly; under different
+    salts they look unrelated. Why: an unsalted name filter is the same bit pattern for
+    every record of that name, so an insider who knows a few people's names can align
+    filters and decode the rest through their overlaps (docs/security.md). Salted, the
+    bit positions mean something different in every salt group of a handful of records.
+    The permutations come from a keyed hash of the salt: without the key, nobody can
+    tell which permutation a group uses.
+    """
+    n, nbytes = filters.shape
+    nbits = nbytes * 8
+    codes, uniques = pd.factorize(pd.Series(salts, dtype=object), use_na_sentinel=False)
+    seeds = [int.from_bytes(hmac.digest(key, str(u).encode("utf-8"), "sha256")[:16], "little") for u in uniques]
+    perms = np.stack([np.random.Generator(np.random.PCG64(s)).permutation(nbits).astype(np.int16)
+                      for s in seeds]) if seeds else np.zeros((0, nbits), np.int16)
+    out = np.empty_like(filters)
+    for lo in range(0, n, _SALT_CHUNK):
+        bits = np.unpackbits(filters[lo: lo + _SALT_CHUNK], axis=1, bitorder="little")
+        permuted = np.take_along_axis(bits, perms[codes[lo: lo + _SALT_CHUNK]].astype(np.intp), axis=1)
+        out[lo: lo + _SALT_CHUNK] = np.packbits(permuted, axis=1, bitorder="little")
+    return out
+
+
 def to_arrow(matrix: np.ndarray) -> pa.FixedSizeBinaryArray:
     """An (n, nbytes) uint8 matrix as an Arrow fixed_size_binary array (zero copy of rows)."""
     m = np.ascontiguousarray(matrix, dtype=np.uint8)

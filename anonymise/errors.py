@@ -15,6 +15,10 @@ class MissingKEKError(KeyringError):
     """No key-encryption key is configured."""
 
 
+class DevKEKRefusedError(KeyringError):
+    """A development key-encryption key was not opted in to, or production settings refuse it."""
+
+
 class InvalidKEKError(KeyringError):
     """The configured key-encryption key is not base64 of 32 bytes."""
 

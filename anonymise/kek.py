@@ -2,8 +2,15 @@
 
 Order: ``COUNCILMATCH_KEK`` (base64 of 32 bytes), then the password of the
 Airflow connection ``councilmatch_kek`` (only when Airflow is installed and
-configured), then — for the embedded development default only — the file
-``home/keys/dev-kek`` that ``keys init`` writes on a fresh home.
+configured), then — for a development home only — the file ``home/keys/dev-kek``.
+
+The development KEK sits beside the keyring it protects, so it protects nothing
+against anyone who can read the home. It is therefore an explicit opt-in
+(``keys init --dev-kek`` or ``COUNCILMATCH_DEV_KEK=1``; ``councilmatch demo``
+opts in), and production refuses it: with ``COUNCILMATCH_PRODUCTION=1`` (set by
+``docker-compose.yml``) neither writing nor reading a dev KEK is allowed. A
+``COUNCILMATCH_KEK`` that is set but empty (what compose passed when ``.env``
+lacked it) is an error, never "no KEK, fall back".
 """
 
 from __future__ import annotations
@@ -17,11 +24,30 @@ from pathlib import Path
 from councilmatch.home import Home
 
 from anonymise.crypto import KEY_BYTES, atomic_write, new_key
-from anonymise.errors import InvalidKEKError, MissingKEKError
+from anonymise.errors import DevKEKRefusedError, InvalidKEKError, MissingKEKError
 
 ENV_VAR = "COUNCILMATCH_KEK"
 AIRFLOW_CONN_ID = "councilmatch_kek"
 DEV_KEK_NAME = "dev-kek"
+DEV_OPT_IN_VAR = "COUNCILMATCH_DEV_KEK"
+PRODUCTION_VAR = "COUNCILMATCH_PRODUCTION"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def is_production(home: Home | None = None) -> bool:
+    """``COUNCILMATCH_PRODUCTION`` is true (docker-compose.yml sets it), or the home's
+    ``settings.yaml`` says ``production: true``."""
+    if os.environ.get(PRODUCTION_VAR, "").strip().lower() in _TRUE:
+        return True
+    if home is not None and home.settings_file.exists():
+        from councilmatch.settings import load_settings
+
+        return load_settings(home).production
+    return False
+
+
+def dev_kek_opted_in() -> bool:
+    return os.environ.get(DEV_OPT_IN_VAR, "").strip().lower() in _TRUE
 
 
 @dataclass(frozen=True)
@@ -72,7 +98,11 @@ def _from_airflow() -> str | None:
 def find_kek(home: Home) -> KEK | None:
     """The configured KEK, or None when there is none."""
     env = os.environ.get(ENV_VAR)
-    if env:
+    if env is not None:
+        if not env.strip():
+            raise MissingKEKError(
+                f"{ENV_VAR} is set but empty (docker compose passes an empty value when .env lacks it): "
+                "set it to base64 of 32 random bytes; refusing to fall back to any other key")
         return KEK(decode_kek(env, ENV_VAR), ENV_VAR)
     password = _from_airflow()
     if password:
@@ -80,6 +110,11 @@ def find_kek(home: Home) -> KEK | None:
         return KEK(decode_kek(password, source), source)
     path = dev_kek_path(home)
     if path.exists():
+        if is_production(home):
+            raise DevKEKRefusedError(
+                f"{path} is a development key-encryption key and this is production ({PRODUCTION_VAR} or "
+                "settings.yaml production: true): production refuses it. "
+                f"Set {ENV_VAR} (or the Airflow connection {AIRFLOW_CONN_ID!r}) and re-key the home")
         return KEK(decode_kek(path.read_text(), str(path)), str(path))
     return None
 
@@ -95,7 +130,10 @@ def require_kek(home: Home) -> KEK:
 
 
 def write_dev_kek(home: Home) -> KEK:
-    """Create the development KEK file (mode 0600). Only ``keys init`` on a fresh home calls this."""
+    """Create the development KEK file (mode 0600). Only ``keys init`` on a fresh home, opted in, calls this."""
+    if is_production(home):
+        raise DevKEKRefusedError(f"{PRODUCTION_VAR} or settings.yaml production: true is set: production refuses a development key-encryption key; "
+                                 f"set {ENV_VAR}")
     path = dev_kek_path(home)
     home.keys.mkdir(parents=True, exist_ok=True)
     os.chmod(home.keys, 0o700)

@@ -21,8 +21,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from councilmatch.home import Home
 
 from anonymise.crypto import atomic_write, new_key, seal, unseal
-from anonymise.errors import KeyringError, KeyringMissingError, TamperedError, UnknownKeyError, WrongKEKError
-from anonymise.kek import KEK, find_kek, require_kek, write_dev_kek
+from anonymise.errors import (KeyringError, KeyringMissingError, MissingKEKError, TamperedError, UnknownKeyError,
+                              WrongKEKError)
+from anonymise.kek import (AIRFLOW_CONN_ID, DEV_OPT_IN_VAR, ENV_VAR, KEK, dev_kek_opted_in, find_kek, require_kek,
+                           write_dev_kek)
 
 KEYRING_NAME = "keyring.json.enc"
 FORMAT = 1
@@ -111,16 +113,22 @@ def load_keyring(home: Home) -> Keyring:
     return _open(home, require_kek(home))
 
 
-def init_keys(home: Home) -> str:
+def init_keys(home: Home, dev_kek: bool | None = None) -> str:
     """Create the keyring with key k1; idempotent (an existing keyring is only opened).
 
     On a fresh home without a configured KEK, writes a development KEK to
-    ``home/keys/dev-kek`` (the embedded default only; production sets COUNCILMATCH_KEK).
+    ``home/keys/dev-kek`` only when asked to (``dev_kek=True``, or ``COUNCILMATCH_DEV_KEK=1``
+    when ``dev_kek`` is None), and never in production (``COUNCILMATCH_PRODUCTION=1``).
     """
     kek = find_kek(home)
     if keyring_path(home).exists():
         return load_keyring(home).key_id
     if kek is None:
+        if not (dev_kek if dev_kek is not None else dev_kek_opted_in()):
+            raise MissingKEKError(
+                f"no key-encryption key: set {ENV_VAR} (base64 of 32 random bytes) or the Airflow connection "
+                f"{AIRFLOW_CONN_ID!r}. For a development home only, opt in to a key file beside the keyring "
+                f"with `keys init --dev-kek` (or {DEV_OPT_IN_VAR}=1)")
         kek = write_dev_kek(home)
     ring = Keyring(versions=(KeyVersion("k1", _now(), new_key()),), key_id="k1")
     _save(home, ring, kek)

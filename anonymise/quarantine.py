@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from councilmatch.home import Home
+from councilmatch.safepath import ensure_inside, path_inside
 
 from anonymise.crypto import atomic_write
 from anonymise.datakeys import safe_name, seal_for_council, unseal_for_council
@@ -27,8 +28,8 @@ HUB = "hub"  # owner of files that do not sit under landing/<council>/
 
 
 def quarantine_path(home: Home, council: str, dataset: str, extract_id: str) -> Path:
-    return (home.quarantine / safe_name(council, "council") / safe_name(dataset, "dataset")
-            / f"{safe_name(extract_id, 'extract id')}.enc")
+    return path_inside(home.quarantine, safe_name(council, "council"), safe_name(dataset, "dataset"),
+                       f"{safe_name(extract_id, 'extract id')}.enc", what="quarantine file")
 
 
 def _to_parquet(frame: pd.DataFrame) -> bytes:
@@ -89,7 +90,7 @@ def dispose_raw_extract(home: Home, keyring: Keyring, path: Path,
         path.unlink(missing_ok=True)
         return None
     council, rel = _owner_and_relative(home, path)
-    target = home.archive / rel.parent / (rel.name + ".enc")
+    target = ensure_inside(home.archive, home.archive / rel.parent / (rel.name + ".enc"), "archive file")
     if not path.exists():
         if target.exists():
             return target  # already archived on an earlier run

@@ -1,4 +1,5 @@
-"""The pseudonymised store: one Parquet file per extract, written atomically.
+"""The pseudonymised store: one Parquet file per extract, written atomically and
+encrypted at rest (``anonymise.at_rest``: Parquet modular encryption under the KEK).
 
 Bloom columns are Arrow ``fixed_size_binary``; the file metadata carries the key
 id the tokens were made under and the schema version, so matching can refuse
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from councilmatch.contracts import BLOOM_BYTES, NON_IDENTIFYING, PSEUDONYMISED_COLUMNS, REFERENCE, TOKEN_COLUMNS
+from councilmatch.commit import place
 from councilmatch.home import Home
 
 from anonymise.errors import SchemaError, UnknownKeyError
@@ -90,7 +92,7 @@ def write_table(table: pa.Table, path: Path, extra_meta: dict | None = None) -> 
     os.close(fd)
     try:
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
+        place(tmp, path)  # now, or at the end of the feed's staged commit
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -98,17 +100,23 @@ def write_table(table: pa.Table, path: Path, extra_meta: dict | None = None) -> 
 
 
 def write_pseudonymised(home: Home, frame: pd.DataFrame) -> Path:
-    """Write one extract's pseudonymised frame to ``home.pseudonymised_path(...)`` (idempotent)."""
+    """Write one extract's pseudonymised frame, encrypted, to ``home.pseudonymised_path(...)`` (idempotent)."""
+    from anonymise import at_rest
+
     if len(frame) == 0:
         raise SchemaError("refusing to write an empty pseudonymised frame (no council/dataset/extract to file it under)")
     validate_frame(frame)
+    from anonymise.minimise import minimise
+
     path = home.pseudonymised_path(_single(frame, "dataset"), _single(frame, "council"), _single(frame, "extract_id"))
-    return write_table(to_table(frame), path)
+    return at_rest.write_table(path, to_table(minimise(frame, home)), home)
 
 
-def file_metadata(path: Path) -> dict:
-    """The councilmatch metadata of a pseudonymised Parquet file ({} if absent)."""
-    raw = (pq.read_schema(path).metadata or {}).get(META_KEY)
+def file_metadata(path: Path, home: Home | None = None) -> dict:
+    """The councilmatch metadata of a pseudonymised (encrypted) Parquet file ({} if absent)."""
+    from anonymise import at_rest
+
+    raw = at_rest.read_metadata(path, home).get(META_KEY)
     return json.loads(raw) if raw else {}
 
 
@@ -121,9 +129,11 @@ def from_table(table: pa.Table) -> pd.DataFrame:
     return frame
 
 
-def read_pseudonymised(path: Path) -> pd.DataFrame:
-    """A pseudonymised file as the frame ``pseudonymise`` returned (bloom columns as bytes)."""
-    return from_table(pq.read_table(path))
+def read_pseudonymised(path: Path, home: Home | None = None) -> pd.DataFrame:
+    """A pseudonymised file as the frame ``pseudonymise`` returned (bloom columns as bytes), decrypted."""
+    from anonymise import at_rest
+
+    return from_table(at_rest.read_table(path, home=home))
 
 
 def check_key_ids(frames: Iterable[pd.DataFrame], keyring: Keyring) -> str:

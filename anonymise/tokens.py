@@ -16,10 +16,10 @@ from councilmatch.contracts import (
     BLOOM_BYTES, DATE_FIELDS, NON_IDENTIFYING, PSEUDONYMISED_COLUMNS, REFERENCE, TOKEN_COLUMNS,
 )
 
-from anonymise.encodings import BloomSettings, bloom_encode, to_bytes_column
+from anonymise.encodings import BloomSettings, bloom_encode, salt_permute, to_bytes_column
 from anonymise.errors import SchemaError
 from anonymise.keys import Keyring
-from anonymise.variants import BLOOM_VARIANTS, VARIANTS, Combinations, derive
+from anonymise.variants import BLOOM_SALTS, BLOOM_VARIANTS, VARIANTS, Combinations, derive
 
 #: Chosen by measurement (docs/security.md): names with letters + bigrams, k=10,
 #: XOR-folded; one-typo surname variants keep Dice ~0.81, unrelated names ~0.30.
@@ -79,7 +79,11 @@ def bloom_column(frame: pd.DataFrame, column: str, keyring: Keyring, cache: Comb
     """(n, nbytes) uint8 Bloom filters for ``column`` (a key of BLOOM_BYTES)."""
     purpose, variant = BLOOM_VARIANTS[column]
     codes, values = derive(frame, variant, cache)
-    return bloom_encode(values, keyring.subkey(purpose), BLOOM_SETTINGS[column])[codes]
+    filters = bloom_encode(values, keyring.subkey(purpose), BLOOM_SETTINGS[column])[codes]
+    if column in BLOOM_SALTS:
+        salt_codes, salts = derive(frame, BLOOM_SALTS[column], cache)
+        filters = salt_permute(filters, salts.to_numpy(dtype=object)[salt_codes], keyring.subkey(purpose + "_salt"))
+    return filters
 
 
 def _non_identifying(frame: pd.DataFrame, name: str) -> pd.Series:

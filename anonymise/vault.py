@@ -27,11 +27,13 @@ import pyarrow.parquet as pq
 
 from councilmatch.contracts import IDENTIFIERS, REFERENCE
 from councilmatch.home import Home
+from councilmatch.safepath import path_inside
 
 from anonymise.crypto import atomic_write
 from anonymise.datakeys import safe_name, seal_for_council, unseal_for_council
 from anonymise.errors import AnonymiseError, TamperedError
 from anonymise.keys import Keyring
+from anonymise.minimise import is_ref
 from anonymise.quarantine import dispose_raw_extract, read_quarantine, write_quarantine  # noqa: F401 (re-export)
 from anonymise.store import write_table
 
@@ -63,10 +65,12 @@ class Vault:
 
     # -- paths and hashes --------------------------------------------------
     def _folder(self, council: str, dataset: str) -> Path:
-        return self.home.vault / safe_name(council, "council") / safe_name(dataset, "dataset")
+        return path_inside(self.home.vault, safe_name(council, "council"), safe_name(dataset, "dataset"),
+                           what="vault folder")
 
     def blob_path(self, council: str, dataset: str, extract_id: str) -> Path:
-        return self._folder(council, dataset) / f"{safe_name(extract_id, 'extract id')}.enc"
+        return path_inside(self._folder(council, dataset), f"{safe_name(extract_id, 'extract id')}.enc",
+                           what="vault file")
 
     def _index_path(self, blob: Path) -> Path:
         return blob.with_name(blob.name[: -len(".enc")] + ".index.parquet")
@@ -98,8 +102,13 @@ class Vault:
         blob = seal_for_council(self.home, self.keyring, council, buf.getvalue(),
                                 {"kind": "vault", "dataset": dataset, "extract_id": extract_id, "stored_at": stored_at})
         atomic_write(blob_path, blob)
+        from anonymise.minimise import record_refs, ref_key
+
         index = pa.table({
             "rid_hash": self._record_hashes(council, clear["record_id"].astype(str), self.keyring.key_id),
+            # the store's keyed reference of each record (anonymise.minimise), so a flag maps back
+            "ref": record_refs(ref_key(self.home), clear["council"].astype(str), clear["record_id"].astype(str)
+                               ).astype(str).tolist(),
         }).replace_schema_metadata({b"vault_index": json.dumps({
             "key_id": self.keyring.key_id, "extract_id": extract_id, "dataset": dataset, "stored_at": stored_at,
         }).encode()})
@@ -119,8 +128,13 @@ class Vault:
                 continue  # key version retired: data no longer readable by design
             if kid not in hashes:
                 hashes[kid] = int(self._record_hashes(council, pd.Series([record_id]), kid)[0])
-            col = pq.read_table(path, columns=["rid_hash"]).column("rid_hash").to_numpy()
-            if (col == hashes[kid]).any():
+            if is_ref(record_id):
+                table = pq.read_table(path)
+                found = "ref" in table.column_names and record_id in set(table.column("ref").to_pylist())
+            else:
+                col = pq.read_table(path, columns=["rid_hash"]).column("rid_hash").to_numpy()
+                found = bool((col == hashes[kid]).any())
+            if found:
                 hits.append(meta | {"blob": path.with_name(path.name.replace(".index.parquet", ".enc"))})
         return sorted(hits, key=lambda m: (m["stored_at"], m["extract_id"]))
 
@@ -151,7 +165,13 @@ class Vault:
             _, plain = unseal_for_council(self.home, self.keyring, council, newest["blob"].read_bytes(),
                                           str(newest["blob"]))
             frame = pq.read_table(io.BytesIO(plain)).to_pandas()
-            rows = frame[frame["record_id"] == str(record_id)]
+            if is_ref(record_id):  # the store's keyed reference: find the record it stands for
+                from anonymise.minimise import record_refs, ref_key
+
+                rows = frame[record_refs(ref_key(self.home), frame["council"].astype(str),
+                                         frame["record_id"].astype(str)) == record_id]
+            else:
+                rows = frame[frame["record_id"] == str(record_id)]
             if rows.empty:
                 raise TamperedError(f"{newest['blob']}: index lists the record but the blob does not hold it")
             record = {k: (None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pipeline import PeakMemory  # noqa: E402
@@ -115,7 +114,10 @@ def main() -> None:
 
     results = {}
     results["night 1: first night (full, models trained)"] = _night(home, "20261101T020000", full=False)
-    pooled = sum(len(pd.read_parquet(p, columns=["record_id"])) for p in home.pseudonymised.rglob("*.parquet"))
+    from anonymise import at_rest
+
+    pooled = sum(len(at_rest.read_table(p, columns=["record_id"], home=home))
+                 for p in home.pseudonymised.rglob("*.parquet"))
     records = pooled
     results["night 2: no new extract (incremental)"] = _night(home, "20261102T020000", full=False)
     changed = _resend_changed(home, "20261103", args.changed, args.seed)
@@ -139,8 +141,8 @@ def main() -> None:
     full["total"] += ingest3
     full["cpu"] += ingest3_cpu
     results[f"night 3 again, re-linked in full (same model)"] = full
-    a = pd.read_parquet(home.flags_path("20261103T020000"))
-    b = pd.read_parquet(full_home.flags_path("20261103T020000"))
+    a = at_rest.read_frame(home.flags_path("20261103T020000"), home=home)
+    b = at_rest.read_frame(full_home.flags_path("20261103T020000"), home=full_home)
     same = a.equals(b)
 
     print(f"\n{args.boroughs} boroughs × {args.people:,} people: {records:,} pseudonymised records; "

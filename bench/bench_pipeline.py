@@ -79,7 +79,7 @@ def main() -> None:
     if not args.keep:
         summary = stage("generate", lambda: generate(home, boroughs=args.boroughs, people=args.people, seed=args.seed))
         print(f"generated: {sum(summary.records.values())} records")
-        init_keys(home)
+        init_keys(home, dev_kek=True)
     run_id = pipeline.make_run_id()
     feeds = stage("ingest+pseudonymise", lambda: [pipeline.ingest_feed(home, f, run_id) for f in pipeline.discover_feeds(home)])
     records = sum(int(f.get("rows_in", 0)) for f in feeds)

@@ -108,7 +108,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Home(Path(tmp))
-        init_keys(home)
+        init_keys(home, dev_kek=True)
         keyring = load_keyring(home)
 
         if args.breakdown:

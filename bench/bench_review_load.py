@@ -51,6 +51,8 @@ def prepare(home: Home, n_flags: int, n_users: int, vault: bool, env: dict) -> p
     t = time.perf_counter()
     flags = make_flags(n_flags, COUNCILS, run_id="2026-11-24", seed=1)
     db_url = env.get("COUNCILMATCH_REVIEW_DB_URL") or home.review_db_url
+    from review import audit
+    audit.bind(db_url, home.root)  # as `review serve --home` does: the audit key lives in the home
     counts = publish_flags(db_url, flags)
     print(f"published {counts['new']:,} flags in {time.perf_counter() - t:.1f} s")
     t = time.perf_counter()
@@ -67,7 +69,7 @@ def prepare(home: Home, n_flags: int, n_users: int, vault: bool, env: dict) -> p
         from anonymise.vault import Vault
 
         t = time.perf_counter()
-        init_keys(home)
+        init_keys(home, dev_kek=True)
         v = Vault(home, load_keyring(home))
         for side in ("left", "right"):
             for (council, dataset), part in flags.groupby([f"{side}_council", f"{side}_dataset"]):

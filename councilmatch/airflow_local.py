@@ -3,7 +3,9 @@
 The demo, the tests and an operator's laptop all use the same recipe: an
 ``AIRFLOW_HOME`` inside the data home (``home/airflow``), the repository's
 ``dags/`` folder, no example DAGs, and per-home secrets (Fernet key, JWT
-secret) generated once and kept in ``home/airflow/secrets.env`` (mode 0600).
+secret) generated once and kept in ``secrets.env`` (mode 0600) **outside** the data
+home (``$COUNCILMATCH_SECRETS_DIR``, else ``~/.config/councilmatch/airflow/<home hash>/``),
+so a copy of the home does not carry the key to Airflow's connections and variables.
 By default the metadata DB is an embedded SQLite file; the native topology
 test and production pass PostgreSQL and Celery settings instead.
 
@@ -93,12 +95,29 @@ def topology_settings(
     }
 
 
-def _home_secrets(airflow_home: Path) -> dict[str, str]:
+def secrets_path(home: Home) -> Path:
+    """Where a home's Airflow secrets live: outside the data home, one folder per home."""
+    import hashlib
+
+    base = os.environ.get("COUNCILMATCH_SECRETS_DIR")
+    root = Path(base) if base else Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "councilmatch" / "airflow"
+    return root / hashlib.sha256(str(home.root).encode()).hexdigest()[:16] / "secrets.env"
+
+
+def _home_secrets(home: Home) -> dict[str, str]:
     """Per-home Fernet key and JWT/API secrets, created once so every component agrees."""
-    path = airflow_home / "secrets.env"
+    path = secrets_path(home)
+    legacy = home.airflow_home / "secrets.env"  # before the secrets moved out of the home
+    if legacy.exists() and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(legacy.read_text())
+    if legacy.exists():
+        legacy.unlink()
     if path.exists():
         return read_env_file(path)
-    airflow_home.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     values = {
         "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
@@ -129,7 +148,7 @@ def airflow_env(
     env = {k: v for k, v in inherited.items() if not (k == "AIRFLOW_HOME" or k.startswith("AIRFLOW__"))}
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
-    env.update(_home_secrets(airflow_home))
+    env.update(_home_secrets(home))
     env.update(
         {
             "AIRFLOW_HOME": str(airflow_home),

@@ -142,7 +142,8 @@ TOKEN_COLUMNS: dict[str, str] = {
     "t_forename_canon": "forename_canon",  # nickname-folded (BILL -> WILLIAM)
     "t_forename_phon": "name_phonetic",    # phonetic code of first forename
     "t_surname_phon": "name_phonetic",
-    "t_initial": "initial",           # first letter of first forename
+    "t_initial": "name",              # first letter of first forename (the "name" key, so that an
+                                      # initial-only forename can be compared with it)
     "t_name_sorted": "name_sorted",   # sorted(forename, surname): swap-invariant
     "t_postcode": "postcode",
     "t_pc_sector": "postcode_sector",     # "SW1A 1"
@@ -153,6 +154,14 @@ TOKEN_COLUMNS: dict[str, str] = {
     "t_email": "email",
     "t_phone": "phone",
     "t_bank": "bank",                 # sort code + account number
+}
+
+#: Salted Bloom columns -> the token columns that agree exactly when two records share the
+#: salt (anonymise.variants.BLOOM_SALTS): only such pairs can have a meaningful Dice, so
+#: matching measures these levels' u among same-salt random pairs (or a subset of them).
+BLOOM_SALT_TOKENS: dict[str, tuple[str, ...]] = {
+    "bf_forenames": ("t_surname_phon",),  # a subset of the salt group (same first letter of the code)
+    "bf_surname": ("t_yob", "t_initial"),
 }
 
 #: Keyed similarity encodings: fixed-length bytes (BLOOM_BYTES[col]) holding a

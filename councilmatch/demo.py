@@ -72,10 +72,11 @@ def add_investigators(home: Home, councils: list[str]) -> list[dict[str, str]]:
     from sqlalchemy import select
 
     from review import audit
-    from review.auth import add_user, hash_password
+    from review.auth import add_user, set_password
     from review.db import migrate, writing
     from review.models import User
 
+    audit.bind(home.review_db_url, home.root)
     migrate(home.review_db_url)
     users = []
     with writing(home.review_db_url) as session:
@@ -86,9 +87,8 @@ def add_investigators(home: Home, councils: list[str]) -> list[dict[str, str]]:
             if existing is None:
                 add_user(session, username=username, council=council, role="investigator",
                          password=password, actor="demo")
-            else:
-                existing.password_hash = hash_password(password)
-                audit.append(session, "demo", "user_password_reset", f"user:{username}", {"council": council})
+            else:  # ends the user's sessions too
+                set_password(session, existing, password, actor="demo")
             users.append({"username": username, "password": password, "council": council})
     return users
 
@@ -111,7 +111,7 @@ def demo(
     _step("Matching keyring")
     from anonymise.keys import init_keys
 
-    console.print(f"  active key: {init_keys(h)}")
+    console.print(f"  active key: {init_keys(h, dev_kek=True)}")
 
     _step(f"Airflow (AIRFLOW_HOME={h.airflow_home}), then the nightly_matching DAG via `airflow dags test`")
     log_path = run_nightly_dag(h)

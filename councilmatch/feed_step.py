@@ -3,6 +3,11 @@
 The manifest is written last and acts as the commit marker: an extract whose
 manifest exists (same checksum, same key id) is not processed again, so
 re-running a night is safe.
+
+Hostile input: the extract is read in a child process under resource limits
+(``councilmatch.isolate``), so even an abort of a native reader fails only this
+feed; vault, quarantine, pseudonymised file and manifest are then written as one
+staged commit (``councilmatch.commit``), so a feed that fails leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -39,12 +44,19 @@ def ingest_newest(home: Home, feed_id: str, settings: Settings) -> dict[str, Any
     keyring = load_keyring(home)  # fails fast (missing or wrong KEK) before anything is written
     extract = newest_extract(home, feed)
     if extract is None:
+        from anonymise.custody import repseudonymise, stale_manifests
+
+        if stale_manifests(home, keyring.key_id, feed_id):  # after `keys rotate`: re-make from the archive
+            failed = [r for r in repseudonymise(home, feed_id, newest_only=True) if r["status"] != "repseudonymised"]
+            if failed:
+                raise RuntimeError(f"{feed_id}: stored extract(s) under an old key could not be re-pseudonymised: "
+                                   + "; ".join(f"{r['extract_id']}: {r.get('error', r['status'])}" for r in failed))
         previous = last_good(home, feed_id)
         if not previous:
             raise FileNotFoundError(f"{feed_id}: no extract in {home.landing / feed.council / feed.dataset} and none ingested before")
         return {"feed_id": feed_id, "status": "no_new_extract", **previous}
     if feed.format == "pseudonymised":
-        return _accept_at_source(home, feed, extract, keyring)
+        return _accept_at_source(home, feed, extract, keyring, settings)
     return _ingest_raw(home, feed, extract, keyring, settings)
 
 
@@ -57,57 +69,115 @@ def _already_done(home: Home, feed_id: str, extract_id: str, key_id: str) -> dic
     return None
 
 
+def read_isolated(fn, *args: Any, extract: Path, settings: Settings) -> Any:
+    """``fn(*args)`` (a reader of council files) in a child process under the home's limits."""
+    from councilmatch.isolate import run_isolated
+
+    if not settings.ingest.isolate_readers:
+        return fn(*args)
+    return run_isolated(fn, *args, what=str(extract), memory_mb=settings.ingest.reader_memory_mb,
+                        timeout_s=settings.ingest.reader_timeout_seconds)
+
+
 def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: Settings) -> dict[str, Any]:
     from anonymise.store import write_pseudonymised
     from anonymise.tokens import pseudonymise
     from anonymise.vault import Vault, dispose_raw_extract, write_quarantine
+    from councilmatch.commit import staged
     from ingest.extract import ingest_extract
     from ingest.manifest import write_manifest
 
-    result = ingest_extract(feed, extract)
+    result = read_isolated(ingest_extract, feed, extract, extract=extract, settings=settings)
     done = _already_done(home, feed.feed_id, result.extract_id, keyring.key_id)
     if done:
         dispose_raw_extract(home, keyring, extract, settings.raw_extracts)
         return _outcome(feed.feed_id, "unchanged", done)
 
-    frame = pseudonymise(result.accepted, keyring, result.extract_id)
-    path = write_pseudonymised(home, frame)
-    Vault(home, keyring).store(feed.council, result.extract_id, result.accepted)
-    write_quarantine(home, keyring, feed.council, feed.dataset, result.extract_id, result.quarantined)
-    manifest = {**result.manifest(), "extract_id": result.extract_id, "key_id": keyring.key_id,
-                "pseudonymised_path": str(path)}
-    write_manifest(home, manifest)
+    from ingest.placeholders import without_placeholders
+
+    frame = pseudonymise(without_placeholders(result.accepted)[0], keyring, result.extract_id)
+    # one commit, in this order: a crash during the renames can leave a vault entry
+    # without its pseudonymised file, never a pseudonymised record nobody can re-identify
+    from ingest.quality import with_change
+
+    with staged():
+        Vault(home, keyring).store(feed.council, result.extract_id, result.vault_frame())  # optional values as sent
+        write_quarantine(home, keyring, feed.council, feed.dataset, result.extract_id, result.quarantined)
+        path = write_pseudonymised(home, frame)
+        manifest = {**result.manifest(), "extract_id": result.extract_id, "key_id": keyring.key_id,
+                    "pseudonymised_path": str(path)}
+        manifest["quality"] = with_change(home, feed.feed_id, result.extract_id, result.quality)
+        write_manifest(home, manifest)
     dispose_raw_extract(home, keyring, extract, settings.raw_extracts)
     return _outcome(feed.feed_id, "ingested", manifest)
 
 
-def _accept_at_source(home: Home, feed, extract: Path, keyring) -> dict[str, Any]:
-    """A council's own pre-pseudonymised Parquet: checked, then stored as if ingested here."""
+def _council_counts(extract: Path, meta: dict[str, Any], accepted: int) -> dict[str, Any]:
+    """The counts a council's at-source file declares, checked: integers and a reason -> count map."""
+    from anonymise.errors import SchemaError
+
+    manifest = meta.get("manifest", {})
+    manifest = manifest if isinstance(manifest, dict) else {}
+    rows_in, quarantined = manifest.get("rows_in", accepted), manifest.get("quarantined", 0)
+    reasons = manifest.get("quarantine_reasons", {})
+    if not (isinstance(rows_in, int) and isinstance(quarantined, int) and 0 <= quarantined <= rows_in
+            and isinstance(reasons, dict) and len(reasons) <= 1000
+            and all(isinstance(k, str) and len(k) <= 200 and isinstance(v, int) for k, v in reasons.items())):
+        raise SchemaError(f"{extract}: the ingest counts in the file metadata are not valid (integers and a "
+                          "map of reason -> count expected); refused")
+    set_missing = manifest.get("set_missing", {})
+    quality = manifest.get("quality", {})
+    if not (isinstance(set_missing, dict) and len(set_missing) <= 1000 and isinstance(quality, dict)
+            and len(str(quality)) <= 200_000):
+        raise SchemaError(f"{extract}: the data-quality figures in the file metadata are not valid; refused")
+    return {"rows_in": rows_in, "quarantined": quarantined, "quarantine_reasons": reasons,
+            "set_missing": set_missing, "quality": quality}
+
+
+def _read_at_source(extract: Path, keyring, feed) -> tuple[Any, dict[str, Any]]:
+    """The checked frame and the metadata of an at-source file: both read in the reader process,
+    so the hub process never parses the council's Parquet itself."""
+    from anonymise.at_source import accept_at_source, at_source_metadata
+
+    return accept_at_source(extract, keyring, feed), at_source_metadata(extract)
+
+
+def _accept_at_source(home: Home, feed, extract: Path, keyring, settings: Settings) -> dict[str, Any]:
+    """A council's own pre-pseudonymised Parquet: checked (in a child process), then stored as if ingested here."""
     import hashlib
     from datetime import datetime, timezone
 
-    from anonymise.at_source import accept_at_source, at_source_metadata
     from anonymise.store import write_pseudonymised
+    from councilmatch.commit import staged
+    from councilmatch.safepath import safe_name
     from ingest.manifest import write_manifest
 
-    frame = accept_at_source(extract, keyring, feed)
-    extract_id = str(frame["extract_id"].iloc[0]) if len(frame) else extract.stem
+    frame, meta = read_isolated(_read_at_source, extract, keyring, feed, extract=extract, settings=settings)
+    extract_id = safe_name(str(meta.get("extract_id")), "extract id")  # accept_at_source checked it; never trusted twice
     done = _already_done(home, feed.feed_id, extract_id, keyring.key_id)
     if done:
         return _outcome(feed.feed_id, "unchanged", done)
-    path = write_pseudonymised(home, frame)
     # The council's own ingest counts travel in the file's metadata, so counts reconcile here too.
-    council_manifest = at_source_metadata(extract).get("manifest", {})
-    manifest = {
-        "feed_id": feed.feed_id, "feed_version": feed.version, "extract_file": extract.name,
-        "extract_id": extract_id, "checksum": hashlib.sha256(extract.read_bytes()).hexdigest(),
-        "rows_in": int(council_manifest.get("rows_in", len(frame))), "accepted": len(frame),
-        "quarantined": int(council_manifest.get("quarantined", 0)),
-        "quarantine_reasons": council_manifest.get("quarantine_reasons", {}),
-        "mode": "at_source", "key_id": keyring.key_id, "pseudonymised_path": str(path),
-        "ingested_at": datetime.now(timezone.utc).isoformat(),
-    }
-    write_manifest(home, manifest)
+    council_manifest = _council_counts(extract, meta, len(frame))
+    from anonymise.vault import Vault
+
+    with staged():
+        # Only the record references go to the vault (the council keeps the identifiers), so the
+        # store's keyed reference of a flagged record still maps back to the council's own id.
+        if len(frame):
+            Vault(home, keyring).store(feed.council, extract_id, frame[["council", "dataset", "record_id"]])
+        path = write_pseudonymised(home, frame)
+        manifest = {
+            "feed_id": feed.feed_id, "feed_version": feed.version, "extract_file": extract.name,
+            "extract_id": extract_id, "checksum": hashlib.sha256(extract.read_bytes()).hexdigest(),
+            "rows_in": council_manifest["rows_in"], "accepted": len(frame),
+            "quarantined": council_manifest["quarantined"],
+            "quarantine_reasons": council_manifest["quarantine_reasons"],
+            "set_missing": council_manifest["set_missing"], "quality": council_manifest["quality"],
+            "mode": "at_source", "key_id": keyring.key_id, "pseudonymised_path": str(path),
+            "ingested_at": datetime.now(timezone.utc).isoformat(),
+        }
+        write_manifest(home, manifest)
     return _outcome(feed.feed_id, "ingested", manifest)
 
 
@@ -121,4 +191,6 @@ def _outcome(feed_id: str, status: str, manifest: dict[str, Any]) -> dict[str, A
         "accepted": int(manifest.get("accepted", 0)),
         "quarantined": int(manifest.get("quarantined", 0)),
         "quarantine_reasons": manifest.get("quarantine_reasons", {}),
+        "set_missing": manifest.get("set_missing", {}),
+        "quality": manifest.get("quality", {}),
     }

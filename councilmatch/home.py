@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from councilmatch.safepath import path_inside, safe_name
+
 DEFAULT_HOME_NAME = "councilmatch-data"
 
 
@@ -108,10 +110,12 @@ class Home:
         return os.environ.get("COUNCILMATCH_REVIEW_DB_URL") or f"sqlite:///{self.root / 'review.db'}"
 
     def pseudonymised_path(self, dataset: str, council: str, extract_id: str) -> Path:
-        return self.pseudonymised / dataset / council / f"{extract_id}.parquet"
+        """Raises ``UnsafePathError`` for a name that could leave the store (e.g. an at-source ``../``)."""
+        return path_inside(self.pseudonymised, safe_name(dataset, "dataset"), safe_name(council, "council"),
+                           safe_name(extract_id, "extract id") + ".parquet", what="pseudonymised file")
 
     def flags_path(self, run_id: str) -> Path:
-        return self.flags / f"{run_id}.parquet"
+        return path_inside(self.flags, safe_name(run_id, "run id") + ".parquet", what="flags file")
 
     def ensure(self) -> "Home":
         for p in (self.landing, self.feeds, self.store, self.vault, self.quarantine, self.logs):

@@ -18,7 +18,6 @@ run changes nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -111,7 +110,7 @@ def plan_link(home: HomeLike, run_id: str, full: bool = False, retrain: bool = F
     started = time.perf_counter()
     settings = load_settings(home)
     shards = plan(home, run_id, shards=settings.link_shards, full=full, retrain=retrain, settings=settings.models)
-    planned = json.loads((run_dir(home, run_id) / "plan.json").read_text(encoding="utf-8"))
+    planned = run_state.read_json(home, run_dir(home, run_id) / "plan.json")
     run_state.save_stage(home, run_id, "plan", time.perf_counter() - started,
                          {"shards": len(shards), "full_requested": bool(full), "match_types": planned.get("types", {})})
     return shards
@@ -133,9 +132,12 @@ def publish_run(home: HomeLike, run_id: str) -> dict[str, Any]:
     from matching.run import collect_flags
     from review.store import publish_flags, suppressed_flags
 
+    from review import audit
+
     home = _home(home)
     started = time.perf_counter()
     db_url = home.review_db_url
+    audit.bind(db_url, home.root)  # the review audit key and checkpoints live in the data home
     flags = collect_flags(home, run_id, suppressed=suppressed_flags(db_url))
     counts = publish_flags(db_url, flags)
     per_type = flags.groupby("match_type").size().to_dict() if len(flags) else {}
@@ -145,6 +147,7 @@ def publish_run(home: HomeLike, run_id: str) -> dict[str, Any]:
         "flags_path": str(home.flags_path(run_id)),
         "per_match_type": {str(k): int(v) for k, v in per_type.items()},
         "review_store": {k: int(v) for k, v in counts.items()},
+        "audit_checkpoint": audit.latest_checkpoint(db_url),  # the signed tip of the review audit trail
     }
     run_state.save_stage(home, run_id, "publish", time.perf_counter() - started, result)
     return result

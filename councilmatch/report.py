@@ -14,23 +14,24 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 
+from anonymise import at_rest
 from councilmatch import run_state
 from councilmatch.home import Home
+from councilmatch.safepath import path_inside, safe_name
 
 
 def build_run_report(home: Home, run_id: str) -> dict[str, Any]:
     feeds = run_state.load_feeds(home, run_id)
     stages = run_state.load_stages(home, run_id)
     flags_path = home.flags_path(run_id)
-    flags = pd.read_parquet(flags_path, columns=["flag_id", "match_type"]) if flags_path.exists() else None
+    flags = at_rest.read_frame(flags_path, columns=["flag_id", "match_type"], home=home) if flags_path.exists() else None
     per_type = flags.groupby("match_type").size().to_dict() if flags is not None and len(flags) else {}
 
     previous = run_state.previous_run_id(home, run_id)
     change: dict[str, Any] = {"previous_run": previous or "none (first run)"}
     if previous and flags is not None:
-        before = set(pd.read_parquet(home.flags_path(previous), columns=["flag_id"])["flag_id"])
+        before = set(at_rest.read_frame(home.flags_path(previous), columns=["flag_id"], home=home)["flag_id"])
         now = set(flags["flag_id"])
         change.update(new_flags=len(now - before), no_longer_raised=len(before - now), still_raised=len(now & before))
 
@@ -50,14 +51,17 @@ def build_run_report(home: Home, run_id: str) -> dict[str, Any]:
         "stages": stages,
         "models": _load_models(home, run_id),
         "model_reuse": _model_reuse(home, run_id),
+        # each feed's data-quality profile (ingest.quality): rates per field, duplicates, change, alerts
+        "data_quality": {f["feed_id"]: f["quality"] for f in feeds if f.get("quality")},
+        "data_quality_alerts": [f"{f['feed_id']}: {a}" for f in feeds for a in (f.get("quality") or {}).get("alerts", [])],
     }
 
 
 def write_run_report(home: Home, run_id: str) -> dict[str, Any]:
     report = build_run_report(home, run_id)
     home.reports.mkdir(parents=True, exist_ok=True)
-    json_path = home.reports / f"{run_id}.json"
-    html_path = home.reports / f"{run_id}.html"
+    json_path = path_inside(home.reports, safe_name(run_id, "run id") + ".json", what="report")
+    html_path = path_inside(home.reports, safe_name(run_id, "run id") + ".html", what="report")
     _atomic_write(json_path, json.dumps(report, indent=2, sort_keys=True, default=str))
     _atomic_write(html_path, render_html(report))
     return {"json": str(json_path), "html": str(html_path), "flags": report["flags"],
@@ -76,7 +80,7 @@ def _model_reuse(home: Home, run_id: str) -> dict[str, Any]:
     folder = run_state.run_dir(home, run_id) / "model"
     out = {}
     for p in sorted(folder.glob("*.json")):
-        reuse = json.loads(p.read_text(encoding="utf-8")).get("reuse")
+        reuse = run_state.read_json(home, p).get("reuse")
         if reuse:
             out[p.stem] = reuse
     return out
@@ -84,7 +88,7 @@ def _model_reuse(home: Home, run_id: str) -> dict[str, Any]:
 
 def _load_models(home: Home, run_id: str) -> dict[str, Any]:
     folder = run_state.run_dir(home, run_id) / "model"
-    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))}
+    return {p.stem: run_state.read_json(home, p) for p in sorted(folder.glob("*.json"))}
 
 
 # ---------------------------------------------------------------------------
@@ -165,6 +169,7 @@ def render_html(report: dict[str, Any]) -> str:
     parts.append(_table(["measure", "value"], [[_e(k), _e(v)] for k, v in report["change_since_last_run"].items()]))
     parts.append("<h2>Feeds</h2>")
     parts.append(_table(["feed", "status", "rows in", "accepted", "quarantined", "quarantine reasons", "error"], feeds_rows))
+    parts.extend(_quality_html(report))
     parts.append("<h2>Time per stage</h2>")
     parts.append(_table(["stage", "seconds"], [[_e(k), _e(v.get("seconds", ""))] for k, v in report["stages"].items()]))
     if report.get("model_reuse"):
@@ -191,6 +196,40 @@ def render_html(report: dict[str, Any]) -> str:
         parts.append("</div>")
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def _pct(x: Any) -> str:
+    return f"{100 * float(x):.1f}%"
+
+
+def _quality_html(report: dict[str, Any]) -> list[str]:
+    """Per feed: alerts, optional values set to missing, and missing / invalid / placeholder rates per field."""
+    quality = report.get("data_quality") or {}
+    if not quality:
+        return []
+    parts = ["<h2>Data quality</h2>"]
+    alerts = report.get("data_quality_alerts") or []
+    parts.append("<p class='bad'>Alerts: " + "<br>".join(_e(a) for a in alerts) + "</p>" if alerts
+                 else "<p>No shape change since each feed's previous extract.</p>")
+    for feed_id, q in sorted(quality.items()):
+        parts.append(f"<h3>{_e(feed_id)}</h3>")
+        change = q.get("change") or {}
+        parts.append(f"<p>{_e(q.get('rows_read', 0))} rows read, {_e(q.get('accepted', 0))} accepted; "
+                     f"duplicate record ids {_e(q.get('duplicate_record_ids', 0))}, duplicate records "
+                     f"{_e(q.get('duplicate_records', 0))}; previous extract: {_e(change.get('previous_extract') or 'none')}</p>")
+        if q.get("set_missing"):
+            parts.append(_table(["optional value set to missing (field: problem)", "rows"],
+                                [[_e(r), _e(n)] for r, n in q["set_missing"].items()]))
+        deltas = change.get("fields") or {}
+        rows = []
+        for fld, f in (q.get("fields") or {}).items():
+            d = deltas.get(fld, {})
+            moved = ", ".join(f"{k.removesuffix('_rate')} {v * 100:+.1f} pts" for k, v in d.items() if abs(v) >= 0.001)
+            rows.append([_e(fld), _e(_pct(f.get("missing_rate", 0)) + (" (not in header)" if f.get("not_in_header") else "")),
+                         _e(_pct(f.get("invalid_rate", 0))), _e(_pct(f.get("placeholder_rate", 0))),
+                         _e(f.get("date_style") or ""), _e(moved)])
+        parts.append(_table(["field", "missing", "invalid", "placeholders", "date style", "change since previous"], rows))
+    return parts
 
 
 def _fmt(x: Any) -> str:

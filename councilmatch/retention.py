@@ -129,6 +129,8 @@ def _purge_closed_flags(home: Home, days: int, now: datetime, dry_run: bool) -> 
     cutoff = now - timedelta(days=days)
     result = Purged("closed_flags", days, cutoff.isoformat(timespec="seconds"))
     db_url = home.review_db_url
+    from review import audit as review_audit
+    review_audit.bind(db_url, home.root)
     if db_url.startswith("sqlite:///") and not Path(db_url.removeprefix("sqlite:///")).exists():
         result.note = "no review store yet"
         return result

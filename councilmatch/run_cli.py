@@ -52,6 +52,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     for f in summary["feeds"]:
         if f.get("error"):
             console.print(f"[red]{f['feed_id']}[/red]: {f['error']}")
+    for f in summary["feeds"]:  # a feed whose shape changed since its previous extract (ingest.quality)
+        for alert in (f.get("quality") or {}).get("alerts", []):
+            console.print(f"[yellow]data-quality alert[/yellow] {f['feed_id']}: {alert}")
 
     flags = Table(title="Flags per match type")
     flags.add_column("match type")

@@ -36,15 +36,30 @@ class Models(BaseModel):
     drift_min_pairs: int = Field(default=500, ge=1)
 
 
+class IngestSettings(BaseModel):
+    """How each feed's reader is isolated (``councilmatch.isolate``); size limits are per feed."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: Run each extract's reader in its own process, so an abort fails only that feed.
+    isolate_readers: bool = True
+    #: Address space the reader process may add to its parent's (MB); 0 = no limit.
+    reader_memory_mb: int = Field(default=16384, ge=0)
+    #: Wall time a reader may take (seconds); 0 = no limit.
+    reader_timeout_seconds: int = Field(default=3600, ge=0)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: A production home: refuses a development key-encryption key (as COUNCILMATCH_PRODUCTION=1 does).
+    production: bool = False
     #: What happens to a raw extract once it is pseudonymised.
     raw_extracts: Literal["archive", "delete", "keep"] = "archive"
     #: Link shards per match type (each one an Airflow mapped task).
     link_shards: int = Field(default=4, ge=1, le=256)
     retention: Retention = Field(default_factory=Retention)
     models: Models = Field(default_factory=Models)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
 
 def load_settings(home: Home) -> Settings:

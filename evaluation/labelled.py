@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ingest import standardise as std
+from ingest.placeholders import without_placeholders
 from matching.linker import LinkInputs, link, train
-from matching.matchtype import ComparisonRef, Linkage, MatchType
+from matching.matchtype import COMPARISON_SETTINGS, Linkage, MatchType
 
 #: Person linkage without tuning: what ``evaluate febrl*`` and ``evaluate csv`` use.
 DEFAULT_BLOCKING: list[list[str]] = [
@@ -36,7 +37,7 @@ DEFAULT_BLOCKING: list[list[str]] = [
     ["t_surname_phon", "t_pc_sector"],
 ]
 DEFAULT_COMPARISONS: list[dict] = [
-    {"use": "name", "field": "forename"},
+    {"use": "name", "field": "forename", "initial": True},
     {"use": "name", "field": "surname"},
     {"use": "date_of_birth"},
     {"use": "exact", "column": "t_nino", "name": "nino"},
@@ -48,7 +49,7 @@ DEFAULT_COMPARISONS: list[dict] = [
 def default_linkage(use_id: bool = True, threshold: float = 0.5) -> Linkage:
     blocking = [r for r in DEFAULT_BLOCKING if use_id or r != ["t_nino"]]
     comps = [c for c in DEFAULT_COMPARISONS if use_id or c.get("column") != "t_nino"]
-    return Linkage(blocking=blocking, comparisons=[ComparisonRef(**c) for c in comps], threshold=threshold,
+    return Linkage(blocking=blocking, comparisons=[COMPARISON_SETTINGS.validate_python(c) for c in comps], threshold=threshold,
                    u_from="random", m_from="em")
 
 
@@ -180,7 +181,7 @@ def canonical(frame: pd.DataFrame, mapping: dict[str, list[str]], record_id: str
             out[field] = raw
     if "forenames" in out:
         out["first_name"], out["middle_names"] = std.split_forenames(out["forenames"])
-    return out.reset_index(drop=True)
+    return without_placeholders(out.reset_index(drop=True))[0]  # as the nightly ingest does
 
 
 def pseudonymise_for_eval(canon: pd.DataFrame, keyring, id_values: pd.Series | None = None) -> pd.DataFrame:

@@ -1,6 +1,8 @@
 """Synthetic boroughs: a home's published flags scored against the generator's truth/.
 
 The only code that reads truth/; reachable from the CLI's evaluation command and tests.
+Flags carry keyed record references (anonymise.minimise), so truth's clear ids are mapped
+to them first.
 """
 
 from __future__ import annotations
@@ -14,6 +16,17 @@ from councilmatch.home import Home
 from evaluation.labelled import Metrics, score_pairs
 
 _REFS = ["left_council", "left_dataset", "left_record_id", "right_council", "right_dataset", "right_record_id"]
+
+
+def _as_refs(home: Home, frame: pd.DataFrame) -> pd.DataFrame:
+    """Truth's clear record ids as the store's keyed references (anonymise.minimise), as flags carry them."""
+    from anonymise.minimise import record_refs, ref_key
+
+    key = ref_key(home)
+    frame = frame.copy()
+    for side in ("left", "right"):
+        frame[f"{side}_record_id"] = record_refs(key, frame[f"{side}_council"], frame[f"{side}_record_id"])
+    return frame
 
 
 def _pair_keys(frame: pd.DataFrame) -> set:
@@ -41,8 +54,10 @@ def evaluate_synthetic(home: Home) -> SyntheticReport:
     expected_path = home.truth / "expected_flags.parquet"
     if not expected_path.exists():
         raise FileNotFoundError(f"{expected_path} not found: generate the home with `councilmatch synthetic`")
-    flags = pd.read_parquet(files[-1])
-    expected = pd.read_parquet(expected_path)
+    from anonymise import at_rest
+
+    flags = at_rest.read_frame(files[-1], home=home)  # flags are encrypted at rest
+    expected = _as_refs(home, pd.read_parquet(expected_path))
     pred, truth = _pair_keys(flags), _pair_keys(expected)
     per_type = {}
     for mt in sorted(set(expected["match_type"].astype(str)) | set(flags["match_type"].astype(str))):
@@ -52,6 +67,7 @@ def evaluate_synthetic(home: Home) -> SyntheticReport:
     if scen_path.exists():
         scen = pd.read_parquet(scen_path)
         scen = scen[scen["kind"].astype(str) == "near_miss"]
+        scen = _as_refs(home, scen) if set(_REFS) <= set(scen.columns) else scen
         if set(_REFS) <= set(scen.columns) and "match_type" in scen.columns:
             nm = _pair_keys(scen)
             near, flagged = len(nm), len(nm & pred)

@@ -8,6 +8,9 @@ Where things are:
     validate.py     vectorised checks and parsers (NINO/postcode rules, dates, booleans, formulas)
     extract.py      ingest_extract(feed, path) -> IngestResult: map -> validate -> standardise
     manifest.py     write_manifest / read_manifests (store/manifests/<council>/<dataset>/)
-    propose.py      mapping proposals from a sample (feeds add)
+    placeholders.py placeholder_mask(values, kind): 'UNKNOWN', 01/01/1900, a value far more frequent than
+                    the rest (shared with record linkage, which treats placeholders as missing)
+    quality.py      the data-quality profile of an extract and its change since the feed's previous one
+    propose.py      mapping proposals from a sample, scored on header and values (feeds add)
     cli.py          councilmatch feeds list | check | add
 """

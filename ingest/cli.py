@@ -16,14 +16,14 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from councilmatch.cli_common import HomeOption, resolve_home
-from councilmatch.contracts import DATASETS
+from councilmatch.contracts import DATASETS, DATE_FIELDS
 from councilmatch.councils import CENTRAL, COUNCIL_NAMES
 from councilmatch.home import Home
 from ingest.extract import IngestResult, ingest_extract
 from ingest.feed import FeedDefinition
 from ingest.feeds import FeedDefinitionError, feed_path, landing_dir, load_feed, load_feeds, newest_extract, parse_feed
 from ingest.manifest import read_manifests
-from ingest.propose import feed_yaml, propose_feed
+from ingest.propose import feed_yaml, guess_date_format, propose_feed, read_sample_column, resolve_typed_columns
 from ingest.read import ExtractError, describe_delimiter
 
 EXIT_OK, EXIT_NOTHING_ACCEPTED, EXIT_UNUSABLE = 0, 1, 2
@@ -64,13 +64,55 @@ def _ingest_with_progress(feed: FeedDefinition, extract: Path) -> IngestResult:
         return ingest_extract(feed, extract, on_stage=lambda s: progress.update(task, description=f"{extract.name}: {s}"))
 
 
-def run_check(feed: FeedDefinition, extract: Path, show: int = 20) -> int:
-    """Ingest in memory (nothing written) and print what a data officer needs; returns the exit code."""
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def print_quality(quality: dict) -> None:
+    """The data-quality profile: per field missing / invalid / placeholder rates, duplicates, alerts."""
+    if not quality.get("fields"):
+        return
+    if quality.get("set_missing"):
+        cleared = Table(title="Optional values set to missing (the row is still matched; the vault keeps the value as sent)")
+        cleared.add_column("field: problem")
+        cleared.add_column("rows", justify="right")
+        for reason, count in quality["set_missing"].items():
+            cleared.add_row(reason, f"{count:,}")
+        console.print(cleared)
+    table = Table(title=f"Data quality by field (missing and invalid: of {quality.get('rows_read', 0):,} rows read; "
+                        f"placeholders: of {quality.get('accepted', 0):,} accepted)")
+    for col in ("field", "missing", "invalid", "placeholders", "date style", "change since previous"):
+        table.add_column(col, justify="right" if col in ("missing", "invalid", "placeholders") else "left")
+    deltas = (quality.get("change") or {}).get("fields", {})
+    for fld, f in quality["fields"].items():
+        d = deltas.get(fld, {})
+        moved = ", ".join(f"{k.removesuffix('_rate')} {v * 100:+.1f} pts" for k, v in d.items() if abs(v) >= 0.001)
+        table.add_row(fld, _pct(f["missing_rate"]) + (" (not in header)" if f.get("not_in_header") else ""),
+                      _pct(f["invalid_rate"]), _pct(f["placeholder_rate"]), f.get("date_style") or "", moved)
+    console.print(table)
+    console.print(f"duplicate record ids: {quality.get('duplicate_record_ids', 0):,}; "
+                  f"duplicate records (same person details under another id): {quality.get('duplicate_records', 0):,}")
+    change = quality.get("change") or {}
+    if change.get("previous_extract"):
+        console.print(f"compared with the previous extract {change['previous_extract']}: rows "
+                      f"{change['rows_in']['before']:,} -> {change['rows_in']['now']:,}", soft_wrap=True)
+    for alert in quality.get("alerts", []):
+        console.print(f"[bold yellow]alert:[/] {alert}", soft_wrap=True)
+
+
+def run_check(feed: FeedDefinition, extract: Path, show: int = 20, home: Home | None = None) -> int:
+    """Ingest in memory (nothing written) and print what a data officer needs; returns the exit code.
+
+    With ``home``, the profile is compared with the feed's previous ingested extract."""
     try:
         result = _ingest_with_progress(feed, extract)
     except ExtractError as exc:
         console.print(f"[bold red]unusable extract:[/] {exc}", soft_wrap=True)
         return EXIT_UNUSABLE
+    if home is not None:
+        from ingest.quality import with_change
+
+        result.quality = with_change(home, feed.feed_id, result.extract_id, result.quality)
     m = result.manifest()
     console.print(f"[bold]{feed.feed_id}[/] version {feed.version}: {extract}", soft_wrap=True)
     summary = Table(show_header=False)
@@ -102,6 +144,7 @@ def run_check(feed: FeedDefinition, extract: Path, show: int = 20) -> int:
         for r in result.quarantined.head(show).itertuples():
             rows.add_row(str(r.row_number), "" if r.record_id is None or str(r.record_id) == "<NA>" else str(r.record_id), r.reasons)
         console.print(rows)
+    print_quality(result.quality)
     if m["accepted"] == 0:
         console.print(f"[bold red]no row accepted[/] from {extract}")
         return EXIT_NOTHING_ACCEPTED
@@ -182,7 +225,7 @@ def check(
             _fail(f"no extract in {landing_dir(h, definition)} (give one as EXTRACT)")
     if definition.format == "pseudonymised":
         raise typer.Exit(run_check_at_source(h, definition, extract))
-    raise typer.Exit(run_check(definition, extract, show))
+    raise typer.Exit(run_check(definition, extract, show, home=h))
 
 
 @feeds_app.command("add")
@@ -194,7 +237,10 @@ def add(
     force: Annotated[bool, typer.Option(help="Overwrite an existing feed definition")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Propose a feed from a sample's header and values, confirm it, write feeds/<council>/<dataset>.yaml, check it."""
+    """Propose a feed from a sample's header and values, confirm it, write feeds/<council>/<dataset>.yaml, check it.
+
+    With --yes only sure proposals are taken (a usual header name whose values fit); an unsure optional
+    field is left unmapped, an unsure required one stops the command before anything is written."""
     _fresh_console()
     h = resolve_home(home)
     if dataset not in DATASETS:
@@ -209,43 +255,75 @@ def add(
     except ExtractError as exc:
         _fail(str(exc))
     spec = DATASETS[dataset]
+    required = ("record_id", *spec.required)
     if sample.suffix.lower() not in (".xlsx", ".xlsm", ".parquet"):
         console.print(f"sample {sample.name}: encoding [bold]{proposal.encoding}[/], "
                       f"delimiter [bold]{describe_delimiter(proposal.delimiter)}[/], {len(proposal.header)} columns")
-    table = Table(title=f"Proposed mapping for {council}/{dataset}")
-    for col in ("canonical field", "source column(s)", "matched by", "required"):
-        table.add_column(col)
-    for fld in ["record_id", *spec.required, *spec.optional]:
-        src = proposal.columns.get(fld)
-        shown = ", ".join(src) if isinstance(src, list) else (src or "[dim]-[/]")
-        table.add_row(fld, shown, proposal.how.get(fld, ""), "yes" if fld == "record_id" or fld in spec.required else "")
+    table = Table(title=f"Proposed mapping for {council}/{dataset} (samples masked: letters x/X, digits 9)")
+    for col in ("canonical field", "source column(s)", "matched by", "samples", "fit", "blank", "required"):
+        table.add_column(col, justify="right" if col in ("fit", "blank") else "left")
+    for fld in dict.fromkeys(["record_id", *spec.required, *spec.optional]):
+        p = proposal.fields.get(fld)
+        shown = ", ".join(p.columns) if p else "[dim]-[/]"
+        how = "" if p is None else (p.how if p.sure else f"[yellow]{p.how}[/]")
+        table.add_row(fld, shown, how, " | ".join(p.samples) if p else "",
+                      "" if p is None or p.fit is None else f"{100 * p.fit:.0f}%",
+                      "" if p is None else f"{100 * p.blank:.0f}%", "yes" if fld in required else "")
     console.print(table)
     if proposal.unmapped:
         console.print(f"unmapped source columns: {', '.join(proposal.unmapped)}")
 
+    def ask_columns(question: str) -> list[str]:
+        """Column names typed by the officer, checked against the sample's header (blank: none)."""
+        while True:
+            answer = typer.prompt(question, default="", show_default=False)
+            found, unknown = resolve_typed_columns(answer, proposal.header)
+            if not unknown:
+                return found
+            console.print(f"[red]not in the sample's header:[/] {', '.join(repr(u) for u in unknown)}; "
+                          f"header: {', '.join(proposal.header)}", soft_wrap=True)
+
     columns = dict(proposal.columns)
-    if not yes:
+    if yes:
+        unsure = [f for f in proposal.to_check if f in columns]
+        unsure_required = [f for f in unsure if f in required]
+        if unsure_required:
+            _fail("not sure of required field(s) " + "; ".join(
+                f"{f} <- {', '.join(proposal.fields[f].columns)} ({proposal.fields[f].how})" for f in unsure_required)
+                + f". Nothing written: run without --yes to confirm or choose the columns for {sample}.")
+        for fld in unsure:
+            columns.pop(fld)
+            console.print(f"[yellow]left unmapped[/] {fld} (proposed {', '.join(proposal.fields[fld].columns)}, "
+                          f"not sure: {proposal.fields[fld].how}); run without --yes to confirm it", soft_wrap=True)
+    else:
         for fld, src in list(columns.items()):
+            p = proposal.fields[fld]
             shown = ", ".join(src) if isinstance(src, list) else src
-            if not typer.confirm(f"{fld} <- {shown}?", default=True):
-                answer = typer.prompt(f"source column(s) for {fld}, comma-separated (blank: leave unmapped)",
-                                      default="", show_default=False)
-                names = [a.strip() for a in answer.split(",") if a.strip()]
+            question = f"{fld} <- {shown}?" if p.sure else f"{fld} <- {shown}? (not sure: {p.how})"
+            if not typer.confirm(question, default=p.sure):
+                names = ask_columns(f"source column(s) for {fld}, comma-separated (blank: leave unmapped)")
                 if names:
                     columns[fld] = names[0] if len(names) == 1 else names
                 else:
                     columns.pop(fld)
-    missing = [f for f in ("record_id", *spec.required) if f not in columns]
+    missing = [f for f in required if f not in columns]
     if missing and not yes:
         for fld in missing:
-            answer = typer.prompt(f"required field {fld}: source column(s), comma-separated", default="", show_default=False)
-            names = [a.strip() for a in answer.split(",") if a.strip()]
+            names = ask_columns(f"required field {fld}: source column(s), comma-separated")
             if names:
                 columns[fld] = names[0] if len(names) == 1 else names
-        missing = [f for f in ("record_id", *spec.required) if f not in columns]
+        missing = [f for f in required if f not in columns]
     if missing:
         _fail(f"no column in {sample} found for required field(s) {', '.join(missing)}; "
-              f"header: {', '.join(proposal.header)}. Rename the columns or run without --yes to choose them.")
+              f"header: {', '.join(proposal.header)}. "
+              + ("Rename the columns or run without --yes to choose them." if yes else "Nothing written."))
+    for fld, src in columns.items():  # a date column the officer typed in: guess its format from its values
+        typed = fld not in proposal.fields or proposal.fields[fld].source != src
+        if fld in DATE_FIELDS and isinstance(src, str) and typed:
+            guessed = guess_date_format(read_sample_column(sample, proposal, council, dataset, src))
+            if guessed and guessed != proposal.date_format:
+                proposal.date_formats[fld] = guessed
+    proposal.date_formats = {f: v for f, v in proposal.date_formats.items() if f in columns}
 
     fmt = "xlsx" if sample.suffix.lower() in (".xlsx", ".xlsm") else "parquet" if sample.suffix.lower() == ".parquet" else "csv"
     kwargs: dict = {}

@@ -5,8 +5,16 @@ and the quarantined rows with their reasons; it writes nothing (the pipeline
 pseudonymises the accepted rows, encrypts the quarantine and writes the manifest).
 
 Decisions worth knowing:
-- A row is quarantined, never repaired, when any mapped field breaks a rule;
-  every reason is "field: problem" and the reasons are "; "-joined.
+- A row is quarantined only for what makes it unusable: a mandatory field (or
+  record_id) missing or invalid, a duplicate record id, a hostile cell, a ragged
+  row; every reason is "field: problem" and the reasons are "; "-joined.
+- An invalid *optional* value (a malformed NINO, phone, email or UPRN, an
+  unparseable optional date, a digit in a previous surname) is set to missing and
+  the row goes on to matching: quarantining it would lose the record, and would
+  let anyone evade matching by giving a malformed phone number. The problem is
+  counted per field and reason (``IngestResult.quality["set_missing"]``) and the
+  vault keeps the value as sent (``IngestResult.vault_frame``). A feed can list
+  optional fields whose invalid value should quarantine (``quarantine_invalid``).
 - Formula-looking cells ('=SUM(...)', '+cmd|...', '@HYPERLINK(...)') are
   quarantined, not neutralised: they are either an injection attempt or a broken
   export, and either way the council should see them. Plain '-12.50' or
@@ -23,13 +31,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 
-from councilmatch.contracts import CANONICAL_COLUMNS, DATASETS, DATE_FIELDS
+from councilmatch.contracts import CANONICAL_COLUMNS, DATASETS, DATE_FIELDS, IDENTIFIERS
+from councilmatch.safepath import sanitise_name
 from ingest import standardise as std
 from ingest import validate as val
 from ingest.feed import FeedDefinition
+from ingest.quality import ProfileBuilder
 from ingest.read import ExtractError, RawExtract, read_extract
 
 NAME_FIELDS = ("forenames", "surname", "previous_surname")
@@ -77,6 +89,28 @@ class IngestResult:
     #: add to row_number for the file line (CSV) / sheet row (XLSX); Parquet: -1 gives the row index
     header_offset: int = 1
     ingested_at: str = ""
+    #: the data-quality profile (counts, rates and shapes only; see ingest.quality)
+    quality: dict = field(default_factory=dict)
+    #: optional values set to missing, as sent: (position in accepted, field, value); clear, vault only
+    as_sent: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        {"position": pd.Series(dtype="int64"), "field": pd.Series(dtype=object), "value": pd.Series(dtype=object)}))
+
+    def vault_frame(self) -> pd.DataFrame:
+        """The accepted rows for the vault: an optional value set to missing is kept as the council sent it,
+        so an investigator sees what the council holds (dates as YYYY-MM-DD text where valid)."""
+        if self.as_sent.empty:
+            return self.accepted
+        frame = self.accepted.copy()
+        for fld, part in self.as_sent.groupby("field", sort=False):
+            if fld not in IDENTIFIERS:
+                continue  # non-identifying fields are not vaulted
+            col = frame[fld]
+            if pd.api.types.is_datetime64_any_dtype(col):
+                col = col.dt.strftime("%Y-%m-%d")
+            values = col.astype(object).to_numpy()
+            values[part["position"].to_numpy()] = part["value"].to_numpy(dtype=object)
+            frame[fld] = pd.Series(values, index=frame.index).astype("string[pyarrow]")
+        return frame
 
     def quarantine_counts(self) -> dict[str, int]:
         """Rows per reason ("field: problem"); a row with two reasons counts under both."""
@@ -101,6 +135,8 @@ class IngestResult:
             "quarantined": len(self.quarantined),
             "blank_rows": self.blank_rows,
             "quarantine_reasons": self.quarantine_counts(),
+            "set_missing": dict(self.quality.get("set_missing", {})),
+            "quality": self.quality,
             "warnings": list(self.warnings),
             "ingested_at": self.ingested_at,
         }
@@ -188,10 +224,47 @@ def _map_fields(frame: pd.DataFrame, resolved: dict[str, list[str]]) -> dict[str
     return mapped
 
 
+class _Checks:
+    """Routes each (mask, field, problem): quarantine the row if the field must be valid (mandatory,
+    record_id, ``quarantine_invalid``), otherwise set the value to missing and count it."""
+
+    def __init__(self, n: int, quarantine_fields: set[str]):
+        self.reasons = _Reasons(n)
+        self.n = n
+        self.quarantine_fields = quarantine_fields
+        self.invalid_any: dict[str, np.ndarray] = {}
+        self.counts: Counter[str] = Counter()
+        self.cleared: dict[str, np.ndarray] = {}
+        self.cleared_reasons: list[tuple[str, np.ndarray]] = []
+
+    def problem(self, mask: pd.Series | np.ndarray, fld: str, problem: str) -> None:
+        m = np.asarray(mask, dtype=bool)
+        if not m.any():
+            return
+        reason = f"{fld}: {problem}"
+        self.counts[reason] += int(np.count_nonzero(m))
+        self.invalid_any[fld] = self.invalid_any.get(fld, np.zeros(self.n, dtype=bool)) | m
+        if fld in self.quarantine_fields:
+            self.reasons.add(m, reason)
+        else:
+            self.cleared[fld] = self.cleared.get(fld, np.zeros(self.n, dtype=bool)) | m
+            self.cleared_reasons.append((reason, m))
+
+    def clear(self, out: dict[str, pd.Series], fld: str) -> None:
+        if fld in self.cleared:
+            out[fld] = out[fld].mask(self.cleared[fld])
+
+    def set_missing_counts(self) -> Counter[str]:
+        """Optional values set to missing on rows that were not quarantined anyway."""
+        keep = ~self.reasons.any
+        return Counter({r: int(np.count_nonzero(m & keep)) for r, m in self.cleared_reasons if (m & keep).any()})
+
+
 def _validate_and_standardise(
     feed: FeedDefinition, mapped: dict[str, pd.Series], n: int, today: dt.date, duplicate: np.ndarray
-) -> tuple[pd.DataFrame, _Reasons]:
-    reasons = _Reasons(n)
+) -> tuple[pd.DataFrame, _Checks]:
+    checks = _Checks(n, feed.quarantines_invalid())
+    reasons = checks.reasons  # what always quarantines: hostile or broken cells, missing mandatory values
     index = pd.RangeIndex(n)
     out: dict[str, pd.Series] = {}
     na_text = pd.Series(pd.NA, index=index, dtype="string[pyarrow]")
@@ -199,6 +272,7 @@ def _validate_and_standardise(
     for fld, s in mapped.items():
         reasons.add(val.looks_like_formula(s), f"{fld}: formula-looking cell")
         reasons.add(val.too_long(s), f"{fld}: longer than {val.MAX_CELL_CHARS} characters")
+        reasons.add(val.has_control_characters(s, is_id=fld == "record_id"), f"{fld}: control character")
     for fld in dict.fromkeys(["record_id", *feed.mandatory]):
         if fld in mapped:
             reasons.add(mapped[fld].isna(), f"{fld}: missing")
@@ -209,10 +283,11 @@ def _validate_and_standardise(
             continue
         out[fld] = fn(mapped[fld]).astype("string[pyarrow]")
         if fld in NAME_FIELDS:
-            reasons.add(val.has_digits(mapped[fld]), f"{fld}: contains digits")
-            reasons.add(val.no_letters(mapped[fld], out[fld]), f"{fld}: no letters")
+            checks.problem(val.has_digits(mapped[fld]), fld, "contains digits")
+            checks.problem(val.no_letters(mapped[fld], out[fld]), fld, "no letters")
         if fld in _FORMAT_CHECKS:
-            reasons.add(_FORMAT_CHECKS[fld](out[fld]), f"{fld}: invalid format")
+            checks.problem(_FORMAT_CHECKS[fld](out[fld]), fld, "invalid format")
+        checks.clear(out, fld)
     reasons.add(duplicate, "record_id: duplicate")
     out["first_name"], out["middle_names"] = std.split_forenames(out["forenames"])
 
@@ -222,31 +297,37 @@ def _validate_and_standardise(
             continue
         fmt = feed.date_format_for(fld)
         parsed, bad = val.parse_dates(mapped[fld], fmt)
-        reasons.add(bad, f"{fld}: not a date in format {fmt}")
+        checks.problem(bad, fld, f"not a date in format {fmt}")
         if fld == "dob":
             parsed = val.fix_two_digit_birth_years(parsed, fmt, today)
         out[fld] = parsed
-    reasons.add(val.dob_in_future(out["dob"], today), "dob: in the future")
-    reasons.add(val.dob_too_old(out["dob"], today), f"dob: more than {val.MAX_AGE_YEARS} years ago")
-    reasons.add(val.dob_in_future(out["date_of_death"], today), "date_of_death: in the future")
-    reasons.add(val.before(out["date_of_death"], out["dob"]), "date_of_death: before dob")
-    reasons.add(val.before(out["period_end"], out["period_start"]), "period_end: before period_start")
+    checks.problem(val.dob_in_future(out["dob"], today), "dob", "in the future")
+    checks.problem(val.dob_too_old(out["dob"], today), "dob", f"more than {val.MAX_AGE_YEARS} years ago")
+    checks.clear(out, "dob")
+    checks.problem(val.dob_in_future(out["date_of_death"], today), "date_of_death", "in the future")
+    checks.problem(val.before(out["date_of_death"], out["dob"]), "date_of_death", "before dob")
+    checks.problem(val.before(out["period_end"], out["period_start"]), "period_end", "before period_start")
+    for fld in DATE_FIELDS:
+        if fld in mapped:
+            checks.clear(out, fld)
 
     if "amount" in mapped:
         out["amount"], bad = val.parse_amount(mapped["amount"])
-        reasons.add(bad, "amount: not a number")
+        checks.problem(bad, "amount", "not a number")
+        checks.clear(out, "amount")
     else:
         out["amount"] = pd.Series(np.nan, index=index, dtype="float64")
     if "discount" in mapped:
         out["discount"], bad = val.parse_bool(mapped["discount"], feed.true_values, feed.false_values)
-        reasons.add(bad, "discount: not one of true_values/false_values")
+        checks.problem(bad, "discount", "not one of true_values/false_values")
+        checks.clear(out, "discount")
     else:
         out["discount"] = pd.Series(pd.NA, index=index, dtype="boolean")
 
     out["council"] = pd.Series(feed.council, index=index, dtype="string[pyarrow]")
     out["dataset"] = pd.Series(feed.dataset, index=index, dtype="string[pyarrow]")
     frame = pd.DataFrame({c: out[c] for c in CANONICAL_COLUMNS}, index=index)
-    return frame, reasons
+    return frame, checks
 
 
 def ingest_extract(
@@ -278,14 +359,27 @@ def ingest_extract(
     accepted_parts: list[pd.DataFrame] = []
     bad_parts: list[np.ndarray] = []
     reason_parts: list[np.ndarray] = []
+    sent_parts: list[pd.DataFrame] = []
+    profile = ProfileBuilder(list(resolved), [f for f in feed.columns if f not in resolved])
+    accepted_so_far = 0
     for start in range(0, max(n, 1), BATCH_ROWS):
         stop = min(n, start + BATCH_ROWS)
         stage(f"validate rows {start + 1:,}-{stop:,} of {n:,}")
         mapped = _map_fields(raw.frame.iloc[start:stop].reset_index(drop=True), resolved)
-        canonical, reasons = _validate_and_standardise(feed, mapped, stop - start, today, duplicate[start:stop])
-        accepted_parts.append(canonical.loc[~reasons.any])
-        bad_parts.append(reasons.any)
-        reason_parts.append(reasons.joined())
+        canonical, checks = _validate_and_standardise(feed, mapped, stop - start, today, duplicate[start:stop])
+        keep = ~checks.reasons.any
+        accepted_parts.append(canonical.loc[keep])
+        bad_parts.append(checks.reasons.any)
+        reason_parts.append(checks.reasons.joined())
+        position = accepted_so_far + np.cumsum(keep) - 1
+        for fld, cleared in checks.cleared.items():
+            sel = cleared & keep
+            if sel.any():
+                sent_parts.append(pd.DataFrame({"position": position[sel].astype(np.int64), "field": fld,
+                                                "value": mapped[fld][sel].to_numpy(dtype=object)}))
+        accepted_so_far += int(np.count_nonzero(keep))
+        if stop > start:
+            profile.add_batch(mapped, stop - start, checks.invalid_any, checks.counts, checks.set_missing_counts())
         del mapped, canonical
 
     stage("quarantine")
@@ -316,10 +410,11 @@ def ingest_extract(
     rows_in = n + len(raw.bad_rows)
     if rows_in != len(accepted) + len(quarantined):  # never expected: a bug, not bad data
         raise RuntimeError(f"{path}: rows do not reconcile ({rows_in} in, {len(accepted)} accepted, {len(quarantined)} quarantined)")
-    return IngestResult(
+    result = IngestResult(
         feed_id=feed.feed_id,
         extract_path=path,
-        extract_id=f"{path.stem}-{checksum[:12]}",
+        # the landing file's name is the council's: made a safe name ('x (1).csv' -> 'x_1')
+        extract_id=f"{sanitise_name(path.stem, 'extract')}-{checksum[:12]}",
         checksum=checksum,
         feed_version=feed.version,
         rows_in=rows_in,
@@ -330,6 +425,11 @@ def ingest_extract(
         header_offset=raw.header_offset,
         ingested_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
+    if sent_parts:
+        result.as_sent = pd.concat(sent_parts, ignore_index=True)
+    stage("profile")
+    result.quality = profile.finish(result.vault_frame(), int(np.count_nonzero(duplicate)), rows_in)
+    return result
 
 
 __all__ = ["ExtractError", "IngestResult", "file_checksum", "ingest_extract"]

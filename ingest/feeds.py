@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from councilmatch.contracts import DATASETS, DATE_FIELDS, MAPPABLE_FIELDS
 from councilmatch.councils import CENTRAL, LONDON_BOROUGHS
 from councilmatch.home import Home
-from ingest.feed import FeedDefinition
+from ingest.feed import ALLOWED_ENCODINGS, FeedDefinition
 
 #: Extract file suffixes a feed format accepts in its landing folder.
 EXTRACT_SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -130,6 +130,9 @@ def _semantic_problems(feed: FeedDefinition, node: yaml.Node) -> list[Problem]:
     for i, field in enumerate(feed.mandatory):
         if field not in feed.columns and feed.format != "pseudonymised":
             add(("mandatory", i), f"{field!r} is mandatory but not mapped in columns")
+    for i, field in enumerate(feed.quarantine_invalid):
+        if field not in feed.columns and feed.format != "pseudonymised":
+            add(("quarantine_invalid", i), f"{field!r} is not mapped in columns")
     if (p := _date_format_problem(feed.date_format)) is not None:
         add(("date_format",), p)
     for field, fmt in feed.date_formats.items():
@@ -138,9 +141,11 @@ def _semantic_problems(feed: FeedDefinition, node: yaml.Node) -> list[Problem]:
         elif (p := _date_format_problem(fmt)) is not None:
             add(("date_formats", field), p)
     try:
-        codecs.lookup(feed.encoding)
+        codec = codecs.lookup(feed.encoding).name
     except LookupError:
-        add(("encoding",), f"unknown encoding {feed.encoding!r} (use utf-8, utf-8-sig, cp1252 or latin-1)")
+        codec = None
+    if codec not in ALLOWED_ENCODINGS.values():
+        add(("encoding",), f"unknown encoding {feed.encoding!r}; use one of {', '.join(ALLOWED_ENCODINGS)}")
     if len(feed.delimiter) != 1:
         add(("delimiter",), f"delimiter must be one character, got {feed.delimiter!r}")
     overlap = {v.upper() for v in feed.true_values} & {v.upper() for v in feed.false_values}

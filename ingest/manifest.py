@@ -7,12 +7,11 @@ back to the last good extract.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
+from councilmatch.commit import place
 from councilmatch.home import Home
+from councilmatch.safepath import path_inside, safe_name
 
 
 def _home(home: Home | Path | str) -> Home:
@@ -20,32 +19,28 @@ def _home(home: Home | Path | str) -> Home:
 
 
 def manifest_path(home: Home, feed_id: str, extract_id: str) -> Path:
+    """Raises ``UnsafePathError`` for a council, data set or extract id that could leave the folder."""
     council, _, dataset = feed_id.partition("/")
-    return _home(home).manifests / council / dataset / f"{extract_id}.json"
+    return path_inside(_home(home).manifests, safe_name(council, "council"), safe_name(dataset, "dataset"),
+                       safe_name(extract_id, "extract id") + ".json", what="manifest")
 
 
 def write_manifest(home: Home, manifest: dict) -> Path:
-    """Write atomically (temp file + rename): a reader never sees half a manifest."""
+    """Write atomically and encrypted at rest (``anonymise.at_rest``): a reader never sees half a manifest."""
+    from anonymise import at_rest
+
+    home = _home(home)
     path = manifest_path(home, manifest["feed_id"], manifest["extract_id"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2, sort_keys=True, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return at_rest.write_json(path, manifest, home)
 
 
 def read_manifests(home: Home, feed_id: str) -> list[dict]:
     """All manifests of a feed, oldest ingest first."""
     council, _, dataset = feed_id.partition("/")
-    folder = _home(home).manifests / council / dataset
+    folder = path_inside(_home(home).manifests, council, dataset, what="manifest folder")
     if not folder.is_dir():
         return []
-    found = [json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*.json") if not p.name.startswith(".")]
+    from anonymise import at_rest
+
+    found = [at_rest.read_json(p, _home(home)) for p in folder.glob("*.json") if not p.name.startswith(".")]
     return sorted(found, key=lambda m: (m.get("ingested_at", ""), m.get("extract_id", "")))

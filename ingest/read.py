@@ -19,6 +19,7 @@ import datetime as dt
 import io
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +29,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from zlib import error as zlib_error
 
-from ingest.feed import FeedDefinition
+from ingest.feed import ALLOWED_ENCODINGS, FeedDefinition, FeedLimits
 
 CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 _UTF8 = {"utf-8", "utf8", "utf-8-sig", "utf_8", "utf_8_sig", "u8"}
@@ -74,7 +76,20 @@ def decode_extract(path: Path, data: bytes, encoding: str) -> tuple[str | None, 
     Mixed or wrong encodings are file-level errors: guessing per row would
     silently corrupt names.
     """
-    enc = codecs.lookup(encoding).name
+    try:
+        enc = codecs.lookup(encoding).name
+    except LookupError:
+        raise ExtractError(path, f"unknown encoding {encoding!r} in the feed definition") from None
+    if enc not in ALLOWED_ENCODINGS.values():
+        raise ExtractError(path, f"encoding {encoding!r} is not one a feed may use ({', '.join(ALLOWED_ENCODINGS)})")
+    narrow = not enc.startswith("utf-16")
+    if narrow and data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ExtractError(path, f"starts with a UTF-16 byte order mark but the feed's encoding is {encoding}; "
+                                 "save the extract as UTF-8 (or set encoding: utf-16)")
+    head = data[:4096]
+    if narrow and head.count(b"\x00") > len(head) // 10:
+        raise ExtractError(path, f"looks like UTF-16 (every other byte is NUL) but the feed's encoding is {encoding}; "
+                                 "save the extract as UTF-8 (or set encoding: utf-16)")
     if data.startswith(_BOM):
         if enc not in ("utf-8", "utf-8-sig"):
             raise ExtractError(path, f"starts with a UTF-8 byte order mark but the feed's encoding is {encoding}; set encoding: utf-8-sig")
@@ -104,7 +119,27 @@ def decode_extract(path: Path, data: bytes, encoding: str) -> tuple[str | None, 
 
 
 def _csv_cells(line: str, delimiter: str) -> list[str]:
-    return next(csv.reader(io.StringIO(line), delimiter=delimiter), [])
+    """The cells of one CSV line (the standard library's parser; its field limit is 128 KiB)."""
+    try:
+        return next(csv.reader(io.StringIO(line), delimiter=delimiter), [])
+    except csv.Error:
+        return [line[:200]]
+
+
+def _check_csv_size(path: Path, data: bytes, limits: FeedLimits) -> None:
+    """Rows and the longest line within the feed's limits, before anything is parsed (vectorised)."""
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    lines = len(ends) + (0 if data.endswith(b"\n") else 1)
+    if lines - 1 > limits.max_rows:
+        raise ExtractError(path, f"has {lines - 1:,} data lines; over the feed's limit of {limits.max_rows:,} "
+                                 "(limits.max_rows)")
+    bounds = np.concatenate(([-1], ends, [len(data)]))
+    lengths = np.diff(bounds) - 1
+    longest = int(lengths.argmax()) if len(lengths) else 0
+    if len(lengths) and lengths[longest] > limits.max_line_kb * 1024:
+        raise ExtractError(path, f"line {longest + 1:,} is {int(lengths[longest]):,} bytes long; over the feed's limit "
+                                 f"of {limits.max_line_kb:,} KB (limits.max_line_kb): not an extract of records, "
+                                 "or a field was never closed")
 
 
 def read_csv(path: Path, feed: FeedDefinition) -> RawExtract:
@@ -112,10 +147,17 @@ def read_csv(path: Path, feed: FeedDefinition) -> RawExtract:
     if not data:
         raise ExtractError(path, "empty file (0 bytes)")
     _, utf8 = decode_extract(path, data, feed.encoding)
+    _check_csv_size(path, utf8, feed.limits)
     head_text = utf8[: 1 << 20].decode("utf-8", errors="ignore")
     if not head_text.strip():
         raise ExtractError(path, "no header row (file is blank)")
-    header = [h.strip() for h in _csv_cells(head_text.lstrip("\r\n"), feed.delimiter)]
+    try:
+        header = [h.strip() for h in next(csv.reader(io.StringIO(head_text.lstrip("\r\n")), delimiter=feed.delimiter), [])]
+    except csv.Error as exc:
+        raise ExtractError(path, f"cannot read the header row as CSV ({exc})") from None
+    if len(header) > feed.limits.max_columns:
+        raise ExtractError(path, f"header has {len(header):,} columns; over the feed's limit of "
+                                 f"{feed.limits.max_columns:,} (limits.max_columns)")
     if len(header) == 1:
         others = [d for d in CANDIDATE_DELIMITERS if d != feed.delimiter and d in header[0]]
         if others:
@@ -228,10 +270,105 @@ def _sheet_column(values: list[object]) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([arr])))
 
 
+#: a cell reference in any XML spelling the reader accepts (either quote, spaces around '=')
+_CELL_REF = re.compile(rb"""\sr\s*=\s*["']([A-Za-z]{1,4})([0-9]{1,9})["']""")
+_CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c[\s/>]")
+_ROW_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row[\s/>]")
+_ROW_REF = re.compile(rb"""<(?:[A-Za-z_][\w.-]*:)?row\b[^>]*?\sr\s*=\s*["']([0-9]{1,9})["']""")
+
+
+def _column_number(letters: bytes) -> int:
+    n = 0
+    for ch in letters.upper():
+        n = n * 26 + (ch - 64)
+    return n
+
+
+def _column_letters(n: int) -> str:
+    out = ""
+    while n > 0:
+        n, rem = divmod(n - 1, 26)
+        out = chr(65 + rem) + out
+    return out
+
+
+def check_xlsx(path: Path, limits: FeedLimits) -> None:
+    """Refuse a workbook whose sheets span more rows, columns or cells, or decompress to more
+    bytes, than the feed allows, before the reader sees it.
+
+    The XLSX reader allocates the whole area from A1 to the last cell, so one cell at
+    XFD1048576 in a 1.5 KB file costs 512 GiB. The sheet XML is streamed (never held
+    whole) and its cell references scanned; the ``<dimension>`` element is not trusted.
+    Old binary ``.xls`` files (not zip) are left to the reader (the format caps them at
+    65,536 x 256) and to the reader process's memory limit.
+    """
+    import zipfile
+
+    try:
+        book = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        return
+    except OSError as exc:
+        raise ExtractError(path, f"cannot open: {exc}") from None
+    budget = limits.max_uncompressed_mb * (1 << 20)
+    with book:
+        infos = book.infolist()
+        declared = sum(i.file_size for i in infos)
+        if declared > budget:
+            raise ExtractError(path, f"decompresses to {declared:,} bytes; over the feed's limit of "
+                                     f"{limits.max_uncompressed_mb:,} MB (limits.max_uncompressed_mb)")
+        used = 0
+        for info in infos:
+            name = info.filename
+            sheet = name.startswith("xl/worksheets/") and name.endswith(".xml")
+            if not (sheet or name == "xl/sharedStrings.xml"):
+                continue
+            max_row = max_col = rows = rows_with_ref = cells = cells_with_ref = 0
+            tail = b""
+            try:
+                with book.open(info) as stream:
+                    while chunk := stream.read(1 << 22):
+                        used += len(chunk)
+                        if used > budget:
+                            raise ExtractError(path, f"{name} decompresses to more than the feed's limit of "
+                                                     f"{limits.max_uncompressed_mb:,} MB (limits.max_uncompressed_mb)")
+                        if not sheet:
+                            continue
+                        # cut at the last '>' so no tag is split between chunks
+                        text = tail + chunk
+                        cut = text.rfind(b">") + 1
+                        text, tail = text[:cut], text[cut:]
+                        refs = _CELL_REF.findall(text)
+                        if refs:
+                            cells_with_ref += len(refs)
+                            max_col = max(max_col, max(_column_number(c) for c in {c for c, _ in refs}))
+                            max_row = max(max_row, max(int(r) for _, r in refs))
+                        cells += len(_CELL_TAG.findall(text))
+                        row_refs = _ROW_REF.findall(text)
+                        rows_with_ref += len(row_refs)
+                        if row_refs:
+                            max_row = max(max_row, max(int(r) for r in row_refs))
+                        rows += len(_ROW_TAG.findall(text))
+            except (zipfile.BadZipFile, zlib_error, EOFError, NotImplementedError) as exc:
+                raise ExtractError(path, f"{name} is corrupt ({exc})") from None
+            if not sheet:
+                continue
+            # cells or rows without a reference take the next position: count them as extra width/height
+            width = max_col + max(0, cells - cells_with_ref)
+            height = max_row + max(0, rows - rows_with_ref)
+            if height - 1 > limits.max_rows or width > limits.max_columns or height * width > limits.max_cells:
+                raise ExtractError(
+                    path,
+                    f"{name} spans {height:,} rows x {width:,} columns (to cell {_column_letters(width)}{height}) = "
+                    f"{height * width:,} cells; over the feed's limits (limits.max_rows {limits.max_rows:,}, "
+                    f"limits.max_columns {limits.max_columns:,}, limits.max_cells {limits.max_cells:,})")
+
+
 def read_xlsx(path: Path, feed: FeedDefinition) -> RawExtract:
     """Spreadsheets via python-calamine; native dates become ISO text, whole floats lose '.0'."""
     from python_calamine import CalamineWorkbook
 
+    check_xlsx(path, feed.limits)
     try:
         book = CalamineWorkbook.from_path(str(path))
     except Exception as exc:  # calamine raises its own error types for corrupt files
@@ -258,6 +395,18 @@ def read_xlsx(path: Path, feed: FeedDefinition) -> RawExtract:
 
 def read_parquet(path: Path, feed: FeedDefinition) -> RawExtract:
     """Parquet columns cast to text: dates and timestamps as 'YYYY-MM-DD'."""
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except (pa.ArrowException, OSError) as exc:
+        raise ExtractError(path, f"cannot read as Parquet: {exc}") from None
+    limits = feed.limits
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if meta.num_rows > limits.max_rows or meta.num_columns > limits.max_columns:
+        raise ExtractError(path, f"has {meta.num_rows:,} rows x {meta.num_columns:,} columns; over the feed's limits "
+                                 f"(limits.max_rows {limits.max_rows:,}, limits.max_columns {limits.max_columns:,})")
+    if size > limits.max_uncompressed_mb * (1 << 20):
+        raise ExtractError(path, f"holds {size:,} bytes of uncompressed data; over the feed's limit of "
+                                 f"{limits.max_uncompressed_mb:,} MB (limits.max_uncompressed_mb)")
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
@@ -287,5 +436,9 @@ def read_extract(feed: FeedDefinition, path: Path) -> RawExtract:
             "format 'pseudonymised' (at-source Parquet) is not read by ingest; "
             "it is handled by the anonymise stage's at-source import",
         )
+    size = path.stat().st_size
+    if size > feed.limits.max_file_mb * (1 << 20):
+        raise ExtractError(path, f"is {size:,} bytes; over the feed's limit of {feed.limits.max_file_mb:,} MB "
+                                 "(limits.max_file_mb)")
     reader = {"csv": read_csv, "xlsx": read_xlsx, "parquet": read_parquet}[feed.format]
     return reader(path, feed)

@@ -31,6 +31,13 @@ FORMULA_PATTERN = (
 )
 #: Longest plausible cell; longer values are quarantined rather than truncated.
 MAX_CELL_CHARS = 500
+#: Characters no identifier or text field may hold (RE2): C0 controls but tab, line feed and
+#: carriage return (multi-line addresses), DEL, C1 controls, and the invisible format
+#: characters that reorder or hide text (bidi overrides and isolates, zero width, BOM).
+#: A NUL also makes PostgreSQL refuse the whole publish.
+CONTROL_PATTERN = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\x{200B}-\x{200F}\x{2028}-\x{202E}\x{2066}-\x{2069}\x{FEFF}]"
+#: Ids also refuse tab, line feed and carriage return.
+ID_CONTROL_PATTERN = r"[\x00-\x1F\x7F-\x9F\x{200B}-\x{200F}\x{2028}-\x{202E}\x{2066}-\x{2069}\x{FEFF}]"
 MAX_AGE_YEARS = 120
 
 
@@ -86,6 +93,11 @@ def invalid_digits(s: pd.Series, n: int) -> pd.Series:
 def looks_like_formula(s: pd.Series) -> pd.Series:
     """Raw cells a spreadsheet would execute (CSV injection)."""
     return pd.Series(matches(s, FORMULA_PATTERN), index=s.index)
+
+
+def has_control_characters(s: pd.Series, *, is_id: bool = False) -> pd.Series:
+    """Present values holding a control or invisible format character (see ``CONTROL_PATTERN``)."""
+    return pd.Series(matches(s, ID_CONTROL_PATTERN if is_id else CONTROL_PATTERN), index=s.index)
 
 
 def too_long(s: pd.Series, limit: int = MAX_CELL_CHARS) -> pd.Series:

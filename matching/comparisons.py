@@ -249,7 +249,7 @@ _NAME_FIELDS = {
 }
 
 
-def name(field: str = "surname", initial: bool = False) -> Comparison:
+def name(field: str = "surname", initial: bool = False, near: float = 0.85, similar: float = 0.6) -> Comparison:
     """A person's forename or surname: exact, near spelling, nickname/phonetic, swapped, different.
 
     ``initial: true`` (forename only) splits "different" by the first initial. Where a
@@ -263,8 +263,8 @@ def name(field: str = "surname", initial: bool = False) -> Comparison:
     what = "first forename" if field == "forename" else "surname"
     levels: list[Level] = [
         Level("exact", f"the {what} is identical", Same(token), 0.85, tf_column=token),
-        Level("near spelling", f"the {what}s differ by a typo or two (keyed bigram similarity ≥ 0.85)",
-              DiceAtLeast(bloom, 0.85), 0.06),
+        Level("near spelling", f"the {what}s differ by a typo or two (keyed bigram similarity ≥ {near:g})",
+              DiceAtLeast(bloom, near), 0.06),
     ]
     if field == "forename":
         levels.append(Level("nickname", "the forenames are a name and its nickname (e.g. Bill / William)",
@@ -274,12 +274,15 @@ def name(field: str = "surname", initial: bool = False) -> Comparison:
                             Crossed("t_surname", "t_prev_surname"), 0.02))
     levels += [
         Level("sounds alike", f"the {what}s sound alike (same phonetic code)", Same(phon), 0.02),
-        Level("similar", f"the {what}s are similar (keyed bigram similarity ≥ 0.6)", DiceAtLeast(bloom, 0.6), 0.02),
+        Level("similar", f"the {what}s are similar (keyed bigram similarity ≥ {similar:g})",
+              DiceAtLeast(bloom, similar), 0.02),
         Level("swapped", "forename and surname are swapped between the records", Same(token, other), 0.01),
     ]
     if initial:
         if field != "forename":
             raise ValueError("name comparison: initial applies to the forename only")
+        levels.append(Level("initial only", "one record gives only the initial of the other's forename",
+                            Crossed("t_forename", "t_initial"), 0.02))
         levels.append(Level("same initial", "the forenames differ but start with the same letter",
                             Same("t_initial"), 0.01))
     levels += [
@@ -307,7 +310,7 @@ def date_of_birth(same_year: bool = True) -> Comparison:
     return Comparison("dob", "Compares the date of birth.", tuple(levels), present=("t_dob",))
 
 
-def address() -> Comparison:
+def address(near: float = 0.85, similar: float = 0.6, premise: float = 0.45) -> Comparison:
     """Full address with its postcode, falling back to postcode agreement when the street differs.
 
     One comparison rather than address + postcode: both see the postcode, and counting
@@ -315,12 +318,13 @@ def address() -> Comparison:
     """
     return Comparison("address", "Compares the address and its postcode.", (
         Level("exact", "the addresses are identical", Same("t_address"), 0.7, tf_column="t_address"),
-        Level("near", "the addresses differ by a typo or two (keyed similarity ≥ 0.85)",
-              DiceAtLeast("bf_address", 0.85), 0.12),
-        Level("similar", "the addresses are similar (keyed similarity ≥ 0.6)", DiceAtLeast("bf_address", 0.6), 0.05),
+        Level("near", f"the addresses differ by a typo or two (keyed similarity ≥ {near:g})",
+              DiceAtLeast("bf_address", near), 0.12),
+        Level("similar", f"the addresses are similar (keyed similarity ≥ {similar:g})",
+              DiceAtLeast("bf_address", similar), 0.05),
         Level("same premise", "same house/flat number and postcode, and the rest of the address is "
-              "not dissimilar (keyed similarity ≥ 0.45)",
-              AllOf((Same("t_premise"), DiceAtLeast("bf_address", 0.45))), 0.03),
+              f"not dissimilar (keyed similarity ≥ {premise:g})",
+              AllOf((Same("t_premise"), DiceAtLeast("bf_address", premise))), 0.03),
         Level("same postcode", "a different address in the same postcode", Same("t_postcode"), 0.03),
         Level("same sector", "a different address in the same postcode sector (e.g. SW1A 1)",
               Same("t_pc_sector"), 0.02),

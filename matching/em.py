@@ -142,6 +142,32 @@ def _fit_one(patterns: np.ndarray, counts: np.ndarray, log_u: np.ndarray, n_leve
     return EMResult(m, lam, loglik, it)
 
 
+def fit_lambda_one_to_one(llr: np.ndarray, li: np.ndarray, ri: np.ndarray, settings: EMSettings = EMSettings()) -> float:
+    """Expected matching pairs among linked pairs, when a record matches at most one record
+    on the other side (two files, each holding a person once).
+
+    EM on λ with m and u fixed, but the E-step's count is capped per record: a left record
+    whose posterior mass is spread over several right records (members of one household,
+    say) contributes at most one match, and likewise each right record. Plain EM on λ lets
+    such look-alikes each add a share and runs away.
+    """
+    if len(llr) == 0:
+        return 0.0
+    lam = settings.lam_start
+    n_left, n_right = int(li.max()) + 1, int(ri.max()) + 1
+    expected = 0.0
+    for _ in range(settings.max_iter):
+        post = 1.0 / (1.0 + np.exp(-np.clip(np.log(lam) - np.log1p(-lam) + llr, -700, 700)))
+        left = np.minimum(np.bincount(li, weights=post, minlength=n_left), 1.0).sum()
+        right = np.minimum(np.bincount(ri, weights=post, minlength=n_right), 1.0).sum()
+        expected = float(min(left, right))
+        new = float(np.clip(expected / len(llr), 1e-12, 1 - 1e-9))
+        if abs(new - lam) < settings.tol * max(lam, 1e-6):
+            break
+        lam = new
+    return expected
+
+
 def fit_lambda(gammas: np.ndarray, m: list[np.ndarray], u: list[np.ndarray],
                settings: EMSettings = EMSettings()) -> float:
     """λ among ``gammas`` with m and u fixed (one-parameter EM)."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from councilmatch.contracts import FLAG_COLUMNS
+from councilmatch.home import Home
 
 SHARD_COLUMNS = tuple(c for c in FLAG_COLUMNS if c not in ("first_seen", "last_seen"))
 REFS = ("left_council", "left_dataset", "left_record_id", "right_council", "right_dataset", "right_record_id")
@@ -41,12 +41,18 @@ def evidence_columns(names: list[str], labels: list[np.ndarray], weights: np.nda
     return evidence, hashes
 
 
-def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+def write_parquet_atomic(frame: pd.DataFrame, path: Path, home: Home | None = None) -> Path:
+    """Shards and flags are encrypted at rest (anonymise.at_rest); written atomically."""
+    from anonymise import at_rest
+
+    return at_rest.write_frame(path, frame, home)
+
+
+def read_parquet_at_rest(path: Path, home: Home | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+    """Decrypt a shard or flags file written by :func:`write_parquet_atomic`."""
+    from anonymise import at_rest
+
+    return at_rest.read_frame(path, columns=columns, home=home)
 
 
 def empty_flags(columns: tuple[str, ...] = FLAG_COLUMNS) -> pd.DataFrame:
@@ -59,14 +65,14 @@ def empty_flags(columns: tuple[str, ...] = FLAG_COLUMNS) -> pd.DataFrame:
     return frame
 
 
-def first_seen_dates(flags_dir: Path, run_id: str) -> pd.Series:
+def first_seen_dates(flags_dir: Path, run_id: str, home: Home | None = None) -> pd.Series:
     """flag_id -> first_seen over every earlier run's flags file (earliest wins)."""
     seen: list[pd.DataFrame] = []
     for path in sorted(flags_dir.glob("*.parquet")):
         if path.stem >= run_id:
             continue
         try:
-            earlier = pd.read_parquet(path, columns=["flag_id", "first_seen"])
+            earlier = read_parquet_at_rest(path, home, columns=["flag_id", "first_seen"])
         except Exception:  # noqa: BLE001 - a damaged old file must not stop tonight's run
             continue
         seen.append(earlier)

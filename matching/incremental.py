@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import logging
 import weakref
 from dataclasses import dataclass, field
 from datetime import date
@@ -54,6 +54,8 @@ MODEL_FORMAT = 1
 DRIFT_SAMPLE_ROWS = 5_000
 
 REF = ("council", "dataset", "record_id")
+
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------
@@ -277,19 +279,14 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def save_model(home: Home, mt: MatchType, models: Any, run_id: str, run_day: str, key_id: str,
                records: int) -> dict[str, Any]:
-    """Write the self-describing model file and its TF tables; returns the saved JSON."""
+    """Write the self-describing model file and its TF tables (both encrypted at rest: the TF
+    tables hold tokens and their frequencies); returns the saved JSON."""
+    from anonymise import at_rest
     from matching.flags import write_parquet_atomic
 
-    tf = write_parquet_atomic(tf_frame(models), tf_path(home, mt.id))
+    tf = write_parquet_atomic(tf_frame(models), tf_path(home, mt.id), home)
     saved = {
         "format": MODEL_FORMAT,
         "match_type": mt.id,
@@ -303,18 +300,25 @@ def save_model(home: Home, mt: MatchType, models: Any, run_id: str, run_day: str
         "tf_sha256": file_sha256(tf),
         **models.to_json(),
     }
-    _write_text_atomic(model_path(home, mt.id), json.dumps(saved, indent=1, sort_keys=True))
+    at_rest.write_json(model_path(home, mt.id), saved, home)
     return saved
 
 
 def load_saved(home: Home, match_type: str) -> dict[str, Any] | None:
-    """The saved model of a match type, or None when there is none or it is unreadable."""
+    """The saved model of a match type, or None when there is none or it is unreadable (damaged,
+    not encrypted by this home, moved from another match type's place)."""
+    from anonymise import at_rest
+    from anonymise.errors import AnonymiseError
+
     path = model_path(home, match_type)
     if not path.exists():
         return None
     try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        saved = at_rest.read_json(path, home)
+    except (OSError, ValueError, AnonymiseError) as exc:
+        log.warning("saved model %s is unreadable (%s): re-training", path, exc)
+        return None
+    if not isinstance(saved, dict) or saved.get("match_type") != match_type:
         return None
     tf = tf_path(home, match_type)
     if not tf.exists() or file_sha256(tf) != saved.get("tf_sha256"):
@@ -322,8 +326,10 @@ def load_saved(home: Home, match_type: str) -> dict[str, Any] | None:
     return saved
 
 
-def read_tf(path: Path) -> dict[str, dict[str, tuple[str, pd.Series]]]:
-    return tf_tables_of(pd.read_parquet(path))
+def read_tf(path: Path, home: Home | None = None) -> dict[str, dict[str, tuple[str, pd.Series]]]:
+    from matching.flags import read_parquet_at_rest
+
+    return tf_tables_of(read_parquet_at_rest(path, home))
 
 
 def age_days(saved: dict[str, Any], run_day: str) -> int:

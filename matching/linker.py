@@ -23,11 +23,12 @@ import pandas as pd
 from councilmatch.contracts import NON_IDENTIFYING
 from matching import conditions as cond
 from matching.blocking import Candidates, candidate_pairs, expected_pairs
-from matching.comparisons import Pairs, Side
+from matching.comparisons import NULL, Pairs, Side
 from matching.em import fit_em, project_monotone
 from matching.flags import SHARD_COLUMNS, empty_flags, evidence_columns, flag_ids
 from matching.matchtype import Linkage, MatchType
 from matching.model import FittedModel, agreement_patterns, comparison_vectors, score, tf_tables
+from matching.em import fit_lambda_one_to_one
 from matching.training import (DegenerateFit, FitCheck, caps_for, check_fit, deterministic_matches, estimate_m,
                                estimate_u, random_pairs)
 
@@ -133,7 +134,7 @@ def _u_of(linkage: Linkage, inp: LinkInputs) -> tuple[list[np.ndarray], Pairs]:
     settings = linkage.training_settings()
     comps = linkage.built()
     rand = random_pairs(inp.left, inp.right, inp.dedupe, settings.random_pairs, settings.seed)
-    return estimate_u(comps, rand, comparison_vectors(comps, rand), inp.dedupe), rand
+    return estimate_u(comps, rand, comparison_vectors(comps, rand), inp.dedupe, seed=settings.seed), rand
 
 
 def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.ndarray]
@@ -168,7 +169,7 @@ def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: P
             m, untaught = ctx.m_from_pool(linkage)
         else:
             m, untaught = _estimate_m(mt, linkage, inp, u)
-        expected = deterministic_matches(train_gammas, m) / fraction
+        expected = _expected_matches(train_pairs, train_gammas, m, u, inp.dedupe, settings) / fraction
         lam = float(np.clip(expected / max(inp.all_pairs, 1), 1e-12, 0.5))
     model = _bounded(FittedModel(comps, m, u, lam, 0, len(train_pairs), len(rand)), linkage, inp)
     reasons = check_fit(model, rand, linkage.threshold, expected, inp.records, settings)
@@ -176,7 +177,7 @@ def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: P
     if reasons and linkage.u_from != "em":
         fallback = True
         m = [project_monotone(mk, uk) for mk, uk in zip(linkage.m_starts(), u)]
-        expected = deterministic_matches(train_gammas, m) / fraction
+        expected = _expected_matches(train_pairs, train_gammas, m, u, inp.dedupe, settings) / fraction
         lam = float(np.clip(expected / max(inp.all_pairs, 1), 1e-12, 0.5))
         model = _bounded(FittedModel(comps, m, u, lam, 0, len(train_pairs), len(rand)), linkage, inp)
         again = check_fit(model, rand, linkage.threshold, expected, inp.records, settings)
@@ -188,6 +189,25 @@ def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: P
                                expected_matches=float(expected), records=int(inp.records),
                                m_from_prior=untaught, capped=dict(model.caps), **model.fit_stats)
     return model
+
+
+def _expected_matches(pairs: Pairs, gammas: np.ndarray, m: list[np.ndarray], u: list[np.ndarray],
+                      dedupe: bool, settings) -> float:
+    """Matching pairs among the training candidates.
+
+    Linking two files: EM on λ with each record matching at most one on the other side
+    (:func:`matching.em.fit_lambda_one_to_one`). Deduplicating, where a person may have any
+    number of records: the pairs agreeing exactly on everything, over the model's recall of
+    that rule (:func:`matching.training.deterministic_matches`).
+    """
+    if dedupe or len(gammas) == 0:
+        return deterministic_matches(gammas, m)
+    llr = np.zeros(len(gammas))
+    for k in range(gammas.shape[1]):
+        g = gammas[:, k]
+        known = g != NULL
+        llr[known] += np.log(m[k][g[known]]) - np.log(u[k][g[known]])
+    return fit_lambda_one_to_one(llr, pairs.li, pairs.ri, settings.em)
 
 
 def _bounded(model: FittedModel, linkage: Linkage, inp: LinkInputs) -> FittedModel:
@@ -268,6 +288,20 @@ def household_p_same(mt: MatchType, models: Models, inp: LinkInputs, li: np.ndar
     return share * lr / (q + share * total)
 
 
+def vetoed(linkage: Linkage, model: FittedModel, gammas: np.ndarray) -> np.ndarray:
+    """Pairs a ``veto`` comparison puts at its "different" level, with no ``veto_unless`` id agreeing."""
+    out = np.zeros(len(gammas), dtype=bool)
+    if not linkage.veto:
+        return out
+    index = {c.name: k for k, c in enumerate(model.comparisons)}
+    for name in linkage.veto:
+        k = index[name]
+        out |= gammas[:, k] == len(model.comparisons[k].levels) - 1
+    for name in linkage.veto_unless:
+        out &= gammas[:, index[name]] != 0
+    return out
+
+
 SCORE_BATCH = 1_000_000  # pairs scored at a time: bounds memory whatever the shard's size
 
 
@@ -306,7 +340,7 @@ def _link_batch(mt: MatchType, models: Models, inp: LinkInputs, run_id: str,
     met = len(li)
     pairs = Pairs(inp.left, inp.right, li, ri)
     scores = score(models.linkage, pairs)
-    keep = scores.probability >= mt.linkage.threshold
+    keep = (scores.probability >= mt.linkage.threshold) & ~vetoed(mt.linkage, models.linkage, scores.gammas)
     comps = list(models.linkage.comparisons)
     gammas, weights = scores.gammas[keep], scores.level_weights[keep]
     prob, mw = scores.probability[keep], scores.match_weight[keep]

@@ -9,11 +9,12 @@ overrides shipped ones by id. Validation errors name the file, line and key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from councilmatch.contracts import DATASETS, TOKEN_COLUMNS
 from matching.comparisons import LIBRARY, Comparison
@@ -31,48 +32,91 @@ class MatchTypeError(ValueError):
     """A match type file that cannot be used; the message names file, line and key."""
 
 
-class ComparisonRef(BaseModel):
-    """A comparison from the library, e.g. ``{use: name, field: surname}``."""
+class _ComparisonSettings(BaseModel):
+    """What every comparison entry may say. An unknown or misplaced key is an error."""
 
     model_config = ConfigDict(extra="forbid")
-    use: str
-    field: str | None = None
-    column: str | None = None
+    #: the comparison's name in flags and charts (defaults to the library's)
     name: str | None = None
-    tf: bool = False
-    same_year: bool = True  # date_of_birth only
-    initial: bool = False  # name (forename) only: a "same initial" level before "different"
+    #: starting m per level label, e.g. {exact: 0.9}; also the documented fallback if a fit
+    #: is degenerate. Levels not named keep the library's value.
+    m: dict[str, float] = Field(default_factory=dict)
 
-    @field_validator("use")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in LIBRARY:
-            raise ValueError(f"unknown comparison {v!r}; the library has {sorted(LIBRARY)}")
-        return v
-
-    @field_validator("column")
-    @classmethod
-    def _token(cls, v: str | None) -> str | None:
-        if v is not None and v not in TOKEN_COLUMNS:
-            raise ValueError(f"{v!r} is not a token column")
-        return v
+    def _factory_kwargs(self) -> dict[str, Any]:
+        return {}
 
     def build(self) -> Comparison:
-        kwargs: dict[str, Any] = {}
-        if self.use == "name":
-            kwargs["field"] = self.field or "surname"
-            if self.initial:
-                kwargs["initial"] = True
-        if self.use == "date_of_birth":
-            kwargs["same_year"] = self.same_year
-        if self.use == "exact":
-            if not self.column:
-                raise ValueError("an exact comparison needs 'column'")
-            kwargs.update(column=self.column, name=self.name, tf=self.tf)
-        comparison = LIBRARY[self.use](**kwargs)
-        if self.name and self.use != "exact":
-            comparison = Comparison(self.name, comparison.description, comparison.levels, comparison.present)
-        return comparison
+        comparison = LIBRARY[self.use](**self._factory_kwargs())  # type: ignore[attr-defined]
+        labels = [lv.label for lv in comparison.levels]
+        unknown = sorted(set(self.m) - set(labels))
+        if unknown:
+            raise ValueError(f"m: no level {unknown} in {comparison.name!r} (levels: {labels})")
+        levels = tuple(replace(lv, m_start=float(self.m.get(lv.label, lv.m_start))) for lv in comparison.levels)
+        return Comparison(self.name or comparison.name, comparison.description, levels, comparison.present)
+
+
+class NameComparison(_ComparisonSettings):
+    """``{use: name, field: surname}``: exact, near spelling, nickname / previous surname, sounds
+    alike, similar, swapped, [same initial], different."""
+
+    use: Literal["name"]
+    field: Literal["forename", "surname"] = "surname"
+    #: forename only: a "same initial" level before "different" (initials-only records)
+    initial: bool = False
+    #: keyed bigram Dice at or above which two spellings are "near" / "similar"
+    near: float = Field(0.85, gt=0, le=1)
+    similar: float = Field(0.6, gt=0, le=1)
+
+    def _factory_kwargs(self) -> dict[str, Any]:
+        return {"field": self.field, "initial": self.initial, "near": self.near, "similar": self.similar}
+
+
+class DateOfBirthComparison(_ComparisonSettings):
+    """``{use: date_of_birth}``: exact, transposed, one part differs, [same year], different."""
+
+    use: Literal["date_of_birth"]
+    #: keep a "same year" level (off where dates are checked against ID)
+    same_year: bool = True
+
+    def _factory_kwargs(self) -> dict[str, Any]:
+        return {"same_year": self.same_year}
+
+
+class AddressComparison(_ComparisonSettings):
+    """``{use: address}``: exact, near, similar, same premise, same postcode/sector/district, different."""
+
+    use: Literal["address"]
+    near: float = Field(0.85, gt=0, le=1)
+    similar: float = Field(0.6, gt=0, le=1)
+    #: same house/flat number and postcode counts when the rest is at least this similar
+    premise: float = Field(0.45, gt=0, le=1)
+
+    def _factory_kwargs(self) -> dict[str, Any]:
+        return {"near": self.near, "similar": self.similar, "premise": self.premise}
+
+
+class PostcodeComparison(_ComparisonSettings):
+    """``{use: postcode}``: exact, same sector, same district, different."""
+
+    use: Literal["postcode"]
+
+
+class ExactComparison(_ComparisonSettings):
+    """``{use: exact, column: t_nino, name: nino}``: identical or different."""
+
+    use: Literal["exact"]
+    column: TokenColumn
+    #: term-frequency adjust the exact level
+    tf: bool = False
+
+    def _factory_kwargs(self) -> dict[str, Any]:
+        return {"column": self.column, "name": self.name, "tf": self.tf}
+
+
+#: one entry of a linkage's ``comparisons:``; ``use`` picks the typed settings
+ComparisonRef = Annotated[Union[NameComparison, DateOfBirthComparison, AddressComparison, PostcodeComparison,
+                                ExactComparison], Field(discriminator="use")]
+COMPARISON_SETTINGS: TypeAdapter = TypeAdapter(ComparisonRef)
 
 
 class EM(BaseModel):
@@ -124,6 +168,13 @@ class Linkage(BaseModel):
     tf_adjust: bool = True
     #: how the model is trained (random pairs, EM); documented defaults suit person linkage
     training: Training = Field(default_factory=Training)
+    #: comparisons whose lowest level ("different") vetoes a flag whatever else agrees, unless an
+    #: identifier listed in ``veto_unless`` agrees exactly. Why: the model treats fields as
+    #: independent, but twins share surname, date of birth and address and differ only in the
+    #: forename; with ``initial: true`` a typo'd, nicknamed or initial-only forename is not
+    #: "different", so the veto costs little recall.
+    veto: list[str] = Field(default_factory=list)
+    veto_unless: list[str] = Field(default_factory=list)
 
     @field_validator("blocking")
     @classmethod
@@ -137,6 +188,9 @@ class Linkage(BaseModel):
         names = [c.build().name for c in self.comparisons]
         if len(set(names)) != len(names):
             raise ValueError(f"comparison names must be unique: {names}")
+        unknown = sorted(set(self.veto + self.veto_unless) - set(names))
+        if unknown:
+            raise ValueError(f"veto / veto_unless name no comparison: {unknown} (comparisons: {names})")
         return self
 
     def built(self) -> list[Comparison]:
@@ -245,6 +299,8 @@ def parse_matchtype(text: str, source: str) -> MatchType:
         lines = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                loc += ("use",)  # the comparison's `use:` picked no library entry
             key = ".".join(str(p) for p in loc) or "(top level)"
             msg = err["msg"].removeprefix("Value error, ")
             lines.append(f"{source}:{_node_line(node, loc)}: {key}: {msg}")

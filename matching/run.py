@@ -15,10 +15,8 @@ the last linked run, keeping that run's other flags (see :mod:`matching.incremen
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +27,7 @@ import pandas as pd
 
 from councilmatch.contracts import FLAG_COLUMNS
 from councilmatch.home import Home
-from matching.flags import SHARD_COLUMNS, empty_flags, first_seen_dates, write_parquet_atomic
+from matching.flags import SHARD_COLUMNS, empty_flags, first_seen_dates, read_parquet_at_rest, write_parquet_atomic
 from matching import incremental as inc
 from matching.comparisons import Side
 from matching.linker import (DegenerateFit, LinkInputs, TrainingContext, _in_scope, link, load_models, pool_inputs,
@@ -48,14 +46,22 @@ def _home(home: Home | str | Path) -> Home:
 
 
 def run_dir(home: Home, run_id: str) -> Path:
-    return home.runs / run_id
+    from councilmatch.safepath import path_inside
+
+    return path_inside(home.runs, run_id, what="run folder")
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+def _write_json(home: Home, path: Path, data: Any) -> None:
+    """Run state is encrypted at rest (anonymise.at_rest), like every store file."""
+    from anonymise import at_rest
+
+    at_rest.write_json(path, data, home)
+
+
+def _read_json(home: Home, path: Path) -> Any:
+    from anonymise import at_rest
+
+    return at_rest.read_json(path, home)
 
 
 # ---------------------------------------------------------------------------
@@ -78,12 +84,10 @@ def newest_extracts(home: Home) -> list[Path]:
     return files
 
 
-def _read(path: Path) -> pd.DataFrame:
-    try:
-        from anonymise.store import read_pseudonymised
-    except ImportError:  # the store module is optional for reading: plain Parquet works too
-        return pd.read_parquet(path)
-    return read_pseudonymised(path)
+def _read(home: Home, path: Path) -> pd.DataFrame:
+    from anonymise.store import read_pseudonymised
+
+    return read_pseudonymised(path, home)
 
 
 def _known_key_ids(home: Home) -> tuple[str, ...] | None:
@@ -101,7 +105,7 @@ def read_inputs(home: Home, files: list[Path]) -> dict[str, pd.DataFrame]:
     frames: dict[str, list[pd.DataFrame]] = {}
     key_files: dict[str, list[str]] = {}
     for path in files:
-        frame = _read(path)
+        frame = _read(home, path)
         dataset = path.parent.parent.name
         for kid in frame["key_id"].dropna().astype(str).unique() if "key_id" in frame else ["(none)"]:
             key_files.setdefault(kid, []).append(str(path.relative_to(home.root)) if path.is_relative_to(home.root) else str(path))
@@ -141,7 +145,7 @@ def _run_inputs(home: Home, run_id: str, datasets: tuple[str, ...] | None = None
     listing = run_dir(home, run_id) / "inputs.json"
     if not listing.exists():
         raise InputError(f"run {run_id} has no {listing}: call plan() for the run first")
-    files = [home.root / p for p in json.loads(listing.read_text(encoding="utf-8"))["files"]]
+    files = [home.root / p for p in _read_json(home, listing)["files"]]
     key = (str(home.root), run_id, tuple((str(p), p.stat().st_mtime_ns) for p in files if p.exists()))
     if key not in _LAST_INPUTS:
         _LAST_INPUTS.clear()
@@ -188,7 +192,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
     folder = run_dir(home, run_id)
     listing = {"files": [str(p.relative_to(home.root)) for p in files],
                "stat": [[p.stat().st_size, p.stat().st_mtime_ns] for p in files]}
-    _write_json(folder / "inputs.json", listing)
+    _write_json(home, folder / "inputs.json", listing)
     types = load_matchtypes(home)
     previous = previous_state(home, run_id)
     loaded: dict[str, dict[str, pd.DataFrame]] = {}
@@ -202,7 +206,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
     if (previous is not None and previous.get("listing") == listing and previous.get("key_id") is not None
             and previous.get("runnable") is not None):
         # the very files the last run linked (same paths, sizes, times): no record changed
-        write_parquet_atomic(previous["records"], folder / "records.parquet")
+        write_parquet_atomic(previous["records"], folder / "records.parquet", home)
         dirty = np.zeros(0, dtype=np.int64)
         key_id = previous["key_id"]
         runnable = [types[t] for t in types if t in previous["runnable"]]
@@ -211,7 +215,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
     else:
         data = inputs()
         index = inc.record_index(data)
-        write_parquet_atomic(index, folder / "records.parquet")
+        write_parquet_atomic(index, folder / "records.parquet", home)
         dirty = inc.dirty_refs(previous["records"], index) if previous else None
         key_id = _key_id(data)
         runnable = _runnable(types, data)
@@ -242,7 +246,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
             except DegenerateFit as exc:
                 # loud, not silent: the match type raises no flag tonight and the report says why
                 log.error("%s", exc)
-                _write_json(folder / "model" / f"{mt.id}.json",
+                _write_json(home, folder / "model" / f"{mt.id}.json",
                             {"match_type": mt.id, "fit_check": {"passed": False, "fallback": True,
                                                                 "degenerate": True, "reasons": [str(exc)]}})
                 summary[mt.id] = {"mode": "none", "retrained": reason, "degenerate": True}
@@ -262,12 +266,12 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
                 log.warning("match type %s: %s; re-linking in full", mt.id, exc)
                 why_full = str(exc)
         if why_full:
-            (folder / "dirty" / f"{mt.id}.npz").unlink(missing_ok=True)  # a re-planned night: no stale list
+            dirty_path(home, run_id, mt.id).unlink(missing_ok=True)  # a re-planned night: no stale list
             mt_tasks = [{"match_type": mt.id, "shard": i, "shards": int(shards)} for i in range(int(shards))]
         else:
-            entry["carried"] = str(write_parquet_atomic(carried, carried_path(home, run_id, mt.id))
+            entry["carried"] = str(write_parquet_atomic(carried, carried_path(home, run_id, mt.id), home)
                                    .relative_to(home.root))
-            _save_rows(folder / "dirty" / f"{mt.id}.npz", left_rows, right_rows)
+            _save_rows(home, dirty_path(home, run_id, mt.id), left_rows, right_rows)
             entry.update(dirty_left=int(len(left_rows)), dirty_right=int(len(right_rows)), carried_flags=len(carried))
             # a shard task per INCREMENTAL_ROWS_PER_SHARD dirty records (none when nothing changed)
             n = min(int(shards), math.ceil((len(left_rows) + len(right_rows)) / INCREMENTAL_ROWS_PER_SHARD))
@@ -282,7 +286,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
                            for t in mt_tasks]
         summary[mt.id] = {**entry, **{k: reuse[k] for k in ("age_days", "retrained", "drift", "full_because")}}
         tasks += mt_tasks
-    _write_json(folder / "plan.json", {"tasks": tasks, "types": {k: v for k, v in summary.items() if "model_id" in v},
+    _write_json(home, folder / "plan.json", {"tasks": tasks, "types": {k: v for k, v in summary.items() if "model_id" in v},
                                        "key_id": key_id, "runnable": [mt.id for mt in runnable],
                                        "seen": sorted(types)})
     return tasks
@@ -301,16 +305,15 @@ def _key_id(data: dict[str, pd.DataFrame]) -> str:
 
 def _write_model_copy(home: Home, folder: Path, mt: MatchType, saved: dict[str, Any], reuse: dict[str, Any]) -> None:
     """The run's copy of the model (what its shards score with and its report shows)."""
-    import shutil
+    from anonymise import at_rest
 
     body = {k: v for k, v in saved.items() if k not in ("settings", "patterns")}
-    _write_json(folder / "model" / f"{mt.id}.json", {**body, "reuse": reuse})
-    tf = folder / "model" / f"{mt.id}.tf.parquet"
-    tmp = tf.with_name(f".{tf.name}.{os.getpid()}.tmp")
-    shutil.copyfile(inc.tf_path(home, mt.id), tmp)
-    os.replace(tmp, tf)
+    _write_json(home, folder / "model" / f"{mt.id}.json", {**body, "reuse": reuse})
+    # decrypted and re-encrypted (under the active at-rest key), never copied plain
+    at_rest.write_table(folder / "model" / f"{mt.id}.tf.parquet", at_rest.read_table(inc.tf_path(home, mt.id), home=home),
+                        home)
     if "person" in saved:  # the run report charts every file in model/
-        _write_json(folder / "model" / f"{mt.id}.person.json",
+        _write_json(home, folder / "model" / f"{mt.id}.person.json",
                     {"match_type": mt.id, "model": "person (within the address-linked pairs)",
                      **saved["person"]})
 
@@ -319,11 +322,22 @@ def carried_path(home: Home, run_id: str, match_type: str) -> Path:
     return run_dir(home, run_id) / "shards" / f"{match_type}-carried.parquet"
 
 
-def _save_rows(path: Path, left: np.ndarray, right: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, left=np.asarray(left, np.int64), right=np.asarray(right, np.int64))
-    os.replace(tmp, path)
+def dirty_path(home: Home, run_id: str, match_type: str) -> Path:
+    return run_dir(home, run_id) / "dirty" / f"{match_type}.parquet"
+
+
+def _save_rows(home: Home, path: Path, left: np.ndarray, right: np.ndarray) -> None:
+    """The dirty row positions of each side, as one encrypted Parquet file (side 0 = left, 1 = right)."""
+    left, right = np.asarray(left, np.int64), np.asarray(right, np.int64)
+    frame = pd.DataFrame({"side": np.concatenate([np.zeros(len(left), np.int8), np.ones(len(right), np.int8)]),
+                          "row": np.concatenate([left, right])})
+    write_parquet_atomic(frame, path, home)
+
+
+def _load_rows(home: Home, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    frame = read_parquet_at_rest(path, home)
+    side, row = frame["side"].to_numpy(), frame["row"].to_numpy(dtype=np.int64)
+    return row[side == 0], row[side == 1]
 
 
 def previous_state(home: Home, run_id: str) -> dict[str, Any] | None:
@@ -335,11 +349,11 @@ def previous_state(home: Home, run_id: str) -> dict[str, Any] | None:
         plan_file, records = folder / "plan.json", folder / "records.parquet"
         if not (plan_file.exists() and records.exists() and home.flags_path(folder.name).exists()):
             continue
-        state = json.loads(plan_file.read_text(encoding="utf-8"))
+        state = _read_json(home, plan_file)
         if "types" not in state:
             return None  # linked before runs recorded their state: the next night is full
-        listing = json.loads((folder / "inputs.json").read_text(encoding="utf-8"))
-        return {"run_id": folder.name, "types": state["types"], "records": pd.read_parquet(records),
+        listing = _read_json(home, folder / "inputs.json")
+        return {"run_id": folder.name, "types": state["types"], "records": read_parquet_at_rest(records, home),
                 "inputs": listing["files"], "listing": listing, "key_id": state.get("key_id"),
                 "runnable": state.get("runnable"), "seen": state.get("seen", [])}
     return None
@@ -352,7 +366,7 @@ def _previous_flags(home: Home, prev_type: dict[str, Any]) -> pd.DataFrame | Non
         paths.append(home.root / prev_type["carried"])
     if any(not p.exists() for p in paths):
         return None
-    parts = [f for f in (pd.read_parquet(p) for p in paths) if len(f)]
+    parts = [f for f in (read_parquet_at_rest(p, home) for p in paths) if len(f)]
     flags = pd.concat(parts, ignore_index=True) if parts else empty_flags(SHARD_COLUMNS)
     return flags.drop_duplicates("flag_id").reset_index(drop=True)
 
@@ -387,7 +401,7 @@ def _previous_records(home: Home, previous: dict[str, Any], dataset: str, dirty:
                       run_id: str) -> pd.DataFrame:
     """The last run's version of the dirty records of ``dataset`` (from its input extracts)."""
     # an extract file tonight's run reads too holds no dirty record: only last night's other files
-    tonight = set(json.loads((run_dir(home, run_id) / "inputs.json").read_text(encoding="utf-8"))["files"])
+    tonight = set(_read_json(home, run_dir(home, run_id) / "inputs.json")["files"])
     files = [home.root / p for p in previous["inputs"] if Path(p).parent.parent.name == dataset and p not in tonight]
     missing = [str(p) for p in files if not p.exists()]
     if missing:
@@ -432,17 +446,16 @@ def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int
         raise InputError(f"no trained model {model_file}: call plan() for run {run_id} first")
     inp = _link_inputs(mt, _run_inputs(home, run_id, (mt.left, mt.right)))
     tf_file = folder / "model" / f"{match_type}.tf.parquet"
-    tf = inc.read_tf(tf_file) if tf_file.exists() else None
-    models = load_models(mt, json.loads(model_file.read_text(encoding="utf-8")), inp, tf)
-    dirty_file = folder / "dirty" / f"{match_type}.npz"
+    tf = inc.read_tf(tf_file, home) if tf_file.exists() else None
+    models = load_models(mt, _read_json(home, model_file), inp, tf)
+    dirty_file = dirty_path(home, run_id, match_type)
     cands = None
     if dirty_file.exists():
-        rows = np.load(dirty_file)
-        left, right = rows["left"], rows["right"]
+        left, right = _load_rows(home, dirty_file)
         cands = inc.touching_pairs(inp.left, inp.right, mt.linkage.blocking, inp.dedupe,
                                    left[left % shards == shard], right[right % shards == shard])
     flags, stats = link(mt, models, inp, run_id, shard, shards, cands=cands)
-    path = write_parquet_atomic(flags, shard_path(home, run_id, match_type, shard))
+    path = write_parquet_atomic(flags, shard_path(home, run_id, match_type, shard), home)
     return {"match_type": match_type, "shard": shard, "shards": shards, "path": str(path),
             "mode": "incremental" if cands is not None else "full", **stats}
 
@@ -468,14 +481,14 @@ def collect_flags(home: Home | str | Path, run_id: str, suppressed: pd.DataFrame
     plan_file = run_dir(home, run_id) / "plan.json"
     if not plan_file.exists():
         raise InputError(f"run {run_id} has no {plan_file}: call plan() and link_shard() first")
-    planned = json.loads(plan_file.read_text(encoding="utf-8"))
+    planned = _read_json(home, plan_file)
     paths = [shard_path(home, run_id, t["match_type"], t["shard"]) for t in planned["tasks"]]
     # an incremental night's flags that stand from the last run
     paths += [home.root / t["carried"] for t in planned.get("types", {}).values() if t.get("carried")]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise InputError(f"run {run_id}: {len(missing)} shard(s) not linked yet, e.g. {missing[0]}")
-    parts = [pd.read_parquet(p) for p in paths]
+    parts = [read_parquet_at_rest(p, home) for p in paths]
     parts = [p for p in parts if len(p)]
     flags = pd.concat(parts, ignore_index=True) if parts else empty_flags(SHARD_COLUMNS)
     flags = flags.drop_duplicates("flag_id")
@@ -483,7 +496,7 @@ def collect_flags(home: Home | str | Path, run_id: str, suppressed: pd.DataFrame
         closed = pd.MultiIndex.from_frame(suppressed[["flag_id", "evidence_hash"]].astype(str))
         flags = flags[~pd.MultiIndex.from_frame(flags[["flag_id", "evidence_hash"]]).isin(closed)]
     today = run_date(run_id)
-    earlier = first_seen_dates(home.flags, run_id)
+    earlier = first_seen_dates(home.flags, run_id, home)
     flags = flags.assign(
         first_seen=flags["flag_id"].map(earlier).fillna(today).astype(str) if len(flags) else pd.Series(dtype=object),
         last_seen=today,
@@ -491,5 +504,5 @@ def collect_flags(home: Home | str | Path, run_id: str, suppressed: pd.DataFrame
     flags = flags.sort_values(["priority", "match_type", "match_probability", "flag_id"],
                               ascending=[True, True, False, True], kind="stable").reset_index(drop=True)
     flags = flags[list(FLAG_COLUMNS)]
-    write_parquet_atomic(flags, home.flags_path(run_id))
+    write_parquet_atomic(flags, home.flags_path(run_id), home)
     return flags

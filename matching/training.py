@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from recordlinkage.index import Random
 
-from matching.comparisons import NULL, Comparison, Pairs, Same, Side
+from matching.comparisons import NULL, Comparison, DiceAtLeast, Pairs, Same, Side
 from matching.em import EMSettings, fit_lambda, fit_m, normalise, project_monotone
 from matching.model import FittedModel, comparison_vectors, score, tf_tables
 
@@ -104,9 +104,54 @@ def _exact_share(left: Side, right: Side, column: str, dedupe: bool) -> float | 
     return float((ca[common].to_numpy(float) * cb[common].to_numpy(float)).sum() / max(left.n * right.n, 1))
 
 
+def same_salt_pairs(left: Side, right: Side, dedupe: bool, tokens: tuple[str, ...], n: int, seed: int) -> Pairs:
+    """Random pairs drawn uniformly among the pairs whose ``tokens`` all agree (and are present)."""
+    rng = np.random.default_rng(seed)
+
+    def keys(side: Side) -> np.ndarray:
+        key = np.zeros(side.n, dtype=np.int64)
+        ok = np.ones(side.n, dtype=bool)
+        for col in tokens:
+            t = side.token(col)
+            ok &= t != 0
+            key = key * np.int64(1_000_003) + t  # wraps: a collision only merges two groups
+        return np.where(ok, key, 0)
+
+    lk, rk = keys(left), keys(right)
+    r_order = np.argsort(rk, kind="stable")
+    r_sorted = rk[r_order]
+    start = np.searchsorted(r_sorted, lk, side="left")
+    size = np.searchsorted(r_sorted, lk, side="right") - start
+    size = np.where(lk == 0, 0, size - (1 if dedupe else 0))  # dedupe: not the record itself
+    if size.sum() <= 0 or n <= 0:
+        return Pairs(left, right, np.zeros(0, np.int64), np.zeros(0, np.int64))
+    li = rng.choice(left.n, size=n, p=size / size.sum())
+    ri = r_order[start[li] + (rng.random(n) * (size[li] + (1 if dedupe else 0))).astype(np.int64)]
+    keep = li != ri
+    return Pairs(left, right, li[keep].astype(np.int64), ri[keep].astype(np.int64))
+
+
+def _salted_levels(comp: Comparison) -> tuple[list[int], tuple[str, ...]]:
+    """Levels of ``comp`` that test Dice on a salted Bloom column, and that column's salt tokens."""
+    from councilmatch.contracts import BLOOM_SALT_TOKENS
+
+    found, tokens = [], ()
+    for i, level in enumerate(comp.levels):
+        if isinstance(level.test, DiceAtLeast) and level.test.column in BLOOM_SALT_TOKENS:
+            found.append(i)
+            tokens = BLOOM_SALT_TOKENS[level.test.column]
+    return found, tokens
+
+
 def estimate_u(comparisons: list[Comparison], rand: Pairs, gammas: np.ndarray, dedupe: bool,
-               smoothing: float = 0.5) -> list[np.ndarray]:
-    """u per level from random pairs; an exact first level on one token is computed exactly."""
+               smoothing: float = 0.5, seed: int = 0) -> list[np.ndarray]:
+    """u per level from random pairs; an exact first level on one token is computed exactly.
+
+    A level on a salted Bloom column is measured among random pairs *that share the salt*:
+    across salts its Dice is meaningless, so among all random pairs it almost never fires,
+    and a u taken there would make it look like near-proof whenever the blocking (on a date
+    of birth, say) has already made the salts agree.
+    """
     out = []
     for k, comp in enumerate(comparisons):
         n = len(comp.levels)
@@ -123,6 +168,17 @@ def estimate_u(comparisons: list[Comparison], rand: Pairs, gammas: np.ndarray, d
                 exact = min(max(exact / present, 1e-9), 0.999)
                 rest = counts[1:] / counts[1:].sum()
                 u = np.concatenate([[exact], (1 - exact) * rest])
+        salted, tokens = _salted_levels(comp)
+        if salted and len(rand):
+            same = same_salt_pairs(rand.left, rand.right, dedupe, tokens, len(rand), seed)
+            g_same = comp.levels_of(same)
+            g_same = g_same[g_same != NULL]
+            if len(g_same):
+                share = (np.bincount(g_same, minlength=n)[salted] + smoothing) / (len(g_same) + smoothing)
+                others = [i for i in range(1, n) if i not in salted]  # level 0 (exact) stays as computed
+                u = u.copy()
+                u[salted] = share
+                u[others] *= max(1.0 - u[0] - share.sum(), 1e-6) / u[others].sum()
         out.append(normalise(u))
     return out
 

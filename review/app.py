@@ -2,35 +2,45 @@
 
 Server-rendered (Jinja2), no JavaScript. Each area has its own router in
 ``review/routes``; permissions are dependencies (``deps.py``) plus a council
-check on every flag (``store.get_item``).
+check on every flag (``store.get_item``). A request that names a flag outside the
+user's council is answered 404 *and* audited; malformed parameters get a 422 page.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from councilmatch.home import Home
-from review import store
-from review.deps import Forbidden, LoginRequired, Settings, render, templates
+from review import audit, store
+from review.auth import SESSION_HOURS, check_session_secret, session_user
+from review.db import writing
+from review.deps import Forbidden, LoginRequired, Settings, client_ip, render, templates
 from review.matchtypes import describe
 from review.reidentify import Reidentifier, vault_reidentifier
-from review.routes import admin, dashboard, flags, queue, signin
+from review.routes import account, admin, dashboard, flags, queue, signin
 from review.security import SecurityHeaders
 
-SESSION_HOURS = 8
+TRUSTED_PROXIES_ENV = "COUNCILMATCH_REVIEW_TRUSTED_PROXIES"
 
 
 def session_secret(home: Home) -> str:
-    """``COUNCILMATCH_REVIEW_SECRET``, else a random key kept in the data home (mode 0600)."""
+    """``COUNCILMATCH_REVIEW_SECRET`` (refused if a placeholder or guessable), else a random key
+    kept in the data home (mode 0600)."""
     if os.environ.get("COUNCILMATCH_REVIEW_SECRET"):
-        return os.environ["COUNCILMATCH_REVIEW_SECRET"]
+        secret = os.environ["COUNCILMATCH_REVIEW_SECRET"]
+        check_session_secret(secret)
+        return secret
     path = home.root / "review-session.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,14 +50,33 @@ def session_secret(home: Home) -> str:
     return path.read_text().strip()
 
 
+def trusted_proxies(spec: str | None = None) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Parse ``COUNCILMATCH_REVIEW_TRUSTED_PROXIES`` (comma-separated addresses or networks)."""
+    spec = os.environ.get(TRUSTED_PROXIES_ENV, "") if spec is None else spec
+    try:
+        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in spec.split(",") if p.strip())
+    except ValueError as exc:
+        raise ValueError(f"{TRUSTED_PROXIES_ENV}: {exc}") from None
+
+
 def create_app(home: Home | None = None, *, db_url: str | None = None, secret_key: str | None = None,
                secure_cookies: bool = True, reidentifier: Reidentifier | None = None,
-               page_size: int = 50) -> FastAPI:
-    """Build the app and migrate its database. ``secure_cookies=False`` only for http on loopback."""
+               page_size: int = 50, proxies: str | None = None, audit_root: Path | None = None) -> FastAPI:
+    """Build the app and migrate its database. ``secure_cookies=False`` only for http on loopback.
+
+    ``proxies``: addresses whose ``X-Forwarded-For`` is trusted (default: the
+    environment variable). ``audit_root``: where the audit key and checkpoints live
+    (default: the data home, else beside a SQLite file, else ``COUNCILMATCH_HOME``).
+    """
     if home is None and (db_url is None or secret_key is None):
         raise ValueError("give a data home, or both db_url and secret_key")
+    if secret_key is not None:
+        check_session_secret(secret_key, "secret_key")
     db_url = db_url or home.review_db_url
+    if audit_root or home:
+        audit.bind(db_url, audit_root or home.root)
     store.migrate(db_url)
+    audit.anchor_for(db_url, create=True)  # fail at start, not on the first audited click, if the key is lost
     settings = Settings(
         db_url=db_url,
         secret_key=secret_key or session_secret(home),
@@ -55,6 +84,7 @@ def create_app(home: Home | None = None, *, db_url: str | None = None, secret_ke
         secure_cookies=secure_cookies,
         reidentifier=reidentifier or (vault_reidentifier(home.root) if home else None),
         page_size=page_size,
+        trusted_proxies=trusted_proxies(proxies),
     )
     # Warm-up, so the first investigators do not wait seconds for imports (Airflow, matching).
     if hasattr(settings.reidentifier, "warm"):
@@ -62,13 +92,19 @@ def create_app(home: Home | None = None, *, db_url: str | None = None, secret_ke
     describe(settings.home_root, "")
     for name in templates.env.list_templates():
         templates.env.get_template(name)
-    app = FastAPI(title="councilmatch review", docs_url=None, redoc_url=None, openapi_url=None)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        audit.checkpoint(settings.db_url, "review app stopped")  # anchor what this process appended
+
+    app = FastAPI(title="councilmatch review", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
     app.state.settings = settings
     app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="cm_session",
                        max_age=SESSION_HOURS * 3600, same_site="strict", https_only=secure_cookies)
     app.add_middleware(SecurityHeaders, hsts=secure_cookies)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for module in (signin, queue, flags, dashboard, admin):
+    for module in (signin, queue, flags, dashboard, admin, account):
         app.include_router(module.router)
 
     @app.exception_handler(LoginRequired)
@@ -80,14 +116,33 @@ def create_app(home: Home | None = None, *, db_url: str | None = None, secret_ke
         return render(request, "error.html", {"title": "Access denied", "message": exc.message}, 403)
 
     @app.exception_handler(store.NotFound)
-    async def _not_found(request: Request, exc: store.NotFound):  # noqa: ANN202
+    def _not_found(request: Request, exc: store.NotFound):  # noqa: ANN202
+        _audit_probe(request, settings)
         return render(request, "error.html", {"title": "Not found", "message": str(exc)}, 404)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):  # noqa: ANN202
+        fields = sorted({".".join(str(p) for p in e.get("loc", ())[1:]) or "request" for e in exc.errors()})
+        return render(request, "error.html", {"title": "Not a valid request",
+                                              "message": f"These fields are not valid: {', '.join(fields)}."}, 422)
 
     @app.exception_handler(404)
     async def _404(request: Request, _exc: Exception):  # noqa: ANN202
         return render(request, "error.html", {"title": "Not found", "message": "There is no page here."}, 404)
 
     return app
+
+
+def _audit_probe(request: Request, settings: Settings) -> None:
+    """A signed-in user asked for a flag their council cannot see: answer 404, but record it."""
+    token = request.session.get("sid")
+    if not isinstance(token, str):
+        return
+    with writing(settings.db_url) as db:
+        user = session_user(db, token)
+        if user is not None:
+            audit.append(db, user.username, "not_found", request.url.path[:200],
+                         {"council": user.council, "method": request.method, "ip": client_ip(request, settings)})
 
 
 def create_app_from_env() -> FastAPI:

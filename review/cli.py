@@ -1,4 +1,4 @@
-"""Commands: ``review serve``, ``review publish``, ``users add``, ``audit verify``."""
+"""Commands: ``review serve``, ``review publish``, ``users add | set-password``, ``audit verify | checkpoint``."""
 
 from __future__ import annotations
 
@@ -24,12 +24,18 @@ def serve(home: HomeOption = None,
               "--insecure-cookies",
               help="Send the session cookie without the Secure flag: only for plain http on loopback "
                    "(tests, local demos). Behind TLS never use it.")] = False,
-          workers: Annotated[int, typer.Option(help="Worker processes.")] = 1) -> None:
+          workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+          trusted_proxies: Annotated[str | None, typer.Option(
+              help="Comma-separated addresses or networks of the TLS proxy in front of the app, whose "
+                   "X-Forwarded-For gives the client's address for sign-in limits "
+                   "(default: $COUNCILMATCH_REVIEW_TRUSTED_PROXIES).")] = None) -> None:
     """Run the web app (migrates the review database first)."""
     import uvicorn
 
     from review.app import create_app
 
+    if trusted_proxies is not None:
+        os.environ["COUNCILMATCH_REVIEW_TRUSTED_PROXIES"] = trusted_proxies  # every worker alike
     h = resolve_home(home)
     if insecure_cookies and host not in ("127.0.0.1", "localhost", "::1"):
         raise typer.BadParameter("--insecure-cookies is only allowed on a loopback host", param_hint="--host")
@@ -51,35 +57,53 @@ def serve(home: HomeOption = None,
 def publish(flags_file: Annotated[Path, typer.Argument(help="A flags Parquet file (store/flags/<run>.parquet).")],
             home: HomeOption = None) -> None:
     """Publish a flags file to the review store (the pipeline calls review.store.publish_flags)."""
-    import pandas as pd
+    import json
 
+    from anonymise import at_rest
     from review.store import publish_flags
 
+    from review import audit
+
     h = resolve_home(home)
+    audit.bind(h.review_db_url, h.root)
     try:
-        counts = publish_flags(h.review_db_url, pd.read_parquet(flags_file))
+        counts = publish_flags(h.review_db_url, at_rest.read_frame(flags_file, home=h))
     except ValueError as exc:
         typer.echo(f"{flags_file}: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+    typer.echo(f"audit checkpoint: {json.dumps(audit.latest_checkpoint(h.review_db_url), sort_keys=True)}")
+
+
+def _password(password_stdin: bool) -> str:
+    if not password_stdin:
+        return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 @users_app.command("add")
 def add(username: Annotated[str, typer.Option(help="Sign-in name.")],
-        council: Annotated[str, typer.Option(help="The user's council (ONS code, e.g. E09000007).")],
-        role: Annotated[str, typer.Option(help="investigator | supervisor | admin")] = "investigator",
+        council: Annotated[str | None, typer.Option(
+            help="The user's council (ONS code, e.g. E09000007); none for a hub_admin.")] = None,
+        role: Annotated[str, typer.Option(
+            help="investigator | supervisor | admin (of their council) | hub_admin (of the hub: "
+                 "creates councils' admins, sees no council's data)")] = "investigator",
         password_stdin: Annotated[bool, typer.Option("--password-stdin",
                                                      help="Read the password from standard input.")] = False,
         home: HomeOption = None) -> None:
-    """Add a user of the review app."""
-    from review.auth import add_user
+    """Add a user of the review app (on the hub; audited as actor "cli")."""
+    from review import audit
+    from review.auth import HUB, HUB_ROLES, add_user
     from review.db import migrate, writing
 
-    if not password_stdin:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
+    if council is None:
+        if role not in HUB_ROLES:
+            typer.echo("users add: council: give the user's council (e.g. --council E09000007)", err=True)
+            raise typer.Exit(2)
+        council = HUB
+    password = _password(password_stdin)
     h = resolve_home(home)
+    audit.bind(h.review_db_url, h.root)
     migrate(h.review_db_url)
     try:
         with writing(h.review_db_url) as session:
@@ -90,23 +114,100 @@ def add(username: Annotated[str, typer.Option(help="Sign-in name.")],
     typer.echo(f"Added {role} {username} ({council}).")
 
 
+@users_app.command("set-password")
+def set_password_cmd(username: Annotated[str, typer.Option(help="Sign-in name.")],
+                     password_stdin: Annotated[bool, typer.Option(
+                         "--password-stdin", help="Read the password from standard input.")] = False,
+                     home: HomeOption = None) -> None:
+    """Set a user's password; every session of the user ends (audited)."""
+    from sqlalchemy import select
+
+    from review import audit
+    from review.auth import set_password
+    from review.db import migrate, writing
+    from review.models import User
+
+    password = _password(password_stdin)
+    h = resolve_home(home)
+    audit.bind(h.review_db_url, h.root)
+    migrate(h.review_db_url)
+    try:
+        with writing(h.review_db_url) as session:
+            user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+            if user is None:
+                raise ValueError(f"username: no user {username!r}")
+            ended = set_password(session, user, password, actor="cli")
+    except ValueError as exc:
+        typer.echo(f"users set-password: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"Password of {username} changed; {ended} session(s) ended.")
+
+
 @audit_app.command("verify")
-def verify(home: HomeOption = None) -> None:
-    """Check the audit trail's hash chain; exit 1 if any entry was altered, removed or inserted."""
+def verify(home: HomeOption = None,
+           checkpoint: Annotated[list[str] | None, typer.Option(
+               help="A checkpoint line from the log (JSON, as logged after a publish), to check the trail "
+                    "against it as well as against the checkpoint file; repeatable.")] = None) -> None:
+    """Check the audit trail's keyed chain and its signed checkpoints; exit 1 if any entry was
+    altered, removed, inserted, or cut off the end."""
+    import json
+
     from review import audit
     from review.db import migrate, reading
 
     h = resolve_home(home)
+    audit.bind(h.review_db_url, h.root)
     migrate(h.review_db_url)
+    extra = []
+    for line in checkpoint or []:
+        try:
+            extra.append(json.loads(line[line.index("{"):]))
+        except ValueError as exc:
+            raise typer.BadParameter(f"not a checkpoint line: {exc}", param_hint="--checkpoint") from exc
     with reading(h.review_db_url) as session:
-        result = audit.verify(session)
+        result = audit.verify(session, extra_checkpoints=extra)
     if result.ok:
-        typer.echo(f"Audit trail intact: {result.entries} entries.")
+        typer.echo(f"Audit trail intact: {result.entries} entries, {result.checkpoints} checkpoints.")
         return
     for problem in result.problems:
         typer.echo(f"BROKEN: {problem}", err=True)
     typer.echo(f"Audit trail BROKEN ({result.entries} entries checked).", err=True)
     raise typer.Exit(1)
+
+
+@audit_app.command("seal-legacy")
+def seal_legacy_cmd(home: HomeOption = None) -> None:
+    """Once, after upgrading: key a trail written by an older version (unkeyed SHA-256 chain),
+    if that chain is intact; then sign a checkpoint."""
+    import json
+
+    from review import audit
+    from review.db import migrate
+
+    h = resolve_home(home)
+    audit.bind(h.review_db_url, h.root)
+    migrate(h.review_db_url)
+    try:
+        record = audit.seal_legacy(h.review_db_url)
+    except audit.AuditKeyError as exc:
+        typer.echo(f"audit seal-legacy: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"Audit trail keyed: {record['seq']} entries. Checkpoint: {json.dumps(record, sort_keys=True)}")
+
+
+@audit_app.command("checkpoint")
+def checkpoint_cmd(home: HomeOption = None) -> None:
+    """Sign the trail's current tip into audit-checkpoints.jsonl and print it (run it from cron, and
+    keep the printed line somewhere the hub cannot rewrite)."""
+    import json
+
+    from review import audit
+    from review.db import migrate
+
+    h = resolve_home(home)
+    audit.bind(h.review_db_url, h.root)
+    migrate(h.review_db_url)
+    typer.echo(json.dumps(audit.checkpoint(h.review_db_url, "audit checkpoint command"), sort_keys=True))
 
 
 def _safe_url(url: str) -> str:

@@ -8,6 +8,7 @@ the audit head row is locked with ``SELECT ... FOR UPDATE``.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,6 +53,23 @@ def fresh_database(server_url: str, name: str) -> tuple[str, Callable[[], None]]
     return url, drop
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (its ``-wal`` and ``-shm`` files take the
+    database's mode), and tighten an older, world-readable store: it holds password hashes,
+    notes and the audit trail."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if p.stat().st_mode & 0o077:
+                p.chmod(0o600)
+        except FileNotFoundError:
+            pass
+
+
 @lru_cache(maxsize=None)
 def engine_for(db_url: str) -> Engine:
     url = normalise_url(db_url)
@@ -59,7 +77,7 @@ def engine_for(db_url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     if url in ("sqlite://", "sqlite:///:memory:"):
         raise ValueError("the review store needs a file (sqlite:///path/review.db), not an in-memory database")
-    Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    _private_sqlite_file(Path(url.removeprefix("sqlite:///")))
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
                            pool_size=40, max_overflow=60)
 

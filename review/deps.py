@@ -1,9 +1,11 @@
-"""Request-scoped dependencies (FastAPI ``Depends``): settings, DB session, signed-in user, CSRF."""
+"""Request-scoped dependencies (FastAPI ``Depends``): settings, DB session, signed-in user, roles,
+client address, CSRF."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from councilmatch.councils import council_name
-from review.auth import csrf_ok, csrf_token
+from review.auth import COUNCIL_ROLES, csrf_ok, csrf_token, session_user
 from review.db import reading
 from review.models import User
 from review.reidentify import Reidentifier
@@ -35,6 +37,8 @@ class Settings:
     secure_cookies: bool = True
     reidentifier: Reidentifier | None = None
     page_size: int = 50
+    #: Proxies whose ``X-Forwarded-For`` is believed (the TLS proxy in front of the app).
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(default_factory=tuple)
 
 
 class LoginRequired(Exception):
@@ -57,14 +61,15 @@ def get_db(settings: Annotated[Settings, Depends(get_settings)]) -> Iterator[Ses
 
 
 def current_user(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> User:
-    """The signed-in, active user (read in its own short session; returned detached)."""
-    uid = request.session.get("uid")
+    """The signed-in, active user of a live server-side session (read in its own short session;
+    returned detached). Ended, expired or unknown sessions send the browser to sign in."""
+    token = request.session.get("sid")
     user = None
-    if isinstance(uid, int):
+    if isinstance(token, str):
         with reading(settings.db_url) as db:
-            user = db.get(User, uid)
-    if user is None or not user.active:
-        request.session.pop("uid", None)
+            user = session_user(db, token)
+    if user is None:
+        request.session.pop("sid", None)
         raise LoginRequired()
     return user
 
@@ -77,6 +82,32 @@ def require_role(*roles: str):  # noqa: ANN201
     return check
 
 
+def _trusted(host: str, proxies: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
+
+
+def client_ip(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> str:
+    """The client's address: the peer, or, when the peer is a trusted proxy, the right-most
+    ``X-Forwarded-For`` address that is not itself a trusted proxy. A client cannot pick its
+    own address by sending the header, since only trusted proxies' headers are read."""
+    peer = request.client.host if request.client else "-"
+    if not _trusted(peer, settings.trusted_proxies):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",") if h.strip()]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return peer  # a mangled header: fall back to the proxy itself
+        if not _trusted(hop, settings.trusted_proxies):
+            return hop
+    return peer
+
+
 async def verify_csrf(request: Request) -> None:
     """Every POST carries the session's token in a hidden ``csrf_token`` field."""
     form = await request.form()
@@ -87,6 +118,11 @@ async def verify_csrf(request: Request) -> None:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[Session, Depends(get_db)]
 UserDep = Annotated[User, Depends(current_user)]
+#: A council's staff (not hub-level users): every page with flags or clear records uses this.
+CouncilUserDep = Annotated[User, Depends(require_role(*COUNCIL_ROLES))]
+#: Hub-level operators (``hub_admin``): hub pages such as creating a council's first admin.
+HubAdminDep = Annotated[User, Depends(require_role("hub_admin"))]
+ClientIpDep = Annotated[str, Depends(client_ip)]
 Csrf = Depends(verify_csrf)
 
 

@@ -120,6 +120,23 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class UserSession(Base):
+    """A signed-in session, server-side so it can be ended (sign-out, deactivation, password change).
+
+    The cookie carries a random token; only its SHA-256 is stored, so a copy of the
+    database does not yield usable sessions.
+    """
+
+    __tablename__ = "user_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_user_sessions_user", "user_id"),)
+
+
 class LoginFailure(Base):
     """Failed sign-ins, kept in the database so the limit holds across workers."""
 

@@ -1,12 +1,15 @@
 """Re-identification of an investigator's own council's record, from the vault only.
 
 The vault (``anonymise.vault``) decrypts and keeps its own audit; the review app
-also audits each view in its chain. Tests inject a fake through the app's
+also audits each view in its chain. The vault is reopened when the keyring file
+changes (``keys rotate``), so records sealed under a new key are readable without
+restarting the app. Tests inject a fake through the app's
 ``reidentifier`` setting where the vault is not wanted.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -29,8 +32,21 @@ def vault_reidentifier(home_root: Path) -> Reidentifier:
     state: dict = {}
     lock = threading.Lock()
 
+    def keyring_stamp() -> tuple[int, int, int] | None:
+        from anonymise.keys import keyring_path
+        from councilmatch.home import Home
+        try:
+            st = os.stat(keyring_path(Home(home_root)))
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
     def open_vault() -> None:
+        stamp = keyring_stamp()
         with lock:
+            if state.get("stamp") != stamp:  # new keyring (rotated): open the vault afresh
+                state.pop("vault", None)
+                state.pop("failed", None)
             if "vault" in state:
                 return
             failed = state.get("failed")
@@ -42,9 +58,11 @@ def vault_reidentifier(home_root: Path) -> Reidentifier:
                 from councilmatch.home import Home
                 home = Home(home_root)
                 state["vault"] = Vault(home, load_keyring(home))
+                state["stamp"] = stamp
             except Exception as exc:  # noqa: BLE001
                 error = VaultUnavailable(f"The vault could not be opened ({type(exc).__name__}).")
                 state["failed"] = (time.monotonic(), error)
+                state["stamp"] = stamp
                 raise error from exc
 
     def warm() -> None:

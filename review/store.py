@@ -19,6 +19,7 @@ reopened (status ``new``, audited) — the old outcomes stay visible as history.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from councilmatch.councils import CENTRAL
 from review import audit
 from review.db import after_bulk_write, migrate, reading, writing  # noqa: F401  (migrate is part of this module's API)
 from review.models import CouncilReview, ReviewItem, User
+
+log = logging.getLogger(__name__)
 
 #: Flag fields the pipeline may refresh on every run (never the review fields).
 REFRESHED = ("run_id", "match_type", "left_council", "left_dataset", "left_record_id", "right_council",
@@ -91,6 +94,19 @@ def _validate_flags(flags: pd.DataFrame) -> pd.DataFrame:
         df[c] = df[c].astype(object).where(df[c].notna(), None)
         df.loc[df[c].notna(), c] = df.loc[df[c].notna(), c].astype(str)
     return df
+
+
+def _unpublishable(df: pd.DataFrame) -> np.ndarray:
+    """Rows a database would refuse (a NUL, raw or JSON-escaped, in any text field: PostgreSQL
+    rejects the whole batch for one). Ingest quarantines control characters; this is the last
+    guard, so that one bad row cannot lose the night's publish."""
+    bad = np.zeros(len(df), dtype=bool)
+    for c in df.columns:
+        if df[c].dtype == object:
+            text = df[c].astype("string[pyarrow]")
+            bad |= (text.str.contains("\x00", regex=False) | text.str.contains("\\u0000", regex=False)
+                    ).fillna(False).to_numpy(dtype=bool)
+    return bad
 
 
 def _existing(session: Session, flag_ids: list[str]) -> pd.DataFrame:
@@ -169,6 +185,12 @@ def publish_flags(db_url: str, flags: pd.DataFrame, actor: str = "pipeline") -> 
     migrate(db_url)
     df = _validate_flags(flags)
     counts = {"new": 0, "updated": 0, "unchanged": 0, "reopened": 0}
+    refused = _unpublishable(df)
+    if refused.any():
+        log.warning("publish: %d flag(s) hold a NUL character and are not published: %s", int(refused.sum()),
+                    ", ".join(df.loc[refused, "flag_id"].astype(str).head(5)))
+        counts["rejected"] = int(refused.sum())
+        df = df.loc[~refused].reset_index(drop=True)
     if df.empty:
         return counts
     with writing(db_url) as session:
@@ -224,6 +246,8 @@ def publish_flags(db_url: str, flags: pd.DataFrame, actor: str = "pipeline") -> 
             audit.append(session, actor, "publish", f"runs:{','.join(runs)[:180]}", counts)
     if counts["new"] or counts["updated"]:
         after_bulk_write(db_url)
+    # The signed tip, outside the database: a later truncation or rewrite of the trail shows.
+    audit.checkpoint(db_url, f"publish {','.join(sorted(df['run_id'].dropna().unique().tolist()))[:150]}")
     return counts
 
 

@@ -1,29 +1,58 @@
-"""Admins manage users: list, add, deactivate or reactivate."""
+"""Users: a council's admin manages its own council's staff; the hub's ``hub_admin`` manages councils' admins.
+
+A council admin never sees, creates or changes a user of another council, nor a
+hub-level user. A ``hub_admin`` (created on the hub with ``councilmatch users add
+--role hub_admin``) belongs to no council: it sees no queue and no clear record, and
+here only creates, deactivates and reactivates councils' admins. Every change and
+every refused attempt is audited.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from councilmatch.councils import LONDON_BOROUGHS
 from review import audit
-from review.auth import ROLES, add_user
+from review.auth import COUNCIL_ROLES, add_user, hash_password, set_active, validate_new_user
 from review.db import writing
-from review.deps import Csrf, DbDep, SettingsDep, render, require_role
+from review.deps import Csrf, DbDep, Forbidden, SettingsDep, render, require_role
 from review.models import User
 
 router = APIRouter(prefix="/admin")
-AdminDep = Annotated[User, Depends(require_role("admin"))]
+AdminDep = Annotated[User, Depends(require_role("admin", "hub_admin"))]
+UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def _page(request: Request, db, admin: User, error: str | None = None, status_code: int = 200):  # noqa: ANN001, ANN202
-    users = db.execute(select(User).order_by(User.council, User.username)).scalars().all()
-    return render(request, "users.html", {"title": "Users", "users": users, "roles": ROLES,
-                                          "councils": LONDON_BOROUGHS, "error": error,
+def manageable(admin: User) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The roles and councils ``admin`` may manage."""
+    if admin.role == "hub_admin":
+        return ("admin",), dict(LONDON_BOROUGHS)
+    return COUNCIL_ROLES, {admin.council: LONDON_BOROUGHS.get(admin.council, admin.council)}
+
+
+def may_manage(admin: User, target: User) -> bool:
+    roles, councils = manageable(admin)
+    return target.id != admin.id and target.role in roles and target.council in councils
+
+
+def _page(request: Request, db: Session, admin: User, error: str | None = None, status_code: int = 200):  # noqa: ANN202
+    roles, councils = manageable(admin)
+    users = db.execute(select(User).where(User.role.in_(roles), User.council.in_(list(councils)))
+                       .order_by(User.council, User.username)).scalars().all()
+    return render(request, "users.html", {"title": "Users", "users": users, "roles": roles,
+                                          "councils": councils, "error": error,
                                           "saved": request.query_params.get("saved")}, status_code, user=admin)
+
+
+def _refuse(settings: SettingsDep, admin: User, what: str, detail: dict) -> Forbidden:
+    with writing(settings.db_url) as session:
+        audit.append(session, admin.username, "denied", what[:200], detail)
+    return Forbidden("You can only manage users of your own council.")
 
 
 @router.get("/users")
@@ -33,25 +62,38 @@ def users_page(request: Request, admin: AdminDep, db: DbDep):  # noqa: ANN201
 
 @router.post("/users", dependencies=[Csrf])
 def create_user(request: Request, admin: AdminDep, db: DbDep, settings: SettingsDep,
-                username: Annotated[str, Form()], council: Annotated[str, Form()], role: Annotated[str, Form()],
-                password: Annotated[str, Form()]):  # noqa: ANN201
+                username: Annotated[str, Form(max_length=200)], council: Annotated[str, Form(max_length=40)],
+                role: Annotated[str, Form(max_length=40)],
+                password: Annotated[str, Form(max_length=1000)]):  # noqa: ANN201
+    roles, councils = manageable(admin)
+    if role not in roles or council not in councils:
+        raise _refuse(settings, admin, f"user:{username.strip()[:80]}",
+                      {"action": "user_add", "council": council[:16], "role": role[:20]})
     try:
+        validate_new_user(username.strip(), council, role, password)
+        hashed = hash_password(password)  # before the write lock: Argon2 is slow on purpose
         with writing(settings.db_url) as session:
             add_user(session, username=username.strip(), council=council, role=role, password=password,
-                     actor=admin.username)
+                     actor=admin.username, password_hash=hashed)
     except ValueError as exc:
         return _page(request, db, admin, str(exc), 400)
     return RedirectResponse("/admin/users?saved=1", status_code=303)
 
 
 @router.post("/users/{user_id}/active", dependencies=[Csrf])
-def set_active(request: Request, user_id: int, admin: AdminDep, settings: SettingsDep,
-               active: Annotated[str, Form()]):  # noqa: ANN201
+def change_active(request: Request, user_id: UserId, admin: AdminDep, settings: SettingsDep,
+                  active: Annotated[str, Form(max_length=1)]):  # noqa: ANN201
     with writing(settings.db_url) as session:
         target = session.get(User, user_id)
         if target is None or target.id == admin.id:
             return RedirectResponse("/admin/users", status_code=303)
-        target.active = active == "1"
-        audit.append(session, admin.username, "user_active" if target.active else "user_deactivate",
-                     f"user:{target.username}")
+        if not may_manage(admin, target):
+            audit.append(session, admin.username, "denied", f"user:{target.username}",
+                         {"action": "user_active", "council": target.council})
+            refused = True
+        else:
+            set_active(session, target, active == "1", admin.username)
+            refused = False
+    if refused:
+        raise Forbidden("You can only manage users of your own council.")
     return RedirectResponse("/admin/users?saved=1", status_code=303)

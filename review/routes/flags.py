@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
@@ -12,13 +12,16 @@ from councilmatch.contracts import OUTCOMES
 from review import audit, store
 from review.charts import waterfall
 from review.db import reading, writing
-from review.deps import Csrf, Forbidden, Settings, SettingsDep, UserDep, render
+from review.deps import CouncilUserDep, Csrf, Forbidden, Settings, SettingsDep, render
 from review.matchtypes import describe
 from review.models import User
 from review.reidentify import VaultUnavailable
 from review.views import Side, field_label, sides
 
 router = APIRouter(prefix="/flags")
+#: The flag version a form was based on (optimistic locking); bounded so a huge number is a 422.
+Version = Annotated[int, Form(ge=1, le=2**31 - 1)]
+FlagId = Annotated[str, Path(max_length=64)]
 
 
 def _reidentify(settings: Settings, user: User, flag_id: str, own: list[Side]) -> dict[str, dict]:
@@ -67,7 +70,7 @@ def pair_page(request: Request, user: User, settings: Settings, flag_id: str, er
 
 
 @router.get("/{flag_id}")
-def flag_page(request: Request, flag_id: str, user: UserDep, settings: SettingsDep):  # noqa: ANN201
+def flag_page(request: Request, flag_id: FlagId, user: CouncilUserDep, settings: SettingsDep):  # noqa: ANN201
     return pair_page(request, user, settings, flag_id)
 
 
@@ -82,10 +85,10 @@ def _amount(raw: str) -> float | None:
 
 
 @router.post("/{flag_id}/decision", dependencies=[Csrf])
-def decide(request: Request, flag_id: str, user: UserDep, settings: SettingsDep,
-           version: Annotated[int, Form()], outcome: Annotated[str, Form()] = "",
-           amount: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "",
-           action: Annotated[str, Form()] = "save"):  # noqa: ANN201
+def decide(request: Request, flag_id: FlagId, user: CouncilUserDep, settings: SettingsDep,
+           version: Version, outcome: Annotated[str, Form(max_length=40)] = "",
+           amount: Annotated[str, Form(max_length=40)] = "", note: Annotated[str, Form(max_length=20_000)] = "",
+           action: Annotated[str, Form(max_length=10)] = "save"):  # noqa: ANN201
     form = {"outcome": outcome, "amount": amount, "note": note}
     try:
         with writing(settings.db_url) as session:
@@ -102,8 +105,8 @@ def decide(request: Request, flag_id: str, user: UserDep, settings: SettingsDep,
 
 
 @router.post("/{flag_id}/assign", dependencies=[Csrf])
-def assign(request: Request, flag_id: str, user: UserDep, settings: SettingsDep,
-           version: Annotated[int, Form()], assignee: Annotated[str, Form()] = ""):  # noqa: ANN201
+def assign(request: Request, flag_id: FlagId, user: CouncilUserDep, settings: SettingsDep,
+           version: Version, assignee: Annotated[str, Form(max_length=80)] = ""):  # noqa: ANN201
     if user.role not in ("supervisor", "admin"):
         raise Forbidden("Only a supervisor can assign flags.")
     try:
@@ -120,7 +123,8 @@ def assign(request: Request, flag_id: str, user: UserDep, settings: SettingsDep,
 
 
 @router.get("/{flag_id}/record/{side}")
-def record_page(request: Request, flag_id: str, side: str, user: UserDep, settings: SettingsDep):  # noqa: ANN201
+def record_page(request: Request, flag_id: FlagId, side: Annotated[str, Path(max_length=10)],
+                user: CouncilUserDep, settings: SettingsDep):  # noqa: ANN201
     """One side's clear record, printable; only ever the user's own council's side."""
     with reading(settings.db_url) as db:
         item = store.get_item(db, flag_id, user.council)

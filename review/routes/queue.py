@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from councilmatch.contracts import STATUSES
 from councilmatch.councils import council_name
 from review import audit, store
 from review.db import reading, writing
-from review.deps import DbDep, SettingsDep, UserDep, render
+from review.auth import HUB_ROLES
+from review.deps import CouncilUserDep, DbDep, SettingsDep, UserDep, render
 from review.export import csv_lines
 from review.matchtypes import describe
 from review.models import ReviewItem
@@ -20,33 +23,50 @@ from review.views import other_side, own_review, sides
 router = APIRouter()
 
 
-def _filter(request: Request) -> store.QueueFilter:
-    q = request.query_params
-    priority = q.get("priority", "").strip()
-    status = q.get("status", "").strip()
-    return store.QueueFilter(
-        match_type=q.get("match_type") or None,
-        status=status if status in STATUSES else None,
-        priority=int(priority) if priority.isdigit() else None,
-        run_id=q.get("run") or None,
-        assignee=q.get("assignee") or None,
-    )
+def _blank_is_none(value: Any) -> Any:
+    """An empty drop-down ("Any") means no filter."""
+    return None if isinstance(value, str) and not value.strip() else value
 
 
-def _page(request: Request) -> int:
-    raw = request.query_params.get("page", "1")
-    return max(int(raw), 1) if raw.isdigit() else 1
+def _known_status(value: Any) -> Any:
+    value = _blank_is_none(value)
+    return value if value in STATUSES else None
+
+
+Text = Annotated[Annotated[str, Field(max_length=100)] | None, BeforeValidator(_blank_is_none)]
+
+
+class QueueQuery(BaseModel):
+    """The queue's filters and page, typed and bounded: out-of-range values are a 422, never a 500."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    match_type: Text = None
+    status: Annotated[str | None, BeforeValidator(_known_status)] = None
+    priority: Annotated[Annotated[int, Field(ge=0, le=1_000_000)] | None, BeforeValidator(_blank_is_none)] = None
+    run: Text = None
+    assignee: Text = None
+    page: Annotated[int, BeforeValidator(lambda v: _blank_is_none(v) or 1), Field(ge=1, le=1_000_000)] = 1
+
+    def filter(self) -> store.QueueFilter:
+        return store.QueueFilter(match_type=self.match_type, status=self.status, priority=self.priority,
+                                 run_id=self.run, assignee=self.assignee)
+
+
+QueueQueryDep = Annotated[QueueQuery, Query()]
 
 
 @router.get("/")
-def home() -> RedirectResponse:
-    return RedirectResponse("/queue", status_code=303)
+def home(user: UserDep) -> RedirectResponse:
+    """Council staff start at their queue; hub-level users (no council, no queue) at Users."""
+    return RedirectResponse("/admin/users" if user.role in HUB_ROLES else "/queue", status_code=303)
 
 
 @router.get("/queue")
-def queue_page(request: Request, user: UserDep, db: DbDep, settings: SettingsDep):  # noqa: ANN201
-    f = _filter(request)
-    page = _page(request)
+def queue_page(request: Request, user: CouncilUserDep, db: DbDep, settings: SettingsDep,
+               q: QueueQueryDep):  # noqa: ANN201
+    f = q.filter()
+    page = q.page
     items, total = store.queue(db, user.council, f, page, settings.page_size)
     rows = []
     for item in items:
@@ -70,8 +90,8 @@ CSV_HEADER = ["flag_id", "match_type", "priority", "status", "match_probability"
 
 
 @router.get("/queue.csv")
-def queue_csv(request: Request, user: UserDep, settings: SettingsDep) -> StreamingResponse:
-    f = _filter(request)
+def queue_csv(user: CouncilUserDep, settings: SettingsDep, q: QueueQueryDep) -> StreamingResponse:
+    f = q.filter()
     council = user.council
     with writing(settings.db_url) as session:
         audit.append(session, user.username, "export", f"queue:{council}",

@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
-from review.auth import RateLimited, authenticate, start_session
+from review import audit
+from review.auth import HUB_ROLES, RateLimited, authenticate_async, end_session, session_user, start_session
 from review.db import writing
-from review.deps import Csrf, SettingsDep, render
+from review.deps import ClientIpDep, Csrf, SettingsDep, render
 
 router = APIRouter()
 
@@ -20,22 +21,30 @@ def login_page(request: Request):  # noqa: ANN201
 
 
 @router.post("/login", dependencies=[Csrf])
-def login(request: Request, settings: SettingsDep, username: Annotated[str, Form()] = "",
-          password: Annotated[str, Form()] = ""):  # noqa: ANN201
-    ip = request.client.host if request.client else "-"
+async def login(request: Request, settings: SettingsDep, ip: ClientIpDep,
+          username: Annotated[str, Form(max_length=200)] = "",
+          password: Annotated[str, Form(max_length=1000)] = ""):  # noqa: ANN201
     try:
-        with writing(settings.db_url) as session:
-            user = authenticate(session, username.strip(), password, ip)
+        signed_in = await authenticate_async(settings.db_url, username.strip(), password, ip)
     except RateLimited as exc:
         return render(request, "login.html", {"title": "Sign in", "error": str(exc), "username": username}, 429)
-    if user is None:  # the failure is committed (rate limit + audit) before we answer
+    if signed_in is None:  # the failure is committed (rate limit + audit) before we answer
         return render(request, "login.html", {"title": "Sign in", "username": username,
                                               "error": "The username or password is not right."}, 401)
-    start_session(request, user)
-    return RedirectResponse("/queue", status_code=303)
+    user, token = signed_in
+    start_session(request, token)
+    return RedirectResponse("/admin/users" if user.role in HUB_ROLES else "/queue", status_code=303)
 
 
 @router.post("/logout", dependencies=[Csrf])
-def logout(request: Request):  # noqa: ANN201
+def logout(request: Request, settings: SettingsDep, ip: ClientIpDep):  # noqa: ANN201
+    """End the session server-side (a copy of the cookie no longer opens anything) and audit it."""
+    token = request.session.get("sid")
+    if isinstance(token, str):
+        with writing(settings.db_url) as db:
+            user = session_user(db, token)
+            end_session(db, token)
+            if user is not None:
+                audit.append(db, user.username, "logout", f"user:{user.username}", {"ip": ip})
     request.session.clear()
     return RedirectResponse("/login", status_code=303)

@@ -17,6 +17,21 @@ PEOPLE = 2000
 SEED = 5
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _secrets_outside_the_homes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Airflow's per-home secrets live outside the data home; in tests, in a temporary folder
+    (not the user's ~/.config)."""
+    import os
+
+    old = os.environ.get("COUNCILMATCH_SECRETS_DIR")
+    os.environ["COUNCILMATCH_SECRETS_DIR"] = str(tmp_path_factory.mktemp("airflow-secrets"))
+    yield
+    if old is None:
+        os.environ.pop("COUNCILMATCH_SECRETS_DIR", None)
+    else:
+        os.environ["COUNCILMATCH_SECRETS_DIR"] = old
+
+
 def make_home(root: Path, boroughs: int = BOROUGHS, people: int = PEOPLE) -> Home:
     """Generate small boroughs and a keyring (development KEK in home/keys)."""
     from anonymise.keys import init_keys

@@ -9,7 +9,8 @@ from councilmatch import airflow_local
 from councilmatch.home import Home
 
 
-def test_env_is_isolated_and_secrets_are_stable(tmp_path: Path) -> None:
+def test_env_is_isolated_and_secrets_are_stable(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("COUNCILMATCH_SECRETS_DIR", str(tmp_path / "secrets"))
     home = Home(tmp_path / "home")
     base = {"PATH": "/usr/bin", "AIRFLOW_HOME": "/elsewhere", "AIRFLOW__CORE__LOAD_EXAMPLES": "True",
             "AIRFLOW__CORE__DAGS_FOLDER": "/their/dags", "AIRFLOW_CONN_COUNCILMATCH_KEK": "generic://:x@"}
@@ -22,7 +23,13 @@ def test_env_is_isolated_and_secrets_are_stable(tmp_path: Path) -> None:
     again = airflow_local.airflow_env(home, base=base, extra={"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor"})
     assert again["AIRFLOW__CORE__FERNET_KEY"] == env["AIRFLOW__CORE__FERNET_KEY"]  # same per home
     assert again["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    mode = stat.S_IMODE((home.airflow_home / "secrets.env").stat().st_mode)
+    # Airflow's Fernet key lives outside the data home: a copied home does not carry it
+    path = airflow_local.secrets_path(home)
+    assert not path.is_relative_to(home.root) and path.is_relative_to(tmp_path / "secrets")
+    assert env["AIRFLOW__CORE__FERNET_KEY"] in path.read_text()
+    assert not any(env["AIRFLOW__CORE__FERNET_KEY"].encode() in p.read_bytes()
+                   for p in tmp_path.joinpath("home").rglob("*") if p.is_file())
+    mode = stat.S_IMODE(path.stat().st_mode)
     assert mode == 0o600
     other = airflow_local.airflow_env(Home(tmp_path / "other"), base=base)
     assert other["AIRFLOW__API_AUTH__JWT_SECRET"] != env["AIRFLOW__API_AUTH__JWT_SECRET"]
@@ -39,3 +46,14 @@ def test_topology_settings_render_the_shared_file() -> None:
     assert s["AIRFLOW__CELERY__BROKER_URL"] == "redis://:p@rd:6380/0"
     assert s["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://api:9/execution/"
     assert s["COUNCILMATCH_REVIEW_DB_URL"].endswith(f":r@db:5433/{shared['REVIEW_DB_NAME']}")
+
+
+def test_secrets_left_in_an_old_home_are_moved_out(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("COUNCILMATCH_SECRETS_DIR", str(tmp_path / "secrets"))
+    home = Home(tmp_path / "home")
+    home.airflow_home.mkdir(parents=True)
+    (home.airflow_home / "secrets.env").write_text("AIRFLOW__CORE__FERNET_KEY=oldkey\n")
+    env = airflow_local.airflow_env(home, base={"PATH": "/usr/bin"})
+    assert env["AIRFLOW__CORE__FERNET_KEY"] == "oldkey"  # Airflow can still decrypt what it stored
+    assert not (home.airflow_home / "secrets.env").exists()
+    assert "oldkey" in airflow_local.secrets_path(home).read_text()

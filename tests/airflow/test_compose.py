@@ -72,7 +72,7 @@ def test_healthchecks_and_volumes() -> None:
 
 def test_every_variable_is_in_env_example_and_secrets_only_there() -> None:
     text = (REPO / "docker-compose.yml").read_text()
-    referenced = set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)\}", text))
+    referenced = set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)(?::?[?-][^}]*)?\}", text))
     example = _env_example()
     assert referenced, "no ${VAR} found: the regex or the file is wrong"
     missing = referenced - set(example)
@@ -82,6 +82,16 @@ def test_every_variable_is_in_env_example_and_secrets_only_there() -> None:
         assert secret not in airflow_local.shared_settings(), f"{secret} must not sit in deploy/settings.conf"
     # .env itself is never committed.
     assert ".env" in (REPO / ".gitignore").read_text().split()
+
+
+def test_compose_fails_fast_without_a_kek_and_marks_production() -> None:
+    """An empty or missing COUNCILMATCH_KEK must stop `docker compose up`, never reach a service as ""."""
+    text = (REPO / "docker-compose.yml").read_text()
+    uses = re.findall(r"\$\{COUNCILMATCH_KEK[^}]*\}", text)
+    assert len(uses) == 3
+    assert all(u.startswith("${COUNCILMATCH_KEK:?") for u in uses), uses
+    for name in ("airflow-init", "airflow-worker", "review"):
+        assert SERVICES[name]["environment"]["COUNCILMATCH_PRODUCTION"] == "1", name
 
 
 def test_kek_reaches_only_the_services_that_need_it() -> None:

@@ -13,7 +13,6 @@ from councilmatch.home import Home
 def test_investigators_sign_in_with_printed_passwords_and_rerun_resets(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from review.auth import authenticate
-    from review.db import writing
 
     monkeypatch.delenv("COUNCILMATCH_REVIEW_DB_URL", raising=False)
     home = Home(tmp_path / "home").ensure()
@@ -21,7 +20,5 @@ def test_investigators_sign_in_with_printed_passwords_and_rerun_resets(tmp_path:
     assert [u["username"] for u in first] == ["demo-e09000007", "demo-e09000012"]
     second = add_investigators(home, ["E09000007", "E09000012"])
     assert first[0]["password"] != second[0]["password"]
-    with writing(home.review_db_url) as session:
-        assert authenticate(session, "demo-e09000007", second[0]["password"], "127.0.0.1") is not None
-    with writing(home.review_db_url) as session:
-        assert authenticate(session, "demo-e09000012", first[1]["password"], "127.0.0.1") is None
+    assert authenticate(home.review_db_url, "demo-e09000007", second[0]["password"], "127.0.0.1") is not None
+    assert authenticate(home.review_db_url, "demo-e09000012", first[1]["password"], "127.0.0.1") is None

@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 import pandas as pd
+
+from anonymise import at_rest
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -154,11 +156,11 @@ def test_flags_equal_single_process_run_all(night: Any, monkeypatch: pytest.Monk
     from councilmatch.pipeline import run_all
 
     home, single = night["home"], night["single"]
-    dag_flags = pd.read_parquet(home.flags_path(RUN_ID))
+    dag_flags = at_rest.read_frame(home.flags_path(RUN_ID), home=home)
     monkeypatch.delenv("COUNCILMATCH_REVIEW_DB_URL", raising=False)
     monkeypatch.delenv("AIRFLOW_HOME", raising=False)
     run_all(single, run_id=RUN_ID)
-    ref = pd.read_parquet(single.flags_path(RUN_ID))
+    ref = at_rest.read_frame(single.flags_path(RUN_ID), home=single)
     assert len(ref) > 0
     cols = ["flag_id", "match_type", "left_record_id", "right_record_id", "evidence_hash"]
     a = dag_flags[cols].sort_values("flag_id").reset_index(drop=True)
@@ -176,6 +178,6 @@ def test_review_store_on_postgresql_holds_the_flags(night: Any) -> None:
 
     url = night["env"]["COUNCILMATCH_REVIEW_DB_URL"]
     assert url.startswith("postgresql+psycopg://")
-    flags = pd.read_parquet(night["home"].flags_path(RUN_ID))
+    flags = at_rest.read_frame(night["home"].flags_path(RUN_ID), home=night["home"])
     with reading(url) as session:
         assert session.execute(select(func.count()).select_from(ReviewItem)).scalar_one() == len(flags)

@@ -38,7 +38,9 @@ def _break_newest_extract(home: Home, feed_id: str) -> Path:
 
 
 def _flags(home: Home, run_id: str) -> pd.DataFrame:
-    return pd.read_parquet(home.flags_path(run_id))
+    from anonymise import at_rest
+
+    return at_rest.read_frame(home.flags_path(run_id), home=home)
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +189,7 @@ def test_xcoms_carry_no_clear_identifier_or_key(nights: dict[str, Any], af: Any)
     assert len(clear) > 100, "the scan found too few identifiers to mean anything"
     leaked = sorted(v for v in clear if v.upper() in text)
     assert not leaked, f"clear identifiers in XComs: {leaked[:5]}"
-    for key_file in (home.keys).glob("*"):
+    for key_file in (p for p in home.keys.rglob("*") if p.is_file()):  # keyring, dev KEK, at-rest data keys
         secret = key_file.read_bytes().strip()
         if secret and len(secret) < 200:
             assert secret.decode(errors="ignore").upper() not in text
@@ -209,14 +211,14 @@ def test_airflow_task_logs_carry_no_clear_identifier(nights: dict[str, Any]) -> 
 
 
 def test_second_night_links_incrementally_with_the_saved_models(nights: dict[str, Any]) -> None:
-    import json
+    from anonymise import at_rest
 
     home = nights["home"]
-    planned = json.loads((home.runs / RUN_2 / "plan.json").read_text())
+    planned = at_rest.read_json(home.runs / RUN_2 / "plan.json", home)
     assert planned["types"]
     for match_type, entry in planned["types"].items():
         assert entry["mode"] == "incremental" and entry["retrained"] is None, (match_type, entry)
-    first = json.loads((home.runs / RUN_1 / "plan.json").read_text())
+    first = at_rest.read_json(home.runs / RUN_1 / "plan.json", home)
     assert {k: v["model_id"] for k, v in planned["types"].items()} == \
         {k: v["model_id"] for k, v in first["types"].items() if k in planned["types"]}
 

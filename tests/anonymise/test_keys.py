@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 
@@ -105,7 +106,7 @@ def test_cli_dev_kek_on_fresh_home(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("COUNCILMATCH_KEK")
     runner = CliRunner()
     h = tmp_path / "fresh"
-    result = runner.invoke(app, ["keys", "init", "--home", str(h)])
+    result = runner.invoke(app, ["keys", "init", "--dev-kek", "--home", str(h)])
     assert result.exit_code == 0, result.output
     assert "development key-encryption key written to" in result.output
     assert "set COUNCILMATCH_KEK in production" in result.output
@@ -141,3 +142,65 @@ def test_kek_from_airflow_connection(home, monkeypatch, _kek_env) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_COUNCILMATCH_KEK", _json.dumps({"conn_type": "generic", "password": "c2hvcnQ="}))
     with pytest.raises(InvalidKEKError, match="Airflow connection"):
         load_keyring(home)
+
+
+# -- the development KEK is an explicit opt-in that production refuses (issue 10, item 7) --------
+
+
+def test_keys_init_without_kek_and_without_opt_in_writes_nothing(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("COUNCILMATCH_KEK", raising=False)
+    monkeypatch.delenv("COUNCILMATCH_DEV_KEK", raising=False)
+    h = tmp_path / "fresh"
+    result = CliRunner().invoke(app, ["keys", "init", "--home", str(h)])
+    assert result.exit_code == 1
+    assert "no key-encryption key" in result.output and "--dev-kek" in result.output
+    assert not (h / "keys").exists() or not any((h / "keys").iterdir())
+    with pytest.raises(MissingKEKError):
+        init_keys(Home(h))
+
+
+def test_empty_kek_fails_fast_and_never_falls_back_to_a_dev_kek(tmp_path, monkeypatch) -> None:
+    """`COUNCILMATCH_KEK=""` is what compose passed when .env lacked it: an error, not "no KEK"."""
+    h = Home(tmp_path / "h")
+    monkeypatch.setenv("COUNCILMATCH_DEV_KEK", "1")
+    monkeypatch.setenv("COUNCILMATCH_KEK", "")
+    for args in (["keys", "init"], ["keys", "init", "--dev-kek"], ["keys", "status"]):
+        result = CliRunner().invoke(app, [*args, "--home", str(h.root)])
+        assert result.exit_code == 1, args
+        assert "COUNCILMATCH_KEK is set but empty" in " ".join(result.output.split()), args
+    assert not (h.keys / "dev-kek").exists()
+    # an existing dev-kek file does not rescue an empty variable either
+    monkeypatch.delenv("COUNCILMATCH_KEK")
+    init_keys(h, dev_kek=True)
+    monkeypatch.setenv("COUNCILMATCH_KEK", "   ")
+    with pytest.raises(MissingKEKError, match="set but empty"):
+        load_keyring(h)
+
+
+def test_production_refuses_writing_and_reading_a_dev_kek(tmp_path, monkeypatch) -> None:
+    from anonymise.errors import DevKEKRefusedError
+
+    monkeypatch.delenv("COUNCILMATCH_KEK", raising=False)
+    dev_home = Home(tmp_path / "dev")
+    init_keys(dev_home, dev_kek=True)  # a development home, made before production was switched on
+    monkeypatch.setenv("COUNCILMATCH_PRODUCTION", "1")
+    monkeypatch.setenv("COUNCILMATCH_DEV_KEK", "1")
+    with pytest.raises(DevKEKRefusedError, match="production refuses"):
+        load_keyring(dev_home)
+    fresh = Home(tmp_path / "fresh")
+    with pytest.raises(DevKEKRefusedError, match="production refuses"):
+        init_keys(fresh, dev_kek=True)
+    assert not (fresh.keys / "dev-kek").exists()
+    result = CliRunner().invoke(app, ["keys", "init", "--dev-kek", "--home", str(fresh.root)])
+    assert result.exit_code == 1 and "production refuses" in " ".join(result.output.split())
+    # a home whose settings.yaml says production is refused the same way, without the variable
+    monkeypatch.delenv("COUNCILMATCH_PRODUCTION")
+    load_keyring(dev_home)
+    dev_home.settings_file.write_text("production: true\n")
+    with pytest.raises(DevKEKRefusedError, match="production refuses"):
+        load_keyring(dev_home)
+    monkeypatch.setenv("COUNCILMATCH_PRODUCTION", "1")
+    # with a real KEK production works as before
+    monkeypatch.setenv("COUNCILMATCH_KEK", base64.b64encode(os.urandom(32)).decode())
+    assert init_keys(fresh) == "k1"
+    assert not (fresh.keys / "dev-kek").exists()

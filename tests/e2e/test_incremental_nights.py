@@ -10,7 +10,6 @@ files must be equal to the last bit.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -18,7 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from anonymise import at_rest
 from anonymise.keys import init_keys
+from anonymise.minimise import record_refs, ref_key
 from councilmatch import pipeline
 from councilmatch.home import Home
 from matching.run import collect_flags, link_shard, run_dir
@@ -97,7 +98,7 @@ def _ingest(home: Home, run_id: str) -> None:
 def _link(home: Home, run_id: str, full: bool) -> tuple[pd.DataFrame, dict]:
     tasks = pipeline.plan_link(home, run_id, full=full)
     candidates = sum(link_shard(home, run_id, **t)["candidates"] for t in tasks)
-    planned = json.loads((run_dir(home, run_id) / "plan.json").read_text())
+    planned = at_rest.read_json(run_dir(home, run_id) / "plan.json", home)
     return collect_flags(home, run_id), {**planned, "tasks": len(tasks), "candidates": candidates}
 
 
@@ -137,8 +138,13 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> dict:
                          first[["right_council", "right_dataset", "right_record_id"]].set_axis(["c", "d", "r"], axis=1)])
 
     def flagged_ids(feed_id: str) -> list[str]:
+        """The clear ids (as the feed sends them) of its night-1 records that were flagged; the
+        store and the flags hold keyed references of them (anonymise.minimise)."""
         council, dataset = feed_id.split("/")
-        return sorted(set(flagged[(flagged.c == council) & (flagged.d == dataset)]["r"]))
+        refs = set(flagged[(flagged.c == council) & (flagged.d == dataset)]["r"])
+        ids = pd.Series([r[0] for r in feeds[feed_id].original])
+        keyed = record_refs(ref_key(home), pd.Series([council] * len(ids)), ids)
+        return sorted(set(ids[keyed.isin(refs).to_numpy()]))
 
     rng = np.random.default_rng(7)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from anonymise import at_rest
 from councilmatch.contracts import FLAG_COLUMNS
 from councilmatch.home import Home
 
@@ -39,7 +40,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_flags_carry_the_contract_fields(nights: dict) -> None:
-    flags = pd.read_parquet(nights["home"].flags_path("20261101T020000"))
+    flags = at_rest.read_frame(nights["home"].flags_path("20261101T020000"), home=nights["home"])
     assert len(flags) > 0
     assert set(FLAG_COLUMNS) <= set(flags.columns)
     assert flags["flag_id"].is_unique
@@ -52,12 +53,12 @@ def test_flags_carry_the_contract_fields(nights: dict) -> None:
 
 def test_second_night_creates_no_new_flag(nights: dict) -> None:
     home = nights["home"]
-    first = pd.read_parquet(home.flags_path("20261101T020000")).set_index("flag_id")
-    second = pd.read_parquet(home.flags_path("20261102T020000")).set_index("flag_id")
+    first = at_rest.read_frame(home.flags_path("20261101T020000"), home=home).set_index("flag_id")
+    second = at_rest.read_frame(home.flags_path("20261102T020000"), home=home).set_index("flag_id")
     assert set(second.index) == set(first.index)
     assert (second["first_seen"] == first.loc[second.index, "first_seen"]).all()
     assert (second["last_seen"] > first.loc[second.index, "last_seen"]).all()
-    publish = json.loads((home.runs / "20261102T020000" / "stages" / "publish.json").read_text())
+    publish = at_rest.read_json(home.runs / "20261102T020000" / "stages" / "publish.json", home)
     assert publish["review_store"]["new"] == 0
 
 
@@ -68,22 +69,37 @@ def test_summary_names_feeds_flags_and_stage_times(nights: dict) -> None:
         assert stage in out
     assert "tenancy_two_boroughs" in out
     report = json.loads((nights["home"].reports / "20261101T020000.json").read_text())
-    assert report["flags"] == len(pd.read_parquet(nights["home"].flags_path("20261101T020000")))
+    assert report["flags"] == len(at_rest.read_frame(nights["home"].flags_path("20261101T020000"), home=nights["home"]))
     assert report["totals"]["rows_in"] == report["totals"]["accepted"] + report["totals"]["quarantined"]
     assert report["models"], "the report carries each match type's model parameters"
 
 
 def test_second_night_is_incremental_and_full_is_one_flag_away(nights: dict) -> None:
     home = nights["home"]
-    second = json.loads((home.runs / "20261102T020000" / "plan.json").read_text())
+    second = at_rest.read_json(home.runs / "20261102T020000" / "plan.json", home)
     assert second["types"] and all(t["mode"] == "incremental" for t in second["types"].values())
     assert second["tasks"] == []  # the same extracts as night 1: nothing to link
     third = cli("run", "--run-id", "20261103T020000", "--full", home=home.root)
     assert third.returncode == 0, third.stdout + third.stderr
-    planned = json.loads((home.runs / "20261103T020000" / "plan.json").read_text())
+    planned = at_rest.read_json(home.runs / "20261103T020000" / "plan.json", home)
     assert all(t["mode"] == "full" and t["full_because"] == "requested" and t["retrained"] is None
                for t in planned["types"].values())
     cols = ["flag_id", "match_probability", "evidence", "first_seen"]
-    a = pd.read_parquet(home.flags_path("20261102T020000"))[cols]
-    b = pd.read_parquet(home.flags_path("20261103T020000"))[cols]
+    a = at_rest.read_frame(home.flags_path("20261102T020000"), home=home)[cols]
+    b = at_rest.read_frame(home.flags_path("20261103T020000"), home=home)[cols]
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_each_night_anchors_the_review_audit_trail(nights: dict) -> None:
+    """Every publish signs the audit trail's tip into the run's state (and so its report) and the
+    home's checkpoint file; `audit verify` holds the trail against them."""
+    home = nights["home"]
+    seqs = []
+    for run_id in ("20261101T020000", "20261102T020000"):
+        publish = at_rest.read_json(home.runs / run_id / "stages" / "publish.json", home)
+        checkpoint = publish["audit_checkpoint"]
+        assert len(checkpoint["mac"]) == 64 and checkpoint["seq"] >= 1
+        seqs.append(checkpoint["seq"])
+    assert seqs[0] <= seqs[1]
+    verify = cli("audit", "verify", "--checkpoint", json.dumps(checkpoint), home=home.root)
+    assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr

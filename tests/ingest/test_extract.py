@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -77,22 +78,77 @@ def test_row_problems_are_quarantined_with_exact_reasons(feed, landing, kit) -> 
     path = landing / "e.csv"
     path.write_text(kit.csv_text(rows))
     result = _ingest(feed, path, kit)
+    # nino, postcode, forenames and period_end are not mandatory in this feed: their invalid values
+    # are set to missing and counted, and the row is quarantined only for what makes it unusable
     assert _reasons(result) == {
-        2: "nino: invalid format; postcode: invalid format; dob: not a date in format %d/%m/%Y; period_end: before period_start",
+        2: "dob: not a date in format %d/%m/%Y",
         3: "surname: missing; dob: missing",
         4: "record_id: duplicate; dob: in the future",
         5: "forenames: formula-looking cell; dob: more than 120 years ago",
         6: "address_lines: longer than 500 characters; surname: contains digits",
         7: "surname: no letters",
-        8: "forenames: contains digits; forenames: no letters",
     }
-    assert result.accepted["record_id"].tolist() == ["T1"]
+    assert result.accepted["record_id"].tolist() == ["T1", "T8"]
+    t8 = result.accepted.iloc[1]
+    assert pd.isna(t8.forenames) and pd.isna(t8.first_name) and t8.surname == "SMITH"
     q = result.quarantined.set_index("row_number")
     raw = json.loads(q.loc[5, "raw"])
     assert raw["First Names"] == '=HYPERLINK("http://x")' and raw["TenancyRef"] == "T5"
     assert q.loc[4, "record_id"] == "T1"
     counts = result.manifest()["quarantine_reasons"]
-    assert counts["dob: not a date in format %d/%m/%Y"] == 1 and sum(counts.values()) == 15
+    assert counts["dob: not a date in format %d/%m/%Y"] == 1 and sum(counts.values()) == 10
+    # counted where the row was accepted (T8); row 2's were on a row quarantined for its dob
+    assert result.manifest()["set_missing"] == {"forenames: contains digits": 1, "forenames: no letters": 1}
+    quality = result.quality
+    assert quality["invalid_reasons"]["nino: invalid format"] == 1
+    assert quality["invalid_reasons"]["period_end: before period_start"] == 1
+    assert quality["fields"]["postcode"]["invalid"] == 1 and quality["fields"]["forenames"]["invalid"] == 1
+    assert quality["duplicate_record_ids"] == 1
+
+
+def test_quarantine_invalid_setting_quarantines_a_chosen_optional_field(home, landing, kit) -> None:
+    feed_file = kit.write_feed(home.root)
+    feed_file.write_text(feed_file.read_text() + "quarantine_invalid: [nino]\n")
+    feed = load_feed(feed_file)
+    row = ["T2", "John", "Smith", "01/02/1980", "QQ123456C", "1 High St", "London", "XX", "01/01/2020", ""]
+    path = landing / "e.csv"
+    path.write_text(kit.csv_text([row]))
+    result = _ingest(feed, path, kit)
+    assert _reasons(result) == {1: "nino: invalid format"}
+    assert result.quality["set_missing"] == {}  # the row's postcode problem is on a quarantined row
+
+
+def test_quarantine_invalid_must_name_a_mapped_field(home, kit) -> None:
+    from ingest.feeds import FeedDefinitionError
+
+    feed_file = kit.write_feed(home.root)
+    feed_file.write_text(feed_file.read_text() + "quarantine_invalid: [email]\n")
+    with pytest.raises(FeedDefinitionError, match=r"quarantine_invalid\[0\]: 'email' is not mapped in columns"):
+        load_feed(feed_file)
+
+
+def test_invalid_optional_values_are_set_missing_and_kept_as_sent_for_the_vault(feed, landing, kit) -> None:
+    g = kit.GOOD_ROWS
+    rows = [
+        g[0],
+        ["T2", "John", "Smith", "15/06/1975", "QQ123456C", "1 High St", "London", "NOT A PC", "01/03/2019", "31/02/2021"],
+        g[2],
+    ]
+    path = landing / "e.csv"
+    path.write_text(kit.csv_text(rows))
+    result = _ingest(feed, path, kit)
+    assert result.quarantined.empty and result.accepted["record_id"].tolist() == ["T1", "T2", "T3"]
+    t2 = result.accepted.iloc[1]
+    assert pd.isna(t2.nino) and pd.isna(t2.postcode) and pd.isna(t2.period_end)
+    assert t2.surname == "SMITH" and t2.dob == pd.Timestamp("1975-06-15")
+    assert result.manifest()["set_missing"] == {
+        "nino: invalid format": 1, "period_end: not a date in format %d/%m/%Y": 1, "postcode: invalid format": 1,
+    }
+    vault = result.vault_frame()
+    assert vault.iloc[1]["nino"] == "QQ123456C" and vault.iloc[1]["postcode"] == "NOT A PC"
+    assert vault.iloc[0]["nino"] == "AB123456C" and vault.iloc[1]["dob"] == pd.Timestamp("1975-06-15")
+    # the manifest (written outside the vault) carries counts, never the values
+    assert "QQ123456C" not in json.dumps(result.manifest(), default=str)
 
 
 def test_ragged_rows_are_quarantined_not_fatal(feed, landing, kit) -> None:
@@ -246,7 +302,14 @@ def test_pseudonymised_format_is_left_to_anonymise(home, landing, kit) -> None:
         read_extract(load_feed(path), p)
 
 
-def test_manifest_has_counts_but_no_identifier(feed, landing, kit, home) -> None:
+def test_manifest_has_counts_but_no_identifier(feed, landing, kit, home, monkeypatch) -> None:
+    import base64
+    import os
+
+    from anonymise.keys import init_keys
+
+    monkeypatch.setenv("COUNCILMATCH_KEK", base64.b64encode(os.urandom(32)).decode())
+    init_keys(home)  # manifests are encrypted at rest under the home's keys
     path = landing / "e.csv"
     path.write_text(kit.csv_text([*kit.GOOD_ROWS, ["T4", "Ann", "Jones", "bad", "", "1 Rd", "", "E1 6AN", "01/01/2020", ""]]))
     result = _ingest(feed, path, kit)
@@ -259,7 +322,10 @@ def test_manifest_has_counts_but_no_identifier(feed, landing, kit, home) -> None
         assert value not in text
     written = write_manifest(home, m)
     assert written == home.manifests / "E09000007" / "tenancy" / f"{result.extract_id}.json"
-    assert read_manifests(home, "E09000007/tenancy") == [json.loads(written.read_text())]
+    from anonymise import at_rest
+
+    assert read_manifests(home, "E09000007/tenancy") == [at_rest.read_json(written, home)]
+    assert b"rows_in" not in written.read_bytes()  # encrypted at rest
     assert not [p for p in written.parent.iterdir() if p.name.startswith(".")]
 
 
@@ -303,3 +369,31 @@ def test_only_ragged_rows_gives_an_empty_canonical_frame(feed, landing, kit) -> 
     result = _ingest(feed, path, kit)
     assert result.accepted.empty and list(result.accepted.columns) == list(CANONICAL_COLUMNS)
     assert _reasons(result) == {1: "row: expected 10 fields, found 2", 2: "row: expected 10 fields, found 1"}
+
+
+def test_optional_dob_and_previous_surname_problems_do_not_hide_the_record(home, landing) -> None:
+    """Council tax: dob is optional there; a digit in a previous surname or an impossible optional date
+    of birth is set to missing, while the same problem in a mandatory field still quarantines."""
+    from ingest.feed import FeedDefinition
+
+    feed = FeedDefinition(
+        council="E09000007", dataset="electoral_register", date_format="%d/%m/%Y",
+        columns={"record_id": "Ref", "forenames": "First", "surname": "Last", "previous_surname": "Prev",
+                 "dob": "DOB", "address_lines": "Addr", "postcode": "PC"},
+        mandatory=["record_id", "forenames", "surname", "address_lines", "postcode"],
+    )
+    path = landing / "er.csv"
+    path.write_text("Ref,First,Last,Prev,DOB,Addr,PC\n"
+                    "E1,Ann,Jones,Sm1th,31/02/1980,1 High St,E1 6AN\n"
+                    "E2,Bob,K1ng,,01/01/1970,2 High St,E1 6AN\n"
+                    "E3,Cy,Lee,,01/01/2099,3 High St,E1 6AN\n")
+    result = ingest_extract(feed, path, today=dt.date(2026, 11, 25))
+    assert _reasons(result) == {2: "surname: contains digits"}
+    acc = result.accepted.set_index("record_id")
+    assert pd.isna(acc.loc["E1", "previous_surname"]) and pd.isna(acc.loc["E1", "dob"]) and pd.isna(acc.loc["E3", "dob"])
+    assert result.quality["set_missing"] == {
+        "dob: in the future": 1, "dob: not a date in format %d/%m/%Y": 1, "previous_surname: contains digits": 1,
+    }
+    vault = result.vault_frame().set_index("record_id")
+    assert (vault.loc["E1", "previous_surname"], vault.loc["E1", "dob"]) == ("Sm1th", "31/02/1980")
+    assert vault.loc["E3", "dob"] == "01/01/2099"

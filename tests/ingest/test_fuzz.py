@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from ingest.extract import ingest_extract
 from ingest.feed import FeedDefinition
 from ingest.read import ExtractError
-from ingest.validate import NINO_PATTERN, POSTCODE_PATTERN
+from ingest.validate import NINO_PATTERN, POSTCODE_PATTERN, has_control_characters
 
 FEED = FeedDefinition(
     council="E09000007", dataset="payroll", date_format="%d/%m/%Y",
@@ -28,7 +28,8 @@ HEADER = ["Ref", "First", "Last", "DOB", "NINO", "PC", "Start", "Pay", "Tel"]
 cell = st.one_of(
     st.text(max_size=12),
     st.sampled_from(["", "01/02/1980", "31/02/1980", "AB123456C", "ab 12 34 56 c", "TN123456A", "sw1a1aa",
-                     "=1+1", "+SUM(A1)", "-12.50", "Zoë O'Brien", "07700 900123", "R1", "R1"]),
+                     "=1+1", "+SUM(A1)", "-12.50", "Zoë O'Brien", "07700 900123", "R1", "R1",
+                     "R\x002", "Sm\x1bith", "R\u202e3", "Jo\u200bnes", "\x85"]),
 )
 rows = st.lists(st.lists(cell, min_size=len(HEADER), max_size=len(HEADER)), min_size=1, max_size=25)
 
@@ -58,6 +59,8 @@ def test_any_cells_reconcile_and_accepted_rows_are_standard(tmp_path: Path, data
     assert acc["dob"].notna().all() and acc["period_start"].notna().all()
     assert (acc["dob"] <= pd.Timestamp.today()).all()
     assert result.quarantined["reasons"].str.len().gt(0).all()
+    for column in ("record_id", "forenames", "surname", "nino", "postcode", "phone"):  # control chars quarantined
+        assert not has_control_characters(acc[column].astype("string[pyarrow]")).any(), column
     again = ingest_extract(FEED, path)
     pd.testing.assert_frame_equal(result.accepted, again.accepted)
     pd.testing.assert_frame_equal(result.quarantined, again.quarantined)

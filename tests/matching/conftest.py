@@ -64,7 +64,7 @@ def pseudo(records: list[dict], dataset: str = "tenancy", council: str = "E09000
             "t_forename_canon": token("forename_canon", r.get("nickname_of", fn)),
             "t_forename_phon": token("name_phonetic", _phon(fn)),
             "t_surname_phon": token("name_phonetic", _phon(sn)),
-            "t_initial": token("initial", fn and fn[0]),
+            "t_initial": token("name", fn and fn[0]),
             "t_name_sorted": token("name_sorted", fn and sn and " ".join(sorted([fn, sn]))),
             "t_postcode": token("postcode", pc),
             "t_pc_sector": token("postcode_sector", pc and pc[:-2]),
@@ -143,11 +143,26 @@ def tenancy_population(n_people: int = 600, n_double: int = 40, seed: int = 1) -
     return pseudo(records, "tenancy"), truth
 
 
+@pytest.fixture(autouse=True)
+def _kek_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store is encrypted at rest: every test gets its own KEK from the environment."""
+    import base64
+    import os
+
+    monkeypatch.setenv("COUNCILMATCH_KEK", base64.b64encode(os.urandom(32)).decode())
+    monkeypatch.delenv("AIRFLOW_CONN_COUNCILMATCH_KEK", raising=False)
+    monkeypatch.delenv("AIRFLOW_HOME", raising=False)
+
+
 def write_extract(home, frame: pd.DataFrame, extract_id: str = "20260101T000000-x") -> None:
+    """Hand-made frames go into the (encrypted) store as they are: these tests pin the linkage."""
+    from anonymise import at_rest
+    from anonymise.keys import ensure_keyring
+
+    ensure_keyring(home)
     for (ds, council), part in frame.groupby(["dataset", "council"]):
         path = home.pseudonymised_path(ds, council, extract_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part.assign(extract_id=extract_id).to_parquet(path, index=False)
+        at_rest.write_frame(path, part.assign(extract_id=extract_id), home)
 
 
 @pytest.fixture

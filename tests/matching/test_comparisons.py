@@ -29,11 +29,12 @@ def test_forename_nickname_and_phonetic(make_frame):
 
 
 def test_dob_levels(make_frame):
-    left = [{"dob": "1980-03-04"}, {"dob": "1980-03-04"}, {"dob": "1980-03-04"}, {"dob": "1980-03-04"}, {}]
+    left = [{"dob": "1980-03-04"}] * 7 + [{}]
     right = [{"dob": "1980-03-04"}, {"dob": "1980-04-03"}, {"dob": "1980-11-20"}, {"dob": "1975-03-04"},
-             {"dob": "1980-03-04"}]
+             {"dob": "1980-03-14"}, {"dob": "1980-09-04"}, {"dob": "1975-11-20"}, {"dob": "1980-03-04"}]
     assert _levels(date_of_birth(), left, right, make_frame) == [
-        "exact", "transposed", "same year", "different", "missing"]
+        "exact", "transposed", "same year", "one part differs", "one part differs", "one part differs",
+        "different", "missing"]
 
 
 def test_address_and_postcode_levels(make_frame):

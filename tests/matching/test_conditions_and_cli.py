@@ -62,7 +62,10 @@ def test_evaluate_csv_dedupe_last_line(tmp_path):
     assert float(fields["f1"]) > 0.8 and int(fields["pairs"]) > 0
 
 
-def test_evaluate_synthetic_scores_per_match_type_and_near_misses(tmp_path):
+def test_evaluate_synthetic_scores_per_match_type_and_near_misses(tmp_path, monkeypatch):
+    import base64
+    import os
+
     from councilmatch.home import Home
 
     home = Home.resolve(tmp_path)
@@ -81,8 +84,15 @@ def test_evaluate_synthetic_scores_per_match_type_and_near_misses(tmp_path):
                           ("tenancy_two_boroughs", "A", "tenancy", "8", "B", "tenancy", "9"),
                           ("blue_badge_deceased", "A", "blue_badge", "5", "central", "deceased", "6")],
                          columns=["match_type"] + refs)
-    home.flags.mkdir(parents=True)
-    flags.to_parquet(home.flags / "20260101T000000.parquet")
+    from anonymise import at_rest
+    from anonymise.keys import init_keys
+    from anonymise.minimise import record_refs, ref_key
+
+    monkeypatch.setenv("COUNCILMATCH_KEK", base64.b64encode(os.urandom(32)).decode())
+    init_keys(home)
+    for side in ("left", "right"):  # flags carry the store's keyed record references
+        flags[f"{side}_record_id"] = record_refs(ref_key(home), flags[f"{side}_council"], flags[f"{side}_record_id"])
+    at_rest.write_frame(home.flags / "20260101T000000.parquet", flags, home)
     rep = evaluate_synthetic(home)
     assert rep.per_type["blue_badge_deceased"].f1 == 1.0
     t = rep.per_type["tenancy_two_boroughs"]

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from anonymise import at_rest
 from councilmatch.settings import Models
 from matching import incremental as inc
 from matching.model import agreement_patterns, total_variation
@@ -19,7 +20,7 @@ def _night(home, run_id, settings=None, **kw):
     for t in tasks:
         link_shard(home, run_id, **t)
     flags = collect_flags(home, run_id)
-    return flags, json.loads((run_dir(home, run_id) / "plan.json").read_text())["types"]["tenancy_two_boroughs"]
+    return flags, at_rest.read_json(run_dir(home, run_id) / "plan.json", home)["types"]["tenancy_two_boroughs"]
 
 
 def _resend(home, frame, extract_id, council="E09000002"):
@@ -27,17 +28,17 @@ def _resend(home, frame, extract_id, council="E09000002"):
     part = frame[frame.council == council]
     path = home.pseudonymised_path("tenancy", council, extract_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    part.assign(extract_id=extract_id).to_parquet(path, index=False)
+    at_rest.write_frame(path, part.assign(extract_id=extract_id), home)
 
 
 def _frame(home, council="E09000002"):
-    return pd.read_parquet(next((home.pseudonymised / "tenancy" / council).glob("*.parquet")))
+    return at_rest.read_frame(next((home.pseudonymised / "tenancy" / council).glob("*.parquet")), home=home)
 
 
 def test_model_is_saved_self_describing_and_reused(tenancy_home):
     home, _ = tenancy_home
     first, t1 = _night(home, "20260101T020000")
-    saved = json.loads(inc.model_path(home, "tenancy_two_boroughs").read_text())
+    saved = at_rest.read_json(inc.model_path(home, "tenancy_two_boroughs"), home)
     assert saved["settings"]["id"] == "tenancy_two_boroughs" and saved["settings"]["linkage"]["blocking"]
     assert saved["settings_hash"] == inc.settings_hash(
         __import__("matching.matchtype", fromlist=["x"]).load_matchtypes(home)["tenancy_two_boroughs"])
@@ -49,7 +50,7 @@ def test_model_is_saved_self_describing_and_reused(tenancy_home):
     assert t2["retrained"] is None and t2["model_id"] == t1["model_id"] and t2["age_days"] == 2
     assert t2["mode"] == "incremental" and t2["dirty_left"] == t2["dirty_right"] == 0
     assert set(second.flag_id) == set(first.flag_id)
-    report_model = json.loads((run_dir(home, "20260103T020000") / "model" / "tenancy_two_boroughs.json").read_text())
+    report_model = at_rest.read_json(run_dir(home, "20260103T020000") / "model" / "tenancy_two_boroughs.json", home)
     assert report_model["reuse"]["trained_run"] == "20260101T020000"
     from councilmatch.report import build_run_report, render_html
 
@@ -67,7 +68,7 @@ def test_retrained_on_schedule_and_then_relinked_in_full(tenancy_home):
     _, t3 = _night(home, "20260108T020000", Models(retrain_days=7))
     assert t3["retrained"].startswith("scheduled: model is 7 days old")
     assert t3["mode"] == "full" and t3["full_because"] == "new model"
-    saved = json.loads(inc.model_path(home, "tenancy_two_boroughs").read_text())
+    saved = at_rest.read_json(inc.model_path(home, "tenancy_two_boroughs"), home)
     assert saved["trained_run"] == "20260108T020000"
 
 
@@ -145,10 +146,46 @@ def test_an_extract_rewritten_in_place_is_not_taken_as_unchanged(tenancy_home):
     home, _ = tenancy_home
     _night(home, "20260101T020000")
     path = next((home.pseudonymised / "tenancy" / "E09000002").glob("*.parquet"))
-    frame = pd.read_parquet(path)
+    frame = at_rest.read_frame(path, home=home)
     frame.loc[frame.index[:5], "period_end"] = pd.Timestamp("2026-01-01")
-    frame.to_parquet(path, index=False)
+    at_rest.write_frame(path, frame, home)
     _, t2 = _night(home, "20260102T020000")
     assert t2["mode"] == "incremental" and t2["dirty_left"] + t2["dirty_right"] >= 5
     _, t3 = _night(home, "20260103T020000")
     assert t3["dirty_left"] + t3["dirty_right"] == 0
+
+
+def test_incremental_state_is_encrypted_at_rest_and_a_planted_model_is_refused(tenancy_home):
+    """The saved model, its TF tables, the run's record index, carried flags and dirty rows are
+    encrypted like every store file; an attacker who swaps in a plain model file (say, with
+    m/u chosen to hide a pair) gets a re-trained model, not theirs."""
+    home, _ = tenancy_home
+    _night(home, "20260101T020000")
+    frame = _frame(home)
+    changed = frame.copy()
+    changed.loc[changed.index[:3], "period_end"] = pd.Timestamp("2026-01-01")
+    _resend(home, changed, "20260102T000000-x")
+    _, t2 = _night(home, "20260102T020000")
+    assert t2["mode"] == "incremental" and t2["dirty_left"] + t2["dirty_right"] >= 3
+    run = run_dir(home, "20260102T020000")
+    parquet = [inc.tf_path(home, "tenancy_two_boroughs"), run / "records.parquet",
+               run / "shards" / "tenancy_two_boroughs-carried.parquet",
+               run / "dirty" / "tenancy_two_boroughs.parquet", run / "model" / "tenancy_two_boroughs.tf.parquet"]
+    for path in parquet:
+        assert path.exists() and at_rest.is_encrypted_parquet(path), path
+        with pytest.raises(Exception):
+            pd.read_parquet(path)  # no key, no read
+    assert not list(run.glob("dirty/*.npz"))
+    model = inc.model_path(home, "tenancy_two_boroughs")
+    raw = model.read_bytes()
+    assert b"settings_hash" not in raw and b"m_probabilities" not in raw and raw[:1] != b"{"
+    # the attacker's plain JSON in its place: refused, so the night re-trains
+    saved = at_rest.read_json(model, home)
+    model.write_text(json.dumps(saved))
+    assert inc.load_saved(home, "tenancy_two_boroughs") is None
+    # another match type's (encrypted) model moved into its place: refused too
+    at_rest.write_json(inc.models_dir(home) / "other.json", {**saved, "match_type": "other"}, home)
+    (inc.models_dir(home) / "other.json").replace(model)
+    assert inc.load_saved(home, "tenancy_two_boroughs") is None
+    _, t3 = _night(home, "20260103T020000")
+    assert t3["retrained"] == "no saved model" and t3["mode"] == "full"

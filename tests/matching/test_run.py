@@ -30,7 +30,9 @@ def test_flags_find_planted_tenancies_and_shards_do_not_matter(tenancy_home):
     assert len(found & truth) >= 0.95 * len(truth)
     assert len(found - truth) <= 2
     # the model was trained once and saved with m, u and weights per level
-    model = json.loads((home.runs / "20260101T000000" / "model" / "tenancy_two_boroughs.json").read_text())
+    from anonymise import at_rest
+
+    model = at_rest.read_json(home.runs / "20260101T000000" / "model" / "tenancy_two_boroughs.json", home)
     assert 0 < model["lambda"] < 1
     dob = next(c for c in model["comparisons"] if c["name"] == "dob")
     assert dob["levels"][0]["weight"] > 5 > dob["levels"][-1]["weight"]

@@ -97,7 +97,7 @@ def test_holder_with_mistyped_forename_is_not_another_adult(tmp_path, make_frame
     pairwise = "\n".join(line for line in text.splitlines() if not line.startswith("left_person_missing"))
     pairwise = pairwise.replace("{use: name, field: forename, initial: true}", "{use: name, field: forename}")
     mt = parse_matchtype(pairwise, "override")
-    assert mt.left_person_missing is None and not any(c.initial for c in mt.person.comparisons)
+    assert mt.left_person_missing is None and not any(getattr(c, "initial", False) for c in mt.person.comparisons)
     home.matchtypes.mkdir(parents=True, exist_ok=True)
     (home.matchtypes / "spd_other_adult.yaml").write_text(pairwise, encoding="utf-8")
     got = _spd_flags(home, "20260106T000000")

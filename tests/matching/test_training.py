@@ -6,7 +6,7 @@ import pytest
 
 from matching.em import EMSettings, fit_m, project_monotone
 from matching.linker import DegenerateFit, LinkInputs, train
-from matching.matchtype import ComparisonRef, Linkage, MatchType
+from matching.matchtype import COMPARISON_SETTINGS, Linkage, MatchType
 from matching.model import FittedModel
 from matching.training import caps_for, deterministic_matches
 
@@ -79,8 +79,8 @@ def _match_type(linkage: Linkage) -> MatchType:
 
 
 LINKAGE = dict(blocking=[["t_dob"], ["t_surname"], ["t_forename", "t_yob"]],
-               comparisons=[ComparisonRef(use="name", field="forename"), ComparisonRef(use="name", field="surname"),
-                            ComparisonRef(use="date_of_birth")], threshold=0.5, m_from="em")
+               comparisons=[COMPARISON_SETTINGS.validate_python(c) for c in (
+                   {"use": "name", "field": "forename"}, {"use": "name", "field": "surname"}, {"use": "date_of_birth"})], threshold=0.5, m_from="em")
 
 
 def test_trained_model_passes_its_fit_check_and_is_bounded():
@@ -148,3 +148,21 @@ def test_degenerate_fit_falls_back_to_documented_priors(monkeypatch):
     assert model.fit_check.fallback and not model.fit_check.passed
     assert model.fit_check.reasons
     assert model.to_json()["fit_check"]["fallback"] is True
+
+
+def test_a_misplaced_comparison_key_is_an_error_naming_it():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="same_year"):
+        Linkage(blocking=[["t_nino"]], comparisons=[{"use": "address", "same_year": False}])
+    with pytest.raises(ValidationError, match="no level"):
+        Linkage(blocking=[["t_nino"]], comparisons=[{"use": "name", "field": "surname", "m": {"exactly": 0.9}}])
+
+
+def test_level_thresholds_and_starting_m_come_from_yaml():
+    lk = Linkage(blocking=[["t_surname"]], comparisons=[
+        {"use": "name", "field": "surname", "near": 0.9, "m": {"exact": 0.7}}])
+    comp = lk.built()[0]
+    near = next(lv for lv in comp.levels if lv.label == "near spelling")
+    assert near.test.threshold == 0.9 and "0.9" in near.description
+    assert lk.m_starts()[0][0] == 0.7

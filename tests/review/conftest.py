@@ -10,11 +10,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import uuid
 from pathlib import Path
 
 import pytest
 
+from review import audit
 from review.auth import add_user
 from review.db import engine_for, fresh_database, normalise_url, writing
 from review.demo import make_flags
@@ -61,6 +63,7 @@ def db_url(request, tmp_path, pg_admin_url):  # noqa: ANN001, ANN201
     if pg_admin_url is None:
         pytest.skip("no PostgreSQL: set COUNCILMATCH_TEST_PG_URL or install postgresql")
     url, drop = fresh_database(pg_admin_url, "review_" + uuid.uuid4().hex[:12])
+    audit.bind(url, tmp_path)  # the audit key and checkpoints: outside the database
     yield url
     drop()
 
@@ -91,6 +94,15 @@ def template_db(tmp_path_factory):  # noqa: ANN001, ANN201
     return path
 
 
+def copy_store(template: Path, target_dir: Path) -> str:
+    """A copy of a SQLite review store with its audit key and checkpoints (which live beside it)."""
+    shutil.copy(template, target_dir / "review.db")
+    shutil.copytree(template.parent / "keys", target_dir / "keys", dirs_exist_ok=True)
+    if (template.parent / audit.CHECKPOINTS_FILE).exists():
+        shutil.copy(template.parent / audit.CHECKPOINTS_FILE, target_dir / audit.CHECKPOINTS_FILE)
+    return f"sqlite:///{target_dir / 'review.db'}"
+
+
 def add_users(db_url: str, *specs: tuple[str, str, str]) -> None:
     from review.db import migrate
     migrate(db_url)
@@ -116,4 +128,5 @@ def h():  # noqa: ANN201
     """Helpers and constants (tests cannot import conftest under --import-mode=importlib)."""
     from types import SimpleNamespace
     return SimpleNamespace(add_users=add_users, csrf_of=csrf_of, sign_in=sign_in, PASSWORD=PASSWORD,
+                           copy_store=copy_store,
                            CAMDEN=CAMDEN, HACKNEY=HACKNEY, ISLINGTON=ISLINGTON)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
+import secrets
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,7 +16,7 @@ from review.db import engine_for, reading
 from review.models import AuditEntry
 from sqlalchemy import select
 
-SECRET = "test-secret-key-for-sessions-only"
+SECRET = secrets.token_urlsafe(32)
 
 
 class FakeVault:
@@ -36,10 +36,8 @@ def vault():  # noqa: ANN201
 
 
 @pytest.fixture
-def app_url(template_db, tmp_path):  # noqa: ANN001, ANN201
-    target = tmp_path / "review.db"
-    shutil.copy(template_db, target)
-    url = f"sqlite:///{target}"
+def app_url(template_db, tmp_path, h):  # noqa: ANN001, ANN201
+    url = h.copy_store(template_db, tmp_path)
     yield url
     engine_for(url).dispose()
 
@@ -216,17 +214,18 @@ def test_roles_assign_and_admin(client, h, flags):
     assert r.status_code == 303
     assert "Assigned to cam_inv2" in client.get(f"/flags/{fid}").text
     client.cookies.clear()
-    h.sign_in(client, "admin")
+    h.sign_in(client, "admin")  # Islington's admin: Islington's users only
     page = client.get("/admin/users")
-    assert page.status_code == 200 and "cam_inv2" in page.text
+    assert page.status_code == 200 and "cam_inv2" not in page.text and "hack_inv" not in page.text
     r = client.post("/admin/users", follow_redirects=False,
-                    data={"csrf_token": h.csrf_of(page.text), "username": "newbie", "council": h.HACKNEY,
+                    data={"csrf_token": h.csrf_of(page.text), "username": "newbie", "council": h.ISLINGTON,
                           "role": "investigator", "password": "short"})
     assert r.status_code == 400 and "at least 10" in r.text
     r = client.post("/admin/users", follow_redirects=False,
-                    data={"csrf_token": h.csrf_of(page.text), "username": "newbie", "council": h.HACKNEY,
+                    data={"csrf_token": h.csrf_of(page.text), "username": "newbie", "council": h.ISLINGTON,
                           "role": "investigator", "password": "long enough password"})
     assert r.status_code == 303
+    assert "newbie" in client.get("/admin/users").text
     client.cookies.clear()
     assert h.sign_in(client, "newbie", "long enough password").status_code == 303
 

@@ -35,7 +35,7 @@ def test_migrate_is_idempotent_and_creates_tables(db_url):
     review_db._migrated.clear()
     migrate(db_url)  # second run at head: no error, nothing changes
     with reading(db_url) as s:
-        assert s.execute(text("select version_num from alembic_version")).scalar_one() == "0002"
+        assert s.execute(text("select version_num from alembic_version")).scalar_one() == "0003"
         assert s.execute(select(ReviewItem)).first() is None
 
 
@@ -227,3 +227,15 @@ def test_audit_chain_detects_deleted_entries(db_url, flags):
         s.execute(text("delete from audit_log where seq = 1"))
     with reading(db_url) as s:
         assert any("entry 2" in p for p in audit.verify(s).problems)
+
+
+def test_one_flag_with_a_nul_cannot_lose_the_nights_publish(db_url, flags):
+    """Attack (issue 10, item 8): a NUL in one record id made PostgreSQL refuse the whole publish."""
+    bad = flags.copy()
+    bad.loc[3, "left_record_id"] = "T\x0012"
+    bad.loc[5, "evidence"] = '{"surname": {"level": "exact\\u0000", "weight": 1.0}}'
+    counts = store.publish_flags(db_url, bad)
+    assert counts == {"new": 88, "updated": 0, "unchanged": 0, "reopened": 0, "rejected": 2}
+    with reading(db_url) as s:
+        assert s.execute(select(text("count(*)")).select_from(ReviewItem)).scalar_one() == 88
+        assert s.get(ReviewItem, bad["flag_id"][3]) is None

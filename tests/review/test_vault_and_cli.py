@@ -67,13 +67,20 @@ def test_cli_users_add_and_audit_verify(home, flags):
 
 
 def test_cli_publish_reports_counts_and_bad_files(home, flags, tmp_path):
+    from anonymise import at_rest
+    from anonymise.keys import init_keys
+
+    init_keys(home)  # flags files are encrypted at rest under the home's keys
     runner = CliRunner()
     path = tmp_path / "run.parquet"
     flags.to_parquet(path)
     r = runner.invoke(cli_app, ["review", "publish", str(path), "--home", str(home.root)])
+    assert r.exit_code != 0 and "not an encrypted councilmatch file" in str(r.exception or r.output)
+    at_rest.write_frame(path, flags, home)
+    r = runner.invoke(cli_app, ["review", "publish", str(path), "--home", str(home.root)])
     assert r.exit_code == 0 and "new=90" in r.output
     r = runner.invoke(cli_app, ["review", "publish", str(path), "--home", str(home.root)])
     assert "new=0 updated=0 unchanged=90" in r.output
-    flags.drop(columns=["priority"]).to_parquet(path)
+    at_rest.write_frame(path, flags.drop(columns=["priority"]), home)
     r = runner.invoke(cli_app, ["review", "publish", str(path), "--home", str(home.root)])
     assert r.exit_code == 2 and "priority" in r.output and str(path) in r.output

@@ -1,0 +1,207 @@
+"""Placeholder values: what a council system writes when it does not know the real value.
+
+One detector shared by the data-quality profile (``ingest.quality``: how many placeholders
+a feed sends) and by record linkage (which treats a placeholder as missing, so that two
+people who both have date of birth 01/01/1900 or NINO 'UNKNOWN' are not "agreeing").
+
+``placeholder_mask(values, kind)`` returns True where a value is a placeholder. The rule:
+
+1. **Tokens** (every kind but 'date'): the value, upper-cased with everything but letters
+   and digits removed, is one of ``PLACEHOLDER_TOKENS`` ('UNKNOWN', 'N/A', 'NONE', 'NULL',
+   'TBC', 'NOT KNOWN', ...) or is empty (a cell of only punctuation such as '-', '?', '.').
+   For 'id': a value whose digits are all one digit (at least 4 of them: '000000', 'AA000000A',
+   '07000000000', '99999999') and an email whose local part is a token ('none@none.com').
+2. **Sentinel dates** ('date'): 01/01/1900, 31/12/1899, 30/12/1899 (spreadsheet day 0),
+   01/01/1800, 01/01/1901, 01/01/1970 (Unix day 0), 31/12/9999, 31/12/2999, 01/01/2100.
+3. **1 January over-represented** ('date'): in a year holding at least ``MIN_COUNT`` dates on
+   1 January and where 1 January holds more than ``JAN1_FACTOR`` times its fair share
+   (1/365) of that year's dates, every 1 January of that year is a placeholder ("year known,
+   day not"): its day and month carry no evidence.
+4. **A value far more frequent than the rest** (every kind): sort the value counts
+   c1 >= c2 >= ...; the top k values (k <= ``MAX_FREQUENT``) are placeholders when
+   c_k >= ``MIN_COUNT`` and c_k >= ``FREQUENCY_RATIO`` x c_(k+1) (a gap of ten times),
+   i.e. a value used a hundred times where the next most common is used five times.
+   Real skews (SMITH 1.3% vs JONES 0.8% of surnames) are nowhere near a ten-fold gap.
+
+Missing values are never placeholders. The rules are vectorised (value counts and Arrow
+string kernels, no per-row Python). The mask never says *which* value was the placeholder
+to its callers' outputs: profiles count, they do not list values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: Normalised (upper case, letters and digits only) spellings of "not known".
+PLACEHOLDER_TOKENS: frozenset[str] = frozenset({
+    "UNKNOWN", "UNK", "UNKN", "NK", "NOTKNOWN", "NA", "NONE", "NULL", "NIL", "NOTAPPLICABLE", "NOTGIVEN",
+    "NOTPROVIDED", "NOTSTATED", "NOTRECORDED", "NOTSUPPLIED", "NOTAVAILABLE", "REFUSED", "DECLINED",
+    "TBC", "TBA", "TBD", "XX", "XXX", "XXXX", "ZZZ", "ZZZZ", "DUMMY", "TEST", "NOEMAIL", "NONAME",
+    "NOFIXEDABODE", "NFA", "NOTHING", "BLANK", "EMPTY", "MISSING", "ANON", "ANONYMOUS",
+})
+SENTINEL_DATES: tuple[str, ...] = (
+    "1900-01-01", "1899-12-31", "1899-12-30", "1800-01-01", "1901-01-01", "1970-01-01",
+    "9999-12-31", "2999-12-31", "2100-01-01",
+)
+KINDS: tuple[str, ...] = ("date", "name", "text", "id")
+#: Rule 4: a top value this many times more frequent than the next is a placeholder ...
+FREQUENCY_RATIO = 10.0
+#: ... if it occurs at least this often (also rule 3's minimum).
+MIN_COUNT = 10
+#: Rule 4 looks at no more than this many top values.
+MAX_FREQUENT = 5
+#: Rule 3: 1 January holding more than this many times its fair share of a year's dates.
+JAN1_FACTOR = 10.0
+
+
+_SEP = "[^A-Za-z0-9]*"
+#: One RE2 pass (case-insensitive): a token with any separators around or inside ('N/A', 'not-known',
+#: ' n.a. '), or nothing but separators ('-', '?', '.').
+_TOKEN_RE = "^" + _SEP + "(?:" + "|".join(_SEP.join(t) for t in sorted(PLACEHOLDER_TOKENS)) + ")?" + _SEP + "$"
+_EMAIL_SEP = "[^A-Za-z0-9@]*"
+_EMAIL_RE = "^" + _EMAIL_SEP + "(?:" + "|".join(_EMAIL_SEP.join(t) for t in sorted(PLACEHOLDER_TOKENS)) + ")" + _EMAIL_SEP + "@"
+_ND = "[^0-9]*"
+#: Digits all one digit (at least 4: '000000', 'AA000000A'), or a phone's 0 / 07 then one digit repeated.
+_SAME_DIGITS_RE = "|".join(
+    [f"^{_ND}(?:{d}{_ND}){{4,}}$" for d in "0123456789"]
+    + [f"^{_ND}0{_ND}(?:{d}{_ND}){{8,}}$" for d in "123456789"]
+    + [f"^{_ND}0{_ND}7{_ND}(?:{d}{_ND}){{8,}}$" for d in "019"]
+)
+
+
+def _matches(arr: pa.Array, pattern: str, ignore_case: bool = False) -> np.ndarray:
+    hit = pc.match_substring_regex(arr, pattern=pattern, ignore_case=ignore_case)
+    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+
+
+def _token_mask(values: pd.Series, kind: str) -> np.ndarray:
+    """Rule 1 in one or two Arrow regex passes (no per-value Python, no rewriting of the values)."""
+    present = values.notna().to_numpy()
+    arr = values.astype("string[pyarrow]").array._pa_array.combine_chunks()  # noqa: SLF001
+    hit = _matches(arr, _TOKEN_RE, ignore_case=True)
+    if kind == "name":  # 'Na' is a real surname; 'N/A' (standardised 'N A') is not
+        hit &= ~_matches(arr, "^\\s*[Nn][Aa]\\s*$")
+    if kind == "id":
+        hit |= _matches(arr, _SAME_DIGITS_RE) | _matches(arr, _EMAIL_RE, ignore_case=True)
+    return hit & present
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    return pd.to_datetime(values.astype("string"), errors="coerce", format="ISO8601")
+
+
+def _date_mask(values: pd.Series) -> np.ndarray:
+    dates = _dates(values)
+    present = dates.notna().to_numpy()
+    sentinel = dates.isin(pd.to_datetime(list(SENTINEL_DATES[:-3]))).to_numpy()  # in datetime64[ns] range
+    # far-future sentinels (9999, 2999) do not fit datetime64[ns]; text input may carry them
+    if not pd.api.types.is_datetime64_any_dtype(values):
+        text = values.astype("string[pyarrow]").str.strip()
+        far = text.str.slice(0, 10).isin(SENTINEL_DATES).fillna(False).to_numpy(dtype=bool)
+        sentinel |= far
+        present |= far
+    sentinel |= (dates == pd.Timestamp("2100-01-01")).fillna(False).to_numpy(dtype=bool)
+    jan1 = ((dates.dt.month == 1) & (dates.dt.day == 1)).fillna(False).to_numpy(dtype=bool)
+    if jan1.sum() >= MIN_COUNT:
+        years = dates.dt.year
+        per_year = years.value_counts()
+        jan1_per_year = years[jan1].value_counts()
+        share = (jan1_per_year / per_year.reindex(jan1_per_year.index)).astype(float)
+        bad_years = share.index[(jan1_per_year >= MIN_COUNT) & (share > JAN1_FACTOR / 365.25)]
+        sentinel |= jan1 & years.isin(bad_years).to_numpy()
+    return sentinel & present
+
+
+def _top_counts(values: pd.Series) -> tuple[np.ndarray, object]:
+    """The highest value counts (descending, at most MAX_FREQUENT + 1) and a function giving the
+    mask of rows holding the top k values. Text is counted by Arrow (hashing without Python objects)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        counts = values.value_counts(sort=True)
+        top = counts.to_numpy()[: MAX_FREQUENT + 1]
+        return top, lambda k: values.isin(counts.index[:k]).to_numpy(dtype=bool)
+    arr = pa.chunked_array([values.astype("string[pyarrow]").array._pa_array.combine_chunks()])  # noqa: SLF001
+    vc = pc.value_counts(arr.combine_chunks())
+    keep = pc.is_valid(vc.field("values")).to_numpy(zero_copy_only=False)
+    counts = vc.field("counts").to_numpy(zero_copy_only=False)[keep]
+    distinct = vc.field("values").filter(pa.array(keep))
+    order = np.argsort(-counts, kind="stable")[: MAX_FREQUENT + 1]
+    top = counts[order]
+    return top, lambda k: pc.fill_null(pc.is_in(arr, value_set=distinct.take(pa.array(order[:k]))), False).to_numpy()
+
+
+def _frequent_mask(values: pd.Series) -> np.ndarray:
+    present = values.notna().to_numpy()
+    if present.sum() < MIN_COUNT:
+        return np.zeros(len(values), dtype=bool)
+    top, holding = _top_counts(values)
+    if len(top) == 0 or top[0] < MIN_COUNT:
+        return np.zeros(len(values), dtype=bool)
+    nxt = np.append(top[1:], 0)
+    gaps = np.flatnonzero((top >= MIN_COUNT) & (top >= FREQUENCY_RATIO * nxt))
+    gaps = gaps[gaps < MAX_FREQUENT]
+    if not len(gaps):
+        return np.zeros(len(values), dtype=bool)
+    return np.asarray(holding(int(gaps[0]) + 1), dtype=bool) & present
+
+
+def placeholder_mask(values: pd.Series, kind: str) -> pd.Series:
+    """True where a value of a standardised field is a placeholder (see the module docstring).
+
+    ``kind``: 'date' (datetime64, or ISO text), 'name', 'text' (addresses, postcodes, free
+    text) or 'id' (NINO, UPRN, phone, email, bank details, record ids). Missing is never a
+    placeholder. The result is a bool Series on ``values.index``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown placeholder kind {kind!r}; one of {', '.join(KINDS)}")
+    if len(values) == 0:
+        return pd.Series(np.zeros(0, dtype=bool), index=values.index)
+    if kind == "date":
+        mask = _date_mask(values)
+        mask |= _frequent_mask(_dates(values))
+    else:
+        mask = _token_mask(values, kind)
+        mask |= _frequent_mask(values.astype("string[pyarrow]"))
+    return pd.Series(mask, index=values.index, dtype=bool)
+
+
+#: The kind of each canonical field, for callers that profile or match canonical frames.
+FIELD_KINDS: dict[str, str] = {
+    "record_id": "id", "forenames": "name", "first_name": "name", "middle_names": "name", "surname": "name",
+    "previous_surname": "name", "dob": "date", "nino": "id", "address_lines": "text", "postcode": "text",
+    "uprn": "id", "email": "id", "phone": "id", "bank_sort_code": "id", "bank_account": "id",
+    "period_start": "date", "period_end": "date", "date_of_death": "date", "last_used": "date",
+}
+
+#: identifying fields whose placeholders are treated as missing before pseudonymising. Not
+#: addresses and postcodes: many real records share one (a care home, a hostel), and the
+#: frequency rule would take them for a dummy.
+FOR_MATCHING: tuple[str, ...] = ("forenames", "first_name", "middle_names", "surname", "previous_surname", "dob",
+                                 "nino", "uprn", "email", "phone", "bank_sort_code", "bank_account")
+
+
+def without_placeholders(canonical: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The canonical frame with placeholder values set to missing, and how many per field.
+
+    Linkage must not take a dummy for evidence: 47 records with date of birth 01/01/1900
+    "agree exactly" with each other, and 'UNKNOWN' forenames all match. The vault keeps the
+    values as sent; this copy only feeds pseudonymisation.
+    """
+    out = canonical.copy()
+    counts: dict[str, int] = {}
+    for field in FOR_MATCHING:
+        if field not in out.columns or out[field].isna().all():
+            continue
+        mask = placeholder_mask(out[field], FIELD_KINDS[field]).to_numpy(dtype=bool)
+        if mask.any():
+            out[field] = out[field].mask(mask)
+            counts[field] = int(mask.sum())
+    return out, counts
+
+
+__all__ = ["FIELD_KINDS", "FOR_MATCHING", "PLACEHOLDER_TOKENS", "SENTINEL_DATES", "placeholder_mask",
+           "without_placeholders"]

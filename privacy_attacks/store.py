@@ -1,0 +1,65 @@
+"""What the insider reads: every pseudonymised extract under ``store/``, decrypted.
+
+All reads go through :func:`read_store`, whose ``reader`` reads one file. Today the store is
+plain Parquet (``anonymise.store.read_pseudonymised``); once the store is encrypted at rest,
+point ``reader`` (or :data:`DEFAULT_READER`) at the decrypting reader: the insider of item
+4(b) is exactly the one who can decrypt but holds no keyring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from councilmatch.home import Home
+
+Reader = Callable[[Path], pd.DataFrame]
+
+
+def _plain_reader(path: Path) -> pd.DataFrame:
+    from anonymise.store import read_pseudonymised
+
+    return read_pseudonymised(path)
+
+
+#: The one place to change when the store is encrypted at rest.
+DEFAULT_READER: Reader = _plain_reader
+
+
+def read_store(home: Home, reader: Reader | None = None) -> pd.DataFrame:
+    """Every pseudonymised file under ``home.pseudonymised`` as one frame (newest extract per feed).
+
+    A feed's older extracts repeat its records; the attack scores each record once, on its
+    newest extract (largest extract id of its council and data set).
+    """
+    read = reader or DEFAULT_READER
+    paths = sorted(home.pseudonymised.glob("*/*/*.parquet"))
+    if not paths:
+        raise FileNotFoundError(f"no pseudonymised extract under {home.pseudonymised}")
+    frames = [read(p) for p in paths]
+    frame = pd.concat([f for f in frames if len(f)], ignore_index=True)
+    newest = frame.groupby(["council", "dataset"])["extract_id"].transform("max")
+    return frame[frame["extract_id"] == newest].reset_index(drop=True)
+
+
+def token_columns(frame: pd.DataFrame) -> list[str]:
+    """Integer token columns (``t_*``), found from the data, not from the contract."""
+    return [c for c in frame.columns if c.startswith("t_") and pd.api.types.is_integer_dtype(frame[c])]
+
+
+def bloom_columns(frame: pd.DataFrame) -> list[str]:
+    """Fixed-length byte columns (``bf_*``)."""
+    return [c for c in frame.columns if c.startswith("bf_") and frame[c].map(
+        lambda v: isinstance(v, (bytes, bytearray)), na_action="ignore").any()]
+
+
+def bits(col: pd.Series) -> np.ndarray:
+    """A column of fixed-length bytes as an (n, nbits) bool matrix (little bit order); missing -> zeros."""
+    values = col.to_numpy(dtype=object)
+    width = max((len(v) for v in values if isinstance(v, (bytes, bytearray))), default=0)
+    buf = b"".join(v if isinstance(v, (bytes, bytearray)) and len(v) == width else bytes(width) for v in values)
+    m = np.frombuffer(buf, dtype=np.uint8).reshape(len(values), width)
+    return np.unpackbits(m, axis=1, bitorder="little").astype(bool)

@@ -1,0 +1,77 @@
+"""Key custody (anonymise.custody): KEK change and re-pseudonymisation, unit level.
+
+The end-to-end versions (CLI, a full night before and after) are in tests/e2e/test_thief.py.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from anonymise import at_rest
+from anonymise.custody import change_kek, repseudonymise
+from anonymise.errors import AnonymiseError, WrongKEKError
+from anonymise.kek import KEK, decode_kek
+from anonymise.keys import load_keyring, rotate_keys
+from anonymise.store import file_metadata, read_pseudonymised
+from councilmatch.home import Home
+
+
+def _kek(text: str) -> KEK:
+    return KEK(decode_kek(text, "test"), "test")
+
+
+def test_change_kek_rewraps_and_can_be_resumed(home: Home, helpers, monkeypatch: pytest.MonkeyPatch) -> None:
+    at_rest.write_json(home.store / "runs" / "r" / "x.json", {"x": 1})
+    at_rest.data_key(home, "refs", create=True)
+    new = helpers.new_kek()
+    with pytest.raises(AnonymiseError, match="current one"):
+        change_kek(home, _kek(os.environ["COUNCILMATCH_KEK"]))
+    result = change_kek(home, _kek(new))
+    assert sorted(result["rewrapped"]) == ["keys/datakeys/at-rest.k1.enc", "keys/datakeys/at-rest.refs.enc",
+                                           "keys/keyring.json.enc"]
+    again = change_kek(home, _kek(new))  # interrupted and re-run: files under the new KEK are left alone
+    assert again["rewrapped"] == []
+    at_rest.clear_caches()
+    with pytest.raises(WrongKEKError):
+        at_rest.read_json(home.store / "runs" / "r" / "x.json")
+    monkeypatch.setenv("COUNCILMATCH_KEK", new)
+    assert at_rest.read_json(home.store / "runs" / "r" / "x.json") == {"x": 1}
+    assert load_keyring(home).key_id == "k1"
+    monkeypatch.setenv("COUNCILMATCH_KEK", helpers.new_kek())  # a KEK that opens nothing here
+    with pytest.raises(WrongKEKError, match="neither"):
+        change_kek(home, _kek(helpers.new_kek()))
+    monkeypatch.setenv("COUNCILMATCH_KEK", new)
+    assert load_keyring(home).key_id == "k1", "a refused change leaves the home as it was"
+
+
+def _ingest(home: Home, helpers, people, name: str) -> dict:
+    from councilmatch.pipeline import ingest_feed
+
+    helpers.write_payroll(home, helpers.CAMDEN, people, name=name)
+    out = ingest_feed(home, f"{helpers.CAMDEN}/payroll", "r1")
+    assert out["status"] == "ingested", out
+    return out
+
+
+def test_repseudonymise_remakes_the_store_from_the_archive(home: Home, helpers, people) -> None:
+    from anonymise.vault import Vault
+
+    old = _ingest(home, helpers, people[:10], "payroll_20261101.csv")
+    new = _ingest(home, helpers, people[:20], "payroll_20261125.csv")
+    before = read_pseudonymised(Path(new["path"]), home)
+    (home.archive / helpers.CAMDEN / "payroll" / "payroll_20261101.csv.enc").unlink()  # retention purged it
+    rotate_keys(home)
+    results = {r["extract_id"]: r["status"] for r in repseudonymise(home)}
+    assert results == {old["extract_id"]: "superseded", new["extract_id"]: "repseudonymised"}
+    path = Path(new["path"])
+    assert file_metadata(path, home)["key_id"] == "k2"
+    after = read_pseudonymised(path, home)
+    assert (after["t_nino"] != before["t_nino"]).all(), "tokens are re-made under the new key"
+    assert after["record_id"].tolist() == before["record_id"].tolist(), "record references do not rotate"
+    record = Vault(home, load_keyring(home)).reidentify(helpers.CAMDEN, after["record_id"].iloc[0], "inv", "test")
+    assert record["surname"]
+    assert repseudonymise(home) == [{"feed_id": f"{helpers.CAMDEN}/payroll", "extract_id": old["extract_id"],
+                                     "status": "superseded"}]

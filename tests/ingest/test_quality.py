@@ -1,0 +1,40 @@
+"""Data-quality profile comparison: alerts on a feed's shape change, none on an ordinary night."""
+
+from __future__ import annotations
+
+from ingest.quality import compare
+
+
+def _profile(rows: int = 1000, **fields: dict) -> dict:
+    base = {"missing_rate": 0.0, "invalid_rate": 0.0, "placeholder_rate": 0.0}
+    return {"rows_in": rows, "fields": {f: {**base, **v} for f, v in fields.items()}}
+
+
+def test_no_previous_extract_no_alerts() -> None:
+    assert compare(None, _profile(surname={})) == {"previous_extract": None, "alerts": []}
+
+
+def test_ordinary_drift_raises_nothing() -> None:
+    before = _profile(1000, surname={"missing_rate": 0.01}, dob={"date_style": "99/99/9999 day-first"})
+    now = _profile(980, surname={"missing_rate": 0.02, "placeholder_rate": 0.01},
+                   dob={"date_style": "99/99/9999 unclear"})
+    assert compare(before, now, "x")["alerts"] == []
+
+
+def test_each_shape_change_raises_its_alert() -> None:
+    before = _profile(1000, phone={"missing_rate": 0.2}, email={}, dob={"date_style": "99/99/9999 day-first"},
+                      surname={"placeholder_rate": 0.01}, nino={"invalid_rate": 0.01})
+    now = _profile(400, phone={"missing_rate": 1.0, "not_in_header": True}, email={"missing_rate": 1.0},
+                   dob={"date_style": "99/99/9999 month-first"}, surname={"placeholder_rate": 0.2},
+                   nino={"invalid_rate": 0.3})
+    change = compare(before, now, "tenancy_1-abc")
+    assert change["previous_extract"] == "tenancy_1-abc"
+    assert change["alerts"] == [
+        "row count fell by more than half: 1,000 -> 400",
+        "phone: its column is no longer in the header (renamed or dropped?)",
+        "email: column emptied (missing 0.0% -> 100.0%)",
+        "dob: date format changed (99/99/9999 day-first -> 99/99/9999 month-first)",
+        "surname: placeholders rose (1.0% -> 20.0%)",
+        "nino: invalid values rose (1.0% -> 30.0%)",
+    ]
+    assert change["fields"]["surname"]["placeholder_rate"] == 0.19

@@ -1,0 +1,184 @@
+"""Issue 11, item 4(b): the insider who holds the decrypted store but not the keyring.
+
+A small generated home is ingested and pseudonymised by the nightly feed step, then every
+attack of ``privacy_attacks`` runs on its store with public name tables that are not the
+generator's, and is scored against the vault. The goal (<= 5% of records re-identified by
+any attack, no clear field singling out a record) is expected to fail until the encodings
+are hardened; the other tests show the harness can re-identify, so a pass means something.
+
+    .venv/bin/python -m pytest tests/privacy/test_insider_attacks.py -q -rxX
+    COUNCILMATCH_KEK=... .venv/bin/python -m privacy_attacks --home DIR     # any home after a night
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from councilmatch.home import Home
+from privacy_attacks import knowledge
+from privacy_attacks.bloom import grams, pattern_attack
+from privacy_attacks.frequency import frequency_attack, grouped_attack
+from privacy_attacks.linkage import clear_field_attack, unique_share
+from privacy_attacks.report import GOAL_RECORDS, Report, Row, _score, run
+from privacy_attacks.store import read_store
+from privacy_attacks.truth import align, derived, vault_records
+
+RUN_ID = "20261101T020000"
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory: pytest.TempPathFactory):
+    """Generated boroughs -> every feed ingested and pseudonymised (store + vault), as a night does."""
+    from anonymise.keys import init_keys
+    from councilmatch import pipeline
+    from synthetic.generate import generate
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COUNCILMATCH_KEK", base64.b64encode(os.urandom(32)).decode())
+        mp.delenv("AIRFLOW_CONN_COUNCILMATCH_KEK", raising=False)
+        mp.delenv("AIRFLOW_HOME", raising=False)
+        home = Home.resolve(tmp_path_factory.mktemp("insider"))
+        generate(home, 2, 1500, seed=11)
+        init_keys(home)
+        outcomes = [pipeline.ingest_feed(home, feed, RUN_ID) for feed in pipeline.discover_feeds(home)]
+        assert all(o["status"] == "ingested" for o in outcomes), outcomes
+        report = run(home, known=20, seed=0)
+        store = read_store(home)
+        truth = align(store, vault_records(home))
+        yield {"home": home, "report": report, "store": store, "truth": truth}
+
+
+# --- the goal ---------------------------------------------------------------------------------
+
+@pytest.mark.xfail(strict=False, raises=AssertionError, reason="issue 11: today's deterministic per-field encodings and clear "
+                   "fields re-identify most records; flip when the hardened encodings land")
+def test_insider_reidentifies_at_most_5_percent(night) -> None:
+    report: Report = night["report"]
+    print(report.table())
+    worst = report.worst
+    assert worst is not None
+    assert worst.records <= GOAL_RECORDS, f"{worst.attack} on {worst.column}: {worst.records:.1%} of records"
+    assert report.fields_singling_out == [], f"clear fields single out records: {report.fields_singling_out}"
+
+
+def test_every_encoded_column_is_attacked_or_listed(night) -> None:
+    """No token or Bloom column escapes the suite unnoticed."""
+    report: Report = night["report"]
+    store = night["store"]
+    attacked = {r.column.split(" ")[0] for r in report.rows} | {h["column"] for h in report.hamming}
+    encoded = {c for c in store.columns if c.startswith(("t_", "bf_"))}
+    assert encoded <= attacked | set(report.not_attacked)
+    assert {"bf_surname", "bf_forenames"} <= {r.column for r in report.rows if r.attack.startswith("pattern")}
+    assert report.records == len(store) > 1000
+    assert all(r.scored > 0 for r in report.rows)
+
+
+def test_truth_is_aligned_with_the_store(night) -> None:
+    """The scorer's truth is the record behind each store row (else every figure is noise):
+    the store's surname token is the keyed hash of the truth's surname (checked with the keyring)."""
+    from anonymise.keys import load_keyring
+    from anonymise.tokens import token_values
+
+    store, truth = night["store"], night["truth"]
+    assert (truth["council"].to_numpy() == store["council"].to_numpy()).all()
+    surname = derived(truth, "t_surname")
+    assert surname.notna().mean() > 0.99
+    keyring = load_keyring(night["home"])  # the fixture's KEK is still set
+    expected = token_values(pd.Series(surname.to_numpy(), dtype=object), keyring.subkey("name"))
+    assert (expected == store["t_surname"].to_numpy()).mean() > 0.99
+
+
+# --- the harness can succeed (so a pass of the goal means the encodings, not a broken attack) -----
+
+def _weak_bloom(values: list[str], key: bytes, nbits: int = 512, k: int = 10) -> pd.Series:
+    """Deterministic per-value filters like today's: keyed bigram + letter positions, XOR-folded."""
+    out = []
+    for v in values:
+        bits = np.zeros(2 * nbits, dtype=bool)
+        for g in grams(v):
+            digest = hmac.digest(key, g.encode(), hashlib.sha256)
+            bits[np.frombuffer(digest, dtype=">u2")[:k] % (2 * nbits)] = True
+        folded = bits[:nbits] ^ bits[nbits:]
+        out.append(np.packbits(folded, bitorder="little").tobytes())
+    return pd.Series(out, dtype=object)
+
+
+def test_pattern_attack_breaks_a_deterministic_filter(night) -> None:
+    """On names of the generated people encoded the way today's filters are (but under our own
+    key and code), 20 known records let the graph attack name most records."""
+    surnames = derived(night["truth"], "bf_surname").dropna().reset_index(drop=True)
+    column = _weak_bloom(surnames.tolist(), os.urandom(32))
+    rng = np.random.default_rng(1)
+    known = surnames.iloc[rng.choice(len(surnames), 20, replace=False)]
+    result = pattern_attack(column, knowledge.surnames(), known=known)
+    records, distinct, _ = _score(result.guess, surnames, exclude=known.index)
+    assert records > 0.6 and distinct > 0.4, (records, distinct)
+    # balanced (filter + complement, permuted: constant weight, no length) still leaks by overlaps
+    perm = np.random.default_rng(5).permutation(1024)
+
+    def balance(b: bytes) -> bytes:
+        x = np.unpackbits(np.frombuffer(b, np.uint8), bitorder="little").astype(bool)
+        return np.packbits(np.concatenate([x, ~x])[perm], bitorder="little").tobytes()
+
+    result = pattern_attack(column.map(balance), knowledge.surnames(), known=known)
+    assert _score(result.guess, surnames, exclude=known.index)[0] > 0.25
+    # the same filters salted per record (a random 8-byte salt in each value) defeat it
+    few = surnames.iloc[:400]
+    salted = _weak_bloom([f"{v}{os.urandom(4).hex()}" for v in few], os.urandom(32))
+    result = pattern_attack(salted, knowledge.surnames(), known=known[known.index < 400])
+    assert _score(result.guess, few)[0] < 0.05
+
+
+def test_frequency_attack_breaks_tokens_of_a_public_population() -> None:
+    """Tokens of names drawn from the public table itself: rank alignment names many records."""
+    table = knowledge.surnames()
+    rng = np.random.default_rng(2)
+    top = table.top(300)
+    drawn = pd.Series(rng.choice(top.names.to_numpy(), size=50000, p=(top.freq / top.freq.sum()).to_numpy()))
+    key = os.urandom(32)
+    tokens = drawn.map(lambda v: int.from_bytes(hmac.digest(key, v.encode(), hashlib.sha256)[:8], "big", signed=True))
+    frame = pd.DataFrame({"t_surname": tokens,
+                          "t_surname_phon": drawn.map(lambda v: hash((key, knowledge.soundex(v))) | 1)})
+    # the attacker's table is the population's own distribution: what rank alignment can do at best
+    assert _score(frequency_attack(frame, "t_surname", top), drawn)[0] > 0.2
+    grouped = grouped_attack(frame, (("t_surname_phon", knowledge.soundex), ("t_surname", lambda v: v)), top)
+    assert _score(grouped, drawn)[0] > 0.2
+    # under another key's tokens (no relation to the names) the same attack gets nothing
+    shuffled = frame.assign(t_surname=frame["t_surname"].sample(frac=1, random_state=3).to_numpy())
+    assert _score(frequency_attack(shuffled, "t_surname", top), drawn)[0] < 0.05
+
+
+def test_linkage_finds_unique_clear_values() -> None:
+    frame = pd.DataFrame({"council": ["A"] * 4, "dataset": ["payroll"] * 4,
+                          "amount": [100.0, 100.0, 250.0, np.nan],
+                          "period_start": pd.to_datetime(["2024-01-01"] * 4)})
+    assert unique_share(frame, ("amount",)) == (1 / 3, 3)
+    assert unique_share(frame, ("period_start",)) == (0.0, 4)
+    rows = {r["fields"]: r["singled_out"] for r in clear_field_attack(frame)}
+    assert rows["amount"] == pytest.approx(1 / 3) and rows["period_start"] == 0.0
+
+
+def test_report_goal_is_computed_from_the_rows() -> None:
+    ok = Report(rows=[Row("a", "t_x", 0.04, 0.1, 10, True, 0.0), Row("b", "t_y", 0.9, 0.9, 10, False, 0.0)])
+    assert ok.meets_goal  # a partial attack (initials) is reported, not held to the goal
+    bad = Report(rows=[Row("a", "t_x", 0.06, 0.1, 10, True, 0.0)])
+    assert not bad.meets_goal
+    leaky = Report(rows=ok.rows, clear_fields=[{"fields": "amount", "records_holding": 3, "singled_out": 0.3}])
+    assert not leaky.meets_goal and leaky.fields_singling_out == ["amount"]
+
+
+def test_production_code_never_imports_the_attacks() -> None:
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    offenders = [str(p.relative_to(repo)) for package in ("councilmatch", "ingest", "anonymise", "matching",
+                                                          "review", "dags")
+                 for p in (repo / package).rglob("*.py") if "privacy_attacks" in p.read_text(errors="ignore")]
+    assert offenders == []
