@@ -7,8 +7,9 @@ run changes nothing.
     discover_feeds(home)                    -> list[str]          feed ids "<council>/<dataset>"
     ingest_feed(home, feed_id, run_id)      -> dict               ingest + pseudonymise the newest extract
                                                                   (falls back to the last good extract)
-    plan_link(home, run_id)                 -> list[dict]         [{"match_type": id, "shard": i, "shards": n}, ...]
-                                                                  (also trains each match type's model once)
+    plan_link(home, run_id, full=False)     -> list[dict]         [{"match_type": id, "shard": i, "shards": n}, ...]
+                                                                  (reuses or trains each match type's model; links
+                                                                  only what changed unless full=True)
     link_shard(home, run_id, match_type, shard, shards) -> dict   candidate flags of one shard
     publish_run(home, run_id)               -> dict               flags parquet + review store
     write_report(home, run_id)              -> dict               reports/<run_id>.html and .json
@@ -100,14 +101,18 @@ def ingest_feed(home: HomeLike, feed_id: str, run_id: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-def plan_link(home: HomeLike, run_id: str) -> list[dict[str, Any]]:
-    """Train each match type once (shard-independent) and list the shards to link."""
-    from matching.run import plan
+def plan_link(home: HomeLike, run_id: str, full: bool = False, retrain: bool = False) -> list[dict[str, Any]]:
+    """Get each match type's model once (reused, or re-trained when due) and list the shards to
+    link: only what changed since the last linked run, unless ``full`` (a full re-run)."""
+    from matching.run import plan, run_dir
 
     home = _home(home)
     started = time.perf_counter()
-    shards = plan(home, run_id, shards=load_settings(home).link_shards)
-    run_state.save_stage(home, run_id, "plan", time.perf_counter() - started, {"shards": len(shards)})
+    settings = load_settings(home)
+    shards = plan(home, run_id, shards=settings.link_shards, full=full, retrain=retrain, settings=settings.models)
+    planned = run_state.read_json(home, run_dir(home, run_id) / "plan.json")
+    run_state.save_stage(home, run_id, "plan", time.perf_counter() - started,
+                         {"shards": len(shards), "full_requested": bool(full), "match_types": planned.get("types", {})})
     return shards
 
 
@@ -159,8 +164,10 @@ def write_report(home: HomeLike, run_id: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-def run_all(home: HomeLike, run_id: str | None = None, progress: Any | None = None) -> dict[str, Any]:
-    """Run every stage in this process with the same functions the DAG calls."""
+def run_all(home: HomeLike, run_id: str | None = None, progress: Any | None = None, full: bool = False,
+            retrain: bool = False) -> dict[str, Any]:
+    """Run every stage in this process with the same functions the DAG calls (``full``: re-link
+    the whole pool; ``retrain``: re-train every model)."""
     home = _home(home)
     run_id = safe_run_id(run_id or make_run_id())
     timings: dict[str, float] = {}
@@ -170,7 +177,7 @@ def run_all(home: HomeLike, run_id: str | None = None, progress: Any | None = No
     timings["ingest+pseudonymise"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    shards = plan_link(home, run_id)
+    shards = plan_link(home, run_id, full=full, retrain=retrain)
     timings["plan+train"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -61,6 +61,7 @@ def build_run_report(home: Home, run_id: str) -> dict[str, Any]:
         "models": _load_models(home, run_id),
         "match_type_titles": _match_type_titles(home),
         "trend": [],
+        "model_reuse": _model_reuse(home, run_id),
         # each feed's data-quality profile (ingest.quality): rates per field, duplicates, change, alerts
         "data_quality": {f["feed_id"]: f["quality"] for f in feeds if f.get("quality")},
         "data_quality_alerts": [f"{f['feed_id']}: {a}" for f in feeds for a in (f.get("quality") or {}).get("alerts", [])],
@@ -122,6 +123,18 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _model_reuse(home: Home, run_id: str) -> dict[str, Any]:
+    """Per match type: linked in full or incrementally, the model's age, why it was re-trained,
+    the drift figure (see matching.incremental)."""
+    folder = run_state.run_dir(home, run_id) / "model"
+    out = {}
+    for p in sorted(folder.glob("*.json")):
+        reuse = run_state.read_json(home, p).get("reuse")
+        if reuse:
+            out[p.stem] = reuse
+    return out
 
 
 def _load_models(home: Home, run_id: str) -> dict[str, Any]:
@@ -346,6 +359,18 @@ def render_body(report: dict[str, Any]) -> str:
     parts.extend(_quality_html(report))
     parts.append("<h2>Time per stage</h2>")
     parts.append(_table(["stage", "seconds"], [[_e(k), _e(v.get("seconds", ""))] for k, v in report["stages"].items()]))
+    if report.get("model_reuse"):
+        parts.append("<h2>Models: age, drift, linking</h2>")
+        rows = []
+        for name, r in report["model_reuse"].items():
+            drift = r.get("drift") or {}
+            tv = drift.get("total_variation")
+            rows.append([_e(name), _e(r.get("mode")) + (f" ({_e(r['full_because'])})" if r.get("full_because") else ""),
+                         _e(f"{r.get('trained_on')} ({r.get('trained_run')})"), _e(r.get("age_days")),
+                         _e("—" if tv is None else f"{tv:.3f}") + f" / {_e(r.get('drift_threshold'))}",
+                         _e(drift.get("new_candidate_pairs", 0)), _e(r.get("retrained") or "reused")])
+        parts.append(_table(["match type", "linking", "model trained", "age (days)",
+                             "drift (total variation / threshold)", "new candidate pairs", "model"], rows))
     parts.append("<h2>Models: match weight per comparison level, and fit check</h2>")
     parts.extend(_model_section(report, name, model) for name, model in report["models"].items())
     return "".join(parts)

@@ -25,11 +25,17 @@ def _progress(items: list, label: str) -> Iterable[Any]:
 def run(
     home: HomeOption = None,
     run_id: Optional[str] = typer.Option(None, help="Run id (default: the current UTC time)."),
+    full: bool = typer.Option(False, "--full", help="Re-link the whole pool instead of only what changed "
+                                                     "since the last run (the saved models are still reused)."),
+    retrain: bool = typer.Option(False, "--retrain", help="Re-train every match type's model tonight "
+                                                          "(otherwise weekly, or on drift; see settings.yaml models:)."),
 ) -> None:
-    """Run the nightly job in-process: ingest, pseudonymise, link, flag, publish, report."""
+    """Run the nightly job in-process: ingest, pseudonymise, link, flag, publish, report.
+
+    Links incrementally by default: only records added, changed or removed since the last run."""
     from councilmatch.pipeline import run_all
 
-    summary = run_all(resolve_home(home), run_id=run_id, progress=_progress)
+    summary = run_all(resolve_home(home), run_id=run_id, progress=_progress, full=full, retrain=retrain)
     print_summary(summary)
     if any(f.get("status") == "failed" for f in summary["feeds"]):
         raise typer.Exit(1)

@@ -21,6 +21,21 @@ class Retention(BaseModel):
     key_versions_days: int = 400
 
 
+class Models(BaseModel):
+    """When a match type's saved model is re-trained (``models/<match type>.json`` in the store).
+
+    Between re-trainings nights reuse the model and link only what changed."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: re-train a model once it is this many days old (by run date)
+    retrain_days: int = Field(default=7, ge=1)
+    #: re-train when the total-variation distance between the agreement patterns of tonight's
+    #: new candidate pairs and those the model was trained on reaches this
+    drift_threshold: float = Field(default=0.2, gt=0, le=1)
+    #: ... measured on at least this many new candidate pairs (fewer say too little)
+    drift_min_pairs: int = Field(default=500, ge=1)
+
+
 class IngestSettings(BaseModel):
     """How each feed's reader is isolated (``councilmatch.isolate``); size limits are per feed."""
 
@@ -43,6 +58,7 @@ class Settings(BaseModel):
     #: Link shards per match type (each one an Airflow mapped task).
     link_shards: int = Field(default=4, ge=1, le=256)
     retention: Retention = Field(default_factory=Retention)
+    models: Models = Field(default_factory=Models)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
 
 

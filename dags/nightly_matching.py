@@ -6,6 +6,11 @@
 Each task is one call into ``councilmatch.pipeline``; all business logic lives
 there, so ``councilmatch run`` does the same night in one process.
 
+Incremental by default. ``plan_link`` reuses each match type's saved model and links only
+the records added, changed or removed since the last linked run (``matching.incremental``);
+the DAG params ``full`` and ``retrain`` (trigger with config) force a full re-link or
+re-training, as ``councilmatch run --full`` / ``--retrain`` do.
+
 Failure isolation. ``pipeline.ingest_feed`` never raises for a bad extract: it
 falls back to the feed's last good extract and records the status
 ("failed" / "fell_back"), which the run report shows. Anything else it raises
@@ -31,7 +36,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from councilmatch import airflow_local
 from councilmatch.home import Home
@@ -71,6 +76,12 @@ def _run() -> tuple[Home, str]:
     default_args=DEFAULT_ARGS,
     tags=["councilmatch"],
     doc_md=__doc__,
+    # a night links only what changed since the last run; trigger with {"full": true} to re-link
+    # the whole pool, {"retrain": true} to re-train every match type's model
+    params={
+        "full": Param(False, type="boolean", description="Re-link the whole pool, not only what changed."),
+        "retrain": Param(False, type="boolean", description="Re-train every match type's model tonight."),
+    },
 )
 def nightly_matching() -> None:
     @task
@@ -101,7 +112,9 @@ def nightly_matching() -> None:
         from councilmatch import pipeline
 
         home, run_id = _run()
-        return pipeline.plan_link(home, run_id)
+        params = get_current_context()["params"]
+        return pipeline.plan_link(home, run_id, full=bool(params.get("full", False)),
+                                  retrain=bool(params.get("retrain", False)))
 
     @task(map_index_template="{{ shard_label }}", multiple_outputs=False)
     def link_shard(match_type: str, shard: int, shards: int) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from matching.comparisons import NULL, Pairs, Side
 from matching.em import fit_em, project_monotone
 from matching.flags import SHARD_COLUMNS, empty_flags, evidence_columns, flag_ids
 from matching.matchtype import Linkage, MatchType
-from matching.model import FittedModel, comparison_vectors, score, tf_tables
+from matching.model import FittedModel, agreement_patterns, comparison_vectors, score, tf_tables
 from matching.em import fit_lambda_one_to_one
 from matching.training import (DegenerateFit, FitCheck, caps_for, check_fit, deterministic_matches, estimate_m,
                                estimate_u, random_pairs)
@@ -183,6 +183,7 @@ def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: P
         if again:
             raise DegenerateFit(f"match type {mt.id}: the trained model is degenerate ({'; '.join(reasons)}) "
                                 f"and so is the fallback to documented priors ({'; '.join(again)})")
+    model.patterns = agreement_patterns(train_gammas)
     model.fit_check = FitCheck(passed=not reasons, fallback=fallback, reasons=reasons,
                                expected_matches=float(expected), records=int(inp.records),
                                m_from_prior=untaught, capped=dict(model.caps), **model.fit_stats)
@@ -229,13 +230,21 @@ def train(mt: MatchType, inp: LinkInputs, ctx: TrainingContext | None = None) ->
     return Models(linkage_model, fit_linkage(mt, mt.person, inp, person_pairs, fraction, ctx))
 
 
-def load_models(mt: MatchType, data: dict, inp: LinkInputs) -> Models:
+def load_models(mt: MatchType, data: dict, inp: LinkInputs, tf: dict | None = None) -> Models:
+    """A saved model, ready to score. ``tf``: the term-frequency tables saved with it
+    ({"linkage": ..., "person": ...}); without them they are computed from ``inp``."""
     linkage = FittedModel.from_json(data, mt.linkage.built())
-    linkage.tf = tf_tables(linkage.comparisons, inp.frames()) if mt.linkage.tf_adjust else {}
+    if tf is not None:
+        linkage.tf = dict(tf.get("linkage", {})) if mt.linkage.tf_adjust else {}
+    else:
+        linkage.tf = tf_tables(linkage.comparisons, inp.frames()) if mt.linkage.tf_adjust else {}
     person = None
     if mt.person is not None and "person" in data:
         person = FittedModel.from_json(data["person"], mt.person.built())
-        person.tf = tf_tables(person.comparisons, inp.frames()) if mt.person.tf_adjust else {}
+        if tf is not None:
+            person.tf = dict(tf.get("person", {})) if mt.person.tf_adjust else {}
+        else:
+            person.tf = tf_tables(person.comparisons, inp.frames()) if mt.person.tf_adjust else {}
     return Models(linkage, person)
 
 
@@ -296,10 +305,14 @@ SCORE_BATCH = 1_000_000  # pairs scored at a time: bounds memory whatever the sh
 
 
 def link(mt: MatchType, models: Models, inp: LinkInputs, run_id: str,
-         shard: int = 0, shards: int = 1) -> tuple[pd.DataFrame, dict]:
-    """Candidate flags of one shard (flag columns without first_seen/last_seen) and counts."""
-    cands = _in_scope(mt, inp, candidate_pairs(inp.left, inp.right, mt.linkage.blocking, inp.dedupe,
-                                               shard, shards))
+         shard: int = 0, shards: int = 1, cands: Candidates | None = None) -> tuple[pd.DataFrame, dict]:
+    """Candidate flags of one shard (flag columns without first_seen/last_seen) and counts.
+
+    ``cands``: score these candidate pairs instead of the shard's (an incremental night's
+    pairs touching changed records, see :mod:`matching.incremental`)."""
+    if cands is None:
+        cands = candidate_pairs(inp.left, inp.right, mt.linkage.blocking, inp.dedupe, shard, shards)
+    cands = _in_scope(mt, inp, cands)
     stats = {"candidates": len(cands), "meeting_conditions": 0, "flags": 0}
     parts = []
     for start in range(0, len(cands), SCORE_BATCH):

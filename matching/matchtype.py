@@ -307,8 +307,19 @@ def parse_matchtype(text: str, source: str) -> MatchType:
         raise MatchTypeError("\n".join(lines)) from None
 
 
+_PARSED: dict[tuple[str, str], MatchType] = {}
+
+
 def load_file(path: Path) -> MatchType:
-    return parse_matchtype(Path(path).read_text(encoding="utf-8"), str(path))
+    """Parsed once per process and file content: every link shard task loads the match types,
+    and parsing the YAML costs more than linking a small incremental shard."""
+    text = Path(path).read_text(encoding="utf-8")
+    key = (str(path), text)
+    if key not in _PARSED:
+        if len(_PARSED) > 256:
+            _PARSED.clear()
+        _PARSED[key] = parse_matchtype(text, str(path))
+    return _PARSED[key].model_copy(deep=True)
 
 
 def load_matchtypes(home: Any | None = None) -> dict[str, MatchType]:

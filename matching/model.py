@@ -37,6 +37,9 @@ class FittedModel:
     #: what the fit check found (training.FitCheck), once trained
     fit_check: object = None
     fit_stats: dict = field(default_factory=dict)
+    #: agreement pattern -> share among the training candidates (the baseline drift is measured
+    #: against, see matching.incremental)
+    patterns: dict[str, float] = field(default_factory=dict)
 
     def weights(self) -> list[np.ndarray]:
         return [np.log2(m / u) for m, u in zip(self.m, self.u)]
@@ -61,6 +64,8 @@ class FittedModel:
                "random_pairs": self.random_pairs, "comparisons": comps}
         if self.fit_check is not None:
             out["fit_check"] = self.fit_check.to_json()
+        if self.patterns:
+            out["patterns"] = dict(self.patterns)
         return out
 
     @classmethod
@@ -75,7 +80,8 @@ class FittedModel:
             u.append(np.array([lv["u"] for lv in levels]))
         caps = {c["name"]: float(c["cap"]) for c in data["comparisons"] if "cap" in c}
         return cls(comparisons, m, u, float(data["lambda"]), data.get("iterations", 0),
-                   data.get("training_pairs", 0), data.get("random_pairs", 0), caps=caps)
+                   data.get("training_pairs", 0), data.get("random_pairs", 0), caps=caps,
+                   patterns={str(k): float(v) for k, v in data.get("patterns", {}).items()})
 
 
 def comparison_vectors(comparisons: list[Comparison], pairs: Pairs) -> np.ndarray:
@@ -157,3 +163,37 @@ def score(model: FittedModel, pairs: Pairs, gammas: np.ndarray | None = None) ->
     total = np.log2(model.lam / (1 - model.lam)) + weights.sum(axis=1)
     prob = 1.0 / (1.0 + np.exp2(-np.clip(total, -1000, 1000)))
     return Scores(gammas, weights, total, prob)
+
+
+# ---------------------------------------------------------------------------
+# Agreement patterns (the drift measure's distribution)
+# ---------------------------------------------------------------------------
+
+#: patterns kept per model; rarer ones are lumped together as "other"
+MAX_PATTERNS = 200
+
+
+def agreement_patterns(gammas: np.ndarray, keep: int = MAX_PATTERNS) -> dict[str, float]:
+    """Share of pairs per agreement pattern (comparison levels joined by ','), the ``keep``
+    commonest and the rest as "other"."""
+    if len(gammas) == 0:
+        return {}
+    rows, counts = np.unique(gammas, axis=0, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    total = float(counts.sum())
+    out = {",".join(map(str, rows[i].tolist())): float(counts[i] / total) for i in order[:keep]}
+    rest = float(counts[order[keep:]].sum() / total)
+    if rest > 0:
+        out["other"] = rest
+    return out
+
+
+def total_variation(baseline: dict[str, float], tonight: dict[str, float]) -> float:
+    """Total-variation distance between two pattern distributions (0 = same, 1 = disjoint);
+    patterns the baseline does not name count as its "other"."""
+    mapped: dict[str, float] = {}
+    for key, share in tonight.items():
+        k = key if key in baseline else "other"
+        mapped[k] = mapped.get(k, 0.0) + share
+    keys = set(baseline) | set(mapped)
+    return 0.5 * float(sum(abs(baseline.get(k, 0.0) - mapped.get(k, 0.0)) for k in keys))

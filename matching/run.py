@@ -5,25 +5,33 @@
     link_shard(home, run_id, match_type, shard, shards) -> {"path", "candidates", "flags", ...}
     collect_flags(home, run_id, suppressed=None)        -> flags frame (also store/flags/<run_id>.parquet)
 
-``plan`` fixes the run's inputs (store/runs/<run_id>/inputs.json) and trains each
-match type once (store/runs/<run_id>/model/<match_type>.json), so every shard task
-of the run reads the same extracts and the same model whatever the shard count.
+``plan`` fixes the run's inputs (store/runs/<run_id>/inputs.json) and gets each match
+type's model once (reused from store/models/, or trained; copied to
+store/runs/<run_id>/model/<match_type>.json), so every shard task of the run reads the
+same extracts and the same model whatever the shard count. Unless told ``full``, it links
+incrementally: only the candidate pairs touching records added, changed or removed since
+the last linked run, keeping that run's other flags (see :mod:`matching.incremental`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from councilmatch.contracts import FLAG_COLUMNS
 from councilmatch.home import Home
 from matching.flags import SHARD_COLUMNS, empty_flags, first_seen_dates, read_parquet_at_rest, write_parquet_atomic
-from matching.linker import DegenerateFit, LinkInputs, TrainingContext, link, load_models, pool_inputs, train
+from matching import incremental as inc
+from matching.comparisons import Side
+from matching.linker import (DegenerateFit, LinkInputs, TrainingContext, _in_scope, link, load_models, pool_inputs,
+                             train)
 from matching.matchtype import MatchType, load_matchtypes
 
 log = logging.getLogger(__name__)
@@ -126,11 +134,13 @@ def load_inputs(home: Home | str | Path) -> dict[str, pd.DataFrame]:
 _LAST_INPUTS: dict[tuple, dict[str, pd.DataFrame]] = {}
 
 
-def _run_inputs(home: Home, run_id: str) -> dict[str, pd.DataFrame]:
+def _run_inputs(home: Home, run_id: str, datasets: tuple[str, ...] | None = None) -> dict[str, pd.DataFrame]:
     """The inputs plan() fixed for this run (so shard tasks never see a newer extract).
 
-    The last run's inputs stay in memory, so shards linked one after another in one
-    process (``councilmatch run``) read the store once; Airflow tasks each read their own.
+    ``datasets``: read only these data sets' extracts (a shard task needs its match type's
+    one or two, not the pool). What was read stays in memory (one dict per run, filled as
+    needed), so shards linked one after another in one process (``councilmatch run``) read
+    each extract once; Airflow tasks each read their own.
     """
     listing = run_dir(home, run_id) / "inputs.json"
     if not listing.exists():
@@ -138,10 +148,16 @@ def _run_inputs(home: Home, run_id: str) -> dict[str, pd.DataFrame]:
     files = [home.root / p for p in _read_json(home, listing)["files"]]
     key = (str(home.root), run_id, tuple((str(p), p.stat().st_mtime_ns) for p in files if p.exists()))
     if key not in _LAST_INPUTS:
-        data = read_inputs(home, files)
         _LAST_INPUTS.clear()
-        _LAST_INPUTS[key] = data
-    return _LAST_INPUTS[key]
+        _LAST_INPUTS[key] = {}
+    data = _LAST_INPUTS[key]
+    by_dataset: dict[str, list[Path]] = {}
+    for p in files:
+        by_dataset.setdefault(p.parent.parent.name, []).append(p)
+    wanted = [ds for ds in sorted(set(datasets) if datasets is not None else by_dataset) if ds not in data]
+    if wanted:
+        data.update(read_inputs(home, [p for ds in wanted for p in by_dataset.get(ds, [])]))
+    return data
 
 
 # ---------------------------------------------------------------------------
@@ -159,34 +175,241 @@ def _runnable(types: dict[str, MatchType], data: dict[str, pd.DataFrame]) -> lis
     return out
 
 
-def plan(home: Home | str | Path, run_id: str, shards: int = 4) -> list[dict[str, Any]]:
-    """Fix the run's inputs, train every match type once, and list the shard tasks."""
+def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = False,
+         retrain: bool = False, settings: Any = None) -> list[dict[str, Any]]:
+    """Fix the run's inputs, get every match type's model, and list the shard tasks.
+
+    Each match type reuses its saved model (``store/models/<id>.json``) unless re-training is
+    due (:func:`matching.incremental.retrain_reason`), and links incrementally against the
+    last linked run unless ``full``, there is no such run, or its model changed since.
+    ``settings``: the home's ``models`` settings (re-training schedule and drift threshold).
+    """
+    from councilmatch.settings import Models as ModelSettings
+
     home = _home(home)
+    settings = settings or ModelSettings()
     files = newest_extracts(home)
     folder = run_dir(home, run_id)
-    _write_json(home, folder / "inputs.json", {"files": [str(p.relative_to(home.root)) for p in files]})
-    data = read_inputs(home, files)
+    listing = {"files": [str(p.relative_to(home.root)) for p in files],
+               "stat": [[p.stat().st_size, p.stat().st_mtime_ns] for p in files]}
+    _write_json(home, folder / "inputs.json", listing)
     types = load_matchtypes(home)
-    tasks = []
-    ctx = TrainingContext(pool_inputs(data) if data else None)
-    for mt in _runnable(types, data):
-        try:
-            models = train(mt, LinkInputs(mt, data), ctx)
-        except DegenerateFit as exc:
-            # loud, not silent: the match type raises no flag tonight and the report says why
-            log.error("%s", exc)
-            _write_json(home, folder / "model" / f"{mt.id}.json",
-                        {"match_type": mt.id, "fit_check": {"passed": False, "fallback": True,
-                                                            "degenerate": True, "reasons": [str(exc)]}})
-            continue
-        _write_json(home, folder / "model" / f"{mt.id}.json", {"match_type": mt.id, **models.to_json()})
-        if models.person is not None:  # the run report charts every file in model/
-            _write_json(home, folder / "model" / f"{mt.id}.person.json",
-                        {"match_type": mt.id, "model": "person (within the address-linked pairs)",
-                         **models.person.to_json()})
-        tasks += [{"match_type": mt.id, "shard": i, "shards": int(shards)} for i in range(int(shards))]
-    _write_json(home, folder / "plan.json", {"tasks": tasks})
+    previous = previous_state(home, run_id)
+    loaded: dict[str, dict[str, pd.DataFrame]] = {}
+
+    def inputs() -> dict[str, pd.DataFrame]:
+        """The pool, read on first use: a night whose extracts are all last night's may need none."""
+        if "data" not in loaded:
+            loaded["data"] = read_inputs(home, files)
+        return loaded["data"]
+
+    if (previous is not None and previous.get("listing") == listing and previous.get("key_id") is not None
+            and previous.get("runnable") is not None):
+        # the very files the last run linked (same paths, sizes, times): no record changed
+        write_parquet_atomic(previous["records"], folder / "records.parquet", home)
+        dirty = np.zeros(0, dtype=np.int64)
+        key_id = previous["key_id"]
+        runnable = [types[t] for t in types if t in previous["runnable"]]
+        if any(t not in previous["seen"] for t in types):  # a match type added since: check it has records
+            runnable = _runnable(types, inputs())
+    else:
+        data = inputs()
+        index = inc.record_index(data)
+        write_parquet_atomic(index, folder / "records.parquet", home)
+        dirty = inc.dirty_refs(previous["records"], index) if previous else None
+        key_id = _key_id(data)
+        runnable = _runnable(types, data)
+    today = run_date(run_id)
+    tasks: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+    ctx: TrainingContext | None = None
+    for mt in runnable:
+        saved = inc.load_saved(home, mt.id)
+        inp: LinkInputs | None = None
+        left_rows = right_rows = None
+        drift = inc.Drift()
+        if dirty is not None:
+            empty = np.zeros(0, dtype=np.int64)
+            left_rows = inc.rows_of(inputs()[mt.left], dirty) if len(dirty) else empty
+            right_rows = left_rows if mt.dedupe else inc.rows_of(inputs()[mt.right], dirty) if len(dirty) else empty
+            if saved is not None and (len(left_rows) or len(right_rows)):
+                inp = _link_inputs(mt, inputs())
+                drift = inc.measure_drift(mt, inp, saved, left_rows, right_rows, _in_scope)
+        reason = inc.retrain_reason(saved, mt, key_id, today, settings, retrain, drift)
+        if reason is not None:
+            log.info("match type %s: training (%s)", mt.id, reason)
+            if ctx is None:
+                ctx = TrainingContext(pool_inputs(inputs()) if inputs() else None)
+            inp = inp or _link_inputs(mt, inputs())
+            try:
+                models = train(mt, inp, ctx)
+            except DegenerateFit as exc:
+                # loud, not silent: the match type raises no flag tonight and the report says why
+                log.error("%s", exc)
+                _write_json(home, folder / "model" / f"{mt.id}.json",
+                            {"match_type": mt.id, "fit_check": {"passed": False, "fallback": True,
+                                                                "degenerate": True, "reasons": [str(exc)]}})
+                summary[mt.id] = {"mode": "none", "retrained": reason, "degenerate": True}
+                continue
+            saved = inc.save_model(home, mt, models, run_id, today, key_id, inp.records)
+        mid = inc.model_id(saved)
+        prev_type = (previous or {}).get("types", {}).get(mt.id)
+        why_full = ("requested" if full else "no earlier linked run" if previous is None
+                    else "not linked in the last run" if prev_type is None
+                    else "new model" if prev_type.get("model_id") != mid else None)
+        entry: dict[str, Any] = {"model_id": mid, "carried": None}
+        if not why_full:
+            try:
+                left_rows, right_rows, carried = _incremental_work(home, mt, inputs, previous, prev_type, dirty,
+                                                                   left_rows, right_rows, run_id)
+            except InputError as exc:  # the last run's state is incomplete: this match type re-links in full
+                log.warning("match type %s: %s; re-linking in full", mt.id, exc)
+                why_full = str(exc)
+        if why_full:
+            dirty_path(home, run_id, mt.id).unlink(missing_ok=True)  # a re-planned night: no stale list
+            mt_tasks = [{"match_type": mt.id, "shard": i, "shards": int(shards)} for i in range(int(shards))]
+        else:
+            entry["carried"] = str(write_parquet_atomic(carried, carried_path(home, run_id, mt.id), home)
+                                   .relative_to(home.root))
+            _save_rows(home, dirty_path(home, run_id, mt.id), left_rows, right_rows)
+            entry.update(dirty_left=int(len(left_rows)), dirty_right=int(len(right_rows)), carried_flags=len(carried))
+            # a shard task per INCREMENTAL_ROWS_PER_SHARD dirty records (none when nothing changed)
+            n = min(int(shards), math.ceil((len(left_rows) + len(right_rows)) / INCREMENTAL_ROWS_PER_SHARD))
+            mt_tasks = [{"match_type": mt.id, "shard": i, "shards": n} for i in range(n)]
+        reuse = {"mode": "full" if why_full else "incremental", "full_because": why_full,
+                 "model_id": mid, "trained_run": saved["trained_run"], "trained_on": saved["trained_on"],
+                 "age_days": inc.age_days(saved, today), "retrained": reason, "drift": drift.to_json(),
+                 "drift_threshold": settings.drift_threshold}
+        entry["mode"] = reuse["mode"]
+        _write_model_copy(home, folder, mt, saved, reuse)
+        entry["shards"] = [str(shard_path(home, run_id, t["match_type"], t["shard"]).relative_to(home.root))
+                           for t in mt_tasks]
+        summary[mt.id] = {**entry, **{k: reuse[k] for k in ("age_days", "retrained", "drift", "full_because")}}
+        tasks += mt_tasks
+    _write_json(home, folder / "plan.json", {"tasks": tasks, "types": {k: v for k, v in summary.items() if "model_id" in v},
+                                       "key_id": key_id, "runnable": [mt.id for mt in runnable],
+                                       "seen": sorted(types)})
     return tasks
+
+
+#: dirty records per incremental shard task: a handful of changes is one task, not ``shards``
+INCREMENTAL_ROWS_PER_SHARD = 20_000
+
+
+def _key_id(data: dict[str, pd.DataFrame]) -> str:
+    for frame in data.values():
+        if "key_id" in frame and len(frame):
+            return str(frame["key_id"].iloc[0])
+    return ""
+
+
+def _write_model_copy(home: Home, folder: Path, mt: MatchType, saved: dict[str, Any], reuse: dict[str, Any]) -> None:
+    """The run's copy of the model (what its shards score with and its report shows)."""
+    from anonymise import at_rest
+
+    body = {k: v for k, v in saved.items() if k not in ("settings", "patterns")}
+    _write_json(home, folder / "model" / f"{mt.id}.json", {**body, "reuse": reuse})
+    # decrypted and re-encrypted (under the active at-rest key), never copied plain
+    at_rest.write_table(folder / "model" / f"{mt.id}.tf.parquet", at_rest.read_table(inc.tf_path(home, mt.id), home=home),
+                        home)
+    if "person" in saved:  # the run report charts every file in model/
+        _write_json(home, folder / "model" / f"{mt.id}.person.json",
+                    {"match_type": mt.id, "model": "person (within the address-linked pairs)",
+                     **saved["person"]})
+
+
+def carried_path(home: Home, run_id: str, match_type: str) -> Path:
+    return run_dir(home, run_id) / "shards" / f"{match_type}-carried.parquet"
+
+
+def dirty_path(home: Home, run_id: str, match_type: str) -> Path:
+    return run_dir(home, run_id) / "dirty" / f"{match_type}.parquet"
+
+
+def _save_rows(home: Home, path: Path, left: np.ndarray, right: np.ndarray) -> None:
+    """The dirty row positions of each side, as one encrypted Parquet file (side 0 = left, 1 = right)."""
+    left, right = np.asarray(left, np.int64), np.asarray(right, np.int64)
+    frame = pd.DataFrame({"side": np.concatenate([np.zeros(len(left), np.int8), np.ones(len(right), np.int8)]),
+                          "row": np.concatenate([left, right])})
+    write_parquet_atomic(frame, path, home)
+
+
+def _load_rows(home: Home, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    frame = read_parquet_at_rest(path, home)
+    side, row = frame["side"].to_numpy(), frame["row"].to_numpy(dtype=np.int64)
+    return row[side == 0], row[side == 1]
+
+
+def previous_state(home: Home, run_id: str) -> dict[str, Any] | None:
+    """The last run before ``run_id`` whose flags were collected and that recorded what it
+    linked (records.parquet, plan.json with types), or None."""
+    if not home.runs.is_dir():
+        return None
+    for folder in sorted((p for p in home.runs.iterdir() if p.is_dir() and p.name < run_id), reverse=True):
+        plan_file, records = folder / "plan.json", folder / "records.parquet"
+        if not (plan_file.exists() and records.exists() and home.flags_path(folder.name).exists()):
+            continue
+        state = _read_json(home, plan_file)
+        if "types" not in state:
+            return None  # linked before runs recorded their state: the next night is full
+        listing = _read_json(home, folder / "inputs.json")
+        return {"run_id": folder.name, "types": state["types"], "records": read_parquet_at_rest(records, home),
+                "inputs": listing["files"], "listing": listing, "key_id": state.get("key_id"),
+                "runnable": state.get("runnable"), "seen": state.get("seen", [])}
+    return None
+
+
+def _previous_flags(home: Home, prev_type: dict[str, Any]) -> pd.DataFrame | None:
+    """The flags (before suppression) a match type raised in the last linked run, or None if lost."""
+    paths = [home.root / p for p in prev_type.get("shards", [])]
+    if prev_type.get("carried"):
+        paths.append(home.root / prev_type["carried"])
+    if any(not p.exists() for p in paths):
+        return None
+    parts = [f for f in (read_parquet_at_rest(p, home) for p in paths) if len(f)]
+    flags = pd.concat(parts, ignore_index=True) if parts else empty_flags(SHARD_COLUMNS)
+    return flags.drop_duplicates("flag_id").reset_index(drop=True)
+
+
+def _incremental_work(home: Home, mt: MatchType, inputs: Any, previous: dict[str, Any],
+                      prev_type: dict[str, Any], dirty: np.ndarray, left_rows: np.ndarray,
+                      right_rows: np.ndarray, run_id: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Rows to re-link on each side, and the last run's flags that stand (all records clean)."""
+    flags = _previous_flags(home, prev_type)
+    if flags is None:
+        raise InputError(f"the flags of run {previous['run_id']} for {mt.id} are gone")
+    stale = inc.flag_touches(flags, dirty, "left") | inc.flag_touches(flags, dirty, "right")
+    if mt.left_person_missing is not None and len(right_rows):
+        # household judgement: a left record's flags depend on every right record at its address,
+        # so re-link whole each left record near a dirty right record, now or in the last run
+        data = inputs()
+        inp = _link_inputs(mt, data)
+        near = [inc.rows_sharing_keys(inp.left, Side(data[mt.right].iloc[right_rows].reset_index(drop=True)),
+                                      mt.linkage.blocking)]
+        old = _previous_records(home, previous, mt.right, dirty, run_id)
+        if len(old):
+            near.append(inc.rows_sharing_keys(inp.left, Side(old), mt.linkage.blocking))
+        household = np.unique(np.concatenate(near))
+        left_rows = np.union1d(left_rows, household)
+        stale |= np.isin(inc.ref_keys(flags["left_council"], flags["left_dataset"], flags["left_record_id"])
+                         .view(np.int64), inc.frame_ref_keys(inp.left_frame.iloc[household]).view(np.int64))
+    carried = flags[~stale].assign(run_id=run_id).reset_index(drop=True)
+    return np.asarray(left_rows, np.int64), np.asarray(right_rows, np.int64), carried
+
+
+def _previous_records(home: Home, previous: dict[str, Any], dataset: str, dirty: np.ndarray,
+                      run_id: str) -> pd.DataFrame:
+    """The last run's version of the dirty records of ``dataset`` (from its input extracts)."""
+    # an extract file tonight's run reads too holds no dirty record: only last night's other files
+    tonight = set(_read_json(home, run_dir(home, run_id) / "inputs.json")["files"])
+    files = [home.root / p for p in previous["inputs"] if Path(p).parent.parent.name == dataset and p not in tonight]
+    missing = [str(p) for p in files if not p.exists()]
+    if missing:
+        raise InputError(f"run {previous['run_id']}'s extract {missing[0]} is gone")
+    frames = read_inputs(home, files).get(dataset) if files else None
+    if frames is None or frames.empty:
+        return pd.DataFrame()
+    return frames.iloc[inc.rows_of(frames, dirty)].reset_index(drop=True)
 
 
 _LAST_LINK_INPUTS: dict[str, tuple[dict, LinkInputs]] = {}
@@ -208,20 +431,33 @@ def shard_path(home: Home, run_id: str, match_type: str, shard: int) -> Path:
 
 
 def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int, shards: int) -> dict[str, Any]:
-    """Score one shard of one match type; writes its candidate flags (atomically)."""
+    """Score one shard of one match type; writes its candidate flags (atomically).
+
+    On an incremental night the shard holds the candidate pairs touching its share of the
+    dirty records (row position mod ``shards``), each scored against the whole pool."""
     home = _home(home)
     types = load_matchtypes(home)
     if match_type not in types:
         raise KeyError(f"unknown match type {match_type!r} (known: {', '.join(types)})")
     mt = types[match_type]
-    model_file = run_dir(home, run_id) / "model" / f"{match_type}.json"
+    folder = run_dir(home, run_id)
+    model_file = folder / "model" / f"{match_type}.json"
     if not model_file.exists():
         raise InputError(f"no trained model {model_file}: call plan() for run {run_id} first")
-    inp = _link_inputs(mt, _run_inputs(home, run_id))
-    models = load_models(mt, _read_json(home, model_file), inp)
-    flags, stats = link(mt, models, inp, run_id, shard, shards)
+    inp = _link_inputs(mt, _run_inputs(home, run_id, (mt.left, mt.right)))
+    tf_file = folder / "model" / f"{match_type}.tf.parquet"
+    tf = inc.read_tf(tf_file, home) if tf_file.exists() else None
+    models = load_models(mt, _read_json(home, model_file), inp, tf)
+    dirty_file = dirty_path(home, run_id, match_type)
+    cands = None
+    if dirty_file.exists():
+        left, right = _load_rows(home, dirty_file)
+        cands = inc.touching_pairs(inp.left, inp.right, mt.linkage.blocking, inp.dedupe,
+                                   left[left % shards == shard], right[right % shards == shard])
+    flags, stats = link(mt, models, inp, run_id, shard, shards, cands=cands)
     path = write_parquet_atomic(flags, shard_path(home, run_id, match_type, shard), home)
-    return {"match_type": match_type, "shard": shard, "shards": shards, "path": str(path), **stats}
+    return {"match_type": match_type, "shard": shard, "shards": shards, "path": str(path),
+            "mode": "incremental" if cands is not None else "full", **stats}
 
 
 def run_date(run_id: str) -> str:
@@ -245,8 +481,10 @@ def collect_flags(home: Home | str | Path, run_id: str, suppressed: pd.DataFrame
     plan_file = run_dir(home, run_id) / "plan.json"
     if not plan_file.exists():
         raise InputError(f"run {run_id} has no {plan_file}: call plan() and link_shard() first")
-    tasks = _read_json(home, plan_file)["tasks"]
-    paths = [shard_path(home, run_id, t["match_type"], t["shard"]) for t in tasks]
+    planned = _read_json(home, plan_file)
+    paths = [shard_path(home, run_id, t["match_type"], t["shard"]) for t in planned["tasks"]]
+    # an incremental night's flags that stand from the last run
+    paths += [home.root / t["carried"] for t in planned.get("types", {}).values() if t.get("carried")]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise InputError(f"run {run_id}: {len(missing)} shard(s) not linked yet, e.g. {missing[0]}")

@@ -216,3 +216,26 @@ def test_airflow_task_logs_carry_no_clear_identifier(nights: dict[str, Any]) -> 
     leaked = sorted(v for v in clear if v.upper() in text)
     assert not leaked, f"clear identifiers in task logs: {leaked[:5]}"
     assert not re.search(r"\b[A-CEGHJ-PR-TW-Z]{2}\d{6}[A-D]\b", text), "a NINO-shaped value in a task log"
+
+
+def test_second_night_links_incrementally_with_the_saved_models(nights: dict[str, Any]) -> None:
+    from anonymise import at_rest
+
+    home = nights["home"]
+    planned = at_rest.read_json(home.runs / RUN_2 / "plan.json", home)
+    assert planned["types"]
+    for match_type, entry in planned["types"].items():
+        assert entry["mode"] == "incremental" and entry["retrained"] is None, (match_type, entry)
+    first = at_rest.read_json(home.runs / RUN_1 / "plan.json", home)
+    assert {k: v["model_id"] for k, v in planned["types"].items()} == \
+        {k: v["model_id"] for k, v in first["types"].items() if k in planned["types"]}
+
+
+def test_a_full_rerun_is_one_dag_param_away() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("nightly_matching_params", airflow_local.DAGS_FOLDER / "nightly_matching.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    dag = module.nightly_matching()
+    assert dag.params["full"] is False and dag.params["retrain"] is False

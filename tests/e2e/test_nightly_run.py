@@ -88,6 +88,22 @@ def test_second_nights_report_has_the_trend_council_names_and_model_charts(night
     assert page.count('<svg class="weights"') == len(second["models"]) > 0
 
 
+def test_second_night_is_incremental_and_full_is_one_flag_away(nights: dict) -> None:
+    home = nights["home"]
+    second = at_rest.read_json(home.runs / "20261102T020000" / "plan.json", home)
+    assert second["types"] and all(t["mode"] == "incremental" for t in second["types"].values())
+    assert second["tasks"] == []  # the same extracts as night 1: nothing to link
+    third = cli("run", "--run-id", "20261103T020000", "--full", home=home.root)
+    assert third.returncode == 0, third.stdout + third.stderr
+    planned = at_rest.read_json(home.runs / "20261103T020000" / "plan.json", home)
+    assert all(t["mode"] == "full" and t["full_because"] == "requested" and t["retrained"] is None
+               for t in planned["types"].values())
+    cols = ["flag_id", "match_probability", "evidence", "first_seen"]
+    a = at_rest.read_frame(home.flags_path("20261102T020000"), home=home)[cols]
+    b = at_rest.read_frame(home.flags_path("20261103T020000"), home=home)[cols]
+    pd.testing.assert_frame_equal(a, b)
+
+
 def test_each_night_anchors_the_review_audit_trail(nights: dict) -> None:
     """Every publish signs the audit trail's tip into the run's state (and so its report) and the
     home's checkpoint file; `audit verify` holds the trail against them."""

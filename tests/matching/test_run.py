@@ -6,8 +6,8 @@ import pytest
 from matching.run import InputError, collect_flags, link_shard, load_inputs, plan
 
 
-def _run(home, run_id, shards):
-    for task in plan(home, run_id, shards):
+def _run(home, run_id, shards, full=False):
+    for task in plan(home, run_id, shards, full=full):
         link_shard(home, run_id, **task)
     return collect_flags(home, run_id)
 
@@ -20,7 +20,7 @@ def _pairs(flags):
 def test_flags_find_planted_tenancies_and_shards_do_not_matter(tenancy_home):
     home, truth = tenancy_home
     one = _run(home, "20260101T000000", 1)
-    four = _run(home, "20260101T000001", 4)
+    four = _run(home, "20260101T000001", 4, full=True)  # a full re-link, not an incremental one
     assert len(one) > 0
     cols = ["flag_id", "match_probability", "evidence", "evidence_hash", "left_record_id", "right_record_id"]
     a = one[cols].sort_values("flag_id").reset_index(drop=True)
@@ -127,3 +127,18 @@ def test_single_person_discount_with_another_adult(tmp_path, make_frame, put_ext
     assert set(zip(spd.left_record_id, spd.right_record_id)) == expected
     ev = json.loads(spd.iloc[0].evidence)
     assert ev["address"]["level"] == "exact" and ev["forename"]["level"] != "exact"
+
+
+def test_a_shard_task_reads_only_its_match_types_data_sets(tenancy_home, make_frame, put_extract):
+    import matching.run as run
+
+    home, _ = tenancy_home
+    other = make_frame([{"forename": "ZED", "surname": "QUUX", "dob": "1970-01-02", "record_id": f"P{i}"}
+                        for i in range(3)], dataset="payroll", council="E09000001")
+    put_extract(home, other)
+    tasks = plan(home, "20260105T000000", 2)
+    run._LAST_INPUTS.clear()
+    task = next(t for t in tasks if t["match_type"] == "tenancy_two_boroughs")
+    link_shard(home, "20260105T000000", **task)
+    (loaded,) = run._LAST_INPUTS.values()
+    assert set(loaded) == {"tenancy"}

@@ -1,0 +1,162 @@
+"""Incremental nights against a full night, on a generated home, stage by stage.
+
+Night 1 (full: every record new, models trained), night 2 with no new extract at all,
+night 3 where every CSV feed re-sends its extract with ``--changed`` of its rows changed
+(a surname, or an address moved to another row's), linked incrementally; then the same
+night 3 re-linked in full (``full=True``) on a copy of the home, with the same saved
+model, and the two flag files compared. Prints a Markdown table for docs/benchmarks.md.
+Not a test: run it by hand.
+
+    .venv/bin/python bench/bench_incremental.py --boroughs 5 --people 20000 --home /tmp/cm-inc
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pipeline import PeakMemory  # noqa: E402
+
+
+def _resend_changed(home, night: str, share: float, seed: int) -> int:
+    """Every CSV feed sends a new extract with ``share`` of its rows changed; returns rows changed."""
+    rng = np.random.default_rng(seed)
+    changed = 0
+    for feed_dir in sorted(p for p in home.landing.glob("*/*") if p.is_dir()):
+        archived = sorted((home.root / "bench-originals" / feed_dir.relative_to(home.landing)).glob("*.csv"))
+        if not archived:
+            continue
+        data = archived[-1].read_bytes()
+        try:
+            encoding, text = "utf-8", data.decode("utf-8")
+        except UnicodeDecodeError:
+            encoding, text = "cp1252", data.decode("cp1252")
+        bom, text = text.startswith("\ufeff"), text.lstrip("\ufeff")
+        newline = "\r\n" if "\r\n" in text else "\n"
+        delimiter = next(d for d in ("|", "\t", ";", ",") if d in text.split("\n", 1)[0])
+        rows = [r for r in csv.reader(text.splitlines(), delimiter=delimiter) if r]
+        header, body = rows[0], rows[1:]
+        lower = [h.casefold() for h in header]
+        surname = next((i for i, h in enumerate(lower) if h in ("surname", "last_name")), None)
+        if surname is None or not body:
+            continue
+        for i in rng.choice(len(body), max(1, round(share * len(body))), replace=False):
+            body[i][surname] = body[i][surname] + "-Smythe" if body[i][surname] else "Smythe"
+            changed += 1
+
+        def line(values: list[str]) -> str:
+            return delimiter.join('"' + v.replace('"', '""') + '"' if v != "" else "" for v in values)
+
+        out = newline.join(line(r) for r in [header, *body]) + newline
+        dataset = feed_dir.name
+        (feed_dir / f"{dataset}_{night}.csv").write_bytes((("\ufeff" if bom else "") + out).encode(encoding))
+    return changed
+
+
+def _night(home, run_id: str, full: bool, ingest: bool = True) -> dict[str, float]:
+    from councilmatch import pipeline
+
+    times: dict[str, float] = {}
+    mem = PeakMemory()
+    cpu = time.process_time()
+    with mem.measure():
+        t = time.perf_counter()
+        if ingest:
+            for feed_id in pipeline.discover_feeds(home):
+                pipeline.ingest_feed(home, feed_id, run_id)
+        times["ingest"] = time.perf_counter() - t
+        t = time.perf_counter()
+        tasks = pipeline.plan_link(home, run_id, full=full)
+        times["plan"] = time.perf_counter() - t
+        t = time.perf_counter()
+        for s in tasks:
+            pipeline.link_shard(home, run_id, s["match_type"], s["shard"], s["shards"])
+        times["link"] = time.perf_counter() - t
+        t = time.perf_counter()
+        pipeline.publish_run(home, run_id)
+        times["publish"] = time.perf_counter() - t
+    times["cpu"] = time.process_time() - cpu
+    times["total"] = times["ingest"] + times["plan"] + times["link"] + times["publish"]
+    times["link_total"] = times["plan"] + times["link"]
+    times["peak_gib"] = mem.peak / 2**30
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--boroughs", type=int, default=5)
+    ap.add_argument("--people", type=int, default=20_000)
+    ap.add_argument("--changed", type=float, default=0.01, help="share of each CSV feed's rows changed on night 3")
+    ap.add_argument("--home", type=Path, required=True)
+    ap.add_argument("--seed", type=int, default=11)
+    args = ap.parse_args()
+    os.environ.pop("COUNCILMATCH_KEK", None)
+
+    from anonymise.keys import init_keys
+    from councilmatch.home import Home
+    from synthetic import generate
+
+    if args.home.exists():
+        shutil.rmtree(args.home)
+    home = Home.resolve(args.home)
+    generate(home, boroughs=args.boroughs, people=args.people, seed=args.seed)
+    init_keys(home)
+    shutil.copytree(home.landing, home.root / "bench-originals")
+    records = None
+
+    results = {}
+    results["night 1: first night (full, models trained)"] = _night(home, "20261101T020000", full=False)
+    from anonymise import at_rest
+
+    pooled = sum(len(at_rest.read_table(p, columns=["record_id"], home=home))
+                 for p in home.pseudonymised.rglob("*.parquet"))
+    records = pooled
+    results["night 2: no new extract (incremental)"] = _night(home, "20261102T020000", full=False)
+    changed = _resend_changed(home, "20261103", args.changed, args.seed)
+    from councilmatch import pipeline
+
+    t, c = time.perf_counter(), time.process_time()
+    for feed_id in pipeline.discover_feeds(home):
+        pipeline.ingest_feed(home, feed_id, "20261103T020000")
+    ingest3, ingest3_cpu = time.perf_counter() - t, time.process_time() - c
+    full_home = Home.resolve(Path(str(args.home) + "-full"))
+    if full_home.root.exists():
+        shutil.rmtree(full_home.root)
+    shutil.copytree(home.root, full_home.root)
+    inc = _night(home, "20261103T020000", full=False, ingest=False)
+    inc["ingest"] = ingest3
+    inc["total"] += ingest3
+    inc["cpu"] += ingest3_cpu
+    results[f"night 3: {args.changed:.0%} of rows changed (incremental)"] = inc
+    full = _night(full_home, "20261103T020000", full=True, ingest=False)
+    full["ingest"] = ingest3
+    full["total"] += ingest3
+    full["cpu"] += ingest3_cpu
+    results[f"night 3 again, re-linked in full (same model)"] = full
+    a = at_rest.read_frame(home.flags_path("20261103T020000"), home=home)
+    b = at_rest.read_frame(full_home.flags_path("20261103T020000"), home=full_home)
+    same = a.equals(b)
+
+    print(f"\n{args.boroughs} boroughs × {args.people:,} people: {records:,} pseudonymised records; "
+          f"night 3 changed {changed:,} rows; incremental flags == full flags: {same} ({len(a)} flags)\n")
+    print("| night | ingest s | plan s | link s | publish s | total s (wall) | CPU s | plan+link vs full re-link | peak GiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    base = results["night 1: first night (full, models trained)"]
+    ref = full["link_total"]
+    for name, r in results.items():
+        print(f"| {name} | {r['ingest']:.2f} | {r['plan']:.2f} | {r['link']:.2f} | {r['publish']:.2f} | "
+              f"{r['total']:.2f} ({r['total'] / base['total']:.0%} of night 1) | "
+              f"{r['cpu']:.2f} ({r['cpu'] / base['cpu']:.0%}) | {r['link_total'] / ref:.0%} | "
+              f"{r['peak_gib']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
