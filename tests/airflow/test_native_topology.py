@@ -62,6 +62,9 @@ def night(tmp_path_factory: pytest.TempPathFactory, af: Any) -> Any:
     root = tmp_path_factory.mktemp("topology")
     home = af.make_home(root / "home", boroughs=2, people=1000)  # the topology, not the data, is under test
     single = root / "single-process"
+    from anonymise.minimise import ref_key
+
+    ref_key(home)  # made on first use otherwise: both copies must key record references alike
     shutil.copytree(home.root, single)  # the same extracts and keys, for run_all
 
     # Outside pytest's 0700 temp tree: the server runs as the postgres user, who must reach it.
