@@ -215,7 +215,7 @@ def test_the_operators_morning_in_airflow_and_the_run_report(demo: tuple[Demo, d
         expect(report.get_by_role("heading", name="Night over night")).to_be_visible()
         expect(report.locator("svg.weights").first).to_be_visible()
         report.screenshot(path=str(shots / "operator-report.png"))
-        report.get_by_role("heading", name=re.compile(r"^Models")).evaluate("h => h.scrollIntoView()")
+        report.get_by_role("heading", name=re.compile(r"^Models: match weight")).evaluate("h => h.scrollIntoView()")
         report.screenshot(path=str(shots / "operator-report-models.png"))
         # The operator sees no council's flags.
         assert report.goto(f"{info['review']}/queue").status == 403
