@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from councilmatch.commit import place
 from councilmatch.home import Home
 
-from anonymise.crypto import KEY_BYTES, atomic_write, new_key, read_header, seal, unseal
+from anonymise.crypto import KEY_BYTES, atomic_write, new_key, read_header, seal, unseal, write_once
 from anonymise.errors import AnonymiseError, TamperedError, WrongKEKError
 from anonymise.kek import KEK, require_kek
 
@@ -134,19 +134,7 @@ def data_key(home: Home, key_id: str, kek: KEK | None = None, create: bool = Fal
                               "under a key this home no longer holds")
         path.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(path.parent, 0o700)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".datakey.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(_wrap_datakey(kek, key_id, new_key()))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass  # another task won: use its key
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        write_once(path, _wrap_datakey(kek, key_id, new_key()))  # another task may win: use its key
     key = _unwrap_datakey(kek, path, key_id)
     with _lock:
         _keys[cache_key] = key

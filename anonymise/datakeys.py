@@ -9,15 +9,13 @@ hub key starts new data keys while old ones stay unwrappable with the old versio
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from councilmatch.home import Home
 from councilmatch.safepath import UnsafePathError, path_inside
 from councilmatch.safepath import safe_name as _shared_safe_name
 
-from anonymise.crypto import new_key, seal, unseal
+from anonymise.crypto import new_key, seal, unseal, write_once
 from anonymise.errors import AnonymiseError, TamperedError
 from anonymise.keys import Keyring
 
@@ -53,21 +51,7 @@ def data_key(home: Home, keyring: Keyring, council: str, key_id: str | None = No
     if not path.exists():
         if not create:
             raise AnonymiseError(f"no data key for council {council} under key {kid} ({path})")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        blob = seal(wrap, new_key(), {"kind": "datakey", "council": council, "key_id": kid})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".datakey.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(blob)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass  # another process won; use its key
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        write_once(path, seal(wrap, new_key(), {"kind": "datakey", "council": council, "key_id": kid}))
     header, key = unseal(wrap, path.read_bytes(), str(path))
     if header.get("council") != council or header.get("key_id") != kid:
         raise TamperedError(f"{path}: data key belongs to {header.get('council')}/{header.get('key_id')}")
