@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from councilmatch.contracts import BLOOM_BYTES, NON_IDENTIFYING, PSEUDONYMISED_COLUMNS, REFERENCE, TOKEN_COLUMNS
+from councilmatch.contracts import ENCODED_BYTES, NON_IDENTIFYING, PSEUDONYMISED_COLUMNS, REFERENCE, TOKEN_COLUMNS
 from councilmatch.commit import place
 from councilmatch.home import Home
 
@@ -33,8 +33,8 @@ META_KEY = b"councilmatch"
 def _arrow_type(column: str) -> pa.DataType:
     if column in TOKEN_COLUMNS:
         return pa.int64()
-    if column in BLOOM_BYTES:
-        return pa.binary(BLOOM_BYTES[column])
+    if column in ENCODED_BYTES:
+        return pa.binary(ENCODED_BYTES[column])
     if column in NON_IDENTIFYING:
         return {"datetime64[ns]": pa.timestamp("ns"), "boolean": pa.bool_(), "float64": pa.float64()}[
             NON_IDENTIFYING_DTYPES[column]]

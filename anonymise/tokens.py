@@ -7,19 +7,17 @@ missing. HMACs are computed once per distinct value and purpose.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 
 from councilmatch.contracts import (
-    BLOOM_BYTES, DATE_FIELDS, NON_IDENTIFYING, PSEUDONYMISED_COLUMNS, REFERENCE, TOKEN_COLUMNS,
+    BLOOM_BYTES, DATE_FIELDS, EDIT_BYTES, NON_IDENTIFYING, PSEUDONYMISED_COLUMNS, REFERENCE, TOKEN_COLUMNS,
 )
 
-from anonymise.encodings import BloomSettings, bloom_encode, salt_permute, to_bytes_column
+from anonymise.encodings import BloomSettings, bloom_encode, edit_neighbourhoods, hmac64, salt_permute, to_bytes_column
 from anonymise.errors import SchemaError
 from anonymise.keys import Keyring
-from anonymise.variants import BLOOM_SALTS, BLOOM_VARIANTS, VARIANTS, Combinations, derive
+from anonymise.variants import BLOOM_SALTS, BLOOM_VARIANTS, EDIT_VARIANTS, VARIANTS, Combinations, derive
 
 #: Chosen by measurement (docs/security.md): names with letters + bigrams, k=10,
 #: XOR-folded; one-typo surname variants keep Dice ~0.81, unrelated names ~0.30.
@@ -35,28 +33,6 @@ NON_IDENTIFYING_DTYPES: dict[str, str] = {
     "discount": "boolean",
     "amount": "float64",
 }
-
-
-def hmac64(key: bytes, values: list[str]) -> np.ndarray:
-    """First 8 bytes (big-endian signed) of HMAC-SHA-256(key, value) for each value.
-
-    Exactly ``hmac.digest(key, v, "sha256")[:8]``, but the key's inner and outer pad
-    states are hashed once and copied per value: about twice as fast for short values.
-    """
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    padded = key.ljust(64, b"\x00")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded)).copy
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded)).copy
-
-    def one(value: str) -> bytes:
-        h = inner()
-        h.update(value.encode("utf-8"))
-        o = outer()
-        o.update(h.digest())
-        return o.digest()[:8]
-
-    return np.frombuffer(b"".join(map(one, values)), dtype=">i8").astype(np.int64)
 
 
 def token_values(values: pd.Series, key: bytes) -> np.ndarray:
@@ -86,6 +62,13 @@ def bloom_column(frame: pd.DataFrame, column: str, keyring: Keyring, cache: Comb
     return filters
 
 
+def edit_column(frame: pd.DataFrame, column: str, keyring: Keyring, cache: Combinations | None = None) -> np.ndarray:
+    """(n, nbytes) uint8 one-edit neighbourhoods for ``column`` (a key of EDIT_BYTES)."""
+    purpose, variant = EDIT_VARIANTS[column]
+    codes, values = derive(frame, variant, cache)
+    return edit_neighbourhoods(values, keyring.subkey(purpose), EDIT_BYTES[column] // 4)[codes]
+
+
 def _non_identifying(frame: pd.DataFrame, name: str) -> pd.Series:
     dtype = NON_IDENTIFYING_DTYPES[name]
     if name not in frame.columns:
@@ -110,6 +93,8 @@ def pseudonymise(canonical: pd.DataFrame, keyring: Keyring, extract_id: str) -> 
         out[column] = token_column(frame, column, keyring, cache)
     for column in BLOOM_BYTES:
         out[column] = to_bytes_column(bloom_column(frame, column, keyring, cache), frame.index)
+    for column in EDIT_BYTES:
+        out[column] = to_bytes_column(edit_column(frame, column, keyring, cache), frame.index)
     for column in NON_IDENTIFYING:
         out[column] = _non_identifying(frame, column)
     result = pd.DataFrame(out, index=frame.index)

@@ -177,6 +177,14 @@ BLOOM_VARIANTS: dict[str, tuple[str, Variant]] = {
 }
 
 
+#: Edit-neighbourhood column -> (subkey purpose, derivation): one subkey per field, as for
+#: the Bloom filters.
+EDIT_VARIANTS: dict[str, tuple[str, Variant]] = {
+    "ed_forename": ("edits_forename", VARIANTS["t_forename"]),
+    "ed_surname": ("edits_surname", VARIANTS["t_surname"]),
+}
+
+
 def _salt(*parts: Derive) -> Derive:
     """A salt made of other attributes of the record (missing parts stay empty)."""
     def derive(u: pd.DataFrame) -> pd.Series:

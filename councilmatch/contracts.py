@@ -172,8 +172,20 @@ BLOOM_BYTES: dict[str, int] = {
     "bf_address": 128,
 }
 
+#: Keyed one-edit neighbourhoods (anonymise.encodings.edit_neighbourhoods): fixed-length
+#: bytes, sorted 4-byte keyed hashes of the name and of each one-letter deletion of it;
+#: all-zero bytes means missing. Two names one keystroke apart share an entry. Unsalted,
+#: so a typo is still seen when the salted name filters cannot be compared.
+EDIT_BYTES: dict[str, int] = {
+    "ed_forename": 64,
+    "ed_surname": 64,
+}
+
+#: Every fixed-length bytes column of the pseudonymised record.
+ENCODED_BYTES: dict[str, int] = {**BLOOM_BYTES, **EDIT_BYTES}
+
 PSEUDONYMISED_COLUMNS: tuple[str, ...] = (
-    REFERENCE + ("extract_id", "key_id") + tuple(TOKEN_COLUMNS) + tuple(BLOOM_BYTES) + NON_IDENTIFYING
+    REFERENCE + ("extract_id", "key_id") + tuple(TOKEN_COLUMNS) + tuple(ENCODED_BYTES) + NON_IDENTIFYING
 )
 
 # --------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from councilmatch.contracts import BLOOM_BYTES
+from anonymise.encodings import shares_entry
+from councilmatch.contracts import ENCODED_BYTES
 
 NULL = -1  # level index of "missing on either side"
 
@@ -49,10 +50,11 @@ class Side:
         return self._tokens[column]
 
     def bloom(self, column: str) -> tuple[np.ndarray, np.ndarray]:
-        """(n × nbytes uint8 matrix, popcount per row)."""
+        """(n × nbytes uint8 matrix, popcount per row) of a bytes column (Bloom filter or
+        edit neighbourhood)."""
         if column not in self._blooms:
             matrix = bloom_matrix(self.frame[column] if column in self.frame.columns else None,
-                                  self.n, BLOOM_BYTES.get(column, 64))
+                                  self.n, ENCODED_BYTES.get(column, 64))
             self._blooms[column] = (matrix, np.bitwise_count(matrix).sum(axis=1, dtype=np.int32))
         return self._blooms[column]
 
@@ -108,6 +110,17 @@ class Pairs:
             self._cache[("dice", column)] = out
         return self._cache[("dice", column)]
 
+    def one_edit(self, column: str) -> np.ndarray:
+        """Do the two edit neighbourhoods share an entry (False where either is empty)?"""
+        if ("edit", column) not in self._cache:
+            lm, rm = self.left.bloom(column)[0], self.right.bloom(column)[0]
+            out = np.zeros(len(self), dtype=bool)
+            step = 100_000  # bounds the (step × slots × slots) comparison
+            for s in range(0, len(self), step):
+                out[s:s + step] = shares_entry(lm[self.li[s:s + step]], rm[self.ri[s:s + step]])
+            self._cache[("edit", column)] = out
+        return self._cache[("edit", column)]
+
 
 # ---------------------------------------------------------------------------
 # Level tests: small declarative objects, each with its own words
@@ -149,6 +162,16 @@ class DiceAtLeast:
     def __call__(self, pairs: Pairs) -> np.ndarray:
         d = pairs.dice(self.column)
         return np.nan_to_num(d, nan=-1.0) >= self.threshold
+
+
+@dataclass(frozen=True)
+class OneEdit:
+    """The two values are one keystroke apart: their keyed edit neighbourhoods share an entry."""
+
+    column: str
+
+    def __call__(self, pairs: Pairs) -> np.ndarray:
+        return pairs.one_edit(self.column)
 
 
 @dataclass(frozen=True)
@@ -231,7 +254,7 @@ class Comparison:
 def _present(side: Side, columns: tuple[str, ...]) -> np.ndarray:
     out = np.zeros(side.n, dtype=bool)
     for col in columns:
-        if col in BLOOM_BYTES:
+        if col in ENCODED_BYTES:
             out |= side.bloom(col)[1] > 0
         else:
             out |= side.token(col) != 0
@@ -244,8 +267,8 @@ def _present(side: Side, columns: tuple[str, ...]) -> np.ndarray:
 
 _NAME_FIELDS = {
     # field: (token, Bloom filter, phonetic token, other name column for swaps)
-    "forename": ("t_forename", "bf_forenames", "t_forename_phon", "t_surname"),
-    "surname": ("t_surname", "bf_surname", "t_surname_phon", "t_forename"),
+    "forename": ("t_forename", "bf_forenames", "t_forename_phon", "t_surname", "ed_forename"),
+    "surname": ("t_surname", "bf_surname", "t_surname_phon", "t_forename", "ed_surname"),
 }
 
 
@@ -259,12 +282,14 @@ def name(field: str = "surname", initial: bool = False, near: float = 0.85, simi
     """
     if field not in _NAME_FIELDS:
         raise ValueError(f"name comparison: field must be one of {sorted(_NAME_FIELDS)}, not {field!r}")
-    token, bloom, phon, other = _NAME_FIELDS[field]
+    token, bloom, phon, other, edits = _NAME_FIELDS[field]
     what = "first forename" if field == "forename" else "surname"
     levels: list[Level] = [
         Level("exact", f"the {what} is identical", Same(token), 0.85, tf_column=token),
         Level("near spelling", f"the {what}s differ by a typo or two (keyed bigram similarity ≥ {near:g})",
               DiceAtLeast(bloom, near), 0.06),
+        Level("one edit", f"the {what}s are one keystroke apart (a letter added, dropped or changed, "
+              "or two swapped)", OneEdit(edits), 0.04),
     ]
     if field == "forename":
         levels.append(Level("nickname", "the forenames are a name and its nickname (e.g. Bill / William)",

@@ -20,7 +20,7 @@ from privacy_attacks import knowledge
 from privacy_attacks.bloom import pattern_attack
 from privacy_attacks.frequency import frequency_attack, grouped_attack
 from privacy_attacks.linkage import clear_field_attack, record_id_attack
-from privacy_attacks.store import Reader, bloom_columns, read_store, token_columns
+from privacy_attacks.store import Reader, bloom_columns, edit_columns, edit_tokens, read_store, token_columns
 from privacy_attacks.truth import align, derived, vault_records
 
 #: The goal of issue 11: no attack re-identifies more than this share of records.
@@ -50,6 +50,14 @@ GROUPED_ATTACKS = (
 BLOOM_TABLES: dict[str, Callable[[], knowledge.Table]] = {
     "bf_surname": knowledge.surnames,
     "bf_forenames": knowledge.forenames,
+}
+
+
+#: Edit-neighbourhood column -> public table. A neighbourhood is deterministic per name, so it
+#: is frequency-ranked as a whole, like a token.
+EDIT_TABLES: dict[str, Callable[[], knowledge.Table]] = {
+    "ed_surname": knowledge.surnames,
+    "ed_forename": knowledge.forenames,
 }
 
 
@@ -165,6 +173,15 @@ def run(home: Home, reader: Reader | None = None, known: int = 20, seed: int = 0
             started = time.perf_counter()
             add("grouped frequency rank", name, grouped_attack(store, chain, table()), derived(truth, target),
                 True, started)
+
+    for column in edit_columns(store):
+        if column not in EDIT_TABLES:
+            report.not_attacked.append(column)
+            continue
+        started = time.perf_counter()
+        as_tokens = pd.DataFrame({column: edit_tokens(store[column])}, index=store.index)
+        add("frequency rank (whole neighbourhood)", column, frequency_attack(as_tokens, column, EDIT_TABLES[column]()),
+            derived(truth, column), True, started)
 
     rng = np.random.default_rng(seed)
     surname_anchors = None

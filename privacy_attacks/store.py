@@ -8,6 +8,8 @@ point ``reader`` (or :data:`DEFAULT_READER`) at the decrypting reader: the insid
 
 from __future__ import annotations
 
+import hashlib
+
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,6 +56,18 @@ def bloom_columns(frame: pd.DataFrame) -> list[str]:
     """Fixed-length byte columns (``bf_*``)."""
     return [c for c in frame.columns if c.startswith("bf_") and frame[c].map(
         lambda v: isinstance(v, (bytes, bytearray)), na_action="ignore").any()]
+
+
+def edit_columns(frame: pd.DataFrame) -> list[str]:
+    """One-edit neighbourhood columns (``ed_*``)."""
+    return [c for c in frame.columns if c.startswith("ed_")]
+
+
+def edit_tokens(col: pd.Series) -> np.ndarray:
+    """Each neighbourhood's bytes as one int64 (0 where empty): equal names, equal values."""
+    values = col.to_numpy(dtype=object)
+    return np.fromiter((int.from_bytes(hashlib.blake2b(v, digest_size=8).digest(), "big", signed=True) or 1
+                        if isinstance(v, (bytes, bytearray)) and any(v) else 0 for v in values), np.int64, len(values))
 
 
 def bits(col: pd.Series) -> np.ndarray:

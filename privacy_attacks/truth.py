@@ -51,9 +51,10 @@ def align(store: pd.DataFrame, vault: pd.DataFrame) -> pd.DataFrame:
 
 def derived(truth: pd.DataFrame, column: str) -> pd.Series | None:
     """The clear value behind an encoded store column (None if the column is not a known derivation)."""
-    from anonymise.variants import BLOOM_VARIANTS, VARIANTS
+    from anonymise.variants import BLOOM_VARIANTS, EDIT_VARIANTS, VARIANTS
 
-    variant = VARIANTS.get(column) or (BLOOM_VARIANTS[column][1] if column in BLOOM_VARIANTS else None)
+    encoded = {**BLOOM_VARIANTS, **EDIT_VARIANTS}
+    variant = VARIANTS.get(column) or (encoded[column][1] if column in encoded else None)
     if variant is None:
         return None
     frame = truth.copy()

@@ -105,3 +105,35 @@ def test_chunked_encoding_gives_the_same_filters(key, monkeypatch) -> None:
     monkeypatch.setattr(enc, "_CHUNK_VALUES", 7)
     monkeypatch.setattr(enc, "_BATCH_BIGRAMS", 5)
     assert (bloom_encode(names, key, BLOOM_SETTINGS["bf_surname"]) == whole).all()
+
+
+# --- one-edit neighbourhoods ----------------------------------------------------------------
+
+def test_edit_neighbourhoods_share_an_entry_exactly_when_one_keystroke_apart() -> None:
+    from anonymise.encodings import edit_neighbourhoods, shares_entry
+
+    key = b"k" * 32
+    pairs = [("CAMPBELL", "CAPMBELL", True),   # two letters swapped
+             ("CHANDLER", "CHANDLDER", True),  # a letter added
+             ("WALLS", "WALMS", True),         # a letter changed
+             ("REID", "RED", True),            # a letter dropped
+             ("SMITH", "JONES", False),
+             ("DONALDSON", "DONAKLSDON", False),  # two edits
+             ("ANNE", "ANNA", True)]
+    left = edit_neighbourhoods(pd.Series([a for a, _, _ in pairs]), key, 16)
+    right = edit_neighbourhoods(pd.Series([b for _, b, _ in pairs]), key, 16)
+    assert shares_entry(left, right).tolist() == [want for _, _, want in pairs]
+    # another key: nothing in common, so a dictionary built without the key matches nothing
+    other = edit_neighbourhoods(pd.Series([b for _, b, _ in pairs]), b"x" * 32, 16)
+    assert not shares_entry(left, other).any()
+
+
+def test_edit_neighbourhoods_missing_is_empty_and_long_names_still_meet() -> None:
+    from anonymise.encodings import edit_neighbourhoods, shares_entry
+
+    key = b"k" * 32
+    m = edit_neighbourhoods(pd.Series(["SMITH", None, "MONTGOMERY-WILLIAMSON", "MONTGOMERY-WILLIAMSN"]), key, 16)
+    assert m.shape == (4, 64) and not m[1].any()
+    assert (m[0].view(">u4") != 0).sum() == 6  # SMITH and its five deletions
+    assert shares_entry(m[2:3], m[3:4]).all()  # a bottom-16 sketch of a 21-letter name keeps the shared entry
+    assert not shares_entry(m[1:2], m[1:2]).any()
