@@ -30,7 +30,7 @@ from matching.matchtype import Linkage, MatchType
 from matching.model import FittedModel, agreement_patterns, comparison_vectors, score, tf_tables
 from matching.em import fit_lambda_one_to_one
 from matching.training import (DegenerateFit, FitCheck, caps_for, check_fit, deterministic_matches, estimate_m,
-                               estimate_u, random_pairs)
+                               estimate_u, random_pairs, without_matches)
 
 __all__ = ["DegenerateFit", "LinkInputs", "Models", "TrainingContext", "link", "load_models", "train"]
 
@@ -170,6 +170,7 @@ def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: P
             m, untaught = _estimate_m(mt, linkage, inp, u)
         expected = _expected_matches(train_pairs, train_gammas, m, u, inp.dedupe, settings) / fraction
         lam = float(np.clip(expected / max(inp.all_pairs, 1), 1e-12, 0.5))
+        u = without_matches(u, m, lam)
     model = _bounded(FittedModel(comps, m, u, lam, 0, len(train_pairs), len(rand)), linkage, inp)
     reasons = check_fit(model, rand, linkage.threshold, expected, inp.records, settings)
     fallback = False

@@ -183,6 +183,22 @@ def estimate_u(comparisons: list[Comparison], rand: Pairs, gammas: np.ndarray, d
     return out
 
 
+#: u among non-matches is kept at least this share of u among random pairs
+U_KEEP = 0.25
+
+
+def without_matches(u: list[np.ndarray], m: list[np.ndarray], lam: float) -> list[np.ndarray]:
+    """u among non-matching pairs, from u among random pairs.
+
+    Random pairs include the matching ones (a share λ of them, distributed by m), and for a
+    specific level (an identical full address) they are most of its random agreements: u
+    taken as it is makes such a level look λ·m more common among different people than it
+    is. Subtracted, with u kept at least ``U_KEEP`` of its measured value so that a noisy λ
+    cannot turn a level into proof.
+    """
+    return [normalise(np.maximum((uk - lam * mk) / (1.0 - lam), U_KEEP * uk)) for uk, mk in zip(u, m)]
+
+
 def _informative(gammas: np.ndarray, k: int) -> bool:
     return bool((gammas[:, k] != NULL).mean() >= 0.2)
 

@@ -176,3 +176,18 @@ def test_level_thresholds_and_starting_m_come_from_yaml():
     near = next(lv for lv in comp.levels if lv.label == "near spelling")
     assert near.test.threshold == 0.9 and "0.9" in near.description
     assert lk.m_starts()[0][0] == 0.7
+
+
+def test_u_among_non_matches_removes_the_matches_random_pairs_include():
+    from matching.training import U_KEEP, without_matches
+
+    lam = 1e-4
+    m = [np.array([0.6, 0.3, 0.1])]
+    # random pairs: non-matches agree exactly 1 in 100,000, plus the matches' share λ·m
+    u_random = [np.array([1e-5 + lam * 0.6, 1e-3 + lam * 0.3, 1 - 1e-5 - 1e-3 - lam * 0.9])]
+    u = without_matches(u_random, m, lam)[0]
+    assert u[0] == pytest.approx(max(1e-5, U_KEEP * u_random[0][0]), rel=0.05)
+    assert u[0] < u_random[0][0] / 3 and abs(u.sum() - 1) < 1e-9
+    # a λ·m larger than what was measured (noise) never drives u below the kept share
+    noisy = without_matches([np.array([1e-6, 1e-3, 1 - 1e-3 - 1e-6])], m, lam)[0]
+    assert noisy[0] >= U_KEEP * 1e-6 * 0.99
