@@ -9,7 +9,7 @@ overrides shipped ones by id. Validation errors name the file, line and key.
 from __future__ import annotations
 
 from pathlib import Path
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal, Union
 
 import numpy as np
@@ -20,12 +20,27 @@ from councilmatch.contracts import DATASETS, TOKEN_COLUMNS
 from matching.comparisons import LIBRARY, Comparison
 from matching.conditions import CONDITIONS
 from matching.em import EMSettings
-from matching.training import TrainingSettings
 
 SHIPPED = Path(__file__).parent / "matchtypes"
 
 #: a token column name (so a typo is reported at its own line)
 TokenColumn = Literal[tuple(TOKEN_COLUMNS)]  # type: ignore[valid-type]
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Declared per linkage in YAML (``training:``); the defaults suit person linkage."""
+
+    #: random pairs drawn to measure u (and to run the random-pair fit check)
+    random_pairs: int = 300_000
+    #: cap on the candidate pairs EM trains on per blocking rule (a sample of whole blocks)
+    max_training_pairs: int = 1_000_000
+    #: random seed for the random pairs (training is deterministic given the data)
+    seed: int = 20240611
+    em: EMSettings = field(default_factory=EMSettings)
+    #: random pairs flagged may exceed λ·n by this factor (plus a small allowance) before
+    #: the fit counts as degenerate
+    random_pair_tolerance: float = 5.0
 
 
 class MatchTypeError(ValueError):
@@ -130,7 +145,7 @@ class EM(BaseModel):
 
 
 class Training(BaseModel):
-    """How a linkage's model is trained (defaults: matching.training.TrainingSettings)."""
+    """How a linkage's model is trained (defaults: TrainingSettings)."""
 
     model_config = ConfigDict(extra="forbid")
     random_pairs: int = Field(TrainingSettings.random_pairs, ge=1000, le=50_000_000)

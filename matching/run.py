@@ -30,7 +30,7 @@ from councilmatch.home import Home
 from matching.flags import SHARD_COLUMNS, empty_flags, first_seen_dates, read_parquet_at_rest, write_parquet_atomic
 from matching import incremental as inc
 from matching.comparisons import Side
-from matching.linker import (DegenerateFit, LinkInputs, TrainingContext, _in_scope, link, load_models, pool_inputs,
+from matching.linker import (DegenerateFit, LinkInputs, TrainingContext, in_scope, link, load_models, pool_inputs,
                              train)
 from matching.matchtype import MatchType, load_matchtypes
 
@@ -234,7 +234,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
             right_rows = left_rows if mt.dedupe else inc.rows_of(inputs()[mt.right], dirty) if len(dirty) else empty
             if saved is not None and (len(left_rows) or len(right_rows)):
                 inp = _link_inputs(mt, inputs())
-                drift = inc.measure_drift(mt, inp, saved, left_rows, right_rows, _in_scope)
+                drift = inc.measure_drift(mt, inp, saved, left_rows, right_rows, in_scope)
         reason = inc.retrain_reason(saved, mt, key_id, today, settings, retrain, drift)
         if reason is not None:
             log.info("match type %s: training (%s)", mt.id, reason)

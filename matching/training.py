@@ -30,8 +30,10 @@ import pandas as pd
 from recordlinkage.index import Random
 
 from matching.comparisons import NULL, Comparison, DiceAtLeast, Pairs, Same, Side
-from matching.em import EMSettings, fit_lambda, fit_m, normalise, project_monotone
-from matching.model import FittedModel, comparison_vectors, score, tf_tables
+from matching.em import fit_em, fit_lambda, fit_lambda_one_to_one, fit_m, normalise, project_monotone
+from matching.inputs import POOL, LinkInputs, training_candidates
+from matching.matchtype import Linkage, MatchType, TrainingSettings
+from matching.model import FittedModel, agreement_patterns, comparison_vectors, score, tf_tables
 
 #: the bound leaves a single field this many bits short of the threshold
 CAP_MARGIN_BITS = 1.0
@@ -39,22 +41,6 @@ CAP_MARGIN_BITS = 1.0
 
 class DegenerateFit(RuntimeError):
     """A trained model (and its fallback) failed the fit check: flagging with it would mislead."""
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    """Declared per linkage in YAML (``training:``); the defaults suit person linkage."""
-
-    #: random pairs drawn to measure u (and to run the random-pair fit check)
-    random_pairs: int = 300_000
-    #: cap on the candidate pairs EM trains on per blocking rule (a sample of whole blocks)
-    max_training_pairs: int = 1_000_000
-    #: random seed for the random pairs (training is deterministic given the data)
-    seed: int = 20240611
-    em: EMSettings = field(default_factory=EMSettings)
-    #: random pairs flagged may exceed λ·n by this factor (plus a small allowance) before
-    #: the fit counts as degenerate
-    random_pair_tolerance: float = 5.0
 
 
 @dataclass
@@ -311,3 +297,159 @@ def check_fit(model: FittedModel, rand: Pairs, threshold: float, expected_matche
     if expected_matches > 5 * max(records, 1):
         reasons.append(f"λ implies {expected_matches:.0f} matching pairs among {records} records")
     return reasons
+
+
+# ---------------------------------------------------------------------------
+# Training one match type (the steps above, in order)
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Models:
+    linkage: FittedModel
+    person: FittedModel | None = None
+
+    def to_json(self) -> dict:
+        out = self.linkage.to_json()
+        if self.person is not None:
+            out["person"] = self.person.to_json()
+        return out
+
+
+@dataclass
+class TrainingContext:
+    """What one run's training shares between match types: the pool and its learned m.
+
+    Match types with the same person linkage share one pooled estimate; the context is
+    made per run (no process-wide cache), so two runs never see each other's models.
+    """
+
+    pool: LinkInputs | None = None
+    pooled_m: dict = field(default_factory=dict)
+
+    def m_from_pool(self, linkage: Linkage) -> tuple[list[np.ndarray], list[str]]:
+        key = (tuple(map(tuple, linkage.blocking)), tuple(c.model_dump_json() for c in linkage.comparisons))
+        if key not in self.pooled_m:
+            pool = self.pool
+            mt = MatchType.model_construct(id=POOL, left=POOL, right=POOL, scope="any")
+            self.pooled_m[key] = _estimate_m(mt, linkage, pool, _u_of(linkage, pool)[0])
+        m, untaught = self.pooled_m[key]
+        return [x.copy() for x in m], list(untaught)
+
+
+def _u_of(linkage: Linkage, inp: LinkInputs) -> tuple[list[np.ndarray], Pairs]:
+    settings = linkage.training_settings()
+    comps = linkage.built()
+    rand = random_pairs(inp.left, inp.right, inp.dedupe, settings.random_pairs, settings.seed)
+    return estimate_u(comps, rand, comparison_vectors(comps, rand), inp.dedupe, seed=settings.seed), rand
+
+
+def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.ndarray]
+                ) -> tuple[list[np.ndarray], list[str]]:
+    settings = linkage.training_settings()
+    comps = linkage.built()
+
+    def pairs_of_rule(rule: list[str]) -> Pairs:
+        cands, _ = training_candidates(mt, inp, [rule], settings.max_training_pairs)
+        return Pairs(inp.left, inp.right, cands.li, cands.ri)
+
+    return estimate_m(comps, linkage.blocking, u, linkage.m_starts(), pairs_of_rule, settings)
+
+
+def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: Pairs, fraction: float,
+                ctx: TrainingContext | None = None) -> FittedModel:
+    """A fitted, bounded and checked model of one linkage (see :mod:`matching.training`)."""
+    settings = linkage.training_settings()
+    comps = linkage.built()
+    n_levels = [len(c.levels) for c in comps]
+    u, rand = _u_of(linkage, inp)
+    train_gammas = comparison_vectors(comps, train_pairs)
+    if linkage.u_from == "em":
+        # u among the candidates themselves (e.g. people at one address, where random pairs
+        # say nothing about how two members of a household differ): m, u and λ by plain EM
+        m, u, lam, _ = fit_em(train_gammas, n_levels, linkage.m_starts(), u)
+        untaught: list[str] = []
+        expected = lam * len(train_pairs)
+    else:
+        if ctx is not None and ctx.pool is not None and linkage.m_from == "pool":
+            m, untaught = ctx.m_from_pool(linkage)
+        else:
+            m, untaught = _estimate_m(mt, linkage, inp, u)
+        expected = _expected_matches(train_pairs, train_gammas, m, u, inp.dedupe, settings) / fraction
+        lam = float(np.clip(expected / max(inp.all_pairs, 1), 1e-12, 0.5))
+        u = without_matches(u, m, lam)
+    model = _bounded(FittedModel(comps, m, u, lam, 0, len(train_pairs), len(rand)), linkage, inp)
+    reasons = check_fit(model, rand, linkage.threshold, expected, inp.records, settings)
+    fallback = False
+    if reasons and linkage.u_from != "em":
+        fallback = True
+        m = [project_monotone(mk, uk) for mk, uk in zip(linkage.m_starts(), u)]
+        expected = _expected_matches(train_pairs, train_gammas, m, u, inp.dedupe, settings) / fraction
+        lam = float(np.clip(expected / max(inp.all_pairs, 1), 1e-12, 0.5))
+        model = _bounded(FittedModel(comps, m, u, lam, 0, len(train_pairs), len(rand)), linkage, inp)
+        again = check_fit(model, rand, linkage.threshold, expected, inp.records, settings)
+        if again:
+            raise DegenerateFit(f"match type {mt.id}: the trained model is degenerate ({'; '.join(reasons)}) "
+                                f"and so is the fallback to documented priors ({'; '.join(again)})")
+    model.patterns = agreement_patterns(train_gammas)
+    model.fit_check = FitCheck(passed=not reasons, fallback=fallback, reasons=reasons,
+                               expected_matches=float(expected), records=int(inp.records),
+                               m_from_prior=untaught, capped=dict(model.caps), **model.fit_stats)
+    return model
+
+
+def _expected_matches(pairs: Pairs, gammas: np.ndarray, m: list[np.ndarray], u: list[np.ndarray],
+                      dedupe: bool, settings) -> float:
+    """Matching pairs among the training candidates.
+
+    Linking two files: EM on λ with each record matching at most one on the other side
+    (:func:`matching.em.fit_lambda_one_to_one`). Deduplicating, where a person may have any
+    number of records: the pairs agreeing exactly on everything, over the model's recall of
+    that rule (:func:`matching.training.deterministic_matches`).
+    """
+    if dedupe or len(gammas) == 0:
+        return deterministic_matches(gammas, m)
+    llr = np.zeros(len(gammas))
+    for k in range(gammas.shape[1]):
+        g = gammas[:, k]
+        known = g != NULL
+        llr[known] += np.log(m[k][g[known]]) - np.log(u[k][g[known]])
+    return fit_lambda_one_to_one(llr, pairs.li, pairs.ri, settings.em)
+
+
+def _bounded(model: FittedModel, linkage: Linkage, inp: LinkInputs) -> FittedModel:
+    model.tf = tf_tables(model.comparisons, inp.frames()) if linkage.tf_adjust else {}
+    model.caps = caps_for(model, linkage.threshold)
+    return model
+
+
+def train(mt: MatchType, inp: LinkInputs, ctx: TrainingContext | None = None) -> Models:
+    """Fit the match type's model(s). ``ctx`` carries the run's pool, used when a linkage
+    takes m from the pool; without it, m comes from the match type's own pairs."""
+    settings = mt.linkage.training_settings()
+    cands, fraction = training_candidates(mt, inp, mt.linkage.blocking, settings.max_training_pairs)
+    pairs = Pairs(inp.left, inp.right, cands.li, cands.ri)
+    linkage_model = fit_linkage(mt, mt.linkage, inp, pairs, fraction, ctx)
+    if mt.link == "same_person":
+        return Models(linkage_model)
+    # same address, different person: the person model learns on address-linked pairs
+    linked = score(linkage_model, pairs).probability >= mt.linkage.threshold
+    person_pairs = Pairs(inp.left, inp.right, cands.li[linked], cands.ri[linked])
+    return Models(linkage_model, fit_linkage(mt, mt.person, inp, person_pairs, fraction, ctx))
+
+
+def load_models(mt: MatchType, data: dict, inp: LinkInputs, tf: dict | None = None) -> Models:
+    """A saved model, ready to score. ``tf``: the term-frequency tables saved with it
+    ({"linkage": ..., "person": ...}); without them they are computed from ``inp``."""
+    linkage = FittedModel.from_json(data, mt.linkage.built())
+    if tf is not None:
+        linkage.tf = dict(tf.get("linkage", {})) if mt.linkage.tf_adjust else {}
+    else:
+        linkage.tf = tf_tables(linkage.comparisons, inp.frames()) if mt.linkage.tf_adjust else {}
+    person = None
+    if mt.person is not None and "person" in data:
+        person = FittedModel.from_json(data["person"], mt.person.built())
+        if tf is not None:
+            person.tf = dict(tf.get("person", {})) if mt.person.tf_adjust else {}
+        else:
+            person.tf = tf_tables(person.comparisons, inp.frames()) if mt.person.tf_adjust else {}
+    return Models(linkage, person)

@@ -131,7 +131,7 @@ def _same_year_cluster(linkage: Linkage) -> list[np.ndarray]:
 def test_degenerate_fit_is_caught_not_silently_flagged(monkeypatch):
     """EM forced onto 'same birth year' as the match cluster, and the documented priors made
     just as wrong: the fit check refuses both and training raises."""
-    import matching.linker as linker
+    import matching.training as linker
 
     data = _pseudo(_people(3000, 2))
     linkage = Linkage(**LINKAGE)
@@ -147,7 +147,7 @@ def test_degenerate_fit_is_caught_not_silently_flagged(monkeypatch):
 
 
 def test_degenerate_fit_falls_back_to_documented_priors(monkeypatch):
-    import matching.linker as linker
+    import matching.training as linker
 
     data = _pseudo(_people(3000, 3))
     linkage = Linkage(**LINKAGE)

@@ -1,0 +1,79 @@
+"""The inputs of one match type: its two sides, the scope of its pairs, and the pool.
+
+A :class:`LinkInputs` is made once per match type and run; training, scoring and the
+household model all read the same converted :class:`~matching.comparisons.Side` s.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from matching.blocking import Candidates, candidate_pairs, expected_pairs
+from matching.comparisons import Side
+from matching.matchtype import MatchType
+
+
+class LinkInputs:
+    """The two sides of a match type, as :class:`Side` s (one shared Side when deduplicating)."""
+
+    def __init__(self, mt: MatchType, data: dict[str, pd.DataFrame]):
+        for ds in (mt.left, mt.right):
+            if ds not in data or data[ds].empty:
+                raise LookupError(f"match type {mt.id}: no pseudonymised records for data set {ds!r}")
+        self.left_frame = data[mt.left].reset_index(drop=True)
+        self.right_frame = self.left_frame if mt.dedupe else data[mt.right].reset_index(drop=True)
+        self.left = Side(self.left_frame)
+        self.right = self.left if mt.dedupe else Side(self.right_frame)
+        self.dedupe = mt.dedupe
+        councils = pd.concat([self.left_frame["council"], self.right_frame["council"]]).astype(str)
+        cats = pd.CategoricalDtype(sorted(councils.unique()))
+        self.left_council = self.left_frame["council"].astype(str).astype(cats).cat.codes.to_numpy()
+        self.right_council = self.right_frame["council"].astype(str).astype(cats).cat.codes.to_numpy()
+        if mt.dedupe:
+            # rank by (council, record_id): the left of a pair is the smaller reference
+            order = self.left_frame.sort_values(["council", "record_id"], kind="stable").index.to_numpy()
+            self.rank = np.empty(len(order), dtype=np.int64)
+            self.rank[order] = np.arange(len(order))
+
+    def frames(self) -> list[pd.DataFrame]:
+        return [self.left_frame] if self.dedupe else [self.left_frame, self.right_frame]
+
+    @property
+    def records(self) -> int:
+        return self.left.n if self.dedupe else max(self.left.n, self.right.n)
+
+    @property
+    def all_pairs(self) -> int:
+        return self.left.n * (self.left.n - 1) // 2 if self.dedupe else self.left.n * self.right.n
+
+
+def in_scope(mt: MatchType, inp: LinkInputs, cands: Candidates) -> Candidates:
+    li, ri, rule = cands.li, cands.ri, cands.rule
+    if inp.dedupe:
+        swap = inp.rank[li] > inp.rank[ri]
+        li, ri = np.where(swap, ri, li), np.where(swap, li, ri)
+    same = inp.left_council[li] == inp.right_council[ri]
+    keep = {"different_councils": ~same, "same_council": same, "any": np.ones(len(li), bool)}[mt.scope]
+    return Candidates(li[keep], ri[keep], rule[keep])
+
+
+def training_candidates(mt: MatchType, inp: LinkInputs, rules: list[list[str]], cap: int
+                         ) -> tuple[Candidates, float]:
+    """All candidate pairs of ``rules``, or a deterministic sample of whole blocks when there
+    are more than ``cap`` (then also the share of blocks sampled)."""
+    total = expected_pairs(inp.left, inp.right, rules, inp.dedupe)
+    parts = max(1, math.ceil(total / cap))
+    return in_scope(mt, inp, candidate_pairs(inp.left, inp.right, rules, inp.dedupe, 0, parts)), 1.0 / parts
+
+
+POOL = "pool"
+
+
+def pool_inputs(data: dict[str, pd.DataFrame]) -> LinkInputs:
+    """Every data set's records together, deduplicated against each other: the pool m learns from."""
+    frames = [f for f in data.values() if len(f)]
+    mt = MatchType.model_construct(id=POOL, left=POOL, right=POOL, scope="any")
+    return LinkInputs(mt, {POOL: pd.concat(frames, ignore_index=True)})

@@ -1,0 +1,131 @@
+"""Scoring one shard of a match type's candidate pairs with its trained models: the flags.
+
+    link(match_type, models, inputs, run_id, shard, shards) -> (flags frame, stats)
+
+``same_person``: candidate pairs are scored by the person model; a flag needs
+probability ≥ threshold. ``same_address_different_person``: pairs are scored by
+the address model (≥ its threshold) and then by a person model trained on the
+address-linked pairs, which must say "not the same person" (< person.threshold);
+with ``left_person_missing`` also when judged among every right record at the
+left record's address (:mod:`matching.household`).
+Both then need the scope and every condition of the match type.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from councilmatch.contracts import NON_IDENTIFYING
+from matching import conditions as cond
+from matching.blocking import Candidates, candidate_pairs
+from matching.comparisons import Pairs
+from matching.flags import SHARD_COLUMNS, empty_flags, evidence_columns, flag_ids
+from matching.household import household_p_same
+from matching.inputs import LinkInputs, in_scope
+from matching.matchtype import Linkage, MatchType
+from matching.model import FittedModel, score
+from matching.training import Models
+
+
+def _condition_frames(inp: LinkInputs, li: np.ndarray, ri: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    lcols = [c for c in NON_IDENTIFYING if c in inp.left_frame.columns]
+    rcols = [c for c in NON_IDENTIFYING if c in inp.right_frame.columns]
+    return (inp.left_frame[lcols].iloc[li].reset_index(drop=True),
+            inp.right_frame[rcols].iloc[ri].reset_index(drop=True))
+
+
+def vetoed(linkage: Linkage, model: FittedModel, gammas: np.ndarray) -> np.ndarray:
+    """Pairs a ``veto`` comparison puts at its "different" level, with no ``veto_unless`` id agreeing."""
+    out = np.zeros(len(gammas), dtype=bool)
+    if not linkage.veto:
+        return out
+    index = {c.name: k for k, c in enumerate(model.comparisons)}
+    for name in linkage.veto:
+        k = index[name]
+        out |= gammas[:, k] == len(model.comparisons[k].levels) - 1
+    for name in linkage.veto_unless:
+        out &= gammas[:, index[name]] != 0
+    return out
+
+
+SCORE_BATCH = 1_000_000  # pairs scored at a time: bounds memory whatever the shard's size
+
+
+def link(mt: MatchType, models: Models, inp: LinkInputs, run_id: str,
+         shard: int = 0, shards: int = 1, cands: Candidates | None = None) -> tuple[pd.DataFrame, dict]:
+    """Candidate flags of one shard (flag columns without first_seen/last_seen) and counts.
+
+    ``cands``: score these candidate pairs instead of the shard's (an incremental night's
+    pairs touching changed records, see :mod:`matching.incremental`)."""
+    if cands is None:
+        cands = candidate_pairs(inp.left, inp.right, mt.linkage.blocking, inp.dedupe, shard, shards)
+    cands = in_scope(mt, inp, cands)
+    stats = {"candidates": len(cands), "meeting_conditions": 0, "flags": 0}
+    parts = []
+    for start in range(0, len(cands), SCORE_BATCH):
+        flags, met = _link_batch(mt, models, inp, run_id, cands.li[start:start + SCORE_BATCH],
+                                 cands.ri[start:start + SCORE_BATCH])
+        stats["meeting_conditions"] += met
+        if len(flags):
+            parts.append(flags)
+    if not parts:
+        return empty_flags(SHARD_COLUMNS), stats
+    out = pd.concat(parts, ignore_index=True)
+    stats["flags"] = len(out)
+    return out, stats
+
+
+def _link_batch(mt: MatchType, models: Models, inp: LinkInputs, run_id: str,
+                li: np.ndarray, ri: np.ndarray) -> tuple[pd.DataFrame, int]:
+    if len(li) and mt.conditions:
+        lf, rf = _condition_frames(inp, li, ri)
+        ok = np.ones(len(li), dtype=bool)
+        for name in mt.conditions:
+            ok &= cond.CONDITIONS[name](lf, rf)
+        li, ri = li[ok], ri[ok]
+    met = len(li)
+    pairs = Pairs(inp.left, inp.right, li, ri)
+    scores = score(models.linkage, pairs)
+    keep = (scores.probability >= mt.linkage.threshold) & ~vetoed(mt.linkage, models.linkage, scores.gammas)
+    comps = list(models.linkage.comparisons)
+    gammas, weights = scores.gammas[keep], scores.level_weights[keep]
+    prob, mw = scores.probability[keep], scores.match_weight[keep]
+    li, ri = li[keep], ri[keep]
+    if mt.link == "same_address_different_person" and models.person is not None:
+        person = score(models.person, Pairs(inp.left, inp.right, li, ri))
+        other = person.probability < mt.person.threshold
+        if mt.left_person_missing is not None and other.any():
+            # judged among the left record's other right records too: no flag where this one
+            # is probably the left record's own person after all
+            household = household_p_same(mt, models, inp, li[other], person.match_weight[other])
+            other[np.flatnonzero(other)[household >= mt.person.threshold]] = False
+        li, ri = li[other], ri[other]
+        prob = prob[other] * (1.0 - person.probability[other])
+        with np.errstate(divide="ignore"):
+            mw = np.log2(prob) - np.log2(np.maximum(1.0 - prob, 1e-300))
+        gammas = np.hstack([gammas[other], person.gammas[other]])
+        weights = np.hstack([weights[other], person.level_weights[other]])
+        comps += list(models.person.comparisons)
+    if len(li) == 0:
+        return empty_flags(SHARD_COLUMNS), met
+    lref, rref = inp.left_frame.iloc[li], inp.right_frame.iloc[ri]
+    out = pd.DataFrame({
+        "left_council": lref["council"].astype(str).to_numpy(),
+        "left_dataset": lref["dataset"].astype(str).to_numpy(),
+        "left_record_id": lref["record_id"].astype(str).to_numpy(),
+        "right_council": rref["council"].astype(str).to_numpy(),
+        "right_dataset": rref["dataset"].astype(str).to_numpy(),
+        "right_record_id": rref["record_id"].astype(str).to_numpy(),
+    })
+    out.insert(0, "flag_id", flag_ids(mt.id, out).to_numpy())
+    out.insert(1, "run_id", run_id)
+    out.insert(2, "match_type", mt.id)
+    out["match_probability"] = prob.astype("float64")
+    out["match_weight"] = mw.astype("float64")
+    labels = [np.array([lv.label for lv in c.levels] + ["missing"], dtype=object)[gammas[:, k]]
+              for k, c in enumerate(comps)]  # NULL (-1) indexes the trailing "missing"
+    out["evidence"], out["evidence_hash"] = evidence_columns([c.name for c in comps], labels, weights)
+    out["priority"] = int(mt.priority)
+    out["key_id"] = lref["key_id"].astype(str).to_numpy() if "key_id" in lref else ""
+    return out[list(SHARD_COLUMNS)], met
