@@ -81,7 +81,6 @@ def read_isolated(fn, *args: Any, extract: Path, settings: Settings) -> Any:
 
 def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: Settings) -> dict[str, Any]:
     from anonymise.store import write_pseudonymised
-    from anonymise.tokens import pseudonymise
     from anonymise.vault import Vault, dispose_raw_extract, write_quarantine
     from councilmatch.commit import staged
     from ingest.extract import ingest_extract
@@ -93,9 +92,16 @@ def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: Settings) ->
         dispose_raw_extract(home, keyring, extract, settings.raw_extracts)
         return _outcome(feed.feed_id, "unchanged", done)
 
+    from anonymise import reuse
+    from anonymise.minimise import home_policy
     from ingest.placeholders import without_placeholders
 
-    frame = pseudonymise(without_placeholders(result.accepted)[0], keyring, result.extract_id)
+    # a re-sent extract: only the rows that changed since the feed's last one are pseudonymised
+    policy = home_policy(home)
+    last = last_good(home, feed.feed_id)
+    previous = reuse.load_previous(home, feed.feed_id, last.get("extract_id"), last.get("path"), keyring, policy)
+    frame, digests, reused = reuse.pseudonymise_reusing(without_placeholders(result.accepted)[0], keyring,
+                                                        result.extract_id, home, previous, policy)
     # one commit, in this order: a crash during the renames can leave a vault entry
     # without its pseudonymised file, never a pseudonymised record nobody can re-identify
     from ingest.quality import with_change
@@ -104,8 +110,10 @@ def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: Settings) ->
         Vault(home, keyring).store(feed.council, result.extract_id, result.vault_frame())  # optional values as sent
         write_quarantine(home, keyring, feed.council, feed.dataset, result.extract_id, result.quarantined)
         path = write_pseudonymised(home, frame)
+        if len(frame):
+            reuse.save_digests(home, feed.feed_id, result.extract_id, keyring, digests, policy)
         manifest = {**result.manifest(), "extract_id": result.extract_id, "key_id": keyring.key_id,
-                    "pseudonymised_path": str(path)}
+                    "pseudonymised_path": str(path), "rows_reused": reused}
         manifest["quality"] = with_change(home, feed.feed_id, result.extract_id, result.quality)
         write_manifest(home, manifest)
     dispose_raw_extract(home, keyring, extract, settings.raw_extracts)
@@ -189,6 +197,7 @@ def _outcome(feed_id: str, status: str, manifest: dict[str, Any]) -> dict[str, A
         "path": manifest.get("pseudonymised_path"),
         "rows_in": int(manifest.get("rows_in", 0)),
         "accepted": int(manifest.get("accepted", 0)),
+        "rows_reused": int(manifest.get("rows_reused", 0)),
         "quarantined": int(manifest.get("quarantined", 0)),
         "quarantine_reasons": manifest.get("quarantine_reasons", {}),
         "set_missing": manifest.get("set_missing", {}),
