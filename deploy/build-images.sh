@@ -61,7 +61,7 @@ log() { printf '\033[1;36m==>\033[0m %s\n' "$*" >&2; }
 die() { printf 'build-images.sh: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot, podman's storage)"
-for tool in podman debootstrap chroot python3; do
+for tool in podman debootstrap chroot flock python3; do
   command -v "$tool" >/dev/null || die "$tool not found (Debian packages: podman debootstrap)"
 done
 
@@ -71,6 +71,9 @@ if [ -n "$PODMAN_ROOT" ]; then
   PODMAN=(podman --root "$PODMAN_ROOT/storage" --runroot "$PODMAN_ROOT/run")
 fi
 mkdir -p "$CACHE"
+# One build at a time per cache (the tarball, podman's storage, the tag).
+exec 9>"$CACHE/.lock"
+flock 9
 
 declare -A SECONDS_OF=()
 timed() {  # timed NAME CMD...: run CMD, remember its wall time in seconds
@@ -162,6 +165,10 @@ if [ -z "$BASE_IMAGE" ]; then
   if ! "${PODMAN[@]}" image exists "$BASE_IMAGE"; then
     timed import import_base "$tarball" "$BASE_IMAGE"
   fi
+  # Bases of other inputs are stale: drop them (an image still built on one keeps its layers).
+  find "$CACHE" -maxdepth 1 -name "base-$SUITE-*.tar" ! -name "${tarball##*/}" -delete
+  "${PODMAN[@]}" images --format '{{.Repository}}:{{.Tag}}' localhost/councilmatch-base \
+    | grep -vxF "$BASE_IMAGE" | xargs -r "${PODMAN[@]}" rmi >/dev/null 2>&1 || true
   # RUN steps fetch from PyPI: they see this machine's certificate store (a mount, not a layer).
   BUILD_OPTS=(--pull=never)
   [ -f "$CA_BUNDLE" ] && BUILD_OPTS+=(--volume "$CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro")
