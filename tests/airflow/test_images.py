@@ -71,6 +71,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
     print(f"build-images.sh: {wall:.0f} s wall\n{proc.stderr[-3000:]}\n{proc.stdout[-3000:]}")
     assert report.exists(), f"no smoke report (exit {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     result = json.loads(report.read_text())
+    print(f"steps (s): {result.get('seconds')}")
     result["exit"] = proc.returncode
     result["stdout"] = proc.stdout
     return result
