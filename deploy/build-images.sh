@@ -114,8 +114,15 @@ base_key() {
     | sha256sum | cut -c1-16
 }
 
+# A half-made root (an interrupted run): never follow a mount left in it (/proc, /sys).
+remove_root() {
+  umount "$1/root/proc" "$1/root/sys" 2>/dev/null || true
+  rm -rf --one-file-system "$1"
+}
+
 make_base_tarball() {  # make_base_tarball OUT.tar
-  local out="$1" work mirror
+  local out="$1" work mirror stale
+  for stale in "$CACHE"/base-build.*; do [ -d "$stale" ] && remove_root "$stale"; done
   work="$(mktemp -d "$CACHE/base-build.XXXXXX")"
   mirror="$(debian_mirror)"
   log "debootstrap --variant=minbase $SUITE ${mirror:-(the default mirror of debootstrap)}"
@@ -129,7 +136,7 @@ make_base_tarball() {  # make_base_tarball OUT.tar
   chroot "$work/root" /bin/sh -s <deploy/base/setup.sh
   tar --numeric-owner -C "$work/root" -cf "$out.tmp" .
   mv "$out.tmp" "$out"
-  rm -rf "$work"
+  remove_root "$work"
 }
 
 import_base() {  # import_base TARBALL REF
@@ -182,8 +189,13 @@ build_image() {
   "${PODMAN[@]}" build --isolation chroot "${BUILD_OPTS[@]}" --build-arg "BASE=$BASE_IMAGE" \
     -t "$TAG" -f Dockerfile "$ROOT"
 }
+previous="$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$TAG" 2>/dev/null || true)"
 timed build build_image
-"${PODMAN[@]}" image prune -f >/dev/null  # the previous build of TAG, now untagged
+# The previous build of TAG, now untagged; in a storage of its own, every dangling layer too.
+if [ -n "$previous" ] && [ "$previous" != "$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$TAG")" ]; then
+  "${PODMAN[@]}" rmi "$previous" >/dev/null 2>&1 || true
+fi
+if [ -n "$PODMAN_ROOT" ]; then "${PODMAN[@]}" image prune -f >/dev/null; fi
 
 [ "$SMOKE" = 1 ] || exit 0
 
