@@ -10,6 +10,8 @@
 #     --cache DIR          where the base's root tarball is kept between runs
 #                          (default $COUNCILMATCH_IMAGE_CACHE, else ~/.cache/councilmatch/images)
 #     --podman-root DIR    a podman storage of its own (default: podman's usual one)
+#     --scratch DIR        where debootstrap lays out the root before it is tarred (default: the
+#                          cache); a tmpfs such as /dev/shm makes it and podman's storage much faster
 #     --ca-bundle FILE     the certificate store RUN steps see while building on the local base
 #                          (default this machine's /etc/ssl/certs/ca-certificates.crt, so a
 #                          TLS-inspecting proxy this machine trusts is trusted; never kept in the image)
@@ -34,6 +36,7 @@ TAG=councilmatch:0.1.0
 BASE_IMAGE=""
 CACHE="${COUNCILMATCH_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/councilmatch/images}"
 PODMAN_ROOT=""
+SCRATCH=""
 REPORT=""
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 SMOKE=1
@@ -49,6 +52,7 @@ while [ $# -gt 0 ]; do
     --base) BASE_IMAGE="$2"; shift 2 ;;
     --cache) CACHE="$2"; shift 2 ;;
     --podman-root) PODMAN_ROOT="$2"; shift 2 ;;
+    --scratch) SCRATCH="$2"; shift 2 ;;
     --report) REPORT="$2"; shift 2 ;;
     --ca-bundle) CA_BUNDLE="$2"; shift 2 ;;
     --no-smoke) SMOKE=0; shift ;;
@@ -71,6 +75,8 @@ if [ -n "$PODMAN_ROOT" ]; then
   PODMAN=(podman --root "$PODMAN_ROOT/storage" --runroot "$PODMAN_ROOT/run")
 fi
 mkdir -p "$CACHE"
+SCRATCH="${SCRATCH:-$CACHE}"
+mkdir -p "$SCRATCH"
 # One build at a time per cache (the tarball, podman's storage, the tag).
 exec 9>"$CACHE/.lock"
 flock 9
@@ -122,8 +128,8 @@ remove_root() {
 
 make_base_tarball() {  # make_base_tarball OUT.tar
   local out="$1" work mirror stale
-  for stale in "$CACHE"/base-build.*; do [ -d "$stale" ] && remove_root "$stale"; done
-  work="$(mktemp -d "$CACHE/base-build.XXXXXX")"
+  work="$(mktemp -d "$SCRATCH/base-build.XXXXXX")"
+  trap 'remove_root "$work"' EXIT
   mirror="$(debian_mirror)"
   log "debootstrap --variant=minbase $SUITE ${mirror:-(the default mirror of debootstrap)}"
   # Two stages so dpkg can skip fsync in the chroot (a throwaway root: unsafe-io is safe here).
@@ -137,6 +143,7 @@ make_base_tarball() {  # make_base_tarball OUT.tar
   tar --numeric-owner -C "$work/root" -cf "$out.tmp" .
   mv "$out.tmp" "$out"
   remove_root "$work"
+  trap - EXIT
 }
 
 import_base() {  # import_base TARBALL REF
