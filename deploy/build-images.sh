@@ -127,8 +127,8 @@ remove_root() {
 }
 
 make_base_tarball() {  # make_base_tarball OUT.tar
-  local out="$1" work mirror stale
-  work="$(mktemp -d "$SCRATCH/base-build.XXXXXX")"
+  local out="$1" mirror
+  work="$(mktemp -d "$SCRATCH/base-build.XXXXXX")"  # global: the EXIT trap removes it
   trap 'remove_root "$work"' EXIT
   mirror="$(debian_mirror)"
   log "debootstrap --variant=minbase $SUITE ${mirror:-(the default mirror of debootstrap)}"
