@@ -34,7 +34,7 @@ ROOT="$(pwd)"
 
 TAG=councilmatch:0.1.0
 BASE_IMAGE=""
-CACHE="${COUNCILMATCH_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/councilmatch/images}"
+CACHE="${COUNCILMATCH_IMAGE_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/councilmatch/images}"
 PODMAN_ROOT=""
 SCRATCH=""
 REPORT=""
