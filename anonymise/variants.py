@@ -95,6 +95,25 @@ def _name_sorted(u: pd.DataFrame) -> pd.Series:
     return lo + " " + hi  # NA if either is missing
 
 
+#: Words that join a surname rather than tell it apart (VAN DER BERG, DE LA CRUZ, BIN LADEN).
+SURNAME_PARTICLES: tuple[str, ...] = ("VAN", "VON", "DER", "DEN", "DE", "DA", "DI", "DU", "LA", "LE", "DEL",
+                                      "DELLA", "DOS", "DAS", "ST", "AL", "EL", "BIN", "BEN", "BINTI")
+
+
+def _surname_part(which: int) -> Derive:
+    """The first (0) or last (-1) distinguishing word of a multi-word surname ("SMITH JONES",
+    standardised from SMITH-JONES); missing for a one-word surname."""
+    particles = "|".join(SURNAME_PARTICLES)
+
+    def derive(u: pd.DataFrame) -> pd.Series:
+        surname = _str(u["surname"])
+        core = surname.str.replace(rf"\b(?:{particles}) ", "", regex=True).str.strip()
+        parts = core.str.split(" ")
+        part = parts.str[0] if which == 0 else parts.str[-1]
+        return part.where(surname.str.contains(" ", regex=False).fillna(False) & (part.str.len() > 1))
+    return derive
+
+
 def _postcode_parts(u: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     compact = _str(u["postcode"]).str.replace(" ", "", regex=False).str.upper()
     compact = compact.mask(compact.str.len() < 5)
@@ -149,6 +168,8 @@ VARIANTS: dict[str, Variant] = {
     "t_forename": Variant(("first_name", "forenames"), _first_name),
     "t_surname": Variant(("surname",), _column("surname")),
     "t_prev_surname": Variant(("previous_surname",), _column("previous_surname")),
+    "t_surname_first": Variant(("surname",), _surname_part(0)),
+    "t_surname_last": Variant(("surname",), _surname_part(-1)),
     "t_forename_canon": Variant(("first_name", "forenames"), _canon),
     "t_forename_phon": Variant(("first_name", "forenames"), lambda u: _phonetic(_first_name(u))),
     "t_surname_phon": Variant(("surname",), lambda u: _phonetic(u["surname"])),

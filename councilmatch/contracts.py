@@ -139,6 +139,8 @@ TOKEN_COLUMNS: dict[str, str] = {
     "t_forename": "name",             # first forename
     "t_surname": "name",
     "t_prev_surname": "name",
+    "t_surname_first": "name",        # first and last word of a multi-word surname (SMITH JONES,
+    "t_surname_last": "name",         # VAN DER BERG -> BERG); 0 for a one-word surname
     "t_forename_canon": "forename_canon",  # nickname-folded (BILL -> WILLIAM)
     "t_forename_phon": "name_phonetic",    # phonetic code of first forename
     "t_surname_phon": "name_phonetic",

@@ -297,6 +297,11 @@ def name(field: str = "surname", initial: bool = False, near: float = 0.85, simi
     else:
         levels.append(Level("previous surname", "one record's surname is the other's previous surname",
                             Crossed("t_surname", "t_prev_surname"), 0.02))
+        levels.append(Level("part of the surname", "one surname is part of the other's multi-part surname "
+                            "(SMITH-JONES / JONES, VAN DER BERG / BERG)", AnyOf((
+                                Crossed("t_surname", "t_surname_first"), Crossed("t_surname", "t_surname_last"),
+                                Same("t_surname_first"), Same("t_surname_last"),
+                                Crossed("t_surname_first", "t_surname_last"))), 0.01))
     levels += [
         Level("sounds alike", f"the {what}s sound alike (same phonetic code)", Same(phon), 0.02),
         Level("similar", f"the {what}s are similar (keyed bigram similarity ≥ {similar:g})",

@@ -30,6 +30,8 @@ GOAL_RECORDS = 0.05
 FREQUENCY_ATTACKS: dict[str, tuple[Callable[[], knowledge.Table], Callable[[str], str] | None, bool]] = {
     "t_surname": (knowledge.surnames, None, True),
     "t_prev_surname": (knowledge.surnames, None, True),
+    "t_surname_first": (knowledge.surnames, None, True),
+    "t_surname_last": (knowledge.surnames, None, True),
     "t_forename": (knowledge.forenames, None, True),
     "t_forename_canon": (knowledge.canonical_forenames, None, True),
     "t_surname_phon": (knowledge.surnames, knowledge.soundex, False),

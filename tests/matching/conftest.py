@@ -40,6 +40,14 @@ def _phon(s):
     return s[:1] + "".join(c for c in s[1:] if c not in "AEIOUHWY")[:3] if s else None
 
 
+def _derived(column: str, surname: str | None) -> str | None:
+    """A surname-derived value exactly as anonymise.variants makes it."""
+    from anonymise.variants import VARIANTS
+
+    value = VARIANTS[column].derive(pd.DataFrame({"surname": pd.Series([surname], dtype="string")})).iloc[0]
+    return None if pd.isna(value) else str(value)
+
+
 def pseudo(records: list[dict], dataset: str = "tenancy", council: str = "E09000001") -> pd.DataFrame:
     """Records with clear keys (forename, surname, dob 'YYYY-MM-DD', nino, address, postcode,
     uprn, prev_surname, nickname, plus period_start/...) -> a pseudonymised frame."""
@@ -61,6 +69,8 @@ def pseudo(records: list[dict], dataset: str = "tenancy", council: str = "E09000
             "t_dob_yd": token("dob_yd", dob and dob[:4] + dob[8:]),
             "t_forename": token("name", fn), "t_surname": token("name", sn),
             "t_prev_surname": token("name", r.get("prev_surname")),
+            "t_surname_first": token("name", _derived("t_surname_first", sn)),
+            "t_surname_last": token("name", _derived("t_surname_last", sn)),
             "t_forename_canon": token("forename_canon", r.get("nickname_of", fn)),
             "t_forename_phon": token("name_phonetic", _phon(fn)),
             "t_surname_phon": token("name_phonetic", _phon(sn)),

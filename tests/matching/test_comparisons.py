@@ -20,6 +20,15 @@ def test_surname_levels(make_frame):
     assert got == ["exact", "near spelling", "previous surname", "different", "missing", "swapped"]
 
 
+def test_multi_part_surnames(make_frame):
+    left = [{"surname": "SMITH JONES"}, {"surname": "VAN DER BERG"}, {"surname": "GARCIA LOPEZ"},
+            {"surname": "SMITH JONES"}, {"surname": "SMITH"}, {"surname": "DE SOUZA"}]
+    right = [{"surname": "JONES"}, {"surname": "BERG"}, {"surname": "LOPEZ GARCIA"},
+             {"surname": "BROWN JONES"}, {"surname": "JONES"}, {"surname": "SOUZA"}]
+    got = _levels(name("surname"), left, right, make_frame)
+    assert got == ["part of the surname"] * 4 + ["different", "part of the surname"]
+
+
 def test_forename_nickname_and_phonetic(make_frame):
     left = [{"forename": "BILL", "nickname_of": "WILLIAM"}, {"forename": "CATHERINE"}]
     right = [{"forename": "WILLIAM"}, {"forename": "CATHRYN"}]
