@@ -6,15 +6,16 @@ from fastapi import APIRouter, Request
 
 from review import store
 from review.charts import bar_chart, stacked_bar_chart
-from review.deps import CouncilUserDep, DbDep, SettingsDep, render
+from review.deps import CouncilUserDep, DbDep, SealerDep, SettingsDep, render
 from review.matchtypes import describe
 
 router = APIRouter()
 
 
 @router.get("/dashboard")
-def dashboard_page(request: Request, user: CouncilUserDep, db: DbDep, settings: SettingsDep):  # noqa: ANN201
-    data = store.dashboard(db, user.council)
+def dashboard_page(request: Request, user: CouncilUserDep, db: DbDep, settings: SettingsDep,
+                   sealer: SealerDep):  # noqa: ANN201
+    data = store.dashboard(db, user.council, sealer)
     runs = sorted({r for r, _, _ in data["by_run_type"]})[-12:]
     types = sorted({t for _, t, _ in data["by_run_type"]})
     titles = {t: describe(settings.home_root, t)[0] for t in types}
