@@ -33,6 +33,7 @@ from anonymise import at_rest
 from anonymise.crypto import read_header, seal, unseal
 from anonymise.errors import TamperedError
 from anonymise.kek import KEK, require_kek
+from anonymise.keys import keyring_path
 from councilmatch.home import Home
 from review import audit
 
@@ -46,13 +47,21 @@ class Sealer:
     def __init__(self, home: Home) -> None:
         self.home = home
         self._kek: KEK | None = None
+        self._stamp: tuple = ()
         self._digest_keys: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
     def _kek_now(self) -> KEK:
+        """The KEK, found once per keyring file (``keys change-kek`` rewrites it: found afresh)."""
+        try:
+            st = keyring_path(self.home).stat()
+            stamp: tuple = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = ()
         with self._lock:
-            if self._kek is None:
-                self._kek = require_kek(self.home)
+            if self._kek is None or self._stamp != stamp:
+                self._kek, self._stamp = require_kek(self.home), stamp
+                self._digest_keys.clear()
             return self._kek
 
     def active_key_id(self) -> str:
