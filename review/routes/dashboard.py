@@ -31,7 +31,7 @@ def dashboard_page(request: Request, user: CouncilUserDep, db: DbDep, settings: 
         "statuses": statuses,
         "outcomes": outcomes,
         "fraud_amount": outcomes.get("fraud", (0, 0.0))[1],
-        "per_run": stacked_bar_chart(runs, series, "Flags per run (latest run raising each flag), by match type"),
+        "per_run": stacked_bar_chart(runs, series, "Flags per run (the run that raised or last changed each flag), by match type"),
         "status_chart": bar_chart([(s.replace("_", " ").capitalize(), statuses.get(s, 0))
                                    for s in ("new", "in_review", "closed")], "Flags by status"),
         "outcome_chart": bar_chart([(o.replace("_", " ").capitalize(), n) for o, (n, _) in outcomes.items()],
