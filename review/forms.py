@@ -96,6 +96,8 @@ class ActiveForm(BaseModel):
     active: Literal["0", "1"]
 
 
+#: ``?saved=1`` after a redirect: show "Saved." (anything else: a 422).
+SavedDep = Annotated[Literal["1"] | None, Query()]
 QueueQueryDep = Annotated[QueueQuery, Query()]
 DecisionFormDep = Annotated[DecisionForm, Form()]
 AssignFormDep = Annotated[AssignForm, Form()]

@@ -11,15 +11,15 @@ from sqlalchemy import select
 from review import audit
 from review.auth import MIN_PASSWORD, check_password, hash_password, open_session, set_password, start_session
 from review.deps import ClientIpDep, Csrf, DbDep, UserDep, WritesDep, render
+from review.forms import SavedDep
 from review.models import User
 
 router = APIRouter(prefix="/account")
 
 
 @router.get("/password")
-def password_page(request: Request, user: UserDep):  # noqa: ANN201
-    return render(request, "account.html", {"title": "Change your password",
-                                            "saved": request.query_params.get("saved")}, user=user)
+def password_page(request: Request, user: UserDep, saved: SavedDep = None):  # noqa: ANN201
+    return render(request, "account.html", {"title": "Change your password", "saved": saved}, user=user)
 
 
 @router.post("/password", dependencies=[Csrf])

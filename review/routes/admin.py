@@ -21,7 +21,7 @@ from councilmatch.councils import LONDON_BOROUGHS
 from review import audit
 from review.auth import COUNCIL_ROLES, add_user, hash_password, set_active, validate_new_user
 from review.deps import Csrf, DbDep, Forbidden, Writes, WritesDep, render, require_role
-from review.forms import ActiveFormDep
+from review.forms import ActiveFormDep, SavedDep
 from review.models import User
 
 router = APIRouter(prefix="/admin")
@@ -41,13 +41,14 @@ def may_manage(admin: User, target: User) -> bool:
     return target.id != admin.id and target.role in roles and target.council in councils
 
 
-def _page(request: Request, db: Session, admin: User, error: str | None = None, status_code: int = 200):  # noqa: ANN202
+def _page(request: Request, db: Session, admin: User, error: str | None = None, status_code: int = 200,
+          saved: str | None = None):  # noqa: ANN202
     roles, councils = manageable(admin)
     users = db.execute(select(User).where(User.role.in_(roles), User.council.in_(list(councils)))
                        .order_by(User.council, User.username)).scalars().all()
     return render(request, "users.html", {"title": "Users", "users": users, "roles": roles,
                                           "councils": councils, "error": error,
-                                          "saved": request.query_params.get("saved")}, status_code, user=admin)
+                                          "saved": saved}, status_code, user=admin)
 
 
 def _refuse(writes: Writes, admin: User, what: str, detail: dict) -> Forbidden:
@@ -58,8 +59,8 @@ def _refuse(writes: Writes, admin: User, what: str, detail: dict) -> Forbidden:
 
 
 @router.get("/users")
-def users_page(request: Request, admin: AdminDep, db: DbDep):  # noqa: ANN201
-    return _page(request, db, admin)
+def users_page(request: Request, admin: AdminDep, db: DbDep, saved: SavedDep = None):  # noqa: ANN201
+    return _page(request, db, admin, saved=saved)
 
 
 @router.post("/users", dependencies=[Csrf])

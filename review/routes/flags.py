@@ -16,7 +16,7 @@ from review.deps import (
     SUPERVISOR_ROLES, CouncilUserDep, Csrf, DbDep, Forbidden, SealerDep, Settings, SettingsDep, SupervisorDep,
     Writes, WritesDep, render,
 )
-from review.forms import AssignFormDep, DecisionFormDep
+from review.forms import AssignFormDep, DecisionFormDep, SavedDep
 from review.matchtypes import describe
 from review.models import User
 from review.reidentify import VaultUnavailable
@@ -43,7 +43,8 @@ def _reidentify(settings: Settings, user: User, flag_id: str, own: list[Side]) -
 
 
 def pair_page(request: Request, user: User, settings: Settings, db: Session, writes: Writes, sealer: Sealer,
-              flag_id: str, error: str | None = None, status_code: int = 200, form: dict | None = None):  # noqa: ANN201
+              flag_id: str, error: str | None = None, status_code: int = 200, form: dict | None = None,
+              saved: str | None = None):  # noqa: ANN201
     """The flag page. Its views are audited (committed before the page is sent); the evidence,
     notes and amounts are opened from their sealed columns for this response only."""
     item = store.get_item(db, flag_id, user.council)
@@ -69,14 +70,14 @@ def pair_page(request: Request, user: User, settings: Settings, db: Session, wri
         "evidence": evidence, "chart": chart, "prior": prior,
         "involved": store.involved_councils(item.left_council, item.right_council), "reviews": decisions,
         "mine": decisions.get(user.council), "outcomes": OUTCOMES, "colleagues": colleagues, "error": error,
-        "saved": request.query_params.get("saved"), "form": form or {},
+        "saved": saved, "form": form or {},
     }, status_code, user=user)
 
 
 @router.get("/{flag_id}")
 def flag_page(request: Request, flag_id: FlagId, user: CouncilUserDep, settings: SettingsDep, db: DbDep,
-              writes: WritesDep, sealer: SealerDep):  # noqa: ANN201
-    return pair_page(request, user, settings, db, writes, sealer, flag_id)
+              writes: WritesDep, sealer: SealerDep, saved: SavedDep = None):  # noqa: ANN201
+    return pair_page(request, user, settings, db, writes, sealer, flag_id, saved=saved)
 
 
 @router.post("/{flag_id}/decision", dependencies=[Csrf])

@@ -105,3 +105,19 @@ def test_no_route_opens_a_database_session_itself():
     assert {k: v for k, v in opened.items() if v} == {}
     # the check can fail: the hand-made session the routes used to open is found
     assert session_openings("with writing(settings.db_url) as s:\n    pass\n") == ["line 1: writing(...)"]
+
+
+def hand_parsed_input(source: str) -> list[str]:
+    """Places in a module that read the query string or form by hand instead of a typed model."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in ("query_params", "form", "body", "json"):
+            if isinstance(node.value, ast.Name) and node.value.id == "request":
+                found.append(f"line {node.lineno}: request.{node.attr}")
+    return found
+
+
+def test_no_route_parses_query_or_form_by_hand():
+    found = {p.name: hand_parsed_input(p.read_text()) for p in sorted(ROUTES_DIR.glob("*.py"))}
+    assert {k: v for k, v in found.items() if v} == {}
+    assert hand_parsed_input('x = request.query_params.get("saved")') == ["line 1: request.query_params"]
