@@ -111,6 +111,9 @@ def migrate(db_url: str) -> None:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
             conn.commit()
+        if url.startswith("sqlite"):  # fold the migration's pages into the file (no old values left in the WAL)
+            with engine_for(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         _migrated.add(url)
 
 

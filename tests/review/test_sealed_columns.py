@@ -158,3 +158,38 @@ def test_the_flag_page_and_dashboard_still_show_note_and_amount(template_db, tmp
         assert "4271.37" in csv_text
     raw = _raw(url)
     assert not [f for f in (*_forms(NOTE), *_forms(AMOUNT)) if f in raw]
+
+
+def test_migration_0004_seals_an_existing_stores_notes_amounts_and_evidence(db_url, flags):
+    """A store at revision 0003 (clear columns) upgrades with every value sealed and the clear columns gone."""
+    from alembic import command
+    from alembic.config import Config
+
+    from review import db as review_db
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(review_db.MIGRATIONS))
+    row = flags[(flags.left_council != flags.right_council) & (flags.right_council != CENTRAL)].iloc[0]
+    cols = [c for c in store.REFRESHED if c not in store.OPTIONAL_COLUMNS]
+    values = {c: row[c] for c in cols} | {"flag_id": row.flag_id, "first_seen": row.first_seen, "status": "in_review",
+                                          "version": 2, "match_probability": float(row.match_probability),
+                                          "match_weight": float(row.match_weight), "priority": int(row.priority)}
+    with engine_for(db_url).connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+        conn.execute(text(f"insert into review_items ({', '.join(values)}) "
+                          f"values ({', '.join(':' + c for c in values)})"), values)
+        conn.execute(text("insert into council_reviews (flag_id, council, outcome, amount, note, closed, status) "
+                          "values (:f, :c, 'fraud', :a, :n, true, 'in_review')"),
+                     {"f": row.flag_id, "c": row.left_council, "a": AMOUNT, "n": NOTE})
+        conn.commit()
+    review_db._migrated.discard(normalise_url(db_url))
+    review_db.migrate(db_url)
+    with reading(db_url) as s:
+        item = s.get(ReviewItem, row.flag_id)
+        mine = store.decisions_of(item, store.sealer_for(db_url), row.left_council)[row.left_council]
+        assert (mine.outcome, mine.amount, mine.note) == ("fraud", AMOUNT, NOTE)
+        assert [e[0] for e in store.evidence_of(item, store.sealer_for(db_url))] == list(json.loads(row.evidence))
+    raw = _raw(db_url)
+    assert not [f for f in (*_forms(NOTE), *_forms(AMOUNT)) if f in raw]
+    assert row.evidence.encode() not in raw

@@ -4,7 +4,9 @@ Adds ``review_items.evidence_sealed``, ``content_hash``, ``updated_at``, ``retra
 ``council_reviews.note_sealed``, ``amount_sealed``; seals the existing clear values under the
 data home's at-rest data key (the migration asks ``review.db.migrate`` for the sealer only when
 there is something to seal, so an empty store needs no key), then drops the clear columns.
-Audit entries written before this revision keep the amount they recorded (rewriting them would
+On SQLite the freed pages are zeroed (``secure_delete``) and ``review.db.migrate`` folds the
+write-ahead log afterwards; on PostgreSQL the old row versions stay in the table files until
+``VACUUM FULL review_items, council_reviews`` (docs/security.md). Audit entries written before this revision keep the amount they recorded (rewriting them would
 break the keyed chain); entries from this revision on hold it sealed.
 
 Revision ID: 0004
@@ -43,6 +45,8 @@ def upgrade() -> None:
     op.add_column('council_reviews', sa.Column('note_sealed', sa.LargeBinary(), nullable=True))
 
     conn = op.get_bind()
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA secure_delete=ON")  # the clear values' old pages are zeroed, not just freed
     sealer = None
     items = conn.execute(sa.text("select flag_id, evidence from review_items where evidence is not null")).all()
     for i in range(0, len(items), _BATCH):
