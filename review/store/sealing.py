@@ -119,11 +119,11 @@ class Sealer:
                                                  hashlib.sha256).digest()
         return self._digest_keys[key_id]
 
-    def digests(self, payloads: Iterable[bytes], key_id: str | None = None) -> list[str]:
+    def digests(self, payloads: Iterable[str], key_id: str | None = None) -> list[str]:
         """``<key_id>:<HMAC-SHA-256 hex>`` of each payload (a flag's content, its id included)."""
         kid = key_id or self.active_key_id()
         key = self._digest_key(kid)
-        return [f"{kid}:{hmac.new(key, p, hashlib.sha256).hexdigest()}" for p in payloads]
+        return [f"{kid}:{hmac.new(key, p.encode('utf-8'), hashlib.sha256).hexdigest()}" for p in payloads]
 
 
 def decision_ref(flag_id: str, council: str) -> str:
