@@ -193,3 +193,27 @@ def test_migration_0004_seals_an_existing_stores_notes_amounts_and_evidence(db_u
     raw = _raw(db_url)
     assert not [f for f in (*_forms(NOTE), *_forms(AMOUNT)) if f in raw]
     assert row.evidence.encode() not in raw
+
+
+def test_after_keys_rotate_old_values_open_new_ones_use_the_new_key_and_nothing_counts_as_changed(sqlite_url, flags,
+                                                                                                  tmp_path):
+    from anonymise.crypto import read_header
+    from anonymise.keys import rotate_keys
+    from councilmatch.home import Home
+
+    row = _night_and_decision(sqlite_url, flags)
+    assert rotate_keys(Home(tmp_path)) == "k2"
+    counts = store.publish_flags(sqlite_url, flags.assign(run_id="2026-11-21", last_seen="2026-11-21"))
+    assert (counts["updated"], counts["unchanged"]) == (0, len(flags))  # digests compared under their own key
+    sealer = store.sealer_for(sqlite_url)
+    with reading(sqlite_url) as s:
+        item = s.get(ReviewItem, row.flag_id)
+        assert store.decisions_of(item, sealer, row.left_council)[row.left_council].note == NOTE  # sealed under k1
+        version = item.version
+    with writing(sqlite_url) as s:
+        store.record_decision(s, flag_id=row.flag_id, council=row.left_council, actor="inv", expected_version=version,
+                              outcome="fraud", amount=1.0, note="after rotation", close=True)
+    with reading(sqlite_url) as s:
+        blob = s.execute(select(CouncilReview.note_sealed).where(CouncilReview.flag_id == row.flag_id,
+                                                                CouncilReview.council == row.left_council)).scalar_one()
+    assert read_header(bytes(blob))["key_id"] == "k2"
