@@ -130,38 +130,11 @@ def _purge_closed_flags(home: Home, days: int, now: datetime, dry_run: bool) -> 
     result = Purged("closed_flags", days, cutoff.isoformat(timespec="seconds"))
     db_url = home.review_db_url
     from review import audit as review_audit
+    from review.store import purge_closed_flags
+
     review_audit.bind(db_url, home.root)
-    if db_url.startswith("sqlite:///") and not Path(db_url.removeprefix("sqlite:///")).exists():
-        result.note = "no review store yet"
-        return result
-
-    from sqlalchemy import delete, func, inspect, select
-
-    from review import audit
-    from review.db import engine_for, normalise_url, reading, writing
-    from review.models import CouncilReview, ReviewItem
-
-    if not inspect(engine_for(normalise_url(db_url))).has_table(ReviewItem.__tablename__):
-        result.note = "review store has no tables yet"
-        return result
-    closed_at = (
-        select(ReviewItem.flag_id, func.max(CouncilReview.decided_at))
-        .join(CouncilReview, CouncilReview.flag_id == ReviewItem.flag_id)
-        .where(ReviewItem.status == "closed")
-        .group_by(ReviewItem.flag_id)
-    )
-    with reading(db_url) as session:
-        rows = session.execute(closed_at).all()
-    expired = sorted(fid for fid, at in rows if (t := _as_utc(at)) is not None and t < cutoff)
+    expired, result.note = purge_closed_flags(db_url, cutoff, dry_run=dry_run, actor=ACTOR)
     result.removed = [f"review_item:{fid}" for fid in expired]
-    if expired and not dry_run:
-        with writing(db_url) as session:
-            for start in range(0, len(expired), 500):
-                chunk = expired[start:start + 500]
-                session.execute(delete(CouncilReview).where(CouncilReview.flag_id.in_(chunk)))
-                session.execute(delete(ReviewItem).where(ReviewItem.flag_id.in_(chunk)))
-            audit.append(session, ACTOR, "retention_purge", "review_items",
-                         {"closed_before": result.cutoff, "count": len(expired)})
     return result
 
 

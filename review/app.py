@@ -123,9 +123,13 @@ def create_app(home: Home | None = None, *, db_url: str | None = None, secret_ke
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):  # noqa: ANN202
-        fields = sorted({".".join(str(p) for p in e.get("loc", ())[1:]) or "request" for e in exc.errors()})
+        problems: dict[str, str] = {}
+        for e in exc.errors():
+            field = ".".join(str(p) for p in e.get("loc", ())[1:]) or "request"
+            problems.setdefault(field, str(e.get("msg", "not valid")).removeprefix("Value error, "))
+        detail = "; ".join(f"{f}: {m}" for f, m in sorted(problems.items()))
         return render(request, "error.html", {"title": "Not a valid request",
-                                              "message": f"These fields are not valid: {', '.join(fields)}."}, 422)
+                                              "message": f"These fields are not valid: {detail}"}, 422)
 
     @app.exception_handler(404)
     async def _404(request: Request, _exc: Exception):  # noqa: ANN202

@@ -1,5 +1,13 @@
-"""Request-scoped dependencies (FastAPI ``Depends``): settings, DB session, signed-in user, roles,
-client address, CSRF."""
+"""Request-scoped dependencies (FastAPI ``Depends``): settings, DB sessions, sealer, signed-in user,
+roles, client address, CSRF.
+
+Routes never open a database session themselves: they take ``DbDep`` (a read session) and,
+when they change something or audit a view, ``WritesDep`` — the request's write transaction,
+opened at first use and committed when the route returns (rolled back if it raises), or
+earlier with ``writes.commit()`` where an audit entry must stand even though the request is
+then refused. Roles are dependencies too (``require_role``); ``tests/review/test_route_deps.py``
+walks the app and fails for a non-public route without the sign-in dependency.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +23,10 @@ from sqlalchemy.orm import Session
 
 from councilmatch.councils import council_name
 from review.auth import COUNCIL_ROLES, csrf_ok, csrf_token, session_user
-from review.db import reading
+from review.db import reading, writing
 from review.models import User
 from review.reidentify import Reidentifier
+from review.store.sealing import Sealer, sealer_for
 from review.views import field_label, record_rows
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -74,12 +83,64 @@ def current_user(request: Request, settings: Annotated[Settings, Depends(get_set
     return user
 
 
-def require_role(*roles: str):  # noqa: ANN201
+def require_role(*roles: str, message: str = "Your role does not allow this."):  # noqa: ANN201
+    """A dependency: the signed-in user, if their role is one of ``roles`` (else 403 with ``message``)."""
     def check(user: Annotated[User, Depends(current_user)]) -> User:
         if user.role not in roles:
-            raise Forbidden("Your role does not allow this.")
+            raise Forbidden(message)
         return user
+    check.roles = roles  # type: ignore[attr-defined]  (read by the route-walk test)
     return check
+
+
+class Writes:
+    """The request's write transaction, opened at first use of ``session``.
+
+    On SQLite writers queue on one lock, so a page that reads, asks the vault and then
+    audits takes the lock only for the audit, not for the whole request.
+    """
+
+    def __init__(self, db_url: str) -> None:
+        self._db_url = db_url
+        self._cm: Any = None
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            self._cm = writing(self._db_url)
+            self._session = self._cm.__enter__()
+        return self._session
+
+    def _end(self, exc: BaseException | None) -> None:
+        cm, self._cm, self._session = self._cm, None, None
+        if cm is not None:
+            if exc is None:
+                cm.__exit__(None, None, None)
+            else:
+                cm.__exit__(type(exc), exc, exc.__traceback__)
+
+    def commit(self) -> None:
+        """Commit what was written so far (e.g. a refusal's audit entry, before the refusal is raised)."""
+        self._end(None)
+
+    def rollback(self) -> None:
+        """Drop what was written so far (a refused change) and release the write lock."""
+        self._end(RuntimeError("rolled back"))
+
+
+def get_writes(settings: Annotated[Settings, Depends(get_settings)]) -> Iterator[Writes]:
+    writes = Writes(settings.db_url)
+    try:
+        yield writes
+    except BaseException as exc:
+        writes._end(exc)
+        raise
+    writes._end(None)
+
+
+def get_sealer(settings: Annotated[Settings, Depends(get_settings)]) -> Sealer:
+    return sealer_for(settings.db_url)
 
 
 def _trusted(host: str, proxies: tuple) -> bool:
@@ -117,11 +178,17 @@ async def verify_csrf(request: Request) -> None:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[Session, Depends(get_db)]
+#: committed when the route returns, before the response is sent (``scope="function"``)
+WritesDep = Annotated[Writes, Depends(get_writes, scope="function")]
+SealerDep = Annotated[Sealer, Depends(get_sealer)]
 UserDep = Annotated[User, Depends(current_user)]
 #: A council's staff (not hub-level users): every page with flags or clear records uses this.
 CouncilUserDep = Annotated[User, Depends(require_role(*COUNCIL_ROLES))]
 #: Hub-level operators (``hub_admin``): hub pages such as creating a council's first admin.
 HubAdminDep = Annotated[User, Depends(require_role("hub_admin"))]
+#: Roles that may assign a council's flags to its staff.
+SUPERVISOR_ROLES: tuple[str, ...] = ("supervisor", "admin")
+SupervisorDep = Annotated[User, Depends(require_role(*SUPERVISOR_ROLES, message="Only a supervisor can assign flags."))]
 ClientIpDep = Annotated[str, Depends(client_ip)]
 Csrf = Depends(verify_csrf)
 

@@ -2,7 +2,9 @@
 
 One ``ReviewItem`` per flag (keyed by the flag's stable ``flag_id``); each
 council involved in a flag keeps its own part of the review (assignee,
-outcome, amount, note) in ``CouncilReview``. ``ReviewItem.version`` is bumped
+outcome, amount, note) in ``CouncilReview``. Notes, amounts and evidence are stored
+sealed (``*_sealed``: AES-GCM envelopes under the hub's at-rest data keys, see
+``review.store.sealing``); nothing else here is read from them. ``ReviewItem.version`` is bumped
 by every investigator change, so a save based on a stale page is refused
 instead of silently overwriting someone else's decision.
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint,
+    Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -43,7 +45,8 @@ class ReviewItem(Base):
     right_record_id: Mapped[str] = mapped_column(String(100))
     match_probability: Mapped[float] = mapped_column(Float)
     match_weight: Mapped[float] = mapped_column(Float)
-    evidence: Mapped[str] = mapped_column(Text)
+    #: the comparison levels and weights (JSON), sealed for this flag (review.store.sealing)
+    evidence_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     evidence_hash: Mapped[str] = mapped_column(String(64))
     priority: Mapped[int] = mapped_column(Integer)
     key_id: Mapped[str | None] = mapped_column(String(64))
@@ -51,6 +54,12 @@ class ReviewItem(Base):
     last_seen: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="new")
     version: Mapped[int] = mapped_column(Integer, default=1)
+    #: keyed digest of the published content (``<key_id>:<hmac>``): an unchanged flag is not rewritten
+    content_hash: Mapped[str | None] = mapped_column(String(80))
+    #: when a publish last inserted or changed this flag (never touched by an unchanged night)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: the run that no longer raised this flag (None while the latest publish raises it)
+    retracted_in: Mapped[str | None] = mapped_column(String(64))
 
     reviews: Mapped[list["CouncilReview"]] = relationship(
         back_populates="item", lazy="selectin", order_by="CouncilReview.council"
@@ -84,8 +93,9 @@ class CouncilReview(Base):
     council: Mapped[str] = mapped_column(String(16))
     assignee: Mapped[str | None] = mapped_column(String(80))
     outcome: Mapped[str | None] = mapped_column(String(20))
-    amount: Mapped[float | None] = mapped_column(Float)
-    note: Mapped[str | None] = mapped_column(Text)
+    #: the amount and the note, sealed for this flag and council (review.store.sealing)
+    amount_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     closed: Mapped[bool] = mapped_column(Boolean, default=False)
     decided_by: Mapped[str | None] = mapped_column(String(80))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from councilmatch.councils import LONDON_BOROUGHS
 from review import audit
 from review.auth import COUNCIL_ROLES, add_user, hash_password, set_active, validate_new_user
-from review.db import writing
-from review.deps import Csrf, DbDep, Forbidden, SettingsDep, render, require_role
+from review.deps import Csrf, DbDep, Forbidden, Writes, WritesDep, render, require_role
+from review.forms import ActiveFormDep, SavedDep
 from review.models import User
 
 router = APIRouter(prefix="/admin")
@@ -41,60 +41,56 @@ def may_manage(admin: User, target: User) -> bool:
     return target.id != admin.id and target.role in roles and target.council in councils
 
 
-def _page(request: Request, db: Session, admin: User, error: str | None = None, status_code: int = 200):  # noqa: ANN202
+def _page(request: Request, db: Session, admin: User, error: str | None = None, status_code: int = 200,
+          saved: str | None = None):  # noqa: ANN202
     roles, councils = manageable(admin)
     users = db.execute(select(User).where(User.role.in_(roles), User.council.in_(list(councils)))
                        .order_by(User.council, User.username)).scalars().all()
     return render(request, "users.html", {"title": "Users", "users": users, "roles": roles,
                                           "councils": councils, "error": error,
-                                          "saved": request.query_params.get("saved")}, status_code, user=admin)
+                                          "saved": saved}, status_code, user=admin)
 
 
-def _refuse(settings: SettingsDep, admin: User, what: str, detail: dict) -> Forbidden:
-    with writing(settings.db_url) as session:
-        audit.append(session, admin.username, "denied", what[:200], detail)
+def _refuse(writes: Writes, admin: User, what: str, detail: dict) -> Forbidden:
+    """Audit a refused change (committed now: the request then fails) and the error to raise."""
+    audit.append(writes.session, admin.username, "denied", what[:200], detail)
+    writes.commit()
     return Forbidden("You can only manage users of your own council.")
 
 
 @router.get("/users")
-def users_page(request: Request, admin: AdminDep, db: DbDep):  # noqa: ANN201
-    return _page(request, db, admin)
+def users_page(request: Request, admin: AdminDep, db: DbDep, saved: SavedDep = None):  # noqa: ANN201
+    return _page(request, db, admin, saved=saved)
 
 
 @router.post("/users", dependencies=[Csrf])
-def create_user(request: Request, admin: AdminDep, db: DbDep, settings: SettingsDep,
+def create_user(request: Request, admin: AdminDep, db: DbDep, writes: WritesDep,
                 username: Annotated[str, Form(max_length=200)], council: Annotated[str, Form(max_length=40)],
                 role: Annotated[str, Form(max_length=40)],
                 password: Annotated[str, Form(max_length=1000)]):  # noqa: ANN201
     roles, councils = manageable(admin)
     if role not in roles or council not in councils:
-        raise _refuse(settings, admin, f"user:{username.strip()[:80]}",
+        raise _refuse(writes, admin, f"user:{username.strip()[:80]}",
                       {"action": "user_add", "council": council[:16], "role": role[:20]})
     try:
         validate_new_user(username.strip(), council, role, password)
         hashed = hash_password(password)  # before the write lock: Argon2 is slow on purpose
-        with writing(settings.db_url) as session:
-            add_user(session, username=username.strip(), council=council, role=role, password=password,
-                     actor=admin.username, password_hash=hashed)
+        add_user(writes.session, username=username.strip(), council=council, role=role, password=password,
+                 actor=admin.username, password_hash=hashed)
+        writes.commit()
     except ValueError as exc:
+        writes.rollback()
         return _page(request, db, admin, str(exc), 400)
     return RedirectResponse("/admin/users?saved=1", status_code=303)
 
 
 @router.post("/users/{user_id}/active", dependencies=[Csrf])
-def change_active(request: Request, user_id: UserId, admin: AdminDep, settings: SettingsDep,
-                  active: Annotated[str, Form(max_length=1)]):  # noqa: ANN201
-    with writing(settings.db_url) as session:
-        target = session.get(User, user_id)
-        if target is None or target.id == admin.id:
-            return RedirectResponse("/admin/users", status_code=303)
-        if not may_manage(admin, target):
-            audit.append(session, admin.username, "denied", f"user:{target.username}",
-                         {"action": "user_active", "council": target.council})
-            refused = True
-        else:
-            set_active(session, target, active == "1", admin.username)
-            refused = False
-    if refused:
-        raise Forbidden("You can only manage users of your own council.")
+def change_active(request: Request, user_id: UserId, admin: AdminDep, writes: WritesDep,
+                  form: ActiveFormDep):  # noqa: ANN201
+    target = writes.session.get(User, user_id)
+    if target is None or target.id == admin.id:
+        return RedirectResponse("/admin/users", status_code=303)
+    if not may_manage(admin, target):
+        raise _refuse(writes, admin, f"user:{target.username}", {"action": "user_active", "council": target.council})
+    set_active(writes.session, target, form.active == "1", admin.username)
     return RedirectResponse("/admin/users?saved=1", status_code=303)

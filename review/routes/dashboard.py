@@ -6,15 +6,16 @@ from fastapi import APIRouter, Request
 
 from review import store
 from review.charts import bar_chart, stacked_bar_chart
-from review.deps import CouncilUserDep, DbDep, SettingsDep, render
+from review.deps import CouncilUserDep, DbDep, SealerDep, SettingsDep, render
 from review.matchtypes import describe
 
 router = APIRouter()
 
 
 @router.get("/dashboard")
-def dashboard_page(request: Request, user: CouncilUserDep, db: DbDep, settings: SettingsDep):  # noqa: ANN201
-    data = store.dashboard(db, user.council)
+def dashboard_page(request: Request, user: CouncilUserDep, db: DbDep, settings: SettingsDep,
+                   sealer: SealerDep):  # noqa: ANN201
+    data = store.dashboard(db, user.council, sealer)
     runs = sorted({r for r, _, _ in data["by_run_type"]})[-12:]
     types = sorted({t for _, t, _ in data["by_run_type"]})
     titles = {t: describe(settings.home_root, t)[0] for t in types}
@@ -30,7 +31,7 @@ def dashboard_page(request: Request, user: CouncilUserDep, db: DbDep, settings: 
         "statuses": statuses,
         "outcomes": outcomes,
         "fraud_amount": outcomes.get("fraud", (0, 0.0))[1],
-        "per_run": stacked_bar_chart(runs, series, "Flags per run (latest run raising each flag), by match type"),
+        "per_run": stacked_bar_chart(runs, series, "Flags per run (the run that raised or last changed each flag), by match type"),
         "status_chart": bar_chart([(s.replace("_", " ").capitalize(), statuses.get(s, 0))
                                    for s in ("new", "in_review", "closed")], "Flags by status"),
         "outcome_chart": bar_chart([(o.replace("_", " ").capitalize(), n) for o, (n, _) in outcomes.items()],

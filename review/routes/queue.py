@@ -2,58 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from councilmatch.contracts import STATUSES
 from councilmatch.councils import council_name
 from review import audit, store
-from review.db import reading, writing
 from review.auth import landing
-from review.deps import CouncilUserDep, DbDep, SettingsDep, UserDep, render
+from review.deps import CouncilUserDep, DbDep, SealerDep, SettingsDep, UserDep, WritesDep, render
 from review.export import csv_lines
+from review.forms import QueueQuery, QueueQueryDep
 from review.matchtypes import describe
 from review.models import ReviewItem
+from review.store import Sealer
 from review.views import other_side, own_review, sides
 
 router = APIRouter()
-
-
-def _blank_is_none(value: Any) -> Any:
-    """An empty drop-down ("Any") means no filter."""
-    return None if isinstance(value, str) and not value.strip() else value
-
-
-def _known_status(value: Any) -> Any:
-    value = _blank_is_none(value)
-    return value if value in STATUSES else None
-
-
-Text = Annotated[Annotated[str, Field(max_length=100)] | None, BeforeValidator(_blank_is_none)]
-
-
-class QueueQuery(BaseModel):
-    """The queue's filters and page, typed and bounded: out-of-range values are a 422, never a 500."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    match_type: Text = None
-    status: Annotated[str | None, BeforeValidator(_known_status)] = None
-    priority: Annotated[Annotated[int, Field(ge=0, le=1_000_000)] | None, BeforeValidator(_blank_is_none)] = None
-    run: Text = None
-    assignee: Text = None
-    page: Annotated[int, BeforeValidator(lambda v: _blank_is_none(v) or 1), Field(ge=1, le=1_000_000)] = 1
-
-    def filter(self) -> store.QueueFilter:
-        return store.QueueFilter(match_type=self.match_type, status=self.status, priority=self.priority,
-                                 run_id=self.run, assignee=self.assignee)
-
-
-QueueQueryDep = Annotated[QueueQuery, Query()]
+__all__ = ["QueueQuery", "router"]
 
 
 @router.get("/")
@@ -90,26 +57,28 @@ CSV_HEADER = ["flag_id", "match_type", "priority", "status", "match_probability"
 
 
 @router.get("/queue.csv")
-def queue_csv(user: CouncilUserDep, settings: SettingsDep, q: QueueQueryDep) -> StreamingResponse:
+def queue_csv(user: CouncilUserDep, db: DbDep, writes: WritesDep, sealer: SealerDep,
+              q: QueueQueryDep) -> StreamingResponse:
+    """The filtered queue as CSV (audited first). The read session is request-scoped, so it stays
+    open while the response streams; each row's amount is opened as it is written."""
     f = q.filter()
     council = user.council
-    with writing(settings.db_url) as session:
-        audit.append(session, user.username, "export", f"queue:{council}",
-                     {k: v for k, v in vars(f).items() if v is not None})
+    audit.append(writes.session, user.username, "export", f"queue:{council}",
+                 {k: v for k, v in vars(f).items() if v is not None})
+    writes.commit()
 
     def rows():  # noqa: ANN202
-        # Its own session: the response streams after the request's dependencies have closed.
-        with reading(settings.db_url) as db:
-            yield from (_csv_row(item, council) for item in store.queue_all(db, council, f))
+        yield from (_csv_row(item, council, sealer) for item in store.queue_all(db, council, f))
 
     return StreamingResponse(csv_lines(CSV_HEADER, rows()), media_type="text/csv; charset=utf-8",
                              headers={"content-disposition": 'attachment; filename="queue.csv"'})
 
 
-def _csv_row(item: ReviewItem, council: str) -> list:
+def _csv_row(item: ReviewItem, council: str, sealer: Sealer) -> list:
     own = [s for s in sides(item, council) if s.own][0]
     other = other_side(item, council)
-    review = own_review(item, council)
+    mine = own_review(item, council)
+    review = store.decision_of(mine, sealer, with_note=False) if mine is not None else None
     return [item.flag_id, item.match_type, item.priority, item.status, round(item.match_probability, 6),
             item.run_id, item.first_seen, item.last_seen, own.dataset, own.record_id,
             council_name(other.council), other.dataset, other.record_id,

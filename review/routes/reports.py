@@ -17,7 +17,7 @@ from markupsafe import Markup
 from councilmatch.home import Home
 from councilmatch.report import list_reports, load_report, render_body
 from review import store
-from review.deps import Forbidden, SettingsDep, current_user, render
+from review.deps import SettingsDep, render, require_role
 from review.models import User
 
 router = APIRouter(prefix="/reports")
@@ -27,12 +27,8 @@ router = APIRouter(prefix="/reports")
 REPORT_ROLES: tuple[str, ...] = ("operator", "hub_admin")
 
 
-def require_hub_user(user: Annotated[User, Depends(current_user)]) -> User:
-    if user.role not in REPORT_ROLES:
-        raise Forbidden("Run reports span every council: only the hub's operators and hub admins can read them.")
-    return user
-
-
+require_hub_user = require_role(
+    *REPORT_ROLES, message="Run reports span every council: only the hub's operators and hub admins can read them.")
 HubUser = Annotated[User, Depends(require_hub_user)]
 
 

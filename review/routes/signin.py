@@ -9,8 +9,7 @@ from fastapi.responses import RedirectResponse
 
 from review import audit
 from review.auth import RateLimited, authenticate_async, end_session, landing, session_user, start_session
-from review.db import writing
-from review.deps import ClientIpDep, Csrf, SettingsDep, render
+from review.deps import ClientIpDep, Csrf, SettingsDep, WritesDep, render
 
 router = APIRouter()
 
@@ -37,14 +36,13 @@ async def login(request: Request, settings: SettingsDep, ip: ClientIpDep,
 
 
 @router.post("/logout", dependencies=[Csrf])
-def logout(request: Request, settings: SettingsDep, ip: ClientIpDep):  # noqa: ANN201
+def logout(request: Request, writes: WritesDep, ip: ClientIpDep):  # noqa: ANN201
     """End the session server-side (a copy of the cookie no longer opens anything) and audit it."""
     token = request.session.get("sid")
     if isinstance(token, str):
-        with writing(settings.db_url) as db:
-            user = session_user(db, token)
-            end_session(db, token)
-            if user is not None:
-                audit.append(db, user.username, "logout", f"user:{user.username}", {"ip": ip})
+        user = session_user(writes.session, token)
+        end_session(writes.session, token)
+        if user is not None:
+            audit.append(writes.session, user.username, "logout", f"user:{user.username}", {"ip": ip})
     request.session.clear()
     return RedirectResponse("/login", status_code=303)

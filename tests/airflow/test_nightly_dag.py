@@ -151,8 +151,11 @@ def test_second_night_duplicates_nothing_and_keeps_the_decision(nights: dict[str
                                                              CouncilReview.council == decided.left_council)).scalar_one()
         item = session.get(ReviewItem, decided.flag_id)
     assert items == len(set(flags1["flag_id"]) | set(flags2["flag_id"]))
-    assert (review.outcome, review.amount, review.note, review.closed) == ("fraud", 1234.5, "confirmed", True)
-    assert item.first_seen != item.last_seen  # raised on both nights, one item
+    from review.store import decisions_of, sealer_for
+
+    mine = decisions_of(item, sealer_for(home.review_db_url), decided.left_council)[decided.left_council]
+    assert (review.outcome, mine.amount, mine.note, review.closed) == ("fraud", 1234.5, "confirmed", True)
+    assert item.retracted_in is None  # raised on both nights, one item (an unchanged flag is not rewritten)
 
 
 def _clear_values(home: Home) -> set[str]:

@@ -62,6 +62,9 @@ def test_purge_by_kind_with_dry_run_and_second_run(tmp_path: Path, monkeypatch) 
     from review.demo import make_flags
     from review.store import publish_flags
 
+    from anonymise.keys import init_keys
+
+    init_keys(home, dev_kek=True)  # the review store seals evidence and decisions under the home's keys
     db_url = home.review_db_url
     migrate(db_url)
     flags = make_flags(6, ["E09000007", "E09000012"], run_id="20261125T013000")

@@ -60,6 +60,9 @@ def test_second_night_creates_no_new_flag(nights: dict) -> None:
     assert (second["last_seen"] > first.loc[second.index, "last_seen"]).all()
     publish = at_rest.read_json(home.runs / "20261102T020000" / "stages" / "publish.json", home)
     assert publish["review_store"]["new"] == 0
+    # the same flags again: nothing rewritten in the review store, nothing retracted
+    assert publish["review_store"]["updated"] == 0 and publish["review_store"]["retracted"] == 0
+    assert publish["review_store"]["unchanged"] == len(second)
 
 
 def test_summary_names_feeds_flags_and_stage_times(nights: dict) -> None:

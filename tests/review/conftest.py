@@ -27,6 +27,16 @@ CAMDEN, HACKNEY, ISLINGTON = "E09000007", "E09000012", "E09000019"
 PASSWORD = "correct horse battery"
 
 
+def with_keys(root: Path) -> Path:
+    """A keyring (development KEK) in ``root``: the review store seals notes, amounts and evidence
+    under the at-rest data key of the home its audit key lives in."""
+    from anonymise.keys import init_keys
+    from councilmatch.home import Home
+
+    init_keys(Home(root), dev_kek=True)
+    return root
+
+
 def _load_pg_server():  # noqa: ANN202
     spec = importlib.util.spec_from_file_location("review_pg_server", HERE / "pg_server.py")
     module = importlib.util.module_from_spec(spec)
@@ -55,6 +65,7 @@ def pg_admin_url():  # noqa: ANN201
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path, pg_admin_url):  # noqa: ANN001, ANN201
     """A fresh, empty review database URL (not yet migrated)."""
+    with_keys(tmp_path)
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'review.db'}"
         yield url
@@ -70,6 +81,7 @@ def db_url(request, tmp_path, pg_admin_url):  # noqa: ANN001, ANN201
 
 @pytest.fixture
 def sqlite_url(tmp_path):  # noqa: ANN001, ANN201
+    with_keys(tmp_path)
     url = f"sqlite:///{tmp_path / 'review.db'}"
     yield url
     engine_for(url).dispose()
@@ -84,7 +96,7 @@ def flags():  # noqa: ANN201
 @pytest.fixture(scope="module")
 def template_db(tmp_path_factory):  # noqa: ANN001, ANN201
     """Flags and users once per module (Argon2 hashing is deliberately slow); each test copies it."""
-    path = tmp_path_factory.mktemp("template") / "review.db"
+    path = with_keys(tmp_path_factory.mktemp("template")) / "review.db"
     url = f"sqlite:///{path}"
     publish_flags(url, make_flags(90, [CAMDEN, HACKNEY, ISLINGTON], run_id="2026-11-20", seed=7))
     add_users(url, ("cam_inv", CAMDEN, "investigator"), ("cam_sup", CAMDEN, "supervisor"),
@@ -128,5 +140,5 @@ def h():  # noqa: ANN201
     """Helpers and constants (tests cannot import conftest under --import-mode=importlib)."""
     from types import SimpleNamespace
     return SimpleNamespace(add_users=add_users, csrf_of=csrf_of, sign_in=sign_in, PASSWORD=PASSWORD,
-                           copy_store=copy_store,
+                           copy_store=copy_store, with_keys=with_keys,
                            CAMDEN=CAMDEN, HACKNEY=HACKNEY, ISLINGTON=ISLINGTON)

@@ -445,7 +445,8 @@ def test_13_oversized_integers_are_refused_cleanly(app, store, h, flags):
 # --------------------------------------------------------------------------
 
 
-def test_15_review_db_and_its_wal_are_0600(tmp_path, flags):
+def test_15_review_db_and_its_wal_are_0600(tmp_path, flags, h):
+    h.with_keys(tmp_path)
     url = f"sqlite:///{tmp_path / 'review.db'}"
     publish_flags(url, flags)
     files = [tmp_path / n for n in ("review.db", "review.db-wal", "review.db-shm")]
@@ -453,7 +454,7 @@ def test_15_review_db_and_its_wal_are_0600(tmp_path, flags):
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {"0o600"}
     engine_for(url).dispose()
     old = tmp_path / "old"
-    old.mkdir()
+    h.with_keys(old)
     (old / "review.db").touch(mode=0o644)
     os.chmod(old / "review.db", 0o644)  # a store made by an older version
     publish_flags(f"sqlite:///{old / 'review.db'}", flags)
@@ -603,7 +604,7 @@ def _make_legacy(home: Home) -> None:
 
 def test_5_an_older_unkeyed_trail_is_sealed_once_and_only_if_intact(tmp_path, monkeypatch, flags, h):
     monkeypatch.delenv("COUNCILMATCH_REVIEW_DB_URL", raising=False)
-    home = Home.resolve(tmp_path / "home").ensure()
+    home = Home.resolve(h.with_keys(Home.resolve(tmp_path / "home").ensure().root))
     publish_flags(home.review_db_url, flags)
     h.add_users(home.review_db_url, ("cam_inv", h.CAMDEN, "investigator"))
     _make_legacy(home)

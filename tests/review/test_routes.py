@@ -194,7 +194,47 @@ def test_bad_amount_is_explained(client, h, flags):
     token = h.csrf_of(client.get(f"/flags/{fid}").text)
     r = client.post(f"/flags/{fid}/decision", data={"csrf_token": token, "version": "1", "outcome": "fraud",
                                                       "amount": "lots", "action": "close"})
-    assert r.status_code == 400 and "Amount must be a number" in r.text
+    assert r.status_code == 422 and "amount: Amount must be a number" in r.text
+
+
+@pytest.mark.parametrize(("field", "value", "why"), [
+    ("outcome", "maybe", "Input should be"),                  # an outcome the form does not offer
+    ("outcome", "fraud' OR 1=1 --", "Input should be"),
+    ("amount", "-100", "greater than or equal to 0"),
+    ("amount", "nan", "Amount must be a number"),
+    ("amount", "inf", "Amount must be a number"),
+    ("amount", "1e400", "Amount must be a number"),
+    ("amount", "99999999999", "less than or equal to"),
+    ("amount", "12 pounds", "Amount must be a number"),
+    ("note", "x" * 4001, "at most 4000 characters"),          # oversized: refused, not silently cut
+    ("version", "two", "valid integer"),
+    ("version", "0", "greater than or equal to 1"),
+    ("action", "delete", "Input should be"),
+])
+def test_decision_form_refuses_bad_input_and_saves_nothing(client, app_url, h, flags, field, value, why):
+    """Attacks on the typed decision form: each is a 422 naming the field; the flag is untouched."""
+    h.sign_in(client, "cam_inv")
+    fid = _involving(flags, h.CAMDEN).flag_id.iloc[0]
+    token = h.csrf_of(client.get(f"/flags/{fid}").text)
+    data = {"csrf_token": token, "version": "1", "outcome": "fraud", "amount": "10", "note": "ok",
+            "action": "close"} | {field: value}
+    r = client.post(f"/flags/{fid}/decision", data=data, follow_redirects=False)
+    assert r.status_code == 422, r.text[:300]
+    assert f"{field}: " in r.text and why in r.text
+    with reading(app_url) as s:
+        from review.models import CouncilReview, ReviewItem
+        assert s.get(ReviewItem, fid).version == 1
+        assert s.execute(select(CouncilReview.outcome).where(CouncilReview.flag_id == fid,
+                                                             CouncilReview.council == h.CAMDEN)).scalar_one() is None
+
+
+def test_queue_filter_refuses_unknown_values(client, h):
+    h.sign_in(client, "cam_inv")
+    for query, field in (("status=deleted", "status"), ("priority=high", "priority"), ("page=0", "page"),
+                         ("run=" + "r" * 101, "run")):
+        r = client.get(f"/queue?{query}")
+        assert r.status_code == 422 and f"{field}: " in r.text, query
+    assert client.get("/queue?status=new&priority=&run=").status_code == 200
 
 
 def test_roles_assign_and_admin(client, h, flags):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pandas as pd
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import inspect, select, text, update
 
 from councilmatch.councils import CENTRAL
 from review import audit, store
@@ -35,7 +36,7 @@ def test_migrate_is_idempotent_and_creates_tables(db_url):
     review_db._migrated.clear()
     migrate(db_url)  # second run at head: no error, nothing changes
     with reading(db_url) as s:
-        assert s.execute(text("select version_num from alembic_version")).scalar_one() == "0003"
+        assert s.execute(text("select version_num from alembic_version")).scalar_one() == "0004"
         assert s.execute(select(ReviewItem)).first() is None
 
 
@@ -64,20 +65,61 @@ def test_migration_0002_backfills_queue_entries(db_url, flags):
         assert {(e.priority, e.status, e.match_type) for e in entries} == {(int(row.priority), "new", row.match_type)}
         items, total = store.queue(s, row.left_council, store.QueueFilter())
         assert total == 1 and items[0].flag_id == row.flag_id
+        # 0004 sealed the clear evidence and dropped the clear column
+        got = store.evidence_of(items[0], store.sealer_for(db_url))
+        assert got and got == [(k, v["level"], v["weight"]) for k, v in json.loads(row.evidence).items()]
+        assert "evidence" not in {c["name"] for c in inspect(s.get_bind()).get_columns("review_items")}
+        assert row.evidence.encode() not in bytes(items[0].evidence_sealed)
+
+
+def _stamps(db_url) -> dict:  # noqa: ANN001
+    with reading(db_url) as s:
+        return dict(s.execute(select(ReviewItem.flag_id, ReviewItem.updated_at)).all())
 
 
 def test_publish_counts_and_is_idempotent(db_url, flags):
-    assert store.publish_flags(db_url, flags) == {"new": 90, "updated": 0, "unchanged": 0, "reopened": 0}
-    assert store.publish_flags(db_url, flags) == {"new": 0, "updated": 0, "unchanged": 90, "reopened": 0}
+    zero = {"new": 0, "updated": 0, "unchanged": 0, "reopened": 0, "retracted": 0}
+    assert store.publish_flags(db_url, flags) == zero | {"new": 90}
+    before = _stamps(db_url)
+    assert store.publish_flags(db_url, flags) == zero | {"unchanged": 90}
+    # The next night raises the same flags: only content changes are written, not the new run id or date.
     nxt = flags.copy()
     nxt["run_id"], nxt["last_seen"] = "2026-11-21", "2026-11-21"
+    assert store.publish_flags(db_url, nxt) == zero | {"unchanged": 90}
+    assert _stamps(db_url) == before  # no row rewritten
     nxt.loc[:4, "match_probability"] = 0.5
-    assert store.publish_flags(db_url, nxt) == {"new": 0, "updated": 90, "unchanged": 0, "reopened": 0}
+    assert store.publish_flags(db_url, nxt) == zero | {"updated": 5, "unchanged": 85}
+    after = _stamps(db_url)
+    assert {f for f in after if after[f] != before[f]} == set(flags["flag_id"][:5])
     with reading(db_url) as s:
         item = s.get(ReviewItem, flags["flag_id"][0])
         assert (item.run_id, item.last_seen, item.first_seen) == ("2026-11-21", "2026-11-21", "2026-11-20")
         assert item.match_probability == 0.5
+        untouched = s.get(ReviewItem, flags["flag_id"][10])
+        assert (untouched.run_id, untouched.last_seen) == ("2026-11-20", "2026-11-20")
         assert s.execute(select(text("count(*)")).select_from(ReviewItem)).scalar_one() == 90
+        assert s.execute(select(text("count(*)")).select_from(CouncilReview)
+                         .where(CouncilReview.match_probability == 0.5)).scalar_one() >= 5  # queue keys follow
+
+
+def test_publish_retracts_flags_no_longer_raised_and_brings_them_back(db_url, flags):
+    zero = {"new": 0, "updated": 0, "unchanged": 0, "reopened": 0, "retracted": 0}
+    store.publish_flags(db_url, flags)
+    closed = _pick(flags, False)
+    _decide(db_url, closed.flag_id, closed.left_council, outcome="no_issue")  # closed: finished, never retracted
+    rest = flags[flags.flag_id != closed.flag_id]
+    tonight = rest.iloc[:60].assign(run_id="2026-11-21", last_seen="2026-11-21")
+    assert store.publish_flags(db_url, tonight) == zero | {"unchanged": 60, "retracted": 29}
+    assert store.publish_flags(db_url, tonight) == zero | {"unchanged": 60}  # counted once
+    with reading(db_url) as s:
+        gone = s.get(ReviewItem, rest["flag_id"].iloc[70])
+        assert gone.retracted_in == "2026-11-21" and gone.status == "new"  # kept for the investigators
+        assert s.get(ReviewItem, closed.flag_id).retracted_in is None
+    back = rest.iloc[:70].assign(run_id="2026-11-22", last_seen="2026-11-22")
+    assert store.publish_flags(db_url, back) == zero | {"updated": 10, "unchanged": 60}  # 19 still out: counted before
+    with reading(db_url) as s:
+        again = s.get(ReviewItem, rest["flag_id"].iloc[65])
+        assert again.retracted_in is None and again.run_id == "2026-11-22"
 
 
 def test_publish_never_overwrites_decisions(db_url, flags):
@@ -91,7 +133,7 @@ def test_publish_never_overwrites_decisions(db_url, flags):
     with reading(db_url) as s:
         item = s.get(ReviewItem, row.flag_id)
         assert item.status == "in_review"  # the other council has not decided yet
-        review = {r.council: r for r in item.reviews}[row.left_council]
+        review = store.decisions_of(item, store.sealer_for(db_url), row.left_council)[row.left_council]
         assert (review.outcome, review.amount, review.closed, review.note) == ("fraud", 2500.0, True, "checked")
 
 
@@ -235,7 +277,7 @@ def test_one_flag_with_a_nul_cannot_lose_the_nights_publish(db_url, flags):
     bad.loc[3, "left_record_id"] = "T\x0012"
     bad.loc[5, "evidence"] = '{"surname": {"level": "exact\\u0000", "weight": 1.0}}'
     counts = store.publish_flags(db_url, bad)
-    assert counts == {"new": 88, "updated": 0, "unchanged": 0, "reopened": 0, "rejected": 2}
+    assert counts == {"new": 88, "updated": 0, "unchanged": 0, "reopened": 0, "retracted": 0, "rejected": 2}
     with reading(db_url) as s:
         assert s.execute(select(text("count(*)")).select_from(ReviewItem)).scalar_one() == 88
         assert s.get(ReviewItem, bad["flag_id"][3]) is None

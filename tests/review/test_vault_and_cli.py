@@ -57,6 +57,9 @@ def test_cli_users_add_and_audit_verify(home, flags):
     assert r.exit_code == 2 and "already exists" in r.output
     r = runner.invoke(cli_app, [*args[:6], "--council", "E99999999", "--password-stdin"], input="a long enough password\n")
     assert r.exit_code == 2 and "council" in r.output
+    from anonymise.keys import init_keys
+
+    init_keys(home)  # the store seals evidence under the home's keys
     publish_flags(home.review_db_url, flags)
     r = runner.invoke(cli_app, ["audit", "verify", "--home", str(home.root)])
     assert r.exit_code == 0 and "intact: 2 entries" in r.output
