@@ -53,6 +53,10 @@ def prepare(home: Home, n_flags: int, n_users: int, vault: bool, env: dict) -> p
     db_url = env.get("COUNCILMATCH_REVIEW_DB_URL") or home.review_db_url
     from review import audit
     audit.bind(db_url, home.root)  # as `review serve --home` does: the audit key lives in the home
+    from anonymise.keys import init_keys
+
+    if not (home.keys / "keyring.json.enc").exists():
+        init_keys(home, dev_kek=True)  # the store seals notes, amounts and evidence under the home's keys
     counts = publish_flags(db_url, flags)
     print(f"published {counts['new']:,} flags in {time.perf_counter() - t:.1f} s")
     t = time.perf_counter()
@@ -65,11 +69,10 @@ def prepare(home: Home, n_flags: int, n_users: int, vault: bool, env: dict) -> p
                      password=PASSWORD, actor="bench")
     engine_for(db_url).dispose()
     if vault:
-        from anonymise.keys import init_keys, load_keyring
+        from anonymise.keys import load_keyring
         from anonymise.vault import Vault
 
         t = time.perf_counter()
-        init_keys(home, dev_kek=True)
         v = Vault(home, load_keyring(home))
         for side in ("left", "right"):
             for (council, dataset), part in flags.groupby([f"{side}_council", f"{side}_dataset"]):

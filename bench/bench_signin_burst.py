@@ -23,6 +23,8 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from anonymise.keys import init_keys
+from councilmatch.home import Home
 from review.app import create_app
 from review.auth import add_user
 from review.db import migrate, writing
@@ -45,6 +47,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="signin-burst-"))
     url = f"sqlite:///{tmp / 'review.db'}"
     flags = make_flags(90, [COUNCIL, "E09000012"], run_id="r1", seed=7)
+    init_keys(Home(tmp), dev_kek=True)  # the store seals notes, amounts and evidence under the home's keys
     publish_flags(url, flags)
     migrate(url)
     with writing(url) as s:

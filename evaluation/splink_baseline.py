@@ -194,13 +194,16 @@ def _score(pred: pd.DataFrame, truth: set[tuple[str, str]], dedupe: bool, left_n
 
 def splink_link(left: pd.DataFrame, right: pd.DataFrame | None, truth: set[tuple[str, str]],
                 fields: dict[str, str], *, seed: int = 42, max_pairs: float = 1e6,
-                deterministic_recall: float = 0.7, floor: float = 0.001) -> SplinkResult:
+                deterministic_recall: float = 0.7, floor: float = 0.001,
+                predict_blocking: list[list[str]] | None = None) -> SplinkResult:
     """Train and run Splink 5 (DuckDB) on clear text and score it against ``truth``.
 
     ``left``/``right`` carry ``record_id`` and the columns named in ``fields``
     (column -> comparison kind, one of ``KINDS``); ``right=None`` deduplicates ``left``.
     ``truth`` is (left_id, right_id) for a link, sorted (id_a, id_b) for a dedupe.
     Pairs are predicted down to ``floor`` so the threshold sweep sees nearly all of them.
+    ``predict_blocking`` (lists of columns that must all agree) replaces the prediction rules
+    made from ``fields``, e.g. where one-column rules would be quadratic at a million records.
     """
     cl, DuckDBAPI, Linker, SettingsCreator, block_on = _import_splink()
     for name in ("splink", "duckdb"):
@@ -208,6 +211,8 @@ def splink_link(left: pd.DataFrame, right: pd.DataFrame | None, truth: set[tuple
     dedupe = right is None
     started = time.perf_counter()
     predict_rules, deterministic, em_rules = _rules(block_on, fields)
+    if predict_blocking is not None:
+        predict_rules = [block_on(*cols) for cols in predict_blocking]
     settings = SettingsCreator(
         link_type="dedupe_only" if dedupe else "link_only",
         unique_id_column_name="record_id",
