@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -455,9 +457,45 @@ def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int
         cands = inc.touching_pairs(inp.left, inp.right, mt.linkage.blocking, inp.dedupe,
                                    left[left % shards == shard], right[right % shards == shard])
     flags, stats = link(mt, models, inp, run_id, shard, shards, cands=cands)
+    _test_shard_gate(match_type, shard)
     path = write_parquet_atomic(flags, shard_path(home, run_id, match_type, shard), home)
     return {"match_type": match_type, "shard": shard, "shards": shards, "path": str(path),
             "mode": "incremental" if cands is not None else "full", **stats}
+
+
+#: Test hook, never set in production: a folder. The worker-kill test of the native Celery
+#: topology sets it on one worker only, to hold a shard there mid-flight (see _test_shard_gate).
+SHARD_GATE_VARIABLE = "COUNCILMATCH_TEST_SHARD_GATE"
+#: how long a held shard waits for the test to kill its worker before going on by itself
+SHARD_GATE_SECONDS = 900
+
+
+def _test_shard_gate(match_type: str, shard: int) -> None:
+    """Hold this process's second link shard (scored, not yet written) until ``<gate>/release``.
+
+    Why: the worker-kill test must know that a shard is in flight on a given worker when
+    it kills it, without racing. Every shard linked under the gate leaves ``started-*``;
+    the second one (the worker has then finished a shard, so it took part in the night)
+    claims ``held`` (once, atomically: its retry elsewhere, or a later shard, passes) and
+    waits. Without the variable this does nothing.
+    """
+    folder = os.environ.get(SHARD_GATE_VARIABLE)
+    if not folder:
+        return
+    gate = Path(folder)
+    earlier = list(gate.glob("started-*"))
+    (gate / f"started-{match_type}-{shard}-{os.getpid()}").write_text("")
+    if not earlier:
+        return
+    try:
+        fd = os.open(gate / "held", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{match_type} {shard} {os.getpid()}\n")
+    deadline = time.monotonic() + SHARD_GATE_SECONDS
+    while not (gate / "release").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def run_date(run_id: str) -> str:
