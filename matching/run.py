@@ -108,10 +108,19 @@ def read_inputs(home: Home, files: list[Path]) -> dict[str, pd.DataFrame]:
     key_files: dict[str, list[str]] = {}
     for path in files:
         frame = _read(home, path)
-        dataset = path.parent.parent.name
-        for kid in frame["key_id"].dropna().astype(str).unique() if "key_id" in frame else ["(none)"]:
-            key_files.setdefault(kid, []).append(str(path.relative_to(home.root)) if path.is_relative_to(home.root) else str(path))
-        frames.setdefault(dataset, []).append(frame)
+        _note_key_ids(home, key_files, path, frame)
+        frames.setdefault(path.parent.parent.name, []).append(frame)
+    _check_key_ids(home, key_files)
+    return {ds: pd.concat(parts, ignore_index=True) for ds, parts in sorted(frames.items())}
+
+
+def _note_key_ids(home: Home, key_files: dict[str, list[str]], path: Path, frame: pd.DataFrame) -> None:
+    for kid in frame["key_id"].dropna().astype(str).unique() if "key_id" in frame else ["(none)"]:
+        key_files.setdefault(kid, []).append(str(path.relative_to(home.root)) if path.is_relative_to(home.root) else str(path))
+
+
+def _check_key_ids(home: Home, key_files: dict[str, list[str]]) -> None:
+    """Refuse extracts made under several key ids, or under one this home's keyring lacks."""
     if len(key_files) > 1:
         detail = "; ".join(f"{k}: {', '.join(v[:3])}{' …' if len(v) > 3 else ''}" for k, v in sorted(key_files.items()))
         raise InputError(
@@ -124,7 +133,6 @@ def read_inputs(home: Home, files: list[Path]) -> dict[str, pd.DataFrame]:
         if unknown:
             raise InputError(f"pseudonymised extracts use key id(s) {unknown} that are not in this home's "
                              f"keyring (has {list(known)}): {key_files[unknown[0]][:3]}")
-    return {ds: pd.concat(parts, ignore_index=True) for ds, parts in sorted(frames.items())}
 
 
 def load_inputs(home: Home | str | Path) -> dict[str, pd.DataFrame]:
@@ -136,6 +144,75 @@ def load_inputs(home: Home | str | Path) -> dict[str, pd.DataFrame]:
 _LAST_INPUTS: dict[tuple, dict[str, pd.DataFrame]] = {}
 
 
+def _run_files(home: Home, run_id: str) -> list[Path]:
+    listing = run_dir(home, run_id) / "inputs.json"
+    if not listing.exists():
+        raise InputError(f"run {run_id} has no {listing}: call plan() for the run first")
+    return [home.root / p for p in _read_json(home, listing)["files"]]
+
+
+#: a full-link shard task reads only its own records (see :func:`_shard_inputs`) once its match
+#: type's data sets hold this many records; below it, the whole data sets (cached for the next
+#: shard when one process links them all, as ``councilmatch run`` does)
+SHARD_SUBSET_MIN_RECORDS = 500_000
+#: rows decrypted and converted at a time when a shard reads its records
+SHARD_READ_BATCH = 65_536
+
+
+def _records_in(home: Home, files: list[Path]) -> int:
+    """Rows of the files, from their (encrypted) Parquet footers: no row is read."""
+    import pyarrow.parquet as pq
+
+    from anonymise import at_rest
+
+    props = at_rest.decryption_properties(home) if at_rest._ENCRYPT else None
+    return sum(pq.ParquetFile(p, decryption_properties=props).metadata.num_rows for p in files)
+
+
+def _shard_inputs(home: Home, files: list[Path], mt: MatchType, shard: int,
+                  shards: int) -> dict[str, pd.DataFrame]:
+    """The match type's data sets, only the records that can be in this shard's candidate pairs.
+
+    A pair belongs to the shard of the blocking key of the first rule that finds it
+    (:mod:`matching.blocking`), so only records with some rule's key in this shard can be in
+    one: about 1 - (1 - 1/shards)^rules of them. Each extract is read in batches of
+    ``SHARD_READ_BATCH`` rows (decrypted by pyarrow); a batch's blocking keys pick its rows
+    and only those become pandas rows. So a shard task's memory follows its share of the
+    records, not the pool: more shards, less memory each. Rows keep the data set's order, so
+    the pairs, scores and flags are those of a whole-data-set read (a test compares them).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from anonymise import at_rest
+    from anonymise.store import from_table
+    from matching.blocking import blocking_key, shard_of
+
+    props = at_rest.decryption_properties(home) if at_rest._ENCRYPT else None
+    rules = mt.linkage.blocking
+    out: dict[str, pd.DataFrame] = {}
+    key_files: dict[str, list[str]] = {}
+    for ds in sorted({mt.left, mt.right}):
+        parts = []
+        for path in (p for p in files if p.parent.parent.name == ds):
+            at_rest._check_encrypted(path)
+            pf = pq.ParquetFile(path, decryption_properties=props)
+            for batch in pf.iter_batches(batch_size=SHARD_READ_BATCH):
+                table = pa.Table.from_batches([batch])
+                side = Side(table.select([c for c in dict.fromkeys(c for rule in rules for c in rule)
+                                          if c in table.column_names]).to_pandas())
+                keep = np.zeros(side.n, dtype=bool)
+                for rule in rules:
+                    key, present = blocking_key(side, rule)
+                    keep |= present & (shard_of(key, shards) == shard)
+                frame = from_table(table.take(np.flatnonzero(keep)))
+                _note_key_ids(home, key_files, path, frame)
+                parts.append(frame)
+        out[ds] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    _check_key_ids(home, key_files)
+    return out
+
+
 def _run_inputs(home: Home, run_id: str, datasets: tuple[str, ...] | None = None) -> dict[str, pd.DataFrame]:
     """The inputs plan() fixed for this run (so shard tasks never see a newer extract).
 
@@ -144,10 +221,7 @@ def _run_inputs(home: Home, run_id: str, datasets: tuple[str, ...] | None = None
     needed), so shards linked one after another in one process (``councilmatch run``) read
     each extract once; Airflow tasks each read their own.
     """
-    listing = run_dir(home, run_id) / "inputs.json"
-    if not listing.exists():
-        raise InputError(f"run {run_id} has no {listing}: call plan() for the run first")
-    files = [home.root / p for p in _read_json(home, listing)["files"]]
+    files = _run_files(home, run_id)
     key = (str(home.root), run_id, tuple((str(p), p.stat().st_mtime_ns) for p in files if p.exists()))
     if key not in _LAST_INPUTS:
         _LAST_INPUTS.clear()
@@ -446,11 +520,25 @@ def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int
     model_file = folder / "model" / f"{match_type}.json"
     if not model_file.exists():
         raise InputError(f"no trained model {model_file}: call plan() for run {run_id} first")
-    inp = _link_inputs(mt, _run_inputs(home, run_id, (mt.left, mt.right)))
     tf_file = folder / "model" / f"{match_type}.tf.parquet"
+    dirty_file = dirty_path(home, run_id, match_type)
+    subset = False
+    if shards > 1 and tf_file.exists() and not dirty_file.exists() and mt.left_person_missing is None:
+        # a full link of a match type without household judgement: each pair needs only its two
+        # records, so read only this shard's (the model's TF tables come from its file, not the data)
+        files = [p for p in _run_files(home, run_id) if p.parent.parent.name in (mt.left, mt.right)]
+        subset = _records_in(home, files) >= SHARD_SUBSET_MIN_RECORDS
+    if subset:
+        data = _shard_inputs(home, files, mt, shard, shards)
+        if any(data[ds].empty for ds in (mt.left, mt.right)):  # no record of one side in this shard
+            path = write_parquet_atomic(empty_flags(SHARD_COLUMNS), shard_path(home, run_id, match_type, shard), home)
+            return {"match_type": match_type, "shard": shard, "shards": shards, "path": str(path), "mode": "full",
+                    "candidates": 0, "meeting_conditions": 0, "flags": 0, "records_read": 0}
+        inp = LinkInputs(mt, data)
+    else:
+        inp = _link_inputs(mt, _run_inputs(home, run_id, (mt.left, mt.right)))
     tf = inc.read_tf(tf_file, home) if tf_file.exists() else None
     models = load_models(mt, _read_json(home, model_file), inp, tf)
-    dirty_file = dirty_path(home, run_id, match_type)
     cands = None
     if dirty_file.exists():
         left, right = _load_rows(home, dirty_file)
@@ -460,7 +548,8 @@ def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int
     _test_shard_gate(match_type, shard)
     path = write_parquet_atomic(flags, shard_path(home, run_id, match_type, shard), home)
     return {"match_type": match_type, "shard": shard, "shards": shards, "path": str(path),
-            "mode": "incremental" if cands is not None else "full", **stats}
+            "mode": "incremental" if cands is not None else "full",
+            "records_read": int(sum(len(f) for f in inp.frames())), **stats}
 
 
 #: Test hook, never set in production: a folder. The worker-kill test of the native Celery

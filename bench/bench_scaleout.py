@@ -1,0 +1,138 @@
+"""Peak memory per process of the linking stage, as Airflow runs it: plan in one process,
+each link shard in its own.
+
+The nightly DAG's ``plan_link`` and every ``link_shard`` are separate task processes on
+the Celery workers, so what sizes a worker is the peak RSS of *one* such process, not of a
+whole night in one process (``bench_linkage.py`` measures that). This script generates N
+pseudonymised tenancy records directly (``bench_linkage.synthetic_tenancies``: no ingest,
+no HMAC), writes them to a throwaway home as the store holds them (encrypted, one extract per
+council), then runs each stage as a child process and reads the child's own peak RSS from
+the kernel (``wait4`` → ``ru_maxrss``), with its wall and CPU time.
+
+    .venv/bin/python bench/bench_scaleout.py --records 1000000 --shards 4
+
+Prints one line per process and a summary line ``records=… plan_peak_mib=… shard_peak_mib=…``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+RUN_ID = "20260102T000000"
+MATCH_TYPE = "tenancy_two_boroughs"
+
+
+def _stage(argv: list[str]) -> None:
+    """Run inside a child process: one stage on the home given."""
+    from councilmatch.home import Home
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("stage", choices=["generate", "plan", "shard", "collect"])
+    ap.add_argument("--home", required=True)
+    ap.add_argument("--records", type=int, default=0)
+    ap.add_argument("--councils", type=int, default=8)
+    ap.add_argument("--shards", type=int, default=4)
+    ap.add_argument("--shard", type=int, default=0)
+    args = ap.parse_args(argv)
+    home = Home(Path(args.home))
+    out: dict = {}
+    if args.stage == "generate":
+        from anonymise.keys import init_keys
+        from anonymise.store import write_pseudonymised
+        from bench_linkage import synthetic_tenancies
+
+        home.ensure()
+        init_keys(home, dev_kek=True)
+        frame = synthetic_tenancies(args.records, args.councils).assign(extract_id="20260101T000000-bench")
+        for _, part in frame.groupby("council"):
+            write_pseudonymised(home, part.reset_index(drop=True))
+        out = {"records": len(frame)}
+    elif args.stage == "plan":
+        from matching.run import plan
+
+        tasks = plan(home, RUN_ID, args.shards, full=True, retrain=True)
+        out = {"tasks": tasks}
+    elif args.stage == "shard":
+        from matching.run import link_shard
+
+        out = link_shard(home, RUN_ID, MATCH_TYPE, args.shard, args.shards)
+    elif args.stage == "collect":
+        from matching.run import collect_flags
+
+        out = {"flags": len(collect_flags(home, RUN_ID))}
+    print("RESULT " + json.dumps(out, default=str), flush=True)
+
+
+def _child(args: list[str]) -> tuple[dict, float, float, float]:
+    """Run a stage as a child; its result, wall s, CPU s and peak RSS (MiB, from the kernel)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, __file__, "--child", *args], stdout=subprocess.PIPE, text=True,
+                            cwd=REPO)
+    stdout = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"stage {args[0]} failed ({proc.returncode}):\n{stdout[-3000:]}")
+    result = json.loads(next(line for line in stdout.splitlines() if line.startswith("RESULT "))[7:])
+    return result, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--councils", type=int, default=8)
+    ap.add_argument("--shards", type=int, default=4)
+    ap.add_argument("--keep", help="keep the generated home in this folder")
+    args = ap.parse_args()
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cm-bench-scaleout-"))
+    home = str(root / "home")
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    try:
+        res, wall, cpu, peak = _child(["generate", "--home", home, "--records", str(args.records),
+                                       "--councils", str(args.councils)])
+        print(f"generate {res['records']:,} pseudonymised tenancies (not part of a night): "
+              f"wall {wall:.1f}s cpu {cpu:.1f}s peak RSS {peak:.0f} MiB")
+        res, wall, cpu, plan_peak = _child(["plan", "--home", home, "--shards", str(args.shards)])
+        tasks = [t for t in res["tasks"] if t["match_type"] == MATCH_TYPE]
+        plan_wall = wall
+        print(f"plan (read pool, record index, train {MATCH_TYPE}): wall {wall:.1f}s cpu {cpu:.1f}s "
+              f"peak RSS {plan_peak:.0f} MiB")
+        shard_peaks, pairs, link_wall, link_cpu = [], 0, 0.0, 0.0
+        for t in tasks:
+            res, wall, cpu, peak = _child(["shard", "--home", home, "--shard", str(t["shard"]),
+                                           "--shards", str(t["shards"])])
+            shard_peaks.append(peak)
+            pairs += res["candidates"]
+            link_wall += wall
+            link_cpu += cpu
+            print(f"  link shard {t['shard'] + 1}/{t['shards']}: {res['candidates']:,} candidate pairs, "
+                  f"{res['flags']:,} flags, wall {wall:.1f}s cpu {cpu:.1f}s peak RSS {peak:.0f} MiB")
+        res, wall, cpu, coll_peak = _child(["collect", "--home", home])
+        print(f"collect: {res['flags']:,} flags, wall {wall:.1f}s peak RSS {coll_peak:.0f} MiB")
+        print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print(f"records={args.records} shards={args.shards} plan_s={plan_wall:.1f} plan_peak_mib={plan_peak:.0f} "
+              f"link_s={link_wall:.1f} link_cpu_s={link_cpu:.1f} shard_peak_mib={max(shard_peaks):.0f} "
+              f"pairs={pairs} flags={res['flags']}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        _stage(sys.argv[2:])
+    else:
+        main()
