@@ -241,10 +241,11 @@ def _run_inputs(home: Home, run_id: str, datasets: tuple[str, ...] | None = None
 # ---------------------------------------------------------------------------
 
 
-def _runnable(types: dict[str, MatchType], data: dict[str, pd.DataFrame]) -> list[MatchType]:
+def _runnable(types: dict[str, MatchType], counts: dict[str, int]) -> list[MatchType]:
+    """The match types with records on both sides (``counts``: records per data set)."""
     out = []
     for mt in types.values():
-        if any(ds not in data or data[ds].empty for ds in (mt.left, mt.right)):
+        if any(not counts.get(ds) for ds in (mt.left, mt.right)):
             log.info("match type %s skipped: no records for %s / %s", mt.id, mt.left, mt.right)
             continue
         out.append(mt)
@@ -279,6 +280,22 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
             loaded["data"] = read_inputs(home, files)
         return loaded["data"]
 
+    cap = getattr(settings, "training_max_records", TRAINING_MAX_RECORDS)
+
+    def training_data() -> dict[str, pd.DataFrame]:
+        """What models are trained on: the pool, or past ``cap`` records a sample of it."""
+        if "sample" not in loaded:
+            counts = _records_per_dataset(home, files)
+            fractions = _sample_fractions(counts, cap)
+            if sum(counts.values()) <= cap:
+                loaded["sample"] = None
+            elif "data" in loaded:  # already read whole (an incremental night's dirty records)
+                loaded["sample"] = {ds: f[_in_sample(inc.frame_ref_keys(f).view(np.int64), fractions[ds])]
+                                    .reset_index(drop=True) for ds, f in loaded["data"].items()}
+            else:
+                loaded["sample"] = _scan_pool(home, files, fractions)[2]
+        return loaded["sample"] or inputs()
+
     if (previous is not None and previous.get("listing") == listing and previous.get("key_id") is not None
             and previous.get("runnable") is not None):
         # the very files the last run linked (same paths, sizes, times): no record changed
@@ -287,14 +304,20 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         key_id = previous["key_id"]
         runnable = [types[t] for t in types if t in previous["runnable"]]
         if any(t not in previous["seen"] for t in types):  # a match type added since: check it has records
-            runnable = _runnable(types, inputs())
+            runnable = _runnable(types, _records_per_dataset(home, files))
     else:
-        data = inputs()
-        index = inc.record_index(data)
+        counts = _records_per_dataset(home, files)
+        if sum(counts.values()) <= cap:
+            data = inputs()
+            index = inc.record_index(data)
+            key_id = _key_id(data)
+            loaded["sample"] = None
+        else:
+            # a pool too big to hold: the record index file by file, and a sample to train on
+            index, key_id, loaded["sample"] = _scan_pool(home, files, _sample_fractions(counts, cap))
         write_parquet_atomic(index, folder / "records.parquet", home)
         dirty = inc.dirty_refs(previous["records"], index) if previous else None
-        key_id = _key_id(data)
-        runnable = _runnable(types, data)
+        runnable = _runnable(types, counts)
     today = run_date(run_id)
     tasks: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
@@ -314,11 +337,14 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         reason = inc.retrain_reason(saved, mt, key_id, today, settings, retrain, drift)
         if reason is not None:
             log.info("match type %s: training (%s)", mt.id, reason)
+            # a pool over ``cap`` records trains on its sample (u from random pairs and m by EM
+            # need a sample, not the pool); the drift measure above and linking use every record
+            pool = training_data()
             if ctx is None:
-                ctx = TrainingContext(pool_inputs(inputs()) if inputs() else None)
-            inp = inp or _link_inputs(mt, inputs())
+                ctx = TrainingContext(pool_inputs(pool) if pool else None)
+            train_inp = _link_inputs(mt, pool) if loaded["sample"] else (inp or _link_inputs(mt, inputs()))
             try:
-                models = train(mt, inp, ctx)
+                models = train(mt, train_inp, ctx)
             except DegenerateFit as exc:
                 # loud, not silent: the match type raises no flag tonight and the report says why
                 log.error("%s", exc)
@@ -327,7 +353,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
                                                                 "degenerate": True, "reasons": [str(exc)]}})
                 summary[mt.id] = {"mode": "none", "retrained": reason, "degenerate": True}
                 continue
-            saved = inc.save_model(home, mt, models, run_id, today, key_id, inp.records)
+            saved = inc.save_model(home, mt, models, run_id, today, key_id, train_inp.records)
         mid = inc.model_id(saved)
         prev_type = (previous or {}).get("types", {}).get(mt.id)
         why_full = ("requested" if full else "no earlier linked run" if previous is None
@@ -366,6 +392,61 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
                                        "key_id": key_id, "runnable": [mt.id for mt in runnable],
                                        "seen": sorted(types)})
     return tasks
+
+
+#: Training reads at most about this many records of the pool (all data sets together): past
+#: it, each data set is sampled (see :func:`_sample_fractions`), so the plan task's memory is
+#: bounded whatever the pool's size. ``settings.yaml`` ``models: {training_max_records: N}``.
+TRAINING_MAX_RECORDS = 1_000_000
+#: ... but a data set keeps at least this many records (small feeds, e.g. deaths, stay whole)
+TRAINING_MIN_RECORDS_PER_DATASET = 50_000
+
+
+def _records_per_dataset(home: Home, files: list[Path]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for p in files:
+        counts[p.parent.parent.name] = counts.get(p.parent.parent.name, 0) + _records_in(home, [p])
+    return counts
+
+
+def _sample_fractions(counts: dict[str, int], cap: int) -> dict[str, float]:
+    """Share of each data set's records to train on: the pool scaled down to ``cap`` records,
+    no data set below ``TRAINING_MIN_RECORDS_PER_DATASET`` (or whole if smaller)."""
+    share = min(1.0, cap / max(sum(counts.values()), 1))
+    return {ds: min(1.0, max(share, TRAINING_MIN_RECORDS_PER_DATASET / max(n, 1))) for ds, n in counts.items()}
+
+
+def _in_sample(refs: np.ndarray, fraction: float) -> np.ndarray:
+    """Deterministic sample by record reference (the same records night after night)."""
+    if fraction >= 1.0:
+        return np.ones(len(refs), dtype=bool)
+    return (np.asarray(refs, np.int64).view(np.uint64) % np.uint64(1 << 20)) < np.uint64(fraction * (1 << 20))
+
+
+def _scan_pool(home: Home, files: list[Path], fractions: dict[str, float]
+               ) -> tuple[pd.DataFrame, str, dict[str, pd.DataFrame]]:
+    """Read the pool one extract at a time: its record index, key id and training sample.
+
+    Only one extract's frame and the sample are in memory at once, with the index
+    (16 bytes a record); key ids are checked as :func:`read_inputs` checks them.
+    """
+    index: list[pd.DataFrame] = []
+    sample: dict[str, list[pd.DataFrame]] = {}
+    key_files: dict[str, list[str]] = {}
+    for path in files:
+        frame = _read(home, path)
+        ds = path.parent.parent.name
+        _note_key_ids(home, key_files, path, frame)
+        part = inc.record_index({ds: frame})
+        index.append(part)
+        keep = _in_sample(part["ref"].to_numpy(), fractions.get(ds, 1.0))
+        sample.setdefault(ds, []).append(frame[keep])
+        del frame
+    _check_key_ids(home, key_files)
+    key_id = next((k for k in key_files if k != "(none)"), "")
+    records = (pd.concat(index, ignore_index=True) if index
+               else pd.DataFrame({"ref": pd.Series(dtype="int64"), "row": pd.Series(dtype="int64")}))
+    return records, key_id, {ds: pd.concat(parts, ignore_index=True) for ds, parts in sorted(sample.items())}
 
 
 #: dirty records per incremental shard task: a handful of changes is one task, not ``shards``

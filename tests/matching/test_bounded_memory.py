@@ -45,3 +45,78 @@ def test_a_shard_subset_still_refuses_an_unknown_key_id(tenancy_home, monkeypatc
     monkeypatch.setattr(run, "SHARD_SUBSET_MIN_RECORDS", 0)
     with pytest.raises(run.InputError, match="not in this home's keyring"):
         link_shard(home, RUN, **tasks[0])
+
+
+# ---------------------------------------------------------------------------
+# The plan task: training on a sample of a pool over the cap
+# ---------------------------------------------------------------------------
+
+def _conftest():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("matching_conftest_helpers", Path(__file__).with_name("conftest.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _pairs(flags):
+    return {tuple(sorted([(r.left_council, r.left_record_id), (r.right_council, r.right_record_id)]))
+            for r in flags.itertuples()}
+
+
+def _night(home, run_id, settings, shards=2):
+    from matching.run import collect_flags
+
+    for task in plan(home, run_id, shards, full=True, retrain=True, settings=settings):
+        link_shard(home, run_id, **task)
+    return collect_flags(home, run_id)
+
+
+def test_a_pool_over_the_cap_trains_on_a_sample_and_still_finds_the_pairs(tmp_path, monkeypatch):
+    from anonymise import at_rest
+    from councilmatch.home import Home
+    from councilmatch.settings import Models
+    from matching import incremental as inc
+    from matching.run import load_inputs, run_dir
+
+    helpers = _conftest()
+    home = Home.resolve(tmp_path / "home")
+    frame, truth = helpers.tenancy_population(2000, 160, seed=5)
+    helpers.write_extract(home, frame)
+    monkeypatch.setattr(run, "TRAINING_MIN_RECORDS_PER_DATASET", 100)
+    capped = Models().model_copy(update={"training_max_records": len(frame) // 2})
+    read = []
+    with monkeypatch.context() as m:
+        m.setattr(run, "read_inputs", lambda *a, **k: read.append(1) or READ_INPUTS(*a, **k))
+        plan(home, "20260101T000000", 2, full=True, retrain=True, settings=capped)
+    assert read == [], "the plan of a full night over the cap read the whole pool into one frame"
+    flags = _night(home, "20260101T000000", capped)
+    model = at_rest.read_json(home.runs / "20260101T000000" / "model" / "tenancy_two_boroughs.json", home)
+    assert 0.4 * len(frame) < model["records"] < 0.6 * len(frame), model["records"]
+    # the record index (what the next night's changes are found by) still covers every record
+    index = at_rest.read_frame(run_dir(home, "20260101T000000") / "records.parquet", home=home)
+    full = inc.record_index(READ_INPUTS(home, run.newest_extracts(home)))
+    pd.testing.assert_frame_equal(index.sort_values("ref").reset_index(drop=True),
+                                  full.sort_values("ref").reset_index(drop=True))
+    # and the model trained on the sample still finds the planted pairs across the whole pool
+    found = _pairs(flags)
+    assert len(found & truth) >= 0.9 * len(truth), (len(found & truth), len(truth))
+    assert len(found - truth) <= 5
+    # the sample is by record reference: the same records (and model) night after night
+    _night(home, "20260102T000000", capped)
+    again = at_rest.read_json(home.runs / "20260102T000000" / "model" / "tenancy_two_boroughs.json", home)
+    assert again["records"] == model["records"] and again["lambda"] == model["lambda"]
+
+
+def test_a_pool_under_the_cap_trains_on_every_record(tenancy_home):
+    from anonymise import at_rest
+
+    home, _ = tenancy_home
+    _night(home, "20260101T000000", None)
+    model = at_rest.read_json(home.runs / "20260101T000000" / "model" / "tenancy_two_boroughs.json", home)
+    assert model["records"] == len(run.load_inputs(home)["tenancy"])
+
+
+READ_INPUTS = run.read_inputs
