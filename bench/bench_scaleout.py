@@ -9,7 +9,7 @@ no HMAC), writes them to a throwaway home as the store holds them (encrypted, on
 council), then runs each stage as a child process and reads the child's own peak RSS from
 the kernel (``wait4`` → ``ru_maxrss``), with its wall and CPU time.
 
-    .venv/bin/python bench/bench_scaleout.py --records 1000000 --shards 4
+    .venv/bin/python bench/bench_scaleout.py --records 1000000 --shards 4 [--keep DIR]
 
 Prints one line per process and a summary line ``records=… plan_peak_mib=… shard_peak_mib=…``.
 """
@@ -55,10 +55,22 @@ def _stage(argv: list[str]) -> None:
 
         home.ensure()
         init_keys(home, dev_kek=True)
-        frame = synthetic_tenancies(args.records, args.councils).assign(extract_id="20260101T000000-bench")
-        for _, part in frame.groupby("council"):
-            write_pseudonymised(home, part.reset_index(drop=True))
-        out = {"records": len(frame)}
+        # in parts of at most a million records (the generator holds ~6 GiB per million), each
+        # part in its own councils with its own seed
+        parts = -(-args.records // 1_000_000)
+        done = 0
+        for part in range(parts):
+            n = args.records // parts + (1 if part < args.records % parts else 0)
+            frame = synthetic_tenancies(n, args.councils, seed=part + 1).assign(extract_id="20260101T000000-bench")
+            if part:
+                code = frame["council"].str[-2:].astype(int) + part * args.councils
+                frame["council"] = "E090" + code.map("{:05d}".format)
+                frame["record_id"] = f"P{part}-" + frame["record_id"]
+            for _, rows in frame.groupby("council"):
+                write_pseudonymised(home, rows.reset_index(drop=True))
+            done += len(frame)
+            del frame
+        out = {"records": done}
     elif args.stage == "plan":
         from matching.run import plan
 
@@ -95,16 +107,19 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--councils", type=int, default=8)
     ap.add_argument("--shards", type=int, default=4)
-    ap.add_argument("--keep", help="keep the generated home in this folder")
+    ap.add_argument("--keep", help="keep the generated home in this folder (and reuse it if it is there)")
     args = ap.parse_args()
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cm-bench-scaleout-"))
     home = str(root / "home")
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     try:
-        res, wall, cpu, peak = _child(["generate", "--home", home, "--records", str(args.records),
-                                       "--councils", str(args.councils)])
-        print(f"generate {res['records']:,} pseudonymised tenancies (not part of a night): "
-              f"wall {wall:.1f}s cpu {cpu:.1f}s peak RSS {peak:.0f} MiB")
+        if args.keep and (root / "home" / "store" / "pseudonymised").is_dir():
+            print(f"reusing the records generated in {home}")
+        else:
+            res, wall, cpu, peak = _child(["generate", "--home", home, "--records", str(args.records),
+                                           "--councils", str(args.councils)])
+            print(f"generate {res['records']:,} pseudonymised tenancies (not part of a night): "
+                  f"wall {wall:.1f}s cpu {cpu:.1f}s peak RSS {peak:.0f} MiB")
         res, wall, cpu, plan_peak = _child(["plan", "--home", home, "--shards", str(args.shards)])
         tasks = [t for t in res["tasks"] if t["match_type"] == MATCH_TYPE]
         plan_wall = wall
@@ -118,7 +133,8 @@ def main() -> None:
             pairs += res["candidates"]
             link_wall += wall
             link_cpu += cpu
-            print(f"  link shard {t['shard'] + 1}/{t['shards']}: {res['candidates']:,} candidate pairs, "
+            print(f"  link shard {t['shard'] + 1}/{t['shards']}: {res['records_read']:,} records read, "
+                  f"{res['candidates']:,} candidate pairs, "
                   f"{res['flags']:,} flags, wall {wall:.1f}s cpu {cpu:.1f}s peak RSS {peak:.0f} MiB")
         res, wall, cpu, coll_peak = _child(["collect", "--home", home])
         print(f"collect: {res['flags']:,} flags, wall {wall:.1f}s peak RSS {coll_peak:.0f} MiB")
