@@ -45,6 +45,7 @@ def _stage(argv: list[str]) -> None:
     ap.add_argument("--councils", type=int, default=8)
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--shard", type=int, default=0)
+    ap.add_argument("--training-max-records", type=int, default=None)
     args = ap.parse_args(argv)
     home = Home(Path(args.home))
     out: dict = {}
@@ -72,9 +73,12 @@ def _stage(argv: list[str]) -> None:
             del frame
         out = {"records": done}
     elif args.stage == "plan":
+        from councilmatch.settings import Models
         from matching.run import plan
 
-        tasks = plan(home, RUN_ID, args.shards, full=True, retrain=True)
+        settings = Models(**({"training_max_records": args.training_max_records}
+                             if args.training_max_records else {}))
+        tasks = plan(home, RUN_ID, args.shards, full=True, retrain=True, settings=settings)
         out = {"tasks": tasks}
     elif args.stage == "shard":
         from matching.run import link_shard
@@ -107,6 +111,10 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--councils", type=int, default=8)
     ap.add_argument("--shards", type=int, default=4)
+    ap.add_argument("--shard-limit", type=int, default=None,
+                    help="link only the first N shards (0: plan only); no collect then")
+    ap.add_argument("--training-max-records", type=int, default=None,
+                    help="settings.yaml models.training_max_records (default: the shipped default)")
     ap.add_argument("--keep", help="keep the generated home in this folder (and reuse it if it is there)")
     args = ap.parse_args()
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cm-bench-scaleout-"))
@@ -120,13 +128,16 @@ def main() -> None:
                                            "--councils", str(args.councils)])
             print(f"generate {res['records']:,} pseudonymised tenancies (not part of a night): "
                   f"wall {wall:.1f}s cpu {cpu:.1f}s peak RSS {peak:.0f} MiB")
-        res, wall, cpu, plan_peak = _child(["plan", "--home", home, "--shards", str(args.shards)])
+        cap = ["--training-max-records", str(args.training_max_records)] if args.training_max_records else []
+        res, wall, cpu, plan_peak = _child(["plan", "--home", home, "--shards", str(args.shards), *cap])
         tasks = [t for t in res["tasks"] if t["match_type"] == MATCH_TYPE]
         plan_wall = wall
-        print(f"plan (read pool, record index, train {MATCH_TYPE}): wall {wall:.1f}s cpu {cpu:.1f}s "
+        print(f"plan (read pool, record index, train {MATCH_TYPE}; training_max_records "
+              f"{args.training_max_records or 'default'}): wall {wall:.1f}s cpu {cpu:.1f}s "
               f"peak RSS {plan_peak:.0f} MiB")
         shard_peaks, pairs, link_wall, link_cpu = [], 0, 0.0, 0.0
-        for t in tasks:
+        limited = args.shard_limit is not None and args.shard_limit < len(tasks)
+        for t in tasks[:args.shard_limit] if limited else tasks:
             res, wall, cpu, peak = _child(["shard", "--home", home, "--shard", str(t["shard"]),
                                            "--shards", str(t["shards"])])
             shard_peaks.append(peak)
@@ -136,12 +147,16 @@ def main() -> None:
             print(f"  link shard {t['shard'] + 1}/{t['shards']}: {res['records_read']:,} records read, "
                   f"{res['candidates']:,} candidate pairs, "
                   f"{res['flags']:,} flags, wall {wall:.1f}s cpu {cpu:.1f}s peak RSS {peak:.0f} MiB")
-        res, wall, cpu, coll_peak = _child(["collect", "--home", home])
-        print(f"collect: {res['flags']:,} flags, wall {wall:.1f}s peak RSS {coll_peak:.0f} MiB")
+        flags = None
+        if not limited:
+            res, wall, cpu, coll_peak = _child(["collect", "--home", home])
+            flags = res["flags"]
+            print(f"collect: {flags:,} flags, wall {wall:.1f}s peak RSS {coll_peak:.0f} MiB")
         print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print(f"records={args.records} shards={args.shards} plan_s={plan_wall:.1f} plan_peak_mib={plan_peak:.0f} "
-              f"link_s={link_wall:.1f} link_cpu_s={link_cpu:.1f} shard_peak_mib={max(shard_peaks):.0f} "
-              f"pairs={pairs} flags={res['flags']}")
+              f"link_s={link_wall:.1f} link_cpu_s={link_cpu:.1f} "
+              f"shard_peak_mib={max(shard_peaks) if shard_peaks else 0:.0f} "
+              f"shards_linked={len(shard_peaks)} pairs={pairs} flags={flags}")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
