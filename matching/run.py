@@ -327,7 +327,9 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         inp: LinkInputs | None = None
         left_rows = right_rows = None
         drift = inc.Drift()
-        if dirty is not None:
+        # a full night over the training cap skips the changed rows and drift, which need the
+        # whole pool in memory: so a big estate's --full night stays within bounded memory
+        if dirty is not None and not (full and loaded.get("sample")):
             empty = np.zeros(0, dtype=np.int64)
             left_rows = inc.rows_of(inputs()[mt.left], dirty) if len(dirty) else empty
             right_rows = left_rows if mt.dedupe else inc.rows_of(inputs()[mt.right], dirty) if len(dirty) else empty

@@ -120,3 +120,28 @@ def test_a_pool_under_the_cap_trains_on_every_record(tenancy_home):
 
 
 READ_INPUTS = run.read_inputs
+
+
+def test_a_full_night_over_the_cap_after_an_earlier_night_reads_no_whole_pool(tmp_path, monkeypatch):
+    """With a previous night on record (changed records to find), a --full night of a big pool
+    still reads extract by extract: the bounded path for big estates."""
+    from councilmatch.home import Home
+    from councilmatch.settings import Models
+
+    helpers = _conftest()
+    home = Home.resolve(tmp_path / "home")
+    frame, _ = helpers.tenancy_population(2000, 160, seed=5)
+    helpers.write_extract(home, frame)
+    monkeypatch.setattr(run, "TRAINING_MIN_RECORDS_PER_DATASET", 100)
+    capped = Models().model_copy(update={"training_max_records": len(frame) // 2})
+    first = _night(home, "20260101T000000", capped)
+    changed = frame.copy()
+    changed.loc[:50, "period_start"] = pd.Timestamp("2022-02-02")
+    helpers.write_extract(home, changed, "20260102T000000-x")
+    read = []
+    with monkeypatch.context() as m:
+        m.setattr(run, "read_inputs", lambda *a, **k: read.append(1) or READ_INPUTS(*a, **k))
+        plan(home, "20260102T020000", 2, full=True, settings=capped)
+    assert read == []
+    again = _night(home, "20260102T020000", capped)
+    assert set(again["flag_id"]) == set(first["flag_id"])  # only periods changed: the same pairs
