@@ -145,3 +145,20 @@ def test_a_full_night_over_the_cap_after_an_earlier_night_reads_no_whole_pool(tm
     assert read == []
     again = _night(home, "20260102T020000", capped)
     assert set(again["flag_id"]) == set(first["flag_id"])  # only periods changed: the same pairs
+
+
+def test_sample_fractions_scale_the_pool_to_the_cap_and_keep_small_data_sets_whole(monkeypatch):
+    import numpy as np
+
+    monkeypatch.setattr(run, "TRAINING_MIN_RECORDS_PER_DATASET", 50_000)
+    f = run._sample_fractions({"tenancy": 6_000_000, "payroll": 3_000_000, "deceased": 20_000}, 1_000_000)
+    assert f["deceased"] == 1.0  # under the per-data-set minimum: whole
+    assert f["tenancy"] == f["payroll"] == pytest.approx(1_000_000 / 9_020_000)
+    kept = 6_000_000 * f["tenancy"] + 3_000_000 * f["payroll"] + 20_000
+    assert kept <= 1_000_000 + 50_000
+    assert run._sample_fractions({"tenancy": 900_000}, 1_000_000) == {"tenancy": 1.0}
+    # the sample by reference is about the fraction, and the same references each time
+    refs = np.random.default_rng(0).integers(-2**63, 2**63 - 1, 200_000, dtype=np.int64)
+    keep = run._in_sample(refs, 0.25)
+    assert abs(keep.mean() - 0.25) < 0.01 and (run._in_sample(refs, 0.25) == keep).all()
+    assert run._in_sample(refs, 1.0).all()
