@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 RUN_ID = "20260102T000000"
+NIGHT2 = "20260103T020000"
 MATCH_TYPE = "tenancy_two_boroughs"
 
 
@@ -39,7 +40,10 @@ def _stage(argv: list[str]) -> None:
     from councilmatch.home import Home
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("stage", choices=["generate", "plan", "shard", "collect"])
+    ap.add_argument("stage", choices=["generate", "plan", "shard", "collect", "change"])
+    ap.add_argument("--run-id", default=RUN_ID)
+    ap.add_argument("--changed", type=float, default=0.01)
+    ap.add_argument("--full", action="store_true")
     ap.add_argument("--home", required=True)
     ap.add_argument("--records", type=int, default=0)
     ap.add_argument("--councils", type=int, default=8)
@@ -78,16 +82,36 @@ def _stage(argv: list[str]) -> None:
 
         settings = Models(**({"training_max_records": args.training_max_records}
                              if args.training_max_records else {}))
-        tasks = plan(home, RUN_ID, args.shards, full=True, retrain=True, settings=settings)
+        first = args.run_id == RUN_ID
+        tasks = plan(home, args.run_id, args.shards, full=first or args.full, retrain=first, settings=settings)
         out = {"tasks": tasks}
     elif args.stage == "shard":
         from matching.run import link_shard
 
-        out = link_shard(home, RUN_ID, MATCH_TYPE, args.shard, args.shards)
+        out = link_shard(home, args.run_id, MATCH_TYPE, args.shard, args.shards)
     elif args.stage == "collect":
         from matching.run import collect_flags
 
-        out = {"flags": len(collect_flags(home, RUN_ID))}
+        out = {"flags": len(collect_flags(home, args.run_id))}
+    elif args.stage == "change":
+        # every council re-sends its extract with a share of its records changed (a new surname
+        # token): the next night links incrementally
+        import numpy as np
+
+        from anonymise import at_rest
+        from anonymise.store import read_pseudonymised, to_table
+        from matching.run import newest_extracts
+
+        changed = 0
+        for path in newest_extracts(home):
+            frame = read_pseudonymised(path, home)
+            rows = np.random.default_rng(len(frame)).random(len(frame)) < args.changed
+            frame.loc[rows, "t_surname"] = frame.loc[rows, "t_surname"] + 1
+            frame["extract_id"] = "20260103T000000-bench"
+            at_rest.write_table(home.pseudonymised_path("tenancy", frame["council"].iloc[0], "20260103T000000-bench"),
+                                to_table(frame), home)
+            changed += int(rows.sum())
+        out = {"changed": changed}
     print("RESULT " + json.dumps(out, default=str), flush=True)
 
 
@@ -111,6 +135,8 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--councils", type=int, default=8)
     ap.add_argument("--shards", type=int, default=4)
+    ap.add_argument("--night2", type=float, default=0.0,
+                    help="then a second, incremental night with this share of records changed (e.g. 0.01)")
     ap.add_argument("--shard-limit", type=int, default=None,
                     help="link only the first N shards (0: plan only); no collect then")
     ap.add_argument("--training-max-records", type=int, default=None,
@@ -152,6 +178,20 @@ def main() -> None:
             res, wall, cpu, coll_peak = _child(["collect", "--home", home])
             flags = res["flags"]
             print(f"collect: {flags:,} flags, wall {wall:.1f}s peak RSS {coll_peak:.0f} MiB")
+        if args.night2 and not limited:
+            res, wall, cpu, peak = _child(["change", "--home", home, "--changed", str(args.night2)])
+            print(f"night 2: every council re-sends its extract, {res['changed']:,} records changed")
+            res, wall, cpu, peak = _child(["plan", "--home", home, "--shards", str(args.shards),
+                                           "--run-id", NIGHT2, *cap])
+            tasks2 = [t for t in res["tasks"] if t["match_type"] == MATCH_TYPE]
+            print(f"night 2 plan (incremental): {len(tasks2)} shard task(s), wall {wall:.1f}s cpu {cpu:.1f}s "
+                  f"peak RSS {peak:.0f} MiB")
+            for t in tasks2:
+                res, wall, cpu, peak = _child(["shard", "--home", home, "--shard", str(t["shard"]),
+                                               "--shards", str(t["shards"]), "--run-id", NIGHT2])
+                print(f"  night 2 link shard {t['shard'] + 1}/{t['shards']} ({res['mode']}): "
+                      f"{res['records_read']:,} records read, {res['candidates']:,} candidate pairs, "
+                      f"{res['flags']:,} flags, wall {wall:.1f}s cpu {cpu:.1f}s peak RSS {peak:.0f} MiB")
         print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print(f"records={args.records} shards={args.shards} plan_s={plan_wall:.1f} plan_peak_mib={plan_peak:.0f} "
               f"link_s={link_wall:.1f} link_cpu_s={link_cpu:.1f} "
