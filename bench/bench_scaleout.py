@@ -94,9 +94,11 @@ def _stage(argv: list[str]) -> None:
 
         out = {"flags": len(collect_flags(home, args.run_id))}
     elif args.stage == "change":
-        # every council re-sends its extract with a share of its records changed (a new surname
-        # token): the next night links incrementally
+        # every council re-sends its extract with a share of its records changed (a benign change,
+        # a new period start: the rows are dirty, their agreement patterns are not, so no drift):
+        # the next night links incrementally
         import numpy as np
+        import pandas as pd
 
         from anonymise import at_rest
         from anonymise.store import read_pseudonymised, to_table
@@ -106,7 +108,7 @@ def _stage(argv: list[str]) -> None:
         for path in newest_extracts(home):
             frame = read_pseudonymised(path, home)
             rows = np.random.default_rng(len(frame)).random(len(frame)) < args.changed
-            frame.loc[rows, "t_surname"] = frame.loc[rows, "t_surname"] + 1
+            frame.loc[rows, "period_start"] = pd.Timestamp("2022-02-02")
             frame["extract_id"] = "20260103T000000-bench"
             at_rest.write_table(home.pseudonymised_path("tenancy", frame["council"].iloc[0], "20260103T000000-bench"),
                                 to_table(frame), home)
