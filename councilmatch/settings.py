@@ -34,6 +34,9 @@ class Models(BaseModel):
     drift_threshold: float = Field(default=0.2, gt=0, le=1)
     #: ... measured on at least this many new candidate pairs (fewer say too little)
     drift_min_pairs: int = Field(default=500, ge=1)
+    #: training reads at most about this many records of the pool (a sample past it), so the
+    #: plan task's memory is bounded whatever the pool's size (matching.run.TRAINING_MAX_RECORDS)
+    training_max_records: int = Field(default=1_000_000, ge=10_000)
 
 
 class IngestSettings(BaseModel):

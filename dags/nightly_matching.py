@@ -23,6 +23,13 @@ its empty flag set); a failed shard fails the run, and clearing the failed task
 re-runs only that shard (every task is idempotent; the run id comes
 from the DAG run's logical date, which a clear keeps).
 
+Losing a worker. A Celery worker that dies mid-task (killed, machine lost) held only that
+task (Airflow's Celery defaults: ``task_acks_late``, prefetch multiplier 1); its heartbeats
+stop, the scheduler fails that try after ``[scheduler] task_instance_heartbeat_timeout``
+and the retries below run it on another worker. A shard writes its output atomically at
+the end, so a killed try leaves nothing half-written (tests/airflow/test_native_topology.py
+kills a worker mid-shard and compares the flags with a single-process run).
+
 Secrets. The key-encryption key is read inside the task that needs it, from
 ``COUNCILMATCH_KEK`` in the worker's environment or the password of the
 ``councilmatch_kek`` Airflow connection (``anonymise.kek``); no task returns it,

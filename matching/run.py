@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -106,10 +108,19 @@ def read_inputs(home: Home, files: list[Path]) -> dict[str, pd.DataFrame]:
     key_files: dict[str, list[str]] = {}
     for path in files:
         frame = _read(home, path)
-        dataset = path.parent.parent.name
-        for kid in frame["key_id"].dropna().astype(str).unique() if "key_id" in frame else ["(none)"]:
-            key_files.setdefault(kid, []).append(str(path.relative_to(home.root)) if path.is_relative_to(home.root) else str(path))
-        frames.setdefault(dataset, []).append(frame)
+        _note_key_ids(home, key_files, path, frame)
+        frames.setdefault(path.parent.parent.name, []).append(frame)
+    _check_key_ids(home, key_files)
+    return {ds: pd.concat(parts, ignore_index=True) for ds, parts in sorted(frames.items())}
+
+
+def _note_key_ids(home: Home, key_files: dict[str, list[str]], path: Path, frame: pd.DataFrame) -> None:
+    for kid in frame["key_id"].dropna().astype(str).unique() if "key_id" in frame else ["(none)"]:
+        key_files.setdefault(kid, []).append(str(path.relative_to(home.root)) if path.is_relative_to(home.root) else str(path))
+
+
+def _check_key_ids(home: Home, key_files: dict[str, list[str]]) -> None:
+    """Refuse extracts made under several key ids, or under one this home's keyring lacks."""
     if len(key_files) > 1:
         detail = "; ".join(f"{k}: {', '.join(v[:3])}{' …' if len(v) > 3 else ''}" for k, v in sorted(key_files.items()))
         raise InputError(
@@ -122,7 +133,6 @@ def read_inputs(home: Home, files: list[Path]) -> dict[str, pd.DataFrame]:
         if unknown:
             raise InputError(f"pseudonymised extracts use key id(s) {unknown} that are not in this home's "
                              f"keyring (has {list(known)}): {key_files[unknown[0]][:3]}")
-    return {ds: pd.concat(parts, ignore_index=True) for ds, parts in sorted(frames.items())}
 
 
 def load_inputs(home: Home | str | Path) -> dict[str, pd.DataFrame]:
@@ -134,6 +144,75 @@ def load_inputs(home: Home | str | Path) -> dict[str, pd.DataFrame]:
 _LAST_INPUTS: dict[tuple, dict[str, pd.DataFrame]] = {}
 
 
+def _run_files(home: Home, run_id: str) -> list[Path]:
+    listing = run_dir(home, run_id) / "inputs.json"
+    if not listing.exists():
+        raise InputError(f"run {run_id} has no {listing}: call plan() for the run first")
+    return [home.root / p for p in _read_json(home, listing)["files"]]
+
+
+#: a full-link shard task reads only its own records (see :func:`_shard_inputs`) once its match
+#: type's data sets hold this many records; below it, the whole data sets (cached for the next
+#: shard when one process links them all, as ``councilmatch run`` does)
+SHARD_SUBSET_MIN_RECORDS = 500_000
+#: rows decrypted and converted at a time when a shard reads its records
+SHARD_READ_BATCH = 65_536
+
+
+def _records_in(home: Home, files: list[Path]) -> int:
+    """Rows of the files, from their (encrypted) Parquet footers: no row is read."""
+    import pyarrow.parquet as pq
+
+    from anonymise import at_rest
+
+    props = at_rest.decryption_properties(home) if at_rest._ENCRYPT else None
+    return sum(pq.ParquetFile(p, decryption_properties=props).metadata.num_rows for p in files)
+
+
+def _shard_inputs(home: Home, files: list[Path], mt: MatchType, shard: int,
+                  shards: int) -> dict[str, pd.DataFrame]:
+    """The match type's data sets, only the records that can be in this shard's candidate pairs.
+
+    A pair belongs to the shard of the blocking key of the first rule that finds it
+    (:mod:`matching.blocking`), so only records with some rule's key in this shard can be in
+    one: about 1 - (1 - 1/shards)^rules of them. Each extract is read in batches of
+    ``SHARD_READ_BATCH`` rows (decrypted by pyarrow); a batch's blocking keys pick its rows
+    and only those become pandas rows. So a shard task's memory follows its share of the
+    records, not the pool: more shards, less memory each. Rows keep the data set's order, so
+    the pairs, scores and flags are those of a whole-data-set read (a test compares them).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from anonymise import at_rest
+    from anonymise.store import from_table
+    from matching.blocking import blocking_key, shard_of
+
+    props = at_rest.decryption_properties(home) if at_rest._ENCRYPT else None
+    rules = mt.linkage.blocking
+    out: dict[str, pd.DataFrame] = {}
+    key_files: dict[str, list[str]] = {}
+    for ds in sorted({mt.left, mt.right}):
+        parts = []
+        for path in (p for p in files if p.parent.parent.name == ds):
+            at_rest._check_encrypted(path)
+            pf = pq.ParquetFile(path, decryption_properties=props)
+            for batch in pf.iter_batches(batch_size=SHARD_READ_BATCH):
+                table = pa.Table.from_batches([batch])
+                side = Side(table.select([c for c in dict.fromkeys(c for rule in rules for c in rule)
+                                          if c in table.column_names]).to_pandas())
+                keep = np.zeros(side.n, dtype=bool)
+                for rule in rules:
+                    key, present = blocking_key(side, rule)
+                    keep |= present & (shard_of(key, shards) == shard)
+                frame = from_table(table.take(np.flatnonzero(keep)))
+                _note_key_ids(home, key_files, path, frame)
+                parts.append(frame)
+        out[ds] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    _check_key_ids(home, key_files)
+    return out
+
+
 def _run_inputs(home: Home, run_id: str, datasets: tuple[str, ...] | None = None) -> dict[str, pd.DataFrame]:
     """The inputs plan() fixed for this run (so shard tasks never see a newer extract).
 
@@ -142,10 +221,7 @@ def _run_inputs(home: Home, run_id: str, datasets: tuple[str, ...] | None = None
     needed), so shards linked one after another in one process (``councilmatch run``) read
     each extract once; Airflow tasks each read their own.
     """
-    listing = run_dir(home, run_id) / "inputs.json"
-    if not listing.exists():
-        raise InputError(f"run {run_id} has no {listing}: call plan() for the run first")
-    files = [home.root / p for p in _read_json(home, listing)["files"]]
+    files = _run_files(home, run_id)
     key = (str(home.root), run_id, tuple((str(p), p.stat().st_mtime_ns) for p in files if p.exists()))
     if key not in _LAST_INPUTS:
         _LAST_INPUTS.clear()
@@ -165,10 +241,11 @@ def _run_inputs(home: Home, run_id: str, datasets: tuple[str, ...] | None = None
 # ---------------------------------------------------------------------------
 
 
-def _runnable(types: dict[str, MatchType], data: dict[str, pd.DataFrame]) -> list[MatchType]:
+def _runnable(types: dict[str, MatchType], counts: dict[str, int]) -> list[MatchType]:
+    """The match types with records on both sides (``counts``: records per data set)."""
     out = []
     for mt in types.values():
-        if any(ds not in data or data[ds].empty for ds in (mt.left, mt.right)):
+        if any(not counts.get(ds) for ds in (mt.left, mt.right)):
             log.info("match type %s skipped: no records for %s / %s", mt.id, mt.left, mt.right)
             continue
         out.append(mt)
@@ -203,6 +280,22 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
             loaded["data"] = read_inputs(home, files)
         return loaded["data"]
 
+    cap = getattr(settings, "training_max_records", TRAINING_MAX_RECORDS)
+
+    def training_data() -> dict[str, pd.DataFrame]:
+        """What models are trained on: the pool, or past ``cap`` records a sample of it."""
+        if "sample" not in loaded:
+            counts = _records_per_dataset(home, files)
+            fractions = _sample_fractions(counts, cap)
+            if sum(counts.values()) <= cap:
+                loaded["sample"] = None
+            elif "data" in loaded:  # already read whole (an incremental night's dirty records)
+                loaded["sample"] = {ds: f[_in_sample(inc.frame_ref_keys(f).view(np.int64), fractions[ds])]
+                                    .reset_index(drop=True) for ds, f in loaded["data"].items()}
+            else:
+                loaded["sample"] = _scan_pool(home, files, fractions)[2]
+        return loaded["sample"] or inputs()
+
     if (previous is not None and previous.get("listing") == listing and previous.get("key_id") is not None
             and previous.get("runnable") is not None):
         # the very files the last run linked (same paths, sizes, times): no record changed
@@ -211,14 +304,20 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         key_id = previous["key_id"]
         runnable = [types[t] for t in types if t in previous["runnable"]]
         if any(t not in previous["seen"] for t in types):  # a match type added since: check it has records
-            runnable = _runnable(types, inputs())
+            runnable = _runnable(types, _records_per_dataset(home, files))
     else:
-        data = inputs()
-        index = inc.record_index(data)
+        counts = _records_per_dataset(home, files)
+        if sum(counts.values()) <= cap:
+            data = inputs()
+            index = inc.record_index(data)
+            key_id = _key_id(data)
+            loaded["sample"] = None
+        else:
+            # a pool too big to hold: the record index file by file, and a sample to train on
+            index, key_id, loaded["sample"] = _scan_pool(home, files, _sample_fractions(counts, cap))
         write_parquet_atomic(index, folder / "records.parquet", home)
         dirty = inc.dirty_refs(previous["records"], index) if previous else None
-        key_id = _key_id(data)
-        runnable = _runnable(types, data)
+        runnable = _runnable(types, counts)
     today = run_date(run_id)
     tasks: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
@@ -228,7 +327,9 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         inp: LinkInputs | None = None
         left_rows = right_rows = None
         drift = inc.Drift()
-        if dirty is not None:
+        # a full night over the training cap skips the changed rows and drift, which need the
+        # whole pool in memory: so a big estate's --full night stays within bounded memory
+        if dirty is not None and not (full and loaded.get("sample")):
             empty = np.zeros(0, dtype=np.int64)
             left_rows = inc.rows_of(inputs()[mt.left], dirty) if len(dirty) else empty
             right_rows = left_rows if mt.dedupe else inc.rows_of(inputs()[mt.right], dirty) if len(dirty) else empty
@@ -238,11 +339,14 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         reason = inc.retrain_reason(saved, mt, key_id, today, settings, retrain, drift)
         if reason is not None:
             log.info("match type %s: training (%s)", mt.id, reason)
+            # a pool over ``cap`` records trains on its sample (u from random pairs and m by EM
+            # need a sample, not the pool); the drift measure above and linking use every record
+            pool = training_data()
             if ctx is None:
-                ctx = TrainingContext(pool_inputs(inputs()) if inputs() else None)
-            inp = inp or _link_inputs(mt, inputs())
+                ctx = TrainingContext(pool_inputs(pool) if pool else None)
+            train_inp = _link_inputs(mt, pool) if loaded["sample"] else (inp or _link_inputs(mt, inputs()))
             try:
-                models = train(mt, inp, ctx)
+                models = train(mt, train_inp, ctx)
             except DegenerateFit as exc:
                 # loud, not silent: the match type raises no flag tonight and the report says why
                 log.error("%s", exc)
@@ -251,7 +355,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
                                                                 "degenerate": True, "reasons": [str(exc)]}})
                 summary[mt.id] = {"mode": "none", "retrained": reason, "degenerate": True}
                 continue
-            saved = inc.save_model(home, mt, models, run_id, today, key_id, inp.records)
+            saved = inc.save_model(home, mt, models, run_id, today, key_id, train_inp.records)
         mid = inc.model_id(saved)
         prev_type = (previous or {}).get("types", {}).get(mt.id)
         why_full = ("requested" if full else "no earlier linked run" if previous is None
@@ -290,6 +394,61 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
                                        "key_id": key_id, "runnable": [mt.id for mt in runnable],
                                        "seen": sorted(types)})
     return tasks
+
+
+#: Training reads at most about this many records of the pool (all data sets together): past
+#: it, each data set is sampled (see :func:`_sample_fractions`), so the plan task's memory is
+#: bounded whatever the pool's size. ``settings.yaml`` ``models: {training_max_records: N}``.
+TRAINING_MAX_RECORDS = 1_000_000
+#: ... but a data set keeps at least this many records (small feeds, e.g. deaths, stay whole)
+TRAINING_MIN_RECORDS_PER_DATASET = 50_000
+
+
+def _records_per_dataset(home: Home, files: list[Path]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for p in files:
+        counts[p.parent.parent.name] = counts.get(p.parent.parent.name, 0) + _records_in(home, [p])
+    return counts
+
+
+def _sample_fractions(counts: dict[str, int], cap: int) -> dict[str, float]:
+    """Share of each data set's records to train on: the pool scaled down to ``cap`` records,
+    no data set below ``TRAINING_MIN_RECORDS_PER_DATASET`` (or whole if smaller)."""
+    share = min(1.0, cap / max(sum(counts.values()), 1))
+    return {ds: min(1.0, max(share, TRAINING_MIN_RECORDS_PER_DATASET / max(n, 1))) for ds, n in counts.items()}
+
+
+def _in_sample(refs: np.ndarray, fraction: float) -> np.ndarray:
+    """Deterministic sample by record reference (the same records night after night)."""
+    if fraction >= 1.0:
+        return np.ones(len(refs), dtype=bool)
+    return (np.asarray(refs, np.int64).view(np.uint64) % np.uint64(1 << 20)) < np.uint64(fraction * (1 << 20))
+
+
+def _scan_pool(home: Home, files: list[Path], fractions: dict[str, float]
+               ) -> tuple[pd.DataFrame, str, dict[str, pd.DataFrame]]:
+    """Read the pool one extract at a time: its record index, key id and training sample.
+
+    Only one extract's frame and the sample are in memory at once, with the index
+    (16 bytes a record); key ids are checked as :func:`read_inputs` checks them.
+    """
+    index: list[pd.DataFrame] = []
+    sample: dict[str, list[pd.DataFrame]] = {}
+    key_files: dict[str, list[str]] = {}
+    for path in files:
+        frame = _read(home, path)
+        ds = path.parent.parent.name
+        _note_key_ids(home, key_files, path, frame)
+        part = inc.record_index({ds: frame})
+        index.append(part)
+        keep = _in_sample(part["ref"].to_numpy(), fractions.get(ds, 1.0))
+        sample.setdefault(ds, []).append(frame[keep])
+        del frame
+    _check_key_ids(home, key_files)
+    key_id = next((k for k in key_files if k != "(none)"), "")
+    records = (pd.concat(index, ignore_index=True) if index
+               else pd.DataFrame({"ref": pd.Series(dtype="int64"), "row": pd.Series(dtype="int64")}))
+    return records, key_id, {ds: pd.concat(parts, ignore_index=True) for ds, parts in sorted(sample.items())}
 
 
 #: dirty records per incremental shard task: a handful of changes is one task, not ``shards``
@@ -444,20 +603,71 @@ def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int
     model_file = folder / "model" / f"{match_type}.json"
     if not model_file.exists():
         raise InputError(f"no trained model {model_file}: call plan() for run {run_id} first")
-    inp = _link_inputs(mt, _run_inputs(home, run_id, (mt.left, mt.right)))
     tf_file = folder / "model" / f"{match_type}.tf.parquet"
+    dirty_file = dirty_path(home, run_id, match_type)
+    subset = False
+    if shards > 1 and tf_file.exists() and not dirty_file.exists() and mt.left_person_missing is None:
+        # a full link of a match type without household judgement: each pair needs only its two
+        # records, so read only this shard's (the model's TF tables come from its file, not the data)
+        files = [p for p in _run_files(home, run_id) if p.parent.parent.name in (mt.left, mt.right)]
+        subset = _records_in(home, files) >= SHARD_SUBSET_MIN_RECORDS
+    if subset:
+        data = _shard_inputs(home, files, mt, shard, shards)
+        if any(data[ds].empty for ds in (mt.left, mt.right)):  # no record of one side in this shard
+            path = write_parquet_atomic(empty_flags(SHARD_COLUMNS), shard_path(home, run_id, match_type, shard), home)
+            return {"match_type": match_type, "shard": shard, "shards": shards, "path": str(path), "mode": "full",
+                    "candidates": 0, "meeting_conditions": 0, "flags": 0, "records_read": 0}
+        inp = LinkInputs(mt, data)
+    else:
+        inp = _link_inputs(mt, _run_inputs(home, run_id, (mt.left, mt.right)))
     tf = inc.read_tf(tf_file, home) if tf_file.exists() else None
     models = load_models(mt, _read_json(home, model_file), inp, tf)
-    dirty_file = dirty_path(home, run_id, match_type)
     cands = None
     if dirty_file.exists():
         left, right = _load_rows(home, dirty_file)
         cands = inc.touching_pairs(inp.left, inp.right, mt.linkage.blocking, inp.dedupe,
                                    left[left % shards == shard], right[right % shards == shard])
     flags, stats = link(mt, models, inp, run_id, shard, shards, cands=cands)
+    _test_shard_gate(match_type, shard)
     path = write_parquet_atomic(flags, shard_path(home, run_id, match_type, shard), home)
     return {"match_type": match_type, "shard": shard, "shards": shards, "path": str(path),
-            "mode": "incremental" if cands is not None else "full", **stats}
+            "mode": "incremental" if cands is not None else "full",
+            "records_read": int(sum(len(f) for f in inp.frames())), **stats}
+
+
+#: Test hook, never set in production: a folder. The worker-kill test of the native Celery
+#: topology sets it on one worker only, to hold a shard there mid-flight (see _test_shard_gate).
+SHARD_GATE_VARIABLE = "COUNCILMATCH_TEST_SHARD_GATE"
+#: how long a held shard waits for the test to kill its worker before going on by itself
+SHARD_GATE_SECONDS = 900
+
+
+def _test_shard_gate(match_type: str, shard: int) -> None:
+    """Hold this process's second link shard (scored, not yet written) until ``<gate>/release``.
+
+    Why: the worker-kill test must know that a shard is in flight on a given worker when
+    it kills it, without racing. Every shard linked under the gate leaves ``started-*``;
+    the second one (the worker has then finished a shard, so it took part in the night)
+    claims ``held`` (once, atomically: its retry elsewhere, or a later shard, passes) and
+    waits. Without the variable this does nothing.
+    """
+    folder = os.environ.get(SHARD_GATE_VARIABLE)
+    if not folder:
+        return
+    gate = Path(folder)
+    earlier = list(gate.glob("started-*"))
+    (gate / f"started-{match_type}-{shard}-{os.getpid()}").write_text("")
+    if not earlier:
+        return
+    try:
+        fd = os.open(gate / "held", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{match_type} {shard} {os.getpid()}\n")
+    deadline = time.monotonic() + SHARD_GATE_SECONDS
+    while not (gate / "release").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def run_date(run_id: str) -> str:

@@ -7,6 +7,12 @@ dag-processor, an api-server (the task execution API Airflow 3 workers talk to)
 and two Celery workers, all with the settings ``topology_settings`` renders
 (the same the compose test checks). We trigger the nightly DAG and check that
 link shards ran on both workers and that the flags equal ``run_all``'s.
+
+The same night loses a worker: ``worker-1`` holds its second link shard (scored, not yet
+written) at a test-only gate (``matching.run.SHARD_GATE_VARIABLE``), and we SIGKILL that
+worker's whole process tree while the shard is in flight. The scheduler sees the task's
+heartbeats stop, fails that try, and the DAG's retries run it again on ``worker-2``; the run
+still succeeds and its flags still equal a single-process run's.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +30,7 @@ from typing import Any
 
 import httpx
 import pandas as pd
+import psutil
 
 from anonymise import at_rest
 import pytest
@@ -30,6 +38,7 @@ from sqlalchemy import create_engine, text
 
 from councilmatch import airflow_local
 from councilmatch.home import Home
+from matching.run import SHARD_GATE_VARIABLE
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +51,9 @@ LOGICAL_DATE = "2026-11-24T01:30:00+00:00"
 RUN_ID = "20261124T013000"
 AIRFLOW_RUN_ID = "native_night_1"
 WORKERS = ("worker-1", "worker-2")
+VICTIM, SURVIVOR = WORKERS  # the worker killed mid-shard, and the one its shard is retried on
+#: seconds without a heartbeat before the scheduler fails a running try (Airflow's default is 300)
+HEARTBEAT_TIMEOUT = 45
 
 
 def _binaries_missing() -> str | None:
@@ -72,7 +84,12 @@ def night(tmp_path_factory: pytest.TempPathFactory, af: Any) -> Any:
     api_port = topology.free_port()
     env = airflow_local.airflow_env(home, extra={
         **services.settings(api_port),
-        "COUNCILMATCH_TASK_RETRIES": "0",
+        # One retry, soon: the shard of the killed worker runs again elsewhere. (Any other task
+        # that needed its retry shows in test_only_the_killed_shard_was_retried.)
+        "COUNCILMATCH_TASK_RETRIES": "1",
+        "COUNCILMATCH_RETRY_DELAY_SECONDS": "2",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
         "COUNCILMATCH_NIGHTLY_SCHEDULE": "manual",
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "councilmatch.airflow_local.process_hostname",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
@@ -84,6 +101,8 @@ def night(tmp_path_factory: pytest.TempPathFactory, af: Any) -> Any:
         # Two cores shared by five Airflow processes and the tasks: be patient with the API.
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
     })
+    gate = root / "shard-gate"
+    gate.mkdir()
     airflow = topology.Airflow(home, env, api_port)
     try:
         airflow_local.migrate(home, env=env)
@@ -93,7 +112,8 @@ def night(tmp_path_factory: pytest.TempPathFactory, af: Any) -> Any:
         for name in WORKERS:
             airflow.start(name, ["celery", "worker", "--concurrency", "1", "--celery-hostname", f"{name}@%h",
                                  "--skip-serve-logs", "--without-mingle", "--without-gossip"],
-                          COUNCILMATCH_WORKER_NAME=name)
+                          COUNCILMATCH_WORKER_NAME=name,
+                          **({SHARD_GATE_VARIABLE: str(gate)} if name == VICTIM else {}))
         meta = create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
 
         def _ready() -> bool:
@@ -120,18 +140,52 @@ def night(tmp_path_factory: pytest.TempPathFactory, af: Any) -> Any:
             return state["run"] in ("success", "failed")
 
         started = time.monotonic()
+        # worker-1 holds its second link shard at the gate: kill the worker while it is in flight
+        topology.wait_for(lambda: (gate / "held").exists() or _finished(), 900, "a link shard held on " + VICTIM,
+                          interval=1, alive=airflow.check_alive)
+        killed = _kill_worker(airflow, VICTIM, gate / "held")
         topology.wait_for(_finished, 900, "the DAG run", interval=3, alive=airflow.check_alive)
         seconds = time.monotonic() - started
+        params = {"d": airflow_local.DAG_ID, "r": AIRFLOW_RUN_ID}
         with meta.connect() as c:
-            tis = pd.read_sql(text("SELECT task_id, map_index, state, hostname, queue FROM task_instance "
-                                   "WHERE dag_id = :d AND run_id = :r"), c,
-                              params={"d": airflow_local.DAG_ID, "r": AIRFLOW_RUN_ID})
+            tis = pd.read_sql(text("SELECT task_id, map_index, rendered_map_index, state, hostname, queue, "
+                                   "try_number FROM task_instance WHERE dag_id = :d AND run_id = :r"), c, params=params)
+            history = pd.read_sql(text("SELECT task_id, map_index, try_number, state, hostname "
+                                       "FROM task_instance_history WHERE dag_id = :d AND run_id = :r"), c, params=params)
+            events = pd.read_sql(text("SELECT event, task_id, map_index FROM log "
+                                      "WHERE dag_id = :d AND run_id = :r"), c, params=params)
         meta.dispose()
         yield {"home": home, "single": Home(single), "state": state["run"], "tis": tis, "seconds": seconds,
-               "env": env, "airflow": airflow}
+               "env": env, "airflow": airflow, "killed": killed, "history": history, "events": events}
     finally:
         airflow.stop()
         services.stop()
+
+
+def _kill_worker(airflow: Any, name: str, held: Path) -> dict[str, Any]:
+    """SIGKILL a Celery worker's process group and every process under it, as a lost machine.
+
+    Airflow's supervisor puts each task process in a process group of its own, so killing the
+    worker's group alone would leave the task running as an orphan: the rest of its tree is
+    killed by pid. The worker leaves the processes the topology watches (it is meant to die).
+    """
+    if not held.exists():
+        raise AssertionError(f"the DAG run finished before {name} held a link shard at the gate")
+    match_type, shard, task_pid = held.read_text().split()
+    proc = airflow.procs.pop(name)
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    assert int(task_pid) in {p.pid for p in tree}, f"the held shard (pid {task_pid}) is not {name}'s"
+    os.killpg(proc.pid, signal.SIGKILL)
+    for p in tree:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait(30)
+    _, alive = psutil.wait_procs(tree, timeout=30)
+    return {"worker": name, "returncode": proc.returncode, "alive_after": [p.pid for p in alive],
+            "match_type": match_type, "shard": int(shard), "task_pid": int(task_pid),
+            "log": (airflow.home.logs / f"{name}.log").read_text(errors="replace")}
 
 
 def test_dag_run_succeeds_on_celery(night: Any) -> None:
@@ -155,7 +209,47 @@ def test_link_shards_ran_on_both_workers(night: Any) -> None:
         assert any("task_id=link_shard" in line for line in executed), f"{name} ran no link shard"
 
 
+def _killed_shard(night: Any) -> pd.Series:
+    killed, tis = night["killed"], night["tis"]
+    shards = tis[tis["task_id"] == "link_shard"]
+    label = shards["rendered_map_index"].str.rsplit(" ", n=1)
+    mine = shards[(label.str[0] == killed["match_type"])
+                  & (label.str[1].str.split("/").str[0] == str(killed["shard"] + 1))]
+    assert len(mine) == 1, shards[["map_index", "rendered_map_index"]]
+    return mine.iloc[0]
+
+
+def test_killed_worker_shard_is_retried_on_the_other_worker(night: Any) -> None:
+    killed = night["killed"]
+    # the worker and its whole tree died by SIGKILL while the shard was held (linked, not yet written)
+    assert killed["worker"] == VICTIM and killed["returncode"] == -signal.SIGKILL
+    assert killed["alive_after"] == [] and not psutil.pid_exists(killed["task_pid"])
+    shard = _killed_shard(night)
+    # the shard's second try ran on the surviving worker, and succeeded
+    assert shard["state"] == "success" and shard["try_number"] == 2 and shard["hostname"] == SURVIVOR, shard
+    history = night["history"]
+    first = history[(history["task_id"] == "link_shard") & (history["map_index"] == shard["map_index"])
+                    & (history["try_number"] == 1)]
+    assert len(first) == 1 and first.iloc[0]["hostname"] == VICTIM, history
+    assert first.iloc[0]["state"] != "success", first
+    # failed by the scheduler because its heartbeats stopped, not by the task itself
+    events = night["events"]
+    assert ((events["event"] == "heartbeat timeout") & (events["task_id"] == "link_shard")
+            & (events["map_index"] == shard["map_index"])).any(), events
+    # the killed worker had started (and logged) that shard
+    assert "task_id=link_shard" in killed["log"]
+
+
+def test_only_the_killed_shard_was_retried(night: Any) -> None:
+    """Retries are on for this night; no other task may have needed one (it would hide a failure)."""
+    tis = night["tis"]
+    shard = _killed_shard(night)
+    others = tis[~((tis["task_id"] == "link_shard") & (tis["map_index"] == shard["map_index"]))]
+    assert (others["try_number"] == 1).all(), others[others["try_number"] != 1]
+
+
 def test_flags_equal_single_process_run_all(night: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The night that lost a worker mid-shard publishes exactly the single-process run's flags."""
     from councilmatch.pipeline import run_all
 
     home, single = night["home"], night["single"]

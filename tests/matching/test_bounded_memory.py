@@ -1,0 +1,164 @@
+"""Bounded memory of link shard tasks: a shard reads only the records its pairs can touch."""
+
+import pandas as pd
+import pytest
+
+import matching.run as run
+from matching.flags import read_parquet_at_rest
+from matching.run import link_shard, plan, shard_path
+
+RUN = "20260101T000000"
+
+
+def _shard_flags(home, task, monkeypatch, min_records):
+    monkeypatch.setattr(run, "SHARD_SUBSET_MIN_RECORDS", min_records)
+    run._LAST_INPUTS.clear()
+    run._LAST_LINK_INPUTS.clear()
+    out = link_shard(home, RUN, **task)
+    flags = read_parquet_at_rest(shard_path(home, RUN, task["match_type"], task["shard"]), home)
+    return out, flags.sort_values("flag_id").reset_index(drop=True)
+
+
+@pytest.mark.parametrize("shards", [3, 8])
+def test_a_shard_reading_only_its_records_raises_the_same_flags(tenancy_home, monkeypatch, shards):
+    home, _ = tenancy_home
+    tasks = [t for t in plan(home, RUN, shards, full=True) if t["match_type"] == "tenancy_two_boroughs"]
+    assert len(tasks) == shards
+    total_flags, read_share = 0, []
+    for task in tasks:
+        whole, a = _shard_flags(home, task, monkeypatch, 10**12)  # never the subset: the whole data set
+        part, b = _shard_flags(home, task, monkeypatch, 0)  # always the subset
+        pd.testing.assert_frame_equal(a, b)
+        assert part["candidates"] == whole["candidates"] and part["flags"] == whole["flags"] == len(a)
+        assert part["records_read"] < whole["records_read"]
+        read_share.append(part["records_read"] / whole["records_read"])
+        total_flags += len(a)
+    assert total_flags > 0
+    # five blocking rules: a shard holds about 1 - (1 - 1/shards)^5 of the records, fewer with more shards
+    assert max(read_share) < (0.95 if shards == 3 else 0.65), read_share
+
+
+def test_a_shard_subset_still_refuses_an_unknown_key_id(tenancy_home, monkeypatch, make_frame, put_extract):
+    home, _ = tenancy_home
+    tasks = [t for t in plan(home, RUN, 2, full=True) if t["match_type"] == "tenancy_two_boroughs"]
+    monkeypatch.setattr(run, "_known_key_ids", lambda home: ("some-other-key",))
+    monkeypatch.setattr(run, "SHARD_SUBSET_MIN_RECORDS", 0)
+    with pytest.raises(run.InputError, match="not in this home's keyring"):
+        link_shard(home, RUN, **tasks[0])
+
+
+# ---------------------------------------------------------------------------
+# The plan task: training on a sample of a pool over the cap
+# ---------------------------------------------------------------------------
+
+def _conftest():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("matching_conftest_helpers", Path(__file__).with_name("conftest.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _pairs(flags):
+    return {tuple(sorted([(r.left_council, r.left_record_id), (r.right_council, r.right_record_id)]))
+            for r in flags.itertuples()}
+
+
+def _night(home, run_id, settings, shards=2):
+    from matching.run import collect_flags
+
+    for task in plan(home, run_id, shards, full=True, retrain=True, settings=settings):
+        link_shard(home, run_id, **task)
+    return collect_flags(home, run_id)
+
+
+def test_a_pool_over_the_cap_trains_on_a_sample_and_still_finds_the_pairs(tmp_path, monkeypatch):
+    from anonymise import at_rest
+    from councilmatch.home import Home
+    from councilmatch.settings import Models
+    from matching import incremental as inc
+    from matching.run import load_inputs, run_dir
+
+    helpers = _conftest()
+    home = Home.resolve(tmp_path / "home")
+    frame, truth = helpers.tenancy_population(2000, 160, seed=5)
+    helpers.write_extract(home, frame)
+    monkeypatch.setattr(run, "TRAINING_MIN_RECORDS_PER_DATASET", 100)
+    capped = Models().model_copy(update={"training_max_records": len(frame) // 2})
+    read = []
+    with monkeypatch.context() as m:
+        m.setattr(run, "read_inputs", lambda *a, **k: read.append(1) or READ_INPUTS(*a, **k))
+        plan(home, "20260101T000000", 2, full=True, retrain=True, settings=capped)
+    assert read == [], "the plan of a full night over the cap read the whole pool into one frame"
+    flags = _night(home, "20260101T000000", capped)
+    model = at_rest.read_json(home.runs / "20260101T000000" / "model" / "tenancy_two_boroughs.json", home)
+    assert 0.4 * len(frame) < model["records"] < 0.6 * len(frame), model["records"]
+    # the record index (what the next night's changes are found by) still covers every record
+    index = at_rest.read_frame(run_dir(home, "20260101T000000") / "records.parquet", home=home)
+    full = inc.record_index(READ_INPUTS(home, run.newest_extracts(home)))
+    pd.testing.assert_frame_equal(index.sort_values("ref").reset_index(drop=True),
+                                  full.sort_values("ref").reset_index(drop=True))
+    # and the model trained on the sample still finds the planted pairs across the whole pool
+    found = _pairs(flags)
+    assert len(found & truth) >= 0.9 * len(truth), (len(found & truth), len(truth))
+    assert len(found - truth) <= 5
+    # the sample is by record reference: the same records (and model) night after night
+    _night(home, "20260102T000000", capped)
+    again = at_rest.read_json(home.runs / "20260102T000000" / "model" / "tenancy_two_boroughs.json", home)
+    assert again["records"] == model["records"] and again["lambda"] == model["lambda"]
+
+
+def test_a_pool_under_the_cap_trains_on_every_record(tenancy_home):
+    from anonymise import at_rest
+
+    home, _ = tenancy_home
+    _night(home, "20260101T000000", None)
+    model = at_rest.read_json(home.runs / "20260101T000000" / "model" / "tenancy_two_boroughs.json", home)
+    assert model["records"] == len(run.load_inputs(home)["tenancy"])
+
+
+READ_INPUTS = run.read_inputs
+
+
+def test_a_full_night_over_the_cap_after_an_earlier_night_reads_no_whole_pool(tmp_path, monkeypatch):
+    """With a previous night on record (changed records to find), a --full night of a big pool
+    still reads extract by extract: the bounded path for big estates."""
+    from councilmatch.home import Home
+    from councilmatch.settings import Models
+
+    helpers = _conftest()
+    home = Home.resolve(tmp_path / "home")
+    frame, _ = helpers.tenancy_population(2000, 160, seed=5)
+    helpers.write_extract(home, frame)
+    monkeypatch.setattr(run, "TRAINING_MIN_RECORDS_PER_DATASET", 100)
+    capped = Models().model_copy(update={"training_max_records": len(frame) // 2})
+    first = _night(home, "20260101T000000", capped)
+    changed = frame.copy()
+    changed.loc[:50, "period_start"] = pd.Timestamp("2022-02-02")
+    helpers.write_extract(home, changed, "20260102T000000-x")
+    read = []
+    with monkeypatch.context() as m:
+        m.setattr(run, "read_inputs", lambda *a, **k: read.append(1) or READ_INPUTS(*a, **k))
+        plan(home, "20260102T020000", 2, full=True, settings=capped)
+    assert read == []
+    again = _night(home, "20260102T020000", capped)
+    assert set(again["flag_id"]) == set(first["flag_id"])  # only periods changed: the same pairs
+
+
+def test_sample_fractions_scale_the_pool_to_the_cap_and_keep_small_data_sets_whole(monkeypatch):
+    import numpy as np
+
+    monkeypatch.setattr(run, "TRAINING_MIN_RECORDS_PER_DATASET", 50_000)
+    f = run._sample_fractions({"tenancy": 6_000_000, "payroll": 3_000_000, "deceased": 20_000}, 1_000_000)
+    assert f["deceased"] == 1.0  # under the per-data-set minimum: whole
+    assert f["tenancy"] == f["payroll"] == pytest.approx(1_000_000 / 9_020_000)
+    kept = 6_000_000 * f["tenancy"] + 3_000_000 * f["payroll"] + 20_000
+    assert kept <= 1_000_000 + 50_000
+    assert run._sample_fractions({"tenancy": 900_000}, 1_000_000) == {"tenancy": 1.0}
+    # the sample by reference is about the fraction, and the same references each time
+    refs = np.random.default_rng(0).integers(-2**63, 2**63 - 1, 200_000, dtype=np.int64)
+    keep = run._in_sample(refs, 0.25)
+    assert abs(keep.mean() - 0.25) < 0.01 and (run._in_sample(refs, 0.25) == keep).all()
+    assert run._in_sample(refs, 1.0).all()
