@@ -15,6 +15,7 @@ RUN pip install --no-cache-dir "uv==0.13.8" \
 
 # The project itself (no dependency resolution: everything is installed above).
 COPY --chown=airflow:0 councilmatch ./councilmatch
+COPY --chown=airflow:0 orchestrate ./orchestrate
 COPY --chown=airflow:0 ingest ./ingest
 COPY --chown=airflow:0 anonymise ./anonymise
 COPY --chown=airflow:0 matching ./matching

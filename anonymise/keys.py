@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from councilmatch.home import Home
 
-from anonymise.crypto import atomic_write, new_key, seal, unseal
+from anonymise.crypto import new_key, seal, unseal
+from councilmatch.fileio import atomic_write
 from anonymise.errors import (KeyringError, KeyringMissingError, MissingKEKError, TamperedError, UnknownKeyError,
                               WrongKEKError)
 from anonymise.kek import (AIRFLOW_CONN_ID, DEV_OPT_IN_VAR, ENV_VAR, KEK, dev_kek_opted_in, find_kek, require_kek,

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from councilmatch.home import Home
 from councilmatch.safepath import ensure_inside, path_inside
 
-from anonymise.crypto import atomic_write
+from councilmatch.fileio import atomic_write
 from anonymise.datakeys import safe_name, seal_for_council, unseal_for_council
 from anonymise.errors import AnonymiseError
 from anonymise.keys import Keyring

@@ -26,7 +26,7 @@ import uvicorn
 from review.app import create_app
 from review.auth import add_user
 from review.db import migrate, writing
-from review.demo import make_flags
+from synthetic.flags import make_flags
 from review.store import publish_flags
 
 COUNCIL = "E09000007"

@@ -14,14 +14,14 @@ import pandas as pd
 
 from councilmatch.home import Home
 from evaluation.labelled import Metrics, score_pairs
+from anonymise import at_rest
+from anonymise.minimise import record_refs, ref_key
 
 _REFS = ["left_council", "left_dataset", "left_record_id", "right_council", "right_dataset", "right_record_id"]
 
 
 def _as_refs(home: Home, frame: pd.DataFrame) -> pd.DataFrame:
     """Truth's clear record ids as the store's keyed references (anonymise.minimise), as flags carry them."""
-    from anonymise.minimise import record_refs, ref_key
-
     key = ref_key(home)
     frame = frame.copy()
     for side in ("left", "right"):
@@ -53,8 +53,7 @@ def evaluate_synthetic(home: Home) -> SyntheticReport:
         raise FileNotFoundError(f"no flags in {home.flags}: run the pipeline first")
     expected_path = home.truth / "expected_flags.parquet"
     if not expected_path.exists():
-        raise FileNotFoundError(f"{expected_path} not found: generate the home with `councilmatch synthetic`")
-    from anonymise import at_rest
+        raise FileNotFoundError(f"{expected_path} not found: generate the home with `councilmatch generate`")
 
     flags = at_rest.read_frame(files[-1], home=home)  # flags are encrypted at rest
     expected = _as_refs(home, pd.read_parquet(expected_path))

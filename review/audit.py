@@ -32,11 +32,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from councilmatch.environment import environment, variable
 from review.db import normalise_url, reading
 from review.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
-KEY_ENV = "COUNCILMATCH_AUDIT_KEY"
+KEY_ENV = variable("audit_key")
 KEY_FILE = Path("keys") / "review-audit.key"
 CHECKPOINTS_FILE = "audit-checkpoints.jsonl"
 MIN_KEY_BYTES = 32
@@ -86,8 +87,8 @@ def root_for(db_url: str) -> Path:
     url = normalise_url(str(db_url))
     if url.startswith("sqlite:///"):
         return Path(url.removeprefix("sqlite:///")).parent
-    if os.environ.get("COUNCILMATCH_HOME"):
-        return Path(os.environ["COUNCILMATCH_HOME"])
+    if (home := environment().home) is not None:
+        return home
     raise AuditKeyError("the review store is not in a data home: set COUNCILMATCH_HOME so the audit key and "
                         "checkpoints have a place outside the database")
 
@@ -136,8 +137,8 @@ def anchor_for(db_url: str, *, create: bool = False, chain_empty: bool | None = 
             return _anchors[k]
     root = root_for(db_url)
     checkpoints = root / CHECKPOINTS_FILE
-    if os.environ.get(KEY_ENV):
-        anchor = Anchor(_decode_key(os.environ[KEY_ENV], KEY_ENV), checkpoints, KEY_ENV)
+    if (configured := environment().audit_key) is not None:
+        anchor = Anchor(_decode_key(configured.get_secret_value(), KEY_ENV), checkpoints, KEY_ENV)
     else:
         path = root / KEY_FILE
         if not path.exists():

@@ -13,10 +13,10 @@ from review import audit, store
 from review.charts import waterfall
 from review.db import reading, writing
 from review.deps import CouncilUserDep, Csrf, Forbidden, Settings, SettingsDep, render
-from review.matchtypes import describe
+from review.matchtype_titles import describe
 from review.models import User
 from review.reidentify import VaultUnavailable
-from review.views import Side, field_label, sides
+from review.flag_sides import FlagSide, field_label, sides
 
 router = APIRouter(prefix="/flags")
 #: The flag version a form was based on (optimistic locking); bounded so a huge number is a 422.
@@ -24,7 +24,7 @@ Version = Annotated[int, Form(ge=1, le=2**31 - 1)]
 FlagId = Annotated[str, Path(max_length=64)]
 
 
-def _reidentify(settings: Settings, user: User, flag_id: str, own: list[Side]) -> dict[str, dict]:
+def _reidentify(settings: Settings, user: User, flag_id: str, own: list[FlagSide]) -> dict[str, dict]:
     """Each own side's clear record (or an error message); audited in the review chain too."""
     records: dict[str, dict] = {}
     for side in own:

@@ -16,9 +16,9 @@ from review.db import reading, writing
 from review.auth import landing
 from review.deps import CouncilUserDep, DbDep, SettingsDep, UserDep, render
 from review.export import csv_lines
-from review.matchtypes import describe
+from review.matchtype_titles import describe
 from review.models import ReviewItem
-from review.views import other_side, own_review, sides
+from review.flag_sides import other_side, own_review, sides
 
 router = APIRouter()
 

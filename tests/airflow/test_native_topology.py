@@ -28,7 +28,7 @@ from anonymise import at_rest
 import pytest
 from sqlalchemy import create_engine, text
 
-from councilmatch import airflow_local
+from orchestrate import isolated_airflow as airflow_local
 from councilmatch.home import Home
 
 pytestmark = pytest.mark.slow
@@ -74,7 +74,7 @@ def night(tmp_path_factory: pytest.TempPathFactory, af: Any) -> Any:
         **services.settings(api_port),
         "COUNCILMATCH_TASK_RETRIES": "0",
         "COUNCILMATCH_NIGHTLY_SCHEDULE": "manual",
-        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "councilmatch.airflow_local.process_hostname",
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "orchestrate.isolated_airflow.process_hostname",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
@@ -156,7 +156,7 @@ def test_link_shards_ran_on_both_workers(night: Any) -> None:
 
 
 def test_flags_equal_single_process_run_all(night: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from councilmatch.pipeline import run_all
+    from orchestrate.pipeline import run_all
 
     home, single = night["home"], night["single"]
     dag_flags = at_rest.read_frame(home.flags_path(RUN_ID), home=home)

@@ -20,7 +20,7 @@ import pytest
 from anonymise import at_rest
 from anonymise.keys import init_keys
 from anonymise.minimise import record_refs, ref_key
-from councilmatch import pipeline
+from orchestrate import pipeline
 from councilmatch.home import Home
 from matching.run import collect_flags, link_shard, run_dir
 from synthetic import generate

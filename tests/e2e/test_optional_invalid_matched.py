@@ -14,7 +14,7 @@ import yaml
 
 from anonymise.keys import init_keys, load_keyring
 from anonymise.vault import Vault
-from councilmatch import pipeline
+from orchestrate import pipeline
 from councilmatch.home import Home
 from synthetic import generate
 

@@ -14,7 +14,7 @@ import pytest
 from councilmatch.contracts import CANONICAL_COLUMNS
 from ingest.extract import ingest_extract
 from ingest.feeds import load_feed
-from ingest.manifest import read_manifests, write_manifest
+from anonymise.manifest import read_manifests, write_manifest
 from ingest.read import ExtractError, read_extract
 
 

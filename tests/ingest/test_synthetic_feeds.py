@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from councilmatch.cli import app
+from orchestrate.cli import app
 from councilmatch.contracts import CANONICAL_COLUMNS
 from councilmatch.home import Home
 from ingest.extract import ingest_extract

@@ -1,7 +1,7 @@
 import pandas as pd
 from typer.testing import CliRunner
 
-from councilmatch.cli import app
+from orchestrate.cli import app
 from matching import conditions as c
 from evaluation.synthetic import evaluate_synthetic
 

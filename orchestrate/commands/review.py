@@ -9,7 +9,16 @@ from typing import Annotated
 
 import typer
 
-from councilmatch.cli_common import HomeOption, resolve_home
+from councilmatch.environment import environment, variable
+from orchestrate.commands.options import HomeOption, resolve_home
+from anonymise import at_rest
+from review import audit
+from review.app import create_app, create_app_from_env, session_secret
+from orchestrate import isolated_airflow
+from review.auth import add_user, HUB, HUB_ROLES, set_password
+from review.db import migrate, reading, writing
+from review.models import User
+from review.store import publish_flags
 
 review_app = typer.Typer(help="Investigators' review web app and store.", no_args_is_help=True)
 users_app = typer.Typer(help="Review app users.", no_args_is_help=True)
@@ -32,10 +41,8 @@ def serve(home: HomeOption = None,
     """Run the web app (migrates the review database first)."""
     import uvicorn
 
-    from review.app import create_app
-
     if trusted_proxies is not None:
-        os.environ["COUNCILMATCH_REVIEW_TRUSTED_PROXIES"] = trusted_proxies  # every worker alike
+        os.environ[variable("review_trusted_proxies")] = trusted_proxies  # every worker alike
     h = resolve_home(home)
     if insecure_cookies and host not in ("127.0.0.1", "localhost", "::1"):
         raise typer.BadParameter("--insecure-cookies is only allowed on a loopback host", param_hint="--host")
@@ -45,12 +52,18 @@ def serve(home: HomeOption = None,
     if workers <= 1:
         uvicorn.run(app, **options)
         return
-    os.environ["COUNCILMATCH_HOME"] = str(h.root)
-    os.environ["COUNCILMATCH_REVIEW_INSECURE_COOKIES"] = "1" if insecure_cookies else "0"
-    if not os.environ.get("COUNCILMATCH_REVIEW_SECRET"):
-        from review.app import session_secret
-        os.environ["COUNCILMATCH_REVIEW_SECRET"] = session_secret(h)  # every worker signs alike
-    uvicorn.run("review.app:create_app_from_env", factory=True, workers=workers, **options)
+    os.environ[variable("home")] = str(h.root)
+    os.environ[variable("review_insecure_cookies")] = "1" if insecure_cookies else "0"
+    if environment().review_secret is None:
+        os.environ[variable("review_secret")] = session_secret(h)  # every worker signs alike
+    uvicorn.run("orchestrate.commands.review:worker_app", factory=True, workers=workers, **options)
+
+
+
+def worker_app():  # noqa: ANN201  (a FastAPI app)
+    """One uvicorn worker's app: as ``review.app.create_app_from_env``, with the KEK sources the CLI uses."""
+    isolated_airflow.use_airflow_kek()
+    return create_app_from_env()
 
 
 @review_app.command("publish")
@@ -59,10 +72,7 @@ def publish(flags_file: Annotated[Path, typer.Argument(help="A flags Parquet fil
     """Publish a flags file to the review store (the pipeline calls review.store.publish_flags)."""
     import json
 
-    from anonymise import at_rest
-    from review.store import publish_flags
 
-    from review import audit
 
     h = resolve_home(home)
     audit.bind(h.review_db_url, h.root)
@@ -93,10 +103,6 @@ def add(username: Annotated[str, typer.Option(help="Sign-in name.")],
                                                      help="Read the password from standard input.")] = False,
         home: HomeOption = None) -> None:
     """Add a user of the review app (on the hub; audited as actor "cli")."""
-    from review import audit
-    from review.auth import HUB, HUB_ROLES, add_user
-    from review.db import migrate, writing
-
     if council is None:
         if role not in HUB_ROLES:
             typer.echo("users add: council: give the user's council (e.g. --council E09000007)", err=True)
@@ -123,10 +129,6 @@ def set_password_cmd(username: Annotated[str, typer.Option(help="Sign-in name.")
     """Set a user's password; every session of the user ends (audited)."""
     from sqlalchemy import select
 
-    from review import audit
-    from review.auth import set_password
-    from review.db import migrate, writing
-    from review.models import User
 
     password = _password(password_stdin)
     h = resolve_home(home)
@@ -153,8 +155,6 @@ def verify(home: HomeOption = None,
     altered, removed, inserted, or cut off the end."""
     import json
 
-    from review import audit
-    from review.db import migrate, reading
 
     h = resolve_home(home)
     audit.bind(h.review_db_url, h.root)
@@ -182,8 +182,6 @@ def seal_legacy_cmd(home: HomeOption = None) -> None:
     if that chain is intact; then sign a checkpoint."""
     import json
 
-    from review import audit
-    from review.db import migrate
 
     h = resolve_home(home)
     audit.bind(h.review_db_url, h.root)
@@ -202,8 +200,6 @@ def checkpoint_cmd(home: HomeOption = None) -> None:
     keep the printed line somewhere the hub cannot rewrite)."""
     import json
 
-    from review import audit
-    from review.db import migrate
 
     h = resolve_home(home)
     audit.bind(h.review_db_url, h.root)

@@ -29,7 +29,6 @@ a pair still matching after the retention period is raised again for a fresh loo
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -37,9 +36,14 @@ from typing import Any, Optional
 
 import typer
 
-from councilmatch.cli_common import HomeOption, resolve_home
+from orchestrate.commands.options import HomeOption, resolve_home
+from councilmatch.fileio import atomic_write
 from councilmatch.home import Home
 from councilmatch.settings import load_settings
+from review import audit
+from review import audit as review_audit
+from review.db import engine_for, normalise_url, reading, writing
+from review.models import CouncilReview, ReviewItem
 
 ACTOR = "retention"
 
@@ -47,7 +51,6 @@ ACTOR = "retention"
 @dataclass
 class Purged:
     """What one kind lost (or would lose, in a dry run)."""
-
     kind: str
     days: int
     cutoff: str
@@ -129,7 +132,6 @@ def _purge_closed_flags(home: Home, days: int, now: datetime, dry_run: bool) -> 
     cutoff = now - timedelta(days=days)
     result = Purged("closed_flags", days, cutoff.isoformat(timespec="seconds"))
     db_url = home.review_db_url
-    from review import audit as review_audit
     review_audit.bind(db_url, home.root)
     if db_url.startswith("sqlite:///") and not Path(db_url.removeprefix("sqlite:///")).exists():
         result.note = "no review store yet"
@@ -137,9 +139,6 @@ def _purge_closed_flags(home: Home, days: int, now: datetime, dry_run: bool) -> 
 
     from sqlalchemy import delete, func, inspect, select
 
-    from review import audit
-    from review.db import engine_for, normalise_url, reading, writing
-    from review.models import CouncilReview, ReviewItem
 
     if not inspect(engine_for(normalise_url(db_url))).has_table(ReviewItem.__tablename__):
         result.note = "review store has no tables yet"
@@ -182,9 +181,7 @@ def purge(home: Home | Path | str, *, dry_run: bool = False, now: datetime | Non
     report_path = report_dir / f"{stamp}.json"
     detail = {"at": now.isoformat(timespec="seconds"), "dry_run": dry_run,
               "kinds": [asdict(r) | {"count": r.count} for r in results]}
-    tmp = report_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(detail, indent=2), encoding="utf-8")
-    os.replace(tmp, report_path)
+    atomic_write(report_path, json.dumps(detail, indent=2), mode=0o644)
     return {
         "dry_run": dry_run,
         "report": str(report_path),

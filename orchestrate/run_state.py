@@ -12,6 +12,7 @@ from typing import Any
 
 from councilmatch.home import Home
 from councilmatch.safepath import path_inside, sanitise_name
+from anonymise import at_rest
 
 
 def run_dir(home: Home, run_id: str) -> Path:
@@ -19,15 +20,12 @@ def run_dir(home: Home, run_id: str) -> Path:
 
 
 def _write_json(home: Home, path: Path, data: Any) -> None:
-    from anonymise import at_rest
 
     at_rest.write_json(path, data, home)
 
 
 def read_json(home: Home, path: Path) -> Any:
     """One run-state file, decrypted."""
-    from anonymise import at_rest
-
     return at_rest.read_json(path, home)
 
 
