@@ -37,7 +37,7 @@ from typing import Mapping, Sequence
 
 from anonymise import kek
 from councilmatch.environment import environment, variable
-from councilmatch.fileio import atomic_write
+from councilmatch.fileio import atomic_write, write_once
 from councilmatch.home import Home
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -158,13 +158,6 @@ def _private_dir(path: Path) -> Path:
     return path
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Create ``path`` with mode 0600 (never readable by others, not even for a moment)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-
-
 def _home_secrets(home: Home) -> dict[str, str]:
     """Per-home Fernet key and JWT/API secrets, created once so every component agrees.
 
@@ -176,7 +169,7 @@ def _home_secrets(home: Home) -> dict[str, str]:
     path = folder / "secrets.env"
     legacy = home.airflow_home / "secrets.env"
     if not path.exists() and legacy.exists():
-        _write_private(path, legacy.read_text())
+        write_once(path, legacy.read_bytes())  # 0600 from the first byte
     if legacy.exists():
         legacy.unlink()
     if path.exists():
@@ -186,8 +179,8 @@ def _home_secrets(home: Home) -> dict[str, str]:
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
     }
-    _write_private(path, "".join(f"{k}={v}\n" for k, v in values.items()))
-    return values
+    write_once(path, "".join(f"{k}={v}\n" for k, v in values.items()).encode())
+    return read_env_file(path)  # another process may have created them first: everyone uses one set
 
 
 def ui_password(home: Home | Path | str, username: str = UI_USER) -> str:

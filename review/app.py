@@ -9,7 +9,6 @@ user's council is answered 404 *and* audited; malformed parameters get a 422 pag
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from councilmatch.environment import environment, variable
+from councilmatch.fileio import write_once
 from councilmatch.home import Home
 from review import audit, store
 from review.auth import SESSION_HOURS, check_session_secret, session_user
@@ -44,10 +44,7 @@ def session_secret(home: Home) -> str:
         return secret
     path = home.root / "review-session.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(48))
+        write_once(path, secrets.token_urlsafe(48).encode())  # two workers starting at once share one key
     return path.read_text().strip()
 
 
