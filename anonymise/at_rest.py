@@ -38,14 +38,13 @@ import pyarrow.parquet as pq
 import pyarrow.parquet.encryption as pe
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from councilmatch.fileio import atomic_write, atomic_write_with, write_once
-from councilmatch.home import Home
-
 from anonymise.crypto import KEY_BYTES, new_key, read_header, seal, unseal
+from anonymise.datakeys import safe_name
 from anonymise.errors import AnonymiseError, TamperedError, WrongKEKError
 from anonymise.kek import KEK, require_kek
-from anonymise.datakeys import safe_name
 from anonymise.keys import _open, KEYRING_NAME
+from councilmatch.fileio import atomic_write, atomic_write_with, write_once
+from councilmatch.home import Home
 
 DATAKEY_DIR = "datakeys"
 PARQUET_MAGIC_PLAIN = b"PAR1"
@@ -78,7 +77,6 @@ def datakey_dir(home: Home) -> Path:
 
 
 def datakey_path(home: Home, key_id: str) -> Path:
-
     return datakey_dir(home) / f"at-rest.{safe_name(key_id, 'key id')}.enc"
 
 

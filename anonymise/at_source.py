@@ -17,14 +17,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from councilmatch.home import Home
-from councilmatch.safepath import is_safe_name
-
 from anonymise.errors import SchemaError, UnknownKeyError
 from anonymise.keys import Keyring, load_keyring
-from anonymise.quarantine import write_quarantine
 from anonymise.pseudonymised import META_KEY, SCHEMA, SCHEMA_VERSION, check_key_ids, from_table, to_table, write_table
+from anonymise.quarantine import write_quarantine
 from anonymise.tokens import pseudonymise
+from councilmatch.home import Home
+from councilmatch.safepath import is_safe_name
 from ingest.extract import ingest_extract
 from ingest.feeds import load_feed
 from ingest.validate import has_control_characters

@@ -21,9 +21,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from councilmatch.fileio import atomic_write
-from councilmatch.home import Home
-
 from anonymise import at_rest
 from anonymise.crypto import seal, unseal
 from anonymise.errors import AnonymiseError, TamperedError, WrongKEKError
@@ -31,10 +28,12 @@ from anonymise.kek import dev_kek_path, ENV_VAR, KEK, require_kek
 from anonymise.keys import keyring_path, load_keyring
 from anonymise.manifest import read_manifests, write_manifest
 from anonymise.minimise import Policy
-from anonymise.quarantine import read_archived
 from anonymise.pseudonymised import write_pseudonymised
+from anonymise.quarantine import read_archived
 from anonymise.tokens import pseudonymise
 from anonymise.vault import Vault
+from councilmatch.fileio import atomic_write
+from councilmatch.home import Home
 from ingest.extract import ingest_extract
 from ingest.feeds import feed_path, load_feed
 

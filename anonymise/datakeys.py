@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from anonymise.crypto import new_key, read_header, seal, unseal
+from anonymise.errors import AnonymiseError, TamperedError
+from anonymise.keys import Keyring
+from councilmatch.fileio import write_once
 from councilmatch.home import Home
 from councilmatch.safepath import path_inside, UnsafePathError
 from councilmatch.safepath import safe_name as _shared_safe_name
-
-from anonymise.crypto import new_key, read_header, seal, unseal
-from councilmatch.fileio import write_once
-from anonymise.errors import AnonymiseError, TamperedError
-from anonymise.keys import Keyring
 
 WRAP_PURPOSE = "vault_wrap"
 

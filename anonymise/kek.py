@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from anonymise.crypto import KEY_BYTES, new_key
+from anonymise.errors import DevKEKRefusedError, InvalidKEKError, MissingKEKError
 from councilmatch.environment import environment, variable
 from councilmatch.fileio import atomic_write
 from councilmatch.home import Home
 from councilmatch.settings import load_settings
-
-from anonymise.crypto import KEY_BYTES, new_key
-from anonymise.errors import DevKEKRefusedError, InvalidKEKError, MissingKEKError
 
 ENV_VAR = variable("kek")
 AIRFLOW_CONN_ID = "councilmatch_kek"

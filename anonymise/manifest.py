@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from anonymise import at_rest
 from councilmatch.home import Home
 from councilmatch.safepath import path_inside, safe_name
-
-from anonymise import at_rest
 
 
 def _home(home: Home | Path | str) -> Home:

@@ -31,11 +31,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from anonymise import at_rest
+from anonymise.errors import AnonymiseError
 from councilmatch.contracts import NON_IDENTIFYING
 from councilmatch.home import Home
-
-from anonymise.errors import AnonymiseError
-from anonymise import at_rest
 
 Precision = Literal["day", "month", "band", "keep", "drop"]
 _RANK = {"drop": 0, "band": 1, "month": 1, "keep": 2, "day": 2}

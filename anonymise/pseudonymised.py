@@ -16,15 +16,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from anonymise import at_rest
+from anonymise.errors import SchemaError, UnknownKeyError
+from anonymise.keys import Keyring
+from anonymise.minimise import Policy, minimise
+from anonymise.tokens import NON_IDENTIFYING_DTYPES
 from councilmatch.contracts import BLOOM_BYTES, NON_IDENTIFYING, PSEUDONYMISED_COLUMNS, REFERENCE, TOKEN_COLUMNS
 from councilmatch.fileio import atomic_write_with
 from councilmatch.home import Home
-
-from anonymise.errors import SchemaError, UnknownKeyError
-from anonymise.keys import Keyring
-from anonymise.tokens import NON_IDENTIFYING_DTYPES
-from anonymise import at_rest
-from anonymise.minimise import Policy, minimise
 
 SCHEMA_VERSION = "1"
 META_KEY = b"councilmatch"

@@ -25,17 +25,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from councilmatch.contracts import IDENTIFIERS, REFERENCE
-from councilmatch.home import Home
-from councilmatch.safepath import path_inside
-
-from councilmatch.fileio import atomic_write
 from anonymise.datakeys import safe_name, seal_for_council, unseal_for_council
 from anonymise.errors import AnonymiseError, TamperedError
 from anonymise.keys import Keyring
 from anonymise.minimise import is_ref, record_refs, ref_key
-from anonymise.quarantine import dispose_raw_extract, read_quarantine, write_quarantine
 from anonymise.pseudonymised import write_table
+from councilmatch.contracts import IDENTIFIERS, REFERENCE
+from councilmatch.fileio import atomic_write
+from councilmatch.home import Home
+from councilmatch.safepath import path_inside
 
 INDEX_PURPOSE = "vault_index"
 VAULT_COLUMNS: tuple[str, ...] = REFERENCE + IDENTIFIERS

@@ -26,8 +26,8 @@ import uvicorn
 from review.app import create_app
 from review.auth import add_user
 from review.db import migrate, writing
-from synthetic.flags import make_flags
 from review.store import publish_flags
+from synthetic.flags import make_flags
 
 COUNCIL = "E09000007"
 PASSWORD = "correct horse battery"

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from anonymise.keys import Keyring, KeyVersion
+from anonymise.tokens import pseudonymise, token_values
+from councilmatch.contracts import MAPPABLE_FIELDS
 from ingest import standardise as std
 from ingest.placeholders import without_placeholders
 from matching.linker import LinkInputs, link, train
 from matching.matchtype import COMPARISON_SETTINGS, Linkage, MatchType
-from anonymise.keys import Keyring, KeyVersion
-from anonymise.tokens import pseudonymise, token_values
-from councilmatch.contracts import MAPPABLE_FIELDS
 
 #: Person linkage without tuning: what ``evaluate febrl*`` and ``evaluate csv`` use.
 DEFAULT_BLOCKING: list[list[str]] = [

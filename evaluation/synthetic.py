@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from councilmatch.home import Home
-from evaluation.labelled import Metrics, score_pairs
 from anonymise import at_rest
 from anonymise.minimise import record_refs, ref_key
+from councilmatch.home import Home
+from evaluation.labelled import Metrics, score_pairs
 
 _REFS = ["left_council", "left_dataset", "left_record_id", "right_council", "right_dataset", "right_record_id"]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from anonymise import at_rest
 from councilmatch.contracts import FLAG_COLUMNS, evidence_hash, flag_ids  # noqa: F401  (flag_ids: the linker's)
 from councilmatch.home import Home
-from anonymise import at_rest
 
 SHARD_COLUMNS = tuple(c for c in FLAG_COLUMNS if c not in ("first_seen", "last_seen"))
 

@@ -42,14 +42,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anonymise import at_rest
+from anonymise.errors import AnonymiseError
 from councilmatch.home import Home
 from matching.blocking import _agree_on, blocking_key, Candidates
 from matching.comparisons import Pairs, Side
-from matching.model import agreement_patterns, comparison_vectors, total_variation
-from matching.matchtype import MatchType
-from anonymise import at_rest
-from anonymise.errors import AnonymiseError
 from matching.flags import read_parquet_at_rest, write_parquet_atomic
+from matching.matchtype import MatchType
+from matching.model import agreement_patterns, comparison_vectors, total_variation
 
 #: bump when the saved model's layout changes: older files are re-trained
 MODEL_FORMAT = 1
@@ -326,7 +326,6 @@ def load_saved(home: Home, match_type: str) -> dict[str, Any] | None:
 
 
 def read_tf(path: Path, home: Home | None = None) -> dict[str, dict[str, tuple[str, pd.Series]]]:
-
     return tf_tables_of(read_parquet_at_rest(path, home))
 
 

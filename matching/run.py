@@ -50,7 +50,6 @@ def _home(home: Home | str | Path) -> Home:
 
 
 def run_dir(home: Home, run_id: str) -> Path:
-
     return path_inside(home.runs, run_id, what="run folder")
 
 
@@ -60,7 +59,6 @@ def _write_json(home: Home, path: Path, data: Any) -> None:
 
 
 def _read_json(home: Home, path: Path) -> Any:
-
     return at_rest.read_json(path, home)
 
 
@@ -85,7 +83,6 @@ def newest_extracts(home: Home) -> list[Path]:
 
 
 def _read(home: Home, path: Path) -> pd.DataFrame:
-
     return read_pseudonymised(path, home)
 
 

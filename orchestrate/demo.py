@@ -27,11 +27,11 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from orchestrate import isolated_airflow
-from orchestrate.commands.options import HomeOption, resolve_home
+from anonymise.keys import init_keys
 from councilmatch.councils import CENTRAL, council_name
 from councilmatch.home import Home
-from anonymise.keys import init_keys
+from orchestrate import isolated_airflow
+from orchestrate.commands.options import HomeOption, resolve_home
 from orchestrate.pipeline import discover_feeds
 from review import audit
 from review.auth import HUB, add_user, set_password

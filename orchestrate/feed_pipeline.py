@@ -15,9 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from councilmatch.home import Home
-from councilmatch.settings import HomeSettings
-from matching.minimisation import store_policy
 from anonymise.at_source import accept_at_source, at_source_metadata
 from anonymise.custody import repseudonymise, stale_manifests
 from anonymise.errors import SchemaError
@@ -25,13 +22,17 @@ from anonymise.keys import load_keyring
 from anonymise.manifest import read_manifests, write_manifest
 from anonymise.pseudonymised import write_pseudonymised
 from anonymise.tokens import pseudonymise
-from anonymise.vault import dispose_raw_extract, Vault, write_quarantine
+from anonymise.quarantine import dispose_raw_extract, write_quarantine
+from anonymise.vault import Vault
 from councilmatch.fileio import staged
+from councilmatch.home import Home
 from councilmatch.safepath import safe_name
+from councilmatch.settings import HomeSettings
 from ingest.extract import ingest_extract
 from ingest.feeds import feed_path, load_feed, newest_extract
 from ingest.placeholders import without_placeholders
 from ingest.quality import with_change
+from matching.minimisation import store_policy
 from orchestrate.isolate import run_isolated
 
 
@@ -51,7 +52,6 @@ def last_good(home: Home, feed_id: str) -> dict[str, Any]:
 
 
 def ingest_newest(home: Home, feed_id: str, settings: HomeSettings) -> dict[str, Any]:
-
     feed = load_feed(feed_path(home, feed_id))  # only this feed's YAML: another broken one must not stop it
     keyring = load_keyring(home)  # fails fast (missing or wrong KEK) before anything is written
     extract = newest_extract(home, feed)
@@ -72,7 +72,6 @@ def ingest_newest(home: Home, feed_id: str, settings: HomeSettings) -> dict[str,
 
 
 def _already_done(home: Home, feed_id: str, extract_id: str, key_id: str) -> dict[str, Any] | None:
-
     for m in read_manifests(home, feed_id):
         if m.get("extract_id") == extract_id and m.get("key_id") == key_id and Path(m.get("pseudonymised_path", "")).exists():
             return m
@@ -88,7 +87,6 @@ def read_isolated(fn, *args: Any, extract: Path, settings: HomeSettings) -> Any:
 
 
 def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: HomeSettings) -> dict[str, Any]:
-
     result = read_isolated(ingest_extract, feed, extract, extract=extract, settings=settings)
     done = _already_done(home, feed.feed_id, result.extract_id, keyring.key_id)
     if done:

@@ -25,15 +25,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from orchestrate import run_state
 from councilmatch.home import Home
 from councilmatch.settings import load_settings
 from ingest.feeds import load_feeds
 from matching.run import collect_flags, plan, run_dir
 from matching.run import link_shard as _link_shard
+from orchestrate import run_state
 from orchestrate.feed_pipeline import ingest_newest, last_good
-from review import audit
 from orchestrate.report import write_run_report
+from review import audit
 from review.store import publish_flags, suppressed_flags
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,6 @@ def plan_link(home: HomeLike, run_id: str, full: bool = False, retrain: bool = F
 
 
 def link_shard(home: HomeLike, run_id: str, match_type: str, shard: int, shards: int) -> dict[str, Any]:
-
     home = _home(home)
     return _link_shard(home, run_id, match_type, shard, shards)
 
@@ -153,7 +152,6 @@ def publish_run(home: HomeLike, run_id: str) -> dict[str, Any]:
 
 
 def write_report(home: HomeLike, run_id: str) -> dict[str, Any]:
-
     return write_run_report(_home(home), run_id)
 
 

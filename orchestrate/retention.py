@@ -36,10 +36,10 @@ from typing import Any, Optional
 
 import typer
 
-from orchestrate.commands.options import HomeOption, resolve_home
 from councilmatch.fileio import atomic_write
 from councilmatch.home import Home
 from councilmatch.settings import load_settings
+from orchestrate.commands.options import HomeOption, resolve_home
 from review import audit
 from review import audit as review_audit
 from review.db import engine_for, normalise_url, reading, writing

@@ -1,6 +1,7 @@
 """What a run did, kept as small JSON files under ``store/runs/<run_id>/``.
 
-Written by the stages, read by the run report. Only ids, counts, timings and
+Written by the pipeline (``orchestrate.pipeline``: feed outcomes, stage timings; matching
+adds each match type's model under ``model/``), read by the run report. Only ids, counts, timings and
 error texts (which name files and problems, never row values) go here, and
 even so every file is encrypted at rest (``anonymise.at_rest``).
 """
@@ -10,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from anonymise import at_rest
 from councilmatch.home import Home
 from councilmatch.safepath import path_inside, sanitise_name
-from anonymise import at_rest
 
 
 def run_dir(home: Home, run_id: str) -> Path:
@@ -20,7 +21,6 @@ def run_dir(home: Home, run_id: str) -> Path:
 
 
 def _write_json(home: Home, path: Path, data: Any) -> None:
-
     at_rest.write_json(path, data, home)
 
 

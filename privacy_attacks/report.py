@@ -19,8 +19,8 @@ from councilmatch.home import Home
 from privacy_attacks import knowledge
 from privacy_attacks.bloom import pattern_attack
 from privacy_attacks.frequency import frequency_attack, grouped_attack
-from privacy_attacks.linkage import clear_field_attack, record_id_attack
 from privacy_attacks.insider_store import Reader, bloom_columns, read_store, token_columns
+from privacy_attacks.linkage import clear_field_attack, record_id_attack
 from privacy_attacks.truth import align, derived, vault_records
 
 #: The goal of issue 11: no attack re-identifies more than this share of records.

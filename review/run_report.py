@@ -36,7 +36,6 @@ th{background:#f3f2f1}.bad{color:#d4351c;font-weight:bold}.num{text-align:right}
 """
 
 
-
 def _e(value: Any) -> str:
     return html.escape(str(value))
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from councilmatch import matchtype_ids as mt
 from councilmatch.contracts import DATASETS, DATE_FIELDS
 from councilmatch.councils import CENTRAL
 from councilmatch.home import Home
@@ -31,7 +32,6 @@ from synthetic.render import render, slice_rendered
 from synthetic.rules import PAIR_COLUMNS, expected_flags
 from synthetic.scenarios import Planter
 from synthetic.writers import write_extract
-from councilmatch import matchtype_ids as mt
 
 DEFAULT_EXTRACT_DATE = date(2026, 11, 1)
 INVALID_RATE = 0.004

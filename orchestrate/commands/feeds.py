@@ -15,20 +15,20 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestrate.commands.options import HomeOption, resolve_home
+from anonymise.at_source import accept_at_source, at_source_metadata
+from anonymise.errors import AnonymiseError
+from anonymise.keys import load_keyring
+from anonymise.manifest import read_manifests
 from councilmatch.contracts import DATASETS, DATE_FIELDS
 from councilmatch.councils import CENTRAL, COUNCIL_NAMES
 from councilmatch.home import Home
 from ingest.extract import IngestResult, ingest_extract
 from ingest.feed import FeedDefinition
 from ingest.feeds import FeedDefinitionError, feed_path, landing_dir, load_feed, load_feeds, newest_extract, parse_feed
-from anonymise.manifest import read_manifests
 from ingest.propose import feed_yaml, guess_date_format, propose_feed, read_sample_column, resolve_typed_columns
-from ingest.read import ExtractError, describe_delimiter
-from anonymise.at_source import accept_at_source, at_source_metadata
-from anonymise.errors import AnonymiseError
-from anonymise.keys import load_keyring
 from ingest.quality import with_change
+from ingest.read import ExtractError, describe_delimiter
+from orchestrate.commands.options import HomeOption, resolve_home
 
 EXIT_OK, EXIT_NOTHING_ACCEPTED, EXIT_UNUSABLE = 0, 1, 2
 

@@ -1,5 +1,5 @@
-"""Commands of the anonymise stage: ``keys init|status|rotate|retire``, ``pseudonymise`` (at source),
-``vault reidentify``."""
+"""Commands of the anonymise stage: ``keys init | status | rotate | repseudonymise | change-kek | retire``,
+``pseudonymise`` (at source), ``vault reidentify``."""
 
 from __future__ import annotations
 
@@ -10,17 +10,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from orchestrate.commands.options import HomeOption, resolve_home
-
-from anonymise.errors import AnonymiseError
 from anonymise.at_source import pseudonymise_at_source
 from anonymise.custody import change_kek, repseudonymise
-from matching.minimisation import store_policy
+from anonymise.errors import AnonymiseError
 from anonymise.kek import decode_kek, dev_kek_path, find_kek, KEK
 from anonymise.keys import init_keys, key_status, keyring_path, load_keyring, retire_key, rotate_keys
 from anonymise.vault import Vault
 from ingest.feeds import FeedDefinitionError
 from ingest.read import ExtractError
+from matching.minimisation import store_policy
+from orchestrate.commands.options import HomeOption, resolve_home
 
 console = Console(stderr=True)
 keys_app = typer.Typer(help="The matching keyring (encrypted under the key-encryption key).", no_args_is_help=True)

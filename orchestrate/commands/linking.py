@@ -11,16 +11,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from orchestrate.commands.options import HomeOption, resolve_home
 from matching.matchtype import load_file, load_matchtypes, MatchTypeError, source_of
 from matching.run import collect_flags, link_shard, plan
+from orchestrate.commands.options import HomeOption, resolve_home
 
 console = Console()
 
 matchtypes_app = typer.Typer(help="Fraud match types (matching/matchtypes/*.yaml + the home's matchtypes/).",
                              no_args_is_help=True)
 link_app = typer.Typer(help="Linking steps of a run (what the nightly DAG calls).", no_args_is_help=True)
-
 
 
 @matchtypes_app.command("list")

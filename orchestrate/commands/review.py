@@ -1,4 +1,4 @@
-"""Commands: ``review serve``, ``review publish``, ``users add | set-password``, ``audit verify | checkpoint``."""
+"""Commands: ``review serve | publish``, ``users add | set-password``, ``audit verify | checkpoint | seal-legacy``."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Annotated
 
 import typer
 
-from councilmatch.environment import environment, variable
-from orchestrate.commands.options import HomeOption, resolve_home
 from anonymise import at_rest
+from councilmatch.environment import environment, variable
+from orchestrate import isolated_airflow
+from orchestrate.commands.options import HomeOption, resolve_home
 from review import audit
 from review.app import create_app, create_app_from_env, session_secret
-from orchestrate import isolated_airflow
 from review.auth import add_user, HUB, HUB_ROLES, set_password
 from review.db import migrate, reading, writing
 from review.models import User
@@ -57,7 +57,6 @@ def serve(home: HomeOption = None,
     if environment().review_secret is None:
         os.environ[variable("review_secret")] = session_secret(h)  # every worker signs alike
     uvicorn.run("orchestrate.commands.review:worker_app", factory=True, workers=workers, **options)
-
 
 
 def worker_app():  # noqa: ANN201  (a FastAPI app)

@@ -15,12 +15,12 @@ from anonymise.errors import SchemaError, UnknownKeyError
 from anonymise.keys import init_keys, keyring_path, load_keyring
 from anonymise.pseudonymised import from_table, read_pseudonymised, to_table
 from anonymise.tokens import pseudonymise
-from orchestrate.cli import app
 from councilmatch.home import Home
 from ingest.extract import ingest_extract
 from ingest.feed import FeedDefinition
 from ingest.feeds import load_feed
 from matching.minimisation import store_policy
+from orchestrate.cli import app
 
 BAD_ROW = ["E999", "Zebedee", "Quill", "31/02/1980", "XX", "1 Road", "London", "E1 6AN", "", "", "", "", "01/04/2024"]
 

@@ -16,8 +16,8 @@ from anonymise.errors import AnonymiseError, WrongKEKError
 from anonymise.kek import KEK, decode_kek
 from anonymise.keys import load_keyring, rotate_keys
 from anonymise.pseudonymised import file_metadata, read_pseudonymised
-from matching.minimisation import store_policy
 from councilmatch.home import Home
+from matching.minimisation import store_policy
 
 
 def _kek(text: str) -> KEK:

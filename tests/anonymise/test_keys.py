@@ -14,9 +14,9 @@ from anonymise import kek
 from anonymise.errors import InvalidKEKError, KeyringMissingError, MissingKEKError, UnknownKeyError, WrongKEKError
 from anonymise.keys import init_keys, key_status, keyring_path, load_keyring, rotate_keys
 from anonymise.tokens import token_values
+from councilmatch.home import Home
 from orchestrate import isolated_airflow
 from orchestrate.cli import app
-from councilmatch.home import Home
 
 
 def _files(root):

@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from anonymise.keys import init_keys, load_keyring
-from anonymise.quarantine import dispose_raw_extract, write_quarantine
 from anonymise.pseudonymised import write_pseudonymised
+from anonymise.quarantine import dispose_raw_extract, write_quarantine
 from anonymise.tokens import pseudonymise
 from anonymise.vault import Vault
 from councilmatch.councils import COUNCIL_NAMES

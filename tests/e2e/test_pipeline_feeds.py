@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from anonymise.keys import init_keys
-from orchestrate import pipeline, run_state
 from councilmatch.home import Home
+from orchestrate import pipeline, run_state
 from synthetic import generate
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrate import run_state
 from councilmatch.home import Home
+from orchestrate import run_state
 from orchestrate.report import build_run_report
 from review.run_report import render_html
 

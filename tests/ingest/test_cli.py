@@ -9,8 +9,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from orchestrate.cli import app
 from ingest.feeds import load_feed
+from orchestrate.cli import app
 
 runner = CliRunner()
 

@@ -21,13 +21,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrate import pipeline
 from councilmatch.fileio import staged
 from councilmatch.home import Home
 from councilmatch.safepath import UnsafePathError, ensure_inside, path_inside, safe_name, sanitise_name
 from ingest.feed import FeedLimits
 from ingest.feeds import FeedDefinitionError, load_feed, parse_feed
 from ingest.read import ExtractError, check_xlsx, read_extract
+from orchestrate import pipeline
 
 RUN = "20261102T020000"
 TRAVERSALS = ["..", ".", "../x", "../../etc/passwd", "/etc/passwd", "a/b", "a\\b", "", ".hidden", "x\x00y",
