@@ -1,7 +1,7 @@
 """Every environment variable councilmatch reads, in one validated object.
 
-``environment()`` reads the process environment afresh on each call (tests and the
-command line change it at run time). No other module reads a ``COUNCILMATCH_*`` variable
+``environment()`` sees the process environment as it is at each call (tests and the
+command line change it at run time; it parses again only when a variable changed). No other module reads a ``COUNCILMATCH_*`` variable
 itself; the only other variables read are other tools' own (``AIRFLOW_HOME``,
 ``AIRFLOW_CONN_COUNCILMATCH_KEK``, ``XDG_CONFIG_HOME``) and the one an operator names on
 the command line (``keys change-kek --new-kek-env``). The
@@ -14,6 +14,8 @@ instead (``councilmatch.settings.HomeSettings``).
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -80,7 +82,12 @@ SECRET_FIELDS = frozenset(name for name, f in Environment.model_fields.items() i
 
 
 def environment() -> Environment:
-    """The environment as it is now."""
+    """The environment as it is now (parsed again only when a ``COUNCILMATCH_*`` variable changed)."""
+    return _parsed(tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith("COUNCILMATCH_"))))
+
+
+@lru_cache(maxsize=16)
+def _parsed(snapshot: tuple[tuple[str, str], ...]) -> Environment:  # noqa: ARG001  (the cache key)
     return Environment()
 
 
