@@ -1,4 +1,4 @@
-"""Flags: evidence an investigator can read, and the union of a run's shards (ids: ``councilmatch.contracts``)."""
+"""Flags: evidence an investigator can read, and the union of a run's shards (ids: ``councilmatch.flag_ids``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from anonymise import at_rest
-from councilmatch.contracts import FLAG_COLUMNS, evidence_hash, flag_ids  # noqa: F401  (flag_ids: the linker's)
+from councilmatch.contracts import FLAG_COLUMNS
+from councilmatch.flag_ids import evidence_hash
 from councilmatch.home import Home
 
 SHARD_COLUMNS = tuple(c for c in FLAG_COLUMNS if c not in ("first_seen", "last_seen"))

@@ -21,11 +21,12 @@ import numpy as np
 import pandas as pd
 
 from councilmatch.contracts import NON_IDENTIFYING
+from councilmatch.flag_ids import flag_ids
 from matching import conditions as cond
 from matching.blocking import Candidates, candidate_pairs, expected_pairs
 from matching.comparisons import NULL, Pairs, Side
 from matching.em import fit_em, project_monotone
-from matching.flags import SHARD_COLUMNS, empty_flags, evidence_columns, flag_ids
+from matching.flags import SHARD_COLUMNS, empty_flags, evidence_columns
 from matching.matchtype import Linkage, MatchType
 from matching.model import FittedModel, agreement_patterns, comparison_vectors, score, tf_tables
 from matching.em import fit_lambda_one_to_one

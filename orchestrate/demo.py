@@ -27,16 +27,10 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from anonymise.keys import init_keys
 from councilmatch.councils import CENTRAL, council_name
 from councilmatch.home import Home
 from orchestrate import isolated_airflow
 from orchestrate.commands.options import HomeOption, resolve_home
-from orchestrate.pipeline import discover_feeds
-from review import audit
-from review.auth import HUB, add_user, set_password
-from review.db import migrate, writing
-from review.models import User
 
 console = Console()
 
@@ -74,11 +68,18 @@ def run_nightly_dag(home: Home, env: dict[str, str] | None = None, use_executor:
 
 def demo_councils(home: Home) -> list[str]:
     """The councils with at least one feed (the central deceased feed has no investigators)."""
+    from orchestrate.pipeline import discover_feeds
+
     return sorted({f.split("/", 1)[0] for f in discover_feeds(home)} - {CENTRAL})
 
 
 def add_investigators(home: Home, councils: list[str]) -> list[dict[str, str]]:
     """One demo investigator per council with a fresh random password (reset if the user exists)."""
+    from review import audit
+    from review.auth import add_user, set_password
+    from review.db import migrate, writing
+    from review.models import User
+
     from sqlalchemy import select
 
 
@@ -104,6 +105,11 @@ OPERATOR_USERNAME = "demo-operator"
 
 def add_operator(home: Home, username: str = OPERATOR_USERNAME) -> dict[str, str]:
     """The demo's hub operator in the review app (run reports only), with a fresh random password."""
+    from review import audit
+    from review.auth import add_user, HUB, set_password
+    from review.db import migrate, writing
+    from review.models import User
+
     from sqlalchemy import select
 
 
@@ -148,6 +154,8 @@ def demo(
     seed: int = typer.Option(DEMO_SEED, help="Random seed of the generator."),
 ) -> None:
     """Generate demo boroughs, run the nightly DAG through Airflow, then open the review app."""
+    from anonymise.keys import init_keys
+
     h = resolve_home(home).ensure()
     console.print(f"Data home: [bold]{h.root}[/bold]")
 

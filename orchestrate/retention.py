@@ -40,10 +40,6 @@ from councilmatch.fileio import atomic_write
 from councilmatch.home import Home
 from councilmatch.settings import load_settings
 from orchestrate.commands.options import HomeOption, resolve_home
-from review import audit
-from review import audit as review_audit
-from review.db import engine_for, normalise_url, reading, writing
-from review.models import CouncilReview, ReviewItem
 
 ACTOR = "retention"
 
@@ -129,6 +125,10 @@ def _as_utc(value: datetime | str | None) -> datetime | None:
 
 def _purge_closed_flags(home: Home, days: int, now: datetime, dry_run: bool) -> Purged:
     """Delete review items closed (every council decided) longer than ``days`` ago."""
+    from review import audit, audit as review_audit
+    from review.db import engine_for, normalise_url, reading, writing
+    from review.models import CouncilReview, ReviewItem
+
     cutoff = now - timedelta(days=days)
     result = Purged("closed_flags", days, cutoff.isoformat(timespec="seconds"))
     db_url = home.review_db_url

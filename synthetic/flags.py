@@ -1,6 +1,6 @@
 """Synthetic flags (FLAG_COLUMNS) for tests, screenshots and the load benchmark (never production).
 
-Flag ids and evidence hashes use the one recipe matching uses (``councilmatch.contracts``), so a demo flag
+Flag ids and evidence hashes use the one recipe matching uses (``councilmatch.flag_ids``), so a demo flag
 looks exactly like a real one to the review store.
 
 Vectorised so 100k flags take well under a second; record ids look like a
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from councilmatch import matchtype_ids as mt
-from councilmatch.contracts import evidence_hash, flag_ids
+from councilmatch.flag_ids import evidence_hash, flag_ids
 from councilmatch.councils import CENTRAL
 
 _DATASETS = {

@@ -15,10 +15,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from anonymise.at_source import accept_at_source, at_source_metadata
 from anonymise.errors import AnonymiseError
-from anonymise.keys import load_keyring
-from anonymise.manifest import read_manifests
 from councilmatch.contracts import DATASETS, DATE_FIELDS
 from councilmatch.councils import CENTRAL, COUNCIL_NAMES
 from councilmatch.home import Home
@@ -108,6 +105,8 @@ def run_check(feed: FeedDefinition, extract: Path, show: int = 20, home: Home | 
     """Ingest in memory (nothing written) and print what a data officer needs; returns the exit code.
 
     With ``home``, the profile is compared with the feed's previous ingested extract."""
+    from anonymise.manifest import read_manifests
+
     try:
         result = _ingest_with_progress(feed, extract)
     except ExtractError as exc:
@@ -157,6 +156,9 @@ def run_check(feed: FeedDefinition, extract: Path, show: int = 20, home: Home | 
 
 def run_check_at_source(home: Home, feed: FeedDefinition, extract: Path) -> int:
     """A council's pre-pseudonymised file: the anonymise stage's strict acceptance check, nothing stored."""
+    from anonymise.at_source import accept_at_source, at_source_metadata
+    from anonymise.keys import load_keyring
+
     try:
         meta = at_source_metadata(extract)
         frame = accept_at_source(extract, load_keyring(home), feed)
@@ -179,6 +181,8 @@ def run_check_at_source(home: Home, feed: FeedDefinition, extract: Path) -> int:
 @feeds_app.command("list")
 def list_feeds(home: HomeOption = None) -> None:
     """Every feed with its format, version, newest extract and last ingest counts."""
+    from anonymise.manifest import read_manifests
+
     _fresh_console()
     h = resolve_home(home)
     invalid: dict[Path, FeedDefinitionError] = {}

@@ -10,15 +10,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from anonymise.at_source import pseudonymise_at_source
-from anonymise.custody import change_kek, repseudonymise
 from anonymise.errors import AnonymiseError
-from anonymise.kek import decode_kek, dev_kek_path, find_kek, KEK
-from anonymise.keys import init_keys, key_status, keyring_path, load_keyring, retire_key, rotate_keys
-from anonymise.vault import Vault
 from ingest.feeds import FeedDefinitionError
 from ingest.read import ExtractError
-from matching.minimisation import store_policy
 from orchestrate.commands.options import HomeOption, resolve_home
 
 console = Console(stderr=True)
@@ -38,6 +32,9 @@ def keys_init(
                                  "write a key-encryption key file beside the keyring (refused in production)."),
 ) -> None:
     """Create the keyring (key k1) under COUNCILMATCH_KEK (or, opted in with --dev-kek, a development KEK)."""
+    from anonymise.kek import dev_kek_path, find_kek
+    from anonymise.keys import init_keys, keyring_path
+
     h = resolve_home(home)
     existed = keyring_path(h).exists()
     try:
@@ -54,6 +51,8 @@ def keys_init(
 @keys_app.command("status")
 def keys_status(home: HomeOption = None) -> None:
     """Show the key versions and where the KEK comes from (never any key material)."""
+    from anonymise.keys import key_status
+
     try:
         print(json.dumps(key_status(resolve_home(home)), indent=2))
     except AnonymiseError as exc:
@@ -65,6 +64,9 @@ def keys_rotate(home: HomeOption = None,
                 now: Annotated[bool, typer.Option("--now/--at-next-night",
                                                   help="Re-pseudonymise the store from the archive at once.")] = True) -> None:
     """Add a new key version, make it active, and re-make the store under it from the encrypted archive."""
+    from anonymise.custody import repseudonymise
+    from anonymise.keys import rotate_keys
+    from matching.minimisation import store_policy
 
     h = resolve_home(home)
     try:
@@ -93,6 +95,9 @@ def _print_repseudonymised(results: list[dict]) -> None:
 def keys_repseudonymise(home: HomeOption = None,
                         feed: Annotated[str | None, typer.Option(help="Only this feed (council/dataset).")] = None) -> None:
     """Re-make stored extracts that are not under the active key, from the encrypted archive."""
+    from anonymise.custody import repseudonymise
+    from matching.minimisation import store_policy
+
     try:
         h = resolve_home(home)
         _print_repseudonymised(repseudonymise(h, store_policy(h), feed))
@@ -107,6 +112,9 @@ def keys_change_kek(
                                              "never pass a key on the command line.")] = "COUNCILMATCH_NEW_KEK",
 ) -> None:
     """Re-wrap the keyring and every data key under a new key-encryption key (nothing re-ingested)."""
+    from anonymise.custody import change_kek
+    from anonymise.kek import decode_kek, KEK
+
     import os
 
 
@@ -127,6 +135,8 @@ def keys_retire(
     home: HomeOption = None,
 ) -> None:
     """Remove an old key version after retention: what was sealed under it can no longer be read."""
+    from anonymise.keys import retire_key
+
     try:
         remaining = retire_key(resolve_home(home), key_id)
     except AnonymiseError as exc:
@@ -141,6 +151,8 @@ def pseudonymise_cmd(
     home: HomeOption = None,
 ) -> None:
     """At-source mode: ingest and pseudonymise an extract here; only tokens leave the council."""
+    from anonymise.at_source import pseudonymise_at_source
+
     try:
         summary = pseudonymise_at_source(resolve_home(home), feed, extract, out)
     except (AnonymiseError, FeedDefinitionError, ExtractError) as exc:
@@ -158,6 +170,9 @@ def vault_reidentify(
     home: HomeOption = None,
 ) -> None:
     """Print the newest clear record of one reference; the request is written to vault/audit.log."""
+    from anonymise.keys import load_keyring
+    from anonymise.vault import Vault
+
     h = resolve_home(home)
     try:
         record = Vault(h, load_keyring(h)).reidentify(council, record_id, actor, reason, dataset=dataset)

@@ -11,8 +11,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from matching.matchtype import load_file, load_matchtypes, MatchTypeError, source_of
-from matching.run import collect_flags, link_shard, plan
 from orchestrate.commands.options import HomeOption, resolve_home
 
 console = Console()
@@ -25,6 +23,8 @@ link_app = typer.Typer(help="Linking steps of a run (what the nightly DAG calls)
 @matchtypes_app.command("list")
 def matchtypes_list(home: HomeOption = None) -> None:
     """List the match types in force for this home."""
+    from matching.matchtype import load_matchtypes, MatchTypeError, source_of
+
     h = resolve_home(home)
     try:
         types = load_matchtypes(h)
@@ -44,6 +44,8 @@ def matchtypes_check(
     home: HomeOption = None,
 ) -> None:
     """Validate match type files; errors name the file, line and key."""
+    from matching.matchtype import load_file, load_matchtypes, MatchTypeError
+
     try:
         if file is not None:
             mt = load_file(file)
@@ -59,6 +61,8 @@ def matchtypes_check(
 @link_app.command("plan")
 def link_plan(run_id: str, shards: int = 4, home: HomeOption = None) -> None:
     """Fix a run's inputs and train each match type (store/runs/<run_id>/model/)."""
+    from matching.run import plan
+
     tasks = plan(resolve_home(home), run_id, shards)
     console.print(f"{len(tasks)} shard tasks for {len({t['match_type'] for t in tasks})} match types")
 
@@ -66,12 +70,16 @@ def link_plan(run_id: str, shards: int = 4, home: HomeOption = None) -> None:
 @link_app.command("shard")
 def link_shard_cmd(run_id: str, match_type: str, shard: int, shards: int, home: HomeOption = None) -> None:
     """Link one shard of one match type."""
+    from matching.run import link_shard
+
     console.print(link_shard(resolve_home(home), run_id, match_type, shard, shards))
 
 
 @link_app.command("collect")
 def link_collect(run_id: str, home: HomeOption = None) -> None:
     """Union a run's shards into store/flags/<run_id>.parquet."""
+    from matching.run import collect_flags
+
     h = resolve_home(home)
     flags = collect_flags(h, run_id)
     console.print(f"{len(flags)} flags -> {h.flags_path(run_id)}")
@@ -80,6 +88,8 @@ def link_collect(run_id: str, home: HomeOption = None) -> None:
 @link_app.command("all")
 def link_all(run_id: str, shards: int = 4, home: HomeOption = None) -> None:
     """plan + every shard + collect, in this process."""
+    from matching.run import collect_flags, link_shard, plan
+
     h = resolve_home(home)
     for task in plan(h, run_id, shards):
         link_shard(h, run_id, **task)

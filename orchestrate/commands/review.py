@@ -9,16 +9,9 @@ from typing import Annotated
 
 import typer
 
-from anonymise import at_rest
 from councilmatch.environment import environment, variable
 from orchestrate import isolated_airflow
 from orchestrate.commands.options import HomeOption, resolve_home
-from review import audit
-from review.app import create_app, create_app_from_env, session_secret
-from review.auth import add_user, HUB, HUB_ROLES, set_password
-from review.db import migrate, reading, writing
-from review.models import User
-from review.store import publish_flags
 
 review_app = typer.Typer(help="Investigators' review web app and store.", no_args_is_help=True)
 users_app = typer.Typer(help="Review app users.", no_args_is_help=True)
@@ -39,6 +32,8 @@ def serve(home: HomeOption = None,
                    "X-Forwarded-For gives the client's address for sign-in limits "
                    "(default: $COUNCILMATCH_REVIEW_TRUSTED_PROXIES).")] = None) -> None:
     """Run the web app (migrates the review database first)."""
+    from review.app import create_app, session_secret
+
     import uvicorn
 
     if trusted_proxies is not None:
@@ -61,6 +56,8 @@ def serve(home: HomeOption = None,
 
 def worker_app():  # noqa: ANN201  (a FastAPI app)
     """One uvicorn worker's app: as ``review.app.create_app_from_env``, with the KEK sources the CLI uses."""
+    from review.app import create_app_from_env
+
     isolated_airflow.use_airflow_kek()
     return create_app_from_env()
 
@@ -69,6 +66,10 @@ def worker_app():  # noqa: ANN201  (a FastAPI app)
 def publish(flags_file: Annotated[Path, typer.Argument(help="A flags Parquet file (store/flags/<run>.parquet).")],
             home: HomeOption = None) -> None:
     """Publish a flags file to the review store (the pipeline calls review.store.publish_flags)."""
+    from anonymise import at_rest
+    from review import audit
+    from review.store import publish_flags
+
     import json
 
 
@@ -102,6 +103,10 @@ def add(username: Annotated[str, typer.Option(help="Sign-in name.")],
                                                      help="Read the password from standard input.")] = False,
         home: HomeOption = None) -> None:
     """Add a user of the review app (on the hub; audited as actor "cli")."""
+    from review import audit
+    from review.auth import add_user, HUB, HUB_ROLES
+    from review.db import migrate, writing
+
     if council is None:
         if role not in HUB_ROLES:
             typer.echo("users add: council: give the user's council (e.g. --council E09000007)", err=True)
@@ -126,6 +131,11 @@ def set_password_cmd(username: Annotated[str, typer.Option(help="Sign-in name.")
                          "--password-stdin", help="Read the password from standard input.")] = False,
                      home: HomeOption = None) -> None:
     """Set a user's password; every session of the user ends (audited)."""
+    from review import audit
+    from review.auth import set_password
+    from review.db import migrate, writing
+    from review.models import User
+
     from sqlalchemy import select
 
 
@@ -152,6 +162,9 @@ def verify(home: HomeOption = None,
                     "against it as well as against the checkpoint file; repeatable.")] = None) -> None:
     """Check the audit trail's keyed chain and its signed checkpoints; exit 1 if any entry was
     altered, removed, inserted, or cut off the end."""
+    from review import audit
+    from review.db import migrate, reading
+
     import json
 
 
@@ -179,6 +192,9 @@ def verify(home: HomeOption = None,
 def seal_legacy_cmd(home: HomeOption = None) -> None:
     """Once, after upgrading: key a trail written by an older version (unkeyed SHA-256 chain),
     if that chain is intact; then sign a checkpoint."""
+    from review import audit
+    from review.db import migrate
+
     import json
 
 
@@ -197,6 +213,9 @@ def seal_legacy_cmd(home: HomeOption = None) -> None:
 def checkpoint_cmd(home: HomeOption = None) -> None:
     """Sign the trail's current tip into audit-checkpoints.jsonl and print it (run it from cron, and
     keep the printed line somewhere the hub cannot rewrite)."""
+    from review import audit
+    from review.db import migrate
+
     import json
 
 

@@ -10,7 +10,6 @@ from rich.progress import Progress
 from rich.table import Table
 
 from orchestrate.commands.options import HomeOption, resolve_home
-from orchestrate.pipeline import run_all
 
 console = Console()
 
@@ -34,6 +33,7 @@ def run(
     """Run the nightly job in-process: ingest, pseudonymise, link, flag, publish, report.
 
     Links incrementally by default: only records added, changed or removed since the last run."""
+    from orchestrate.pipeline import run_all
 
     summary = run_all(resolve_home(home), run_id=run_id, progress=_progress, full=full, retrain=retrain)
     print_summary(summary)
