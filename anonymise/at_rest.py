@@ -26,7 +26,6 @@ import base64
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
@@ -39,12 +38,13 @@ import pyarrow.parquet as pq
 import pyarrow.parquet.encryption as pe
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from councilmatch.commit import place
-from councilmatch.home import Home
-
-from anonymise.crypto import KEY_BYTES, atomic_write, new_key, read_header, seal, unseal, write_once
+from anonymise.crypto import KEY_BYTES, new_key, read_header, seal, unseal
+from anonymise.datakeys import safe_name
 from anonymise.errors import AnonymiseError, TamperedError, WrongKEKError
 from anonymise.kek import KEK, require_kek
+from anonymise.keys import _open, KEYRING_NAME
+from councilmatch.fileio import atomic_write, atomic_write_with, write_once
+from councilmatch.home import Home
 
 DATAKEY_DIR = "datakeys"
 PARQUET_MAGIC_PLAIN = b"PAR1"
@@ -59,7 +59,6 @@ _ENCRYPT = True
 class AtRestError(AnonymiseError):
     """A file at rest cannot be read: not encrypted by the hub, or no key for it."""
 
-
 # ---------------------------------------------------------------------------
 # Data keys (wrapped under the KEK)
 # ---------------------------------------------------------------------------
@@ -67,8 +66,6 @@ class AtRestError(AnonymiseError):
 
 def find_home(path: Path) -> Home:
     """The data home a file belongs to: the nearest ancestor holding ``keys/keyring.json.enc``."""
-    from anonymise.keys import KEYRING_NAME
-
     for parent in Path(path).resolve().parents:
         if (parent / "keys" / KEYRING_NAME).exists():
             return Home(parent)
@@ -80,8 +77,6 @@ def datakey_dir(home: Home) -> Path:
 
 
 def datakey_path(home: Home, key_id: str) -> Path:
-    from anonymise.datakeys import safe_name
-
     return datakey_dir(home) / f"at-rest.{safe_name(key_id, 'key id')}.enc"
 
 
@@ -143,8 +138,6 @@ def data_key(home: Home, key_id: str, kek: KEK | None = None, create: bool = Fal
 
 def active_key_id(home: Home, kek: KEK | None = None) -> str:
     """The keyring's active key id: new files are encrypted under its at-rest data key."""
-    from anonymise.keys import _open
-
     kek = kek or require_kek(home)
     cache_key = (str(home.root), _kek_tag(kek))
     with _lock:
@@ -253,29 +246,14 @@ def forget_pyarrow_caches() -> None:
 # ---------------------------------------------------------------------------
 
 
-def _atomic(path: Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o600)
-        place(Path(tmp), path)  # now, or at the commit of the feed's staged() block
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_table(path: Path, table: pa.Table, home: Home | None = None, compression: str = "zstd") -> Path:
     """Write ``table`` as modular-encrypted Parquet, atomically (temporary file, then rename)."""
     path = Path(path)
     home = _home_of(path, home)
     if not _ENCRYPT:
-        return _atomic(path, lambda tmp: pq.write_table(table, tmp, compression=compression))
+        return atomic_write_with(path, lambda tmp: pq.write_table(table, tmp, compression=compression))
     props = encryption_properties(home, table.column_names)
-    return _atomic(path, lambda tmp: pq.write_table(table, tmp, compression=compression,
+    return atomic_write_with(path, lambda tmp: pq.write_table(table, tmp, compression=compression,
                                                     encryption_properties=props))
 
 

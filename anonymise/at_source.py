@@ -17,23 +17,22 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from councilmatch.home import Home
-from councilmatch.safepath import is_safe_name
-
 from anonymise.errors import SchemaError, UnknownKeyError
 from anonymise.keys import Keyring, load_keyring
+from anonymise.pseudonymised import META_KEY, SCHEMA, SCHEMA_VERSION, check_key_ids, from_table, to_table, write_table
 from anonymise.quarantine import write_quarantine
-from anonymise.store import META_KEY, SCHEMA, SCHEMA_VERSION, check_key_ids, from_table, to_table, write_table
 from anonymise.tokens import pseudonymise
+from councilmatch.home import Home
+from councilmatch.safepath import is_safe_name
+from ingest.extract import ingest_extract
+from ingest.feeds import load_feed
+from ingest.validate import has_control_characters
 
 MODE = "at_source"
 
 
 def pseudonymise_at_source(home: Home, feed_path: Path, extract: Path, out: Path) -> dict:
     """Ingest + pseudonymise one extract locally; write only ``out`` (Parquet). Returns the counts."""
-    from ingest.extract import ingest_extract
-    from ingest.feeds import load_feed
-
     feed = load_feed(Path(feed_path))
     if feed.format == "pseudonymised":
         raise SchemaError(f"{feed_path}: at-source mode needs the feed of the raw extract "
@@ -109,7 +108,6 @@ def accept_at_source(path: Path, keyring: Keyring, feed) -> pd.DataFrame:
         if set(frame["key_id"]) != {meta.get("key_id")}:
             raise SchemaError(f"{path}: key_id column disagrees with the file metadata")
         check_key_ids([frame], keyring)
-        from ingest.validate import has_control_characters
 
         for column in ("record_id",):
             text = frame[column].astype("string[pyarrow]")

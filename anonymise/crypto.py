@@ -10,15 +10,12 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from anonymise.errors import TamperedError
-from councilmatch.commit import place
 
 MAGIC = b"CMENC1\n"
 NONCE_BYTES = 12
@@ -63,42 +60,3 @@ def unseal(key: bytes, blob: bytes, what: str = "encrypted blob") -> tuple[dict[
             f"{what}: authentication failed (AES-GCM tag mismatch): the file was altered, "
             "truncated, or encrypted under a different key"
         ) from exc
-
-
-def write_once(path: Path, data: bytes) -> None:
-    """Publish ``data`` at ``path`` (0600) unless a file is already there, race-free.
-
-    Written to a temporary file, then hard-linked into place: of two processes creating the
-    same key at once, the first link wins and both go on to read that one file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass  # another process won: use its file
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> Path:
-    """Write ``data`` to ``path`` via a temporary file and rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        place(tmp, path)  # now, or at the end of the feed's staged commit
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -21,12 +21,21 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from councilmatch.home import Home
-
 from anonymise import at_rest
 from anonymise.crypto import seal, unseal
 from anonymise.errors import AnonymiseError, TamperedError, WrongKEKError
-from anonymise.kek import ENV_VAR, KEK, dev_kek_path, require_kek
+from anonymise.kek import dev_kek_path, ENV_VAR, KEK, require_kek
+from anonymise.keys import keyring_path, load_keyring
+from anonymise.manifest import read_manifests, write_manifest
+from anonymise.minimise import Policy
+from anonymise.pseudonymised import write_pseudonymised
+from anonymise.quarantine import read_archived
+from anonymise.tokens import pseudonymise
+from anonymise.vault import Vault
+from councilmatch.fileio import atomic_write
+from councilmatch.home import Home
+from ingest.extract import ingest_extract
+from ingest.feeds import feed_path, load_feed
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +67,6 @@ def change_kek(home: Home, new: KEK) -> dict[str, Any]:
     Every new blob is prepared before any file is replaced, and the keyring goes
     last, so a failure part-way leaves a home that a re-run completes.
     """
-    from anonymise.keys import keyring_path
 
     old = require_kek(home)
     if old.key == new.key:
@@ -67,7 +75,6 @@ def change_kek(home: Home, new: KEK) -> dict[str, Any]:
     if not keyring_path(home).exists():
         raise AnonymiseError(f"no keyring at {keyring_path(home)}: nothing to re-wrap")
     staged = [(p, _rewrap_blob(p, old, new)) for p in files]
-    from anonymise.crypto import atomic_write
 
     changed = []
     for path, blob in staged:
@@ -101,16 +108,8 @@ def _private_tmpdir() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="cm-repseud-", dir=str(shm) if shm.is_dir() else None)
 
 
-def repseudonymise_manifest(home: Home, keyring, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Re-make one stored extract under the active key from its encrypted archive."""
-    from anonymise.quarantine import read_archived
-    from anonymise.store import write_pseudonymised
-    from anonymise.tokens import pseudonymise
-    from anonymise.vault import Vault
-    from ingest.extract import ingest_extract
-    from ingest.feeds import feed_path, load_feed
-    from ingest.manifest import write_manifest
-
+def repseudonymise_manifest(home: Home, keyring, manifest: dict[str, Any], policy: Policy) -> dict[str, Any]:
+    """Re-make one stored extract under the active key from its encrypted archive (minimised by ``policy``)."""
     feed_id = manifest["feed_id"]
     archive = archived_path(home, manifest)
     if not archive.exists():
@@ -125,7 +124,7 @@ def repseudonymise_manifest(home: Home, keyring, manifest: dict[str, Any]) -> di
     if result.extract_id != manifest["extract_id"]:
         raise TamperedError(f"{archive}: archived extract gives id {result.extract_id}, "
                             f"the manifest says {manifest['extract_id']}")
-    path = write_pseudonymised(home, pseudonymise(result.accepted, keyring, result.extract_id))
+    path = write_pseudonymised(home, pseudonymise(result.accepted, keyring, result.extract_id), policy)
     Vault(home, keyring).store(feed.council, result.extract_id, result.accepted)  # no-op if vaulted
     write_manifest(home, {**manifest, "key_id": keyring.key_id, "pseudonymised_path": str(path),
                           "repseudonymised_from": manifest.get("key_id")})
@@ -135,8 +134,6 @@ def repseudonymise_manifest(home: Home, keyring, manifest: dict[str, Any]) -> di
 
 def stale_manifests(home: Home, key_id: str, feed_id: str | None = None) -> list[dict[str, Any]]:
     """Manifests of stored extracts made under another key than ``key_id``."""
-    from ingest.manifest import read_manifests
-
     out = []
     roots = [home.manifests / feed_id] if feed_id else sorted(p for p in home.manifests.glob("*/*") if p.is_dir())
     for folder in roots:
@@ -148,20 +145,18 @@ def stale_manifests(home: Home, key_id: str, feed_id: str | None = None) -> list
 
 def _newest(home: Home, feed_id: str) -> str | None:
     """Extract id of a feed's newest stored extract (the one matching reads), as ``last_good`` picks it."""
-    from ingest.manifest import read_manifests
-
     found = [m for m in read_manifests(home, feed_id) if m.get("pseudonymised_path")]
     return max(found, key=lambda m: (m.get("ingested_at", ""), m.get("extract_id", "")))["extract_id"] if found else None
 
 
-def repseudonymise(home: Home, feed_id: str | None = None, newest_only: bool = False) -> list[dict[str, Any]]:
+def repseudonymise(home: Home, policy: Policy, feed_id: str | None = None,
+                   newest_only: bool = False) -> list[dict[str, Any]]:
     """Re-make every stored extract (of one feed, or all) that is not under the active key.
 
     An older, superseded extract whose archive retention already purged is reported as
-    ``superseded`` (matching reads only each feed's newest), not as a failure.
+    ``superseded`` (matching reads only each feed's newest), not as a failure. ``policy``:
+    the store's minimisation (``matching.minimisation.store_policy``).
     """
-    from anonymise.keys import load_keyring
-
     keyring = load_keyring(home)
     done = []
     newest: dict[str, str | None] = {}
@@ -180,7 +175,7 @@ def repseudonymise(home: Home, feed_id: str | None = None, newest_only: bool = F
                          "status": "at_source_resend"})
             continue
         try:
-            done.append(repseudonymise_manifest(home, keyring, manifest))
+            done.append(repseudonymise_manifest(home, keyring, manifest, policy))
         except Exception as exc:  # noqa: BLE001 - one feed must not stop the others; reported
             log.warning("re-pseudonymising %s failed: %s", manifest.get("feed_id"), exc)
             done.append({"feed_id": manifest.get("feed_id"), "extract_id": manifest.get("extract_id"),

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from councilmatch.home import Home
-from councilmatch.safepath import UnsafePathError, path_inside
-from councilmatch.safepath import safe_name as _shared_safe_name
-
-from anonymise.crypto import new_key, seal, unseal, write_once
+from anonymise.crypto import new_key, read_header, seal, unseal
 from anonymise.errors import AnonymiseError, TamperedError
 from anonymise.keys import Keyring
+from councilmatch.fileio import write_once
+from councilmatch.home import Home
+from councilmatch.safepath import path_inside, UnsafePathError
+from councilmatch.safepath import safe_name as _shared_safe_name
 
 WRAP_PURPOSE = "vault_wrap"
 
 
 class UnsafeNameError(AnonymiseError, UnsafePathError):
     """A council, data set, extract or key id that could escape its folder."""
-
 
 def safe_name(value: str, what: str) -> str:
     """Refuse path components that could escape the vault (``..``, ``/``): the hub's one check."""
@@ -66,8 +65,6 @@ def seal_for_council(home: Home, keyring: Keyring, council: str, plaintext: byte
 
 def unseal_for_council(home: Home, keyring: Keyring, council: str, blob: bytes, what: str) -> tuple[dict, bytes]:
     """Decrypt a blob sealed by :func:`seal_for_council` (any key version the keyring holds)."""
-    from anonymise.crypto import read_header
-
     kid = read_header(blob, what).get("key_id")
     if not isinstance(kid, str):
         raise TamperedError(f"{what}: header names no key id")

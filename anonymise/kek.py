@@ -1,8 +1,10 @@
 """Where the key-encryption key (KEK) comes from. Never from the repo, never logged.
 
-Order: ``COUNCILMATCH_KEK`` (base64 of 32 bytes), then the password of the
-Airflow connection ``councilmatch_kek`` (only when Airflow is installed and
-configured), then — for a development home only — the file ``home/keys/dev-kek``.
+Order: ``COUNCILMATCH_KEK`` (base64 of 32 bytes), then the sources the caller
+added with :func:`add_kek_source` (the command line and the DAGs add the password
+of the Airflow connection ``councilmatch_kek``, when Airflow is configured; see
+``orchestrate.isolated_airflow``), then — for a development home only — the file
+``home/keys/dev-kek``. This module imports no Airflow: the KEK is passed in.
 
 The development KEK sits beside the keyring it protects, so it protects nothing
 against anyone who can read the home. It is therefore an explicit opt-in
@@ -20,34 +22,35 @@ import binascii
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from councilmatch.home import Home
-
-from anonymise.crypto import KEY_BYTES, atomic_write, new_key
+from anonymise.crypto import KEY_BYTES, new_key
 from anonymise.errors import DevKEKRefusedError, InvalidKEKError, MissingKEKError
+from councilmatch.environment import environment, variable
+from councilmatch.fileio import atomic_write
+from councilmatch.home import Home
+from councilmatch.settings import load_settings
 
-ENV_VAR = "COUNCILMATCH_KEK"
+ENV_VAR = variable("kek")
 AIRFLOW_CONN_ID = "councilmatch_kek"
 DEV_KEK_NAME = "dev-kek"
-DEV_OPT_IN_VAR = "COUNCILMATCH_DEV_KEK"
-PRODUCTION_VAR = "COUNCILMATCH_PRODUCTION"
-_TRUE = {"1", "true", "yes", "on"}
+DEV_OPT_IN_VAR = variable("dev_kek")
+PRODUCTION_VAR = variable("production")
 
 
 def is_production(home: Home | None = None) -> bool:
     """``COUNCILMATCH_PRODUCTION`` is true (docker-compose.yml sets it), or the home's
     ``settings.yaml`` says ``production: true``."""
-    if os.environ.get(PRODUCTION_VAR, "").strip().lower() in _TRUE:
+    if environment().production:
         return True
     if home is not None and home.settings_file.exists():
-        from councilmatch.settings import load_settings
 
         return load_settings(home).production
     return False
 
 
 def dev_kek_opted_in() -> bool:
-    return os.environ.get(DEV_OPT_IN_VAR, "").strip().lower() in _TRUE
+    return environment().dev_kek
 
 
 @dataclass(frozen=True)
@@ -77,37 +80,36 @@ def decode_kek(text: str, source: str) -> bytes:
     return key
 
 
-def _from_airflow() -> str | None:
-    """The connection's password, if Airflow is importable and configured to hold it."""
-    configured = os.environ.get("AIRFLOW_CONN_" + AIRFLOW_CONN_ID.upper()) or os.environ.get("AIRFLOW_HOME")
-    if not configured:
-        return None
-    try:
-        from airflow.sdk import BaseHook  # type: ignore[attr-defined]
-    except Exception:
-        try:
-            from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
-        except Exception:
-            return None
-    try:
-        return BaseHook.get_connection(AIRFLOW_CONN_ID).password or None
-    except Exception:  # not defined, no DB, no API server: not configured
-        return None
+#: A further place a KEK may come from: returns (base64 text, where it came from) or None.
+KEKSource = Callable[[], "tuple[str, str] | None"]
+_sources: list[KEKSource] = []
+
+
+def add_kek_source(source: KEKSource) -> None:
+    """Consult ``source`` after ``COUNCILMATCH_KEK`` and before the development key file.
+
+    The orchestration layer passes the KEK in this way (``orchestrate.isolated_airflow.use_airflow_kek``
+    adds the password of the Airflow connection ``councilmatch_kek``), so anonymise never imports Airflow.
+    """
+    if source not in _sources:
+        _sources.append(source)
 
 
 def find_kek(home: Home) -> KEK | None:
     """The configured KEK, or None when there is none."""
-    env = os.environ.get(ENV_VAR)
-    if env is not None:
+    secret = environment().kek
+    if secret is not None:
+        env = secret.get_secret_value()
         if not env.strip():
             raise MissingKEKError(
                 f"{ENV_VAR} is set but empty (docker compose passes an empty value when .env lacks it): "
                 "set it to base64 of 32 random bytes; refusing to fall back to any other key")
         return KEK(decode_kek(env, ENV_VAR), ENV_VAR)
-    password = _from_airflow()
-    if password:
-        source = f"Airflow connection {AIRFLOW_CONN_ID!r}"
-        return KEK(decode_kek(password, source), source)
+    for extra in _sources:
+        found = extra()
+        if found:
+            text, source = found
+            return KEK(decode_kek(text, source), source)
     path = dev_kek_path(home)
     if path.exists():
         if is_production(home):

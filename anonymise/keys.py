@@ -18,13 +18,13 @@ from functools import lru_cache
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from councilmatch.home import Home
-
-from anonymise.crypto import atomic_write, new_key, seal, unseal
+from anonymise.crypto import new_key, seal, unseal
 from anonymise.errors import (KeyringError, KeyringMissingError, MissingKEKError, TamperedError, UnknownKeyError,
                               WrongKEKError)
 from anonymise.kek import (AIRFLOW_CONN_ID, DEV_OPT_IN_VAR, ENV_VAR, KEK, dev_kek_opted_in, find_kek, require_kek,
                            write_dev_kek)
+from councilmatch.fileio import atomic_write
+from councilmatch.home import Home
 
 KEYRING_NAME = "keyring.json.enc"
 FORMAT = 1

@@ -31,10 +31,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from anonymise import at_rest
+from anonymise.errors import AnonymiseError
 from councilmatch.contracts import NON_IDENTIFYING
 from councilmatch.home import Home
-
-from anonymise.errors import AnonymiseError
 
 Precision = Literal["day", "month", "band", "keep", "drop"]
 _RANK = {"drop": 0, "band": 1, "month": 1, "keep": 2, "day": 2}
@@ -74,12 +74,6 @@ def policy_for(matchtypes: dict) -> Policy:
                     if _RANK[precision] > _RANK.get(fields.get(field, "drop"), 0):
                         fields[field] = precision
     return policy
-
-
-def home_policy(home: Home) -> Policy:
-    from matching.matchtype import load_matchtypes
-
-    return policy_for(load_matchtypes(home))
 
 
 def _month_start_up(d: pd.Series) -> pd.Series:
@@ -123,8 +117,6 @@ def generalise(frame: pd.DataFrame, fields: dict[str, Precision]) -> pd.DataFram
 
 def ref_key(home: Home) -> bytes:
     """The record-reference key: an at-rest data key under the KEK that never rotates."""
-    from anonymise import at_rest
-
     return at_rest.data_key(home, REF_KEY_ID, create=True)
 
 
@@ -140,9 +132,12 @@ def is_ref(record_id: str) -> bool:
     return record_id.startswith(REF_PREFIX) and len(record_id) == len(REF_PREFIX) + 16
 
 
-def minimise(frame: pd.DataFrame, home: Home, policy: Policy | None = None) -> pd.DataFrame:
-    """The pseudonymised frame as the store keeps it: generalised fields, record ids as keyed refs."""
-    policy = home_policy(home) if policy is None else policy
+def minimise(frame: pd.DataFrame, home: Home, policy: Policy) -> pd.DataFrame:
+    """The pseudonymised frame as the store keeps it: generalised fields, record ids as keyed refs.
+
+    ``policy`` comes from the match types (``matching.minimisation.store_policy``): anonymise
+    keeps what matching needs and nothing more, but does not read match types itself.
+    """
     parts = []
     for dataset, part in frame.groupby("dataset", sort=False, dropna=False):
         parts.append(generalise(part, policy.get(str(dataset), {})))

@@ -16,13 +16,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from councilmatch.home import Home
-from councilmatch.safepath import ensure_inside, path_inside
-
-from anonymise.crypto import atomic_write
 from anonymise.datakeys import safe_name, seal_for_council, unseal_for_council
 from anonymise.errors import AnonymiseError
 from anonymise.keys import Keyring
+from councilmatch.fileio import atomic_write
+from councilmatch.home import Home
+from councilmatch.safepath import ensure_inside, path_inside
 
 HUB = "hub"  # owner of files that do not sit under landing/<council>/
 

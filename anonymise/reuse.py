@@ -27,8 +27,8 @@ from councilmatch.safepath import path_inside
 
 from anonymise import at_rest
 from anonymise.keys import Keyring
-from anonymise.minimise import Policy, home_policy, minimise
-from anonymise.store import read_pseudonymised
+from anonymise.minimise import Policy, minimise
+from anonymise.pseudonymised import read_pseudonymised
 from anonymise.tokens import pseudonymise
 
 ROW_DIGEST_PURPOSE = "row_digest"
@@ -85,10 +85,9 @@ def load_previous(home: Home, feed_id: str, extract_id: str | None, pseudonymise
 
 
 def pseudonymise_reusing(canonical: pd.DataFrame, keyring: Keyring, extract_id: str, home: Home,
-                         previous: Previous | None, policy: Policy | None = None
-                         ) -> tuple[pd.DataFrame, np.ndarray, int]:
-    """The extract's minimised pseudonymised frame, its row digests and how many rows were reused."""
-    policy = home_policy(home) if policy is None else policy
+                         previous: Previous | None, policy: Policy) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """The extract's frame minimised by ``policy`` (the match types', see
+    ``matching.minimisation``), its row digests and how many rows were reused."""
     canonical = canonical.reset_index(drop=True)
     digests = row_digests(canonical, keyring)
     reused = np.zeros(len(canonical), dtype=bool)

@@ -25,17 +25,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from councilmatch.contracts import IDENTIFIERS, REFERENCE
-from councilmatch.home import Home
-from councilmatch.safepath import path_inside
-
-from anonymise.crypto import atomic_write
 from anonymise.datakeys import safe_name, seal_for_council, unseal_for_council
 from anonymise.errors import AnonymiseError, TamperedError
 from anonymise.keys import Keyring
-from anonymise.minimise import is_ref
-from anonymise.quarantine import dispose_raw_extract, read_quarantine, write_quarantine  # noqa: F401 (re-export)
-from anonymise.store import write_table
+from anonymise.minimise import is_ref, record_refs, ref_key
+from anonymise.pseudonymised import write_table
+from councilmatch.contracts import IDENTIFIERS, REFERENCE
+from councilmatch.fileio import atomic_write
+from councilmatch.home import Home
+from councilmatch.safepath import path_inside
 
 INDEX_PURPOSE = "vault_index"
 VAULT_COLUMNS: tuple[str, ...] = REFERENCE + IDENTIFIERS
@@ -43,7 +41,6 @@ VAULT_COLUMNS: tuple[str, ...] = REFERENCE + IDENTIFIERS
 
 class RecordNotFound(AnonymiseError, KeyError):
     """No vaulted record has this council and record id."""
-
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
@@ -102,7 +99,6 @@ class Vault:
         blob = seal_for_council(self.home, self.keyring, council, buf.getvalue(),
                                 {"kind": "vault", "dataset": dataset, "extract_id": extract_id, "stored_at": stored_at})
         atomic_write(blob_path, blob)
-        from anonymise.minimise import record_refs, ref_key
 
         index = pa.table({
             "rid_hash": self._record_hashes(council, clear["record_id"].astype(str), self.keyring.key_id),
@@ -166,7 +162,6 @@ class Vault:
                                           str(newest["blob"]))
             frame = pq.read_table(io.BytesIO(plain)).to_pandas()
             if is_ref(record_id):  # the store's keyed reference: find the record it stands for
-                from anonymise.minimise import record_refs, ref_key
 
                 rows = frame[record_refs(ref_key(self.home), frame["council"].astype(str),
                                          frame["record_id"].astype(str)) == record_id]

@@ -45,7 +45,7 @@ def _timed_at_rest(counter: dict[str, float], cpu: dict[str, float]) -> None:
 def night(base: Path, target: Path, encrypt: bool) -> dict[str, float]:
     from anonymise import at_rest
     from anonymise.keys import init_keys
-    from councilmatch import pipeline
+    from orchestrate import pipeline
     from councilmatch.home import Home
 
     if target.exists():

@@ -62,7 +62,7 @@ def _resend_changed(home, night: str, share: float, seed: int) -> int:
 
 
 def _night(home, run_id: str, full: bool, ingest: bool = True) -> dict[str, float]:
-    from councilmatch import pipeline
+    from orchestrate import pipeline
 
     times: dict[str, float] = {}
     mem = PeakMemory()
@@ -121,7 +121,7 @@ def main() -> None:
     records = pooled
     results["night 2: no new extract (incremental)"] = _night(home, "20261102T020000", full=False)
     changed = _resend_changed(home, "20261103", args.changed, args.seed)
-    from councilmatch import pipeline
+    from orchestrate import pipeline
 
     t, c = time.perf_counter(), time.process_time()
     for feed_id in pipeline.discover_feeds(home):

@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from anonymise.keys import init_keys
-    from councilmatch import pipeline
+    from orchestrate import pipeline
     from councilmatch.home import Home
     from synthetic import generate
 

@@ -94,7 +94,8 @@ def main() -> None:
 
     os.environ["COUNCILMATCH_KEK"] = base64.b64encode(os.urandom(32)).decode()
     from anonymise.keys import init_keys, load_keyring
-    from anonymise.store import write_pseudonymised
+    from anonymise.pseudonymised import write_pseudonymised
+    from matching.minimisation import store_policy
     from anonymise.tokens import bloom_column, pseudonymise, token_column
     from councilmatch.contracts import BLOOM_BYTES, TOKEN_COLUMNS
     from councilmatch.home import Home
@@ -126,7 +127,7 @@ def main() -> None:
         out = pseudonymise(frame, keyring, "bench")
         total, cpu = time.perf_counter() - t, time.process_time() - cpu
         t = time.perf_counter()
-        path = write_pseudonymised(home, out)
+        path = write_pseudonymised(home, out, store_policy(home))
         written = time.perf_counter() - t
         size = path.stat().st_size / 2**20
     print(f"pseudonymise(): {len(frame):,} records in {total:.1f} s wall = {len(frame) / total:,.0f} records/s "

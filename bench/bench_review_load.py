@@ -45,7 +45,7 @@ def _free_port() -> int:
 def prepare(home: Home, n_flags: int, n_users: int, vault: bool, env: dict) -> pd.DataFrame:
     from review.auth import add_user
     from review.db import engine_for, migrate, writing
-    from review.demo import make_flags
+    from synthetic.flags import make_flags
     from review.store import publish_flags
 
     t = time.perf_counter()
@@ -151,7 +151,7 @@ def main() -> None:
     try:
         flags = prepare(home, args.flags, args.users, not args.no_vault, env)
         port = _free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "councilmatch.cli", "review", "serve", "--home",
+        proc = subprocess.Popen([sys.executable, "-m", "orchestrate.cli", "review", "serve", "--home",
                                  str(home.root), "--port", str(port), "--insecure-cookies",
                                  "--workers", str(args.workers)], env=env)
         base = f"http://127.0.0.1:{port}"

@@ -55,8 +55,9 @@ def _stage(argv: list[str]) -> None:
     out: dict = {}
     if args.stage == "generate":
         from anonymise.keys import init_keys
-        from anonymise.store import write_pseudonymised
+        from anonymise.pseudonymised import write_pseudonymised
         from bench_linkage import synthetic_tenancies
+        from matching.minimisation import store_policy
 
         home.ensure()
         init_keys(home, dev_kek=True)
@@ -71,8 +72,9 @@ def _stage(argv: list[str]) -> None:
                 code = frame["council"].str[-2:].astype(int) + part * args.councils
                 frame["council"] = "E090" + code.map("{:05d}".format)
                 frame["record_id"] = f"P{part}-" + frame["record_id"]
+            policy = store_policy(home)
             for _, rows in frame.groupby("council"):
-                write_pseudonymised(home, rows.reset_index(drop=True))
+                write_pseudonymised(home, rows.reset_index(drop=True), policy)
             done += len(frame)
             del frame
         out = {"records": done}
@@ -101,7 +103,7 @@ def _stage(argv: list[str]) -> None:
         import pandas as pd
 
         from anonymise import at_rest
-        from anonymise.store import read_pseudonymised, to_table
+        from anonymise.pseudonymised import read_pseudonymised, to_table
         from matching.run import newest_extracts
 
         changed = 0

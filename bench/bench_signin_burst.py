@@ -28,8 +28,8 @@ from councilmatch.home import Home
 from review.app import create_app
 from review.auth import add_user
 from review.db import migrate, writing
-from review.demo import make_flags
 from review.store import publish_flags
+from synthetic.flags import make_flags
 
 COUNCIL = "E09000007"
 PASSWORD = "correct horse battery"

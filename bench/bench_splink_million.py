@@ -117,7 +117,7 @@ def main() -> None:
     ap.add_argument("--no-splink", action="store_true")
     args = ap.parse_args()
     if not (args.home / "truth" / "records.parquet").exists():
-        subprocess.run([sys.executable, "-m", "councilmatch.cli", "generate", "--boroughs", str(args.boroughs),
+        subprocess.run([sys.executable, "-m", "orchestrate.cli", "generate", "--boroughs", str(args.boroughs),
                         "--people", str(args.people), "--seed", str(args.seed), "--home", str(args.home)],
                        check=True, stdout=subprocess.DEVNULL)
     t = time.perf_counter()

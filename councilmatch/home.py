@@ -6,10 +6,10 @@ environment variable is used, else ``./councilmatch-data``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from councilmatch.environment import environment
 from councilmatch.safepath import path_inside, safe_name
 
 DEFAULT_HOME_NAME = "councilmatch-data"
@@ -22,7 +22,7 @@ class Home:
     @classmethod
     def resolve(cls, home: Path | str | None = None) -> "Home":
         """``--home`` wins, then ``COUNCILMATCH_HOME``, then ``./councilmatch-data``."""
-        chosen = home or os.environ.get("COUNCILMATCH_HOME") or Path.cwd() / DEFAULT_HOME_NAME
+        chosen = home or environment().home or Path.cwd() / DEFAULT_HOME_NAME
         return cls(Path(chosen).expanduser().resolve())
 
     # Raw side (clear data; never scanned by the privacy test).
@@ -107,7 +107,7 @@ class Home:
     @property
     def review_db_url(self) -> str:
         """SQLite by default; ``COUNCILMATCH_REVIEW_DB_URL`` points at PostgreSQL in production."""
-        return os.environ.get("COUNCILMATCH_REVIEW_DB_URL") or f"sqlite:///{self.root / 'review.db'}"
+        return environment().review_db_url or f"sqlite:///{self.root / 'review.db'}"
 
     def pseudonymised_path(self, dataset: str, council: str, extract_id: str) -> Path:
         """Raises ``UnsafePathError`` for a name that could leave the store (e.g. an at-source ``../``)."""

@@ -1,12 +1,15 @@
-"""Per-home settings (``<home>/settings.yaml``), validated; every key has a safe default."""
+"""Per-home settings (``<home>/settings.yaml``), validated; every key has a safe default.
+
+Environment variables (secrets, per-process choices) are ``councilmatch.environment`` instead.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from councilmatch.fileio import load_yaml_model
 from councilmatch.home import Home
 
 
@@ -40,7 +43,7 @@ class Models(BaseModel):
 
 
 class IngestSettings(BaseModel):
-    """How each feed's reader is isolated (``councilmatch.isolate``); size limits are per feed."""
+    """How each feed's reader is isolated (``orchestrate.isolate``); size limits are per feed."""
 
     model_config = ConfigDict(extra="forbid")
     #: Run each extract's reader in its own process, so an abort fails only that feed.
@@ -51,7 +54,7 @@ class IngestSettings(BaseModel):
     reader_timeout_seconds: int = Field(default=3600, ge=0)
 
 
-class Settings(BaseModel):
+class HomeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     #: A production home: refuses a development key-encryption key (as COUNCILMATCH_PRODUCTION=1 does).
@@ -65,12 +68,9 @@ class Settings(BaseModel):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
 
 
-def load_settings(home: Home) -> Settings:
+def load_settings(home: Home) -> HomeSettings:
+    """The home's settings; ``councilmatch.fileio.YamlModelError`` names the file, line and key of a mistake."""
     path = home.settings_file
     if not path.exists():
-        return Settings()
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    try:
-        return Settings.model_validate(data)
-    except Exception as exc:  # pydantic's message names the key
-        raise ValueError(f"{path}: invalid settings: {exc}") from exc
+        return HomeSettings()
+    return load_yaml_model(path, HomeSettings)

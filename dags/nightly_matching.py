@@ -3,7 +3,7 @@
     discover_feeds ─► ingest_feed[feed] (mapped) ─► plan_link ─► link_shard[match type, shard] (mapped)
                                                                         ─► publish_run ─► write_report
 
-Each task is one call into ``councilmatch.pipeline``; all business logic lives
+Each task is one call into ``orchestrate.pipeline``; all business logic lives
 there, so ``councilmatch run`` does the same night in one process.
 
 Incremental by default. ``plan_link`` reuses each match type's saved model and links only
@@ -38,15 +38,17 @@ so it can never become an XCom. XComs carry only paths, ids, counts and error te
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
-from councilmatch import airflow_local
+from councilmatch.environment import environment
 from councilmatch.home import Home
+from orchestrate import isolated_airflow
+
+isolated_airflow.use_airflow_kek()  # tasks may read the KEK from the connection councilmatch_kek
 
 #: Pseudonymised data sets and flags, as Airflow Assets: downstream DAGs
 #: (exports, dashboards) can be scheduled on them.
@@ -55,12 +57,12 @@ FLAGS = Asset(name="councilmatch_flags", uri="councilmatch://store/flags")
 
 #: 01:30 London time, after the councils' extracts land; ``COUNCILMATCH_NIGHTLY_SCHEDULE``
 #: overrides it (a cron, or "manual" for triggered runs only).
-SCHEDULE = os.environ.get("COUNCILMATCH_NIGHTLY_SCHEDULE", "30 1 * * *")
+SCHEDULE = environment().nightly_schedule
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "councilmatch",
-    "retries": int(os.environ.get("COUNCILMATCH_TASK_RETRIES", "3")),
-    "retry_delay": timedelta(seconds=int(os.environ.get("COUNCILMATCH_RETRY_DELAY_SECONDS", "120"))),
+    "retries": environment().task_retries,
+    "retry_delay": timedelta(seconds=environment().retry_delay_seconds),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=30),
 }
@@ -70,7 +72,7 @@ def _run() -> tuple[Home, str]:
     """The data home and this DAG run's councilmatch run id."""
     context = get_current_context()
     dag_run = context["dag_run"]
-    return airflow_local.task_home(), airflow_local.run_id_for(dag_run.logical_date or dag_run.run_after)
+    return isolated_airflow.task_home(), isolated_airflow.run_id_for(dag_run.logical_date or dag_run.run_after)
 
 
 # Tasks returning a dict set multiple_outputs=False: one XCom per task, not one per key.
@@ -94,15 +96,15 @@ def nightly_matching() -> None:
     @task
     def discover_feeds() -> list[str]:
         """Read the feed definitions now, so a new feed file needs no DAG change."""
-        from councilmatch import pipeline
+        from orchestrate import pipeline
 
-        return pipeline.discover_feeds(airflow_local.task_home())
+        return pipeline.discover_feeds(isolated_airflow.task_home())
 
     # Mapped task instances are named in Airflow's UI by feed ("E09000007/tenancy (Camden)") and by
     # match type and shard ("tenancy_two_boroughs 1/4"), not by map index.
     @task(outlets=[PSEUDONYMISED], map_index_template="{{ feed_label }}", multiple_outputs=False)
     def ingest_feed(feed_id: str) -> dict[str, Any]:
-        from councilmatch import pipeline
+        from orchestrate import pipeline
         from councilmatch.councils import council_name
 
         home, run_id = _run()
@@ -116,7 +118,7 @@ def nightly_matching() -> None:
 
     @task(trigger_rule="all_done_min_one_success")
     def plan_link() -> list[dict[str, Any]]:
-        from councilmatch import pipeline
+        from orchestrate import pipeline
 
         home, run_id = _run()
         params = get_current_context()["params"]
@@ -125,7 +127,7 @@ def nightly_matching() -> None:
 
     @task(map_index_template="{{ shard_label }}", multiple_outputs=False)
     def link_shard(match_type: str, shard: int, shards: int) -> dict[str, Any]:
-        from councilmatch import pipeline
+        from orchestrate import pipeline
 
         home, run_id = _run()
         get_current_context()["shard_label"] = f"{match_type} {shard + 1}/{shards}"
@@ -133,7 +135,7 @@ def nightly_matching() -> None:
 
     @task(outlets=[FLAGS], multiple_outputs=False, trigger_rule="none_failed")
     def publish_run() -> dict[str, Any]:
-        from councilmatch import pipeline
+        from orchestrate import pipeline
 
         home, run_id = _run()
         result = pipeline.publish_run(home, run_id)
@@ -142,7 +144,8 @@ def nightly_matching() -> None:
 
     @task(multiple_outputs=False)
     def write_report(feeds: list[str]) -> dict[str, Any]:
-        from councilmatch import pipeline, run_state
+        from orchestrate import pipeline
+        from orchestrate import run_state
 
         home, run_id = _run()
         report = pipeline.write_report(home, run_id)

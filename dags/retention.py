@@ -1,4 +1,4 @@
-"""Weekly retention purge (Airflow 3, TaskFlow): one call into ``councilmatch.retention.purge``.
+"""Weekly retention purge (Airflow 3, TaskFlow): one call into ``orchestrate.retention.purge``.
 
 Deletes raw archives, quarantine, vault files and closed flags past the days set
 in ``settings.yaml`` (``retention:``); the same as ``councilmatch retention purge``.
@@ -13,7 +13,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import dag, task
 
-from councilmatch import airflow_local
+from orchestrate import isolated_airflow
+
+isolated_airflow.use_airflow_kek()  # the purge may read the KEK from the connection councilmatch_kek
 
 
 @dag(
@@ -30,9 +32,9 @@ from councilmatch import airflow_local
 def retention_purge() -> None:
     @task(multiple_outputs=False)
     def purge() -> dict[str, Any]:
-        from councilmatch import retention
+        from orchestrate import retention
 
-        return retention.purge(airflow_local.task_home())
+        return retention.purge(isolated_airflow.task_home())
 
     purge()
 

@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from anonymise.keys import Keyring, KeyVersion
+from anonymise.tokens import pseudonymise, token_values
+from councilmatch.contracts import MAPPABLE_FIELDS
 from ingest import standardise as std
 from ingest.placeholders import without_placeholders
 from matching.linker import LinkInputs, link, train
@@ -84,7 +87,6 @@ CALIBRATION_BANDS: tuple[tuple[float, float], ...] = (
 @dataclass
 class Scored:
     """Every candidate pair's probability (down to a floor) and whether it is a true pair."""
-
     probability: np.ndarray
     is_true: np.ndarray
     true_pairs: int
@@ -128,8 +130,6 @@ class Scored:
 
 def throwaway_keyring():
     """An in-memory keyring with a fresh random key: evaluation pseudonyms can never be re-derived."""
-    from anonymise.keys import Keyring, KeyVersion
-
     return Keyring(versions=(KeyVersion("eval", datetime.now(timezone.utc).isoformat(), os.urandom(32)),),
                    key_id="eval")
 
@@ -161,10 +161,6 @@ def canonical(frame: pd.DataFrame, mapping: dict[str, list[str]], record_id: str
     """Standardised canonical frame from clear columns (``mapping``: canonical -> source columns)."""
     ids = frame.index.astype(str) if record_id is None else frame[record_id].astype(str)
     out = pd.DataFrame({"council": council, "dataset": dataset, "record_id": np.asarray(ids)}, index=frame.index)
-    names = {"forenames": std.standardise_name, "surname": std.standardise_name,
-             "previous_surname": std.standardise_name, "address_lines": std.standardise_address,
-             "nino": std.standardise_nino, "email": std.standardise_email, "phone": std.standardise_phone,
-             "uprn": std.standardise_uprn}
     for field, cols in mapping.items():
         raw = _join(frame, cols)
         if field == "dob":
@@ -175,8 +171,8 @@ def canonical(frame: pd.DataFrame, mapping: dict[str, list[str]], record_id: str
                 # outward + inward parts ("2615" -> "AU2 615": district = first digit, as a region)
                 raw = "AU" + raw.str.replace(r"[^0-9A-Za-z]", "", regex=True).str.upper()
             out["postcode"] = std.standardise_postcode(raw)
-        elif field in names:
-            out[field] = names[field](raw)
+        elif field in std.STANDARDISERS and field != "record_id":
+            out[field] = std.STANDARDISERS[field](raw)
         else:
             out[field] = raw
     if "forenames" in out:
@@ -186,8 +182,6 @@ def canonical(frame: pd.DataFrame, mapping: dict[str, list[str]], record_id: str
 
 def pseudonymise_for_eval(canon: pd.DataFrame, keyring, id_values: pd.Series | None = None) -> pd.DataFrame:
     """Pseudonymise; an extra person id (e.g. FEBRL soc_sec_id) goes into t_nino under its own purpose."""
-    from anonymise.tokens import pseudonymise, token_values
-
     pseudo = pseudonymise(canon, keyring, extract_id="evaluation")
     if id_values is not None:
         values = id_values.astype("string").str.strip().str.replace(r"\s+", "", regex=True)
@@ -330,8 +324,6 @@ def evaluate_febrl(name: str, threshold: float = 0.5) -> Metrics:
 
 def parse_map(text: str) -> dict[str, list[str]]:
     """``forenames=given_name,address_lines=street+town`` -> {canonical: [columns]}."""
-    from councilmatch.contracts import MAPPABLE_FIELDS
-
     out: dict[str, list[str]] = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
         field, sep, cols = item.partition("=")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, fields as dc_fields
 from functools import lru_cache
 from typing import Sequence
 
+import nicknames
 import numpy as np
 import pandas as pd
 
@@ -262,14 +263,9 @@ def transliterate(s: str, rng: np.random.Generator) -> str:
 def _nickname_table() -> dict[str, tuple[str, ...]]:
     """Every name -> its nicknames and (for nicknames) the full names, both directions."""
     pairs: set[tuple[str, str]] = set()
-    try:
-        import nicknames
-
-        for t in nicknames.name_triplets():
-            if t.relationship == "has_nickname":
-                pairs.add((t.name1.upper(), t.name2.upper()))
-    except ImportError:  # pragma: no cover - nicknames is a main dependency
-        pass
+    for t in nicknames.name_triplets():
+        if t.relationship == "has_nickname":
+            pairs.add((t.name1.upper(), t.name2.upper()))
     for full, shorts in EXTRA_NICKNAMES.items():
         pairs.update((full, n) for n in shorts)
     table: dict[str, set[str]] = {}

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from evaluation.perturb import build_sets
+
 #: Comparison kinds a ``fields`` value may name.
 KINDS = ("name", "dob", "postcode", "postcode_uk", "address", "id", "email", "phone", "exact")
 
@@ -31,7 +33,6 @@ KINDS = ("name", "dob", "postcode", "postcode_uk", "address", "id", "email", "ph
 @dataclass(frozen=True)
 class SplinkResult:
     """Splink's scores on one labelled set (pairs are counted once, unordered for dedupe)."""
-
     f1_at_half: float
     precision_at_half: float
     recall_at_half: float
@@ -280,8 +281,6 @@ def febrl_sets() -> dict[str, tuple[pd.DataFrame, pd.DataFrame | None, set[tuple
 
 def main(argv: list[str] | None = None) -> None:
     """Print Splink's F1 at 0.5 and best F1 on every set, with and without the id column."""
-    from evaluation.perturb import build_sets
-
     wanted = set(argv or [])
     rows: list[tuple[str, pd.DataFrame, pd.DataFrame | None, set, dict[str, str]]] = []
     for name, s in build_sets(1).items():

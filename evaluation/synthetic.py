@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from anonymise import at_rest
+from anonymise.minimise import record_refs, ref_key
 from councilmatch.home import Home
 from evaluation.labelled import Metrics, score_pairs
 
@@ -20,8 +22,6 @@ _REFS = ["left_council", "left_dataset", "left_record_id", "right_council", "rig
 
 def _as_refs(home: Home, frame: pd.DataFrame) -> pd.DataFrame:
     """Truth's clear record ids as the store's keyed references (anonymise.minimise), as flags carry them."""
-    from anonymise.minimise import record_refs, ref_key
-
     key = ref_key(home)
     frame = frame.copy()
     for side in ("left", "right"):
@@ -53,8 +53,7 @@ def evaluate_synthetic(home: Home) -> SyntheticReport:
         raise FileNotFoundError(f"no flags in {home.flags}: run the pipeline first")
     expected_path = home.truth / "expected_flags.parquet"
     if not expected_path.exists():
-        raise FileNotFoundError(f"{expected_path} not found: generate the home with `councilmatch synthetic`")
-    from anonymise import at_rest
+        raise FileNotFoundError(f"{expected_path} not found: generate the home with `councilmatch generate`")
 
     flags = at_rest.read_frame(files[-1], home=home)  # flags are encrypted at rest
     expected = _as_refs(home, pd.read_parquet(expected_path))

@@ -45,20 +45,6 @@ from ingest.quality import ProfileBuilder
 from ingest.read import ExtractError, RawExtract, read_extract
 
 NAME_FIELDS = ("forenames", "surname", "previous_surname")
-_TEXT_STANDARDISERS: dict[str, Callable[[pd.Series], pd.Series]] = {
-    "record_id": std.standardise_record_id,
-    "forenames": std.standardise_name,
-    "surname": std.standardise_name,
-    "previous_surname": std.standardise_name,
-    "nino": std.standardise_nino,
-    "address_lines": std.standardise_address,
-    "postcode": std.standardise_postcode,
-    "uprn": std.standardise_uprn,
-    "email": std.standardise_email,
-    "phone": std.standardise_phone,
-    "bank_sort_code": std.standardise_digits,
-    "bank_account": std.standardise_digits,
-}
 _FORMAT_CHECKS: dict[str, Callable[[pd.Series], pd.Series]] = {
     "nino": val.invalid_nino,
     "postcode": val.invalid_postcode,
@@ -277,7 +263,7 @@ def _validate_and_standardise(
         if fld in mapped:
             reasons.add(mapped[fld].isna(), f"{fld}: missing")
 
-    for fld, fn in _TEXT_STANDARDISERS.items():
+    for fld, fn in std.STANDARDISERS.items():
         if fld not in mapped:
             out[fld] = na_text
             continue

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from councilmatch.contracts import DATASETS, DATE_FIELDS, MAPPABLE_FIELDS
 from councilmatch.councils import CENTRAL, LONDON_BOROUGHS
+from councilmatch.fileio import YamlModelError, YamlProblem, parse_yaml_model, yaml_key, yaml_line
 from councilmatch.home import Home
 from ingest.feed import ALLOWED_ENCODINGS, FeedDefinition
 
@@ -62,32 +62,6 @@ _FeedLoader.add_implicit_resolver(
 )
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the deepest node along ``loc`` (pydantic error location or key path)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == str(part)), None)
-            key_node = next((k for k, v in node.value if k.value == str(part)), None)
-            if match is None:
-                break
-            line = key_node.start_mark.line + 1
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        elif isinstance(part, str) and not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
-            continue  # pydantic's union branch names ("str", "list[str]")
-    return line
-
-
-def _key(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def _date_format_problem(fmt: str) -> str | None:
     if not isinstance(fmt, str) or not fmt:
         return "empty date format"
@@ -106,7 +80,7 @@ def _semantic_problems(feed: FeedDefinition, node: yaml.Node) -> list[Problem]:
     problems: list[Problem] = []
 
     def add(loc: tuple[Any, ...], message: str) -> None:
-        problems.append(Problem(_key(loc), _line_of(node, loc), message))
+        problems.append(Problem(yaml_key(loc), yaml_line(node, loc), message))
 
     if feed.council not in LONDON_BOROUGHS and feed.council != CENTRAL:
         add(("council",), f"{feed.council!r} is not a London borough ONS code (E09000001..E09000033) or {CENTRAL!r}")
@@ -154,30 +128,24 @@ def _semantic_problems(feed: FeedDefinition, node: yaml.Node) -> list[Problem]:
     return problems
 
 
+def _problem(p: YamlProblem, node: yaml.Node | None) -> Problem:
+    """A shared YAML problem in the words a data officer reads."""
+    if p.kind == "yaml":
+        hint = ' (put date formats in quotes: date_format: "%d/%m/%Y")' if "'%'" in p.detail else ""
+        return Problem("(yaml)", p.line, p.detail + hint)
+    if p.kind == "not_a_mapping":
+        return Problem("(top level)", 1, "expected a mapping of keys (council, dataset, columns, ...)")
+    # drop pydantic's union branch names so the key reads like the YAML
+    key_loc = tuple(part for part in p.loc if not (isinstance(part, str) and ("[" in part or part in ("str", "int"))))
+    return Problem(yaml_key(key_loc), yaml_line(node, key_loc), "unknown key" if p.kind == "extra_forbidden" else p.message)
+
+
 def parse_feed(text: str, path: Path) -> FeedDefinition:
     """Validate feed YAML text (``path`` only names it in errors)."""
     try:
-        node = yaml.compose(text, Loader=_FeedLoader)
-        data = _FeedLoader(text).get_single_data() if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        message = " ".join(str(exc).split())
-        if "'%'" in message:
-            message += ' (put date formats in quotes: date_format: "%d/%m/%Y")'
-        raise FeedDefinitionError(path, [Problem("(yaml)", mark.line + 1 if mark else None, message)]) from exc
-    if not isinstance(data, dict):
-        raise FeedDefinitionError(path, [Problem("(top level)", 1, "expected a mapping of keys (council, dataset, columns, ...)")])
-    try:
-        feed = FeedDefinition.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            # drop pydantic's union branch names so the key reads like the YAML
-            key_loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "int"))))
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(Problem(_key(key_loc), _line_of(node, key_loc), msg))
-        raise FeedDefinitionError(path, problems) from None
+        feed, node = parse_yaml_model(text, FeedDefinition, path, loader=_FeedLoader)
+    except YamlModelError as exc:
+        raise FeedDefinitionError(path, [_problem(p, exc.node) for p in exc.problems]) from None
     problems = _semantic_problems(feed, node)
     if problems:
         raise FeedDefinitionError(path, problems)
@@ -214,7 +182,7 @@ def load_feeds(home: Home, *, invalid: dict[Path, FeedDefinitionError] | None = 
             feed = load_feed(path)
             if (feed.council, feed.dataset) != (path.parent.name, path.stem):
                 key = "council" if feed.council != path.parent.name else "dataset"
-                line = _line_of(yaml.compose(path.read_text(encoding="utf-8"), Loader=_FeedLoader), (key,))
+                line = yaml_line(yaml.compose(path.read_text(encoding="utf-8"), Loader=_FeedLoader), (key,))
                 raise FeedDefinitionError(path, [Problem(
                     key, line, f"file must be feeds/{feed.council}/{feed.dataset}.yaml to match its council and dataset")])
         except FeedDefinitionError as exc:

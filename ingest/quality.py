@@ -199,20 +199,22 @@ def _style_changed(before: str, now: str) -> bool:
     return {b_order, n_order} == {"day-first", "month-first"}
 
 
-def previous_profile(home: Any, feed_id: str, extract_id: str) -> tuple[dict[str, Any] | None, str | None]:
-    """The quality profile of the feed's latest earlier ingested extract (another extract id), if any."""
-    from ingest.manifest import read_manifests
+def previous_profile(manifests: list[dict[str, Any]], extract_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The quality profile of the feed's latest earlier ingested extract (another extract id), if any.
 
-    earlier = [m for m in read_manifests(home, feed_id) if m.get("extract_id") != extract_id and m.get("quality")]
+    ``manifests`` are the feed's manifests (``anonymise.manifest.read_manifests``), passed in by
+    the caller: ingest reads no store.
+    """
+    earlier = [m for m in manifests if m.get("extract_id") != extract_id and m.get("quality")]
     if not earlier:
         return None, None
     m = max(earlier, key=lambda m: (m.get("ingested_at", ""), m.get("extract_id", "")))
     return m["quality"], m.get("extract_id")
 
 
-def with_change(home: Any, feed_id: str, extract_id: str, quality: dict[str, Any]) -> dict[str, Any]:
-    """``quality`` plus ``change`` (since the previous extract) and its ``alerts``."""
-    previous, previous_id = previous_profile(home, feed_id, extract_id)
+def with_change(manifests: list[dict[str, Any]], extract_id: str, quality: dict[str, Any]) -> dict[str, Any]:
+    """``quality`` plus ``change`` (since the previous extract among ``manifests``) and its ``alerts``."""
+    previous, previous_id = previous_profile(manifests, extract_id)
     change = compare(previous, quality, previous_id)
     return {**quality, "change": change, "alerts": change["alerts"]}
 

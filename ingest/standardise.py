@@ -13,6 +13,8 @@ is no per-row Python: RE2 has no look-around, hence the plain patterns.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -199,3 +201,21 @@ def standardise_digits(s: pd.Series) -> pd.Series:
 def standardise_record_id(s: pd.Series) -> pd.Series:
     """Trimmed text; a spreadsheet float's '.0' is dropped ('1234.0' -> '1234')."""
     return _series(_sub(_trim(_arrow(s)), r"^([0-9]+)\.0+$", r"\1"), s.index)
+
+
+#: The standardiser of each canonical text field: the one map the nightly ingest and the
+#: labelled evaluation (``evaluation.labelled``) both apply.
+STANDARDISERS: dict[str, Callable[[pd.Series], pd.Series]] = {
+    "record_id": standardise_record_id,
+    "forenames": standardise_name,
+    "surname": standardise_name,
+    "previous_surname": standardise_name,
+    "nino": standardise_nino,
+    "address_lines": standardise_address,
+    "postcode": standardise_postcode,
+    "uprn": standardise_uprn,
+    "email": standardise_email,
+    "phone": standardise_phone,
+    "bank_sort_code": standardise_digits,
+    "bank_account": standardise_digits,
+}

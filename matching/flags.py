@@ -1,31 +1,19 @@
-"""Flags: stable ids, evidence an investigator can read, and the union of a run's shards."""
+"""Flags: evidence an investigator can read, and the union of a run's shards (ids: ``councilmatch.flag_ids``)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from anonymise import at_rest
 from councilmatch.contracts import FLAG_COLUMNS
+from councilmatch.flag_ids import evidence_hash
 from councilmatch.home import Home
 
 SHARD_COLUMNS = tuple(c for c in FLAG_COLUMNS if c not in ("first_seen", "last_seen"))
-REFS = ("left_council", "left_dataset", "left_record_id", "right_council", "right_dataset", "right_record_id")
-
-
-def _sha(text: str, length: int = 20) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
-
-
-def flag_ids(match_type: str, refs: pd.DataFrame) -> pd.Series:
-    """sha256 of match type and both record references: the same pair next night is the same flag."""
-    joined = pd.Series(match_type, index=refs.index)
-    for col in REFS:
-        joined = joined + "\x1f" + refs[col].astype(str)
-    return joined.map(_sha)
 
 
 def evidence_columns(names: list[str], labels: list[np.ndarray], weights: np.ndarray) -> tuple[list[str], list[str]]:
@@ -37,21 +25,17 @@ def evidence_columns(names: list[str], labels: list[np.ndarray], weights: np.nda
         evidence.append(json.dumps(
             {n: {"level": levels[n], "weight": round(float(weights[i, k]), 3)} for k, n in enumerate(names)},
             sort_keys=True))
-        hashes.append(_sha(json.dumps(levels, sort_keys=True), 16))
+        hashes.append(evidence_hash(levels))
     return evidence, hashes
 
 
 def write_parquet_atomic(frame: pd.DataFrame, path: Path, home: Home | None = None) -> Path:
     """Shards and flags are encrypted at rest (anonymise.at_rest); written atomically."""
-    from anonymise import at_rest
-
     return at_rest.write_frame(path, frame, home)
 
 
 def read_parquet_at_rest(path: Path, home: Home | None = None, columns: list[str] | None = None) -> pd.DataFrame:
     """Decrypt a shard or flags file written by :func:`write_parquet_atomic`."""
-    from anonymise import at_rest
-
     return at_rest.read_frame(path, columns=columns, home=home)
 
 

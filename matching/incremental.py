@@ -42,11 +42,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anonymise import at_rest
+from anonymise.errors import AnonymiseError
 from councilmatch.home import Home
-from matching.blocking import Candidates, _agree_on, blocking_key
-from matching.comparisons import Side
-from matching.model import agreement_patterns, comparison_vectors, total_variation
+from matching.blocking import _agree_on, blocking_key, Candidates
+from matching.comparisons import Pairs, Side
+from matching.flags import read_parquet_at_rest, write_parquet_atomic
 from matching.matchtype import MatchType
+from matching.model import agreement_patterns, comparison_vectors, total_variation
 
 #: bump when the saved model's layout changes: older files are re-trained
 MODEL_FORMAT = 1
@@ -283,8 +286,6 @@ def save_model(home: Home, mt: MatchType, models: Any, run_id: str, run_day: str
                records: int) -> dict[str, Any]:
     """Write the self-describing model file and its TF tables (both encrypted at rest: the TF
     tables hold tokens and their frequencies); returns the saved JSON."""
-    from anonymise import at_rest
-    from matching.flags import write_parquet_atomic
 
     tf = write_parquet_atomic(tf_frame(models), tf_path(home, mt.id), home)
     saved = {
@@ -307,8 +308,6 @@ def save_model(home: Home, mt: MatchType, models: Any, run_id: str, run_day: str
 def load_saved(home: Home, match_type: str) -> dict[str, Any] | None:
     """The saved model of a match type, or None when there is none or it is unreadable (damaged,
     not encrypted by this home, moved from another match type's place)."""
-    from anonymise import at_rest
-    from anonymise.errors import AnonymiseError
 
     path = model_path(home, match_type)
     if not path.exists():
@@ -327,8 +326,6 @@ def load_saved(home: Home, match_type: str) -> dict[str, Any] | None:
 
 
 def read_tf(path: Path, home: Home | None = None) -> dict[str, dict[str, tuple[str, pd.Series]]]:
-    from matching.flags import read_parquet_at_rest
-
     return tf_tables_of(read_parquet_at_rest(path, home))
 
 
@@ -339,7 +336,6 @@ def age_days(saved: dict[str, Any], run_day: str) -> int:
 @dataclass
 class Drift:
     """Drift of one match type tonight: TV distance and the new candidate pairs it is measured on."""
-
     value: float | None = None
     pairs: int = 0
     sampled: bool = False
@@ -367,7 +363,6 @@ def measure_drift(mt: MatchType, inp: Any, saved: dict[str, Any], left_rows: np.
                                              left_rows, right_rows))
     if len(cands) == 0:
         return Drift(None, 0, sampled)
-    from matching.comparisons import Pairs
 
     comps = mt.linkage.built()
     gammas = comparison_vectors(comps, Pairs(inp.left, inp.right, cands.li, cands.ri))

@@ -14,9 +14,10 @@ from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from councilmatch.contracts import DATASETS, TOKEN_COLUMNS
+from councilmatch.fileio import YamlModelError, parse_yaml_model, yaml_line
 from matching.comparisons import LIBRARY, Comparison
 from matching.conditions import CONDITIONS
 from matching.em import EMSettings
@@ -278,47 +279,22 @@ class MatchType(BaseModel):
 # ---------------------------------------------------------------------------
 
 
-def _node_line(node: yaml.Node, loc: tuple) -> int:
-    """1-based line of the deepest YAML node along a pydantic error location."""
-    line = node.start_mark.line + 1
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if k.value == key:
-                    node = v
-                    line = k.start_mark.line + 1
-                    break
-            else:
-                break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
 def parse_matchtype(text: str, source: str) -> MatchType:
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise MatchTypeError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict):
-        raise MatchTypeError(f"{source}:1: a match type must be a mapping of keys to values")
-    try:
-        return MatchType.model_validate(data)
-    except ValidationError as exc:
+        return parse_yaml_model(text, MatchType, source)[0]
+    except YamlModelError as exc:
         lines = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        for p in exc.problems:
+            if p.kind == "yaml":
+                where = f"{source}:{p.line}" if p.line else source
+                raise MatchTypeError(f"{where}: not valid YAML: {p.message}") from None
+            if p.kind == "not_a_mapping":
+                raise MatchTypeError(f"{source}:1: a match type must be a mapping of keys to values") from None
+            loc = tuple(part for part in p.loc if not (isinstance(part, str) and part.startswith("function-")))
+            if p.kind in ("union_tag_invalid", "union_tag_not_found"):
                 loc += ("use",)  # the comparison's `use:` picked no library entry
-            key = ".".join(str(p) for p in loc) or "(top level)"
-            msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{source}:{_node_line(node, loc)}: {key}: {msg}")
+            key = ".".join(str(part) for part in loc) or "(top level)"
+            lines.append(f"{source}:{yaml_line(exc.node, loc)}: {key}: {p.message.removeprefix('Value error, ')}")
         raise MatchTypeError("\n".join(lines)) from None
 
 

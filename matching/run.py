@@ -35,6 +35,11 @@ from matching.comparisons import Side
 from matching.linker import (DegenerateFit, LinkInputs, TrainingContext, in_scope, link, load_models, pool_inputs,
                              train)
 from matching.matchtype import MatchType, load_matchtypes
+from anonymise import at_rest
+from anonymise.keys import load_keyring
+from anonymise.pseudonymised import read_pseudonymised
+from councilmatch.safepath import path_inside
+from councilmatch.settings import Models as ModelSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,27 +47,20 @@ log = logging.getLogger(__name__)
 class InputError(RuntimeError):
     """The pseudonymised store cannot be linked as it is (e.g. mixed key ids)."""
 
-
 def _home(home: Home | str | Path) -> Home:
     return home if isinstance(home, Home) else Home.resolve(home)
 
 
 def run_dir(home: Home, run_id: str) -> Path:
-    from councilmatch.safepath import path_inside
-
     return path_inside(home.runs, run_id, what="run folder")
 
 
 def _write_json(home: Home, path: Path, data: Any) -> None:
     """Run state is encrypted at rest (anonymise.at_rest), like every store file."""
-    from anonymise import at_rest
-
     at_rest.write_json(path, data, home)
 
 
 def _read_json(home: Home, path: Path) -> Any:
-    from anonymise import at_rest
-
     return at_rest.read_json(path, home)
 
 
@@ -87,15 +85,12 @@ def newest_extracts(home: Home) -> list[Path]:
 
 
 def _read(home: Home, path: Path) -> pd.DataFrame:
-    from anonymise.store import read_pseudonymised
-
     return read_pseudonymised(path, home)
 
 
 def _known_key_ids(home: Home) -> tuple[str, ...] | None:
     """Key ids of the home's keyring, or None if the keyring cannot be opened here."""
     try:
-        from anonymise.keys import load_keyring
 
         return tuple(load_keyring(home).key_ids)
     except Exception:  # noqa: BLE001 - no keyring/KEK here: only the mixed-key check applies
@@ -185,7 +180,7 @@ def _shard_inputs(home: Home, files: list[Path], mt: MatchType, shard: int,
     import pyarrow.parquet as pq
 
     from anonymise import at_rest
-    from anonymise.store import from_table
+    from anonymise.pseudonymised import from_table
     from matching.blocking import blocking_key, shard_of
 
     props = at_rest.decryption_properties(home) if at_rest._ENCRYPT else None
@@ -261,7 +256,6 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
     last linked run unless ``full``, there is no such run, or its model changed since.
     ``settings``: the home's ``models`` settings (re-training schedule and drift threshold).
     """
-    from councilmatch.settings import Models as ModelSettings
 
     home = _home(home)
     settings = settings or ModelSettings()
@@ -464,8 +458,6 @@ def _key_id(data: dict[str, pd.DataFrame]) -> str:
 
 def _write_model_copy(home: Home, folder: Path, mt: MatchType, saved: dict[str, Any], reuse: dict[str, Any]) -> None:
     """The run's copy of the model (what its shards score with and its report shows)."""
-    from anonymise import at_rest
-
     body = {k: v for k, v in saved.items() if k not in ("settings", "patterns")}
     _write_json(home, folder / "model" / f"{mt.id}.json", {**body, "reuse": reuse})
     # decrypted and re-encrypted (under the active at-rest key), never copied plain

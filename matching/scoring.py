@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 
 from councilmatch.contracts import NON_IDENTIFYING
+from councilmatch.flag_ids import flag_ids
 from matching import conditions as cond
 from matching.blocking import Candidates, candidate_pairs
 from matching.comparisons import Pairs
-from matching.flags import SHARD_COLUMNS, empty_flags, evidence_columns, flag_ids
+from matching.flags import SHARD_COLUMNS, empty_flags, evidence_columns
 from matching.household import household_p_same
 from matching.inputs import LinkInputs, in_scope
 from matching.matchtype import Linkage, MatchType

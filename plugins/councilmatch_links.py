@@ -8,11 +8,12 @@ the councilmatch run id, so no task has to push anything for it.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
+
+from councilmatch.environment import environment
 
 
 class RunReportLink(BaseOperatorLink):
@@ -21,10 +22,10 @@ class RunReportLink(BaseOperatorLink):
     name = "Run report"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        from councilmatch import airflow_local
+        from orchestrate import isolated_airflow
 
-        review_url = os.environ.get(airflow_local.REVIEW_URL_VARIABLE)
-        if not review_url or ti_key.dag_id != airflow_local.DAG_ID:
+        review_url = environment().review_url
+        if not review_url or ti_key.dag_id != isolated_airflow.DAG_ID:
             return ""
         from airflow.models.dagrun import DagRun
         from airflow.utils.session import create_session
@@ -35,7 +36,7 @@ class RunReportLink(BaseOperatorLink):
             if dag_run is None:
                 return ""
             when = dag_run.logical_date or dag_run.run_after
-        return airflow_local.report_url(review_url, airflow_local.run_id_for(when))
+        return isolated_airflow.report_url(review_url, isolated_airflow.run_id_for(when))
 
 
 class CouncilmatchPlugin(AirflowPlugin):

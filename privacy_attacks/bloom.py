@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from privacy_attacks.insider_store import bits
 from privacy_attacks.knowledge import Table
-from privacy_attacks.store import bits
 
 PAD = "_"
 PRIOR = 0.02     # weight of the log frequency prior of a public name (breaks near-ties only)

@@ -19,8 +19,8 @@ from councilmatch.home import Home
 from privacy_attacks import knowledge
 from privacy_attacks.bloom import pattern_attack
 from privacy_attacks.frequency import frequency_attack, grouped_attack
+from privacy_attacks.insider_store import Reader, bloom_columns, edit_columns, edit_tokens, read_store, token_columns
 from privacy_attacks.linkage import clear_field_attack, record_id_attack
-from privacy_attacks.store import Reader, bloom_columns, edit_columns, edit_tokens, read_store, token_columns
 from privacy_attacks.truth import align, derived, vault_records
 
 #: The goal of issue 11: no attack re-identifies more than this share of records.
@@ -256,7 +256,7 @@ def _hamming(report: Report, store: pd.DataFrame, column: str, target: pd.Series
     if target is None:
         return
     from privacy_attacks.bloom import grams
-    from privacy_attacks.store import bits
+    from privacy_attacks.insider_store import bits
 
     weight = pd.Series(bits(store[column]).sum(axis=1), index=store.index)
     mask = target.notna() & (weight > 0)

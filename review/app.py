@@ -9,7 +9,6 @@ user's council is answered 404 *and* audited; malformed parameters get a 422 pag
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,38 +20,37 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
+from councilmatch.environment import environment, variable
+from councilmatch.fileio import write_once
 from councilmatch.home import Home
 from review import audit, store
 from review.auth import SESSION_HOURS, check_session_secret, session_user
 from review.db import writing
 from review.deps import Forbidden, LoginRequired, Settings, client_ip, render, templates
-from review.matchtypes import describe
+from review.matchtype_titles import describe
 from review.reidentify import Reidentifier, vault_reidentifier
 from review.routes import account, admin, dashboard, flags, queue, reports, signin
 from review.security import SecurityHeaders
 
-TRUSTED_PROXIES_ENV = "COUNCILMATCH_REVIEW_TRUSTED_PROXIES"
+TRUSTED_PROXIES_ENV = variable("review_trusted_proxies")
 
 
 def session_secret(home: Home) -> str:
     """``COUNCILMATCH_REVIEW_SECRET`` (refused if a placeholder or guessable), else a random key
     kept in the data home (mode 0600)."""
-    if os.environ.get("COUNCILMATCH_REVIEW_SECRET"):
-        secret = os.environ["COUNCILMATCH_REVIEW_SECRET"]
+    if (configured := environment().review_secret) is not None:
+        secret = configured.get_secret_value()
         check_session_secret(secret)
         return secret
     path = home.root / "review-session.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(48))
+        write_once(path, secrets.token_urlsafe(48).encode())  # two workers starting at once share one key
     return path.read_text().strip()
 
 
 def trusted_proxies(spec: str | None = None) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """Parse ``COUNCILMATCH_REVIEW_TRUSTED_PROXIES`` (comma-separated addresses or networks)."""
-    spec = os.environ.get(TRUSTED_PROXIES_ENV, "") if spec is None else spec
+    spec = environment().review_trusted_proxies if spec is None else spec
     try:
         return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in spec.split(",") if p.strip())
     except ValueError as exc:
@@ -152,5 +150,5 @@ def _audit_probe(request: Request, settings: Settings) -> None:
 
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` with several worker processes (see ``review serve --workers``)."""
-    return create_app(Home.resolve(os.environ.get("COUNCILMATCH_HOME")),
-                      secure_cookies=os.environ.get("COUNCILMATCH_REVIEW_INSECURE_COOKIES") != "1")
+    env = environment()
+    return create_app(Home.resolve(env.home), secure_cookies=not env.review_insecure_cookies)

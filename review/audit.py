@@ -32,11 +32,13 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from review.db import normalise_url, reading
+from councilmatch.environment import environment, variable
+from councilmatch.fileio import write_once
+from review.db import normalise_url, reading, writing
 from review.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
-KEY_ENV = "COUNCILMATCH_AUDIT_KEY"
+KEY_ENV = variable("audit_key")
 KEY_FILE = Path("keys") / "review-audit.key"
 CHECKPOINTS_FILE = "audit-checkpoints.jsonl"
 MIN_KEY_BYTES = 32
@@ -86,8 +88,8 @@ def root_for(db_url: str) -> Path:
     url = normalise_url(str(db_url))
     if url.startswith("sqlite:///"):
         return Path(url.removeprefix("sqlite:///")).parent
-    if os.environ.get("COUNCILMATCH_HOME"):
-        return Path(os.environ["COUNCILMATCH_HOME"])
+    if (home := environment().home) is not None:
+        return home
     raise AuditKeyError("the review store is not in a data home: set COUNCILMATCH_HOME so the audit key and "
                         "checkpoints have a place outside the database")
 
@@ -136,8 +138,8 @@ def anchor_for(db_url: str, *, create: bool = False, chain_empty: bool | None = 
             return _anchors[k]
     root = root_for(db_url)
     checkpoints = root / CHECKPOINTS_FILE
-    if os.environ.get(KEY_ENV):
-        anchor = Anchor(_decode_key(os.environ[KEY_ENV], KEY_ENV), checkpoints, KEY_ENV)
+    if (configured := environment().audit_key) is not None:
+        anchor = Anchor(_decode_key(configured.get_secret_value(), KEY_ENV), checkpoints, KEY_ENV)
     else:
         path = root / KEY_FILE
         if not path.exists():
@@ -148,19 +150,8 @@ def anchor_for(db_url: str, *, create: bool = False, chain_empty: bool | None = 
             if not (create and chain_empty):
                 hint = "restore the key file from backup" if checkpoints.exists() else LEGACY_HINT
                 raise AuditKeyError(f"no audit key at {path} (nor {KEY_ENV}) for a trail with entries: {hint}")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(base64.urlsafe_b64encode(secrets.token_bytes(MIN_KEY_BYTES)).decode() + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, path)  # published whole, or not at all: another process may have won
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink()
+            # published whole, or not at all: another process may have won, then its key is used
+            write_once(path, base64.urlsafe_b64encode(secrets.token_bytes(MIN_KEY_BYTES)) + b"\n")
         anchor = Anchor(_decode_key(path.read_text(), str(path)), checkpoints, str(path))
     if not allow_legacy and _is_legacy(db_url, anchor):
         raise AuditKeyError(f"the review audit trail is not keyed yet: {LEGACY_HINT}")
@@ -219,8 +210,6 @@ def seal_legacy(db_url: str, actor: str = "cli") -> dict:
     From here on the trail is tamper-evident against someone without the key; what was
     done to it *before* sealing is only as evident as the unkeyed chain made it.
     """
-    from review.db import writing
-
     with writing(db_url) as session:
         head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
         entries = list(session.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars())

@@ -1,16 +1,26 @@
-"""Server-rendered inline SVG charts: no JavaScript, no CDN, allowed by the CSP.
+"""Server-rendered inline SVG charts: no JavaScript, no CDN, allowed by the CSP. The only chart module.
 
-Colours come from CSS classes in static/review.css (``bar-pos``, ``s0``..``s7``),
-so the SVG carries no inline style.
+The review app's charts take their colours from CSS classes in static/review.css
+(``bar-pos``, ``s0``..``s7``); the run report's (:func:`weights_chart`, :func:`sparkline`)
+also live in a stand-alone HTML file, so they carry presentation attributes. Neither
+carries an inline ``style``.
 """
 
 from __future__ import annotations
+
+import html
 
 from markupsafe import Markup, escape
 
 WIDTH = 680
 LABEL_W = 200
 ROW_H = 26
+#: run report colours (GOV.UK palette)
+GREEN, RED, GREY, BLUE = "#00703c", "#d4351c", "#505a5f", "#1d70b8"
+
+
+def _plain(value: object) -> str:
+    return html.escape(str(value))
 
 
 def _text(x: float, y: float, s: str, cls: str = "", anchor: str = "start") -> str:
@@ -109,3 +119,59 @@ def stacked_bar_chart(categories: list[str], series: dict[str, list[float]], tit
         parts.append(_text(lx + 18, yy + 15, n, "legend"))
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def weights_chart(comparisons: list[tuple[str, list[tuple[str, float]]]], title: str) -> str:
+    """Match weight per comparison level, grouped by comparison: green bars agree, red disagree.
+
+    For the run report, which is also a stand-alone file without review.css: colours are
+    presentation attributes (no ``style``), so the review app's CSP allows it inline too.
+    """
+    rows: list[tuple[str, str, float | None]] = []
+    for name, levels in comparisons:
+        rows.append(("head", name, None))
+        rows.extend(("level", label, w) for label, w in levels)
+    if not rows:
+        return ""
+    row_h, label_w, bar_w, value_w = 20, 230, 360, 60
+    weights = [w for kind, _, w in rows if w is not None]
+    span = max(1.0, max((abs(w) for w in weights), default=1.0))
+    mid = label_w + bar_w / 2
+    height = row_h * len(rows) + 24
+    parts = [f'<svg class="weights" width="{label_w + bar_w + value_w}" height="{height}" '
+             f'viewBox="0 0 {label_w + bar_w + value_w} {height}" role="img" aria-label="{_plain(title)}">'
+             f"<title>{_plain(title)}</title>",
+             f'<text x="{mid - 4}" y="12" font-size="11" fill="{GREY}" text-anchor="end">against a match</text>',
+             f'<text x="{mid + 4}" y="12" font-size="11" fill="{GREY}">for a match</text>']
+    for i, (kind, label, weight) in enumerate(rows):
+        y = 20 + i * row_h
+        if kind == "head":
+            parts.append(f'<text x="0" y="{y + 14}" font-size="13" font-weight="bold">{_plain(label)}</text>')
+            continue
+        assert weight is not None
+        width = abs(weight) / span * (bar_w / 2 - 4)
+        x = mid if weight >= 0 else mid - width
+        colour = GREEN if weight >= 0 else RED
+        parts.append(f'<text x="12" y="{y + 14}" font-size="12">{_plain(label)}</text>')
+        parts.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{max(width, 0.5):.1f}" height="{row_h - 6}" '
+                     f'fill="{colour}"><title>{_plain(label)}: {weight:+.2f}</title></rect>')
+        parts.append(f'<text x="{label_w + bar_w + 4}" y="{y + 14}" font-size="12">{weight:+.2f}</text>')
+    parts.append(f'<line x1="{mid}" x2="{mid}" y1="16" y2="{height}" stroke="{GREY}"/></svg>')
+    return "".join(parts)
+
+
+def sparkline(values: list[int], label: str) -> str:
+    """A small line of the values, oldest to newest, the last point marked."""
+    if len(values) < 2:
+        return ""
+    w, h, pad = 130, 28, 3
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1
+    step = (w - 2 * pad) / (len(values) - 1)
+    pts = [(pad + i * step, h - pad - (v - lo) / span * (h - 2 * pad)) for i, v in enumerate(values)]
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+    lx, ly = pts[-1]
+    return (f'<svg class="spark" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
+            f'aria-label="{_plain(label)}"><title>{_plain(label)}</title>'
+            f'<polyline points="{line}" fill="none" stroke="{BLUE}" stroke-width="2"/>'
+            f'<circle cx="{lx:.1f}" cy="{ly:.1f}" r="3" fill="{BLUE}"/></svg>')

@@ -26,8 +26,8 @@ from review.auth import COUNCIL_ROLES, csrf_ok, csrf_token, session_user
 from review.db import reading, writing
 from review.models import User
 from review.reidentify import Reidentifier
+from review.flag_sides import field_label, record_rows
 from review.store.sealing import Sealer, sealer_for
-from review.views import field_label, record_rows
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.globals["council_name"] = council_name

@@ -14,6 +14,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from anonymise.keys import keyring_path, load_keyring
+from anonymise.vault import Vault
+from councilmatch.home import Home
 
 #: (council, record_id, actor, reason, dataset=...) -> {field: clear value or None}
 Reidentifier = Callable[..., dict[str, str | None]]
@@ -33,8 +36,6 @@ def vault_reidentifier(home_root: Path) -> Reidentifier:
     lock = threading.Lock()
 
     def keyring_stamp() -> tuple[int, int, int] | None:
-        from anonymise.keys import keyring_path
-        from councilmatch.home import Home
         try:
             st = os.stat(keyring_path(Home(home_root)))
         except OSError:
@@ -53,9 +54,6 @@ def vault_reidentifier(home_root: Path) -> Reidentifier:
             if failed and time.monotonic() - failed[0] < RETRY_SECONDS:
                 raise failed[1]  # don't search for the KEK again on every page view
             try:
-                from anonymise.keys import load_keyring
-                from anonymise.vault import Vault
-                from councilmatch.home import Home
                 home = Home(home_root)
                 state["vault"] = Vault(home, load_keyring(home))
                 state["stamp"] = stamp

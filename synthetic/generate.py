@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from councilmatch import matchtype_ids as mt
 from councilmatch.contracts import DATASETS, DATE_FIELDS
 from councilmatch.councils import CENTRAL
 from councilmatch.home import Home
@@ -44,7 +45,6 @@ Progress = Callable[[str], None]
 @dataclass
 class GenerateSummary:
     """What ``generate`` wrote (counts are rows in the extracts, invalid ones included)."""
-
     home: Path
     councils: list[str]
     extract_date: date
@@ -292,8 +292,6 @@ def _people_truth(pop: Population) -> pd.DataFrame:
 
 def _scenarios(planted: list[dict], records: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
     """Scenario pairs with record references, oriented like expected flags; checks them against the rules."""
-    from councilmatch import matchtype_ids as mt
-
     s = pd.DataFrame(planted, columns=["match_type", "kind", "description", "left_rk", "right_rk"])
     for side in ("left", "right"):
         rk = s[f"{side}_rk"].to_numpy()

@@ -3,9 +3,10 @@
 ``NICKNAMES`` maps common English nicknames to the forename they stand for; the generator
 writes them into some records. A nickname maps to a single canonical forename; ambiguous ones
 (``CHRIS``, ``SAM``, ``ALEX``, ``JO``) map to the most common full form. ``INFORMAL`` holds forms
-that nickname lists do not, so the matcher cannot know them. The generator needs nothing else;
-the matcher should take its knowledge from maintained sources, not from here (anonymise still
-reads ``NICKNAMES`` until it moves to the ``nicknames`` package).
+that nickname lists do not, so the matcher cannot know them. The generator needs nothing else.
+The matcher never reads these tables: ``anonymise.nicknames`` takes its knowledge from the
+maintained ``nicknames`` package, so the two disagree on purpose (the import contracts in
+pyproject.toml keep it that way).
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from councilmatch.fileio import load_yaml_model
 
 PROFILES_FILE = Path(__file__).with_name("noise_profiles.yaml")
 DEFAULT_PROFILE = "default"
@@ -97,6 +99,12 @@ class NoiseProfile(BaseModel):
         return np.where(fraud, base if override is None else float(override), base)
 
 
+class _ProfileFile(NoiseProfile):
+    """A profile in its own YAML file: its name defaults to the file's."""
+
+    name: str = ""
+
+
 @lru_cache(maxsize=1)
 def _builtin() -> dict[str, NoiseProfile]:
     raw = yaml.safe_load(PROFILES_FILE.read_text(encoding="utf-8"))
@@ -120,14 +128,9 @@ def load_profile(profile: str | Path | NoiseProfile | None) -> NoiseProfile:
     path = Path(profile)
     if not path.suffix.lower() in (".yaml", ".yml") or not path.is_file():
         raise ValueError(f"unknown noise profile {str(profile)!r}: use one of {', '.join(builtin)} or a YAML file")
-    body = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(body, dict):
-        raise ValueError(f"{path}: a noise profile must be a mapping")
-    try:
-        return NoiseProfile.model_validate({"name": path.stem, **body})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"{path}: invalid noise profile: {problems}") from exc
+    # every problem is reported with its file, line and key (YamlModelError, a ValueError)
+    body = load_yaml_model(path, _ProfileFile)
+    return NoiseProfile(**{**body.model_dump(), "name": body.name or path.stem})
 
 
 # -- strings as code-point matrices ------------------------------------------------------------

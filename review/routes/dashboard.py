@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from review import store
 from review.charts import bar_chart, stacked_bar_chart
 from review.deps import CouncilUserDep, DbDep, SealerDep, SettingsDep, render
-from review.matchtypes import describe
+from review.matchtype_titles import describe
 
 router = APIRouter()
 

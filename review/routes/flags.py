@@ -17,17 +17,17 @@ from review.deps import (
     Writes, WritesDep, render,
 )
 from review.forms import AssignFormDep, DecisionFormDep, SavedDep
-from review.matchtypes import describe
+from review.matchtype_titles import describe
 from review.models import User
 from review.reidentify import VaultUnavailable
 from review.store import Sealer
-from review.views import Side, field_label, sides
+from review.flag_sides import FlagSide, field_label, sides
 
 router = APIRouter(prefix="/flags")
 FlagId = Annotated[str, Path(max_length=64)]
 
 
-def _reidentify(settings: Settings, user: User, flag_id: str, own: list[Side]) -> dict[str, dict]:
+def _reidentify(settings: Settings, user: User, flag_id: str, own: list[FlagSide]) -> dict[str, dict]:
     """Each own side's clear record (or an error message); audited in the review chain too."""
     records: dict[str, dict] = {}
     for side in own:

@@ -14,10 +14,10 @@ from review.auth import landing
 from review.deps import CouncilUserDep, DbDep, SealerDep, SettingsDep, UserDep, WritesDep, render
 from review.export import csv_lines
 from review.forms import QueueQuery, QueueQueryDep
-from review.matchtypes import describe
+from review.matchtype_titles import describe
 from review.models import ReviewItem
 from review.store import Sealer
-from review.views import other_side, own_review, sides
+from review.flag_sides import other_side, own_review, sides
 
 router = APIRouter()
 __all__ = ["QueueQuery", "router"]

@@ -4,7 +4,7 @@ A run report spans every council (per-feed counts, quarantine reasons, flags per
 match type, models), so it is shown to hub-level roles only, never to a council's
 investigators, supervisors or admins. It holds counts, ids and model parameters only:
 no flag, no record, no clear data. The page is the report file's own content
-(``councilmatch.report.render_body``), rebuilt from ``reports/<run_id>.json``.
+(``review.run_report.render_body``), rebuilt from ``reports/<run_id>.json``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from markupsafe import Markup
 
 from councilmatch.home import Home
-from councilmatch.report import list_reports, load_report, render_body
+from review.run_report import list_reports, load_report, render_body
 from review import store
 from review.deps import SettingsDep, render, require_role
 from review.models import User

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from councilmatch import airflow_local
+from orchestrate import isolated_airflow as airflow_local
 from councilmatch.home import Home
 
 BOROUGHS = 3

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from councilmatch import airflow_local
+from orchestrate import isolated_airflow as airflow_local
 from councilmatch.home import Home
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from councilmatch import airflow_local
+from orchestrate import isolated_airflow as airflow_local
 
 REPO = airflow_local.REPO_ROOT
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from councilmatch.demo import add_investigators
+from orchestrate.demo import add_investigators
 from councilmatch.home import Home
 
 
@@ -26,7 +26,7 @@ def test_investigators_sign_in_with_printed_passwords_and_rerun_resets(tmp_path:
 
 def test_demo_operator_is_a_hub_operator_and_rerun_resets_its_password(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from councilmatch.demo import add_operator
+    from orchestrate.demo import add_operator
     from review.auth import HUB, authenticate
 
     monkeypatch.delenv("COUNCILMATCH_REVIEW_DB_URL", raising=False)

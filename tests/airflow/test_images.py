@@ -116,7 +116,7 @@ def test_the_image_is_built_on_the_local_debian_base(smoke: dict) -> None:
 def test_councilmatch_help_in_the_image_lists_this_checkouts_commands(smoke: dict) -> None:
     image = smoke["councilmatch_help"]
     assert image["rc"] == 0, image["output"]
-    from councilmatch.cli import app
+    from orchestrate.cli import app
 
     expected = set(typer.main.get_command(app).commands)
     assert {"run", "demo", "review"} <= expected

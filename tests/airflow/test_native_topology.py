@@ -36,7 +36,7 @@ from anonymise import at_rest
 import pytest
 from sqlalchemy import create_engine, text
 
-from councilmatch import airflow_local
+from orchestrate import isolated_airflow as airflow_local
 from councilmatch.home import Home
 from matching.run import SHARD_GATE_VARIABLE
 
@@ -91,7 +91,7 @@ def night(tmp_path_factory: pytest.TempPathFactory, af: Any) -> Any:
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
         "COUNCILMATCH_NIGHTLY_SCHEDULE": "manual",
-        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "councilmatch.airflow_local.process_hostname",
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "orchestrate.isolated_airflow.process_hostname",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
@@ -250,7 +250,7 @@ def test_only_the_killed_shard_was_retried(night: Any) -> None:
 
 def test_flags_equal_single_process_run_all(night: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The night that lost a worker mid-shard publishes exactly the single-process run's flags."""
-    from councilmatch.pipeline import run_all
+    from orchestrate.pipeline import run_all
 
     home, single = night["home"], night["single"]
     dag_flags = at_rest.read_frame(home.flags_path(RUN_ID), home=home)

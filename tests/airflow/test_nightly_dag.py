@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from councilmatch import airflow_local
+from orchestrate import isolated_airflow as airflow_local
 from councilmatch.home import Home
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def _flags(home: Home, run_id: str) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def nights(generated_home: Home, af: Any) -> dict[str, Any]:
     """Run night 1, record a decision, break a second feed, run night 2."""
-    from councilmatch.pipeline import discover_feeds
+    from orchestrate.pipeline import discover_feeds
 
     home = generated_home
     airflow_local.migrate(home, env=af.dag_env(home))

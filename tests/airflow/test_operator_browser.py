@@ -27,7 +27,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from councilmatch import airflow_local
+from orchestrate import isolated_airflow as airflow_local
 from councilmatch.home import Home
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -59,7 +59,7 @@ class Demo:
         self.home, self.review_port, self.airflow_port = home, review_port, airflow_port
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "councilmatch.cli", "demo", "--home", str(home.root), "--port", str(review_port),
+            [sys.executable, "-m", "orchestrate.cli", "demo", "--home", str(home.root), "--port", str(review_port),
              "--airflow-port", str(airflow_port)],
             env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         threading.Thread(target=self._read, daemon=True).start()
@@ -127,7 +127,7 @@ def test_the_operators_morning_in_airflow_and_the_run_report(demo: tuple[Demo, d
     from playwright.sync_api import expect, sync_playwright
 
     from councilmatch.councils import council_name
-    from councilmatch.pipeline import discover_feeds
+    from orchestrate.pipeline import discover_feeds
 
     running, info = demo
     home = running.home

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from councilmatch.cli import app
+from orchestrate.cli import app
 from councilmatch.home import Home
-from councilmatch.retention import purge
+from orchestrate.retention import purge
 
 DAY = 86_400
 
@@ -59,7 +59,7 @@ def test_purge_by_kind_with_dry_run_and_second_run(tmp_path: Path, monkeypatch) 
     _touch(vault / "e2.index.parquet", 450, now)
 
     from review.db import migrate
-    from review.demo import make_flags
+    from synthetic.flags import make_flags
     from review.store import publish_flags
 
     from anonymise.keys import init_keys

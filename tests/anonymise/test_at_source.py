@@ -13,13 +13,14 @@ from typer.testing import CliRunner
 from anonymise.at_source import accept_at_source, at_source_metadata
 from anonymise.errors import SchemaError, UnknownKeyError
 from anonymise.keys import init_keys, keyring_path, load_keyring
-from anonymise.store import from_table, read_pseudonymised, to_table
+from anonymise.pseudonymised import from_table, read_pseudonymised, to_table
 from anonymise.tokens import pseudonymise
-from councilmatch.cli import app
 from councilmatch.home import Home
 from ingest.extract import ingest_extract
 from ingest.feed import FeedDefinition
 from ingest.feeds import load_feed
+from matching.minimisation import store_policy
+from orchestrate.cli import app
 
 BAD_ROW = ["E999", "Zebedee", "Quill", "31/02/1980", "XX", "1 Road", "London", "E1 6AN", "", "", "", "", "01/04/2024"]
 
@@ -124,7 +125,7 @@ def test_at_source_needs_the_raw_feed_and_a_keyring(council_side, tmp_path, help
 
 def test_hub_pipeline_takes_at_source_files_from_landing(home, council_side, helpers) -> None:
     """A feed of format `pseudonymised`: its landing folder holds at-source files."""
-    from councilmatch.pipeline import ingest_feed
+    from orchestrate.pipeline import ingest_feed
 
     council_home, feed_path, extract = council_side
     landing = home.landing / helpers.CAMDEN / "payroll"
@@ -142,7 +143,7 @@ def test_hub_pipeline_takes_at_source_files_from_landing(home, council_side, hel
     from anonymise.vault import Vault
 
     accepted = accept_at_source(out, load_keyring(home), load_feed(hub_feed))
-    pd.testing.assert_frame_equal(stored, minimise(accepted, home))  # record ids as keyed references
+    pd.testing.assert_frame_equal(stored, minimise(accepted, home, store_policy(home)))  # record ids as keyed references
     # the hub never held the clear identifiers: its vault maps a reference back to the council's id only
     record = Vault(home, load_keyring(home)).reidentify(helpers.CAMDEN, stored["record_id"].iloc[0], "t", "test")
     assert record["record_id"] == accepted["record_id"].iloc[0]

@@ -15,8 +15,9 @@ from anonymise.custody import change_kek, repseudonymise
 from anonymise.errors import AnonymiseError, WrongKEKError
 from anonymise.kek import KEK, decode_kek
 from anonymise.keys import load_keyring, rotate_keys
-from anonymise.store import file_metadata, read_pseudonymised
+from anonymise.pseudonymised import file_metadata, read_pseudonymised
 from councilmatch.home import Home
+from matching.minimisation import store_policy
 
 
 def _kek(text: str) -> KEK:
@@ -48,7 +49,7 @@ def test_change_kek_rewraps_and_can_be_resumed(home: Home, helpers, monkeypatch:
 
 
 def _ingest(home: Home, helpers, people, name: str) -> dict:
-    from councilmatch.pipeline import ingest_feed
+    from orchestrate.pipeline import ingest_feed
 
     helpers.write_payroll(home, helpers.CAMDEN, people, name=name)
     out = ingest_feed(home, f"{helpers.CAMDEN}/payroll", "r1")
@@ -64,7 +65,7 @@ def test_repseudonymise_remakes_the_store_from_the_archive(home: Home, helpers, 
     before = read_pseudonymised(Path(new["path"]), home)
     (home.archive / helpers.CAMDEN / "payroll" / "payroll_20261101.csv.enc").unlink()  # retention purged it
     rotate_keys(home)
-    results = {r["extract_id"]: r["status"] for r in repseudonymise(home)}
+    results = {r["extract_id"]: r["status"] for r in repseudonymise(home, store_policy(home))}
     assert results == {old["extract_id"]: "superseded", new["extract_id"]: "repseudonymised"}
     path = Path(new["path"])
     assert file_metadata(path, home)["key_id"] == "k2"
@@ -73,5 +74,5 @@ def test_repseudonymise_remakes_the_store_from_the_archive(home: Home, helpers, 
     assert after["record_id"].tolist() == before["record_id"].tolist(), "record references do not rotate"
     record = Vault(home, load_keyring(home)).reidentify(helpers.CAMDEN, after["record_id"].iloc[0], "inv", "test")
     assert record["surname"]
-    assert repseudonymise(home) == [{"feed_id": f"{helpers.CAMDEN}/payroll", "extract_id": old["extract_id"],
+    assert repseudonymise(home, store_policy(home)) == [{"feed_id": f"{helpers.CAMDEN}/payroll", "extract_id": old["extract_id"],
                                      "status": "superseded"}]

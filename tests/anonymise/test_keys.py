@@ -10,11 +10,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from anonymise import kek
 from anonymise.errors import InvalidKEKError, KeyringMissingError, MissingKEKError, UnknownKeyError, WrongKEKError
 from anonymise.keys import init_keys, key_status, keyring_path, load_keyring, rotate_keys
 from anonymise.tokens import token_values
-from councilmatch.cli import app
 from councilmatch.home import Home
+from orchestrate import isolated_airflow
+from orchestrate.cli import app
 
 
 def _files(root):
@@ -137,6 +139,11 @@ def test_kek_from_airflow_connection(home, monkeypatch, _kek_env) -> None:
 
     monkeypatch.delenv("COUNCILMATCH_KEK")
     monkeypatch.setenv("AIRFLOW_CONN_COUNCILMATCH_KEK", _json.dumps({"conn_type": "generic", "password": _kek_env}))
+    # anonymise imports no Airflow: until the orchestration layer passes the source in, there is no KEK
+    monkeypatch.setattr(kek, "_sources", [])
+    with pytest.raises(MissingKEKError):
+        load_keyring(home)
+    isolated_airflow.use_airflow_kek()
     status = key_status(home)
     assert status["kek_source"] == "Airflow connection 'councilmatch_kek'" and status["active"] == "k1"
     monkeypatch.setenv("AIRFLOW_CONN_COUNCILMATCH_KEK", _json.dumps({"conn_type": "generic", "password": "c2hvcnQ="}))

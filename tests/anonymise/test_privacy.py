@@ -10,12 +10,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from anonymise.keys import init_keys, load_keyring
+from anonymise.pseudonymised import write_pseudonymised
 from anonymise.quarantine import dispose_raw_extract, write_quarantine
-from anonymise.store import write_pseudonymised
 from anonymise.tokens import pseudonymise
 from anonymise.vault import Vault
 from councilmatch.councils import COUNCIL_NAMES
 from councilmatch.home import Home
+from matching.minimisation import store_policy
 
 CLEAR_DIRS = {"landing", "truth", "vault", "quarantine", "archive"}
 DOB_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%Y%m%d", "%d-%m-%Y", "%d.%m.%Y", "%d %b %Y", "%d %B %Y")
@@ -163,7 +164,7 @@ def test_no_clear_identifier_outside_the_clear_folders(home, people, helpers) ->
         result = ingest_extract(load_feed(feed_path), extract)
         assert len(result.quarantined) >= 1
         frame = pseudonymise(result.accepted, keyring, result.extract_id)
-        write_pseudonymised(home, frame)
+        write_pseudonymised(home, frame, store_policy(home))
         Vault(home, keyring).store(council, result.extract_id, result.accepted)
         write_quarantine(home, keyring, council, "payroll", result.extract_id, result.quarantined)
         dispose_raw_extract(home, keyring, extract, "archive")
@@ -180,8 +181,8 @@ def test_no_clear_identifier_outside_the_clear_folders(home, people, helpers) ->
 
 
 def test_no_clear_identifier_after_a_full_run(tmp_path) -> None:
-    """Generator -> councilmatch.pipeline.run_all (ingest, pseudonymise, match, publish, report)."""
-    from councilmatch.pipeline import run_all
+    """Generator -> orchestrate.pipeline.run_all (ingest, pseudonymise, match, publish, report)."""
+    from orchestrate.pipeline import run_all
     from ingest.extract import ingest_extract
     from ingest.feeds import load_feeds, newest_extract
     from synthetic.generate import generate
@@ -198,9 +199,9 @@ def test_no_clear_identifier_after_a_full_run(tmp_path) -> None:
     # Period dates and dates of death are kept by design (match types need them); a date of
     # birth that happens to equal one of them cannot be told apart from it in the store.
     # The store keeps them generalised (anonymise.minimise: month-shrunk periods), so those forms too.
-    from anonymise.minimise import generalise, home_policy
+    from anonymise.minimise import generalise
 
-    policy = home_policy(home)
+    policy = store_policy(home)
     kept = frames[2:] + [generalise(f, policy.get(str(f["dataset"].iloc[0]), {})) for f in frames[2:] if len(f)]
     kept_dates = {f"{d:{fmt}}" for frame in kept for col in ("period_start", "period_end", "date_of_death", "last_used")
                   for d in frame[col].dropna() for fmt in DOB_FORMATS}

@@ -7,18 +7,19 @@ import pytest
 
 from anonymise import reuse
 from anonymise.keys import load_keyring, rotate_keys
-from anonymise.minimise import home_policy, minimise
-from anonymise.store import read_pseudonymised, write_pseudonymised
+from anonymise.minimise import minimise
+from anonymise.pseudonymised import read_pseudonymised, write_pseudonymised
 from anonymise.tokens import pseudonymise
+from matching.minimisation import store_policy
 
 FEED = "E09000007/payroll"
 
 
 def _night(home, keyring, canonical: pd.DataFrame, extract_id: str, last: tuple[str, str] | None):
-    policy = home_policy(home)
+    policy = store_policy(home)
     previous = reuse.load_previous(home, FEED, *(last or (None, None)), keyring, policy)
     frame, digests, reused = reuse.pseudonymise_reusing(canonical, keyring, extract_id, home, previous, policy)
-    path = write_pseudonymised(home, frame)
+    path = write_pseudonymised(home, frame, policy)
     reuse.save_digests(home, FEED, extract_id, keyring, digests, policy)
     return path, reused, previous
 
@@ -40,14 +41,15 @@ def test_a_resent_extract_reuses_unchanged_rows_and_equals_a_full_pseudonymisati
     second = _resent(first, people, helpers)
     path2, reused2, previous = _night(home, keyring, second, "payroll_2-bbb", ("payroll_1-aaa", str(path1)))
     assert previous is not None and reused2 == len(second) - 4  # 2 changed + 2 new pseudonymised afresh
-    full = minimise(pseudonymise(second, keyring, "payroll_2-bbb"), home)
-    pd.testing.assert_frame_equal(read_pseudonymised(path2), read_pseudonymised(write_pseudonymised(home, full)))
+    policy = store_policy(home)
+    full = minimise(pseudonymise(second, keyring, "payroll_2-bbb"), home, policy)
+    pd.testing.assert_frame_equal(read_pseudonymised(path2), read_pseudonymised(write_pseudonymised(home, full, policy)))
 
 
 def test_no_reuse_across_a_key_rotation_or_another_extract(home, keyring, people, helpers):
     first = helpers.canonical_frame(people[:20])
     path1, _, _ = _night(home, keyring, first, "payroll_1-aaa", None)
-    policy = home_policy(home)
+    policy = store_policy(home)
     assert reuse.load_previous(home, FEED, "payroll_1-aaa", str(path1), keyring, policy) is not None
     # the digests belong to another extract than the one the manifests call the last
     assert reuse.load_previous(home, FEED, "payroll_0-zzz", str(path1), keyring, policy) is None
@@ -72,7 +74,7 @@ def test_row_digests_are_keyed_and_see_every_field(keyring, people, helpers):
 
 
 def test_the_feed_step_reports_reused_rows(home, people, helpers):
-    from councilmatch import pipeline
+    from orchestrate import pipeline
 
     helpers.write_payroll(home, helpers.CAMDEN, people[:30], name="payroll_20261125.csv")
     first = pipeline.ingest_feed(home, FEED, "20261125T020000")

@@ -157,7 +157,7 @@ def test_retired_key_makes_its_vault_data_unreadable(home, keyring, canonical, h
 def test_cli_vault_reidentify(home, keyring, canonical, helpers) -> None:
     from typer.testing import CliRunner
 
-    from councilmatch.cli import app
+    from orchestrate.cli import app
 
     Vault(home, keyring).store(helpers.CAMDEN, "x1", canonical)
     args = ["vault", "reidentify", "--council", helpers.CAMDEN, "--actor", "alice", "--reason", "case 9",

@@ -132,7 +132,7 @@ def night(tmp_path_factory: pytest.TempPathFactory):
         nul_id = _nul_in_first_record_id(home, CAMDEN, "council_tax")
 
         env = {k: v for k, v in os.environ.items() if k != "COUNCILMATCH_KEK"} | {"COLUMNS": "250"}
-        run = subprocess.run([sys.executable, "-m", "councilmatch.cli", "run", "--run-id", RUN, "--home", str(home.root)],
+        run = subprocess.run([sys.executable, "-m", "orchestrate.cli", "run", "--run-id", RUN, "--home", str(home.root)],
                              capture_output=True, text=True, env=env, timeout=1200)
         # the home's run state is encrypted under its (development) KEK: read it with that KEK
         feeds = {f["feed_id"]: f for f in

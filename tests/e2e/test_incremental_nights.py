@@ -20,9 +20,9 @@ import pytest
 from anonymise import at_rest
 from anonymise.keys import init_keys
 from anonymise.minimise import record_refs, ref_key
-from councilmatch import pipeline
 from councilmatch.home import Home
 from matching.run import collect_flags, link_shard, run_dir
+from orchestrate import pipeline
 from synthetic import generate
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ from councilmatch.home import Home
 
 pytestmark = pytest.mark.slow
 
-CLI = [sys.executable, "-m", "councilmatch.cli"]
+CLI = [sys.executable, "-m", "orchestrate.cli"]
 
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:

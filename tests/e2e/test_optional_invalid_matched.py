@@ -14,8 +14,8 @@ import yaml
 
 from anonymise.keys import init_keys, load_keyring
 from anonymise.vault import Vault
-from councilmatch import pipeline
 from councilmatch.home import Home
+from orchestrate import pipeline
 from synthetic import generate
 
 pytestmark = pytest.mark.slow

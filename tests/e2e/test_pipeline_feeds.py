@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from anonymise.keys import init_keys
-from councilmatch import pipeline, run_state
 from councilmatch.home import Home
+from orchestrate import pipeline, run_state
 from synthetic import generate
 
 
@@ -51,9 +51,9 @@ def test_a_feed_never_ingested_fails_without_fallback(home: Home) -> None:
 
 
 def test_reingesting_the_same_extract_changes_nothing(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
-    from councilmatch.settings import Settings
+    from councilmatch.settings import HomeSettings
 
-    monkeypatch.setattr(pipeline, "load_settings", lambda _home: Settings(raw_extracts="keep"))
+    monkeypatch.setattr(pipeline, "load_settings", lambda _home: HomeSettings(raw_extracts="keep"))
     first = pipeline.ingest_feed(home, "E09000007/blue_badge", "night1")
     files = sorted(home.pseudonymised.rglob("*.parquet"))
     mtimes = [p.stat().st_mtime_ns for p in files]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from councilmatch import run_state
 from councilmatch.home import Home
-from councilmatch.report import build_run_report, render_html
+from orchestrate import run_state
+from orchestrate.report import build_run_report
+from review.run_report import render_html
 
 
 def _home(tmp_path: Path) -> Home:
@@ -53,7 +54,7 @@ def test_report_without_profiles_has_no_quality_section(tmp_path: Path) -> None:
 def test_run_summary_prints_the_alerts(capsys) -> None:
     from rich.console import Console
 
-    from councilmatch import run_cli
+    from orchestrate.commands import run as run_cli
 
     run_cli.console = Console(width=200, force_terminal=False)
     run_cli.print_summary({

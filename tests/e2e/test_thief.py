@@ -29,7 +29,7 @@ from councilmatch.home import Home
 
 pytestmark = pytest.mark.slow
 
-CLI = [sys.executable, "-m", "councilmatch.cli"]
+CLI = [sys.executable, "-m", "orchestrate.cli"]
 RUN_ID = "20261101T020000"
 EXEMPT = {"vault", "keys"}
 
@@ -72,7 +72,7 @@ def _secrets(night: dict) -> dict:
     """Everything a thief must not get, taken from the decrypted store (with the KEK) and from truth."""
     os.environ["COUNCILMATCH_KEK"] = night["kek"]
     try:
-        from anonymise.store import read_pseudonymised
+        from anonymise.pseudonymised import read_pseudonymised
         from councilmatch.contracts import BLOOM_BYTES, TOKEN_COLUMNS
 
         home: Home = night["home"]
@@ -260,7 +260,7 @@ def test_change_kek_end_to_end(night: dict) -> None:
 def _feeds(home: Path, kek: str, run_id: str) -> list[dict]:
     os.environ["COUNCILMATCH_KEK"] = kek
     try:
-        from councilmatch import run_state
+        from orchestrate import run_state
 
         return run_state.load_feeds(Home(home), run_id)
     finally:
@@ -270,7 +270,7 @@ def _feeds(home: Path, kek: str, run_id: str) -> list[dict]:
 def _store_key_ids(home: Path, kek: str) -> set[str]:
     os.environ["COUNCILMATCH_KEK"] = kek
     try:
-        from anonymise.store import file_metadata
+        from anonymise.pseudonymised import file_metadata
 
         h = Home(home)
         newest = {}

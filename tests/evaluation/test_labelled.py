@@ -65,7 +65,7 @@ def test_independent_set_beats_its_goal_at_the_default_threshold():
 
 
 def test_suite_command_prints_the_table(monkeypatch):
-    from councilmatch.cli import app
+    from orchestrate.cli import app
     import evaluation.suite as suite
 
     task = febrl_task("febrl1")

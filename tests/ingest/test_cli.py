@@ -9,8 +9,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from councilmatch.cli import app
 from ingest.feeds import load_feed
+from orchestrate.cli import app
 
 runner = CliRunner()
 
@@ -87,7 +87,7 @@ def _keyed(root: Path) -> None:
 
 
 def test_list_shows_feeds_and_last_manifest(feed_home) -> None:
-    from ingest.manifest import write_manifest
+    from anonymise.manifest import write_manifest
 
     _keyed(feed_home)
     write_manifest(feed_home, {"feed_id": "E09000007/tenancy", "extract_id": "x-1", "extract_file": "x.csv",
@@ -229,7 +229,7 @@ def test_add_rejects_unknown_council_before_reading(home) -> None:
 def _previous_manifest(home: Path, kit, rows: list[list[str]], extract_id: str = "tenancy_2026-11-23-aaaaaaaaaaaa") -> None:
     """Record a previous extract's profile the way the nightly ingest does."""
     from ingest.extract import ingest_extract
-    from ingest.manifest import write_manifest
+    from anonymise.manifest import write_manifest
 
     _keyed(home)
     previous = home / "previous.csv"

@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from anonymise.manifest import read_manifests, write_manifest
 from councilmatch.contracts import CANONICAL_COLUMNS
 from ingest.extract import ingest_extract
 from ingest.feeds import load_feed
-from ingest.manifest import read_manifests, write_manifest
 from ingest.read import ExtractError, read_extract
 
 

@@ -21,13 +21,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from councilmatch import pipeline
-from councilmatch.commit import staged
+from councilmatch.fileio import staged
 from councilmatch.home import Home
 from councilmatch.safepath import UnsafePathError, ensure_inside, path_inside, safe_name, sanitise_name
 from ingest.feed import FeedLimits
 from ingest.feeds import FeedDefinitionError, load_feed, parse_feed
 from ingest.read import ExtractError, check_xlsx, read_extract
+from orchestrate import pipeline
 
 RUN = "20261102T020000"
 TRAVERSALS = ["..", ".", "../x", "../../etc/passwd", "/etc/passwd", "a/b", "a\\b", "", ".hidden", "x\x00y",
@@ -170,8 +170,8 @@ def test_path_inside_refuses_traversal_and_symlink_escape(tmp_path: Path) -> Non
 def test_every_home_path_builder_refuses_a_traversing_name(tmp_path: Path, bad: str) -> None:
     from anonymise.datakeys import datakey_path
     from anonymise.quarantine import quarantine_path
-    from councilmatch import run_state
-    from ingest.manifest import manifest_path
+    from orchestrate import run_state
+    from anonymise.manifest import manifest_path
 
     home = Home(tmp_path / "h")
     builders = [
@@ -381,7 +381,7 @@ def test_nul_in_a_parquet_extract_is_quarantined_not_fatal(tmp_path: Path, kit) 
 
 
 def test_failure_after_every_file_was_written_leaves_nothing(hub: Home, kit, monkeypatch) -> None:
-    import ingest.manifest
+    import orchestrate.feed_pipeline
 
     extract = _camden_extract(hub, kit, rows=[*kit.GOOD_ROWS, ["", "No", "Id", "01/01/1980", "", "x", "", "", "", ""]])
     before = _files(hub.root)
@@ -390,7 +390,7 @@ def test_failure_after_every_file_was_written_leaves_nothing(hub: Home, kit, mon
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr(ingest.manifest, "write_manifest", disk_full)
+        patch.setattr(orchestrate.feed_pipeline, "write_manifest", disk_full)
         outcome = pipeline.ingest_feed(hub, "E09000007/tenancy", RUN)
     assert outcome["status"] == "failed" and "No space left" in outcome["error"]
     left = {p for p in _files(hub.root) - before
@@ -415,7 +415,7 @@ def test_browser_download_name_is_ingested_whole_with_its_vault_entry(hub: Home,
 
 
 def test_staged_commit_rolls_back_when_a_rename_fails(tmp_path: Path) -> None:
-    from anonymise.crypto import atomic_write
+    from councilmatch.fileio import atomic_write
 
     old = atomic_write(tmp_path / "a.enc", b"old")
     blocker = tmp_path / "b.enc"

@@ -2,7 +2,7 @@
 
 import multiprocessing as mp
 
-from councilmatch.isolate import run_isolated
+from orchestrate.isolate import run_isolated
 
 
 def _answer() -> int:

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from councilmatch.cli import app
 from councilmatch.contracts import CANONICAL_COLUMNS
 from councilmatch.home import Home
 from ingest.extract import ingest_extract
 from ingest.feeds import load_feeds, newest_extract
+from orchestrate.cli import app
 
 generate_mod = pytest.importorskip("synthetic.generate")
 

@@ -1,9 +1,9 @@
 import pandas as pd
 from typer.testing import CliRunner
 
-from councilmatch.cli import app
-from matching import conditions as c
 from evaluation.synthetic import evaluate_synthetic
+from matching import conditions as c
+from orchestrate.cli import app
 
 D = pd.Timestamp
 

@@ -52,7 +52,8 @@ def test_model_is_saved_self_describing_and_reused(tenancy_home):
     assert set(second.flag_id) == set(first.flag_id)
     report_model = at_rest.read_json(run_dir(home, "20260103T020000") / "model" / "tenancy_two_boroughs.json", home)
     assert report_model["reuse"]["trained_run"] == "20260101T020000"
-    from councilmatch.report import build_run_report, render_html
+    from orchestrate.report import build_run_report
+    from review.run_report import render_html
 
     report = build_run_report(home, "20260103T020000")
     shown = report["model_reuse"]["tenancy_two_boroughs"]

@@ -25,9 +25,9 @@ from councilmatch.home import Home
 from privacy_attacks import knowledge
 from privacy_attacks.bloom import grams, pattern_attack
 from privacy_attacks.frequency import frequency_attack, grouped_attack
+from privacy_attacks.insider_store import read_store
 from privacy_attacks.linkage import clear_field_attack, unique_share
 from privacy_attacks.report import GOAL_RECORDS, Report, Row, _score, run
-from privacy_attacks.store import read_store
 from privacy_attacks.truth import align, derived, vault_records
 
 RUN_ID = "20261101T020000"
@@ -37,7 +37,7 @@ RUN_ID = "20261101T020000"
 def night(tmp_path_factory: pytest.TempPathFactory):
     """Generated boroughs -> every feed ingested and pseudonymised (store + vault), as a night does."""
     from anonymise.keys import init_keys
-    from councilmatch import pipeline
+    from orchestrate import pipeline
     from synthetic.generate import generate
 
     with pytest.MonkeyPatch.context() as mp:

@@ -19,7 +19,7 @@ import pytest
 from review import audit
 from review.auth import add_user
 from review.db import engine_for, fresh_database, normalise_url, writing
-from review.demo import make_flags
+from synthetic.flags import make_flags
 from review.store import publish_flags
 
 HERE = Path(__file__).parent

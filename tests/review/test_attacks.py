@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
-from councilmatch.cli import app as cli_app
+from orchestrate.cli import app as cli_app
 from councilmatch.home import Home
 from review import audit, auth
 from review.app import create_app, session_secret

@@ -41,7 +41,7 @@ def _free_port() -> int:
 def server(tmp_path, flags, h):  # noqa: ANN001, ANN201
     from anonymise.keys import init_keys, load_keyring
     from anonymise.vault import Vault
-    from review.demo import make_flags
+    from synthetic.flags import make_flags
 
     # A second, later run adds flags, so the dashboard has a trend.
     later = make_flags(40, [h.CAMDEN, h.HACKNEY, h.ISLINGTON], run_id="2026-11-21", seed=8)
@@ -71,7 +71,7 @@ def server(tmp_path, flags, h):  # noqa: ANN001, ANN201
                 ("hackney.investigator", h.HACKNEY, "investigator"))
     engine_for(home.review_db_url).dispose()
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "councilmatch.cli", "review", "serve", "--home", str(home.root),
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrate.cli", "review", "serve", "--home", str(home.root),
                              "--port", str(port), "--insecure-cookies"], env=env, cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

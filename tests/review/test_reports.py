@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from councilmatch import report as run_report
+from orchestrate import report as run_report
 from councilmatch.home import Home
 from review.app import create_app
 from review.auth import HUB, add_user, validate_new_user

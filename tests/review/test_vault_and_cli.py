@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from councilmatch.cli import app as cli_app
+from orchestrate.cli import app as cli_app
 from councilmatch.home import Home
 from review.app import create_app
 from review.db import engine_for, writing

@@ -282,7 +282,7 @@ def test_expected_flags_are_exactly_the_rule_pairs_recomputed_from_truth(generat
 
 
 def test_cli_generate(tmp_path: Path) -> None:
-    from councilmatch.cli import app
+    from orchestrate.cli import app
 
     result = CliRunner().invoke(app, ["generate", "--boroughs", "2", "--people", "400", "--seed", "2",
                                       "--start-date", "2026-06-30", "--home", str(tmp_path)])

@@ -342,7 +342,7 @@ def test_heldout_home_is_noised_differently(generated, heldout) -> None:
 def test_cli_generate_takes_a_noise_profile(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from councilmatch.cli import app
+    from orchestrate.cli import app
 
     result = CliRunner().invoke(app, ["generate", "--boroughs", "2", "--people", "400", "--seed", "2",
                                       "--noise-profile", "heldout", "--home", str(tmp_path / "h")])

@@ -1,5 +1,6 @@
-"""Commands: ``councilmatch matchtypes list | check [FILE]``, ``councilmatch link ...``,
-``councilmatch evaluate febrl4 | febrl4-nossn | febrl3 | febrl3-nossn | csv | synthetic``."""
+"""Commands: ``councilmatch matchtypes list | check [FILE]``, ``councilmatch link plan | shard | collect | all``.
+
+(The ``councilmatch evaluate ...`` commands are ``orchestrate.commands.evaluate``.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from councilmatch.cli_common import HomeOption, resolve_home
+from orchestrate.commands.options import HomeOption, resolve_home
 
 console = Console()
 
@@ -19,11 +20,10 @@ matchtypes_app = typer.Typer(help="Fraud match types (matching/matchtypes/*.yaml
 link_app = typer.Typer(help="Linking steps of a run (what the nightly DAG calls).", no_args_is_help=True)
 
 
-
 @matchtypes_app.command("list")
 def matchtypes_list(home: HomeOption = None) -> None:
     """List the match types in force for this home."""
-    from matching.matchtype import MatchTypeError, load_matchtypes, source_of
+    from matching.matchtype import load_matchtypes, MatchTypeError, source_of
 
     h = resolve_home(home)
     try:
@@ -44,7 +44,7 @@ def matchtypes_check(
     home: HomeOption = None,
 ) -> None:
     """Validate match type files; errors name the file, line and key."""
-    from matching.matchtype import MatchTypeError, load_file, load_matchtypes
+    from matching.matchtype import load_file, load_matchtypes, MatchTypeError
 
     try:
         if file is not None:

@@ -15,16 +15,17 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from councilmatch.cli_common import HomeOption, resolve_home
+from anonymise.errors import AnonymiseError
 from councilmatch.contracts import DATASETS, DATE_FIELDS
 from councilmatch.councils import CENTRAL, COUNCIL_NAMES
 from councilmatch.home import Home
 from ingest.extract import IngestResult, ingest_extract
 from ingest.feed import FeedDefinition
 from ingest.feeds import FeedDefinitionError, feed_path, landing_dir, load_feed, load_feeds, newest_extract, parse_feed
-from ingest.manifest import read_manifests
 from ingest.propose import feed_yaml, guess_date_format, propose_feed, read_sample_column, resolve_typed_columns
+from ingest.quality import with_change
 from ingest.read import ExtractError, describe_delimiter
+from orchestrate.commands.options import HomeOption, resolve_home
 
 EXIT_OK, EXIT_NOTHING_ACCEPTED, EXIT_UNUSABLE = 0, 1, 2
 
@@ -104,15 +105,16 @@ def run_check(feed: FeedDefinition, extract: Path, show: int = 20, home: Home | 
     """Ingest in memory (nothing written) and print what a data officer needs; returns the exit code.
 
     With ``home``, the profile is compared with the feed's previous ingested extract."""
+    from anonymise.manifest import read_manifests
+
     try:
         result = _ingest_with_progress(feed, extract)
     except ExtractError as exc:
         console.print(f"[bold red]unusable extract:[/] {exc}", soft_wrap=True)
         return EXIT_UNUSABLE
     if home is not None:
-        from ingest.quality import with_change
 
-        result.quality = with_change(home, feed.feed_id, result.extract_id, result.quality)
+        result.quality = with_change(read_manifests(home, feed.feed_id), result.extract_id, result.quality)
     m = result.manifest()
     console.print(f"[bold]{feed.feed_id}[/] version {feed.version}: {extract}", soft_wrap=True)
     summary = Table(show_header=False)
@@ -155,7 +157,6 @@ def run_check(feed: FeedDefinition, extract: Path, show: int = 20, home: Home | 
 def run_check_at_source(home: Home, feed: FeedDefinition, extract: Path) -> int:
     """A council's pre-pseudonymised file: the anonymise stage's strict acceptance check, nothing stored."""
     from anonymise.at_source import accept_at_source, at_source_metadata
-    from anonymise.errors import AnonymiseError
     from anonymise.keys import load_keyring
 
     try:
@@ -180,6 +181,8 @@ def run_check_at_source(home: Home, feed: FeedDefinition, extract: Path) -> int:
 @feeds_app.command("list")
 def list_feeds(home: HomeOption = None) -> None:
     """Every feed with its format, version, newest extract and last ingest counts."""
+    from anonymise.manifest import read_manifests
+
     _fresh_console()
     h = resolve_home(home)
     invalid: dict[Path, FeedDefinitionError] = {}

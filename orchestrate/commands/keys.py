@@ -1,5 +1,5 @@
-"""Commands of the anonymise stage: ``keys init|status|rotate|retire``, ``pseudonymise`` (at source),
-``vault reidentify``."""
+"""Commands of the anonymise stage: ``keys init | status | rotate | repseudonymise | change-kek | retire``,
+``pseudonymise`` (at source), ``vault reidentify``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from councilmatch.cli_common import HomeOption, resolve_home
-
 from anonymise.errors import AnonymiseError
+from ingest.feeds import FeedDefinitionError
+from ingest.read import ExtractError
+from orchestrate.commands.options import HomeOption, resolve_home
 
 console = Console(stderr=True)
 keys_app = typer.Typer(help="The matching keyring (encrypted under the key-encryption key).", no_args_is_help=True)
@@ -63,9 +64,9 @@ def keys_rotate(home: HomeOption = None,
                 now: Annotated[bool, typer.Option("--now/--at-next-night",
                                                   help="Re-pseudonymise the store from the archive at once.")] = True) -> None:
     """Add a new key version, make it active, and re-make the store under it from the encrypted archive."""
-    from anonymise.keys import rotate_keys
-
     from anonymise.custody import repseudonymise
+    from anonymise.keys import rotate_keys
+    from matching.minimisation import store_policy
 
     h = resolve_home(home)
     try:
@@ -76,7 +77,7 @@ def keys_rotate(home: HomeOption = None,
     if not now:
         print("stored extracts will be re-made under it from the encrypted archive by the next night's ingest")
         return
-    _print_repseudonymised(repseudonymise(h))
+    _print_repseudonymised(repseudonymise(h, store_policy(h)))
 
 
 def _print_repseudonymised(results: list[dict]) -> None:
@@ -95,9 +96,11 @@ def keys_repseudonymise(home: HomeOption = None,
                         feed: Annotated[str | None, typer.Option(help="Only this feed (council/dataset).")] = None) -> None:
     """Re-make stored extracts that are not under the active key, from the encrypted archive."""
     from anonymise.custody import repseudonymise
+    from matching.minimisation import store_policy
 
     try:
-        _print_repseudonymised(repseudonymise(resolve_home(home), feed))
+        h = resolve_home(home)
+        _print_repseudonymised(repseudonymise(h, store_policy(h), feed))
     except AnonymiseError as exc:
         _fail(exc)
 
@@ -109,10 +112,11 @@ def keys_change_kek(
                                              "never pass a key on the command line.")] = "COUNCILMATCH_NEW_KEK",
 ) -> None:
     """Re-wrap the keyring and every data key under a new key-encryption key (nothing re-ingested)."""
+    from anonymise.custody import change_kek
+    from anonymise.kek import decode_kek, KEK
+
     import os
 
-    from anonymise.custody import change_kek
-    from anonymise.kek import KEK, decode_kek
 
     text = os.environ.get(new_kek_env)
     if not text:
@@ -148,8 +152,6 @@ def pseudonymise_cmd(
 ) -> None:
     """At-source mode: ingest and pseudonymise an extract here; only tokens leave the council."""
     from anonymise.at_source import pseudonymise_at_source
-    from ingest.feeds import FeedDefinitionError
-    from ingest.read import ExtractError
 
     try:
         summary = pseudonymise_at_source(resolve_home(home), feed, extract, out)

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from councilmatch.cli_common import HomeOption, resolve_home
+from orchestrate.commands.options import HomeOption, resolve_home
 
 console = Console()
 
@@ -33,7 +33,7 @@ def run(
     """Run the nightly job in-process: ingest, pseudonymise, link, flag, publish, report.
 
     Links incrementally by default: only records added, changed or removed since the last run."""
-    from councilmatch.pipeline import run_all
+    from orchestrate.pipeline import run_all
 
     summary = run_all(resolve_home(home), run_id=run_id, progress=_progress, full=full, retrain=retrain)
     print_summary(summary)

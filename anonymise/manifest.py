@@ -1,15 +1,16 @@
-"""Ingest manifests: store/manifests/<council>/<dataset>/<extract_id>.json.
+"""Manifests, the store's commit markers: store/manifests/<council>/<dataset>/<extract_id>.json.
 
 A manifest records what one extract gave (counts and reasons only, never a
 value), so a data officer can reconcile every row and the pipeline can fall
-back to the last good extract.
+back to the last good extract. It is written last, after the extract's
+pseudonymised file, vault entry and quarantine, and encrypted at rest like them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from councilmatch.commit import place
+from anonymise import at_rest
 from councilmatch.home import Home
 from councilmatch.safepath import path_inside, safe_name
 
@@ -27,8 +28,6 @@ def manifest_path(home: Home, feed_id: str, extract_id: str) -> Path:
 
 def write_manifest(home: Home, manifest: dict) -> Path:
     """Write atomically and encrypted at rest (``anonymise.at_rest``): a reader never sees half a manifest."""
-    from anonymise import at_rest
-
     home = _home(home)
     path = manifest_path(home, manifest["feed_id"], manifest["extract_id"])
     return at_rest.write_json(path, manifest, home)
@@ -40,7 +39,5 @@ def read_manifests(home: Home, feed_id: str) -> list[dict]:
     folder = path_inside(_home(home).manifests, council, dataset, what="manifest folder")
     if not folder.is_dir():
         return []
-    from anonymise import at_rest
-
     found = [at_rest.read_json(p, _home(home)) for p in folder.glob("*.json") if not p.name.startswith(".")]
     return sorted(found, key=lambda m: (m.get("ingested_at", ""), m.get("extract_id", "")))

@@ -1,4 +1,7 @@
-"""How a flag looks from one council: its own side(s) and the other side."""
+"""How a flag looks from one council: its own side(s) and the other side, and how record fields are labelled.
+
+(``FlagSide`` is one record of a flag; ``matching.comparisons.Side`` is a whole data set's columns.)
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from review.models import CouncilReview, ReviewItem
 
 
 @dataclass(frozen=True)
-class Side:
+class FlagSide:
     name: str          # "left" | "right"
     council: str
     dataset: str
@@ -16,13 +19,13 @@ class Side:
     own: bool
 
 
-def sides(item: ReviewItem, council: str) -> list[Side]:
-    return [Side("left", item.left_council, item.left_dataset, item.left_record_id, item.left_council == council),
-            Side("right", item.right_council, item.right_dataset, item.right_record_id,
+def sides(item: ReviewItem, council: str) -> list[FlagSide]:
+    return [FlagSide("left", item.left_council, item.left_dataset, item.left_record_id, item.left_council == council),
+            FlagSide("right", item.right_council, item.right_dataset, item.right_record_id,
                  item.right_council == council)]
 
 
-def other_side(item: ReviewItem, council: str) -> Side:
+def other_side(item: ReviewItem, council: str) -> FlagSide:
     """The side that is not the council's own (the right side if both are)."""
     left, right = sides(item, council)
     return right if left.own else left

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from councilmatch.cli_common import HomeOption, resolve_home
+from orchestrate.commands.options import HomeOption, resolve_home
 
 console = Console()
 evaluate_app = typer.Typer(help="Linkage accuracy, measured through pseudonymisation.", no_args_is_help=True)

@@ -1,6 +1,7 @@
 """What a run did, kept as small JSON files under ``store/runs/<run_id>/``.
 
-Written by the stages, read by the run report. Only ids, counts, timings and
+Written by the pipeline (``orchestrate.pipeline``: feed outcomes, stage timings; matching
+adds each match type's model under ``model/``), read by the run report. Only ids, counts, timings and
 error texts (which name files and problems, never row values) go here, and
 even so every file is encrypted at rest (``anonymise.at_rest``).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from anonymise import at_rest
 from councilmatch.home import Home
 from councilmatch.safepath import path_inside, sanitise_name
 
@@ -19,15 +21,11 @@ def run_dir(home: Home, run_id: str) -> Path:
 
 
 def _write_json(home: Home, path: Path, data: Any) -> None:
-    from anonymise import at_rest
-
     at_rest.write_json(path, data, home)
 
 
 def read_json(home: Home, path: Path) -> Any:
     """One run-state file, decrypted."""
-    from anonymise import at_rest
-
     return at_rest.read_json(path, home)
 
 

@@ -5,9 +5,9 @@ manifest exists (same checksum, same key id) is not processed again, so
 re-running a night is safe.
 
 Hostile input: the extract is read in a child process under resource limits
-(``councilmatch.isolate``), so even an abort of a native reader fails only this
+(``orchestrate.isolate``), so even an abort of a native reader fails only this
 feed; vault, quarantine, pseudonymised file and manifest are then written as one
-staged commit (``councilmatch.commit``), so a feed that fails leaves nothing behind.
+staged commit (``councilmatch.fileio``), so a feed that fails leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -15,14 +15,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from anonymise import reuse
+from anonymise.at_source import accept_at_source, at_source_metadata
+from anonymise.custody import repseudonymise, stale_manifests
+from anonymise.errors import SchemaError
+from anonymise.keys import load_keyring
+from anonymise.manifest import read_manifests, write_manifest
+from anonymise.pseudonymised import write_pseudonymised
+from anonymise.quarantine import dispose_raw_extract, write_quarantine
+from anonymise.vault import Vault
+from councilmatch.fileio import staged
 from councilmatch.home import Home
-from councilmatch.settings import Settings
+from councilmatch.safepath import safe_name
+from councilmatch.settings import HomeSettings
+from ingest.extract import ingest_extract
+from ingest.feeds import feed_path, load_feed, newest_extract
+from ingest.placeholders import without_placeholders
+from ingest.quality import with_change
+from matching.minimisation import store_policy
+from orchestrate.isolate import run_isolated
 
 
 def last_good(home: Home, feed_id: str) -> dict[str, Any]:
     """The newest successfully ingested extract of a feed (from its manifests), or {}."""
-    from ingest.manifest import read_manifests
-
     manifests = [m for m in read_manifests(home, feed_id) if m.get("pseudonymised_path")]
     if not manifests:
         return {}
@@ -36,18 +51,14 @@ def last_good(home: Home, feed_id: str) -> dict[str, Any]:
     }
 
 
-def ingest_newest(home: Home, feed_id: str, settings: Settings) -> dict[str, Any]:
-    from anonymise.keys import load_keyring
-    from ingest.feeds import feed_path, load_feed, newest_extract
-
+def ingest_newest(home: Home, feed_id: str, settings: HomeSettings) -> dict[str, Any]:
     feed = load_feed(feed_path(home, feed_id))  # only this feed's YAML: another broken one must not stop it
     keyring = load_keyring(home)  # fails fast (missing or wrong KEK) before anything is written
     extract = newest_extract(home, feed)
     if extract is None:
-        from anonymise.custody import repseudonymise, stale_manifests
 
         if stale_manifests(home, keyring.key_id, feed_id):  # after `keys rotate`: re-make from the archive
-            failed = [r for r in repseudonymise(home, feed_id, newest_only=True) if r["status"] != "repseudonymised"]
+            failed = [r for r in repseudonymise(home, store_policy(home), feed_id, newest_only=True) if r["status"] != "repseudonymised"]
             if failed:
                 raise RuntimeError(f"{feed_id}: stored extract(s) under an old key could not be re-pseudonymised: "
                                    + "; ".join(f"{r['extract_id']}: {r.get('error', r['status'])}" for r in failed))
@@ -61,60 +72,45 @@ def ingest_newest(home: Home, feed_id: str, settings: Settings) -> dict[str, Any
 
 
 def _already_done(home: Home, feed_id: str, extract_id: str, key_id: str) -> dict[str, Any] | None:
-    from ingest.manifest import read_manifests
-
     for m in read_manifests(home, feed_id):
         if m.get("extract_id") == extract_id and m.get("key_id") == key_id and Path(m.get("pseudonymised_path", "")).exists():
             return m
     return None
 
 
-def read_isolated(fn, *args: Any, extract: Path, settings: Settings) -> Any:
+def read_isolated(fn, *args: Any, extract: Path, settings: HomeSettings) -> Any:
     """``fn(*args)`` (a reader of council files) in a child process under the home's limits."""
-    from councilmatch.isolate import run_isolated
-
     if not settings.ingest.isolate_readers:
         return fn(*args)
     return run_isolated(fn, *args, what=str(extract), memory_mb=settings.ingest.reader_memory_mb,
                         timeout_s=settings.ingest.reader_timeout_seconds)
 
 
-def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: Settings) -> dict[str, Any]:
-    from anonymise.store import write_pseudonymised
-    from anonymise.vault import Vault, dispose_raw_extract, write_quarantine
-    from councilmatch.commit import staged
-    from ingest.extract import ingest_extract
-    from ingest.manifest import write_manifest
-
+def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: HomeSettings) -> dict[str, Any]:
     result = read_isolated(ingest_extract, feed, extract, extract=extract, settings=settings)
     done = _already_done(home, feed.feed_id, result.extract_id, keyring.key_id)
     if done:
         dispose_raw_extract(home, keyring, extract, settings.raw_extracts)
         return _outcome(feed.feed_id, "unchanged", done)
 
-    from anonymise import reuse
-    from anonymise.minimise import home_policy
-    from ingest.placeholders import without_placeholders
-
     # a re-sent extract: only the rows that changed since the feed's last one are pseudonymised
-    policy = home_policy(home)
+    policy = store_policy(home)
     last = last_good(home, feed.feed_id)
     previous = reuse.load_previous(home, feed.feed_id, last.get("extract_id"), last.get("path"), keyring, policy)
     frame, digests, reused = reuse.pseudonymise_reusing(without_placeholders(result.accepted)[0], keyring,
                                                         result.extract_id, home, previous, policy)
     # one commit, in this order: a crash during the renames can leave a vault entry
     # without its pseudonymised file, never a pseudonymised record nobody can re-identify
-    from ingest.quality import with_change
 
     with staged():
         Vault(home, keyring).store(feed.council, result.extract_id, result.vault_frame())  # optional values as sent
         write_quarantine(home, keyring, feed.council, feed.dataset, result.extract_id, result.quarantined)
-        path = write_pseudonymised(home, frame)
+        path = write_pseudonymised(home, frame, policy)
         if len(frame):
             reuse.save_digests(home, feed.feed_id, result.extract_id, keyring, digests, policy)
         manifest = {**result.manifest(), "extract_id": result.extract_id, "key_id": keyring.key_id,
                     "pseudonymised_path": str(path), "rows_reused": reused}
-        manifest["quality"] = with_change(home, feed.feed_id, result.extract_id, result.quality)
+        manifest["quality"] = with_change(read_manifests(home, feed.feed_id), result.extract_id, result.quality)
         write_manifest(home, manifest)
     dispose_raw_extract(home, keyring, extract, settings.raw_extracts)
     return _outcome(feed.feed_id, "ingested", manifest)
@@ -122,8 +118,6 @@ def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: Settings) ->
 
 def _council_counts(extract: Path, meta: dict[str, Any], accepted: int) -> dict[str, Any]:
     """The counts a council's at-source file declares, checked: integers and a reason -> count map."""
-    from anonymise.errors import SchemaError
-
     manifest = meta.get("manifest", {})
     manifest = manifest if isinstance(manifest, dict) else {}
     rows_in, quarantined = manifest.get("rows_in", accepted), manifest.get("quarantined", 0)
@@ -145,20 +139,15 @@ def _council_counts(extract: Path, meta: dict[str, Any], accepted: int) -> dict[
 def _read_at_source(extract: Path, keyring, feed) -> tuple[Any, dict[str, Any]]:
     """The checked frame and the metadata of an at-source file: both read in the reader process,
     so the hub process never parses the council's Parquet itself."""
-    from anonymise.at_source import accept_at_source, at_source_metadata
 
     return accept_at_source(extract, keyring, feed), at_source_metadata(extract)
 
 
-def _accept_at_source(home: Home, feed, extract: Path, keyring, settings: Settings) -> dict[str, Any]:
+def _accept_at_source(home: Home, feed, extract: Path, keyring, settings: HomeSettings) -> dict[str, Any]:
     """A council's own pre-pseudonymised Parquet: checked (in a child process), then stored as if ingested here."""
     import hashlib
     from datetime import datetime, timezone
 
-    from anonymise.store import write_pseudonymised
-    from councilmatch.commit import staged
-    from councilmatch.safepath import safe_name
-    from ingest.manifest import write_manifest
 
     frame, meta = read_isolated(_read_at_source, extract, keyring, feed, extract=extract, settings=settings)
     extract_id = safe_name(str(meta.get("extract_id")), "extract id")  # accept_at_source checked it; never trusted twice
@@ -167,14 +156,13 @@ def _accept_at_source(home: Home, feed, extract: Path, keyring, settings: Settin
         return _outcome(feed.feed_id, "unchanged", done)
     # The council's own ingest counts travel in the file's metadata, so counts reconcile here too.
     council_manifest = _council_counts(extract, meta, len(frame))
-    from anonymise.vault import Vault
 
     with staged():
         # Only the record references go to the vault (the council keeps the identifiers), so the
         # store's keyed reference of a flagged record still maps back to the council's own id.
         if len(frame):
             Vault(home, keyring).store(feed.council, extract_id, frame[["council", "dataset", "record_id"]])
-        path = write_pseudonymised(home, frame)
+        path = write_pseudonymised(home, frame, store_policy(home))
         manifest = {
             "feed_id": feed.feed_id, "feed_version": feed.version, "extract_file": extract.name,
             "extract_id": extract_id, "checksum": hashlib.sha256(extract.read_bytes()).hexdigest(),

@@ -1,9 +1,9 @@
 """What the insider reads: every pseudonymised extract under ``store/``, decrypted.
 
-All reads go through :func:`read_store`, whose ``reader`` reads one file. Today the store is
-plain Parquet (``anonymise.store.read_pseudonymised``); once the store is encrypted at rest,
-point ``reader`` (or :data:`DEFAULT_READER`) at the decrypting reader: the insider of item
-4(b) is exactly the one who can decrypt but holds no keyring.
+All reads go through :func:`read_store`, whose ``reader`` reads one file. The store is
+encrypted at rest; the default reader (``anonymise.pseudonymised.read_pseudonymised``)
+decrypts with the KEK in the environment: the insider of item 4(b) is exactly the one who
+can decrypt but holds no keyring. ``--reader MODULE:FUNCTION`` swaps in another.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ Reader = Callable[[Path], pd.DataFrame]
 
 
 def _plain_reader(path: Path) -> pd.DataFrame:
-    from anonymise.store import read_pseudonymised
+    from anonymise.pseudonymised import read_pseudonymised
 
     return read_pseudonymised(path)
 

@@ -3,7 +3,7 @@
 1. generate demo boroughs (synthetic extracts, feed files, ground truth);
 2. ``keys init`` (a development KEK in ``home/keys`` unless COUNCILMATCH_KEK is set);
 3. an isolated Airflow in ``home/airflow`` (embedded SQLite metadata DB, ``airflow db migrate``;
-   its secrets outside the data home, see ``airflow_local.secrets_dir``);
+   its secrets outside the data home, see ``isolated_airflow.secrets_dir``);
 4. Airflow's UI: the api-server with the simple auth manager on loopback (``--no-airflow-ui`` skips it);
 5. ``airflow dags test nightly_matching``: the real DAG, recorded as a DAG run in the metadata DB
    the UI reads; with the UI on, each task runs in its own process through LocalExecutor and writes
@@ -27,10 +27,10 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from councilmatch import airflow_local
-from councilmatch.cli_common import HomeOption, resolve_home
 from councilmatch.councils import CENTRAL, council_name
 from councilmatch.home import Home
+from orchestrate import isolated_airflow
+from orchestrate.commands.options import HomeOption, resolve_home
 
 console = Console()
 
@@ -47,7 +47,7 @@ def generate_if_missing(home: Home, boroughs: int, people: int, seed: int) -> bo
     """Generate demo data unless the home already has feeds; True when it generated."""
     if home.feeds.exists() and any(home.feeds.rglob("*.yaml")):
         return False
-    from synthetic import generate
+    from synthetic import generate  # the generator: loaded only when the demo runs, not for `councilmatch --help`
 
     generate(home, boroughs=boroughs, people=people, seed=seed)
     return True
@@ -55,10 +55,10 @@ def generate_if_missing(home: Home, boroughs: int, people: int, seed: int) -> bo
 
 def run_nightly_dag(home: Home, env: dict[str, str] | None = None, use_executor: bool = False) -> Path:
     """Run the nightly DAG through Airflow (``airflow dags test``); returns the log file."""
-    airflow_local.migrate(home, env=env)
+    isolated_airflow.migrate(home, env=env)
     home.logs.mkdir(parents=True, exist_ok=True)
     log_path = home.logs / "demo-airflow-dags-test.log"
-    proc = airflow_local.dags_test(home, airflow_local.DAG_ID, env=env, capture=True, use_executor=use_executor)
+    proc = isolated_airflow.dags_test(home, isolated_airflow.DAG_ID, env=env, capture=True, use_executor=use_executor)
     log_path.write_text(proc.stdout or "", encoding="utf-8")
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout or "").splitlines()[-40:])
@@ -68,19 +68,20 @@ def run_nightly_dag(home: Home, env: dict[str, str] | None = None, use_executor:
 
 def demo_councils(home: Home) -> list[str]:
     """The councils with at least one feed (the central deceased feed has no investigators)."""
-    from councilmatch.pipeline import discover_feeds
+    from orchestrate.pipeline import discover_feeds
 
     return sorted({f.split("/", 1)[0] for f in discover_feeds(home)} - {CENTRAL})
 
 
 def add_investigators(home: Home, councils: list[str]) -> list[dict[str, str]]:
     """One demo investigator per council with a fresh random password (reset if the user exists)."""
-    from sqlalchemy import select
-
     from review import audit
     from review.auth import add_user, set_password
     from review.db import migrate, writing
     from review.models import User
+
+    from sqlalchemy import select
+
 
     audit.bind(home.review_db_url, home.root)
     migrate(home.review_db_url)
@@ -104,12 +105,13 @@ OPERATOR_USERNAME = "demo-operator"
 
 def add_operator(home: Home, username: str = OPERATOR_USERNAME) -> dict[str, str]:
     """The demo's hub operator in the review app (run reports only), with a fresh random password."""
-    from sqlalchemy import select
-
     from review import audit
-    from review.auth import HUB, add_user, set_password
+    from review.auth import add_user, HUB, set_password
     from review.db import migrate, writing
     from review.models import User
+
+    from sqlalchemy import select
+
 
     audit.bind(home.review_db_url, home.root)
     migrate(home.review_db_url)
@@ -123,12 +125,12 @@ def add_operator(home: Home, username: str = OPERATOR_USERNAME) -> dict[str, str
     return {"username": username, "password": password}
 
 
-def note_run_report(server: airflow_local.ApiServer, home: Home, review_url: str, run_id: str) -> str:
+def note_run_report(server: isolated_airflow.ApiServer, home: Home, review_url: str, run_id: str) -> str:
     """Put a link to the night's run report in the DAG run's note (shown on the run's page)."""
-    token = airflow_local.api_token(server.url, airflow_local.UI_USER, airflow_local.ui_password(home))
-    dag_run = airflow_local.latest_dag_run(server.url, token)
-    url = airflow_local.report_url(review_url, run_id)
-    airflow_local.set_run_note(server.url, token, str(dag_run["dag_run_id"]),
+    token = isolated_airflow.api_token(server.url, isolated_airflow.UI_USER, isolated_airflow.ui_password(home))
+    dag_run = isolated_airflow.latest_dag_run(server.url, token)
+    url = isolated_airflow.report_url(review_url, run_id)
+    isolated_airflow.set_run_note(server.url, token, str(dag_run["dag_run_id"]),
                                f"**Run report:** [{run_id}]({url}) (sign in to the review app as a hub operator)")
     return str(dag_run["dag_run_id"])
 
@@ -152,6 +154,8 @@ def demo(
     seed: int = typer.Option(DEMO_SEED, help="Random seed of the generator."),
 ) -> None:
     """Generate demo boroughs, run the nightly DAG through Airflow, then open the review app."""
+    from anonymise.keys import init_keys
+
     h = resolve_home(home).ensure()
     console.print(f"Data home: [bold]{h.root}[/bold]")
 
@@ -159,22 +163,21 @@ def demo(
     console.print("  generated" if generate_if_missing(h, boroughs, people, seed) else "  already there; kept")
 
     _step("Matching keyring")
-    from anonymise.keys import init_keys
 
     console.print(f"  active key: {init_keys(h, dev_kek=True)}")
 
     _stop_on_sigterm()
     review_url = f"http://127.0.0.1:{port}"
-    server: airflow_local.ApiServer | None = None
+    server: isolated_airflow.ApiServer | None = None
     review: subprocess.Popen | None = None
     try:
         env = None
         if airflow_ui:
-            env = airflow_local.api_server_env(h, airflow_port, review_url=review_url)
+            env = isolated_airflow.api_server_env(h, airflow_port, review_url=review_url)
             _step(f"Airflow's UI on http://127.0.0.1:{airflow_port} (AIRFLOW_HOME={h.airflow_home}; "
-                  f"secrets in {airflow_local.secrets_dir(h)})")
-            airflow_local.migrate(h, env=env)
-            server = airflow_local.start_api_server(h, env)
+                  f"secrets in {isolated_airflow.secrets_dir(h)})")
+            isolated_airflow.migrate(h, env=env)
+            server = isolated_airflow.start_api_server(h, env)
             console.print(f"  api-server up; log: {server.log_path}")
         _step("The nightly_matching DAG via `airflow dags test`"
               + (" (each task in its own process, logs for the UI)" if airflow_ui else ""))
@@ -204,12 +207,12 @@ def demo(
                       f"[bold]{operator['username']}[/bold] / [bold]{operator['password']}[/bold]")
         if server is not None:
             console.print(f"[bold green]Airflow UI: {server.url}[/bold green] — sign in as "
-                          f"[bold]{airflow_local.UI_USER}[/bold] / "
-                          f"[bold]{airflow_local.ui_password(h)}[/bold]")
+                          f"[bold]{isolated_airflow.UI_USER}[/bold] / "
+                          f"[bold]{isolated_airflow.ui_password(h)}[/bold]")
         if not serve:
             console.print("--no-serve: nothing is left running (the night stays recorded in the data home).")
             return
-        cmd = [sys.executable, "-m", "councilmatch.cli", "review", "serve", "--home", str(h.root),
+        cmd = [sys.executable, "-m", "orchestrate.cli", "review", "serve", "--home", str(h.root),
                "--port", str(port), "--insecure-cookies"]  # plain http on loopback: demo only
         review = subprocess.Popen(cmd)
         console.print("Ctrl-C stops the demo (the review app and Airflow's UI).", highlight=False)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from councilmatch.cli_common import HomeOption, resolve_home
+from orchestrate.commands.options import HomeOption, resolve_home
 
 
 def register(app: typer.Typer) -> None:

@@ -11,9 +11,10 @@ from anonymise import at_rest
 from anonymise.errors import SchemaError, UnknownKeyError
 from anonymise.keys import load_keyring, rotate_keys
 from anonymise.minimise import minimise
-from anonymise.store import check_key_ids, file_metadata, read_pseudonymised, write_pseudonymised
+from anonymise.pseudonymised import check_key_ids, file_metadata, read_pseudonymised, write_pseudonymised
 from anonymise.tokens import pseudonymise
 from councilmatch.contracts import BLOOM_BYTES, TOKEN_COLUMNS
+from matching.minimisation import store_policy
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def frame(people, helpers, keyring):
 
 
 def test_write_read_round_trip(home, frame, helpers) -> None:
-    path = write_pseudonymised(home, frame)
+    path = write_pseudonymised(home, frame, store_policy(home))
     assert path == home.pseudonymised_path("payroll", helpers.CAMDEN, "payroll_1-abc")
     with pytest.raises(OSError):  # encrypted at rest: no schema without the keys
         pq.read_schema(path)
@@ -33,30 +34,30 @@ def test_write_read_round_trip(home, frame, helpers) -> None:
         assert schema.field(c).type == pa.int64()
     meta = file_metadata(path)
     assert meta["key_id"] == "k1" and meta["schema_version"] == "1" and meta["rows"] == 12
-    stored = minimise(frame, home)  # the store keeps the minimised frame (test_minimise.py)
+    stored = minimise(frame, home, store_policy(home))  # the store keeps the minimised frame (test_minimise.py)
     pd.testing.assert_frame_equal(read_pseudonymised(path), stored)
     assert not list(path.parent.glob(".*.tmp"))  # no temporary left behind
     mtime_bytes = path.read_bytes()
-    write_pseudonymised(home, frame)  # idempotent
+    write_pseudonymised(home, frame, store_policy(home))  # idempotent
     pd.testing.assert_frame_equal(read_pseudonymised(path), stored)
     assert len(list(path.parent.iterdir())) == 1 and len(mtime_bytes) > 0
 
 
 def test_contract_violations_are_refused(home, frame) -> None:
     with pytest.raises(SchemaError, match="extra \\['surname'\\]"):
-        write_pseudonymised(home, frame.assign(surname="SMITH"))
+        write_pseudonymised(home, frame.assign(surname="SMITH"), store_policy(home))
     with pytest.raises(SchemaError, match="missing \\['t_nino'\\]"):
-        write_pseudonymised(home, frame.drop(columns=["t_nino"]))
+        write_pseudonymised(home, frame.drop(columns=["t_nino"]), store_policy(home))
     with pytest.raises(SchemaError, match="one council"):
         mixed = frame.copy()
         mixed.loc[0, "council"] = "E09000012"
-        write_pseudonymised(home, mixed)
+        write_pseudonymised(home, mixed, store_policy(home))
     with pytest.raises(SchemaError, match="int64"):
-        write_pseudonymised(home, frame.assign(t_nino=frame["t_nino"].astype(str)))
+        write_pseudonymised(home, frame.assign(t_nino=frame["t_nino"].astype(str)), store_policy(home))
     short = frame.copy()
     short["bf_surname"] = [b"\x01" * 10] * len(short)
     with pytest.raises(SchemaError, match="does not fit"):
-        write_pseudonymised(home, short)
+        write_pseudonymised(home, short, store_policy(home))
     assert not home.pseudonymised.exists() or not list(home.pseudonymised.rglob("*.parquet"))
 
 

@@ -11,7 +11,7 @@ pipe (memory only: the result holds clear data, so it never touches the disk):
 * wall time: the child is killed after ``timeout_s``.
 
 The parent does every write (vault, quarantine, store, manifest) after the child
-returned, in one staged commit (``councilmatch.commit``), so a child that dies
+returned, in one staged commit (``councilmatch.fileio``), so a child that dies
 leaves nothing behind. ``fork`` keeps the per-feed cost to milliseconds (the
 modules are already imported), in ``councilmatch run`` as in an Airflow task.
 """
@@ -24,8 +24,7 @@ import multiprocessing as mp
 import re
 import resource
 import signal
-from collections.abc import Callable
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")

@@ -29,7 +29,6 @@ a pair still matching after the retention period is raised again for a fresh loo
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -37,9 +36,10 @@ from typing import Any, Optional
 
 import typer
 
-from councilmatch.cli_common import HomeOption, resolve_home
+from councilmatch.fileio import atomic_write
 from councilmatch.home import Home
 from councilmatch.settings import load_settings
+from orchestrate.commands.options import HomeOption, resolve_home
 
 ACTOR = "retention"
 
@@ -47,7 +47,6 @@ ACTOR = "retention"
 @dataclass
 class Purged:
     """What one kind lost (or would lose, in a dry run)."""
-
     kind: str
     days: int
     cutoff: str
@@ -126,12 +125,12 @@ def _as_utc(value: datetime | str | None) -> datetime | None:
 
 def _purge_closed_flags(home: Home, days: int, now: datetime, dry_run: bool) -> Purged:
     """Delete review items closed (every council decided) longer than ``days`` ago."""
-    cutoff = now - timedelta(days=days)
-    result = Purged("closed_flags", days, cutoff.isoformat(timespec="seconds"))
-    db_url = home.review_db_url
     from review import audit as review_audit
     from review.store import purge_closed_flags
 
+    cutoff = now - timedelta(days=days)
+    result = Purged("closed_flags", days, cutoff.isoformat(timespec="seconds"))
+    db_url = home.review_db_url
     review_audit.bind(db_url, home.root)
     expired, result.note = purge_closed_flags(db_url, cutoff, dry_run=dry_run, actor=ACTOR)
     result.removed = [f"review_item:{fid}" for fid in expired]
@@ -155,9 +154,7 @@ def purge(home: Home | Path | str, *, dry_run: bool = False, now: datetime | Non
     report_path = report_dir / f"{stamp}.json"
     detail = {"at": now.isoformat(timespec="seconds"), "dry_run": dry_run,
               "kinds": [asdict(r) | {"count": r.count} for r in results]}
-    tmp = report_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(detail, indent=2), encoding="utf-8")
-    os.replace(tmp, report_path)
+    atomic_write(report_path, json.dumps(detail, indent=2), mode=0o644)
     return {
         "dry_run": dry_run,
         "report": str(report_path),

@@ -9,8 +9,6 @@ data it cannot compare (``check_key_ids``).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,13 +16,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from councilmatch.contracts import ENCODED_BYTES, NON_IDENTIFYING, PSEUDONYMISED_COLUMNS, REFERENCE, TOKEN_COLUMNS
-from councilmatch.commit import place
-from councilmatch.home import Home
-
+from anonymise import at_rest
 from anonymise.errors import SchemaError, UnknownKeyError
 from anonymise.keys import Keyring
+from anonymise.minimise import Policy, minimise
 from anonymise.tokens import NON_IDENTIFYING_DTYPES
+from councilmatch.contracts import ENCODED_BYTES, NON_IDENTIFYING, PSEUDONYMISED_COLUMNS, REFERENCE, TOKEN_COLUMNS
+from councilmatch.fileio import atomic_write_with
+from councilmatch.home import Home
 
 SCHEMA_VERSION = "1"
 META_KEY = b"councilmatch"
@@ -87,35 +86,22 @@ def write_table(table: pa.Table, path: Path, extra_meta: dict | None = None) -> 
     if extra_meta:
         meta = json.loads(table.schema.metadata[META_KEY]) | extra_meta
         table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        place(tmp, path)  # now, or at the end of the feed's staged commit
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_with(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
-def write_pseudonymised(home: Home, frame: pd.DataFrame) -> Path:
-    """Write one extract's pseudonymised frame, encrypted, to ``home.pseudonymised_path(...)`` (idempotent)."""
-    from anonymise import at_rest
-
+def write_pseudonymised(home: Home, frame: pd.DataFrame, policy: Policy) -> Path:
+    """Write one extract's pseudonymised frame, minimised by ``policy`` and encrypted, to
+    ``home.pseudonymised_path(...)`` (idempotent)."""
     if len(frame) == 0:
         raise SchemaError("refusing to write an empty pseudonymised frame (no council/dataset/extract to file it under)")
     validate_frame(frame)
-    from anonymise.minimise import minimise
 
     path = home.pseudonymised_path(_single(frame, "dataset"), _single(frame, "council"), _single(frame, "extract_id"))
-    return at_rest.write_table(path, to_table(minimise(frame, home)), home)
+    return at_rest.write_table(path, to_table(minimise(frame, home, policy)), home)
 
 
 def file_metadata(path: Path, home: Home | None = None) -> dict:
     """The councilmatch metadata of a pseudonymised (encrypted) Parquet file ({} if absent)."""
-    from anonymise import at_rest
-
     raw = at_rest.read_metadata(path, home).get(META_KEY)
     return json.loads(raw) if raw else {}
 
@@ -131,8 +117,6 @@ def from_table(table: pa.Table) -> pd.DataFrame:
 
 def read_pseudonymised(path: Path, home: Home | None = None) -> pd.DataFrame:
     """A pseudonymised file as the frame ``pseudonymise`` returned (bloom columns as bytes), decrypted."""
-    from anonymise import at_rest
-
     return from_table(at_rest.read_table(path, home=home))
 
 

@@ -1,4 +1,4 @@
-"""Commands: ``review serve``, ``review publish``, ``users add | set-password``, ``audit verify | checkpoint``."""
+"""Commands: ``review serve | publish``, ``users add | set-password``, ``audit verify | checkpoint | seal-legacy``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
-from councilmatch.cli_common import HomeOption, resolve_home
+from councilmatch.environment import environment, variable
+from orchestrate import isolated_airflow
+from orchestrate.commands.options import HomeOption, resolve_home
 
 review_app = typer.Typer(help="Investigators' review web app and store.", no_args_is_help=True)
 users_app = typer.Typer(help="Review app users.", no_args_is_help=True)
@@ -30,12 +32,12 @@ def serve(home: HomeOption = None,
                    "X-Forwarded-For gives the client's address for sign-in limits "
                    "(default: $COUNCILMATCH_REVIEW_TRUSTED_PROXIES).")] = None) -> None:
     """Run the web app (migrates the review database first)."""
+    from review.app import create_app, session_secret
+
     import uvicorn
 
-    from review.app import create_app
-
     if trusted_proxies is not None:
-        os.environ["COUNCILMATCH_REVIEW_TRUSTED_PROXIES"] = trusted_proxies  # every worker alike
+        os.environ[variable("review_trusted_proxies")] = trusted_proxies  # every worker alike
     h = resolve_home(home)
     if insecure_cookies and host not in ("127.0.0.1", "localhost", "::1"):
         raise typer.BadParameter("--insecure-cookies is only allowed on a loopback host", param_hint="--host")
@@ -45,24 +47,32 @@ def serve(home: HomeOption = None,
     if workers <= 1:
         uvicorn.run(app, **options)
         return
-    os.environ["COUNCILMATCH_HOME"] = str(h.root)
-    os.environ["COUNCILMATCH_REVIEW_INSECURE_COOKIES"] = "1" if insecure_cookies else "0"
-    if not os.environ.get("COUNCILMATCH_REVIEW_SECRET"):
-        from review.app import session_secret
-        os.environ["COUNCILMATCH_REVIEW_SECRET"] = session_secret(h)  # every worker signs alike
-    uvicorn.run("review.app:create_app_from_env", factory=True, workers=workers, **options)
+    os.environ[variable("home")] = str(h.root)
+    os.environ[variable("review_insecure_cookies")] = "1" if insecure_cookies else "0"
+    if environment().review_secret is None:
+        os.environ[variable("review_secret")] = session_secret(h)  # every worker signs alike
+    uvicorn.run("orchestrate.commands.review:worker_app", factory=True, workers=workers, **options)
+
+
+def worker_app():  # noqa: ANN201  (a FastAPI app)
+    """One uvicorn worker's app: as ``review.app.create_app_from_env``, with the KEK sources the CLI uses."""
+    from review.app import create_app_from_env
+
+    isolated_airflow.use_airflow_kek()
+    return create_app_from_env()
 
 
 @review_app.command("publish")
 def publish(flags_file: Annotated[Path, typer.Argument(help="A flags Parquet file (store/flags/<run>.parquet).")],
             home: HomeOption = None) -> None:
     """Publish a flags file to the review store (the pipeline calls review.store.publish_flags)."""
-    import json
-
     from anonymise import at_rest
+    from review import audit
     from review.store import publish_flags
 
-    from review import audit
+    import json
+
+
 
     h = resolve_home(home)
     audit.bind(h.review_db_url, h.root)
@@ -94,7 +104,7 @@ def add(username: Annotated[str, typer.Option(help="Sign-in name.")],
         home: HomeOption = None) -> None:
     """Add a user of the review app (on the hub; audited as actor "cli")."""
     from review import audit
-    from review.auth import HUB, HUB_ROLES, add_user
+    from review.auth import add_user, HUB, HUB_ROLES
     from review.db import migrate, writing
 
     if council is None:
@@ -121,12 +131,13 @@ def set_password_cmd(username: Annotated[str, typer.Option(help="Sign-in name.")
                          "--password-stdin", help="Read the password from standard input.")] = False,
                      home: HomeOption = None) -> None:
     """Set a user's password; every session of the user ends (audited)."""
-    from sqlalchemy import select
-
     from review import audit
     from review.auth import set_password
     from review.db import migrate, writing
     from review.models import User
+
+    from sqlalchemy import select
+
 
     password = _password(password_stdin)
     h = resolve_home(home)
@@ -151,10 +162,11 @@ def verify(home: HomeOption = None,
                     "against it as well as against the checkpoint file; repeatable.")] = None) -> None:
     """Check the audit trail's keyed chain and its signed checkpoints; exit 1 if any entry was
     altered, removed, inserted, or cut off the end."""
-    import json
-
     from review import audit
     from review.db import migrate, reading
+
+    import json
+
 
     h = resolve_home(home)
     audit.bind(h.review_db_url, h.root)
@@ -180,10 +192,11 @@ def verify(home: HomeOption = None,
 def seal_legacy_cmd(home: HomeOption = None) -> None:
     """Once, after upgrading: key a trail written by an older version (unkeyed SHA-256 chain),
     if that chain is intact; then sign a checkpoint."""
-    import json
-
     from review import audit
     from review.db import migrate
+
+    import json
+
 
     h = resolve_home(home)
     audit.bind(h.review_db_url, h.root)
@@ -200,10 +213,11 @@ def seal_legacy_cmd(home: HomeOption = None) -> None:
 def checkpoint_cmd(home: HomeOption = None) -> None:
     """Sign the trail's current tip into audit-checkpoints.jsonl and print it (run it from cron, and
     keep the printed line somewhere the hub cannot rewrite)."""
-    import json
-
     from review import audit
     from review.db import migrate
+
+    import json
+
 
     h = resolve_home(home)
     audit.bind(h.review_db_url, h.root)

@@ -25,9 +25,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from councilmatch import run_state
 from councilmatch.home import Home
 from councilmatch.settings import load_settings
+from ingest.feeds import load_feeds
+from matching.run import collect_flags, plan, run_dir
+from matching.run import link_shard as _link_shard
+from orchestrate import run_state
+from orchestrate.feed_pipeline import ingest_newest, last_good
+from orchestrate.report import write_run_report
+from review import audit
+from review.store import publish_flags, suppressed_flags
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +67,6 @@ def discover_feeds(home: HomeLike) -> list[str]:
     A feed whose YAML is broken is still listed (by its path), so that its own
     ingest task fails alone, falls back to its last good extract and is reported.
     """
-    from ingest.feeds import load_feeds
 
     home = _home(home)
     invalid: dict = {}
@@ -78,7 +84,6 @@ def ingest_feed(home: HomeLike, feed_id: str, run_id: str) -> dict[str, Any]:
     The result (and the run state) carries only ids, counts and the error text,
     which names the file and the problem but no row values.
     """
-    from councilmatch.feed_step import ingest_newest
 
     home = _home(home)
     started = time.perf_counter()
@@ -86,7 +91,6 @@ def ingest_feed(home: HomeLike, feed_id: str, run_id: str) -> dict[str, Any]:
         outcome = ingest_newest(home, feed_id, load_settings(home))
     except Exception as exc:  # noqa: BLE001 - recorded and reported, never lost
         log.warning("feed %s failed: %s", feed_id, exc)
-        from councilmatch.feed_step import last_good
 
         outcome = {"feed_id": feed_id, "status": "failed", "error": str(exc), **last_good(home, feed_id)}
         if outcome.get("extract_id"):
@@ -104,7 +108,6 @@ def ingest_feed(home: HomeLike, feed_id: str, run_id: str) -> dict[str, Any]:
 def plan_link(home: HomeLike, run_id: str, full: bool = False, retrain: bool = False) -> list[dict[str, Any]]:
     """Get each match type's model once (reused, or re-trained when due) and list the shards to
     link: only what changed since the last linked run, unless ``full`` (a full re-run)."""
-    from matching.run import plan, run_dir
 
     home = _home(home)
     started = time.perf_counter()
@@ -117,8 +120,6 @@ def plan_link(home: HomeLike, run_id: str, full: bool = False, retrain: bool = F
 
 
 def link_shard(home: HomeLike, run_id: str, match_type: str, shard: int, shards: int) -> dict[str, Any]:
-    from matching.run import link_shard as _link_shard
-
     home = _home(home)
     return _link_shard(home, run_id, match_type, shard, shards)
 
@@ -129,10 +130,7 @@ def publish_run(home: HomeLike, run_id: str) -> dict[str, Any]:
     Flags an investigator closed as "no issue" are not raised again unless their
     evidence changed; publishing never overwrites an investigator's decision.
     """
-    from matching.run import collect_flags
-    from review.store import publish_flags, suppressed_flags
 
-    from review import audit
 
     home = _home(home)
     started = time.perf_counter()
@@ -154,8 +152,6 @@ def publish_run(home: HomeLike, run_id: str) -> dict[str, Any]:
 
 
 def write_report(home: HomeLike, run_id: str) -> dict[str, Any]:
-    from councilmatch.report import write_run_report
-
     return write_run_report(_home(home), run_id)
 
 

@@ -1,4 +1,4 @@
-"""The run report: what a night did, as JSON (for machines) and HTML (for people).
+"""The run report: what a night did, rendered as HTML (for people) from its JSON (for machines).
 
 Per-feed counts and quarantine reasons (councils by name and ONS code), which feeds
 fell back to their last good extract, flags per match type, change since the last
@@ -7,140 +7,21 @@ stage and each match type's model (match weight per comparison level, charted, a
 the fit check when matching recorded one). Only counts, ids and model parameters:
 no clear identifier can reach it.
 
-Operators read it in the review app (``/reports/<run_id>``, hub operators only), linked
-from the DAG run in Airflow; :func:`render_body` is the part both pages share.
+``orchestrate.report`` builds it each night from the run state and writes
+``reports/<run_id>.json`` and ``.html``; operators read it in the review app
+(``/reports/<run_id>``, hub operators only), linked from the DAG run in Airflow;
+:func:`render_body` is the part both pages share.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import os
-from pathlib import Path
 from typing import Any
 
-
-from anonymise import at_rest
-from councilmatch import run_state
 from councilmatch.councils import council_name
 from councilmatch.home import Home
-from councilmatch.safepath import path_inside, safe_name
-
-#: Nights shown in the trend (this one and the ones before it).
-TREND_NIGHTS = 7
-
-
-def build_run_report(home: Home, run_id: str) -> dict[str, Any]:
-    feeds = run_state.load_feeds(home, run_id)
-    stages = run_state.load_stages(home, run_id)
-    flags_path = home.flags_path(run_id)
-    flags = at_rest.read_frame(flags_path, columns=["flag_id", "match_type"], home=home) if flags_path.exists() else None
-    per_type = flags.groupby("match_type").size().to_dict() if flags is not None and len(flags) else {}
-
-    previous = run_state.previous_run_id(home, run_id)
-    change: dict[str, Any] = {"previous_run": previous or "none (first run)"}
-    if previous and flags is not None:
-        before = set(at_rest.read_frame(home.flags_path(previous), columns=["flag_id"], home=home)["flag_id"])
-        now = set(flags["flag_id"])
-        change.update(new_flags=len(now - before), no_longer_raised=len(before - now), still_raised=len(now & before))
-
-    return {
-        "run_id": run_id,
-        "feeds": feeds,
-        "feeds_failed": [f["feed_id"] for f in feeds if f.get("status") in ("failed", "fell_back")],
-        "feeds_fell_back": [f["feed_id"] for f in feeds if f.get("status") == "fell_back"],
-        "totals": {
-            "rows_in": sum(int(f.get("rows_in", 0)) for f in feeds if f.get("status") == "ingested"),
-            "accepted": sum(int(f.get("accepted", 0)) for f in feeds if f.get("status") == "ingested"),
-            "quarantined": sum(int(f.get("quarantined", 0)) for f in feeds if f.get("status") == "ingested"),
-        },
-        "flags": int(len(flags)) if flags is not None else 0,
-        "flags_per_match_type": {str(k): int(v) for k, v in sorted(per_type.items())},
-        "change_since_last_run": change,
-        "stages": stages,
-        "models": _load_models(home, run_id),
-        "match_type_titles": _match_type_titles(home),
-        "trend": [],
-        "model_reuse": _model_reuse(home, run_id),
-        # each feed's data-quality profile (ingest.quality): rates per field, duplicates, change, alerts
-        "data_quality": {f["feed_id"]: f["quality"] for f in feeds if f.get("quality")},
-        "data_quality_alerts": [f"{f['feed_id']}: {a}" for f in feeds for a in (f.get("quality") or {}).get("alerts", [])],
-    }
-
-
-def _match_type_titles(home: Home) -> dict[str, str]:
-    """Match type id -> title, from the match types matching loads (empty if they cannot be read)."""
-    try:
-        from matching.matchtype import load_matchtypes
-
-        loaded = load_matchtypes(home)
-    except Exception:  # noqa: BLE001  a bad YAML must not cost the night its report
-        return {}
-    items = loaded.values() if isinstance(loaded, dict) else loaded
-    return {str(m.id): str(getattr(m, "title", None) or m.id) for m in items if getattr(m, "id", None)}
-
-
-def trend(home: Home, report: dict[str, Any], nights: int = TREND_NIGHTS) -> list[dict[str, Any]]:
-    """This night and the ones before it, oldest first: records, quarantine and flags per match type.
-
-    Read from the earlier nights' reports (``reports/<run_id>.json``), so the trend costs no recount.
-    """
-    run_id = report["run_id"]
-    earlier = sorted(p for p in home.reports.glob("*.json") if p.stem < run_id) if home.reports.exists() else []
-    points = []
-    for path in earlier[-(nights - 1):] if nights > 1 else []:
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-            points.append(_trend_point(old))
-        except (ValueError, KeyError, TypeError):
-            continue  # not a run report (or an unreadable one): leave the night out
-    return points + [_trend_point(report)]
-
-
-def _trend_point(report: dict[str, Any]) -> dict[str, Any]:
-    totals = report.get("totals", {})
-    # Records matching worked on: every feed's accepted rows, tonight's extract or its last good one.
-    in_matching = sum(int(f.get("accepted", 0)) for f in report.get("feeds", []) if f.get("status") != "failed")
-    return {"run_id": str(report["run_id"]), "records": int(totals.get("rows_in", 0)),
-            "records_in_matching": in_matching,
-            "quarantined": int(totals.get("quarantined", 0)), "flags": int(report.get("flags", 0)),
-            "flags_per_match_type": {str(k): int(v) for k, v in report.get("flags_per_match_type", {}).items()}}
-
-
-def write_run_report(home: Home, run_id: str) -> dict[str, Any]:
-    report = build_run_report(home, run_id)
-    report["trend"] = trend(home, report)
-    home.reports.mkdir(parents=True, exist_ok=True)
-    json_path = path_inside(home.reports, safe_name(run_id, "run id") + ".json", what="report")
-    html_path = path_inside(home.reports, safe_name(run_id, "run id") + ".html", what="report")
-    _atomic_write(json_path, json.dumps(report, indent=2, sort_keys=True, default=str))
-    _atomic_write(html_path, render_html(report))
-    return {"json": str(json_path), "html": str(html_path), "flags": report["flags"],
-            "feeds_failed": report["feeds_failed"]}
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _model_reuse(home: Home, run_id: str) -> dict[str, Any]:
-    """Per match type: linked in full or incrementally, the model's age, why it was re-trained,
-    the drift figure (see matching.incremental)."""
-    folder = run_state.run_dir(home, run_id) / "model"
-    out = {}
-    for p in sorted(folder.glob("*.json")):
-        reuse = run_state.read_json(home, p).get("reuse")
-        if reuse:
-            out[p.stem] = reuse
-    return out
-
-
-def _load_models(home: Home, run_id: str) -> dict[str, Any]:
-    folder = run_state.run_dir(home, run_id) / "model"
-    return {p.stem: run_state.read_json(home, p) for p in sorted(folder.glob("*.json"))}
-
+from review.charts import sparkline, weights_chart
 
 # ---------------------------------------------------------------------------
 # HTML
@@ -153,8 +34,6 @@ table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border-bottom:1px sol
 th{background:#f3f2f1}.bad{color:#d4351c;font-weight:bold}.num{text-align:right}
 .model{margin-bottom:2rem}.muted{color:#505a5f}
 """
-
-GREEN, RED, GREY, BLUE = "#00703c", "#d4351c", "#505a5f", "#1d70b8"
 
 
 def _e(value: Any) -> str:
@@ -184,61 +63,6 @@ def _title(report: dict[str, Any], match_type: str) -> str:
     return f"{_e(title)} <span class='muted'>({_e(match_type)})</span>" if title else _e(match_type)
 
 
-def _weights_chart(comparisons: list[tuple[str, list[tuple[str, float]]]], title: str) -> str:
-    """Match weight per comparison level, grouped by comparison: green bars agree, red disagree.
-
-    Presentation attributes only (no ``style``), so the review app's CSP allows it inline.
-    """
-    rows: list[tuple[str, str, float | None]] = []
-    for name, levels in comparisons:
-        rows.append(("head", name, None))
-        rows.extend(("level", label, w) for label, w in levels)
-    if not rows:
-        return ""
-    row_h, label_w, bar_w, value_w = 20, 230, 360, 60
-    weights = [w for kind, _, w in rows if w is not None]
-    span = max(1.0, max((abs(w) for w in weights), default=1.0))
-    mid = label_w + bar_w / 2
-    height = row_h * len(rows) + 24
-    parts = [f'<svg class="weights" width="{label_w + bar_w + value_w}" height="{height}" '
-             f'viewBox="0 0 {label_w + bar_w + value_w} {height}" role="img" aria-label="{_e(title)}">'
-             f"<title>{_e(title)}</title>",
-             f'<text x="{mid - 4}" y="12" font-size="11" fill="{GREY}" text-anchor="end">against a match</text>',
-             f'<text x="{mid + 4}" y="12" font-size="11" fill="{GREY}">for a match</text>']
-    for i, (kind, label, weight) in enumerate(rows):
-        y = 20 + i * row_h
-        if kind == "head":
-            parts.append(f'<text x="0" y="{y + 14}" font-size="13" font-weight="bold">{_e(label)}</text>')
-            continue
-        assert weight is not None
-        width = abs(weight) / span * (bar_w / 2 - 4)
-        x = mid if weight >= 0 else mid - width
-        colour = GREEN if weight >= 0 else RED
-        parts.append(f'<text x="12" y="{y + 14}" font-size="12">{_e(label)}</text>')
-        parts.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{max(width, 0.5):.1f}" height="{row_h - 6}" '
-                     f'fill="{colour}"><title>{_e(label)}: {weight:+.2f}</title></rect>')
-        parts.append(f'<text x="{label_w + bar_w + 4}" y="{y + 14}" font-size="12">{weight:+.2f}</text>')
-    parts.append(f'<line x1="{mid}" x2="{mid}" y1="16" y2="{height}" stroke="{GREY}"/></svg>')
-    return "".join(parts)
-
-
-def _sparkline(values: list[int], label: str) -> str:
-    """A small line of the values, oldest to newest, the last point marked."""
-    if len(values) < 2:
-        return ""
-    w, h, pad = 130, 28, 3
-    lo, hi = min(values), max(values)
-    span = (hi - lo) or 1
-    step = (w - 2 * pad) / (len(values) - 1)
-    pts = [(pad + i * step, h - pad - (v - lo) / span * (h - 2 * pad)) for i, v in enumerate(values)]
-    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
-    lx, ly = pts[-1]
-    return (f'<svg class="spark" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" '
-            f'aria-label="{_e(label)}"><title>{_e(label)}</title>'
-            f'<polyline points="{line}" fill="none" stroke="{BLUE}" stroke-width="2"/>'
-            f'<circle cx="{lx:.1f}" cy="{ly:.1f}" r="3" fill="{BLUE}"/></svg>')
-
-
 def _change(values: list[int]) -> str:
     if len(values) < 2:
         return "<span class='muted'>first night</span>"
@@ -262,7 +86,7 @@ def _trend_section(report: dict[str, Any]) -> str:
     for name, values in series:
         label = _title(report, name[7:]) if name.startswith("Flags: ") else _e(name)
         rows.append([label] + [f"<span class='num'>{v:,}</span>" for v in values]
-                    + [_change(values), _sparkline(values, f"{name}, last {len(values)} nights")])
+                    + [_change(values), sparkline(values, f"{name}, last {len(values)} nights")])
     return _table(["measure", *nights, "change since last night", "trend"], rows, "report-table trend")
 
 
@@ -305,7 +129,7 @@ def _model_section(report: dict[str, Any], name: str, model: dict[str, Any]) -> 
             facts.append(f"{model[key]:,} {text}")
     if facts:
         parts.append(f"<p>{_e('; '.join(facts))}.</p>")
-    parts.append(_weights_chart(comparisons, f"Match weight per comparison level: {name}"))
+    parts.append(weights_chart(comparisons, f"Match weight per comparison level: {name}"))
     parts.append("<h4>Fit check</h4>" + _fit_check(model))
     levels = _model_levels(model)
     parts.append("<details><summary>m, u and weight per level</summary>")

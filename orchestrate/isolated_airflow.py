@@ -35,6 +35,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from anonymise import kek
+from councilmatch.environment import environment, variable
+from councilmatch.fileio import atomic_write, write_once
 from councilmatch.home import Home
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +46,7 @@ DAGS_FOLDER = REPO_ROOT / "dags"
 PLUGINS_FOLDER = REPO_ROOT / "plugins"
 #: Where the review app serves run reports (``<url>/reports/<run_id>``); the extra link and
 #: the DAG run note point there. Unset: no link.
-REVIEW_URL_VARIABLE = "COUNCILMATCH_REVIEW_URL"
+REVIEW_URL_VARIABLE = variable("review_url")
 SHARED_SETTINGS_FILE = REPO_ROOT / "deploy" / "settings.conf"
 DAG_ID = "nightly_matching"
 RETENTION_DAG_ID = "retention_purge"
@@ -111,9 +114,9 @@ def topology_settings(
 
 
 #: The folder under which per-home Airflow secrets live (default ``~/.config/councilmatch/airflow``).
-SECRETS_ROOT_VARIABLE = "COUNCILMATCH_SECRETS_DIR"
+SECRETS_ROOT_VARIABLE = variable("secrets_dir")
 #: Older name of the same setting, still accepted (``SECRETS_ROOT_VARIABLE`` wins if both are set).
-SECRETS_ROOT_ALIAS = "COUNCILMATCH_AIRFLOW_SECRETS_DIR"
+SECRETS_ROOT_ALIAS = variable("airflow_secrets_dir")
 #: The Airflow UI user of the demo (simple auth manager role ``op``: can see everything and
 #: clear or re-run tasks, cannot change connections or users).
 UI_USER = "operator"
@@ -129,12 +132,14 @@ def secrets_dir(home: Home | Path | str) -> Path:
     inside the data home.
     """
     home = home if isinstance(home, Home) else Home.resolve(home)
-    name, root_setting = next(((v, os.environ[v]) for v in (SECRETS_ROOT_VARIABLE, SECRETS_ROOT_ALIAS)
-                               if os.environ.get(v)), (SECRETS_ROOT_VARIABLE, ""))
+    env = environment()
+    name, root_setting = next(((v, str(value)) for v, value in ((SECRETS_ROOT_VARIABLE, env.secrets_dir),
+                                                                (SECRETS_ROOT_ALIAS, env.airflow_secrets_dir))
+                               if value is not None), (SECRETS_ROOT_VARIABLE, ""))
     if root_setting:
         root = Path(root_setting).expanduser().resolve()
     else:
-        config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config").expanduser()
+        config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config").expanduser()  # not ours
         root = config.resolve() / "councilmatch" / "airflow"
     folder = root / hashlib.sha256(str(home.root).encode()).hexdigest()[:16]
     if folder == home.root or home.root in folder.parents:
@@ -153,13 +158,6 @@ def _private_dir(path: Path) -> Path:
     return path
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Create ``path`` with mode 0600 (never readable by others, not even for a moment)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-
-
 def _home_secrets(home: Home) -> dict[str, str]:
     """Per-home Fernet key and JWT/API secrets, created once so every component agrees.
 
@@ -171,7 +169,7 @@ def _home_secrets(home: Home) -> dict[str, str]:
     path = folder / "secrets.env"
     legacy = home.airflow_home / "secrets.env"
     if not path.exists() and legacy.exists():
-        _write_private(path, legacy.read_text())
+        write_once(path, legacy.read_bytes())  # 0600 from the first byte
     if legacy.exists():
         legacy.unlink()
     if path.exists():
@@ -181,8 +179,8 @@ def _home_secrets(home: Home) -> dict[str, str]:
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
     }
-    _write_private(path, "".join(f"{k}={v}\n" for k, v in values.items()))
-    return values
+    write_once(path, "".join(f"{k}={v}\n" for k, v in values.items()).encode())
+    return read_env_file(path)  # another process may have created them first: everyone uses one set
 
 
 def ui_password(home: Home | Path | str, username: str = UI_USER) -> str:
@@ -197,10 +195,7 @@ def ui_password(home: Home | Path | str, username: str = UI_USER) -> str:
     passwords: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     if username not in passwords:
         passwords[username] = secrets.token_urlsafe(12)
-        tmp = path.with_suffix(".tmp")
-        tmp.unlink(missing_ok=True)
-        _write_private(tmp, json.dumps(passwords) + "\n")
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(passwords) + "\n", mode=0o600)
     return passwords[username]
 
 
@@ -449,12 +444,12 @@ def set_run_note(server_url: str, token: str, dag_run_id: str, note: str, dag_id
 # Inside a task: where the data home is, and the run id
 # ---------------------------------------------------------------------------
 
-HOME_VARIABLE = "COUNCILMATCH_HOME"
+HOME_VARIABLE = variable("home")
 
 
 def task_home() -> Home:
     """The data home a task works on: ``$COUNCILMATCH_HOME``, else the Airflow Variable of that name."""
-    root = os.environ.get(HOME_VARIABLE)
+    root = environment().home
     if not root:
         from airflow.sdk import Variable
 
@@ -470,7 +465,7 @@ def run_id_for(when: datetime) -> str:
     """The councilmatch run id of an Airflow DAG run, from its logical date (else ``run_after``):
     a cleared and re-run night keeps its id (idempotent), and ids sort by time like
     ``councilmatch run``'s."""
-    from councilmatch.pipeline import make_run_id
+    from orchestrate.pipeline import make_run_id  # lazy: every DAG file imports this module; parsing stays light
 
     return make_run_id(when)
 
@@ -483,4 +478,31 @@ def process_hostname() -> str:
     """
     import socket
 
-    return os.environ.get("COUNCILMATCH_WORKER_NAME") or socket.getfqdn()
+    return environment().worker_name or socket.getfqdn()
+
+
+# ---------------------------------------------------------------------------
+# The KEK from Airflow's connection
+# ---------------------------------------------------------------------------
+
+
+def kek_from_airflow_connection() -> tuple[str, str] | None:
+    """The password of the Airflow connection ``councilmatch_kek``, if Airflow is configured to hold it."""
+    configured = os.environ.get("AIRFLOW_CONN_" + kek.AIRFLOW_CONN_ID.upper()) or os.environ.get("AIRFLOW_HOME")
+    if not configured:
+        return None
+    from airflow.sdk import BaseHook  # Airflow is a dependency; imported only when configured
+
+    try:
+        password = BaseHook.get_connection(kek.AIRFLOW_CONN_ID).password
+    except Exception:  # noqa: BLE001  not defined, no metadata DB, no API server: not configured
+        return None
+    return (password, f"Airflow connection {kek.AIRFLOW_CONN_ID!r}") if password else None
+
+
+def use_airflow_kek() -> None:
+    """Let anonymise read the KEK from Airflow's ``councilmatch_kek`` connection (after ``COUNCILMATCH_KEK``).
+
+    Called by the command line and by the DAG files; the stages never import Airflow themselves.
+    """
+    kek.add_kek_source(kek_from_airflow_connection)

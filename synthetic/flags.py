@@ -1,4 +1,7 @@
-"""Synthetic flags (FLAG_COLUMNS) for tests, screenshots and the load benchmark.
+"""Synthetic flags (FLAG_COLUMNS) for tests, screenshots and the load benchmark (never production).
+
+Flag ids and evidence hashes use the one recipe matching uses (``councilmatch.flag_ids``), so a demo flag
+looks exactly like a real one to the review store.
 
 Vectorised so 100k flags take well under a second; record ids look like a
 council's own references and are not identifiers of real people.
@@ -6,13 +9,13 @@ council's own references and are not identifiers of real people.
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
 import pandas as pd
 
 from councilmatch import matchtype_ids as mt
+from councilmatch.flag_ids import evidence_hash, flag_ids
 from councilmatch.councils import CENTRAL
 
 _DATASETS = {
@@ -63,13 +66,12 @@ def make_flags(n: int, councils: list[str], run_id: str = "2026-11-24", seed: in
     prob = 1.0 / (1.0 + 2.0 ** (-total))
     evidence = [json.dumps({k: {"level": str(levels[k][i]), "weight": float(weights[k][i])} for k in _COMPARISONS})
                 for i in range(n)]
-    ev_hash = [hashlib.sha256("|".join(str(levels[k][i]) for k in _COMPARISONS).encode()).hexdigest()[:32]
-               for i in range(n)]
-    flag_id = [hashlib.sha256(f"{t}|{a}|{b}|{c}|{d}".encode()).hexdigest()[:32]
-               for t, a, b, c, d in zip(match_type, left, left_id, right, right_id)]
+    ev_hash = [evidence_hash({k: str(levels[k][i]) for k in _COMPARISONS}) for i in range(n)]
+    refs = pd.DataFrame({"left_council": left, "left_dataset": left_ds, "left_record_id": left_id,
+                         "right_council": right, "right_dataset": right_ds, "right_record_id": right_id})
     date = run_date or run_id[:10]
     return pd.DataFrame({
-        "flag_id": flag_id, "run_id": run_id, "match_type": match_type,
+        "flag_id": flag_ids(pd.Series(match_type), refs).to_numpy(), "run_id": run_id, "match_type": match_type,
         "left_council": left, "left_dataset": left_ds, "left_record_id": left_id,
         "right_council": right, "right_dataset": right_ds, "right_record_id": right_id,
         "match_probability": prob, "match_weight": total, "evidence": evidence, "evidence_hash": ev_hash,

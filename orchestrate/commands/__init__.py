@@ -1,0 +1,1 @@
+"""The ``councilmatch`` sub-commands, one module per command group; ``orchestrate.cli`` registers them."""

@@ -1,0 +1,104 @@
+"""The foundation's file I/O (councilmatch.fileio): the one atomic write, write-once and YAML loader."""
+
+from __future__ import annotations
+
+import multiprocessing
+import stat
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from councilmatch.fileio import YamlModelError, atomic_write, atomic_write_with, load_yaml_model, staged, write_once
+from councilmatch.home import Home
+from councilmatch.settings import load_settings
+
+
+def _hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_a_writer_that_fails_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    atomic_write(target, "old")
+
+    def half_then_crash(tmp: str) -> None:
+        Path(tmp).write_text("half a fi")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        atomic_write_with(target, half_then_crash)
+    assert target.read_text() == "old" and _hidden(tmp_path) == []
+    atomic_write(target, "new", mode=0o640)
+    assert target.read_text() == "new" and stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_inside_staged_nothing_appears_until_the_end(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError):
+        with staged():
+            atomic_write(tmp_path / "a", b"a")
+            assert not (tmp_path / "a").exists()
+            raise RuntimeError("the feed failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _race(path: str, payload: bytes, barrier, out) -> None:
+    barrier.wait()
+    write_once(Path(path), payload)
+    out.put(Path(path).read_bytes())
+
+
+def test_write_once_two_processes_agree_on_one_file(tmp_path: Path) -> None:
+    """Two processes creating the same key at once: the first wins, both read the winner's bytes."""
+    ctx = multiprocessing.get_context("fork")
+    target = tmp_path / "keys" / "datakey.enc"
+    for _ in range(5):
+        target.unlink(missing_ok=True)
+        barrier, out = ctx.Barrier(2), ctx.Queue()
+        procs = [ctx.Process(target=_race, args=(str(target), bytes([i]) * 64, barrier, out)) for i in (1, 2)]
+        for p in procs:
+            p.start()
+        seen = {out.get(timeout=30) for _ in procs}
+        for p in procs:
+            p.join(30)
+        assert len(seen) == 1 and seen == {target.read_bytes()}
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600 and _hidden(target.parent) == []
+    write_once(target, b"attacker's key")  # an existing file is never replaced
+    assert target.read_bytes() in (bytes([1]) * 64, bytes([2]) * 64)
+
+
+class Inner(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    days: int = Field(ge=1)
+
+
+class Outer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    items: list[Inner] = []
+
+
+def test_yaml_errors_name_file_line_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text("name: a\nitems:\n  - days: 3\n  - days: 0\n    colour: red\n")
+    with pytest.raises(YamlModelError) as err:
+        load_yaml_model(path, Outer)
+    text = str(err.value)
+    assert f"{path}:4: items[1].days: Input should be greater than or equal to 1" in text
+    assert f"{path}:5: items[1].colour: Extra inputs are not permitted" in text
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(YamlModelError, match=rf"{path}:\d+: \(top level\): ") as err:
+        load_yaml_model(path, Outer)
+    assert err.value.problems[0].kind == "yaml"
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(YamlModelError, match="expected a mapping"):
+        load_yaml_model(path, Outer)
+
+
+def test_settings_yaml_errors_name_the_line(tmp_path: Path) -> None:
+    home = Home(tmp_path)
+    home.settings_file.write_text("raw_extracts: archive\nretention:\n  vault_days: soon\n")
+    with pytest.raises(ValueError, match=r"settings.yaml:3: retention.vault_days"):
+        load_settings(home)
+    home.settings_file.write_text("")
+    assert load_settings(home).raw_extracts == "archive"
