@@ -28,7 +28,7 @@ import pytest
 import typer
 import yaml
 
-from councilmatch import airflow_local
+from orchestrate import isolated_airflow as airflow_local
 
 REPO = airflow_local.REPO_ROOT
 SCRIPT = REPO / "deploy" / "build-images.sh"
