@@ -108,7 +108,7 @@ def main() -> None:
         shutil.rmtree(args.home)
     home = Home.resolve(args.home)
     generate(home, boroughs=args.boroughs, people=args.people, seed=args.seed)
-    init_keys(home)
+    init_keys(home, dev_kek=True)  # a throwaway bench home
     shutil.copytree(home.landing, home.root / "bench-originals")
     records = None
 
