@@ -115,14 +115,6 @@ def _purge_vault(home: Home, days: int, now: datetime, dry_run: bool) -> Purged:
     return result
 
 
-def _as_utc(value: datetime | str | None) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
 def _purge_closed_flags(home: Home, days: int, now: datetime, dry_run: bool) -> Purged:
     """Delete review items closed (every council decided) longer than ``days`` ago."""
     from review import audit as review_audit
@@ -182,7 +174,9 @@ def purge_command(
     from rich.console import Console
     from rich.table import Table
 
-    when = _as_utc(now) if now else None
+    from review.store.publish import as_utc
+
+    when = as_utc(now) if now else None
     result = purge(resolve_home(home), dry_run=dry_run, now=when)
     table = Table(title="Retention purge" + (" (dry run: nothing deleted)" if dry_run else ""))
     for col in ("kind", "removed", "bytes", "kept"):

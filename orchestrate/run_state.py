@@ -14,14 +14,7 @@ from typing import Any
 from anonymise import at_rest
 from councilmatch.home import Home
 from councilmatch.safepath import path_inside, sanitise_name
-
-
-def run_dir(home: Home, run_id: str) -> Path:
-    return path_inside(home.runs, run_id, what="run folder")
-
-
-def _write_json(home: Home, path: Path, data: Any) -> None:
-    at_rest.write_json(path, data, home)
+from matching.run import run_dir
 
 
 def read_json(home: Home, path: Path) -> Any:
@@ -36,7 +29,7 @@ def feed_file(home: Home, run_id: str, feed_id: str) -> Path:
 
 
 def save_feed(home: Home, run_id: str, outcome: dict[str, Any]) -> None:
-    _write_json(home, feed_file(home, run_id, outcome["feed_id"]), outcome)
+    at_rest.write_json(feed_file(home, run_id, outcome["feed_id"]), outcome, home)
 
 
 def load_feeds(home: Home, run_id: str) -> list[dict[str, Any]]:
@@ -45,8 +38,8 @@ def load_feeds(home: Home, run_id: str) -> list[dict[str, Any]]:
 
 
 def save_stage(home: Home, run_id: str, stage: str, seconds: float, detail: dict[str, Any]) -> None:
-    _write_json(home, run_dir(home, run_id) / "stages" / f"{stage}.json",
-                {"stage": stage, "seconds": round(seconds, 3), **detail})
+    at_rest.write_json(run_dir(home, run_id) / "stages" / f"{stage}.json",
+                       {"stage": stage, "seconds": round(seconds, 3), **detail}, home)
 
 
 def load_stages(home: Home, run_id: str) -> dict[str, dict[str, Any]]:

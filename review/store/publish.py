@@ -286,7 +286,8 @@ def suppressed_flags(db_url: str) -> pd.DataFrame:
         return _suppressed_ids(session)
 
 
-def _as_utc(value: datetime | str | None) -> datetime | None:
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """A stored time as an aware UTC datetime (SQLite hands naive ones back)."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -311,7 +312,7 @@ def purge_closed_flags(db_url: str, closed_before: datetime, *, dry_run: bool = 
                  .where(ReviewItem.status == "closed").group_by(ReviewItem.flag_id))
     with reading(db_url) as session:
         rows = session.execute(closed_at).all()
-    expired = sorted(fid for fid, at in rows if (t := _as_utc(at)) is not None and t < closed_before)
+    expired = sorted(fid for fid, at in rows if (t := as_utc(at)) is not None and t < closed_before)
     if expired and not dry_run:
         with writing(db_url) as session:
             for start in range(0, len(expired), 500):
