@@ -25,7 +25,7 @@ import psutil
 
 sys.path.insert(0, ".")
 
-from councilmatch.contracts import BLOOM_BYTES, NON_IDENTIFYING, TOKEN_COLUMNS  # noqa: E402
+from councilmatch.contracts import BLOOM_BYTES, EDIT_BYTES, NON_IDENTIFYING, TOKEN_COLUMNS  # noqa: E402
 from anonymise.encodings import to_bytes_column  # noqa: E402
 from councilmatch.home import Home  # noqa: E402
 
@@ -68,6 +68,21 @@ def _blooms(rng: np.random.Generator, codes: np.ndarray, nbytes: int, typo: np.n
         flip = rng.integers(0, nbytes * 8, size=(len(rows), 6))
         bits[rows[:, None], flip] ^= True
     return np.packbits(bits, axis=1)
+
+
+def _neighbourhoods(rng: np.random.Generator, codes: np.ndarray, nbytes: int, typo: np.ndarray) -> np.ndarray:
+    """One random sorted set of 4-byte entries per distinct code (like a name's one-edit
+    neighbourhood); typo rows keep one entry and redraw the rest (one keystroke away)."""
+    slots = nbytes // 4
+    uniq, inv = np.unique(codes, return_inverse=True)
+    table = rng.integers(1, 2**32, size=(len(uniq), slots), dtype=np.uint64).astype(np.uint32)
+    table[:, 7:] = 0  # a six-letter name: itself and six deletions
+    entries = table[inv]
+    if typo.any():
+        rows = np.flatnonzero(typo)
+        entries[rows, 1:7] = rng.integers(1, 2**32, size=(len(rows), 6), dtype=np.uint64).astype(np.uint32)
+    entries[:, :7].sort(axis=1)
+    return entries.astype(">u4").view(np.uint8).reshape(len(codes), nbytes)
 
 
 def synthetic_tenancies(n_records: int, councils: int, seed: int = 1) -> pd.DataFrame:
@@ -118,6 +133,9 @@ def synthetic_tenancies(n_records: int, councils: int, seed: int = 1) -> pd.Data
                      ("bf_address", rng.integers(1, n, n))):
         m = _blooms(rng, codes, BLOOM_BYTES[c], typo if c == "bf_surname" else np.zeros(n, bool))
         frame[c] = to_bytes_column(m)  # fixed-length bytes, as the store holds them
+    for c, codes in (("ed_forename", recs["forename"].to_numpy()), ("ed_surname", sur)):
+        frame[c] = to_bytes_column(_neighbourhoods(rng, codes, EDIT_BYTES[c], typo if c == "ed_surname"
+                                                   else np.zeros(n, bool)))
     for c in NON_IDENTIFYING:
         frame[c] = pd.NaT if c in ("period_end", "date_of_death", "last_used") else None
     frame["period_start"] = pd.Timestamp("2020-01-01")
