@@ -76,6 +76,9 @@ class Environment(BaseSettings):
     retry_delay_seconds: int = Field(120, ge=0, description="Seconds between a task's retries.")
     worker_name: Annotated[str | None, Unset] = Field(None, description="This worker's name in Airflow "
                                                       "(`hostname_callable`; default: the FQDN).")
+    test_shard_gate: Annotated[Path | None, Unset] = Field(None, description="Test hook, never set in production: "
+                                                           "a folder where one worker holds a link shard in flight "
+                                                           "for the worker-kill test.")
 
 
 SECRET_FIELDS = frozenset(name for name, f in Environment.model_fields.items() if "SecretStr" in str(f.annotation))

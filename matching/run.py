@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from councilmatch.contracts import FLAG_COLUMNS
+from councilmatch.environment import environment, variable
 from councilmatch.home import Home
 from matching.flags import SHARD_COLUMNS, empty_flags, first_seen_dates, read_parquet_at_rest, write_parquet_atomic
 from matching import incremental as inc
@@ -629,7 +630,7 @@ def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int
 
 #: Test hook, never set in production: a folder. The worker-kill test of the native Celery
 #: topology sets it on one worker only, to hold a shard there mid-flight (see _test_shard_gate).
-SHARD_GATE_VARIABLE = "COUNCILMATCH_TEST_SHARD_GATE"
+SHARD_GATE_VARIABLE = variable("test_shard_gate")
 #: how long a held shard waits for the test to kill its worker before going on by itself
 SHARD_GATE_SECONDS = 900
 
@@ -643,7 +644,7 @@ def _test_shard_gate(match_type: str, shard: int) -> None:
     claims ``held`` (once, atomically: its retry elsewhere, or a later shard, passes) and
     waits. Without the variable this does nothing.
     """
-    folder = os.environ.get(SHARD_GATE_VARIABLE)
+    folder = environment().test_shard_gate
     if not folder:
         return
     gate = Path(folder)
