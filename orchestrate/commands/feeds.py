@@ -25,7 +25,7 @@ from ingest.feeds import FeedDefinitionError, feed_path, landing_dir, load_feed,
 from ingest.propose import feed_yaml, guess_date_format, propose_feed, read_sample_column, resolve_typed_columns
 from ingest.quality import with_change
 from ingest.read import ExtractError, describe_delimiter
-from orchestrate.commands.options import HomeOption, resolve_home
+from orchestrate.commands.options import HomeOption, counts_table, resolve_home
 
 EXIT_OK, EXIT_NOTHING_ACCEPTED, EXIT_UNUSABLE = 0, 1, 2
 
@@ -74,12 +74,8 @@ def print_quality(quality: dict) -> None:
     if not quality.get("fields"):
         return
     if quality.get("set_missing"):
-        cleared = Table(title="Optional values set to missing (the row is still matched; the vault keeps the value as sent)")
-        cleared.add_column("field: problem")
-        cleared.add_column("rows", justify="right")
-        for reason, count in quality["set_missing"].items():
-            cleared.add_row(reason, f"{count:,}")
-        console.print(cleared)
+        console.print(counts_table("Optional values set to missing (the row is still matched; the vault keeps the "
+                                   "value as sent)", "field: problem", quality["set_missing"]))
     table = Table(title=f"Data quality by field (missing and invalid: of {quality.get('rows_read', 0):,} rows read; "
                         f"placeholders: of {quality.get('accepted', 0):,} accepted)")
     for col in ("field", "missing", "invalid", "placeholders", "date style", "change since previous"):
@@ -130,12 +126,7 @@ def run_check(feed: FeedDefinition, extract: Path, show: int = 20, home: Home | 
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
     if m["quarantine_reasons"]:
-        reasons = Table(title="Quarantined by reason (a row may have several)")
-        reasons.add_column("reason")
-        reasons.add_column("rows", justify="right")
-        for reason, count in m["quarantine_reasons"].items():
-            reasons.add_row(reason, f"{count:,}")
-        console.print(reasons)
+        console.print(counts_table("Quarantined by reason (a row may have several)", "reason", m["quarantine_reasons"]))
         where = "line" if result.header_offset == 1 else "row"
         rows = Table(title=f"First {min(show, m['quarantined'])} problem rows (row 1 = first data row; "
                            f"{where} = row + {result.header_offset})" if result.header_offset == 1

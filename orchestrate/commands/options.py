@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.table import Table
 
 from councilmatch.home import Home
 
@@ -21,3 +22,13 @@ HomeOption = Annotated[
 
 def resolve_home(home: Path | None) -> Home:
     return Home.resolve(home)
+
+
+def counts_table(title: str, label: str, counts: dict, value: str = "rows", fmt: str = "{:,}") -> Table:
+    """A two-column table of ``counts`` (label -> number), the number right-aligned."""
+    table = Table(title=title)
+    table.add_column(label)
+    table.add_column(value, justify="right")
+    for key, number in counts.items():
+        table.add_row(str(key), fmt.format(number))
+    return table

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -85,6 +87,19 @@ def publish(flags_file: Annotated[Path, typer.Argument(help="A flags Parquet fil
     typer.echo(f"audit checkpoint: {json.dumps(audit.latest_checkpoint(h.review_db_url), sort_keys=True)}")
 
 
+@contextmanager
+def _user_store(home: Path | None) -> Iterator:
+    """A write session on the home's review store, its audit chain bound and schema current."""
+    from review import audit
+    from review.db import migrate, writing
+
+    h = resolve_home(home)
+    audit.bind(h.review_db_url, h.root)
+    migrate(h.review_db_url)
+    with writing(h.review_db_url) as session:
+        yield session
+
+
 def _password(password_stdin: bool) -> str:
     if not password_stdin:
         return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -103,9 +118,7 @@ def add(username: Annotated[str, typer.Option(help="Sign-in name.")],
                                                      help="Read the password from standard input.")] = False,
         home: HomeOption = None) -> None:
     """Add a user of the review app (on the hub; audited as actor "cli")."""
-    from review import audit
     from review.auth import add_user, HUB, HUB_ROLES
-    from review.db import migrate, writing
 
     if council is None:
         if role not in HUB_ROLES:
@@ -113,11 +126,8 @@ def add(username: Annotated[str, typer.Option(help="Sign-in name.")],
             raise typer.Exit(2)
         council = HUB
     password = _password(password_stdin)
-    h = resolve_home(home)
-    audit.bind(h.review_db_url, h.root)
-    migrate(h.review_db_url)
     try:
-        with writing(h.review_db_url) as session:
+        with _user_store(home) as session:
             add_user(session, username=username, council=council, role=role, password=password, actor="cli")
     except ValueError as exc:
         typer.echo(f"users add: {exc}", err=True)
@@ -131,20 +141,14 @@ def set_password_cmd(username: Annotated[str, typer.Option(help="Sign-in name.")
                          "--password-stdin", help="Read the password from standard input.")] = False,
                      home: HomeOption = None) -> None:
     """Set a user's password; every session of the user ends (audited)."""
-    from review import audit
-    from review.auth import set_password
-    from review.db import migrate, writing
-    from review.models import User
-
     from sqlalchemy import select
 
+    from review.auth import set_password
+    from review.models import User
 
     password = _password(password_stdin)
-    h = resolve_home(home)
-    audit.bind(h.review_db_url, h.root)
-    migrate(h.review_db_url)
     try:
-        with writing(h.review_db_url) as session:
+        with _user_store(home) as session:
             user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
             if user is None:
                 raise ValueError(f"username: no user {username!r}")

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from orchestrate.commands.options import HomeOption, resolve_home
+from orchestrate.commands.options import HomeOption, counts_table, resolve_home
 
 console = Console()
 
@@ -56,19 +56,10 @@ def print_summary(summary: dict[str, Any]) -> None:
         for alert in (f.get("quality") or {}).get("alerts", []):
             console.print(f"[yellow]data-quality alert[/yellow] {f['feed_id']}: {alert}")
 
-    flags = Table(title="Flags per match type")
-    flags.add_column("match type")
-    flags.add_column("flags", justify="right")
-    for match_type, n in summary["published"]["per_match_type"].items():
-        flags.add_row(match_type, str(n))
-    console.print(flags)
+    console.print(counts_table("Flags per match type", "match type", summary["published"]["per_match_type"],
+                               value="flags", fmt="{}"))
 
-    stages = Table(title="Time per stage")
-    stages.add_column("stage")
-    stages.add_column("seconds", justify="right")
-    for stage, seconds in summary["timings"].items():
-        stages.add_row(stage, f"{seconds:.2f}")
-    console.print(stages)
+    console.print(counts_table("Time per stage", "stage", summary["timings"], value="seconds", fmt="{:.2f}"))
     store = summary["published"]["review_store"]
     console.print(f"flags: {summary['published']['flags']} ({store}) -> {summary['published']['flags_path']}")
     console.print(f"report: {summary['report']['html']}")
