@@ -87,7 +87,10 @@ def load_previous(home: Home, feed_id: str, extract_id: str | None, pseudonymise
 def pseudonymise_reusing(canonical: pd.DataFrame, keyring: Keyring, extract_id: str, home: Home,
                          previous: Previous | None, policy: Policy) -> tuple[pd.DataFrame, np.ndarray, int]:
     """The extract's frame minimised by ``policy`` (the match types', see
-    ``matching.minimisation``), its row digests and how many rows were reused."""
+    ``matching.minimisation``), its row digests and how many rows were reused.
+
+    Fresh rows are minimised here so they can sit beside the stored (already minimised) ones;
+    the store's writer minimises the whole frame again, which leaves it as it is."""
     canonical = canonical.reset_index(drop=True)
     digests = row_digests(canonical, keyring)
     reused = np.zeros(len(canonical), dtype=bool)

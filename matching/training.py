@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from recordlinkage.index import Random
 
+from councilmatch.contracts import BLOOM_SALT_TOKENS
 from matching.comparisons import NULL, Comparison, DiceAtLeast, Pairs, Same, Side
 from matching.em import fit_em, fit_lambda, fit_lambda_one_to_one, fit_m, normalise, project_monotone
 from matching.inputs import POOL, LinkInputs, training_candidates
@@ -119,8 +120,6 @@ def same_salt_pairs(left: Side, right: Side, dedupe: bool, tokens: tuple[str, ..
 
 def _salted_levels(comp: Comparison) -> tuple[list[int], tuple[str, ...]]:
     """Levels of ``comp`` that test Dice on a salted Bloom column, and that column's salt tokens."""
-    from councilmatch.contracts import BLOOM_SALT_TOKENS
-
     found, tokens = [], ()
     for i, level in enumerate(comp.levels):
         if isinstance(level.test, DiceAtLeast) and level.test.column in BLOOM_SALT_TOKENS:

@@ -30,14 +30,10 @@ import pytest
 from orchestrate import isolated_airflow as airflow_local
 from councilmatch.home import Home
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 REPO = Path(__file__).resolve().parents[2]
 DEMO_TIMEOUT = 1800  # generation is done beforehand; the night through LocalExecutor on a busy 2-core box
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _free_port() -> int:
@@ -123,8 +119,9 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("shots")
 
 
-def test_the_operators_morning_in_airflow_and_the_run_report(demo: tuple[Demo, dict[str, str]], shots: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_the_operators_morning_in_airflow_and_the_run_report(chromium, demo: tuple[Demo, dict[str, str]],
+                                                             shots: Path) -> None:
+    from playwright.sync_api import expect
 
     from councilmatch.councils import council_name
     from orchestrate.pipeline import discover_feeds
@@ -137,98 +134,95 @@ def test_the_operators_morning_in_airflow_and_the_run_report(demo: tuple[Demo, d
     assert info["airflow_user"] == airflow_local.UI_USER
     base = info["airflow"]
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
-        context.set_default_timeout(90_000)
-        expect.set_options(timeout=90_000)  # a busy 2-core machine: the UI can take a while
-        page = context.new_page()
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(90_000)
+    expect.set_options(timeout=90_000)  # a busy 2-core machine: the UI can take a while
+    page = context.new_page()
 
-        # Sign in to Airflow's UI (simple auth manager) with what the demo printed.
-        page.goto(base)
-        expect(page).to_have_url(re.compile(r"/auth/login"))
-        page.fill("input[name=username]", info["airflow_user"])
-        page.fill("input[name=password]", "not the password")
-        page.click("button[type=submit]")
-        expect(page).to_have_url(re.compile(r"/auth/login"))  # a wrong password does not get in
-        page.fill("input[name=username]", info["airflow_user"])
-        page.fill("input[name=password]", info["airflow_password"])
-        page.click("button[type=submit]")
-        expect(page).to_have_url(f"{base}/")
+    # Sign in to Airflow's UI (simple auth manager) with what the demo printed.
+    page.goto(base)
+    expect(page).to_have_url(re.compile(r"/auth/login"))
+    page.fill("input[name=username]", info["airflow_user"])
+    page.fill("input[name=password]", "not the password")
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/auth/login"))  # a wrong password does not get in
+    page.fill("input[name=username]", info["airflow_user"])
+    page.fill("input[name=password]", info["airflow_password"])
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{base}/")
 
-        # nightly_matching's runs: the demo night, in success, its note linking the run report.
-        page.goto(f"{base}/dags/{airflow_local.DAG_ID}/runs")
-        run_link = page.get_by_role("link", name=re.compile(r"^manual__")).first
-        expect(run_link).to_be_visible()
-        dag_run_id = run_link.inner_text().strip()
-        run_link.click()
-        expect(page).to_have_url(re.compile(r"/runs/[^/]+$"))
-        expect(page.get_by_text("Success").first).to_be_visible()
-        expect(page.get_by_role("link", name=run_id)).to_have_attribute(
-            "href", airflow_local.report_url(info["review"], run_id))
-        page.screenshot(path=str(shots / "operator-airflow-run.png"))
-        page.get_by_role("button", name=re.compile(r"^Show Graph")).click()
-        expect(page.get_by_text("link_shard", exact=False).last).to_be_visible()
-        page.wait_for_timeout(1500)  # let the graph finish its layout before the picture
-        page.screenshot(path=str(shots / "operator-airflow-graph.png"))
+    # nightly_matching's runs: the demo night, in success, its note linking the run report.
+    page.goto(f"{base}/dags/{airflow_local.DAG_ID}/runs")
+    run_link = page.get_by_role("link", name=re.compile(r"^manual__")).first
+    expect(run_link).to_be_visible()
+    dag_run_id = run_link.inner_text().strip()
+    run_link.click()
+    expect(page).to_have_url(re.compile(r"/runs/[^/]+$"))
+    expect(page.get_by_text("Success").first).to_be_visible()
+    expect(page.get_by_role("link", name=run_id)).to_have_attribute(
+        "href", airflow_local.report_url(info["review"], run_id))
+    page.screenshot(path=str(shots / "operator-airflow-run.png"))
+    page.get_by_role("button", name=re.compile(r"^Show Graph")).click()
+    expect(page.get_by_text("link_shard", exact=False).last).to_be_visible()
+    page.wait_for_timeout(1500)  # let the graph finish its layout before the picture
+    page.screenshot(path=str(shots / "operator-airflow-graph.png"))
 
-        # One mapped ingest_feed per feed, each named by its feed, all in success.
-        page.goto(f"{base}/dags/{airflow_local.DAG_ID}/runs/{quote(dag_run_id, safe='')}/tasks/ingest_feed/mapped")
-        expect(page.get_by_role("link", name=f"Task Instances [{len(feeds)}]")).to_be_visible()
-        for feed in feeds:
-            label = f"{feed} ({council_name(feed.split('/')[0])})"
-            expect(page.get_by_role("link", name=label, exact=True)).to_be_visible()
-        expect(page.locator("table tbody tr").filter(has_text="Success")).to_have_count(len(feeds))
-        page.screenshot(path=str(shots / "operator-airflow-mapped.png"))
+    # One mapped ingest_feed per feed, each named by its feed, all in success.
+    page.goto(f"{base}/dags/{airflow_local.DAG_ID}/runs/{quote(dag_run_id, safe='')}/tasks/ingest_feed/mapped")
+    expect(page.get_by_role("link", name=f"Task Instances [{len(feeds)}]")).to_be_visible()
+    for feed in feeds:
+        label = f"{feed} ({council_name(feed.split('/')[0])})"
+        expect(page.get_by_role("link", name=label, exact=True)).to_be_visible()
+    expect(page.locator("table tbody tr").filter(has_text="Success")).to_have_count(len(feeds))
+    page.screenshot(path=str(shots / "operator-airflow-mapped.png"))
 
-        # link_shard instances are named by match type and shard.
-        page.goto(f"{base}/dags/{airflow_local.DAG_ID}/runs/{quote(dag_run_id, safe='')}/tasks/link_shard/mapped")
-        expect(page.get_by_role("link", name="tenancy_two_boroughs 1/2", exact=True)).to_be_visible()
-        expect(page.get_by_role("link", name="tenancy_two_boroughs 2/2", exact=True)).to_be_visible()
+    # link_shard instances are named by match type and shard.
+    page.goto(f"{base}/dags/{airflow_local.DAG_ID}/runs/{quote(dag_run_id, safe='')}/tasks/link_shard/mapped")
+    expect(page.get_by_role("link", name="tenancy_two_boroughs 1/2", exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="tenancy_two_boroughs 2/2", exact=True)).to_be_visible()
 
-        # One task's log.
-        camden = next(f for f in feeds if f.startswith("E09000007/"))
-        page.goto(f"{base}/dags/{airflow_local.DAG_ID}/runs/{quote(dag_run_id, safe='')}/tasks/ingest_feed/mapped")
-        page.get_by_role("link", name=f"{camden} ({council_name('E09000007')})", exact=True).click()
-        expect(page).to_have_url(re.compile(r"/tasks/ingest_feed/mapped/\d+$"))
-        expect(page.get_by_text(re.compile(r"Done\. Returned value was: \{'feed_id': '" + re.escape(camden)))
-               ).to_be_visible()
-        page.screenshot(path=str(shots / "operator-airflow-log.png"))
+    # One task's log.
+    camden = next(f for f in feeds if f.startswith("E09000007/"))
+    page.goto(f"{base}/dags/{airflow_local.DAG_ID}/runs/{quote(dag_run_id, safe='')}/tasks/ingest_feed/mapped")
+    page.get_by_role("link", name=f"{camden} ({council_name('E09000007')})", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/tasks/ingest_feed/mapped/\d+$"))
+    expect(page.get_by_text(re.compile(r"Done\. Returned value was: \{'feed_id': '" + re.escape(camden)))
+           ).to_be_visible()
+    page.screenshot(path=str(shots / "operator-airflow-log.png"))
 
-        # From the task: its "Run report" extra link opens the report in the review app.
-        page.get_by_role("link", name="Details", exact=True).click()
-        link = page.get_by_role("link", name="Run report")
-        expect(link).to_have_attribute("href", airflow_local.report_url(info["review"], run_id))
-        page.screenshot(path=str(shots / "operator-airflow-links.png"))
-        with context.expect_page() as opened:
-            link.click()
-        report = opened.value
-        expect(report).to_have_url(f"{info['review']}/login")
-        report.fill("input[name=username]", info["operator"])
-        report.fill("input[name=password]", info["operator_password"])
-        report.click("button[type=submit]:has-text('Sign in')")
-        expect(report).to_have_url(f"{info['review']}/reports")
-        report.get_by_role("link", name=run_id).click()
-        expect(report).to_have_url(airflow_local.report_url(info["review"], run_id))
-        expect(report.locator("h1")).to_have_text(f"Nightly matching run {run_id}")
-        expect(report.locator("main")).to_contain_text("Camden (E09000007) · tenancy")
-        expect(report.get_by_role("heading", name="Night over night")).to_be_visible()
-        expect(report.locator("svg.weights").first).to_be_visible()
-        report.screenshot(path=str(shots / "operator-report.png"))
-        report.get_by_role("heading", name=re.compile(r"^Models: match weight")).evaluate("h => h.scrollIntoView()")
-        report.screenshot(path=str(shots / "operator-report-models.png"))
-        # The operator sees no council's flags.
-        assert report.goto(f"{info['review']}/queue").status == 403
+    # From the task: its "Run report" extra link opens the report in the review app.
+    page.get_by_role("link", name="Details", exact=True).click()
+    link = page.get_by_role("link", name="Run report")
+    expect(link).to_have_attribute("href", airflow_local.report_url(info["review"], run_id))
+    page.screenshot(path=str(shots / "operator-airflow-links.png"))
+    with context.expect_page() as opened:
+        link.click()
+    report = opened.value
+    expect(report).to_have_url(f"{info['review']}/login")
+    report.fill("input[name=username]", info["operator"])
+    report.fill("input[name=password]", info["operator_password"])
+    report.click("button[type=submit]:has-text('Sign in')")
+    expect(report).to_have_url(f"{info['review']}/reports")
+    report.get_by_role("link", name=run_id).click()
+    expect(report).to_have_url(airflow_local.report_url(info["review"], run_id))
+    expect(report.locator("h1")).to_have_text(f"Nightly matching run {run_id}")
+    expect(report.locator("main")).to_contain_text("Camden (E09000007) · tenancy")
+    expect(report.get_by_role("heading", name="Night over night")).to_be_visible()
+    expect(report.locator("svg.weights").first).to_be_visible()
+    report.screenshot(path=str(shots / "operator-report.png"))
+    report.get_by_role("heading", name=re.compile(r"^Models: match weight")).evaluate("h => h.scrollIntoView()")
+    report.screenshot(path=str(shots / "operator-report-models.png"))
+    # The operator sees no council's flags.
+    assert report.goto(f"{info['review']}/queue").status == 403
 
-        # A council's investigator cannot read the report.
-        other = browser.new_context().new_page()
-        other.goto(f"{info['review']}/login")
-        other.fill("input[name=username]", info["investigator"])
-        other.fill("input[name=password]", info["investigator_password"])
-        other.click("button[type=submit]:has-text('Sign in')")
-        expect(other).to_have_url(f"{info['review']}/queue")
-        assert other.goto(airflow_local.report_url(info["review"], run_id)).status == 403
-        browser.close()
+    # A council's investigator cannot read the report.
+    other = chromium.new_context().new_page()
+    other.goto(f"{info['review']}/login")
+    other.fill("input[name=username]", info["investigator"])
+    other.fill("input[name=password]", info["investigator_password"])
+    other.click("button[type=submit]:has-text('Sign in')")
+    expect(other).to_have_url(f"{info['review']}/queue")
+    assert other.goto(airflow_local.report_url(info["review"], run_id)).status == 403
 
 
 def test_the_assets_were_updated_and_no_airflow_secret_is_in_the_data_home(demo: tuple[Demo, dict[str, str]]) -> None:

@@ -74,19 +74,25 @@ def _night(home, run_id, settings, shards=2):
     return collect_flags(home, run_id)
 
 
-def test_a_pool_over_the_cap_trains_on_a_sample_and_still_finds_the_pairs(tmp_path, monkeypatch):
-    from anonymise import at_rest
+def _home_over_the_cap(tmp_path, monkeypatch):
+    """2,000 tenancies with 160 planted pairs, and models settings capping training at half of them."""
     from councilmatch.home import Home
     from councilmatch.settings import Models
-    from matching import incremental as inc
-    from matching.run import load_inputs, run_dir
 
     helpers = _conftest()
     home = Home.resolve(tmp_path / "home")
     frame, truth = helpers.tenancy_population(2000, 160, seed=5)
     helpers.write_extract(home, frame)
     monkeypatch.setattr(run, "TRAINING_MIN_RECORDS_PER_DATASET", 100)
-    capped = Models().model_copy(update={"training_max_records": len(frame) // 2})
+    return home, frame, truth, Models().model_copy(update={"training_max_records": len(frame) // 2})
+
+
+def test_a_pool_over_the_cap_trains_on_a_sample_and_still_finds_the_pairs(tmp_path, monkeypatch):
+    from anonymise import at_rest
+    from matching import incremental as inc
+    from matching.run import run_dir
+
+    home, frame, truth, capped = _home_over_the_cap(tmp_path, monkeypatch)
     read = []
     with monkeypatch.context() as m:
         m.setattr(run, "read_inputs", lambda *a, **k: read.append(1) or READ_INPUTS(*a, **k))
@@ -125,15 +131,8 @@ READ_INPUTS = run.read_inputs
 def test_a_full_night_over_the_cap_after_an_earlier_night_reads_no_whole_pool(tmp_path, monkeypatch):
     """With a previous night on record (changed records to find), a --full night of a big pool
     still reads extract by extract: the bounded path for big estates."""
-    from councilmatch.home import Home
-    from councilmatch.settings import Models
-
     helpers = _conftest()
-    home = Home.resolve(tmp_path / "home")
-    frame, _ = helpers.tenancy_population(2000, 160, seed=5)
-    helpers.write_extract(home, frame)
-    monkeypatch.setattr(run, "TRAINING_MIN_RECORDS_PER_DATASET", 100)
-    capped = Models().model_copy(update={"training_max_records": len(frame) // 2})
+    home, frame, _, capped = _home_over_the_cap(tmp_path, monkeypatch)
     first = _night(home, "20260101T000000", capped)
     changed = frame.copy()
     changed.loc[:50, "period_start"] = pd.Timestamp("2022-02-02")

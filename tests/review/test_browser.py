@@ -22,13 +22,9 @@ from councilmatch.home import Home
 from review.db import engine_for
 from review.store import publish_flags
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _free_port() -> int:
@@ -101,48 +97,45 @@ def shots(tmp_path) -> Path:  # noqa: ANN001
     return tmp_path
 
 
-def test_investigator_journey_in_chromium(server, shots, flags, h):
-    from playwright.sync_api import expect, sync_playwright
+def test_investigator_journey_in_chromium(chromium, server, shots, flags, h):
+    from playwright.sync_api import expect
 
     mine = flags[(flags.left_council == h.CAMDEN) & (flags.right_council == h.HACKNEY)]
     pair = mine.sort_values("priority").iloc[0]
     foreign = flags[(flags.left_council != h.CAMDEN) & (flags.right_council != h.CAMDEN)].iloc[0]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"{server}/queue")
-        expect(page).to_have_url(f"{server}/login")
-        page.screenshot(path=str(shots / "login.png"), full_page=True)
-        page.fill("input[name=username]", "camden.investigator")
-        page.fill("input[name=password]", h.PASSWORD)
-        page.click("button[type=submit]:has-text('Sign in')")
-        expect(page).to_have_url(f"{server}/queue")
-        expect(page.locator("h1")).to_have_text("Your council's queue")
-        expect(page.locator("table.table tbody tr")).not_to_have_count(0)
-        page.screenshot(path=str(shots / "queue.png"), full_page=True)
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{server}/queue")
+    expect(page).to_have_url(f"{server}/login")
+    page.screenshot(path=str(shots / "login.png"), full_page=True)
+    page.fill("input[name=username]", "camden.investigator")
+    page.fill("input[name=password]", h.PASSWORD)
+    page.click("button[type=submit]:has-text('Sign in')")
+    expect(page).to_have_url(f"{server}/queue")
+    expect(page.locator("h1")).to_have_text("Your council's queue")
+    expect(page.locator("table.table tbody tr")).not_to_have_count(0)
+    page.screenshot(path=str(shots / "queue.png"), full_page=True)
 
-        page.goto(f"{server}/flags/{pair.flag_id}")
-        expect(page.locator(".card-own .record")).to_contain_text("NW1 0TH")  # re-identified from the vault
-        expect(page.locator("body")).to_contain_text("Hackney")
-        expect(page.locator("svg.chart")).to_be_visible()
-        page.screenshot(path=str(shots / "pair.png"), full_page=True)
+    page.goto(f"{server}/flags/{pair.flag_id}")
+    expect(page.locator(".card-own .record")).to_contain_text("NW1 0TH")  # re-identified from the vault
+    expect(page.locator("body")).to_contain_text("Hackney")
+    expect(page.locator("svg.chart")).to_be_visible()
+    page.screenshot(path=str(shots / "pair.png"), full_page=True)
 
-        page.check("input[name=outcome][value=fraud]")
-        page.fill("input[name=amount]", "4200")
-        page.fill("textarea[name=note]", "Second tenancy confirmed by visit.")
-        page.click("button[value=close]")
-        expect(page.locator(".notice")).to_have_text("Saved.")
-        expect(page.locator("body")).to_contain_text("£4,200.00")
+    page.check("input[name=outcome][value=fraud]")
+    page.fill("input[name=amount]", "4200")
+    page.fill("textarea[name=note]", "Second tenancy confirmed by visit.")
+    page.click("button[value=close]")
+    expect(page.locator(".notice")).to_have_text("Saved.")
+    expect(page.locator("body")).to_contain_text("£4,200.00")
 
-        page.goto(f"{server}/dashboard")
-        expect(page.locator("dl.summary")).to_contain_text("£4,200.00")
-        expect(page.locator("svg.chart").first).to_be_visible()
-        page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
+    page.goto(f"{server}/dashboard")
+    expect(page.locator("dl.summary")).to_contain_text("£4,200.00")
+    expect(page.locator("svg.chart").first).to_be_visible()
+    page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
 
-        response = page.goto(f"{server}/flags/{foreign.flag_id}")
-        assert response.status == 404
-        expect(page.locator("h1")).to_have_text("Not found")
-        other_side = "right" if pair.left_council == h.CAMDEN else "left"
-        response = page.goto(f"{server}/flags/{pair.flag_id}/record/{other_side}")
-        assert response.status == 403
-        browser.close()
+    response = page.goto(f"{server}/flags/{foreign.flag_id}")
+    assert response.status == 404
+    expect(page.locator("h1")).to_have_text("Not found")
+    other_side = "right" if pair.left_council == h.CAMDEN else "left"
+    response = page.goto(f"{server}/flags/{pair.flag_id}/record/{other_side}")
+    assert response.status == 403
