@@ -7,6 +7,12 @@ readable from a copied home without the key-encryption key (KEK):
 * **Parquet**: pyarrow's Parquet modular encryption (AES-GCM, encrypted footer,
   every column encrypted). pyarrow makes a random data-encryption key per file and
   wraps it, through :class:`HubKms`, under one of our **at-rest data keys**.
+  The **condition fields** (``councilmatch.contracts.NON_IDENTIFYING``: the dates,
+  amounts and discount a match type's rules read) are column-encrypted under a
+  second master key derived from the keyring (:data:`CONDITIONS_PURPOSE`), so
+  whoever holds the store's at-rest key but not the keyring (the insider of
+  docs/security.md) can decrypt tokens and filters, not one date or amount; the
+  link step, which holds the keyring, reads them in memory to test its rules.
 * **JSON**: an AES-GCM envelope (``anonymise.crypto.seal``) under the same data key;
   its header names the data key and the file's place in the home (so a file cannot
   be swapped for another one unnoticed).
@@ -43,6 +49,7 @@ from anonymise.datakeys import safe_name
 from anonymise.errors import AnonymiseError, TamperedError, WrongKEKError
 from anonymise.kek import KEK, require_kek
 from anonymise.keys import _open, KEYRING_NAME
+from councilmatch.contracts import NON_IDENTIFYING
 from councilmatch.fileio import atomic_write, atomic_write_with, write_once
 from councilmatch.home import Home
 
@@ -168,6 +175,22 @@ def rewrap_data_keys(home: Home, old: KEK, new: KEK) -> list[Path]:
 # ---------------------------------------------------------------------------
 
 _MASTER_PREFIX = "cm-at-rest-"
+_CONDITIONS_PREFIX = "cm-conditions-"
+#: Keyring purpose of the condition fields' column key (one per key version, like the tokens').
+CONDITIONS_PURPOSE = "at-rest-condition-fields"
+
+
+def conditions_key(home: Home, key_id: str, kek: KEK | None = None) -> bytes:
+    """The condition fields' column master key for ``key_id``: a keyring subkey, never on disk."""
+    kek = kek or require_kek(home)
+    cache_key = (str(home.root), _kek_tag(kek), "conditions:" + key_id)
+    with _lock:
+        if cache_key in _keys:
+            return _keys[cache_key]
+    key = _open(home, kek).subkey(CONDITIONS_PURPOSE, key_id)
+    with _lock:
+        _keys[cache_key] = key
+    return key
 
 
 class HubKms(pe.KmsClient):
@@ -184,6 +207,8 @@ class HubKms(pe.KmsClient):
         self._kek: KEK | None = _KEKS.get(conf["kek_tag"])
 
     def _key(self, master_key_identifier: str) -> bytes:
+        if master_key_identifier.startswith(_CONDITIONS_PREFIX):
+            return conditions_key(self.home, master_key_identifier[len(_CONDITIONS_PREFIX):], self._kek)
         if not master_key_identifier.startswith(_MASTER_PREFIX):
             raise AtRestError(f"unknown master key {master_key_identifier!r}")
         return data_key(self.home, master_key_identifier[len(_MASTER_PREFIX):], self._kek)
@@ -198,8 +223,19 @@ class HubKms(pe.KmsClient):
         return AESGCM(self._key(master_key_identifier)).decrypt(raw[:12], raw[12:], master_key_identifier.encode())
 
 
+class StoreKeyOnlyKms(HubKms):
+    """The KMS of a reader that holds the at-rest data keys but not the keyring: it refuses the
+    condition fields' column key (the insider of docs/security.md, modelled by the attack suite)."""
+
+    def _key(self, master_key_identifier: str) -> bytes:
+        if master_key_identifier.startswith(_CONDITIONS_PREFIX):
+            raise AtRestError(f"{master_key_identifier}: a condition-field key needs the keyring")
+        return super()._key(master_key_identifier)
+
+
 _KEKS: dict[str, KEK] = {}
 _FACTORY = pe.CryptoFactory(lambda config: HubKms(config))
+_STORE_KEY_ONLY = pe.CryptoFactory(lambda config: StoreKeyOnlyKms(config))
 
 
 def _kms_config(home: Home, kek: KEK) -> pe.KmsConnectionConfig:
@@ -218,9 +254,16 @@ def encryption_properties(home: Home, columns: Sequence[str]) -> Any:
     kek = require_kek(home)
     kid = active_key_id(home, kek)
     data_key(home, kid, kek, create=True)
+    conditions = [c for c in columns if c in NON_IDENTIFYING]
+    others = [c for c in columns if c not in NON_IDENTIFYING]
+    # Every column and the footer (schema, statistics, metadata) is encrypted; the condition
+    # fields under the keyring's column key, the rest under the at-rest data key.
+    keys = {"uniform_encryption": True} if not conditions else {
+        "column_keys": {k: v for k, v in ((_MASTER_PREFIX + kid, others),
+                                          (_CONDITIONS_PREFIX + kid, conditions)) if v}}
     config = pe.EncryptionConfiguration(
         footer_key=_MASTER_PREFIX + kid,
-        uniform_encryption=True,  # every column and the footer (schema, statistics, metadata)
+        **keys,
         plaintext_footer=False,
         double_wrapping=True,
         cache_lifetime=_CACHE_LIFETIME,
@@ -229,15 +272,17 @@ def encryption_properties(home: Home, columns: Sequence[str]) -> Any:
     return _FACTORY.file_encryption_properties(_kms_config(home, kek), config)
 
 
-def decryption_properties(home: Home) -> Any:
+def decryption_properties(home: Home, keyring: bool = True) -> Any:
+    """Decryption for a reader with the KEK; without ``keyring`` the condition fields stay sealed."""
     kek = require_kek(home)
     config = pe.DecryptionConfiguration(cache_lifetime=_CACHE_LIFETIME)
-    return _FACTORY.file_decryption_properties(_kms_config(home, kek), config)
+    return (_FACTORY if keyring else _STORE_KEY_ONLY).file_decryption_properties(_kms_config(home, kek), config)
 
 
 def forget_pyarrow_caches() -> None:
     """Drop pyarrow's cached keys (after a KEK change in the same process)."""
     _FACTORY.remove_cache_entries_for_all_tokens()
+    _STORE_KEY_ONLY.remove_cache_entries_for_all_tokens()
     clear_caches()
 
 
@@ -277,12 +322,15 @@ def _check_encrypted(path: Path) -> None:
 
 
 def read_table(path: Path, columns: Sequence[str] | None = None, filters: Any = None,
-               home: Home | None = None) -> pa.Table:
-    """Decrypt and read an encrypted Parquet file (optionally only ``columns``, rows by ``filters``)."""
+               home: Home | None = None, keyring: bool = True) -> pa.Table:
+    """Decrypt and read an encrypted Parquet file (optionally only ``columns``, rows by ``filters``).
+
+    ``keyring=False`` reads as a holder of the at-rest keys alone: asking for a condition
+    field then fails (:class:`StoreKeyOnlyKms`)."""
     path = Path(path)
     home = _home_of(path, home)
     _check_encrypted(path)
-    props = decryption_properties(home) if _ENCRYPT else None
+    props = decryption_properties(home, keyring) if _ENCRYPT else None
     try:
         return pq.read_table(path, columns=list(columns) if columns is not None else None, filters=filters,
                              decryption_properties=props)
@@ -293,8 +341,8 @@ def read_table(path: Path, columns: Sequence[str] | None = None, filters: Any = 
 
 
 def read_frame(path: Path, columns: Sequence[str] | None = None, filters: Any = None,
-               home: Home | None = None) -> pd.DataFrame:
-    return read_table(path, columns, filters, home).to_pandas()
+               home: Home | None = None, keyring: bool = True) -> pd.DataFrame:
+    return read_table(path, columns, filters, home, keyring).to_pandas()
 
 
 def read_metadata(path: Path, home: Home | None = None) -> dict[bytes, bytes]:

@@ -1,9 +1,12 @@
 """What the insider reads: every pseudonymised extract under ``store/``, decrypted.
 
 All reads go through :func:`read_store`, whose ``reader`` reads one file. The store is
-encrypted at rest; the default reader (``anonymise.pseudonymised.read_pseudonymised``)
-decrypts with the KEK in the environment: the insider of item 4(b) is exactly the one who
-can decrypt but holds no keyring. ``--reader MODULE:FUNCTION`` swaps in another.
+encrypted at rest; the default reader decrypts with the KEK in the environment and the
+at-rest data keys but **without the keyring**: the insider of item 4(b) is exactly the one
+who can decrypt but holds no keyring. Columns whose key needs the keyring (the condition
+fields, ``anonymise.at_rest``) are refused to it: the reader tries every column, keeps what
+opens and lists what did not in ``frame.attrs["sealed"]``, so a column that stops being
+sealed is attacked again. ``--reader MODULE:FUNCTION`` swaps in another reader.
 """
 
 from __future__ import annotations
@@ -15,36 +18,61 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from councilmatch.home import Home
 
 Reader = Callable[[Path], pd.DataFrame]
 
 
-def _plain_reader(path: Path) -> pd.DataFrame:
-    from anonymise.pseudonymised import read_pseudonymised
+def _without_keyring(path: Path) -> pd.DataFrame:
+    from anonymise import at_rest
 
-    return read_pseudonymised(path)
+    try:
+        table = at_rest.read_table(path, keyring=False)
+        sealed: list[str] = []
+    except at_rest.AtRestError:
+        import pyarrow.parquet as pq
+
+        names = pq.ParquetFile(path, decryption_properties=at_rest.decryption_properties(
+            at_rest.find_home(path), keyring=False)).schema_arrow.names
+        opened, sealed = {}, []
+        for name in names:
+            try:
+                opened[name] = at_rest.read_table(path, columns=[name], keyring=False).column(name)
+            except at_rest.AtRestError:
+                sealed.append(name)
+        table = pa.table(opened)
+    frame = table.to_pandas()
+    for c in ("council", "dataset", "record_id", "extract_id", "key_id"):
+        if c in frame.columns:
+            frame[c] = frame[c].astype(object)
+    frame.attrs["sealed"] = sealed
+    return frame
 
 
-#: The one place to change when the store is encrypted at rest.
-DEFAULT_READER: Reader = _plain_reader
+#: The one place to change when the store's encryption changes.
+DEFAULT_READER: Reader = _without_keyring
 
 
 def read_store(home: Home, reader: Reader | None = None) -> pd.DataFrame:
     """Every pseudonymised file under ``home.pseudonymised`` as one frame (newest extract per feed).
 
     A feed's older extracts repeat its records; the attack scores each record once, on its
-    newest extract (largest extract id of its council and data set).
+    newest extract (largest extract id of its council and data set). ``attrs["sealed"]``:
+    the columns some file refused to this reader.
     """
     read = reader or DEFAULT_READER
     paths = sorted(home.pseudonymised.glob("*/*/*.parquet"))
     if not paths:
         raise FileNotFoundError(f"no pseudonymised extract under {home.pseudonymised}")
     frames = [read(p) for p in paths]
+    sealed = sorted({c for f in frames for c in f.attrs.get("sealed", [])})
     frame = pd.concat([f for f in frames if len(f)], ignore_index=True)
     newest = frame.groupby(["council", "dataset"])["extract_id"].transform("max")
-    return frame[frame["extract_id"] == newest].reset_index(drop=True)
+    out = frame[frame["extract_id"] == newest].reset_index(drop=True)
+    out.attrs["sealed"] = sealed
+    return out
 
 
 def token_columns(frame: pd.DataFrame) -> list[str]:

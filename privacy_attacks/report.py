@@ -86,6 +86,7 @@ class Report:
     record_ids_clear: float = 0.0
     hamming: list[dict] = field(default_factory=list)
     not_attacked: list[str] = field(default_factory=list)
+    sealed: list[str] = field(default_factory=list)
     records: int = 0
 
     @property
@@ -106,7 +107,7 @@ class Report:
     def as_dict(self) -> dict:
         return {"records": self.records, "rows": [asdict(r) for r in self.rows], "clear_fields": self.clear_fields,
                 "record_ids_clear": self.record_ids_clear, "hamming": self.hamming,
-                "not_attacked": self.not_attacked, "meets_goal": self.meets_goal,
+                "not_attacked": self.not_attacked, "sealed": self.sealed, "meets_goal": self.meets_goal,
                 "fields_singling_out": self.fields_singling_out}
 
     def table(self) -> str:
@@ -124,6 +125,9 @@ class Report:
         for f in self.clear_fields:
             lines.append(f"{f['fields']:<44} {f['records_holding']:>16} {f['singled_out']:>12.1%}")
         lines.append(f"{'record_id equal to the council id':<44} {self.records:>16} {self.record_ids_clear:>12.1%}")
+        if self.sealed:
+            lines.append("columns refused without the keyring (not readable by this insider): "
+                         + ", ".join(self.sealed))
         if self.not_attacked:
             lines += ["", "columns without an independent public table (token: not frequency-attacked; Bloom: "
                       "weight check only): " + ", ".join(self.not_attacked)]
@@ -222,6 +226,7 @@ def run(home: Home, reader: Reader | None = None, known: int = 20, seed: int = 0
                 "works only if both share a key")
 
     report.clear_fields = clear_field_attack(store)
+    report.sealed = list(store.attrs.get("sealed", []))
     report.record_ids_clear = record_id_attack(store["record_id"], truth["record_id"])
     return report
 

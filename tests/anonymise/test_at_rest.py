@@ -61,6 +61,36 @@ def test_a_thief_cannot_open_the_parquet_without_keys(home: Home, monkeypatch: p
         at_rest.read_table(path)
 
 
+def test_condition_fields_need_the_keyring_not_only_the_store_key(home: Home) -> None:
+    """The insider who holds the at-rest data key but not the keyring reads tokens, not dates or amounts.
+
+    Attacked two ways: the hub's own reader without the keyring is refused, and a KMS that answers
+    every key request with the at-rest data key (the one key this insider has) cannot open them."""
+    path = home.store / "c.parquet"
+    at_rest.write_table(path, _table())
+    assert at_rest.read_table(path, columns=["t_dob", "record_id"], keyring=False).num_rows == 3
+    for column in ("period_start", "amount"):
+        with pytest.raises(at_rest.AtRestError, match="needs the keyring"):
+            at_rest.read_table(path, columns=[column], keyring=False)
+    assert at_rest.read_table(path).equals(_table()), "the link step, holding the keyring, reads everything"
+
+    kid = at_rest.active_key_id(home)
+    store_key = at_rest.data_key(home, kid)
+
+    class StoreKeyForEverything(at_rest.HubKms):
+        def _key(self, master_key_identifier: str) -> bytes:
+            return store_key
+
+    import pyarrow.parquet.encryption as pe
+
+    factory = pe.CryptoFactory(lambda config: StoreKeyForEverything(config))
+    props = factory.file_decryption_properties(at_rest._kms_config(home, at_rest.require_kek(home)),
+                                               pe.DecryptionConfiguration())
+    assert pq.read_table(path, columns=["t_dob"], decryption_properties=props).num_rows == 3
+    with pytest.raises(Exception):
+        pq.read_table(path, columns=["amount"], decryption_properties=props)
+
+
 def test_a_file_from_another_home_does_not_decrypt(home: Home, tmp_path) -> None:
     other = Home(tmp_path / "other")
     other.ensure()

@@ -155,6 +155,21 @@ def test_frequency_attack_breaks_tokens_of_a_public_population() -> None:
     assert _score(frequency_attack(shuffled, "t_surname", top), drawn)[0] < 0.05
 
 
+def test_condition_fields_are_sealed_from_the_insider(night) -> None:
+    """No date or amount reaches the insider; on the link step's view (with the keyring) the same
+    clear-field attack singles records out, so the column key is what stops it."""
+    from anonymise.pseudonymised import read_pseudonymised
+    from councilmatch.contracts import NON_IDENTIFYING
+
+    store = night["store"]
+    assert {"period_start", "period_end", "date_of_death", "last_used", "amount"} <= set(store.attrs["sealed"])
+    assert not set(NON_IDENTIFYING) & set(store.columns)
+    assert night["report"].fields_singling_out == []
+    with_keyring = read_store(night["home"], reader=read_pseudonymised)
+    leaky = {r["fields"]: r["singled_out"] for r in clear_field_attack(with_keyring)}
+    assert leaky["date_of_death"] > 0.5 and leaky["period_end"] > 0.5
+
+
 def test_linkage_finds_unique_clear_values() -> None:
     frame = pd.DataFrame({"council": ["A"] * 4, "dataset": ["payroll"] * 4,
                           "amount": [100.0, 100.0, 250.0, np.nan],
