@@ -14,14 +14,16 @@ from councilmatch.home import Home
 
 
 class Retention(BaseModel):
-    """Days to keep each kind of sensitive data before the retention DAG purges it."""
+    """Days to keep each kind of sensitive data before the retention DAG purges it.
+
+    At least one day: a negative or zero period would purge what tonight's run still needs."""
 
     model_config = ConfigDict(extra="forbid")
-    raw_archive_days: int = 30
-    quarantine_days: int = 90
-    vault_days: int = 400
-    closed_flag_days: int = 730
-    key_versions_days: int = 400
+    raw_archive_days: int = Field(default=30, ge=1)
+    quarantine_days: int = Field(default=90, ge=1)
+    vault_days: int = Field(default=400, ge=1)
+    closed_flag_days: int = Field(default=730, ge=1)
+    key_versions_days: int = Field(default=400, ge=1)
 
 
 class Models(BaseModel):

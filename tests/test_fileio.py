@@ -100,5 +100,8 @@ def test_settings_yaml_errors_name_the_line(tmp_path: Path) -> None:
     home.settings_file.write_text("raw_extracts: archive\nretention:\n  vault_days: soon\n")
     with pytest.raises(ValueError, match=r"settings.yaml:3: retention.vault_days"):
         load_settings(home)
+    home.settings_file.write_text("retention:\n  quarantine_days: -5\n")
+    with pytest.raises(ValueError, match=r"settings.yaml:2: retention.quarantine_days"):
+        load_settings(home)
     home.settings_file.write_text("")
     assert load_settings(home).raw_extracts == "archive"
