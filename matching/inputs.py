@@ -33,8 +33,11 @@ class LinkInputs:
         self.left_council = self.left_frame["council"].astype(str).astype(cats).cat.codes.to_numpy()
         self.right_council = self.right_frame["council"].astype(str).astype(cats).cat.codes.to_numpy()
         if mt.dedupe:
-            # rank by (council, record_id): the left of a pair is the smaller reference
-            order = self.left_frame.sort_values(["council", "record_id"], kind="stable").index.to_numpy()
+            # rank by (council, record_id): the left of a pair is the smaller reference. One
+            # fixed-width string per row sorts as the tuple does ("\x1f" is below any character
+            # a council code may hold) and several times faster than a two-column sort.
+            refs = (self.left_frame["council"].astype(str) + "\x1f" + self.left_frame["record_id"].astype(str))
+            order = np.argsort(refs.to_numpy(dtype="U"), kind="stable")
             self.rank = np.empty(len(order), dtype=np.int64)
             self.rank[order] = np.arange(len(order))
 

@@ -191,3 +191,14 @@ def test_u_among_non_matches_removes_the_matches_random_pairs_include():
     # a λ·m larger than what was measured (noise) never drives u below the kept share
     noisy = without_matches([np.array([1e-6, 1e-3, 1 - 1e-3 - 1e-6])], m, lam)[0]
     assert noisy[0] >= U_KEEP * 1e-6 * 0.99
+
+
+def test_dedupe_rank_orders_records_as_the_council_and_record_id_tuple():
+    """The left of a deduplicated pair is the smaller (council, record id), even where one council
+    code is a prefix of another."""
+    refs = [("E090", "ref:b"), ("E09", "ref:z"), ("E090", "ref:a"), ("E09", "ref:a"), ("E0900", "ref:0")]
+    frame = pd.DataFrame({"council": [c for c, _ in refs], "record_id": [r for _, r in refs],
+                          "t_dob": np.arange(1, len(refs) + 1, dtype=np.int64)})
+    inputs = LinkInputs(_match_type(Linkage(**LINKAGE)), {"eval_left": frame})
+    by_rank = [refs[i] for i in np.argsort(inputs.rank)]
+    assert by_rank == sorted(refs)
