@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import re
-import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +32,6 @@ from councilmatch.environment import environment, variable
 from councilmatch.home import Home
 from matching.flags import SHARD_COLUMNS, empty_flags, first_seen_dates, read_parquet_at_rest, write_parquet_atomic
 from matching import incremental as inc
-from matching import partition
 from matching.comparisons import Side
 from matching.linker import (DegenerateFit, LinkInputs, TrainingContext, in_scope, link, load_models, pool_inputs,
                              train)
@@ -149,10 +147,12 @@ def _run_files(home: Home, run_id: str) -> list[Path]:
     return [home.root / p for p in _read_json(home, listing)["files"]]
 
 
-#: a full-link shard task reads only its own records (:mod:`matching.partition`) once its match
+#: a full-link shard task reads only its own records (see :func:`_shard_inputs`) once its match
 #: type's data sets hold this many records; below it, the whole data sets (cached for the next
 #: shard when one process links them all, as ``councilmatch run`` does)
 SHARD_SUBSET_MIN_RECORDS = 500_000
+#: rows decrypted and converted at a time when a shard reads its records
+SHARD_READ_BATCH = 65_536
 
 
 def _records_in(home: Home, files: list[Path]) -> int:
@@ -165,17 +165,48 @@ def _records_in(home: Home, files: list[Path]) -> int:
     return sum(pq.ParquetFile(p, decryption_properties=props).metadata.num_rows for p in files)
 
 
-def _reads_own_records(home: Home, folder: Path, files: list[Path], mt: MatchType, shards: int) -> bool:
-    """Does a full-link shard task of ``mt`` read only its own records (not whole data sets)?
+def _shard_inputs(home: Home, files: list[Path], mt: MatchType, shard: int,
+                  shards: int) -> dict[str, pd.DataFrame]:
+    """The match type's data sets, only the records that can be in this shard's candidate pairs.
 
-    Yes for a match type without household judgement (each pair needs only its two records;
-    the model's TF tables come from its file, not the data) past ``SHARD_SUBSET_MIN_RECORDS``.
+    A pair belongs to the shard of the blocking key of the first rule that finds it
+    (:mod:`matching.blocking`), so only records with some rule's key in this shard can be in
+    one: about 1 - (1 - 1/shards)^rules of them. Each extract is read in batches of
+    ``SHARD_READ_BATCH`` rows (decrypted by pyarrow); a batch's blocking keys pick its rows
+    and only those become pandas rows. So a shard task's memory follows its share of the
+    records, not the pool: more shards, less memory each. Rows keep the data set's order, so
+    the pairs, scores and flags are those of a whole-data-set read (a test compares them).
     """
-    if shards <= 1 or mt.left_person_missing is not None:
-        return False
-    if not (folder / "model" / f"{mt.id}.tf.parquet").exists():
-        return False
-    return _records_in(home, [p for p in files if p.parent.parent.name in (mt.left, mt.right)]) >= SHARD_SUBSET_MIN_RECORDS
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from anonymise import at_rest
+    from anonymise.pseudonymised import from_table
+    from matching.blocking import blocking_key, shard_of
+
+    props = at_rest.decryption_properties(home) if at_rest._ENCRYPT else None
+    rules = mt.linkage.blocking
+    out: dict[str, pd.DataFrame] = {}
+    key_files: dict[str, list[str]] = {}
+    for ds in sorted({mt.left, mt.right}):
+        parts = []
+        for path in (p for p in files if p.parent.parent.name == ds):
+            at_rest._check_encrypted(path)
+            pf = pq.ParquetFile(path, decryption_properties=props)
+            for batch in pf.iter_batches(batch_size=SHARD_READ_BATCH):
+                table = pa.Table.from_batches([batch])
+                side = Side(table.select([c for c in dict.fromkeys(c for rule in rules for c in rule)
+                                          if c in table.column_names]).to_pandas())
+                keep = np.zeros(side.n, dtype=bool)
+                for rule in rules:
+                    key, present = blocking_key(side, rule)
+                    keep |= present & (shard_of(key, shards) == shard)
+                frame = from_table(table.take(np.flatnonzero(keep)))
+                _note_key_ids(home, key_files, path, frame)
+                parts.append(frame)
+        out[ds] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    _check_key_ids(home, key_files)
+    return out
 
 
 def _run_inputs(home: Home, run_id: str, datasets: tuple[str, ...] | None = None) -> dict[str, pd.DataFrame]:
@@ -350,10 +381,6 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
                  "drift_threshold": settings.drift_threshold}
         entry["mode"] = reuse["mode"]
         _write_model_copy(home, folder, mt, saved, reuse)
-        if why_full and _reads_own_records(home, folder, files, mt, int(shards)):
-            # one pass here instead of one scan of the whole data sets per shard task
-            mt_files = [p for p in files if p.parent.parent.name in (mt.left, mt.right)]
-            entry["partitioned"] = partition.write_partitions(home, mt_files, mt, int(shards), folder)
         entry["shards"] = [str(shard_path(home, run_id, t["match_type"], t["shard"]).relative_to(home.root))
                            for t in mt_tasks]
         summary[mt.id] = {**entry, **{k: reuse[k] for k in ("age_days", "retrained", "drift", "full_because")}}
@@ -571,17 +598,14 @@ def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int
         raise InputError(f"no trained model {model_file}: call plan() for run {run_id} first")
     tf_file = folder / "model" / f"{match_type}.tf.parquet"
     dirty_file = dirty_path(home, run_id, match_type)
-    files = _run_files(home, run_id)
-    if not dirty_file.exists() and _reads_own_records(home, folder, files, mt, shards):
-        key_files: dict[str, list[str]] = {}
-
-        def note(path: Path, frame: pd.DataFrame) -> None:
-            _note_key_ids(home, key_files, path, frame)
-
-        mt_files = [p for p in files if p.parent.parent.name in (mt.left, mt.right)]
-        data = (partition.read_partition(home, folder, mt, shard, shards, note)
-                or partition.scan_shard(home, mt_files, mt, shard, shards, note))
-        _check_key_ids(home, key_files)
+    subset = False
+    if shards > 1 and tf_file.exists() and not dirty_file.exists() and mt.left_person_missing is None:
+        # a full link of a match type without household judgement: each pair needs only its two
+        # records, so read only this shard's (the model's TF tables come from its file, not the data)
+        files = [p for p in _run_files(home, run_id) if p.parent.parent.name in (mt.left, mt.right)]
+        subset = _records_in(home, files) >= SHARD_SUBSET_MIN_RECORDS
+    if subset:
+        data = _shard_inputs(home, files, mt, shard, shards)
         if any(data[ds].empty for ds in (mt.left, mt.right)):  # no record of one side in this shard
             path = write_parquet_atomic(empty_flags(SHARD_COLUMNS), shard_path(home, run_id, match_type, shard), home)
             return {"match_type": match_type, "shard": shard, "shards": shards, "path": str(path), "mode": "full",
@@ -684,5 +708,4 @@ def collect_flags(home: Home | str | Path, run_id: str, suppressed: pd.DataFrame
                               ascending=[True, True, False, True], kind="stable").reset_index(drop=True)
     flags = flags[list(FLAG_COLUMNS)]
     write_parquet_atomic(flags, home.flags_path(run_id), home)
-    shutil.rmtree(run_dir(home, run_id) / "partitions", ignore_errors=True)  # the shards are done with them
     return flags

@@ -38,39 +38,6 @@ def test_a_shard_reading_only_its_records_raises_the_same_flags(tenancy_home, mo
     assert max(read_share) < (0.95 if shards == 3 else 0.65), read_share
 
 
-def test_shards_read_the_partitions_the_plan_wrote_and_raise_the_same_flags(tenancy_home, monkeypatch):
-    """One pass in the plan instead of a scan per shard: same records, same flags; collect cleans up."""
-    import matching.partition as partition
-
-    home, _ = tenancy_home
-    shards = 4
-    monkeypatch.setattr(run, "SHARD_SUBSET_MIN_RECORDS", 0)
-    tasks = [t for t in plan(home, RUN, shards, full=True) if t["match_type"] == "tenancy_two_boroughs"]
-    folder = run.run_dir(home, RUN)
-    written = list((folder / "partitions" / "tenancy_two_boroughs" / str(shards)).glob("*.parquet"))
-    assert len(written) == shards  # one data set (tenancy), one file per shard
-    for task in tasks:
-        scanned, a = _shard_flags(home, task, monkeypatch, 0)
-        with monkeypatch.context() as m:
-            m.setattr(partition, "scan_shard", lambda *a, **k: pytest.fail("a shard scanned the data set"))
-            read, b = _shard_flags(home, task, monkeypatch, 0)
-        whole, c = _shard_flags(home, task, monkeypatch, 10**12)
-        pd.testing.assert_frame_equal(b, c)
-        assert read["records_read"] == scanned["records_read"] < whole["records_read"]
-    # without the partition files a shard scans and gets the same rows
-    for path in written:
-        path.rename(path.with_suffix(".hidden"))
-    scanned_again, d = _shard_flags(home, tasks[0], monkeypatch, 0)
-    for path in written:
-        path.with_suffix(".hidden").rename(path)
-    first, e = _shard_flags(home, tasks[0], monkeypatch, 0)
-    pd.testing.assert_frame_equal(d, e)
-    for task in tasks:
-        link_shard(home, RUN, **task)
-    run.collect_flags(home, RUN)
-    assert not (folder / "partitions").exists()
-
-
 def test_a_shard_subset_still_refuses_an_unknown_key_id(tenancy_home, monkeypatch, make_frame, put_extract):
     home, _ = tenancy_home
     tasks = [t for t in plan(home, RUN, 2, full=True) if t["match_type"] == "tenancy_two_boroughs"]
