@@ -8,9 +8,10 @@ Learned from how Splink trains, and made harder to fool:
   exactly from token frequencies (Σ p_left·p_right) rather than sampled.
 * **m** by EM (``matching.em``) with u fixed, once per blocking rule; a rule teaches
   only the comparisons it does not block on, and only when at least two informative
-  comparisons are free (one cannot tell two classes apart). Each comparison's m is the
-  match-weighted mean over the rules that taught it; one no rule teaches keeps its
-  documented starting m (the comparison library's defaults, or the YAML's).
+  comparisons are free (one cannot tell two classes apart). A field only some records
+  carry (a NINO, an email) is learned from the rule's pairs that carry it. Each
+  comparison's m comes from the purest rule that taught it; one no rule teaches keeps
+  its documented starting m (the comparison library's defaults, or the YAML's).
 * **λ** (the prior) by EM over the candidates with m and u fixed, scaled to all pairs.
 * **Bound**: no comparison may decide a pair on its own when every other comparison
   present disagrees: its weight is capped so that such a pair scores below threshold.
@@ -185,11 +186,30 @@ def without_matches(u: list[np.ndarray], m: list[np.ndarray], lam: float) -> lis
 
 
 def _informative(gammas: np.ndarray, k: int) -> bool:
+    """Present in enough of a rule's pairs to help EM tell the two classes apart."""
     return bool((gammas[:, k] != NULL).mean() >= 0.2)
 
 
 #: a blocking rule's EM must expect at least this many matching pairs to teach anything
 MIN_EXPECTED_MATCHES = 20.0
+
+
+#: a field present in fewer than 20% of a rule's pairs is learned from the pairs that carry it,
+#: when there are at least this many of them
+MIN_PRESENT_PAIRS = 200
+
+
+def _teach(gammas: np.ndarray, unblocked: list[int], n_levels: list[int], u: list[np.ndarray],
+           m_start: list[np.ndarray], settings: TrainingSettings
+           ) -> dict[int, tuple[float, np.ndarray]]:
+    """EM over one set of pairs on its informative unblocked comparisons: {k: (λ, m_k)}."""
+    free = [k for k in unblocked if _informative(gammas, k)]
+    if len(free) < 2:
+        return {}
+    result = fit_m(gammas, n_levels, u, _starts(m_start, u, n_levels), free, settings.em)
+    if result.lam * len(gammas) < MIN_EXPECTED_MATCHES:
+        return {}
+    return {k: (result.lam, result.m[k]) for k in free}
 
 
 def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list[np.ndarray],
@@ -215,15 +235,20 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
         if len(pairs) == 0:
             continue
         gammas = comparison_vectors(comparisons, pairs)
-        free = [k for k, c in enumerate(comparisons) if not c.columns() & set(rule) and _informative(gammas, k)]
-        if len(free) < 2:
-            continue
-        result = fit_m(gammas, n_levels, u, _starts(m_start, u, n_levels), free, settings.em)
-        if result.lam * len(pairs) < MIN_EXPECTED_MATCHES:
-            continue
-        for k in free:
-            if best[k] is None or result.lam > best[k][0]:
-                best[k] = (result.lam, result.m[k])
+        unblocked = [k for k, c in enumerate(comparisons) if not c.columns() & set(rule)]
+        taught = _teach(gammas, unblocked, n_levels, u, m_start, settings)
+        # a field only some data sets carry (a NINO, an email) is present in few of a rule's
+        # pairs: EM over all of them leaves it out, and it would keep its documented start
+        # whatever the data say. Learn it from the pairs that carry it, where it is informative.
+        for k in unblocked:
+            present = gammas[:, k] != NULL
+            if k not in taught and MIN_PRESENT_PAIRS <= present.sum() < len(gammas):
+                sub = _teach(gammas[present], unblocked, n_levels, u, m_start, settings)
+                if k in sub:
+                    taught[k] = sub[k]
+        for k, (lam, mk) in taught.items():
+            if best[k] is None or lam > best[k][0]:
+                best[k] = (lam, mk)
     m = [project_monotone(b[1] if b is not None else m_start[k], u[k]) for k, b in enumerate(best)]
     return m, [c.name for c, b in zip(comparisons, best) if b is None]
 
