@@ -443,7 +443,77 @@ def _expected_matches(pairs: Pairs, gammas: np.ndarray, m: list[np.ndarray], u: 
 def _bounded(model: FittedModel, linkage: Linkage, inp: LinkInputs) -> FittedModel:
     model.tf = tf_tables(model.comparisons, inp.frames()) if linkage.tf_adjust else {}
     model.caps = caps_for(model, linkage.threshold)
+    settings = linkage.training_settings()
+    model.u_given = conditional_u(model, inp.left, inp.right, inp.dedupe, settings.random_pairs, settings.seed)
     return model
+
+
+#: conditional u needs at least this many non-matching pairs that agree on the given columns
+MIN_GIVEN_PAIRS = 200.0
+
+
+def conditional_u(model: FittedModel, left: Side, right: Side, dedupe: bool, n: int, seed: int,
+                  smoothing: float = 1.0) -> dict[str, np.ndarray]:
+    """u per level among *different people who agree on a comparison's* ``given`` *columns*.
+
+    Why: the model multiplies evidence as if fields were independent, but a surname is not
+    independent of an address (a household shares both) nor an email of a name. Among random
+    pairs an exact surname is 1 in 80; among two people at one address it is more like 1 in 2,
+    so for a pair already agreeing on the address the surname adds little, and twins or a
+    parent and child at one address no longer look like one person counted twice.
+
+    Pairs are drawn uniformly among those agreeing on the given columns; the matches among
+    them (one person's two records share an address far more often than two people do) are
+    weighed out by the model's posterior on the *other* comparisons (λ among these pairs by
+    EM with m and u fixed). An agreement level's weight only falls, never below 0 (u ≤ u_given
+    ≤ m); a comparison with too few such pairs keeps its ordinary u.
+    """
+    out: dict[str, np.ndarray] = {}
+    drawn_for: dict[tuple[str, ...], tuple[Pairs, np.ndarray]] = {}
+    # twice: a second pass judges each pair with the others' conditional u from the first (the
+    # surname and the date of birth of two people at one address must not vouch for each other)
+    for _ in range(2):
+        found: dict[str, np.ndarray] = {}
+        for k, comp in enumerate(model.comparisons):
+            if not comp.given:
+                continue
+            if comp.given not in drawn_for:
+                drawn = same_salt_pairs(left, right, dedupe, comp.given, n, seed)
+                # drawn with replacement: count each pair once, so a few look-alikes cannot pass for many
+                _, first = np.unique(drawn.li * np.int64(right.n) + drawn.ri, return_index=True)
+                pairs = Pairs(left, right, drawn.li[first], drawn.ri[first])
+                drawn_for[comp.given] = (pairs, comparison_vectors(model.comparisons, pairs))
+            pairs, gammas = drawn_for[comp.given]
+            if len(pairs) == 0:
+                continue
+            use = [j for j, other in enumerate(model.comparisons)
+                   if j != k and not other.columns() & set(comp.given)]
+            u_use = [out.get(model.comparisons[j].name, model.u[j]) if model.comparisons[j].given == comp.given
+                     else model.u[j] for j in use]
+            non_match = np.ones(len(gammas))
+            if use:
+                sub = gammas[:, use]
+                lam = float(np.clip(fit_lambda(sub, [model.m[j] for j in use], u_use), 1e-9, 1 - 1e-9))
+                llr = np.full(len(gammas), math.log(lam) - math.log1p(-lam))
+                for i, j in enumerate(use):
+                    g = gammas[:, j]
+                    known = g != NULL
+                    llr[known] += np.log(model.m[j][g[known]]) - np.log(u_use[i][g[known]])
+                non_match = 1.0 - 1.0 / (1.0 + np.exp(-np.clip(llr, -700, 700)))
+            g = gammas[:, k]
+            known = g != NULL
+            if non_match[known].sum() < MIN_GIVEN_PAIRS:
+                continue
+            counts = np.bincount(g[known], weights=non_match[known], minlength=len(comp.levels)) \
+                + smoothing * model.u[k]
+            u = normalise(counts)
+            # an agreement level stays evidence for a match (u ≤ m), and sharing a home only
+            # discounts it (u ≥ its u among random pairs): a level hardly seen among such pairs
+            # must not turn into proof on a handful of counts
+            u[:-1] = np.clip(u[:-1], model.u[k][:-1], np.maximum(model.m[k][:-1], model.u[k][:-1]))
+            found[comp.name] = u
+        out = found
+    return out
 
 
 def train(mt: MatchType, inp: LinkInputs, ctx: TrainingContext | None = None) -> Models:
