@@ -124,3 +124,42 @@ def test_the_conditional_u_is_saved_with_the_model_and_used_when_loaded(homes):
 def test_given_names_a_token_column_or_is_an_error():
     with pytest.raises(ValidationError, match="given"):
         COMPARISON_SETTINGS.validate_python({"use": "name", "field": "surname", "given": ["address"]})
+
+
+def test_an_email_made_from_the_name_is_weak_evidence_between_namesakes():
+    """Where emails are built from names (forename.surname@...), two people with the same name
+    often share one: measured among different people with the same forename and surname, an
+    identical email says little, and namesakes born on different days stop scoring as one person."""
+    from evaluation.labelled import canonical, pseudonymise_for_eval, throwaway_keyring
+
+    rng = np.random.default_rng(11)
+    n = 6000
+    first = np.array(["ANNA", "BEN", "CARL", "DORA", "EMMA", "FRED", "GINA", "HUGO", "IRIS", "JACK"])
+    last = np.array([f"{a}{b}WORTH" for a in "BCDFGHKLMNPRST" for b in "AEIOU"])
+    people = pd.DataFrame({"forenames": rng.choice(first, n), "surname": rng.choice(last, n),
+                           "dob": pd.to_datetime("1940-01-01") + pd.to_timedelta(rng.integers(0, 25000, n), "D")})
+    people["email"] = (people["forenames"] + "." + people["surname"] + "@MAIL.EXAMPLE").str.lower()
+    people.loc[rng.random(n) < 0.3, "email"] = None
+    dup = people.sample(n // 10, random_state=11).copy()
+    frame = pd.concat([people, dup], ignore_index=True)
+    frame = frame.assign(rid=[f"r{i}" for i in range(len(frame))], dob=frame["dob"].dt.strftime("%Y-%m-%d"))
+    canon = canonical(frame, {"forenames": ["forenames"], "surname": ["surname"], "dob": ["dob"],
+                              "email": ["email"]}, "rid", "eval_left")
+    data = pseudonymise_for_eval(canon, throwaway_keyring())
+    linkage = Linkage(blocking=[["t_dob"], ["t_email"], ["t_surname", "t_forename"]], comparisons=[
+        COMPARISON_SETTINGS.validate_python(c) for c in (
+            {"use": "name", "field": "forename"}, {"use": "name", "field": "surname"}, {"use": "date_of_birth"},
+            {"use": "exact", "column": "t_email", "name": "email", "given": ["t_forename", "t_surname"]})],
+        threshold=0.5, m_from="em")
+    model, inp = _train(data, linkage)
+    k = [c.name for c in model.comparisons].index("email")
+    assert model.weights()[k][0] > 10  # among random pairs an identical email is near-proof
+    assert model.given_weights(k)[0] < 3  # among namesakes it is what their names predict
+    same_name = people.dropna(subset=["email"]).groupby(["forenames", "surname"]).filter(lambda g: len(g) >= 2)
+    pairs = [(g.index[0], g.index[1]) for _, g in same_name.groupby(["forenames", "surname"])][:200]
+    li, ri = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    independent = FittedModel(model.comparisons, model.m, model.u, model.lam, tf=model.tf, caps=model.caps)
+    p_given = score(model, Pairs(inp.left, inp.right, li, ri)).probability
+    p_indep = score(independent, Pairs(inp.left, inp.right, li, ri)).probability
+    assert (p_indep >= 0.5).mean() > 0.5  # counted as independent, namesakes look like one person
+    assert (p_given >= 0.5).mean() < 0.1
