@@ -41,8 +41,9 @@ DEFAULT_BLOCKING: list[list[str]] = [
 ]
 DEFAULT_COMPARISONS: list[dict] = [
     {"use": "name", "field": "forename", "initial": True},
-    {"use": "name", "field": "surname"},
-    {"use": "date_of_birth"},
+    # a household shares its surname: at one address an exact surname is weak evidence
+    {"use": "name", "field": "surname", "given": ["t_address"]},
+    {"use": "date_of_birth", "given": ["t_address"]},  # twins share a home and a birthday
     {"use": "exact", "column": "t_nino", "name": "nino"},
     {"use": "address"},
     # {"use": "postcode"},

@@ -212,6 +212,17 @@ class Comparison:
     levels: tuple[Level, ...]
     #: the field counts as missing for a record when all these columns are missing
     present: tuple[str, ...]
+    #: token columns this field depends on: where a pair agrees on all of them (e.g. the same
+    #: address), the comparison's evidence is measured among different people who also agree
+    #: on them (household members share a surname), not among random pairs
+    given: tuple[str, ...] = ()
+
+    def given_holds(self, pairs: "Pairs") -> np.ndarray:
+        """Pairs that agree (both present) on every ``given`` column."""
+        out = np.ones(len(pairs), dtype=bool)
+        for column in self.given:
+            out &= Same(column)(pairs)
+        return out if self.given else np.zeros(len(pairs), dtype=bool)
 
     def columns(self) -> set[str]:
         """The columns of the comparison's own field: a blocking rule on one of them makes every

@@ -57,6 +57,10 @@ class _ComparisonSettings(BaseModel):
     #: starting m per level label, e.g. {exact: 0.9}; also the documented fallback if a fit
     #: is degenerate. Levels not named keep the library's value.
     m: dict[str, float] = Field(default_factory=dict)
+    #: token columns this field depends on, e.g. [t_address] for a surname: where a pair agrees
+    #: on them its evidence is measured among different people who agree on them too (members
+    #: of one household share a surname), not among random pairs
+    given: list[TokenColumn] = Field(default_factory=list)
 
     def _factory_kwargs(self) -> dict[str, Any]:
         return {}
@@ -68,7 +72,8 @@ class _ComparisonSettings(BaseModel):
         if unknown:
             raise ValueError(f"m: no level {unknown} in {comparison.name!r} (levels: {labels})")
         levels = tuple(replace(lv, m_start=float(self.m.get(lv.label, lv.m_start))) for lv in comparison.levels)
-        return Comparison(self.name or comparison.name, comparison.description, levels, comparison.present)
+        return Comparison(self.name or comparison.name, comparison.description, levels, comparison.present,
+                          tuple(self.given))
 
 
 class NameComparison(_ComparisonSettings):

@@ -40,9 +40,19 @@ class FittedModel:
     #: agreement pattern -> share among the training candidates (the baseline drift is measured
     #: against, see matching.incremental)
     patterns: dict[str, float] = field(default_factory=dict)
+    #: comparison name -> u per level among different people who agree on its ``given``
+    #: columns (used for the pairs that agree on them; see training.conditional_u)
+    u_given: dict[str, np.ndarray] = field(default_factory=dict)
 
     def weights(self) -> list[np.ndarray]:
         return [np.log2(m / u) for m, u in zip(self.m, self.u)]
+
+    def given_weights(self, k: int) -> np.ndarray | None:
+        """Comparison ``k``'s level weights for pairs agreeing on its ``given`` columns."""
+        comp = self.comparisons[k]
+        if comp.name not in self.u_given:
+            return None
+        return np.log2(self.m[k] / self.u_given[comp.name])
 
     def to_json(self) -> dict:
         comps = []
@@ -56,6 +66,11 @@ class FittedModel:
                     for lv, mi, ui, wi in zip(comp.levels, m, u, w)
                 ],
             })
+            if comp.name in self.u_given:
+                comps[-1]["given"] = list(comp.given)
+                for level, ug in zip(comps[-1]["levels"], self.u_given[comp.name]):
+                    level["u_given"] = float(ug)
+                    level["weight_given"] = float(np.log2(level["m"] / ug))
         for entry in comps:
             if entry["name"] in self.caps:
                 entry["cap"] = self.caps[entry["name"]]
@@ -79,9 +94,12 @@ class FittedModel:
             m.append(np.array([lv["m"] for lv in levels]))
             u.append(np.array([lv["u"] for lv in levels]))
         caps = {c["name"]: float(c["cap"]) for c in data["comparisons"] if "cap" in c}
+        u_given = {c["name"]: np.array([lv["u_given"] for lv in c["levels"]]) for c in data["comparisons"]
+                   if "given" in c and c["name"] in {x.name for x in comparisons if x.given}}
         return cls(comparisons, m, u, float(data["lambda"]), data.get("iterations", 0),
                    data.get("training_pairs", 0), data.get("random_pairs", 0), caps=caps,
-                   patterns={str(k): float(v) for k, v in data.get("patterns", {}).items()})
+                   patterns={str(k): float(v) for k, v in data.get("patterns", {}).items()},
+                   u_given=u_given)
 
 
 def comparison_vectors(comparisons: list[Comparison], pairs: Pairs) -> np.ndarray:
@@ -152,12 +170,16 @@ def score(model: FittedModel, pairs: Pairs, gammas: np.ndarray | None = None) ->
         g = gammas[:, k]
         known = g != NULL
         weights[known, k] = w[g[known]]
+        given = model.given_weights(k)
+        dependent = comp.given_holds(pairs) & known if given is not None else np.zeros(len(g), dtype=bool)
         if comp.name in model.tf:
             column, freq = model.tf[comp.name]
             level = next(i for i, lv in enumerate(comp.levels) if lv.tf_column)
-            hit = np.flatnonzero(g == level)
+            hit = np.flatnonzero((g == level) & ~dependent)
             if len(hit):
                 weights[hit, k] += tf_adjustment(freq, pairs.left.token(column)[pairs.li[hit]])
+        if dependent.any():  # agreeing on the field it depends on: the evidence among such pairs
+            weights[dependent, k] = given[g[dependent]]
         if comp.name in model.caps:
             np.minimum(weights[:, k], model.caps[comp.name], out=weights[:, k])
     total = np.log2(model.lam / (1 - model.lam)) + weights.sum(axis=1)

@@ -8,9 +8,10 @@ Learned from how Splink trains, and made harder to fool:
   exactly from token frequencies (Σ p_left·p_right) rather than sampled.
 * **m** by EM (``matching.em``) with u fixed, once per blocking rule; a rule teaches
   only the comparisons it does not block on, and only when at least two informative
-  comparisons are free (one cannot tell two classes apart). Each comparison's m is the
-  match-weighted mean over the rules that taught it; one no rule teaches keeps its
-  documented starting m (the comparison library's defaults, or the YAML's).
+  comparisons are free (one cannot tell two classes apart). A field only some records
+  carry (a NINO, an email) is learned from the rule's pairs that carry it. Each
+  comparison's m comes from the purest rule that taught it; one no rule teaches keeps
+  its documented starting m (the comparison library's defaults, or the YAML's).
 * **λ** (the prior) by EM over the candidates with m and u fixed, scaled to all pairs.
 * **Bound**: no comparison may decide a pair on its own when every other comparison
   present disagrees: its weight is capped so that such a pair scores below threshold.
@@ -185,11 +186,30 @@ def without_matches(u: list[np.ndarray], m: list[np.ndarray], lam: float) -> lis
 
 
 def _informative(gammas: np.ndarray, k: int) -> bool:
+    """Present in enough of a rule's pairs to help EM tell the two classes apart."""
     return bool((gammas[:, k] != NULL).mean() >= 0.2)
 
 
 #: a blocking rule's EM must expect at least this many matching pairs to teach anything
 MIN_EXPECTED_MATCHES = 20.0
+
+
+#: a field present in fewer than 20% of a rule's pairs is learned from the pairs that carry it,
+#: when there are at least this many of them
+MIN_PRESENT_PAIRS = 200
+
+
+def _teach(gammas: np.ndarray, unblocked: list[int], n_levels: list[int], u: list[np.ndarray],
+           m_start: list[np.ndarray], settings: TrainingSettings
+           ) -> dict[int, tuple[float, np.ndarray]]:
+    """EM over one set of pairs on its informative unblocked comparisons: {k: (λ, m_k)}."""
+    free = [k for k in unblocked if _informative(gammas, k)]
+    if len(free) < 2:
+        return {}
+    result = fit_m(gammas, n_levels, u, _starts(m_start, u, n_levels), free, settings.em)
+    if result.lam * len(gammas) < MIN_EXPECTED_MATCHES:
+        return {}
+    return {k: (result.lam, result.m[k]) for k in free}
 
 
 def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list[np.ndarray],
@@ -215,15 +235,20 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
         if len(pairs) == 0:
             continue
         gammas = comparison_vectors(comparisons, pairs)
-        free = [k for k, c in enumerate(comparisons) if not c.columns() & set(rule) and _informative(gammas, k)]
-        if len(free) < 2:
-            continue
-        result = fit_m(gammas, n_levels, u, _starts(m_start, u, n_levels), free, settings.em)
-        if result.lam * len(pairs) < MIN_EXPECTED_MATCHES:
-            continue
-        for k in free:
-            if best[k] is None or result.lam > best[k][0]:
-                best[k] = (result.lam, result.m[k])
+        unblocked = [k for k, c in enumerate(comparisons) if not c.columns() & set(rule)]
+        taught = _teach(gammas, unblocked, n_levels, u, m_start, settings)
+        # a field only some data sets carry (a NINO, an email) is present in few of a rule's
+        # pairs: EM over all of them leaves it out, and it would keep its documented start
+        # whatever the data say. Learn it from the pairs that carry it, where it is informative.
+        for k in unblocked:
+            present = gammas[:, k] != NULL
+            if k not in taught and MIN_PRESENT_PAIRS <= present.sum() < len(gammas):
+                sub = _teach(gammas[present], unblocked, n_levels, u, m_start, settings)
+                if k in sub:
+                    taught[k] = sub[k]
+        for k, (lam, mk) in taught.items():
+            if best[k] is None or lam > best[k][0]:
+                best[k] = (lam, mk)
     m = [project_monotone(b[1] if b is not None else m_start[k], u[k]) for k, b in enumerate(best)]
     return m, [c.name for c, b in zip(comparisons, best) if b is None]
 
@@ -418,7 +443,77 @@ def _expected_matches(pairs: Pairs, gammas: np.ndarray, m: list[np.ndarray], u: 
 def _bounded(model: FittedModel, linkage: Linkage, inp: LinkInputs) -> FittedModel:
     model.tf = tf_tables(model.comparisons, inp.frames()) if linkage.tf_adjust else {}
     model.caps = caps_for(model, linkage.threshold)
+    settings = linkage.training_settings()
+    model.u_given = conditional_u(model, inp.left, inp.right, inp.dedupe, settings.random_pairs, settings.seed)
     return model
+
+
+#: conditional u needs at least this many non-matching pairs that agree on the given columns
+MIN_GIVEN_PAIRS = 200.0
+
+
+def conditional_u(model: FittedModel, left: Side, right: Side, dedupe: bool, n: int, seed: int,
+                  smoothing: float = 1.0) -> dict[str, np.ndarray]:
+    """u per level among *different people who agree on a comparison's* ``given`` *columns*.
+
+    Why: the model multiplies evidence as if fields were independent, but a surname is not
+    independent of an address (a household shares both) nor an email of a name. Among random
+    pairs an exact surname is 1 in 80; among two people at one address it is more like 1 in 2,
+    so for a pair already agreeing on the address the surname adds little, and twins or a
+    parent and child at one address no longer look like one person counted twice.
+
+    Pairs are drawn uniformly among those agreeing on the given columns; the matches among
+    them (one person's two records share an address far more often than two people do) are
+    weighed out by the model's posterior on the *other* comparisons (λ among these pairs by
+    EM with m and u fixed). An agreement level's weight only falls, never below 0 (u ≤ u_given
+    ≤ m); a comparison with too few such pairs keeps its ordinary u.
+    """
+    out: dict[str, np.ndarray] = {}
+    drawn_for: dict[tuple[str, ...], tuple[Pairs, np.ndarray]] = {}
+    # twice: a second pass judges each pair with the others' conditional u from the first (the
+    # surname and the date of birth of two people at one address must not vouch for each other)
+    for _ in range(2):
+        found: dict[str, np.ndarray] = {}
+        for k, comp in enumerate(model.comparisons):
+            if not comp.given:
+                continue
+            if comp.given not in drawn_for:
+                drawn = same_salt_pairs(left, right, dedupe, comp.given, n, seed)
+                # drawn with replacement: count each pair once, so a few look-alikes cannot pass for many
+                _, first = np.unique(drawn.li * np.int64(right.n) + drawn.ri, return_index=True)
+                pairs = Pairs(left, right, drawn.li[first], drawn.ri[first])
+                drawn_for[comp.given] = (pairs, comparison_vectors(model.comparisons, pairs))
+            pairs, gammas = drawn_for[comp.given]
+            if len(pairs) == 0:
+                continue
+            use = [j for j, other in enumerate(model.comparisons)
+                   if j != k and not other.columns() & set(comp.given)]
+            u_use = [out.get(model.comparisons[j].name, model.u[j]) if model.comparisons[j].given == comp.given
+                     else model.u[j] for j in use]
+            non_match = np.ones(len(gammas))
+            if use:
+                sub = gammas[:, use]
+                lam = float(np.clip(fit_lambda(sub, [model.m[j] for j in use], u_use), 1e-9, 1 - 1e-9))
+                llr = np.full(len(gammas), math.log(lam) - math.log1p(-lam))
+                for i, j in enumerate(use):
+                    g = gammas[:, j]
+                    known = g != NULL
+                    llr[known] += np.log(model.m[j][g[known]]) - np.log(u_use[i][g[known]])
+                non_match = 1.0 - 1.0 / (1.0 + np.exp(-np.clip(llr, -700, 700)))
+            g = gammas[:, k]
+            known = g != NULL
+            if non_match[known].sum() < MIN_GIVEN_PAIRS:
+                continue
+            counts = np.bincount(g[known], weights=non_match[known], minlength=len(comp.levels)) \
+                + smoothing * model.u[k]
+            u = normalise(counts)
+            # an agreement level stays evidence for a match (u ≤ m), and sharing a home only
+            # discounts it (u ≥ its u among random pairs): a level hardly seen among such pairs
+            # must not turn into proof on a handful of counts
+            u[:-1] = np.clip(u[:-1], model.u[k][:-1], np.maximum(model.m[k][:-1], model.u[k][:-1]))
+            found[comp.name] = u
+        out = found
+    return out
 
 
 def train(mt: MatchType, inp: LinkInputs, ctx: TrainingContext | None = None) -> Models:

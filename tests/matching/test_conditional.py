@@ -1,0 +1,165 @@
+"""Fields that are not independent: a comparison's evidence among pairs agreeing on what it
+depends on (``given``), e.g. a surname among two records at one address."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from matching.comparisons import Pairs
+from matching.linker import LinkInputs, train
+from matching.matchtype import COMPARISON_SETTINGS, Linkage, MatchType
+from matching.model import FittedModel, score
+
+
+def _households(n_homes: int, seed: int) -> pd.DataFrame:
+    """Homes of 2-4 people sharing a surname (and, one home in eight, twins sharing a birthday);
+    a fifth of people appear twice with a forename typo."""
+    rng = np.random.default_rng(seed)
+    first = np.array([a + b for a in ["AN", "BE", "CA", "DO", "EL", "FR", "GI", "HU", "IR", "JA", "KE", "LE",
+                                      "MA", "NO", "OL", "PA", "RO", "SA", "TI", "VE"]
+                      for b in ["NA", "RT", "LLA", "MON", "VIN"]])
+    last = np.array([f"{a}{b}{c}" for a in "BCDFGHKLMNPRST" for b in ["AR", "EL", "IN", "OS", "UM"]
+                     for c in ["TON", "WELL", "BY", "FORD"]])
+    rows = []
+    for h in range(n_homes):
+        surname = rng.choice(last)
+        street = f"{h + 1} {rng.choice(['HIGH', 'MILL', 'PARK', 'CHURCH'])} {rng.choice(['ROAD', 'STREET', 'LANE'])}"
+        postcode = f"N{h % 20 + 1} {h % 9 + 1}{'ABDEFG'[h % 6]}{'HJLNPQ'[(h // 6) % 6]}"
+        size = rng.integers(2, 5)
+        dobs = pd.to_datetime("1940-01-01") + pd.to_timedelta(rng.integers(0, 25000, size), "D")
+        if h % 8 == 0:
+            dobs = dobs.where(np.arange(size) > 1, dobs[0])  # twins
+        for i in range(size):
+            rows.append({"person": f"{h}-{i}", "forenames": rng.choice(first), "surname": surname,
+                         "dob": dobs[i], "address": street, "postcode": postcode})
+    people = pd.DataFrame(rows)
+    dup = people.sample(frac=0.2, random_state=seed).copy()
+    dup["forenames"] = dup["forenames"].str[:-1] + "X"
+    return pd.concat([people, dup], ignore_index=True)
+
+
+def _pseudo(frame: pd.DataFrame) -> pd.DataFrame:
+    from evaluation.labelled import canonical, pseudonymise_for_eval, throwaway_keyring
+
+    frame = frame.assign(rid=[f"r{i}" for i in range(len(frame))], dob=frame["dob"].dt.strftime("%Y-%m-%d"))
+    canon = canonical(frame, {"forenames": ["forenames"], "surname": ["surname"], "dob": ["dob"],
+                              "address_lines": ["address"], "postcode": ["postcode"]}, "rid", "eval_left")
+    return pseudonymise_for_eval(canon, throwaway_keyring())
+
+
+def _linkage(given: bool) -> Linkage:
+    depends = {"given": ["t_address"]} if given else {}
+    return Linkage(blocking=[["t_dob"], ["t_forename", "t_yob"]], comparisons=[
+        COMPARISON_SETTINGS.validate_python(c) for c in (
+            {"use": "name", "field": "forename"}, {"use": "name", "field": "surname", **depends},
+            {"use": "date_of_birth", **depends}, {"use": "address"})], threshold=0.5, m_from="em")
+
+
+def _train(data: pd.DataFrame, linkage: Linkage):
+    mt = MatchType.model_construct(id="t", title="t", reason="", left="eval_left", right="eval_left",
+                                   scope="any", link="same_person", conditions=[], priority=1,
+                                   linkage=linkage, person=None)
+    inp = LinkInputs(mt, {"eval_left": data})
+    return train(mt, inp).linkage, inp
+
+
+@pytest.fixture(scope="module")
+def homes() -> tuple[pd.DataFrame, pd.DataFrame]:
+    raw = _households(1500, 7)
+    return raw, _pseudo(raw)
+
+
+def test_a_surname_at_one_address_is_weak_evidence_where_households_share_it(homes):
+    raw, data = homes
+    model, inp = _train(data, _linkage(given=True))
+    k = [c.name for c in model.comparisons].index("surname")
+    ordinary, at_home = model.weights()[k][0], model.given_weights(k)[0]
+    assert ordinary > 5, ordinary  # among random pairs an exact surname is rare
+    assert at_home < 2, at_home  # among two people at one address it is the rule
+    assert at_home >= 0  # ... and still never evidence against
+    # and scoring uses it exactly where the pair agrees on the address
+    same_home = raw.index[(raw["address"] == raw["address"].iloc[0])].to_numpy()
+    other_home = raw.index[(raw["surname"] == raw["surname"].iloc[0]) & (raw["address"] != raw["address"].iloc[0])]
+    li = np.array([same_home[0], same_home[0]] if len(other_home) else [same_home[0]])
+    ri = np.array([same_home[1], other_home[0]] if len(other_home) else [same_home[1]])
+    s = score(model, Pairs(inp.left, inp.right, li, ri))
+    assert s.level_weights[0, k] == pytest.approx(at_home)
+    if len(other_home):
+        assert s.level_weights[1, k] > 5  # a namesake elsewhere: the ordinary (TF-adjusted) weight
+
+
+def test_twins_at_home_are_not_one_person_counted_twice(homes):
+    """Twins share surname, date of birth and address: counted as independent evidence those
+    outweigh a different forename. With the birthday and surname measured among people who
+    share a home, the twins score far lower than the same model counting them as independent."""
+    raw, data = homes
+    twins = raw[raw["person"].str.endswith(("-0", "-1"))].groupby(raw["person"].str.split("-").str[0])
+    pairs = [(g.index[0], g.index[1]) for h, g in twins if int(h) % 8 == 0 and len(g) >= 2
+             and g["person"].iloc[0] != g["person"].iloc[1]][:50]
+    assert len(pairs) >= 20
+    li, ri = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    after, inp = _train(data, _linkage(given=True))
+    independent = FittedModel(after.comparisons, after.m, after.u, after.lam, tf=after.tf, caps=after.caps)
+    w_after = score(after, Pairs(inp.left, inp.right, li, ri)).match_weight
+    w_before = score(independent, Pairs(inp.left, inp.right, li, ri)).match_weight
+    assert np.median(w_before - w_after) > 6, np.median(w_before - w_after)  # 64 times less sure
+    # what tells them apart at home is the forename: a typo'd copy keeps a positive forename
+    # weight, a twin's forename counts against
+    k = [c.name for c in after.comparisons].index("forename")
+    assert np.median(score(after, Pairs(inp.left, inp.right, li, ri)).level_weights[:, k]) < 0
+
+
+def test_the_conditional_u_is_saved_with_the_model_and_used_when_loaded(homes):
+    _, data = homes
+    model, inp = _train(data, _linkage(given=True))
+    again = FittedModel.from_json(model.to_json(), model.comparisons)
+    assert set(again.u_given) == {"surname", "dob"}
+    np.testing.assert_allclose(again.u_given["surname"], model.u_given["surname"])
+    pairs = Pairs(inp.left, inp.right, np.arange(0, 200), np.arange(1, 201))
+    again.tf, again.caps = model.tf, model.caps
+    np.testing.assert_allclose(score(again, pairs).match_weight, score(model, pairs).match_weight)
+
+
+def test_given_names_a_token_column_or_is_an_error():
+    with pytest.raises(ValidationError, match="given"):
+        COMPARISON_SETTINGS.validate_python({"use": "name", "field": "surname", "given": ["address"]})
+
+
+def test_an_email_made_from_the_name_is_weak_evidence_between_namesakes():
+    """Where emails are built from names (forename.surname@...), two people with the same name
+    often share one: measured among different people with the same forename and surname, an
+    identical email says little, and namesakes born on different days stop scoring as one person."""
+    from evaluation.labelled import canonical, pseudonymise_for_eval, throwaway_keyring
+
+    rng = np.random.default_rng(11)
+    n = 6000
+    first = np.array(["ANNA", "BEN", "CARL", "DORA", "EMMA", "FRED", "GINA", "HUGO", "IRIS", "JACK"])
+    last = np.array([f"{a}{b}WORTH" for a in "BCDFGHKLMNPRST" for b in "AEIOU"])
+    people = pd.DataFrame({"forenames": rng.choice(first, n), "surname": rng.choice(last, n),
+                           "dob": pd.to_datetime("1940-01-01") + pd.to_timedelta(rng.integers(0, 25000, n), "D")})
+    people["email"] = (people["forenames"] + "." + people["surname"] + "@MAIL.EXAMPLE").str.lower()
+    people.loc[rng.random(n) < 0.3, "email"] = None
+    dup = people.sample(n // 10, random_state=11).copy()
+    frame = pd.concat([people, dup], ignore_index=True)
+    frame = frame.assign(rid=[f"r{i}" for i in range(len(frame))], dob=frame["dob"].dt.strftime("%Y-%m-%d"))
+    canon = canonical(frame, {"forenames": ["forenames"], "surname": ["surname"], "dob": ["dob"],
+                              "email": ["email"]}, "rid", "eval_left")
+    data = pseudonymise_for_eval(canon, throwaway_keyring())
+    linkage = Linkage(blocking=[["t_dob"], ["t_email"], ["t_surname", "t_forename"]], comparisons=[
+        COMPARISON_SETTINGS.validate_python(c) for c in (
+            {"use": "name", "field": "forename"}, {"use": "name", "field": "surname"}, {"use": "date_of_birth"},
+            {"use": "exact", "column": "t_email", "name": "email", "given": ["t_forename", "t_surname"]})],
+        threshold=0.5, m_from="em")
+    model, inp = _train(data, linkage)
+    k = [c.name for c in model.comparisons].index("email")
+    assert model.weights()[k][0] > 10  # among random pairs an identical email is near-proof
+    assert model.given_weights(k)[0] < 3  # among namesakes it is what their names predict
+    same_name = people.dropna(subset=["email"]).groupby(["forenames", "surname"]).filter(lambda g: len(g) >= 2)
+    pairs = [(g.index[0], g.index[1]) for _, g in same_name.groupby(["forenames", "surname"])][:200]
+    li, ri = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    independent = FittedModel(model.comparisons, model.m, model.u, model.lam, tf=model.tf, caps=model.caps)
+    p_given = score(model, Pairs(inp.left, inp.right, li, ri)).probability
+    p_indep = score(independent, Pairs(inp.left, inp.right, li, ri)).probability
+    assert (p_indep >= 0.5).mean() > 0.5  # counted as independent, namesakes look like one person
+    assert (p_given >= 0.5).mean() < 0.1
