@@ -111,6 +111,14 @@ class Vault:
         write_table(index, index_path)
         return blob_path
 
+    def read_extract(self, council: str, dataset: str, extract_id: str) -> pd.DataFrame:
+        """One extract's vaulted rows (text, in the order stored), for the hub's own ingest of the
+        feed's next extract (``anonymise.reuse.row_memory``): never returned to a person, so not audited."""
+        blob_path = self.blob_path(council, dataset, extract_id)
+        _, plain = unseal_for_council(self.home, self.keyring, council, blob_path.read_bytes(), str(blob_path))
+        frame = pq.read_table(io.BytesIO(plain)).to_pandas()
+        return frame.astype(object).where(frame.notna(), None)
+
     # -- read (audited) --------------------------------------------------------
     def _candidates(self, council: str, record_id: str, dataset: str | None) -> list[dict]:
         root = self.home.vault / safe_name(council, "council")

@@ -77,6 +77,26 @@ class ProfileBuilder:
             if fld in mapped:
                 self._add_date_style(fld, mapped[fld])
 
+    def add_checks(self, invalid_any: dict[str, np.ndarray], reasons: Counter[str], set_missing: Counter[str]) -> None:
+        """What validation found in rows validated tonight (``add_batch`` counted missing values on all rows)."""
+        for fld, m in invalid_any.items():
+            self.invalid[fld] += int(np.count_nonzero(m))
+        self.reasons.update(reasons)
+        self.set_missing.update(set_missing)
+
+    def add_reused(self, cleared: np.ndarray, reasons: np.ndarray, bits: dict[str, int]) -> None:
+        """Rows a re-sent extract did not validate again (accepted as before): their invalid values
+        are the fields they had set to missing (``cleared`` bit masks), their reasons as kept."""
+        for fld, bit in bits.items():
+            count = int(np.count_nonzero((cleared >> np.uint32(bit)) & 1))
+            if count:
+                self.invalid[fld] += count
+        kept = pd.Series(reasons, dtype=object).dropna()
+        if len(kept):
+            counts = {str(k): int(v) for k, v in kept.str.split("; ").explode().value_counts().items()}
+            self.reasons.update(counts)
+            self.set_missing.update(counts)
+
     def _add_date_style(self, fld: str, text: pd.Series) -> None:
         present = text.dropna()
         if present.empty:
