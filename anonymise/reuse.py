@@ -136,20 +136,26 @@ def with_skipped_rows(fresh: pd.DataFrame, fresh_digests: np.ndarray, rows: Acce
     return frame.reset_index(drop=True), digests
 
 
-def vault_rows(fresh: pd.DataFrame, rows: AcceptedRows, memory: RowMemory) -> pd.DataFrame:
+def vault_rows(fresh: pd.DataFrame, rows: AcceptedRows, memory: RowMemory, vault: Vault, council: str,
+               dataset: str, previous: Previous | None) -> tuple[pd.DataFrame, tuple[np.ndarray, pd.DataFrame] | None]:
     """Every accepted row's clear values for the extract's vault entry: the fresh rows' (optional values
-    as sent), the skipped rows' as the feed's last vault entry holds them."""
+    as sent), the skipped rows' as the feed's last vault entry holds them; and the skipped rows' index
+    rows (``Vault.store``'s ``carried``), so their keyed hashes are not made again."""
     origin = rows.reused_from
     skipped = origin >= 0
     if not skipped.any():
-        return fresh
-    if memory.previous is None:
+        return fresh, None
+    if memory.previous is None or previous is None:
         raise RuntimeError("rows were skipped without a previous vault entry to take them from")
     old = memory.previous.vault.iloc[origin[skipped]]
     fresh = pd.DataFrame({c: _as_text(fresh[c]) if c in fresh.columns else None for c in old.columns},
                          index=fresh.index)  # as the vault keeps them: dates as YYYY-MM-DD text
-    return pd.concat([fresh.set_axis(np.flatnonzero(~skipped)), old.set_axis(np.flatnonzero(skipped))]
-                     ).sort_index().reset_index(drop=True)
+    frame = pd.concat([fresh.set_axis(np.flatnonzero(~skipped)), old.set_axis(np.flatnonzero(skipped))]
+                      ).sort_index().reset_index(drop=True)
+    index = vault.read_index(council, dataset, previous.extract_id)
+    if index is None or len(index) != len(memory.previous.vault):
+        return frame, None
+    return frame, (np.flatnonzero(skipped), index.iloc[origin[skipped]].reset_index(drop=True))
 
 
 def pseudonymise_reusing(canonical: pd.DataFrame, keyring: Keyring, extract_id: str, home: Home,

@@ -108,8 +108,10 @@ def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: HomeSettings
     # without its pseudonymised file, never a pseudonymised record nobody can re-identify
 
     with staged():
-        Vault(home, keyring).store(feed.council, result.extract_id,
-                                   reuse.vault_rows(result.vault_frame(), rows, memory))  # optional values as sent
+        vault = Vault(home, keyring)
+        clear, carried = reuse.vault_rows(result.vault_frame(), rows, memory, vault, feed.council, feed.dataset,
+                                          previous)
+        vault.store(feed.council, result.extract_id, clear, carried)  # optional values as sent
         write_quarantine(home, keyring, feed.council, feed.dataset, result.extract_id, result.quarantined)
         path = write_pseudonymised(home, frame, policy)
         if len(frame):
