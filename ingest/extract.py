@@ -36,6 +36,8 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from councilmatch.contracts import CANONICAL_COLUMNS, DATASETS, DATE_FIELDS, IDENTIFIERS
 from councilmatch.safepath import sanitise_name
@@ -366,16 +368,28 @@ def _validate_and_standardise(
     return frame, checks
 
 
+def _large_text(s: pd.Series) -> pa.Array:
+    array = s.array
+    arr = (array._pa_array.combine_chunks() if hasattr(array, "_pa_array")  # noqa: SLF001 (Arrow view)
+           else pa.array(s.astype(object).where(s.notna(), None), type=pa.large_string()))
+    return pc.fill_null(arr.cast(pa.large_string()), "")  # blank and missing map alike (_map_fields)
+
+
 def raw_row_digests(frame: pd.DataFrame, resolved: dict[str, list[str]], duplicate: np.ndarray, key: bytes,
                     context: str) -> np.ndarray:
-    """uint64 per row: a keyed hash (pandas' vectorised SipHash) of the row's mapped cells as sent and
-    its duplicate flag, under a key that also covers ``context`` (the feed definition and the header
-    mapping). Two rows with one digest get one outcome from validation and standardisation."""
+    """uint64 per row: a keyed hash (pandas' SipHash, keyed) of the row's mapped cells as sent, joined
+    by an Arrow kernel, and its duplicate flag, under a key that also covers ``context`` (the feed
+    definition and the header mapping). Two rows with one digest get one outcome from validation
+    and standardisation. A row whose cells hold the separator itself gets 0, which never matches."""
     hash_key = hashlib.sha256(key + b"\x1f" + context.encode()).digest()[:8].hex()
     columns = sorted({c for cs in resolved.values() for c in cs})
-    cells = frame[columns].astype(object).fillna("\x1f\x00").reset_index(drop=True)
-    cells["\x1fduplicate"] = np.asarray(duplicate, dtype=np.uint8)
-    return pd.util.hash_pandas_object(cells, index=False, hash_key=hash_key).to_numpy(np.uint64)
+    arrays = [_large_text(frame[c]) for c in columns]
+    arrays.append(pa.array(np.where(np.asarray(duplicate, dtype=bool), "1", "0"), type=pa.large_string()))
+    joined = pc.binary_join_element_wise(*arrays, pa.scalar("\x1f", pa.large_string()))
+    digests = pd.util.hash_array(joined.to_numpy(zero_copy_only=False), hash_key=hash_key).astype(np.uint64)
+    ambiguous = pc.count_substring(joined, "\x1f").to_numpy(zero_copy_only=False) != len(arrays) - 1
+    digests[ambiguous] = 0
+    return digests
 
 
 def _as_text(col: pd.Series) -> pd.Series:
@@ -475,7 +489,7 @@ def ingest_extract(
             order = np.argsort(prev.digests, kind="stable")
             ranked = prev.digests[order]
             pos = np.minimum(np.searchsorted(ranked, digests), len(ranked) - 1)
-            source = np.where(ranked[pos] == digests, order[pos], -1)
+            source = np.where((ranked[pos] == digests) & (digests != 0), order[pos], -1)
     prev_today = dt.date.fromisoformat(prev.today) if prev is not None else today
 
     # batches bound the memory the Arrow temporaries take; ids were checked across the whole file
@@ -595,10 +609,12 @@ def ingest_extract(
         raise RuntimeError(f"{path}: rows do not reconcile ({rows_in} in, {result.accepted_count} accepted, "
                            f"{len(quarantined)} quarantined)")
     stage("profile")
+    masks: dict[str, np.ndarray] = {}
     if result.rows is None or not result.rows.reused:
-        result.quality = profile.finish(result.vault_frame(), int(np.count_nonzero(duplicate)), rows_in)
-        if result.rows is not None:
-            result.rows.placeholders = placeholder_bits(accepted)
+        result.quality = profile.finish(result.vault_frame(), int(np.count_nonzero(duplicate)), rows_in, masks)
+        if result.rows is not None:  # the profile saw optional values as sent: its masks hold where none was cleared
+            alike = set(masks) - set(result.as_sent["field"].unique())
+            result.rows.placeholders = placeholder_bits(accepted, {f: masks[f] for f in alike})
         return result
     # some rows were skipped: the profile and the placeholder rules see every accepted row, the
     # skipped ones as they were vaulted (text), the fresh ones turned into the same form
@@ -610,8 +626,10 @@ def ingest_extract(
     origin = result.rows.reused_from
     everything = pd.concat([fresh_text.set_axis(np.flatnonzero(origin < 0)),
                             reused.set_axis(np.flatnonzero(origin >= 0))]).sort_index()
-    result.quality = profile.finish(everything, int(np.count_nonzero(duplicate)), rows_in)
-    bits = placeholder_bits(_matching_frame(everything, result.rows.cleared))
+    result.quality = profile.finish(everything, int(np.count_nonzero(duplicate)), rows_in, masks)
+    cleared_any = np.bitwise_or.reduce(result.rows.cleared) if len(result.rows.cleared) else 0
+    alike = {f: m for f, m in masks.items() if f in CLEARED_BITS and not (cleared_any >> CLEARED_BITS[f]) & 1}
+    bits = placeholder_bits(_matching_frame(everything, result.rows.cleared), alike)
     if not np.array_equal(bits[origin >= 0], prev.placeholders[origin[origin >= 0]]):
         # tonight's placeholder rules treat a skipped row differently: nothing is skipped
         stage("placeholders changed: every row validated again")

@@ -203,15 +203,17 @@ def without_placeholders(canonical: pd.DataFrame) -> tuple[pd.DataFrame, dict[st
     return out, counts
 
 
-def placeholder_bits(canonical: pd.DataFrame) -> np.ndarray:
+def placeholder_bits(canonical: pd.DataFrame, known: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """uint16 per row: bit i set where ``FOR_MATCHING[i]`` holds a placeholder (what
     ``without_placeholders`` sets to missing). Rules 3 and 4 depend on the whole column, so a
-    re-sent extract computes the bits on all its rows and clears only its fresh ones with them."""
+    re-sent extract computes the bits on all its rows and clears only its fresh ones with them.
+    ``known``: masks already made of the very same values (the data-quality profile's)."""
     bits = np.zeros(len(canonical), dtype=np.uint16)
     for i, field in enumerate(FOR_MATCHING):
         if field not in canonical.columns or canonical[field].isna().all():
             continue
-        bits |= placeholder_mask(canonical[field], FIELD_KINDS[field]).to_numpy(dtype=bool).astype(np.uint16) << i
+        mask = known[field] if known and field in known else placeholder_mask(canonical[field], FIELD_KINDS[field])
+        bits |= np.asarray(mask, dtype=bool).astype(np.uint16) << i
     return bits
 
 

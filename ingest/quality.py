@@ -130,9 +130,11 @@ class ProfileBuilder:
             order = "unclear" if "9/9" in shape or "9.9" in shape or "9-9" in shape else ""
         return f"{shape} {order}".strip()
 
-    def finish(self, accepted: pd.DataFrame, duplicate_ids: int, rows_in: int) -> dict[str, Any]:
+    def finish(self, accepted: pd.DataFrame, duplicate_ids: int, rows_in: int,
+               masks: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
         """``accepted``: the accepted rows with optional values as sent (``IngestResult.vault_frame``),
-        so a placeholder that also broke the field's format ('UNKNOWN' as a NINO) is counted too."""
+        so a placeholder that also broke the field's format ('UNKNOWN' as a NINO) is counted too.
+        ``masks``: filled with each field's placeholder mask."""
         n, a = max(self.rows, 1), max(len(accepted), 1)
         fields: dict[str, dict[str, Any]] = {}
         for fld in self.fields:
@@ -142,7 +144,10 @@ class ProfileBuilder:
             }
             kind = FIELD_KINDS.get(fld)
             if kind and fld != "record_id" and fld in accepted.columns and fld not in self.absent:
-                entry["placeholder"] = int(placeholder_mask(accepted[fld], kind).sum())
+                mask = placeholder_mask(accepted[fld], kind).to_numpy(dtype=bool)
+                entry["placeholder"] = int(mask.sum())
+                if masks is not None:
+                    masks[fld] = mask  # the caller's placeholder bits reuse them where values are alike
             else:
                 entry["placeholder"] = 0
             entry["missing_rate"] = round(entry["missing"] / n, 4)
