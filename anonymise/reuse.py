@@ -148,8 +148,9 @@ def vault_rows(fresh: pd.DataFrame, rows: AcceptedRows, memory: RowMemory, vault
     if memory.previous is None or previous is None:
         raise RuntimeError("rows were skipped without a previous vault entry to take them from")
     old = memory.previous.vault.iloc[origin[skipped]]
-    fresh = pd.DataFrame({c: _as_text(fresh[c]) if c in fresh.columns else None for c in old.columns},
-                         index=fresh.index)  # as the vault keeps them: dates as YYYY-MM-DD text
+    text = "string[pyarrow]"  # as the vault keeps them (dates as YYYY-MM-DD text), as read_extract gives them
+    fresh = pd.DataFrame({c: _as_text(fresh[c]).astype(text) if c in fresh.columns
+                          else pd.Series(pd.NA, index=fresh.index, dtype=text) for c in old.columns}, index=fresh.index)
     frame = pd.concat([fresh.set_axis(np.flatnonzero(~skipped)), old.set_axis(np.flatnonzero(skipped))]
                       ).sort_index().reset_index(drop=True)
     index = vault.read_index(council, dataset, previous.extract_id)

@@ -141,8 +141,8 @@ class Vault:
         feed's next extract (``anonymise.reuse.row_memory``): never returned to a person, so not audited."""
         blob_path = self.blob_path(council, dataset, extract_id)
         _, plain = unseal_for_council(self.home, self.keyring, council, blob_path.read_bytes(), str(blob_path))
-        frame = pq.read_table(io.BytesIO(plain)).to_pandas()
-        return frame.astype(object).where(frame.notna(), None)
+        # Arrow-backed strings: the placeholder rules and the profile run Arrow kernels on them
+        return pq.read_table(io.BytesIO(plain)).to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
 
     # -- read (audited) --------------------------------------------------------
     def _candidates(self, council: str, record_id: str, dataset: str | None) -> list[dict]:

@@ -393,9 +393,9 @@ def raw_row_digests(frame: pd.DataFrame, resolved: dict[str, list[str]], duplica
 
 
 def _as_text(col: pd.Series) -> pd.Series:
-    """As the vault keeps a value: dates as YYYY-MM-DD text, missing as None (``anonymise.vault``)."""
-    text = col.dt.strftime("%Y-%m-%d") if pd.api.types.is_datetime64_any_dtype(col) else col.astype("string")
-    return text.astype(object).where(text.notna(), None)
+    """As the vault keeps a value (``anonymise.vault``): dates as YYYY-MM-DD text; Arrow-backed."""
+    text = col.dt.strftime("%Y-%m-%d") if pd.api.types.is_datetime64_any_dtype(col) else col
+    return text.astype("string[pyarrow]")
 
 
 def _date_flip_risk(mapped: dict[str, pd.Series], feed: FeedDefinition, before: dt.date, today: dt.date) -> np.ndarray:
