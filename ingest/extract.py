@@ -21,6 +21,9 @@ Decisions worth knowing:
   '+44 7700 900123' are not formulas.
 - Duplicate record ids: the first occurrence in file order is kept (if valid),
   the second and later are quarantined as "record_id: duplicate".
+- A re-sent extract (``RowMemory``): rows the feed's last extract accepted, unchanged as sent
+  (keyed raw-row digest), are not validated or standardised again; the profile and the
+  placeholder rules still see every row (see ``ingest_extract``).
 """
 
 from __future__ import annotations
