@@ -55,6 +55,13 @@ def _as_text(col: pd.Series) -> pd.Series:
     return text.astype(object).where(text.notna(), None)
 
 
+def _arrow_text(col: pd.Series) -> pd.Series:
+    """``_as_text`` as Arrow-backed strings (dates as YYYY-MM-DD), missing as NA."""
+    if pd.api.types.is_datetime64_any_dtype(col):
+        col = col.dt.strftime("%Y-%m-%d")
+    return col.astype("string[pyarrow]")
+
+
 class Vault:
     def __init__(self, home: Home, keyring: Keyring) -> None:
         self.home = home
@@ -94,11 +101,15 @@ class Vault:
         index_path = self._index_path(blob_path)
         if blob_path.exists() and index_path.exists():
             return blob_path
-        clear = pd.DataFrame({c: (_as_text(canonical[c]) if c in canonical.columns else None)
+        n = len(canonical)
+        clear = pd.DataFrame({c: (_arrow_text(canonical[c]) if c in canonical.columns
+                                  else pd.Series(pd.NA, index=canonical.index, dtype="string[pyarrow]"))
                               for c in VAULT_COLUMNS}, index=canonical.index).reset_index(drop=True)
         buf = io.BytesIO()
-        pq.write_table(pa.Table.from_pandas(clear.astype(object), preserve_index=False,
-                                            schema=pa.schema([(c, pa.string()) for c in VAULT_COLUMNS])), buf)
+        # straight from the Arrow-backed columns (no Python string per cell); read back as objects and None
+        pq.write_table(pa.table({c: clear[c].array._pa_array.combine_chunks().cast(pa.string())  # noqa: SLF001
+                                 if n else pa.array([], pa.string()) for c in VAULT_COLUMNS},
+                                schema=pa.schema([(c, pa.string()) for c in VAULT_COLUMNS])), buf)
         stored_at = _now()
         blob = seal_for_council(self.home, self.keyring, council, buf.getvalue(),
                                 {"kind": "vault", "dataset": dataset, "extract_id": extract_id, "stored_at": stored_at})
