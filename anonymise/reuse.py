@@ -22,16 +22,21 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+import datetime as dt
+
 from councilmatch.home import Home
 from councilmatch.safepath import path_inside
+from ingest.extract import AcceptedRows, PreviousRows, RowMemory
 
 from anonymise import at_rest
 from anonymise.keys import Keyring
 from anonymise.minimise import Policy, minimise
 from anonymise.pseudonymised import read_pseudonymised
 from anonymise.tokens import pseudonymise
+from anonymise.vault import Vault, _as_text
 
 ROW_DIGEST_PURPOSE = "row_digest"
+RAW_DIGEST_PURPOSE = "raw_row_digest"
 _META = b"councilmatch_row_digests"
 
 
@@ -65,6 +70,9 @@ class Previous:
     extract_id: str
     digests: np.ndarray
     frame: pd.DataFrame
+    #: what ingest needs to skip the rows again (None for digests kept before raw-row digests)
+    table: pa.Table | None = None
+    today: str | None = None
 
 
 def load_previous(home: Home, feed_id: str, extract_id: str | None, pseudonymised_path: str | None,
@@ -77,11 +85,78 @@ def load_previous(home: Home, feed_id: str, extract_id: str | None, pseudonymise
     if (meta.get("extract_id"), meta.get("key_id"), meta.get("policy")) != (extract_id, keyring.key_id,
                                                                            policy_tag(policy)):
         return None
-    digests = at_rest.read_table(path, home=home).column("digest").to_numpy().astype(np.uint64)
+    table = at_rest.read_table(path, home=home)
+    digests = table.column("digest").to_numpy().astype(np.uint64)
     frame = read_pseudonymised(Path(pseudonymised_path), home)
     if len(frame) != len(digests):
         return None
-    return Previous(extract_id, digests, frame)
+    has_raw = {"raw", "cleared", "reasons", "placeholders"} <= set(table.column_names) and meta.get("today")
+    return Previous(extract_id, digests, frame, table if has_raw else None, meta.get("today"))
+
+
+def row_memory(home: Home, council: str, dataset: str, keyring: Keyring, previous: Previous | None) -> RowMemory:
+    """What ingest needs to skip the rows of a re-sent extract that the feed's last extract
+    accepted unchanged (``ingest.extract.RowMemory``): their raw-row digests and, for the data-quality
+    profile and the placeholder rules, their vaulted clear values (read from the feed's own last vault
+    entry by the hub process, never shown to anyone, so not a re-identification)."""
+    key = keyring.subkey(RAW_DIGEST_PURPOSE)
+    if previous is None or previous.table is None:
+        return RowMemory(key)
+    vault = Vault(home, keyring)
+    if not vault.blob_path(council, dataset, previous.extract_id).exists():
+        return RowMemory(key)
+    clear = vault.read_extract(council, dataset, previous.extract_id)
+    if len(clear) != len(previous.digests):
+        return RowMemory(key)
+    t = previous.table
+    return RowMemory(key, PreviousRows(
+        digests=t.column("raw").to_numpy().astype(np.uint64),
+        cleared=t.column("cleared").to_numpy().astype(np.uint32),
+        reasons=t.column("reasons").to_numpy(zero_copy_only=False).astype(object),
+        placeholders=t.column("placeholders").to_numpy().astype(np.uint16),
+        vault=clear, today=str(previous.today)))
+
+
+def with_skipped_rows(fresh: pd.DataFrame, fresh_digests: np.ndarray, rows: AcceptedRows,
+                      previous: Previous | None, extract_id: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The extract's whole pseudonymised frame and row digests: the fresh rows (pseudonymised, in
+    file order) and the rows ingest skipped, taken from the feed's last stored extract."""
+    origin = rows.reused_from
+    skipped = origin >= 0
+    if not skipped.any():
+        return fresh, fresh_digests
+    if previous is None:
+        raise RuntimeError("rows were skipped without a previous extract to take them from")
+    kept = previous.frame.iloc[origin[skipped]].copy()
+    kept["extract_id"] = extract_id
+    frame = pd.concat([fresh.set_axis(np.flatnonzero(~skipped)), kept.set_axis(np.flatnonzero(skipped))]).sort_index()
+    digests = np.zeros(len(origin), dtype=np.uint64)
+    digests[~skipped] = fresh_digests
+    digests[skipped] = previous.digests[origin[skipped]]
+    return frame.reset_index(drop=True), digests
+
+
+def vault_rows(fresh: pd.DataFrame, rows: AcceptedRows, memory: RowMemory, vault: Vault, council: str,
+               dataset: str, previous: Previous | None) -> tuple[pd.DataFrame, tuple[np.ndarray, pd.DataFrame] | None]:
+    """Every accepted row's clear values for the extract's vault entry: the fresh rows' (optional values
+    as sent), the skipped rows' as the feed's last vault entry holds them; and the skipped rows' index
+    rows (``Vault.store``'s ``carried``), so their keyed hashes are not made again."""
+    origin = rows.reused_from
+    skipped = origin >= 0
+    if not skipped.any():
+        return fresh, None
+    if memory.previous is None or previous is None:
+        raise RuntimeError("rows were skipped without a previous vault entry to take them from")
+    old = memory.previous.vault.iloc[origin[skipped]]
+    text = "string[pyarrow]"  # as the vault keeps them (dates as YYYY-MM-DD text), as read_extract gives them
+    fresh = pd.DataFrame({c: _as_text(fresh[c]).astype(text) if c in fresh.columns
+                          else pd.Series(pd.NA, index=fresh.index, dtype=text) for c in old.columns}, index=fresh.index)
+    frame = pd.concat([fresh.set_axis(np.flatnonzero(~skipped)), old.set_axis(np.flatnonzero(skipped))]
+                      ).sort_index().reset_index(drop=True)
+    index = vault.read_index(council, dataset, previous.extract_id)
+    if index is None or len(index) != len(memory.previous.vault):
+        return frame, None
+    return frame, (np.flatnonzero(skipped), index.iloc[origin[skipped]].reset_index(drop=True))
 
 
 def pseudonymise_reusing(canonical: pd.DataFrame, keyring: Keyring, extract_id: str, home: Home,
@@ -114,9 +189,17 @@ def pseudonymise_reusing(canonical: pd.DataFrame, keyring: Keyring, extract_id: 
 
 
 def save_digests(home: Home, feed_id: str, extract_id: str, keyring: Keyring, digests: np.ndarray,
-                 policy: Policy) -> Path:
-    """Keep this extract's row digests for the feed's next extract (encrypted, atomic)."""
-    table = pa.table({"digest": pa.array(digests.astype(np.uint64))})
+                 policy: Policy, rows: AcceptedRows | None = None) -> Path:
+    """Keep this extract's row digests for the feed's next extract (encrypted, atomic); with ``rows``
+    (from ingest) also its raw-row digests, so the next extract's unchanged rows are not validated."""
+    columns = {"digest": pa.array(digests.astype(np.uint64))}
     meta = {"extract_id": extract_id, "key_id": keyring.key_id, "policy": policy_tag(policy)}
+    if rows is not None:
+        columns |= {"raw": pa.array(rows.digests.astype(np.uint64)),
+                    "cleared": pa.array(rows.cleared.astype(np.uint32)),
+                    "reasons": pa.array(rows.reasons, type=pa.string()),
+                    "placeholders": pa.array(rows.placeholders.astype(np.uint16))}
+        meta["today"] = dt.date.today().isoformat()
+    table = pa.table(columns)
     table = table.replace_schema_metadata({_META: json.dumps(meta).encode()})
     return at_rest.write_table(digests_path(home, feed_id), table, home)

@@ -55,6 +55,13 @@ def _as_text(col: pd.Series) -> pd.Series:
     return text.astype(object).where(text.notna(), None)
 
 
+def _arrow_text(col: pd.Series) -> pd.Series:
+    """``_as_text`` as Arrow-backed strings (dates as YYYY-MM-DD), missing as NA."""
+    if pd.api.types.is_datetime64_any_dtype(col):
+        col = col.dt.strftime("%Y-%m-%d")
+    return col.astype("string[pyarrow]")
+
+
 class Vault:
     def __init__(self, home: Home, keyring: Keyring) -> None:
         self.home = home
@@ -78,8 +85,12 @@ class Vault:
         return np.frombuffer(raw, dtype=">i8").astype(np.int64)
 
     # -- write ---------------------------------------------------------------
-    def store(self, council: str, extract_id: str, canonical: pd.DataFrame) -> Path:
-        """Seal the extract's clear identifiers; a second call for the same extract is a no-op."""
+    def store(self, council: str, extract_id: str, canonical: pd.DataFrame,
+              carried: tuple[np.ndarray, pd.DataFrame] | None = None) -> Path:
+        """Seal the extract's clear identifiers; a second call for the same extract is a no-op.
+
+        ``carried``: (row positions, their index rows from ``read_index``) for rows carried over
+        unchanged from the feed's last extract, whose keyed hashes need not be made again."""
         if len(canonical) and set(canonical["council"].astype(str).unique()) != {council}:
             raise AnonymiseError(f"vault store for {council}: frame holds other councils' records")
         datasets = canonical["dataset"].astype(str).unique() if len(canonical) else []
@@ -90,26 +101,59 @@ class Vault:
         index_path = self._index_path(blob_path)
         if blob_path.exists() and index_path.exists():
             return blob_path
-        clear = pd.DataFrame({c: (_as_text(canonical[c]) if c in canonical.columns else None)
+        n = len(canonical)
+        clear = pd.DataFrame({c: (_arrow_text(canonical[c]) if c in canonical.columns
+                                  else pd.Series(pd.NA, index=canonical.index, dtype="string[pyarrow]"))
                               for c in VAULT_COLUMNS}, index=canonical.index).reset_index(drop=True)
         buf = io.BytesIO()
-        pq.write_table(pa.Table.from_pandas(clear.astype(object), preserve_index=False,
-                                            schema=pa.schema([(c, pa.string()) for c in VAULT_COLUMNS])), buf)
+        # straight from the Arrow-backed columns (no Python string per cell); read back as objects and None
+        pq.write_table(pa.table({c: clear[c].array._pa_array.combine_chunks().cast(pa.string())  # noqa: SLF001
+                                 if n else pa.array([], pa.string()) for c in VAULT_COLUMNS},
+                                schema=pa.schema([(c, pa.string()) for c in VAULT_COLUMNS])), buf)
         stored_at = _now()
         blob = seal_for_council(self.home, self.keyring, council, buf.getvalue(),
                                 {"kind": "vault", "dataset": dataset, "extract_id": extract_id, "stored_at": stored_at})
         atomic_write(blob_path, blob)
 
-        index = pa.table({
-            "rid_hash": self._record_hashes(council, clear["record_id"].astype(str), self.keyring.key_id),
-            # the store's keyed reference of each record (anonymise.minimise), so a flag maps back
-            "ref": record_refs(ref_key(self.home), clear["council"].astype(str), clear["record_id"].astype(str)
-                               ).astype(str).tolist(),
-        }).replace_schema_metadata({b"vault_index": json.dumps({
+        rid_hash = np.zeros(len(clear), dtype=np.int64)
+        refs = np.empty(len(clear), dtype=object)
+        todo = np.ones(len(clear), dtype=bool)
+        if carried is not None and len(carried[0]):
+            positions, rows = carried
+            rid_hash[positions] = rows["rid_hash"].to_numpy(dtype=np.int64)
+            refs[positions] = rows["ref"].to_numpy(dtype=object)
+            todo[positions] = False
+        fresh = clear[todo]
+        rid_hash[todo] = self._record_hashes(council, fresh["record_id"].astype(str), self.keyring.key_id)
+        # the store's keyed reference of each record (anonymise.minimise), so a flag maps back
+        refs[todo] = record_refs(ref_key(self.home), fresh["council"].astype(str),
+                                 fresh["record_id"].astype(str)).astype(str).to_numpy(dtype=object)
+        index = pa.table({"rid_hash": rid_hash, "ref": pa.array(refs, type=pa.string())})
+        index = index.replace_schema_metadata({b"vault_index": json.dumps({
             "key_id": self.keyring.key_id, "extract_id": extract_id, "dataset": dataset, "stored_at": stored_at,
         }).encode()})
         write_table(index, index_path)
         return blob_path
+
+    def read_index(self, council: str, dataset: str, extract_id: str) -> pd.DataFrame | None:
+        """One extract's index rows (keyed hashes, no clear value) in stored order, if made under
+        the active key id (else None: its hashes are not tonight's)."""
+        path = self._index_path(self.blob_path(council, dataset, extract_id))
+        if not path.exists():
+            return None
+        table = pq.read_table(path)
+        meta = json.loads((table.schema.metadata or {}).get(b"vault_index", b"{}"))
+        if meta.get("key_id") != self.keyring.key_id or not {"rid_hash", "ref"} <= set(table.column_names):
+            return None
+        return table.select(["rid_hash", "ref"]).to_pandas()
+
+    def read_extract(self, council: str, dataset: str, extract_id: str) -> pd.DataFrame:
+        """One extract's vaulted rows (text, in the order stored), for the hub's own ingest of the
+        feed's next extract (``anonymise.reuse.row_memory``): never returned to a person, so not audited."""
+        blob_path = self.blob_path(council, dataset, extract_id)
+        _, plain = unseal_for_council(self.home, self.keyring, council, blob_path.read_bytes(), str(blob_path))
+        # Arrow-backed strings: the placeholder rules and the profile run Arrow kernels on them
+        return pq.read_table(io.BytesIO(plain)).to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
 
     # -- read (audited) --------------------------------------------------------
     def _candidates(self, council: str, record_id: str, dataset: str | None) -> list[dict]:

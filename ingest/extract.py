@@ -21,12 +21,16 @@ Decisions worth knowing:
   '+44 7700 900123' are not formulas.
 - Duplicate record ids: the first occurrence in file order is kept (if valid),
   the second and later are quarantined as "record_id: duplicate".
+- A re-sent extract (``RowMemory``): rows the feed's last extract accepted, unchanged as sent
+  (keyed raw-row digest), are not validated or standardised again; the profile and the
+  placeholder rules still see every row (see ``ingest_extract``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +39,15 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from councilmatch.contracts import CANONICAL_COLUMNS, DATASETS, DATE_FIELDS, IDENTIFIERS
 from councilmatch.safepath import sanitise_name
 from ingest import standardise as std
 from ingest import validate as val
 from ingest.feed import FeedDefinition
+from ingest.placeholders import FOR_MATCHING, placeholder_bits
 from ingest.quality import ProfileBuilder
 from ingest.read import ExtractError, RawExtract, read_extract
 
@@ -55,6 +62,48 @@ _FORMAT_CHECKS: dict[str, Callable[[pd.Series], pd.Series]] = {
     "bank_account": lambda s: val.invalid_digits(s, 8),
 }
 QUARANTINE_COLUMNS = ("row_number", "record_id", "reasons", "raw")
+#: Bit i of a row's ``cleared`` mask: CANONICAL_COLUMNS[i] was set to missing (invalid optional value).
+CLEARED_BITS: dict[str, int] = {c: i for i, c in enumerate(CANONICAL_COLUMNS)}
+_NON_IDENTIFYING_DATES = tuple(f for f in DATE_FIELDS if f not in IDENTIFIERS)
+
+
+@dataclass
+class PreviousRows:
+    """The feed's last extract's accepted rows, in accepted order (``anonymise.reuse`` keeps them):
+    their raw-row digests, what validation did to them, and their vaulted clear values."""
+
+    digests: np.ndarray            # uint64 raw-row digest (``raw_row_digests``)
+    cleared: np.ndarray            # uint32 ``CLEARED_BITS`` mask
+    reasons: np.ndarray            # object: "; "-joined reasons of the cleared values, or None
+    placeholders: np.ndarray       # uint16 ``placeholders.placeholder_bits``
+    vault: pd.DataFrame            # the vaulted clear values (text, optional values as sent)
+    today: str                     # ISO date the previous extract was validated on
+
+
+@dataclass
+class RowMemory:
+    """Skip a re-sent extract's unchanged rows: ``key`` keys the raw-row digests (ingest holds
+    no keyring); ``previous`` is None on a feed's first extract (digests are still made)."""
+
+    key: bytes
+    previous: PreviousRows | None = None
+
+
+@dataclass
+class AcceptedRows:
+    """Per accepted row (file order) of an ingest with a ``RowMemory``: where it came from and what
+    the next extract needs to skip it. ``IngestResult.accepted`` then holds only the fresh rows."""
+
+    reused_from: np.ndarray        # int64: position in the previous extract's accepted rows, or -1 (fresh)
+    digests: np.ndarray
+    cleared: np.ndarray
+    reasons: np.ndarray
+    placeholders: np.ndarray
+
+    @property
+    def reused(self) -> int:
+        return int(np.count_nonzero(self.reused_from >= 0))
+
 #: Rows validated and standardised at a time (bounds the temporaries, not the result).
 BATCH_ROWS = 200_000
 
@@ -80,6 +129,12 @@ class IngestResult:
     #: optional values set to missing, as sent: (position in accepted, field, value); clear, vault only
     as_sent: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         {"position": pd.Series(dtype="int64"), "field": pd.Series(dtype=object), "value": pd.Series(dtype=object)}))
+    #: with a ``RowMemory``: every accepted row's origin and digests (``accepted`` is then the fresh rows only)
+    rows: AcceptedRows | None = None
+
+    @property
+    def accepted_count(self) -> int:
+        return len(self.rows.reused_from) if self.rows is not None else len(self.accepted)
 
     def vault_frame(self) -> pd.DataFrame:
         """The accepted rows for the vault: an optional value set to missing is kept as the council sent it,
@@ -117,7 +172,7 @@ class IngestResult:
             "extract_file": self.extract_path.name,
             "checksum": self.checksum,
             "rows_in": self.rows_in,
-            "accepted": len(self.accepted),
+            "accepted": self.accepted_count,
             "quarantined": len(self.quarantined),
             "blank_rows": self.blank_rows,
             "quarantine_reasons": self.quarantine_counts(),
@@ -316,17 +371,102 @@ def _validate_and_standardise(
     return frame, checks
 
 
+def _large_text(s: pd.Series) -> pa.Array:
+    array = s.array
+    arr = (array._pa_array.combine_chunks() if hasattr(array, "_pa_array")  # noqa: SLF001 (Arrow view)
+           else pa.array(s.astype(object).where(s.notna(), None), type=pa.large_string()))
+    return pc.fill_null(arr.cast(pa.large_string()), "")  # blank and missing map alike (_map_fields)
+
+
+def raw_row_digests(frame: pd.DataFrame, resolved: dict[str, list[str]], duplicate: np.ndarray, key: bytes,
+                    context: str) -> np.ndarray:
+    """uint64 per row: a keyed hash (pandas' SipHash, keyed) of the row's mapped cells as sent, joined
+    by an Arrow kernel, and its duplicate flag, under a key that also covers ``context`` (the feed
+    definition and the header mapping). Two rows with one digest get one outcome from validation
+    and standardisation. A row whose cells hold the separator itself gets 0, which never matches."""
+    hash_key = hashlib.sha256(key + b"\x1f" + context.encode()).digest()[:8].hex()
+    columns = sorted({c for cs in resolved.values() for c in cs})
+    arrays = [_large_text(frame[c]) for c in columns]
+    arrays.append(pa.array(np.where(np.asarray(duplicate, dtype=bool), "1", "0"), type=pa.large_string()))
+    joined = pc.binary_join_element_wise(*arrays, pa.scalar("\x1f", pa.large_string()))
+    digests = pd.util.hash_array(joined.to_numpy(zero_copy_only=False), hash_key=hash_key).astype(np.uint64)
+    ambiguous = pc.count_substring(joined, "\x1f").to_numpy(zero_copy_only=False) != len(arrays) - 1
+    digests[ambiguous] = 0
+    return digests
+
+
+def _as_text(col: pd.Series) -> pd.Series:
+    """As the vault keeps a value (``anonymise.vault``): dates as YYYY-MM-DD text; Arrow-backed."""
+    text = col.dt.strftime("%Y-%m-%d") if pd.api.types.is_datetime64_any_dtype(col) else col
+    return text.astype("string[pyarrow]")
+
+
+def _date_flip_risk(mapped: dict[str, pd.Series], feed: FeedDefinition, before: dt.date, today: dt.date) -> np.ndarray:
+    """Rows whose date checks could come out differently today than on ``before`` (a date of birth
+    or death near either day, or near either day 120 or 100 years back): validated afresh."""
+    n = len(next(iter(mapped.values()))) if mapped else 0
+    risk = np.zeros(n, dtype=bool)
+    if before == today:
+        return risk
+    lo = pd.Timestamp(min(before, today)) - pd.Timedelta(days=2)
+    hi = pd.Timestamp(max(before, today)) + pd.Timedelta(days=2)
+    for fld in ("dob", "date_of_death"):
+        if fld not in mapped:
+            continue
+        parsed, _ = val.parse_dates(mapped[fld], feed.date_format_for(fld))
+        for years in ((0, 100, val.MAX_AGE_YEARS, val.MAX_AGE_YEARS + 100) if fld == "dob" else (0,)):
+            shifted = parsed + pd.DateOffset(years=years) if years else parsed
+            risk |= ((shifted >= lo) & (shifted <= hi)).fillna(False).to_numpy(dtype=bool)
+    return risk
+
+
+def _reused_part(prev: PreviousRows, source: np.ndarray, mapped: dict[str, pd.Series], feed: FeedDefinition,
+                 today: dt.date) -> pd.DataFrame:
+    """The reused rows as the profile and the placeholder rules see them: their vaulted clear values,
+    and the non-identifying dates (not vaulted) parsed again from the cells as sent."""
+    part = prev.vault.iloc[source].reset_index(drop=True)
+    cleared = prev.cleared[source]
+    for fld in _NON_IDENTIFYING_DATES:
+        if fld in mapped:
+            parsed, _ = val.parse_dates(mapped[fld], feed.date_format_for(fld))
+            gone = (cleared >> CLEARED_BITS[fld]) & 1 == 1
+            part[fld] = parsed.mask(gone).reset_index(drop=True)
+        else:
+            part[fld] = pd.Series(pd.NaT, index=part.index, dtype="datetime64[ns]")
+    return part
+
+
+def _matching_frame(frame: pd.DataFrame, cleared: np.ndarray | None) -> pd.DataFrame:
+    """The placeholder rules' input from vault-form text: invalid optional values missing, dob a date."""
+    out = pd.DataFrame(index=frame.index)
+    for fld in FOR_MATCHING:
+        col = frame[fld] if fld in frame.columns else pd.Series(None, index=frame.index, dtype=object)
+        if cleared is not None:
+            col = col.mask((cleared >> CLEARED_BITS[fld]) & 1 == 1)
+        out[fld] = pd.to_datetime(col, format="ISO8601") if fld == "dob" else col.astype("string[pyarrow]")
+    return out
+
+
 def ingest_extract(
     feed: FeedDefinition,
     path: Path,
     *,
     today: dt.date | None = None,
     on_stage: Callable[[str], None] | None = None,
+    rows: RowMemory | None = None,
 ) -> IngestResult:
     """Read, map, validate and standardise one extract; rows_in == accepted + quarantined.
 
     Deterministic: the same extract gives the same frames (``today`` fixes the
     date-of-birth checks for tests). Raises ``ExtractError`` if the file is unusable.
+
+    With ``rows`` (a re-sent extract, ``RowMemory``): a row whose raw-row digest equals one of
+    the previous extract's accepted rows is not validated or standardised again; it is accepted
+    as it was (``IngestResult.rows.reused_from``), its profile counts come from what was kept of
+    it, and ``accepted`` holds only the fresh rows. Bad rows are never skipped (they were not
+    accepted), so the quarantine is always made afresh. If tonight's placeholder rules (which
+    count values over the whole column) would treat a skipped row differently, the extract is
+    ingested again with nothing skipped.
     """
     path = Path(path)
     stage = on_stage or (lambda _s: None)
@@ -341,21 +481,48 @@ def ingest_extract(
     record_ids = _map_fields(raw.frame, {"record_id": resolved["record_id"]})["record_id"]
     duplicate = val.duplicated_ids(std.standardise_record_id(record_ids)).to_numpy()
 
+    prev = rows.previous if rows is not None else None
+    source = np.full(n, -1, dtype=np.int64)  # position among the previous extract's accepted rows
+    digests = np.zeros(n, dtype=np.uint64)
+    if rows is not None:
+        stage("digest rows")
+        context = json.dumps({"feed": feed.model_dump(mode="json"), "resolved": resolved}, sort_keys=True)
+        digests = raw_row_digests(raw.frame, resolved, duplicate, rows.key, context)
+        if prev is not None and len(prev.digests):
+            order = np.argsort(prev.digests, kind="stable")
+            ranked = prev.digests[order]
+            pos = np.minimum(np.searchsorted(ranked, digests), len(ranked) - 1)
+            source = np.where((ranked[pos] == digests) & (digests != 0), order[pos], -1)
+    prev_today = dt.date.fromisoformat(prev.today) if prev is not None else today
+
     # batches bound the memory the Arrow temporaries take; ids were checked across the whole file
     accepted_parts: list[pd.DataFrame] = []
     bad_parts: list[np.ndarray] = []
     reason_parts: list[np.ndarray] = []
     sent_parts: list[pd.DataFrame] = []
+    origin_parts: list[np.ndarray] = []  # per accepted row: previous position or -1
+    cleared_parts: list[np.ndarray] = []
+    why_parts: list[np.ndarray] = []
+    reused_parts: list[pd.DataFrame] = []
     profile = ProfileBuilder(list(resolved), [f for f in feed.columns if f not in resolved])
     accepted_so_far = 0
     for start in range(0, max(n, 1), BATCH_ROWS):
         stop = min(n, start + BATCH_ROWS)
         stage(f"validate rows {start + 1:,}-{stop:,} of {n:,}")
-        mapped = _map_fields(raw.frame.iloc[start:stop].reset_index(drop=True), resolved)
-        canonical, checks = _validate_and_standardise(feed, mapped, stop - start, today, duplicate[start:stop])
+        mapped_all = _map_fields(raw.frame.iloc[start:stop].reset_index(drop=True), resolved)
+        src = source[start:stop]
+        if (src >= 0).any() and prev_today != today:
+            src = np.where(_date_flip_risk(mapped_all, feed, prev_today, today), -1, src)
+            source[start:stop] = src
+        fresh = src < 0
+        mapped = mapped_all if fresh.all() else {k: v[fresh].reset_index(drop=True) for k, v in mapped_all.items()}
+        nf = int(np.count_nonzero(fresh))
+        canonical, checks = _validate_and_standardise(feed, mapped, nf, today, duplicate[start:stop][fresh])
         keep = ~checks.reasons.any
         accepted_parts.append(canonical.loc[keep])
-        bad_parts.append(checks.reasons.any)
+        bad = np.zeros(stop - start, dtype=bool)
+        bad[fresh] = checks.reasons.any
+        bad_parts.append(bad)
         reason_parts.append(checks.reasons.joined())
         position = accepted_so_far + np.cumsum(keep) - 1
         for fld, cleared in checks.cleared.items():
@@ -365,8 +532,33 @@ def ingest_extract(
                                                 "value": mapped[fld][sel].to_numpy(dtype=object)}))
         accepted_so_far += int(np.count_nonzero(keep))
         if stop > start:
-            profile.add_batch(mapped, stop - start, checks.invalid_any, checks.counts, checks.set_missing_counts())
-        del mapped, canonical
+            profile.add_batch(mapped_all, stop - start, {}, Counter(), Counter())  # missing, date shapes: all rows
+            profile.add_checks(checks.invalid_any, checks.counts, checks.set_missing_counts())  # fresh rows
+        if rows is not None:
+            bits = np.zeros(nf, dtype=np.uint32)
+            why = np.full(nf, "", dtype=object)
+            for fld, m in checks.cleared.items():
+                bits |= m.astype(np.uint32) << np.uint32(CLEARED_BITS[fld])
+            for reason, m in checks.cleared_reasons:
+                why[m] = why[m] + ("; " + reason)
+            accepted_here = ~bad
+            origin = src[accepted_here]
+            cleared_here = np.zeros(len(origin), dtype=np.uint32)
+            why_here = np.full(len(origin), None, dtype=object)
+            is_fresh = origin < 0
+            cleared_here[is_fresh] = bits[keep]
+            joined = pd.Series(why[keep], dtype=object).str.slice(2)
+            why_here[is_fresh] = joined.where(joined != "", None).to_numpy(dtype=object)
+            if (~is_fresh).any():
+                cleared_here[~is_fresh] = prev.cleared[origin[~is_fresh]]
+                why_here[~is_fresh] = prev.reasons[origin[~is_fresh]]
+                profile.add_reused(cleared_here[~is_fresh], why_here[~is_fresh], CLEARED_BITS)
+                reused_mapped = {k: v[~fresh].reset_index(drop=True) for k, v in mapped_all.items()}
+                reused_parts.append(_reused_part(prev, origin[~is_fresh], reused_mapped, feed, today))
+            origin_parts.append(origin)
+            cleared_parts.append(cleared_here)
+            why_parts.append(why_here)
+        del mapped, mapped_all, canonical
 
     stage("quarantine")
     accepted = pd.concat(accepted_parts, ignore_index=True) if len(accepted_parts) > 1 else accepted_parts[0].reset_index(drop=True)
@@ -394,8 +586,6 @@ def ingest_extract(
     quarantined = quarantined[list(QUARANTINE_COLUMNS)]
 
     rows_in = n + len(raw.bad_rows)
-    if rows_in != len(accepted) + len(quarantined):  # never expected: a bug, not bad data
-        raise RuntimeError(f"{path}: rows do not reconcile ({rows_in} in, {len(accepted)} accepted, {len(quarantined)} quarantined)")
     result = IngestResult(
         feed_id=feed.feed_id,
         extract_path=path,
@@ -413,9 +603,43 @@ def ingest_extract(
     )
     if sent_parts:
         result.as_sent = pd.concat(sent_parts, ignore_index=True)
+    if rows is not None:
+        origin = np.concatenate(origin_parts) if origin_parts else np.zeros(0, dtype=np.int64)
+        result.rows = AcceptedRows(origin, digests[~bad], np.concatenate(cleared_parts) if cleared_parts else
+                                   np.zeros(0, dtype=np.uint32), np.concatenate(why_parts) if why_parts else
+                                   np.zeros(0, dtype=object), np.zeros(len(origin), dtype=np.uint16))
+    if rows_in != result.accepted_count + len(quarantined):  # never expected: a bug, not bad data
+        raise RuntimeError(f"{path}: rows do not reconcile ({rows_in} in, {result.accepted_count} accepted, "
+                           f"{len(quarantined)} quarantined)")
     stage("profile")
-    result.quality = profile.finish(result.vault_frame(), int(np.count_nonzero(duplicate)), rows_in)
+    masks: dict[str, np.ndarray] = {}
+    if result.rows is None or not result.rows.reused:
+        result.quality = profile.finish(result.vault_frame(), int(np.count_nonzero(duplicate)), rows_in, masks)
+        if result.rows is not None:  # the profile saw optional values as sent: its masks hold where none was cleared
+            alike = set(masks) - set(result.as_sent["field"].unique())
+            result.rows.placeholders = placeholder_bits(accepted, {f: masks[f] for f in alike})
+        return result
+    # some rows were skipped: the profile and the placeholder rules see every accepted row, the
+    # skipped ones as they were vaulted (text), the fresh ones turned into the same form
+    fresh_frame = result.vault_frame()
+    fresh_text = pd.DataFrame({c: _as_text(fresh_frame[c]) for c in IDENTIFIERS + ("record_id",)})
+    for fld in _NON_IDENTIFYING_DATES:
+        fresh_text[fld] = fresh_frame[fld]
+    reused = pd.concat(reused_parts, ignore_index=True)[list(fresh_text.columns)]
+    origin = result.rows.reused_from
+    everything = pd.concat([fresh_text.set_axis(np.flatnonzero(origin < 0)),
+                            reused.set_axis(np.flatnonzero(origin >= 0))]).sort_index()
+    result.quality = profile.finish(everything, int(np.count_nonzero(duplicate)), rows_in, masks)
+    cleared_any = np.bitwise_or.reduce(result.rows.cleared) if len(result.rows.cleared) else 0
+    alike = {f: m for f, m in masks.items() if f in CLEARED_BITS and not (cleared_any >> CLEARED_BITS[f]) & 1}
+    bits = placeholder_bits(_matching_frame(everything, result.rows.cleared), alike)
+    if not np.array_equal(bits[origin >= 0], prev.placeholders[origin[origin >= 0]]):
+        # tonight's placeholder rules treat a skipped row differently: nothing is skipped
+        stage("placeholders changed: every row validated again")
+        return ingest_extract(feed, path, today=today, on_stage=on_stage, rows=RowMemory(rows.key, None))
+    result.rows.placeholders = bits
     return result
 
 
-__all__ = ["ExtractError", "IngestResult", "file_checksum", "ingest_extract"]
+__all__ = ["AcceptedRows", "ExtractError", "IngestResult", "PreviousRows", "RowMemory", "file_checksum", "ingest_extract",
+           "raw_row_digests"]

@@ -203,5 +203,29 @@ def without_placeholders(canonical: pd.DataFrame) -> tuple[pd.DataFrame, dict[st
     return out, counts
 
 
-__all__ = ["FIELD_KINDS", "FOR_MATCHING", "PLACEHOLDER_TOKENS", "SENTINEL_DATES", "placeholder_mask",
-           "without_placeholders"]
+def placeholder_bits(canonical: pd.DataFrame, known: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """uint16 per row: bit i set where ``FOR_MATCHING[i]`` holds a placeholder (what
+    ``without_placeholders`` sets to missing). Rules 3 and 4 depend on the whole column, so a
+    re-sent extract computes the bits on all its rows and clears only its fresh ones with them.
+    ``known``: masks already made of the very same values (the data-quality profile's)."""
+    bits = np.zeros(len(canonical), dtype=np.uint16)
+    for i, field in enumerate(FOR_MATCHING):
+        if field not in canonical.columns or canonical[field].isna().all():
+            continue
+        mask = known[field] if known and field in known else placeholder_mask(canonical[field], FIELD_KINDS[field])
+        bits |= np.asarray(mask, dtype=bool).astype(np.uint16) << i
+    return bits
+
+
+def clear_placeholders(canonical: pd.DataFrame, bits: np.ndarray) -> pd.DataFrame:
+    """``canonical`` with the values ``bits`` (``placeholder_bits``, one per row) name set to missing."""
+    out = canonical.copy()
+    for i, field in enumerate(FOR_MATCHING):
+        mask = (bits >> i) & 1 == 1
+        if field in out.columns and mask.any():
+            out[field] = out[field].mask(mask)
+    return out
+
+
+__all__ = ["FIELD_KINDS", "FOR_MATCHING", "PLACEHOLDER_TOKENS", "SENTINEL_DATES", "clear_placeholders",
+           "placeholder_bits", "placeholder_mask", "without_placeholders"]

@@ -77,6 +77,26 @@ class ProfileBuilder:
             if fld in mapped:
                 self._add_date_style(fld, mapped[fld])
 
+    def add_checks(self, invalid_any: dict[str, np.ndarray], reasons: Counter[str], set_missing: Counter[str]) -> None:
+        """What validation found in rows validated tonight (``add_batch`` counted missing values on all rows)."""
+        for fld, m in invalid_any.items():
+            self.invalid[fld] += int(np.count_nonzero(m))
+        self.reasons.update(reasons)
+        self.set_missing.update(set_missing)
+
+    def add_reused(self, cleared: np.ndarray, reasons: np.ndarray, bits: dict[str, int]) -> None:
+        """Rows a re-sent extract did not validate again (accepted as before): their invalid values
+        are the fields they had set to missing (``cleared`` bit masks), their reasons as kept."""
+        for fld, bit in bits.items():
+            count = int(np.count_nonzero((cleared >> np.uint32(bit)) & 1))
+            if count:
+                self.invalid[fld] += count
+        kept = pd.Series(reasons, dtype=object).dropna()
+        if len(kept):
+            counts = {str(k): int(v) for k, v in kept.str.split("; ").explode().value_counts().items()}
+            self.reasons.update(counts)
+            self.set_missing.update(counts)
+
     def _add_date_style(self, fld: str, text: pd.Series) -> None:
         present = text.dropna()
         if present.empty:
@@ -110,9 +130,11 @@ class ProfileBuilder:
             order = "unclear" if "9/9" in shape or "9.9" in shape or "9-9" in shape else ""
         return f"{shape} {order}".strip()
 
-    def finish(self, accepted: pd.DataFrame, duplicate_ids: int, rows_in: int) -> dict[str, Any]:
+    def finish(self, accepted: pd.DataFrame, duplicate_ids: int, rows_in: int,
+               masks: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
         """``accepted``: the accepted rows with optional values as sent (``IngestResult.vault_frame``),
-        so a placeholder that also broke the field's format ('UNKNOWN' as a NINO) is counted too."""
+        so a placeholder that also broke the field's format ('UNKNOWN' as a NINO) is counted too.
+        ``masks``: filled with each field's placeholder mask."""
         n, a = max(self.rows, 1), max(len(accepted), 1)
         fields: dict[str, dict[str, Any]] = {}
         for fld in self.fields:
@@ -122,7 +144,10 @@ class ProfileBuilder:
             }
             kind = FIELD_KINDS.get(fld)
             if kind and fld != "record_id" and fld in accepted.columns and fld not in self.absent:
-                entry["placeholder"] = int(placeholder_mask(accepted[fld], kind).sum())
+                mask = placeholder_mask(accepted[fld], kind).to_numpy(dtype=bool)
+                entry["placeholder"] = int(mask.sum())
+                if masks is not None:
+                    masks[fld] = mask  # the caller's placeholder bits reuse them where values are alike
             else:
                 entry["placeholder"] = 0
             entry["missing_rate"] = round(entry["missing"] / n, 4)

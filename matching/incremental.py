@@ -74,8 +74,21 @@ def ref_keys(council: pd.Series, dataset: pd.Series, record_id: pd.Series) -> np
     return pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
 
 
+#: id(frame) -> (weak reference to the frame, its reference keys): the plan asks for the keys of
+#: the same pooled data set once per match type and side; hashing a million ids takes a second
+_FRAME_REFS: dict[int, tuple[weakref.ref, np.ndarray]] = {}
+
+
 def frame_ref_keys(frame: pd.DataFrame) -> np.ndarray:
-    return ref_keys(frame["council"], frame["dataset"], frame["record_id"])
+    """``ref_keys`` of a frame's records, computed once per (unchanged) frame in this process."""
+    cached = _FRAME_REFS.get(id(frame))
+    if cached is not None and cached[0]() is frame and len(cached[1]) == len(frame):
+        return cached[1]
+    keys = ref_keys(frame["council"], frame["dataset"], frame["record_id"])
+    if len(frame) >= 10_000:  # small frames (subsets, flags) are cheap: only pooled data sets are kept
+        key = id(frame)
+        _FRAME_REFS[key] = (weakref.ref(frame, lambda _r, key=key: _FRAME_REFS.pop(key, None)), keys)
+    return keys
 
 
 def row_hashes(frame: pd.DataFrame) -> np.ndarray:

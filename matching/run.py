@@ -538,7 +538,8 @@ def _incremental_work(home: Home, mt: MatchType, inputs: Any, previous: dict[str
         inp = _link_inputs(mt, data)
         near = [inc.rows_sharing_keys(inp.left, Side(data[mt.right].iloc[right_rows].reset_index(drop=True)),
                                       mt.linkage.blocking)]
-        old = _previous_records(home, previous, mt.right, dirty, run_id)
+        old = _previous_records(home, previous, mt.right, dirty, run_id,
+                                columns=sorted({c for rule in mt.linkage.blocking for c in rule}))
         if len(old):
             near.append(inc.rows_sharing_keys(inp.left, Side(old), mt.linkage.blocking))
         household = np.unique(np.concatenate(near))
@@ -550,18 +551,41 @@ def _incremental_work(home: Home, mt: MatchType, inputs: Any, previous: dict[str
 
 
 def _previous_records(home: Home, previous: dict[str, Any], dataset: str, dirty: np.ndarray,
-                      run_id: str) -> pd.DataFrame:
-    """The last run's version of the dirty records of ``dataset`` (from its input extracts)."""
+                      run_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """The last run's version of the dirty records of ``dataset`` (from its input extracts).
+
+    ``columns``: read only these (and the reference and key id) from the files, decrypted by
+    pyarrow column by column, and turn only the dirty rows into pandas rows."""
     # an extract file tonight's run reads too holds no dirty record: only last night's other files
     tonight = set(_read_json(home, run_dir(home, run_id) / "inputs.json")["files"])
     files = [home.root / p for p in previous["inputs"] if Path(p).parent.parent.name == dataset and p not in tonight]
     missing = [str(p) for p in files if not p.exists()]
     if missing:
         raise InputError(f"run {previous['run_id']}'s extract {missing[0]} is gone")
+    if columns is not None:
+        return _dirty_rows_of(home, files, dirty, columns)
     frames = read_inputs(home, files).get(dataset) if files else None
     if frames is None or frames.empty:
         return pd.DataFrame()
     return frames.iloc[inc.rows_of(frames, dirty)].reset_index(drop=True)
+
+
+def _dirty_rows_of(home: Home, files: list[Path], dirty: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    """The rows of ``files`` whose reference is in ``dirty``, with only ``columns`` (plus the
+    reference and key id): the key ids are checked as ``read_inputs`` does."""
+    from anonymise import at_rest
+
+    wanted = list(dict.fromkeys(["council", "dataset", "record_id", "key_id", *columns]))
+    key_files: dict[str, list[str]] = {}
+    parts = []
+    for path in files:
+        frame = at_rest.read_table(path, columns=wanted, home=home).to_pandas()  # the store's columns
+        _note_key_ids(home, key_files, path, frame)
+        parts.append(frame.iloc[inc.rows_of(frame, dirty)])
+    _check_key_ids(home, key_files)
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat(parts, ignore_index=True)
 
 
 _LAST_LINK_INPUTS: dict[str, tuple[dict, LinkInputs]] = {}

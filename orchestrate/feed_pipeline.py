@@ -12,6 +12,7 @@ staged commit (``councilmatch.fileio``), so a feed that fails leaves nothing beh
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from councilmatch.safepath import safe_name
 from councilmatch.settings import HomeSettings
 from ingest.extract import ingest_extract
 from ingest.feeds import feed_path, load_feed, newest_extract
-from ingest.placeholders import without_placeholders
+from ingest.placeholders import clear_placeholders
 from ingest.quality import with_change
 from matching.minimisation import store_policy
 from orchestrate.isolate import run_isolated
@@ -87,29 +88,37 @@ def read_isolated(fn, *args: Any, extract: Path, settings: HomeSettings) -> Any:
 
 
 def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: HomeSettings) -> dict[str, Any]:
-    result = read_isolated(ingest_extract, feed, extract, extract=extract, settings=settings)
+    # a re-sent extract: rows the feed's last extract accepted unchanged are not validated, standardised,
+    # pseudonymised or profiled again (anonymise.reuse); every row is still accepted or quarantined
+    policy = store_policy(home)
+    last = last_good(home, feed.feed_id)
+    previous = reuse.load_previous(home, feed.feed_id, last.get("extract_id"), last.get("path"), keyring, policy)
+    memory = reuse.row_memory(home, feed.council, feed.dataset, keyring, previous)
+    result = read_isolated(partial(ingest_extract, rows=memory), feed, extract, extract=extract, settings=settings)
     done = _already_done(home, feed.feed_id, result.extract_id, keyring.key_id)
     if done:
         dispose_raw_extract(home, keyring, extract, settings.raw_extracts)
         return _outcome(feed.feed_id, "unchanged", done)
 
-    # a re-sent extract: only the rows that changed since the feed's last one are pseudonymised
-    policy = store_policy(home)
-    last = last_good(home, feed.feed_id)
-    previous = reuse.load_previous(home, feed.feed_id, last.get("extract_id"), last.get("path"), keyring, policy)
-    frame, digests, reused = reuse.pseudonymise_reusing(without_placeholders(result.accepted)[0], keyring,
-                                                        result.extract_id, home, previous, policy)
+    rows = result.rows
+    fresh = clear_placeholders(result.accepted, rows.placeholders[rows.reused_from < 0])
+    frame, digests, reused = reuse.pseudonymise_reusing(fresh, keyring, result.extract_id, home, previous, policy)
+    frame, digests = reuse.with_skipped_rows(frame, digests, rows, previous, result.extract_id)
     # one commit, in this order: a crash during the renames can leave a vault entry
     # without its pseudonymised file, never a pseudonymised record nobody can re-identify
 
     with staged():
-        Vault(home, keyring).store(feed.council, result.extract_id, result.vault_frame())  # optional values as sent
+        vault = Vault(home, keyring)
+        clear, carried = reuse.vault_rows(result.vault_frame(), rows, memory, vault, feed.council, feed.dataset,
+                                          previous)
+        vault.store(feed.council, result.extract_id, clear, carried)  # optional values as sent
         write_quarantine(home, keyring, feed.council, feed.dataset, result.extract_id, result.quarantined)
         path = write_pseudonymised(home, frame, policy)
         if len(frame):
-            reuse.save_digests(home, feed.feed_id, result.extract_id, keyring, digests, policy)
+            reuse.save_digests(home, feed.feed_id, result.extract_id, keyring, digests, policy, rows)
         manifest = {**result.manifest(), "extract_id": result.extract_id, "key_id": keyring.key_id,
-                    "pseudonymised_path": str(path), "rows_reused": reused}
+                    "pseudonymised_path": str(path), "rows_reused": reused + rows.reused,
+                    "rows_skipped": rows.reused}
         manifest["quality"] = with_change(read_manifests(home, feed.feed_id), result.extract_id, result.quality)
         write_manifest(home, manifest)
     dispose_raw_extract(home, keyring, extract, settings.raw_extracts)
@@ -186,6 +195,7 @@ def _outcome(feed_id: str, status: str, manifest: dict[str, Any]) -> dict[str, A
         "rows_in": int(manifest.get("rows_in", 0)),
         "accepted": int(manifest.get("accepted", 0)),
         "rows_reused": int(manifest.get("rows_reused", 0)),
+        "rows_skipped": int(manifest.get("rows_skipped", 0)),
         "quarantined": int(manifest.get("quarantined", 0)),
         "quarantine_reasons": manifest.get("quarantine_reasons", {}),
         "set_missing": manifest.get("set_missing", {}),

@@ -84,3 +84,56 @@ def test_the_feed_step_reports_reused_rows(home, people, helpers):
     helpers.write_payroll(home, helpers.CAMDEN, changed, name="payroll_20261126.csv")
     second = pipeline.ingest_feed(home, FEED, "20261126T020000")
     assert second["status"] == "ingested" and second["rows_reused"] == 29, second
+
+
+def test_a_placeholder_that_appears_overnight_is_missing_in_rows_skipped_as_unchanged(home, people, helpers):
+    """The placeholder rules count values over the whole column: when one changed row makes a NINO
+    frequent enough to be a dummy, the rows accepted unchanged last night must lose it too (as a
+    from-scratch ingest would), so the feed is validated and pseudonymised again in full."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from anonymise.manifest import read_manifests
+    from orchestrate import pipeline
+
+    rows = [replace(p, nino="AB123456C") if i < 9 else p for i, p in enumerate(people[:40])]
+    helpers.write_payroll(home, helpers.CAMDEN, rows, name="payroll_20261125.csv")  # 9 alike: not yet a dummy
+    first = pipeline.ingest_feed(home, FEED, "20261125T020000")
+    stored = read_pseudonymised(Path(first["path"]), home)
+    assert (stored["t_nino"] == 0).sum() == 0
+    rows[30] = replace(rows[30], nino="AB123456C")  # the 10th: ten times more frequent than any other
+    helpers.write_payroll(home, helpers.CAMDEN, rows, name="payroll_20261126.csv")
+    second = pipeline.ingest_feed(home, FEED, "20261126T020000")
+    assert second["rows_skipped"] == 0, second
+    stored = read_pseudonymised(Path(second["path"]), home)
+    assert (stored["t_nino"] == 0).sum() == 10
+    # a third night with nothing changed skips every row again, the dummy still missing
+    helpers.write_payroll(home, helpers.CAMDEN, rows, name="payroll_20261127.csv")
+    third = pipeline.ingest_feed(home, FEED, "20261127T020000")
+    assert third["rows_skipped"] == 40 and (read_pseudonymised(Path(third["path"]), home)["t_nino"] == 0).sum() == 10
+    assert len(read_manifests(home, FEED)) == 3
+
+
+def test_a_skipped_row_near_a_date_boundary_is_validated_again(home, people, helpers, monkeypatch):
+    """Date checks depend on the day (a date of birth "in the future" yesterday is valid today):
+    rows whose dates sit near the boundary are not skipped when the day changed."""
+    import datetime as dt
+    from dataclasses import replace
+
+    import ingest.extract as extract
+    from orchestrate import pipeline
+
+    today = dt.date.today()
+    rows = list(people[:20])
+    rows[2] = replace(rows[2], dob=pd.Timestamp(today))  # valid today, in the future yesterday
+    helpers.write_payroll(home, helpers.CAMDEN, rows, name="payroll_20261125.csv")
+    pipeline.ingest_feed(home, FEED, "20261125T020000")
+    real = extract.ingest_extract
+
+    def tomorrow(*args, **kwargs):
+        return real(*args, **{**kwargs, "today": today + dt.timedelta(days=1)})
+
+    monkeypatch.setattr("orchestrate.feed_pipeline.ingest_extract", tomorrow)
+    helpers.write_payroll(home, helpers.CAMDEN, rows, name="payroll_20261126.csv")
+    second = pipeline.ingest_feed(home, FEED, "20261126T020000")
+    assert second["rows_skipped"] == 19, second
