@@ -18,75 +18,15 @@ import pandas as pd
 import pytest
 
 from anonymise import at_rest
-from anonymise.keys import init_keys
 from anonymise.minimise import record_refs, ref_key
 from councilmatch.home import Home
 from matching.run import collect_flags, link_shard, run_dir
 from orchestrate import pipeline
-from synthetic import generate
 
 pytestmark = pytest.mark.slow
 
 
-# --- extracts as an operator would send them: the same layout, some rows changed -------------
-
-
-class Layout:
-    """How a feed writes its CSV: encoding, BOM, delimiter, line ending."""
-
-    def __init__(self, data: bytes):
-        try:
-            self.encoding, text = "utf-8", data.decode("utf-8")
-        except UnicodeDecodeError:
-            self.encoding, text = "cp1252", data.decode("cp1252")
-        self.bom = text.startswith("\ufeff")
-        text = text.lstrip("\ufeff")
-        self.newline = "\r\n" if "\r\n" in text else "\n"
-        header_line = text.split("\n", 1)[0]
-        self.delimiter = next(d for d in ("|", "\t", ";", ",") if d in header_line)
-        self.text = text
-
-
-def _read_csv(path: Path) -> tuple[Layout, list[str], list[list[str]]]:
-    import csv
-
-    layout = Layout(path.read_bytes())
-    rows = list(csv.reader(layout.text.splitlines(), delimiter=layout.delimiter))
-    return layout, rows[0], [r for r in rows[1:] if r]
-
-
-def _write_csv(path: Path, layout: Layout, header: list[str], rows: list[list[str]]) -> None:
-    def line(values: list[str]) -> str:
-        return layout.delimiter.join('"' + v.replace('"', '""') + '"' if v != "" else "" for v in values)
-
-    text = layout.newline.join(line(r) for r in [header, *rows]) + layout.newline
-    path.write_bytes((("\ufeff" if layout.bom else "") + text).encode(layout.encoding))
-
-
-class Feed:
-    """One CSV feed's current rows; ``send(night)`` lands them as that night's extract."""
-
-    def __init__(self, home: Home, feed_id: str, original: Path):
-        self.home, self.feed_id = home, feed_id
-        self.layout, self.header, self.rows = _read_csv(original)
-        self.original = [list(r) for r in self.rows]
-
-    def col(self, *names: str) -> int:
-        for name in names:
-            if name in self.header:
-                return self.header.index(name)
-        raise KeyError(f"{self.feed_id}: none of {names} in {self.header}")
-
-    def ids(self) -> list[str]:
-        return [r[0] for r in self.rows]
-
-    def send(self, night: str) -> None:
-        council, dataset = self.feed_id.split("/")
-        _write_csv(self.home.landing / council / dataset / f"{dataset}_{night}.csv",
-                   self.layout, self.header, self.rows)
-
-
-# --- one night, both ways ------------------------------------------------------------------------
+# --- one night, both ways (extracts are re-sent by the ``resent_feed`` fixture: tests/e2e/conftest.py) ------------------------------------------------------------------------
 
 
 def _ingest(home: Home, run_id: str) -> None:
@@ -116,16 +56,12 @@ def _refs(flags: pd.DataFrame) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def nights(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def nights(tmp_path_factory: pytest.TempPathFactory, generated_home, resent_feed) -> dict:
     mp = pytest.MonkeyPatch()
     mp.delenv("COUNCILMATCH_KEK", raising=False)
     tmp = tmp_path_factory.mktemp("incremental")
-    home = Home.resolve(tmp / "home")
-    generate(home, boroughs=2, people=800, seed=3)
-    init_keys(home)
-    originals = tmp / "originals"
-    shutil.copytree(home.landing, originals)
-    feeds = {fid: Feed(home, fid, next((originals / fid).glob("*.csv")))
+    home, originals = generated_home(tmp, 800, 3)
+    feeds = {fid: resent_feed(home, fid, next((originals / fid).glob("*.csv")))
              for fid in ("E09000007/tenancy", "E09000007/electoral_register", "central/deceased",
                          "E09000007/council_tax", "E09000007/payroll")}
     out: dict = {}

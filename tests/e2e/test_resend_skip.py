@@ -10,7 +10,6 @@ be equal, and the original must really have skipped the unchanged rows.
 
 from __future__ import annotations
 
-import csv
 import shutil
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pandas as pd
 import pytest
 
 from anonymise import reuse
-from anonymise.keys import init_keys, load_keyring
+from anonymise.keys import load_keyring
 from anonymise.manifest import read_manifests
 from anonymise.pseudonymised import read_pseudonymised
 from anonymise.quarantine import read_quarantine
@@ -27,39 +26,8 @@ from councilmatch.home import Home
 from ingest.extract import RowMemory
 from matching.run import collect_flags, link_shard
 from orchestrate import pipeline
-from synthetic import generate
 
 pytestmark = pytest.mark.slow
-
-class Feed:
-    """One CSV feed's rows as sent on night 1; ``send(night)`` lands them again as that night's extract."""
-
-    def __init__(self, home: Home, feed_id: str, original: Path):
-        data = original.read_bytes()
-        try:
-            self.encoding, text = "utf-8", data.decode("utf-8")
-        except UnicodeDecodeError:
-            self.encoding, text = "cp1252", data.decode("cp1252")
-        self.bom, text = text.startswith("\ufeff"), text.lstrip("\ufeff")
-        self.newline = "\r\n" if "\r\n" in text else "\n"
-        self.delimiter = next(d for d in ("|", "\t", ";", ",") if d in text.split("\n", 1)[0])
-        rows = [r for r in csv.reader(text.splitlines(), delimiter=self.delimiter) if r]
-        self.home, self.feed_id, self.header, self.rows = home, feed_id, rows[0], rows[1:]
-
-    def col(self, *names: str) -> int:
-        lower = [h.casefold() for h in self.header]
-        return next(lower.index(n.casefold()) for n in names if n.casefold() in lower)
-
-    def send(self, night: str) -> None:
-        council, dataset = self.feed_id.split("/")
-
-        def line(values: list[str]) -> str:
-            return self.delimiter.join('"' + v.replace('"', '""') + '"' if v != "" else "" for v in values)
-
-        text = self.newline.join(line(r) for r in [self.header, *self.rows]) + self.newline
-        path = self.home.landing / council / dataset / f"{dataset}_{night}.csv"
-        path.write_bytes((("\ufeff" if self.bom else "") + text).encode(self.encoding))
-
 
 RESENT = ("E09000007/electoral_register", "E09000007/tenancy", "E09000007/council_tax")
 NIGHT1, NIGHT2 = "20261101T020000", "20261102T020000"
@@ -85,15 +53,12 @@ def _from_scratch(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def homes(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def homes(tmp_path_factory: pytest.TempPathFactory, generated_home, resent_feed) -> dict:
     mp = pytest.MonkeyPatch()
     mp.delenv("COUNCILMATCH_KEK", raising=False)
     tmp = tmp_path_factory.mktemp("resend")
-    home = Home.resolve(tmp / "home")
-    generate(home, boroughs=2, people=800, seed=4)
-    init_keys(home)
-    originals = tmp / "originals"
-    shutil.copytree(home.landing, originals)
+    home, originals = generated_home(tmp, 800, 4)
+    Feed = resent_feed
     _night(home, NIGHT1)
 
     er = Feed(home, RESENT[0], next((originals / RESENT[0]).glob("*.csv")))
