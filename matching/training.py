@@ -229,8 +229,7 @@ def anchor_levels(gammas: np.ndarray, k: int) -> np.ndarray:
     return present[:, k] & exact.all(axis=1) & (present[:, others].sum(axis=1) >= ANCHOR_MIN_EXACT)
 
 
-def anchored_m(m: np.ndarray, u: np.ndarray, agreeing: int, counts: np.ndarray,
-               free_disagreement: bool = False) -> np.ndarray:
+def anchored_m(m: np.ndarray, u: np.ndarray, agreeing: int, counts: np.ndarray) -> np.ndarray:
     """m of a comparison whose levels after the first ``agreeing`` are kinds of disagreement
     ("the forenames differ but share an initial"), with those levels' m taken from anchor pairs.
 
@@ -248,14 +247,13 @@ def anchored_m(m: np.ndarray, u: np.ndarray, agreeing: int, counts: np.ndarray,
         return m
     share = (counts + 0.5 * u) / (counts.sum() + 0.5)
     out = np.asarray(m, dtype=float).copy()
-    if free_disagreement:  # measured: costs febrl3 (no id) a pair; off
-        out[agreeing:n - 1] = share[agreeing:n - 1]
+    out[agreeing:n - 1] = share[agreeing:n - 1]
     # anchors also hold twins and namesakes at one address: their share is an upper bound on m
     # for a wholly different field, so it only ever lowers EM's (which can run to 18% of matches)
     out[n - 1] = min(out[n - 1], share[n - 1])
     rest = 1.0 - out[agreeing:].sum()
     out[:agreeing] *= rest / max(out[:agreeing].sum(), 1e-300)
-    return project_monotone(out, u, agreeing if free_disagreement else None)
+    return project_monotone(out, u, agreeing)
 
 
 def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list[np.ndarray],
