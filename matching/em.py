@@ -55,10 +55,9 @@ def normalise(p: np.ndarray) -> np.ndarray:
     return p / p.sum()
 
 
-def project_monotone(m: np.ndarray, u: np.ndarray, agreeing: int | None = None) -> np.ndarray:
+def project_monotone(m: np.ndarray, u: np.ndarray) -> np.ndarray:
     """The m closest in likelihood to ``m`` whose ratio m/u never increases along the levels,
-    with the first ``agreeing`` levels (default: every level but the last) at m ≥ u
-    (agreement is never negative evidence; a disagreement level may be).
+    with every level but the last at m ≥ u (agreement is never negative evidence).
 
     Pool-adjacent-violators on r = m/u with weights u: a pooled block takes Σm/Σu.
     """
@@ -74,12 +73,11 @@ def project_monotone(m: np.ndarray, u: np.ndarray, agreeing: int | None = None) 
             blocks[-1][1] += su
             blocks[-1][2] += c
     ratio = np.concatenate([np.full(int(c), sm / su) for sm, su, c in blocks])
-    agreeing = len(ratio) - 1 if agreeing is None else min(int(agreeing), len(ratio) - 1)
-    ratio[:agreeing] = np.maximum(ratio[:agreeing], 1.0)
+    ratio[:-1] = np.maximum(ratio[:-1], 1.0)
     out = ratio * u
     excess = out[:-1].sum() + FLOOR - 1.0
     if excess > 0:  # keep "different" possible: take the mass from the margin above u only
-        above = np.maximum(out[:-1] - u[:-1], 0.0)
+        above = out[:-1] - u[:-1]
         out[:-1] -= above * min(1.0, excess / max(above.sum(), 1e-300))
     out[-1] = 1.0 - out[:-1].sum()  # sums to one by construction
     return out
