@@ -203,6 +203,10 @@ class Level:
     test: Test | None  # None = "anything else" (the disagreement level)
     m_start: float  # starting m for EM; u starts from random pairs
     tf_column: str | None = None  # term-frequency adjust this level on that token column
+    #: False for a near miss ("different, but the same initial"): the levels before the first
+    #: such level are agreement; a comparison that has one gets its "different" level's m
+    #: bounded by anchor pairs in training (``matching.training.anchored_m``)
+    agrees: bool = True
 
 
 @dataclass(frozen=True)
@@ -244,6 +248,16 @@ class Comparison:
         if "t_dob" in found:
             found.update({"t_dob_unordered", "t_yob", "t_dob_ym", "t_dob_md", "t_dob_yd"})
         return found
+
+    @property
+    def agreeing(self) -> int:
+        """How many leading levels are agreement (before the first near miss)."""
+        n = 0
+        for level in self.levels[:-1]:
+            if not level.agrees:
+                break
+            n += 1
+        return n
 
     def levels_of(self, pairs: Pairs) -> np.ndarray:
         """Level index per pair (int8), :data:`NULL` where either side lacks the field."""
@@ -325,7 +339,7 @@ def name(field: str = "surname", initial: bool = False, near: float = 0.85, simi
         levels.append(Level("initial only", "one record gives only the initial of the other's forename",
                             Crossed("t_forename", "t_initial"), 0.02))
         levels.append(Level("same initial", "the forenames differ but start with the same letter",
-                            Same("t_initial"), 0.01))
+                            Same("t_initial"), 0.01, agrees=False))
     levels += [
         Level("different", f"the {what}s are different", None, 0.02),
     ]

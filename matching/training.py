@@ -212,6 +212,46 @@ def _teach(gammas: np.ndarray, unblocked: list[int], n_levels: list[int], u: lis
     return {k: (result.lam, result.m[k]) for k in free}
 
 
+#: an anchor pair agrees exactly on at least this many comparisons besides the one being
+#: taught and disagrees on none it carries (same surname, date of birth and address or NINO)
+ANCHOR_MIN_EXACT = 3
+#: the anchors bound a "different" level's m only when there are at least this many
+MIN_ANCHOR_PAIRS = 50
+
+
+def anchor_levels(gammas: np.ndarray, k: int) -> np.ndarray:
+    """Rows of ``gammas`` that are anchors for comparison ``k``: ``k`` present, every other
+    comparison present agreeing exactly, at least ``ANCHOR_MIN_EXACT`` of them."""
+    present = gammas != NULL
+    others = np.ones(gammas.shape[1], dtype=bool)
+    others[k] = False
+    exact = (gammas[:, others] == 0) | ~present[:, others]
+    return present[:, k] & exact.all(axis=1) & (present[:, others].sum(axis=1) >= ANCHOR_MIN_EXACT)
+
+
+def anchored_m(m: np.ndarray, u: np.ndarray, agreeing: int, counts: np.ndarray) -> np.ndarray:
+    """m of a comparison with near-miss levels after the first ``agreeing`` ("the forenames
+    differ but share an initial"), its last level ("different") bounded by anchor pairs.
+
+    Why: EM cannot tell a near miss among matches from the same among look-alikes (members of
+    one household agree on everything else a rule does not block on), and put the m of a wholly
+    different forename anywhere from 0 to 18% of matches. Pairs agreeing exactly on several
+    other fields are almost surely matches (Splink trains m on deterministic-rule pairs for the
+    same reason), but they also hold twins and namesakes at one address, so their share at the
+    last level is an upper bound on its m: it only ever lowers EM's. The near-miss levels keep
+    EM's m (taking theirs from the anchors too was measured and cost recall: docs/benchmarks.md).
+    """
+    n = len(m)
+    if agreeing >= n - 1 or counts.sum() < MIN_ANCHOR_PAIRS:
+        return m
+    share = (counts + 0.5 * u) / (counts.sum() + 0.5)
+    out = np.asarray(m, dtype=float).copy()
+    out[n - 1] = min(out[n - 1], share[n - 1])
+    rest = 1.0 - out[agreeing:].sum()
+    out[:agreeing] *= rest / max(out[:agreeing].sum(), 1e-300)
+    return project_monotone(out, u)
+
+
 def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list[np.ndarray],
                m_start: list[np.ndarray], pairs_of_rule, settings: TrainingSettings
                ) -> tuple[list[np.ndarray], list[str]]:
@@ -230,12 +270,19 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
     """
     n_levels = [len(c.levels) for c in comparisons]
     best: list[tuple[float, np.ndarray] | None] = [None] * len(comparisons)
+    anchored = [k for k, c in enumerate(comparisons) if c.agreeing < len(c.levels) - 1]
+    anchors: dict[int, dict[tuple[int, int], int]] = {k: {} for k in anchored}
     for rule in blocking:
         pairs = pairs_of_rule(rule)
         if len(pairs) == 0:
             continue
         gammas = comparison_vectors(comparisons, pairs)
         unblocked = [k for k, c in enumerate(comparisons) if not c.columns() & set(rule)]
+        for k in anchored:
+            if k in unblocked:  # a rule blocking on the field would make its anchors agree on it
+                rows = np.flatnonzero(anchor_levels(gammas, k))
+                anchors[k].update(zip(zip(pairs.li[rows].tolist(), pairs.ri[rows].tolist()),
+                                      gammas[rows, k].tolist()))
         taught = _teach(gammas, unblocked, n_levels, u, m_start, settings)
         # a field only some data sets carry (a NINO, an email) is present in few of a rule's
         # pairs: EM over all of them leaves it out, and it would keep its documented start
@@ -250,6 +297,10 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
             if best[k] is None or lam > best[k][0]:
                 best[k] = (lam, mk)
     m = [project_monotone(b[1] if b is not None else m_start[k], u[k]) for k, b in enumerate(best)]
+    for k in anchored:
+        counts = np.bincount(np.fromiter(anchors[k].values(), dtype=np.int64, count=len(anchors[k])),
+                             minlength=n_levels[k]).astype(float)
+        m[k] = anchored_m(m[k], u[k], comparisons[k].agreeing, counts)
     return m, [c.name for c, b in zip(comparisons, best) if b is None]
 
 

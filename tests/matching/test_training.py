@@ -90,8 +90,8 @@ def test_trained_model_passes_its_fit_check_and_is_bounded():
     check = model.fit_check
     assert check.passed and not check.fallback, check
     assert check.random_pairs_flagged <= 5 * check.random_pairs_expected + 3
-    for w in model.weights():
-        assert np.all(np.diff(w) <= 1e-9) and np.all(w[:-1] >= -1e-9)
+    for w, comp in zip(model.weights(), model.comparisons):  # agreement never counts against
+        assert np.all(np.diff(w) <= 1e-9) and np.all(w[:comp.agreeing] >= -1e-9)
     # one field alone (even the strongest) never decides against disagreement on every other
     w = model.weights()
     prior = np.log2(model.lam / (1 - model.lam))
@@ -228,3 +228,34 @@ def test_a_field_few_records_carry_is_learned_from_the_pairs_that_carry_it():
     nino = [c.name for c in model.comparisons].index("nino")
     assert model.m[nino][-1] < 0.03, model.m[nino]  # the documented start is 0.1
     assert model.weights()[nino][-1] < -5.0
+
+
+def test_anchor_pairs_only_lower_the_m_of_a_wholly_different_forename():
+    from matching.comparisons import name
+    from matching.training import MIN_ANCHOR_PAIRS, anchor_levels, anchored_m
+
+    forename = name("forename", initial=True)
+    assert forename.agreeing == [lv.label for lv in forename.levels].index("same initial")
+
+    # forename levels: exact, similar, same initial, different; u as among random pairs
+    u = np.array([0.005, 0.01, 0.06, 0.925])
+    em_m = np.array([0.70, 0.10, 0.06, 0.14])  # EM: same initial held at u (0 bits), different at 14%
+    # 400 anchor pairs: 2% share only an initial, 5% wholly different
+    counts = np.array([320.0, 52.0, 8.0, 20.0])
+    m = anchored_m(em_m, u, agreeing=2, counts=counts)
+    w = np.log2(m / u)
+    assert abs(m[3] - 0.05) < 0.002  # "different" lowered to the anchors' bound: w about -4.2, not -2.7
+    assert w[2] >= -1e-9  # the near miss keeps EM's neutral weight
+    assert np.all(w[:2] > 0) and abs(m.sum() - 1) < 1e-9 and np.all(np.diff(w) <= 1e-9)
+    # the anchors' share only ever lowers EM's m for "different" (anchors include twins)
+    low = anchored_m(np.array([0.78, 0.10, 0.06, 0.001]) / 0.941, u, 2, counts)
+    assert low[3] < 0.0015
+    # too few anchors: EM's m stands
+    np.testing.assert_allclose(anchored_m(em_m, u, 2, counts * (MIN_ANCHOR_PAIRS - 1) / counts.sum()), em_m)
+    # anchors: forename (0) present, every other present field exact, at least three of them
+    g = np.array([[3, 0, 0, 0, -1],   # anchor (NINO missing)
+                  [2, 0, 0, 0, 0],    # anchor
+                  [3, 0, 0, -1, -1],  # only two others present: not an anchor
+                  [3, 0, 1, 0, 0],    # the date of birth is close, not exact: not an anchor
+                  [-1, 0, 0, 0, 0]], dtype=np.int8)  # forename missing: teaches nothing
+    assert anchor_levels(g, 0).tolist() == [True, True, False, False, False]
