@@ -271,7 +271,9 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
     n_levels = [len(c.levels) for c in comparisons]
     best: list[tuple[float, np.ndarray] | None] = [None] * len(comparisons)
     anchored = [k for k, c in enumerate(comparisons) if c.agreeing < len(c.levels) - 1]
-    anchors: dict[int, dict[tuple[int, int], int]] = {k: {} for k in anchored}
+    # per anchored comparison: (pair code, level) of the anchors each rule found; a pair found by
+    # several rules is counted once
+    anchors: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in anchored}
     for rule in blocking:
         pairs = pairs_of_rule(rule)
         if len(pairs) == 0:
@@ -281,8 +283,8 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
         for k in anchored:
             if k in unblocked:  # a rule blocking on the field would make its anchors agree on it
                 rows = np.flatnonzero(anchor_levels(gammas, k))
-                anchors[k].update(zip(zip(pairs.li[rows].tolist(), pairs.ri[rows].tolist()),
-                                      gammas[rows, k].tolist()))
+                codes = pairs.li[rows].astype(np.int64) * np.int64(pairs.right.n) + pairs.ri[rows]
+                anchors[k].append((codes, gammas[rows, k].astype(np.int64)))
         taught = _teach(gammas, unblocked, n_levels, u, m_start, settings)
         # a field only some data sets carry (a NINO, an email) is present in few of a rule's
         # pairs: EM over all of them leaves it out, and it would keep its documented start
@@ -298,8 +300,10 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
                 best[k] = (lam, mk)
     m = [project_monotone(b[1] if b is not None else m_start[k], u[k]) for k, b in enumerate(best)]
     for k in anchored:
-        counts = np.bincount(np.fromiter(anchors[k].values(), dtype=np.int64, count=len(anchors[k])),
-                             minlength=n_levels[k]).astype(float)
+        codes = np.concatenate([c for c, _ in anchors[k]]) if anchors[k] else np.zeros(0, np.int64)
+        levels = np.concatenate([lv for _, lv in anchors[k]]) if anchors[k] else np.zeros(0, np.int64)
+        _, first = np.unique(codes, return_index=True)
+        counts = np.bincount(levels[first], minlength=n_levels[k]).astype(float)
         m[k] = anchored_m(m[k], u[k], comparisons[k].agreeing, counts)
     return m, [c.name for c, b in zip(comparisons, best) if b is None]
 
