@@ -3,7 +3,7 @@
     load_inputs(home)                                   -> {dataset: pseudonymised frame}
     plan(home, run_id, shards=4)                        -> [{"match_type", "shard", "shards"}, ...]
     link_shard(home, run_id, match_type, shard, shards) -> {"path", "candidates", "flags", ...}
-    collect_flags(home, run_id, suppressed=None)        -> flags frame (also store/flags/<run_id>.parquet)
+    collect_flags(home, run_id, suppress=None)          -> flags frame (also store/flags/<run_id>.parquet)
 
 ``plan`` fixes the run's inputs (store/runs/<run_id>/inputs.json) and gets each match
 type's model once (reused from store/models/, or trained; copied to
@@ -20,6 +20,7 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -698,11 +699,13 @@ def run_date(run_id: str) -> str:
     return datetime.now(timezone.utc).date().isoformat()
 
 
-def collect_flags(home: Home | str | Path, run_id: str, suppressed: pd.DataFrame | None = None) -> pd.DataFrame:
+def collect_flags(home: Home | str | Path, run_id: str,
+                  suppress: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> pd.DataFrame:
     """Union the run's shards into store/flags/<run_id>.parquet, with first_seen/last_seen.
 
-    ``suppressed``: (flag_id, evidence_hash) rows closed as no issue; a flag with
-    the same evidence is not raised again, one whose evidence changed is.
+    ``suppress``: given the raised flags' (flag_id, evidence_hash), the rows closed as no issue
+    with that same evidence (the review store's ``suppressed_flags``); they are not raised
+    again, a flag whose evidence changed is.
     """
     home = _home(home)
     plan_file = run_dir(home, run_id) / "plan.json"
@@ -719,9 +722,11 @@ def collect_flags(home: Home | str | Path, run_id: str, suppressed: pd.DataFrame
     parts = [p for p in parts if len(p)]
     flags = pd.concat(parts, ignore_index=True) if parts else empty_flags(SHARD_COLUMNS)
     flags = flags.drop_duplicates("flag_id")
-    if suppressed is not None and len(suppressed) and len(flags):
-        closed = pd.MultiIndex.from_frame(suppressed[["flag_id", "evidence_hash"]].astype(str))
-        flags = flags[~pd.MultiIndex.from_frame(flags[["flag_id", "evidence_hash"]]).isin(closed)]
+    if suppress is not None and len(flags):
+        closed = suppress(flags[["flag_id", "evidence_hash"]])
+        if len(closed):
+            closed = pd.MultiIndex.from_frame(closed[["flag_id", "evidence_hash"]].astype(str))
+            flags = flags[~pd.MultiIndex.from_frame(flags[["flag_id", "evidence_hash"]].astype(str)).isin(closed)]
     today = run_date(run_id)
     earlier = first_seen_dates(home.flags, run_id, home)
     flags = flags.assign(

@@ -22,6 +22,7 @@ import logging
 import re
 import time
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,7 @@ def publish_run(home: HomeLike, run_id: str) -> dict[str, Any]:
     started = time.perf_counter()
     db_url = home.review_db_url
     audit.bind(db_url, home.root)  # the review audit key and checkpoints live in the data home
-    flags = collect_flags(home, run_id, suppressed=suppressed_flags(db_url))
+    flags = collect_flags(home, run_id, suppress=partial(suppressed_flags, db_url))
     counts = publish_flags(db_url, flags)
     per_type = flags.groupby("match_type").size().to_dict() if len(flags) else {}
     result = {

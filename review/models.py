@@ -47,7 +47,7 @@ class ReviewItem(Base):
     match_weight: Mapped[float] = mapped_column(Float)
     #: the comparison levels and weights (JSON), sealed for this flag (review.store.sealing)
     evidence_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
-    evidence_hash: Mapped[str] = mapped_column(String(64))
+    evidence_hash: Mapped[str] = mapped_column(String(80))
     priority: Mapped[int] = mapped_column(Integer)
     key_id: Mapped[str | None] = mapped_column(String(64))
     first_seen: Mapped[str] = mapped_column(String(32))

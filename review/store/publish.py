@@ -3,7 +3,7 @@
 Called by the nightly pipeline::
 
     publish_flags(db_url, flags) -> dict    upsert by flag_id: {"new", "updated", "unchanged", "reopened", "retracted"}
-    suppressed_flags(db_url) -> DataFrame   (flag_id, evidence_hash) closed as no issue by every involved council
+    suppressed_flags(db_url, raised) -> DataFrame   of a run's raised flags, those closed as no issue with the same evidence
     purge_closed_flags(db_url, before)      retention: review items closed before a date, with their decisions
 
 Publishing is an upsert that only writes what changed: each flag's published content
@@ -17,7 +17,10 @@ it is un-marked, and counted as updated, if it comes back.
 
 A flag is **suppressed** when it is closed and every involved council closed its part
 with outcome ``no_issue``; if it comes back with a different ``evidence_hash`` it is
-reopened (status ``new``, audited) — the old outcomes stay visible as history.
+reopened (status ``new``, audited) — the old outcomes stay visible as history. The store keeps
+no evidence hash as the pipeline makes it (an unkeyed hash of a few comparison levels, which
+the few thousand level combinations would give back): it keeps a keyed digest of it, bound to
+the flag (``Sealer.evidence_digests``), and compares the pipeline's hash with it.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from review import audit
 from review.db import after_bulk_write, engine_for, migrate, normalise_url, reading, writing
 from review.models import CouncilReview, ReviewItem
 from review.store.common import CHUNK, QUEUE_KEYS
-from review.store.sealing import sealer_for
+from review.store.sealing import evidence_payloads, sealer_for
 
 log = logging.getLogger("review.store")
 
@@ -175,7 +178,7 @@ def _in_batches(session: Session, stmt, rows: list[dict]) -> None:  # noqa: ANN0
 
 def _item_rows(frame: pd.DataFrame, sealed: list[bytes | None], now: datetime) -> pd.DataFrame:
     """review_items columns of published flags: the evidence sealed, the clear JSON dropped."""
-    return frame.drop(columns=["evidence", "_payload"]).assign(evidence_sealed=sealed, updated_at=now)
+    return frame.drop(columns=["evidence", "_payload", "_evidence"]).assign(evidence_sealed=sealed, updated_at=now)
 
 
 def _retract(session: Session, raised: pd.Series, run_tag: str, now: datetime) -> int:
@@ -211,6 +214,8 @@ def publish_flags(db_url: str, flags: pd.DataFrame, actor: str = "pipeline") -> 
     key_id = sealer.active_key_id()
     df["_payload"] = _payloads(df)
     df["content_hash"] = sealer.digests(df["_payload"], key_id)
+    df["_evidence"] = evidence_payloads(df["flag_id"], df["evidence_hash"])  # compared as stored: keyed
+    df["evidence_hash"] = sealer.digests(df["_evidence"], key_id)
     runs = sorted(df["run_id"].dropna().unique().tolist())
     now = datetime.now(timezone.utc)
     with writing(db_url) as session:
@@ -227,22 +232,17 @@ def publish_flags(db_url: str, flags: pd.DataFrame, actor: str = "pipeline") -> 
         both = df[~is_new].merge(old, on="flag_id")
         # Compare each stored digest with tonight's under the key it was made with (after `keys rotate`,
         # an unchanged flag stays as it is rather than counting as changed).
-        same = (both["content_hash"] == both["content_hash_old"]).to_numpy()
-        old_kid = both["content_hash_old"].astype(object).where(both["content_hash_old"].notna(), "")
-        old_kid = old_kid.astype(str).str.split(":", n=1).str[0]
-        for kid in sorted(set(old_kid) - {key_id, ""}):
-            at = (old_kid == kid).to_numpy()
-            same[at] = np.array(sealer.digests(both.loc[at, "_payload"], kid)) == both.loc[at, "content_hash_old"]
+        same = sealer.same_digests(both["_payload"].tolist(), both["content_hash_old"].tolist(), key_id)
         changed = ~same | both["retracted_in_old"].notna().to_numpy()
         upd = both.loc[changed]
         reopened: list[str] = []
-        evidence_moved = upd.loc[(upd["evidence_hash"] != upd["evidence_hash_old"])
-                                 & (upd["status_old"] == "closed"), "flag_id"].tolist()
+        moved = ~sealer.same_digests(upd["_evidence"].tolist(), upd["evidence_hash_old"].tolist(), key_id)
+        evidence_moved = upd.loc[moved & (upd["status_old"] == "closed").to_numpy(), "flag_id"].tolist()
         if evidence_moved:
             reopened = _suppressed_ids(session, evidence_moved)["flag_id"].tolist()
         if len(upd):
             sealed = sealer.seal_many("evidence", upd["flag_id"].tolist(), [e.encode("utf-8") for e in upd["evidence"]])
-            rows = _item_rows(upd[["flag_id", *REFRESHED, "content_hash", "_payload"]], sealed, now)
+            rows = _item_rows(upd[["flag_id", *REFRESHED, "content_hash", "_payload", "_evidence"]], sealed, now)
             _in_batches(session, update(ReviewItem), _records(rows.assign(retracted_in=None)))
             refreshed = QUEUE_KEYS[:-2]  # first_seen never changes; status only by review
             keys = _records(upd[["flag_id", *refreshed]].rename(columns=lambda c: f"b_{c}"))
@@ -276,14 +276,21 @@ def publish_flags(db_url: str, flags: pd.DataFrame, actor: str = "pipeline") -> 
     return counts
 
 
-def suppressed_flags(db_url: str) -> pd.DataFrame:
-    """Flags closed with outcome ``no_issue`` by every involved council: (flag_id, evidence_hash).
-
-    The pipeline may skip raising such a flag again while its evidence_hash is unchanged.
+def suppressed_flags(db_url: str, raised: pd.DataFrame) -> pd.DataFrame:
+    """Of the flags a run raised (``flag_id``, ``evidence_hash`` as the pipeline makes them), those
+    every involved council closed as ``no_issue`` and that come with the same evidence: the
+    pipeline does not raise them again. A flag whose evidence changed is raised (and reopened).
     """
     migrate(db_url)
+    raised = raised[["flag_id", "evidence_hash"]].astype(str)
     with reading(db_url) as session:
-        return _suppressed_ids(session)
+        closed = _suppressed_ids(session)
+    both = raised.reset_index(drop=True).merge(closed.rename(columns={"evidence_hash": "stored"}), on="flag_id")
+    if both.empty:
+        return raised.iloc[:0].reset_index(drop=True)
+    same = sealer_for(db_url).same_digests(evidence_payloads(both["flag_id"], both["evidence_hash"]),
+                                           both["stored"].tolist(), sealer_for(db_url).active_key_id())
+    return both.loc[same, ["flag_id", "evidence_hash"]].reset_index(drop=True)
 
 
 def as_utc(value: datetime | str | None) -> datetime | None:

@@ -29,6 +29,9 @@ import hmac
 import threading
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+import pandas as pd
+
 from anonymise import at_rest
 from anonymise.crypto import read_header, seal, unseal
 from anonymise.errors import TamperedError
@@ -124,6 +127,34 @@ class Sealer:
         kid = key_id or self.active_key_id()
         key = self._digest_key(kid)
         return [f"{kid}:{hmac.new(key, p.encode('utf-8'), hashlib.sha256).hexdigest()}" for p in payloads]
+
+    def evidence_digests(self, flag_ids: Iterable[str], evidence_hashes: Iterable[str],
+                         key_id: str | None = None) -> list[str]:
+        """What the store keeps of each flag's ``evidence_hash``: a keyed digest bound to the flag.
+
+        The pipeline's evidence hash is an unkeyed hash of a few comparison levels, so the few
+        thousand level combinations would give it back, with them the sealed evidence. Keyed, a
+        thief without the KEK learns nothing; bound to the flag id, two flags with the same levels
+        do not even show as alike.
+        """
+        return self.digests(evidence_payloads(flag_ids, evidence_hashes), key_id)
+
+    def same_digests(self, payloads: Sequence[str], stored: Sequence[str | None], active: str) -> np.ndarray:
+        """Whether each payload digests to its stored value, each compared under the key it was
+        made with (after ``keys rotate`` an unchanged value still counts as unchanged)."""
+        stored = pd.Series(list(stored), dtype=object)
+        kid = stored.where(stored.notna(), "").astype(str).str.split(":", n=1).str[0]
+        fresh = np.array(self.digests(payloads, active), dtype=object) if len(payloads) else np.zeros(0, object)
+        same = fresh == stored.to_numpy()
+        for k in sorted(set(kid) - {active, ""}):
+            at = (kid == k).to_numpy()
+            same[at] = np.array(self.digests([payloads[i] for i in np.flatnonzero(at)], k)) == stored[at].to_numpy()
+        return same.astype(bool)
+
+
+def evidence_payloads(flag_ids: Iterable[str], evidence_hashes: Iterable[str]) -> list[str]:
+    """The input of a flag's evidence digest (the ``evidence`` prefix keeps it apart from content digests)."""
+    return [f"evidence\x1f{f}\x1f{h}" for f, h in zip(flag_ids, evidence_hashes)]
 
 
 def decision_ref(flag_id: str, council: str) -> str:

@@ -61,7 +61,8 @@ def test_suppressed_flags_stay_closed_until_evidence_changes(tenancy_home):
     flags = _run(home, "20260103T000000", 2)
     closed = flags.iloc[:3][["flag_id", "evidence_hash"]]
     changed = flags.iloc[3:4][["flag_id"]].assign(evidence_hash="0000000000000000")
-    again = collect_flags(home, "20260103T000000", suppressed=pd.concat([closed, changed]))
+    decided = pd.concat([closed, changed])  # as the review store answers: the raised rows decided with this evidence
+    again = collect_flags(home, "20260103T000000", suppress=lambda raised: raised.merge(decided))
     assert not set(closed.flag_id) & set(again.flag_id)
     assert flags.iloc[3].flag_id in set(again.flag_id)  # evidence differs: raised again
     assert len(again) == len(flags) - 3

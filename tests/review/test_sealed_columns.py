@@ -101,6 +101,36 @@ def test_a_thief_with_the_database_reads_no_note_amount_or_evidence(db_url, flag
     assert NOTE.encode() in _raw(db_url)
 
 
+def test_evidence_hashes_give_the_thief_neither_the_levels_nor_which_flags_are_alike(db_url, flags):
+    """The pipeline's evidence hash is an unkeyed hash of a few levels: a dictionary of every level
+    combination would name each flag's evidence. The store keeps a keyed digest bound to the flag."""
+    from councilmatch.flag_ids import evidence_hash
+
+    store.publish_flags(db_url, flags)
+    levels = [{k: v["level"] for k, v in json.loads(e).items()} for e in flags["evidence"]]
+    assert [evidence_hash(lv) for lv in levels] == flags["evidence_hash"].tolist()  # the recipe the attack relies on
+    with reading(db_url) as s:
+        stored = dict(s.execute(select(ReviewItem.flag_id, ReviewItem.evidence_hash)).all())
+    raw = _raw(db_url)
+    assert [h for h in flags["evidence_hash"] if h.encode() in raw] == []
+    alike = flags[flags["evidence_hash"].duplicated(keep=False)]
+    assert len(alike) >= 2  # flags that share their levels exist ...
+    assert alike["flag_id"].map(stored).nunique() == len(alike)  # ... and their stored digests all differ
+    # the pipeline's hash is still recognised: a flag closed as no issue stays closed
+    row = flags[flags.right_council == CENTRAL].iloc[0]
+    with reading(db_url) as s:
+        version = s.get(ReviewItem, row.flag_id).version
+    with writing(db_url) as s:
+        store.record_decision(s, flag_id=row.flag_id, council=row.left_council, actor="inv",
+                              expected_version=version, outcome="no_issue", amount=None, note=None, close=True)
+    raised = flags[["flag_id", "evidence_hash"]]
+    assert store.suppressed_flags(db_url, raised)["flag_id"].tolist() == [row.flag_id]
+    # the check can fail: a stored digest equal to the unkeyed hash would be found in the dump
+    with writing(db_url) as s:
+        s.execute(update(ReviewItem).where(ReviewItem.flag_id == row.flag_id).values(evidence_hash=row.evidence_hash))
+    assert row.evidence_hash.encode() in _raw(db_url)
+
+
 def test_a_copied_store_without_the_kek_opens_nothing(sqlite_url, flags, tmp_path):
     row = _night_and_decision(sqlite_url, flags)
     engine_for(sqlite_url).dispose()
@@ -160,8 +190,9 @@ def test_the_flag_page_and_dashboard_still_show_note_and_amount(template_db, tmp
     assert not [f for f in (*_forms(NOTE), *_forms(AMOUNT)) if f in raw]
 
 
-def test_migration_0004_seals_an_existing_stores_notes_amounts_and_evidence(db_url, flags):
-    """A store at revision 0003 (clear columns) upgrades with every value sealed and the clear columns gone."""
+def test_migrations_0004_and_0005_seal_an_existing_stores_notes_amounts_and_evidence(db_url, flags):
+    """A store at revision 0003 (clear columns) upgrades with every value sealed, the clear columns gone
+    and the evidence hash keyed."""
     from alembic import command
     from alembic.config import Config
 
@@ -190,9 +221,11 @@ def test_migration_0004_seals_an_existing_stores_notes_amounts_and_evidence(db_u
         mine = store.decisions_of(item, store.sealer_for(db_url), row.left_council)[row.left_council]
         assert (mine.outcome, mine.amount, mine.note) == ("fraud", AMOUNT, NOTE)
         assert [e[0] for e in store.evidence_of(item, store.sealer_for(db_url))] == list(json.loads(row.evidence))
+        # 0005: the evidence hash is kept as a keyed digest bound to the flag
+        assert item.evidence_hash == store.sealer_for(db_url).evidence_digests([row.flag_id], [row.evidence_hash])[0]
     raw = _raw(db_url)
     assert not [f for f in (*_forms(NOTE), *_forms(AMOUNT)) if f in raw]
-    assert row.evidence.encode() not in raw
+    assert row.evidence.encode() not in raw and row.evidence_hash.encode() not in raw
 
 
 def test_after_keys_rotate_old_values_open_new_ones_use_the_new_key_and_nothing_counts_as_changed(sqlite_url, flags,
@@ -217,3 +250,12 @@ def test_after_keys_rotate_old_values_open_new_ones_use_the_new_key_and_nothing_
         blob = s.execute(select(CouncilReview.note_sealed).where(CouncilReview.flag_id == row.flag_id,
                                                                 CouncilReview.council == row.left_council)).scalar_one()
     assert read_header(bytes(blob))["key_id"] == "k2"
+    central = flags[flags.right_council == CENTRAL].iloc[0]  # closed as no issue before the rotation ...
+    with reading(sqlite_url) as s:
+        version = s.get(ReviewItem, central.flag_id).version
+    with writing(sqlite_url) as s:
+        store.record_decision(s, flag_id=central.flag_id, council=central.left_council, actor="inv",
+                              expected_version=version, outcome="no_issue", amount=None, note=None, close=True)
+    assert rotate_keys(Home(tmp_path)) == "k3"  # ... and its evidence digest, made under k1, still matches
+    assert store.suppressed_flags(sqlite_url, flags[["flag_id", "evidence_hash"]])["flag_id"].tolist() == [
+        central.flag_id]

@@ -36,7 +36,7 @@ def test_migrate_is_idempotent_and_creates_tables(db_url):
     review_db._migrated.clear()
     migrate(db_url)  # second run at head: no error, nothing changes
     with reading(db_url) as s:
-        assert s.execute(text("select version_num from alembic_version")).scalar_one() == "0004"
+        assert s.execute(text("select version_num from alembic_version")).scalar_one() == "0005"
         assert s.execute(select(ReviewItem)).first() is None
 
 
@@ -153,11 +153,14 @@ def test_suppressed_needs_every_involved_council_and_reopens_on_new_evidence(db_
     store.publish_flags(db_url, flags)
     cross, deceased = _pick(flags, True), _pick(flags, False)
     _decide(db_url, cross.flag_id, cross.left_council)
-    assert store.suppressed_flags(db_url).empty  # one of two councils closed as no issue: not yet
+    raised = flags[["flag_id", "evidence_hash"]]
+    assert store.suppressed_flags(db_url, raised).empty  # one of two councils closed as no issue: not yet
     _decide(db_url, cross.flag_id, cross.right_council)
     _decide(db_url, deceased.flag_id, deceased.left_council)  # central never reviews
-    got = store.suppressed_flags(db_url).set_index("flag_id")["evidence_hash"].to_dict()
+    got = store.suppressed_flags(db_url, raised).set_index("flag_id")["evidence_hash"].to_dict()
     assert got == {cross.flag_id: cross.evidence_hash, deceased.flag_id: deceased.evidence_hash}
+    other = raised.assign(evidence_hash=raised["evidence_hash"].where(raised["flag_id"] != cross.flag_id, "other"))
+    assert set(store.suppressed_flags(db_url, other)["flag_id"]) == {deceased.flag_id}  # new evidence: raised
 
     same = flags.copy()
     same["run_id"], same["last_seen"] = "2026-11-21", "2026-11-21"
@@ -172,14 +175,14 @@ def test_suppressed_needs_every_involved_council_and_reopens_on_new_evidence(db_
         assert s.get(ReviewItem, deceased.flag_id).status == "closed"
         reopen = s.execute(select(AuditEntry).where(AuditEntry.action == "reopen")).scalars().all()
         assert [e.object for e in reopen] == [f"flag:{cross.flag_id}"]
-    assert set(store.suppressed_flags(db_url)["flag_id"]) == {deceased.flag_id}
+    assert set(store.suppressed_flags(db_url, moved[["flag_id", "evidence_hash"]])["flag_id"]) == {deceased.flag_id}
 
 
 def test_fraud_outcome_is_not_suppressed(db_url, flags):
     store.publish_flags(db_url, flags)
     row = _pick(flags, False)
     _decide(db_url, row.flag_id, row.left_council, outcome="fraud")
-    assert store.suppressed_flags(db_url).empty
+    assert store.suppressed_flags(db_url, flags[["flag_id", "evidence_hash"]]).empty
 
 
 def test_optimistic_locking_refuses_stale_save(db_url, flags):
