@@ -259,6 +259,11 @@ class Comparison:
             n += 1
         return n
 
+    @property
+    def near_miss(self) -> bool:
+        """Whether the comparison has a near-miss level (see ``Level.agrees``)."""
+        return self.agreeing < len(self.levels) - 1
+
     def levels_of(self, pairs: Pairs) -> np.ndarray:
         """Level index per pair (int8), :data:`NULL` where either side lacks the field."""
         out = np.full(len(pairs), len(self.levels) - 1, dtype=np.int8)

@@ -58,9 +58,14 @@ def in_scope(mt: MatchType, inp: LinkInputs, cands: Candidates) -> Candidates:
     if inp.dedupe:
         swap = inp.rank[li] > inp.rank[ri]
         li, ri = np.where(swap, ri, li), np.where(swap, li, ri)
-    same = inp.left_council[li] == inp.right_council[ri]
-    keep = {"different_councils": ~same, "same_council": same, "any": np.ones(len(li), bool)}[mt.scope]
+    keep = scope_mask(mt, inp, li, ri)
     return Candidates(li[keep], ri[keep], rule[keep])
+
+
+def scope_mask(mt: MatchType, inp: LinkInputs, li: np.ndarray, ri: np.ndarray) -> np.ndarray:
+    """Which pairs (left index, right index) lie in the match type's scope (same council or not)."""
+    same = inp.left_council[li] == inp.right_council[ri]
+    return {"different_councils": ~same, "same_council": same, "any": np.ones(len(li), bool)}[mt.scope]
 
 
 def training_candidates(mt: MatchType, inp: LinkInputs, rules: list[list[str]], cap: int

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from matching.comparisons import NULL, Comparison, Pairs
+from matching.em import level_weights
 
 
 @dataclass
@@ -43,16 +44,25 @@ class FittedModel:
     #: comparison name -> u per level among different people who agree on its ``given``
     #: columns (used for the pairs that agree on them; see training.conditional_u)
     u_given: dict[str, np.ndarray] = field(default_factory=dict)
+    #: agreement levels weigh at least 0 (u from random pairs; see matching.em.project_monotone).
+    #: Not for a model whose u is measured among the candidates themselves (the household
+    #: model: among people at one address, "born in the same year" is rarer for one person's
+    #: two records than for two residents, and rightly counts against)
+    agreement_floor: bool = True
+
+    def weights_of(self, m: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """log2(m/u) per level, agreement levels floored at 0 if the model says so."""
+        return level_weights(m, u) if self.agreement_floor else np.log2(m / u)
 
     def weights(self) -> list[np.ndarray]:
-        return [np.log2(m / u) for m, u in zip(self.m, self.u)]
+        return [self.weights_of(m, u) for m, u in zip(self.m, self.u)]
 
     def given_weights(self, k: int) -> np.ndarray | None:
         """Comparison ``k``'s level weights for pairs agreeing on its ``given`` columns."""
         comp = self.comparisons[k]
         if comp.name not in self.u_given:
             return None
-        return np.log2(self.m[k] / self.u_given[comp.name])
+        return self.weights_of(self.m[k], self.u_given[comp.name])
 
     def to_json(self) -> dict:
         comps = []
@@ -68,15 +78,16 @@ class FittedModel:
             })
             if comp.name in self.u_given:
                 comps[-1]["given"] = list(comp.given)
-                for level, ug in zip(comps[-1]["levels"], self.u_given[comp.name]):
+                given = self.u_given[comp.name]
+                for level, ug, wg in zip(comps[-1]["levels"], given, self.weights_of(m, given)):
                     level["u_given"] = float(ug)
-                    level["weight_given"] = float(np.log2(level["m"] / ug))
+                    level["weight_given"] = float(wg)
         for entry in comps:
             if entry["name"] in self.caps:
                 entry["cap"] = self.caps[entry["name"]]
         out = {"lambda": self.lam, "prior_weight": float(np.log2(self.lam / (1 - self.lam))),
                "iterations": self.iterations, "training_pairs": self.training_pairs,
-               "random_pairs": self.random_pairs, "comparisons": comps}
+               "random_pairs": self.random_pairs, "agreement_floor": self.agreement_floor, "comparisons": comps}
         if self.fit_check is not None:
             out["fit_check"] = self.fit_check.to_json()
         if self.patterns:
@@ -99,7 +110,9 @@ class FittedModel:
         return cls(comparisons, m, u, float(data["lambda"]), data.get("iterations", 0),
                    data.get("training_pairs", 0), data.get("random_pairs", 0), caps=caps,
                    patterns={str(k): float(v) for k, v in data.get("patterns", {}).items()},
-                   u_given=u_given)
+                   u_given=u_given,
+                   # a model saved before the field held m ≥ u wherever its u came from random pairs
+                   agreement_floor=bool(data.get("agreement_floor", False)))
 
 
 def comparison_vectors(comparisons: list[Comparison], pairs: Pairs) -> np.ndarray:

@@ -32,10 +32,13 @@ from recordlinkage.index import Random
 
 from councilmatch.contracts import BLOOM_SALT_TOKENS
 from matching.comparisons import NULL, Comparison, DiceAtLeast, Pairs, Same, Side
-from matching.em import fit_em, fit_lambda, fit_lambda_one_to_one, fit_m, normalise, project_monotone
-from matching.inputs import POOL, LinkInputs, training_candidates
+from matching.em import (fit_em, fit_lambda, fit_lambda_one_to_one, fit_m, level_weights, normalise,
+                         project_monotone)
+from matching.inputs import POOL, LinkInputs, scope_mask, training_candidates
 from matching.matchtype import Linkage, MatchType, TrainingSettings
 from matching.model import FittedModel, agreement_patterns, comparison_vectors, score, tf_tables
+
+LN2 = math.log(2.0)  # level weights are in bits; likelihood ratios here in nats
 
 #: the bound leaves a single field this many bits short of the threshold
 CAP_MARGIN_BITS = 1.0
@@ -200,13 +203,13 @@ MIN_PRESENT_PAIRS = 200
 
 
 def _teach(gammas: np.ndarray, unblocked: list[int], n_levels: list[int], u: list[np.ndarray],
-           m_start: list[np.ndarray], settings: TrainingSettings
+           m_start: list[np.ndarray], settings: TrainingSettings, lift: list[bool]
            ) -> dict[int, tuple[float, np.ndarray]]:
     """EM over one set of pairs on its informative unblocked comparisons: {k: (λ, m_k)}."""
     free = [k for k in unblocked if _informative(gammas, k)]
     if len(free) < 2:
         return {}
-    result = fit_m(gammas, n_levels, u, _starts(m_start, u, n_levels), free, settings.em)
+    result = fit_m(gammas, n_levels, u, _starts(m_start, u, n_levels), free, settings.em, lift)
     if result.lam * len(gammas) < MIN_EXPECTED_MATCHES:
         return {}
     return {k: (result.lam, result.m[k]) for k in free}
@@ -270,7 +273,8 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
     """
     n_levels = [len(c.levels) for c in comparisons]
     best: list[tuple[float, np.ndarray] | None] = [None] * len(comparisons)
-    anchored = [k for k, c in enumerate(comparisons) if c.agreeing < len(c.levels) - 1]
+    anchored = [k for k, c in enumerate(comparisons) if c.near_miss]
+    lift = [c.near_miss for c in comparisons]  # see matching.em.project_monotone
     # per anchored comparison: (pair code, level) of the anchors each rule found; a pair found by
     # several rules is counted once
     anchors: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in anchored}
@@ -285,20 +289,20 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
                 rows = np.flatnonzero(anchor_levels(gammas, k))
                 codes = pairs.li[rows].astype(np.int64) * np.int64(pairs.right.n) + pairs.ri[rows]
                 anchors[k].append((codes, gammas[rows, k].astype(np.int64)))
-        taught = _teach(gammas, unblocked, n_levels, u, m_start, settings)
+        taught = _teach(gammas, unblocked, n_levels, u, m_start, settings, lift)
         # a field only some data sets carry (a NINO, an email) is present in few of a rule's
         # pairs: EM over all of them leaves it out, and it would keep its documented start
         # whatever the data say. Learn it from the pairs that carry it, where it is informative.
         for k in unblocked:
             present = gammas[:, k] != NULL
             if k not in taught and MIN_PRESENT_PAIRS <= present.sum() < len(gammas):
-                sub = _teach(gammas[present], unblocked, n_levels, u, m_start, settings)
+                sub = _teach(gammas[present], unblocked, n_levels, u, m_start, settings, lift)
                 if k in sub:
                     taught[k] = sub[k]
         for k, (lam, mk) in taught.items():
             if best[k] is None or lam > best[k][0]:
                 best[k] = (lam, mk)
-    m = [project_monotone(b[1] if b is not None else m_start[k], u[k]) for k, b in enumerate(best)]
+    m = [project_monotone(b[1] if b is not None else m_start[k], u[k], lift[k]) for k, b in enumerate(best)]
     for k in anchored:
         codes = np.concatenate([c for c, _ in anchors[k]]) if anchors[k] else np.zeros(0, np.int64)
         levels = np.concatenate([lv for _, lv in anchors[k]]) if anchors[k] else np.zeros(0, np.int64)
@@ -360,10 +364,16 @@ def caps_for(model: FittedModel, threshold: float) -> dict[str, float]:
 
 
 def check_fit(model: FittedModel, rand: Pairs, threshold: float, expected_matches: float, records: int,
-              settings: TrainingSettings) -> list[str]:
-    """The reasons the model is degenerate (empty: it passed)."""
+              settings: TrainingSettings, in_scope: np.ndarray | None = None) -> list[str]:
+    """The reasons the model is degenerate (empty: it passed).
+
+    ``in_scope``: which random pairs lie in the match type's scope. Only those count as flagged:
+    λ counts the matches in scope, and a person's two records in two councils, say, are a
+    true match a same-council type's random pairs may well draw (and should score high).
+    """
     reasons = []
-    flagged = int((score(model, rand).probability >= threshold).sum()) if len(rand) else 0
+    keep = np.ones(len(rand), dtype=bool) if in_scope is None else in_scope
+    flagged = int(((score(model, rand).probability >= threshold) & keep).sum()) if len(rand) else 0
     allowed = settings.random_pair_tolerance * model.lam * len(rand) + 3
     model.fit_stats = {"random_pairs_scored": len(rand), "random_pairs_flagged": flagged,
                        "random_pairs_expected": float(model.lam * len(rand))}
@@ -456,16 +466,20 @@ def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: P
         expected = _expected_matches(train_pairs, train_gammas, m, u, inp.dedupe, settings) / fraction
         lam = float(np.clip(expected / max(inp.all_pairs, 1), 1e-12, 0.5))
         u = without_matches(u, m, lam)
-    model = _bounded(FittedModel(comps, m, u, lam, 0, len(train_pairs), len(rand)), linkage, inp)
-    reasons = check_fit(model, rand, linkage.threshold, expected, inp.records, settings)
+    floor = linkage.u_from != "em"
+    model = _bounded(FittedModel(comps, m, u, lam, 0, len(train_pairs), len(rand), agreement_floor=floor),
+                     linkage, inp)
+    in_scope = scope_mask(mt, inp, rand.li, rand.ri)
+    reasons = check_fit(model, rand, linkage.threshold, expected, inp.records, settings, in_scope)
     fallback = False
     if reasons and linkage.u_from != "em":
         fallback = True
-        m = [project_monotone(mk, uk) for mk, uk in zip(linkage.m_starts(), u)]
+        m = [project_monotone(mk, uk, c.near_miss) for mk, uk, c in zip(linkage.m_starts(), u, comps)]
         expected = _expected_matches(train_pairs, train_gammas, m, u, inp.dedupe, settings) / fraction
         lam = float(np.clip(expected / max(inp.all_pairs, 1), 1e-12, 0.5))
-        model = _bounded(FittedModel(comps, m, u, lam, 0, len(train_pairs), len(rand)), linkage, inp)
-        again = check_fit(model, rand, linkage.threshold, expected, inp.records, settings)
+        model = _bounded(FittedModel(comps, m, u, lam, 0, len(train_pairs), len(rand), agreement_floor=floor),
+                         linkage, inp)
+        again = check_fit(model, rand, linkage.threshold, expected, inp.records, settings, in_scope)
         if again:
             raise DegenerateFit(f"match type {mt.id}: the trained model is degenerate ({'; '.join(reasons)}) "
                                 f"and so is the fallback to documented priors ({'; '.join(again)})")
@@ -491,7 +505,7 @@ def _expected_matches(pairs: Pairs, gammas: np.ndarray, m: list[np.ndarray], u: 
     for k in range(gammas.shape[1]):
         g = gammas[:, k]
         known = g != NULL
-        llr[known] += np.log(m[k][g[known]]) - np.log(u[k][g[known]])
+        llr[known] += LN2 * level_weights(m[k], u[k])[g[known]]
     return fit_lambda_one_to_one(llr, pairs.li, pairs.ri, settings.em)
 
 
@@ -553,7 +567,7 @@ def conditional_u(model: FittedModel, left: Side, right: Side, dedupe: bool, n: 
                 for i, j in enumerate(use):
                     g = gammas[:, j]
                     known = g != NULL
-                    llr[known] += np.log(model.m[j][g[known]]) - np.log(u_use[i][g[known]])
+                    llr[known] += LN2 * model.weights_of(model.m[j], u_use[i])[g[known]]
                 non_match = 1.0 - 1.0 / (1.0 + np.exp(-np.clip(llr, -700, 700)))
             g = gammas[:, k]
             known = g != NULL

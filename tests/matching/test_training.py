@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from matching.em import EMSettings, fit_m, project_monotone
+from matching.em import EMSettings, fit_m, level_weights, project_monotone
 from matching.linker import DegenerateFit, LinkInputs, train
 from matching.matchtype import COMPARISON_SETTINGS, Linkage, MatchType
 from matching.model import FittedModel
@@ -19,6 +19,39 @@ def test_projection_makes_evidence_monotone_and_agreement_positive():
     assert np.all(np.diff(w) <= 1e-9), w  # never rises from one level to the next
     assert np.all(w[:-1] >= -1e-9), w  # agreement is never evidence against
     assert abs(p.sum() - 1) < 1e-9
+
+
+def test_a_level_held_at_zero_takes_no_mass_from_different_unless_it_is_a_near_miss():
+    """u of a weak agreement level ("same postcode district") can be a fifth of random pairs.
+    Lifting its m to u used to empty "different" (a different address at −19.5 bits on FEBRL2,
+    one field outweighing name, date of birth and id); now the floor is on the weight."""
+    u = np.array([0.01, 0.2, 0.79])  # exact, weak agreement, different
+    m = np.array([0.9, 0.01, 0.09])
+    kept = project_monotone(m, u, lift=False)
+    assert kept[-1] > 0.05 and abs(kept.sum() - 1) < 1e-9
+    w = level_weights(kept, u)
+    assert w[1] == 0.0 and w[0] > 0 and w[-1] > -4, w  # agreement floored at 0; "different" a few bits
+    assert np.all(np.diff(w) <= 1e-9), w
+    lifted = project_monotone(m, u)  # a near miss (same initial) still takes its lift out of "different"
+    assert lifted[1] >= u[1] - 1e-12 and lifted[-1] < 1e-3
+
+
+def test_the_household_model_keeps_agreement_that_counts_against():
+    """Only a model whose u comes from random pairs floors agreement at 0 (and says so in its JSON)."""
+    from matching.comparisons import date_of_birth
+
+    comp = date_of_birth()
+    n = len(comp.levels)
+    m, u = np.full(n, 1.0 / n), np.full(n, 1.0 / n)
+    m[-2], u[-2] = 0.01, 0.3  # "same year": rarer for one person's records than for two residents
+    m, u = m / m.sum(), u / u.sum()
+    floored = FittedModel([comp], [m], [u], 0.1)
+    household = FittedModel([comp], [m], [u], 0.1, agreement_floor=False)
+    assert floored.weights()[0][-2] == 0.0 and household.weights()[0][-2] < -3
+    again = FittedModel.from_json(household.to_json(), [comp])
+    assert not again.agreement_floor and again.weights()[0][-2] < -3
+    saved_before = {k: v for k, v in floored.to_json().items() if k != "agreement_floor"}
+    assert not FittedModel.from_json(saved_before, [comp]).agreement_floor  # old models scored as they were
 
 
 def test_projection_keeps_an_already_monotone_m():
