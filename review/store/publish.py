@@ -232,11 +232,13 @@ def publish_flags(db_url: str, flags: pd.DataFrame, actor: str = "pipeline") -> 
         both = df[~is_new].merge(old, on="flag_id")
         # Compare each stored digest with tonight's under the key it was made with (after `keys rotate`,
         # an unchanged flag stays as it is rather than counting as changed).
-        same = sealer.same_digests(both["_payload"].tolist(), both["content_hash_old"].tolist(), key_id)
+        same = sealer.same_digests(both["_payload"].tolist(), both["content_hash_old"].tolist(), key_id,
+                                   both["content_hash"].tolist())
         changed = ~same | both["retracted_in_old"].notna().to_numpy()
         upd = both.loc[changed]
         reopened: list[str] = []
-        moved = ~sealer.same_digests(upd["_evidence"].tolist(), upd["evidence_hash_old"].tolist(), key_id)
+        moved = ~sealer.same_digests(upd["_evidence"].tolist(), upd["evidence_hash_old"].tolist(), key_id,
+                                     upd["evidence_hash"].tolist())
         evidence_moved = upd.loc[moved & (upd["status_old"] == "closed").to_numpy(), "flag_id"].tolist()
         if evidence_moved:
             reopened = _suppressed_ids(session, evidence_moved)["flag_id"].tolist()

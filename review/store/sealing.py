@@ -139,13 +139,16 @@ class Sealer:
         """
         return self.digests(evidence_payloads(flag_ids, evidence_hashes), key_id)
 
-    def same_digests(self, payloads: Sequence[str], stored: Sequence[str | None], active: str) -> np.ndarray:
+    def same_digests(self, payloads: Sequence[str], stored: Sequence[str | None], active: str,
+                     fresh: Sequence[str] | None = None) -> np.ndarray:
         """Whether each payload digests to its stored value, each compared under the key it was
-        made with (after ``keys rotate`` an unchanged value still counts as unchanged)."""
+        made with (after ``keys rotate`` an unchanged value still counts as unchanged).
+        ``fresh``: the payloads' digests under ``active``, if already made."""
         stored = pd.Series(list(stored), dtype=object)
         kid = stored.where(stored.notna(), "").astype(str).str.split(":", n=1).str[0]
-        fresh = np.array(self.digests(payloads, active), dtype=object) if len(payloads) else np.zeros(0, object)
-        same = fresh == stored.to_numpy()
+        if fresh is None:
+            fresh = self.digests(payloads, active)
+        same = np.array(list(fresh), dtype=object) == stored.to_numpy()
         for k in sorted(set(kid) - {active, ""}):
             at = (kid == k).to_numpy()
             same[at] = np.array(self.digests([payloads[i] for i in np.flatnonzero(at)], k)) == stored[at].to_numpy()
