@@ -13,6 +13,7 @@ fields, the key and the minimisation policy, and reuse requires the same key id 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -22,18 +23,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-import datetime as dt
-
 from councilmatch.home import Home
 from councilmatch.safepath import path_inside
-from ingest.extract import AcceptedRows, PreviousRows, RowMemory
+from ingest.extract import AcceptedRows, PreviousRows, RowMemory, vault_text
 
 from anonymise import at_rest
 from anonymise.keys import Keyring
 from anonymise.minimise import Policy, minimise
 from anonymise.pseudonymised import read_pseudonymised
 from anonymise.tokens import pseudonymise
-from anonymise.vault import Vault, _as_text
+from anonymise.vault import Vault
 
 ROW_DIGEST_PURPOSE = "row_digest"
 RAW_DIGEST_PURPOSE = "raw_row_digest"
@@ -149,7 +148,7 @@ def vault_rows(fresh: pd.DataFrame, rows: AcceptedRows, memory: RowMemory, vault
         raise RuntimeError("rows were skipped without a previous vault entry to take them from")
     old = memory.previous.vault.iloc[origin[skipped]]
     text = "string[pyarrow]"  # as the vault keeps them (dates as YYYY-MM-DD text), as read_extract gives them
-    fresh = pd.DataFrame({c: _as_text(fresh[c]).astype(text) if c in fresh.columns
+    fresh = pd.DataFrame({c: vault_text(fresh[c]) if c in fresh.columns
                           else pd.Series(pd.NA, index=fresh.index, dtype=text) for c in old.columns}, index=fresh.index)
     frame = pd.concat([fresh.set_axis(np.flatnonzero(~skipped)), old.set_axis(np.flatnonzero(skipped))]
                       ).sort_index().reset_index(drop=True)

@@ -34,6 +34,7 @@ from councilmatch.contracts import IDENTIFIERS, REFERENCE
 from councilmatch.fileio import atomic_write
 from councilmatch.home import Home
 from councilmatch.safepath import path_inside
+from ingest.extract import vault_text
 
 INDEX_PURPOSE = "vault_index"
 VAULT_COLUMNS: tuple[str, ...] = REFERENCE + IDENTIFIERS
@@ -42,24 +43,9 @@ VAULT_COLUMNS: tuple[str, ...] = REFERENCE + IDENTIFIERS
 class RecordNotFound(AnonymiseError, KeyError):
     """No vaulted record has this council and record id."""
 
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-def _as_text(col: pd.Series) -> pd.Series:
-    """Clear values as strings (dates as YYYY-MM-DD), missing as None."""
-    if pd.api.types.is_datetime64_any_dtype(col):
-        text = col.dt.strftime("%Y-%m-%d")
-    else:
-        text = col.astype("string")
-    return text.astype(object).where(text.notna(), None)
-
-
-def _arrow_text(col: pd.Series) -> pd.Series:
-    """``_as_text`` as Arrow-backed strings (dates as YYYY-MM-DD), missing as NA."""
-    if pd.api.types.is_datetime64_any_dtype(col):
-        col = col.dt.strftime("%Y-%m-%d")
-    return col.astype("string[pyarrow]")
 
 
 class Vault:
@@ -102,7 +88,7 @@ class Vault:
         if blob_path.exists() and index_path.exists():
             return blob_path
         n = len(canonical)
-        clear = pd.DataFrame({c: (_arrow_text(canonical[c]) if c in canonical.columns
+        clear = pd.DataFrame({c: (vault_text(canonical[c]) if c in canonical.columns
                                   else pd.Series(pd.NA, index=canonical.index, dtype="string[pyarrow]"))
                               for c in VAULT_COLUMNS}, index=canonical.index).reset_index(drop=True)
         buf = io.BytesIO()

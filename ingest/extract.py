@@ -395,8 +395,9 @@ def raw_row_digests(frame: pd.DataFrame, resolved: dict[str, list[str]], duplica
     return digests
 
 
-def _as_text(col: pd.Series) -> pd.Series:
-    """As the vault keeps a value (``anonymise.vault``): dates as YYYY-MM-DD text; Arrow-backed."""
+def vault_text(col: pd.Series) -> pd.Series:
+    """A clear value as the vault keeps it (``anonymise.vault``): dates as YYYY-MM-DD text,
+    Arrow-backed strings, missing as NA."""
     text = col.dt.strftime("%Y-%m-%d") if pd.api.types.is_datetime64_any_dtype(col) else col
     return text.astype("string[pyarrow]")
 
@@ -622,7 +623,7 @@ def ingest_extract(
     # some rows were skipped: the profile and the placeholder rules see every accepted row, the
     # skipped ones as they were vaulted (text), the fresh ones turned into the same form
     fresh_frame = result.vault_frame()
-    fresh_text = pd.DataFrame({c: _as_text(fresh_frame[c]) for c in IDENTIFIERS + ("record_id",)})
+    fresh_text = pd.DataFrame({c: vault_text(fresh_frame[c]) for c in IDENTIFIERS + ("record_id",)})
     for fld in _NON_IDENTIFYING_DATES:
         fresh_text[fld] = fresh_frame[fld]
     reused = pd.concat(reused_parts, ignore_index=True)[list(fresh_text.columns)]
@@ -642,4 +643,4 @@ def ingest_extract(
 
 
 __all__ = ["AcceptedRows", "ExtractError", "IngestResult", "PreviousRows", "RowMemory", "file_checksum", "ingest_extract",
-           "raw_row_digests"]
+           "raw_row_digests", "vault_text"]

@@ -67,7 +67,7 @@ def project_monotone(m: np.ndarray, u: np.ndarray, lift: bool = True) -> np.ndar
     household) it is as common as among random pairs, and taking its lift out of "different"
     keeps a wholly different forename strong evidence against. Anywhere else it would empty
     "different" of a mass the data gave it (on FEBRL2 it put a different address at −19.5
-    bits, one field outweighing an exact name, date of birth and id), so without ``lift`` the
+    bits, one field outweighing an exact surname, date of birth and id), so without ``lift`` the
     fit stays as the data say and "agreement is never evidence against" is applied to the
     weight instead (:func:`level_weights`).
     """

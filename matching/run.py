@@ -574,8 +574,6 @@ def _previous_records(home: Home, previous: dict[str, Any], dataset: str, dirty:
 def _dirty_rows_of(home: Home, files: list[Path], dirty: np.ndarray, columns: list[str]) -> pd.DataFrame:
     """The rows of ``files`` whose reference is in ``dirty``, with only ``columns`` (plus the
     reference and key id): the key ids are checked as ``read_inputs`` does."""
-    from anonymise import at_rest
-
     wanted = list(dict.fromkeys(["council", "dataset", "record_id", "key_id", *columns]))
     key_files: dict[str, list[str]] = {}
     parts = []

@@ -273,8 +273,8 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
     """
     n_levels = [len(c.levels) for c in comparisons]
     best: list[tuple[float, np.ndarray] | None] = [None] * len(comparisons)
-    anchored = [k for k, c in enumerate(comparisons) if c.near_miss]
     lift = [c.near_miss for c in comparisons]  # see matching.em.project_monotone
+    anchored = [k for k, near_miss in enumerate(lift) if near_miss]
     # per anchored comparison: (pair code, level) of the anchors each rule found; a pair found by
     # several rules is counted once
     anchors: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in anchored}
@@ -364,7 +364,7 @@ def caps_for(model: FittedModel, threshold: float) -> dict[str, float]:
 
 
 def check_fit(model: FittedModel, rand: Pairs, threshold: float, expected_matches: float, records: int,
-              settings: TrainingSettings, in_scope: np.ndarray | None = None) -> list[str]:
+              settings: TrainingSettings, in_scope: np.ndarray) -> list[str]:
     """The reasons the model is degenerate (empty: it passed).
 
     ``in_scope``: which random pairs lie in the match type's scope. Only those count as flagged:
@@ -372,8 +372,7 @@ def check_fit(model: FittedModel, rand: Pairs, threshold: float, expected_matche
     true match a same-council type's random pairs may well draw (and should score high).
     """
     reasons = []
-    keep = np.ones(len(rand), dtype=bool) if in_scope is None else in_scope
-    flagged = int(((score(model, rand).probability >= threshold) & keep).sum()) if len(rand) else 0
+    flagged = int(((score(model, rand).probability >= threshold) & in_scope).sum()) if len(rand) else 0
     allowed = settings.random_pair_tolerance * model.lam * len(rand) + 3
     model.fit_stats = {"random_pairs_scored": len(rand), "random_pairs_flagged": flagged,
                        "random_pairs_expected": float(model.lam * len(rand))}

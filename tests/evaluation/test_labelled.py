@@ -22,7 +22,7 @@ def test_febrl_through_pseudonyms():
 
 def test_one_differing_field_is_not_a_veto():
     """FEBRL2's duplicates sometimes move: a different address must count against a match by a few
-    bits, not outweigh an exact name, date of birth and id (it was −19.5 bits before the agreement
+    bits, not outweigh an exact surname, date of birth and id (it was −19.5 bits before the agreement
     floor moved from m to the weight)."""
     ev = evaluate_set(febrl_task("febrl2"), use_id=True)
     weights = {c["name"]: {lv["label"]: lv["weight"] for lv in c["levels"]} for c in ev.model["comparisons"]}

@@ -24,7 +24,7 @@ def test_projection_makes_evidence_monotone_and_agreement_positive():
 def test_a_level_held_at_zero_takes_no_mass_from_different_unless_it_is_a_near_miss():
     """u of a weak agreement level ("same postcode district") can be a fifth of random pairs.
     Lifting its m to u used to empty "different" (a different address at −19.5 bits on FEBRL2,
-    one field outweighing name, date of birth and id); now the floor is on the weight."""
+    one field outweighing an exact surname, date of birth and id); now the floor is on the weight."""
     u = np.array([0.01, 0.2, 0.79])  # exact, weak agreement, different
     m = np.array([0.9, 0.01, 0.09])
     kept = project_monotone(m, u, lift=False)
