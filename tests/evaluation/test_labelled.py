@@ -27,7 +27,8 @@ def test_one_differing_field_is_not_a_veto():
     ev = evaluate_set(febrl_task("febrl2"), use_id=True)
     weights = {c["name"]: {lv["label"]: lv["weight"] for lv in c["levels"]} for c in ev.model["comparisons"]}
     assert -12 < weights["address"]["different"] < -2, weights["address"]
-    assert ev.metrics.f1 >= 0.996, ev.metrics.line()
+    # F1 moves with the random key (0.9956-0.9969 measured); the key-stability goal is +-0.005
+    assert ev.metrics.f1 >= 0.994, ev.metrics.line()
 
 
 def test_same_data_under_different_keys_scores_within_half_a_point():
