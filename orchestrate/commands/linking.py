@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from orchestrate.commands.options import HomeOption, resolve_home
 
@@ -31,7 +31,8 @@ def matchtypes_list(home: HomeOption = None) -> None:
     except MatchTypeError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1)
-    table = Table("id", "priority", "left ↔ right", "scope", "link", "conditions", "source")
+    # ids are what officers type next (`matchtypes check`, YAML overrides): never wrapped
+    table = Table(Column("id", no_wrap=True), "priority", "left ↔ right", "scope", "link", "conditions", "source")
     for mt in types.values():
         table.add_row(mt.id, str(mt.priority), f"{mt.left} ↔ {mt.right}", mt.scope, mt.link,
                       ", ".join(mt.conditions), source_of(h, mt.id))
