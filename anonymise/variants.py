@@ -203,6 +203,7 @@ BLOOM_VARIANTS: dict[str, tuple[str, Variant]] = {
 EDIT_VARIANTS: dict[str, tuple[str, Variant]] = {
     "ed_forename": ("edits_forename", VARIANTS["t_forename"]),
     "ed_surname": ("edits_surname", VARIANTS["t_surname"]),
+    "ed_nino": ("edits_nino", VARIANTS["t_nino"]),
 }
 
 

@@ -177,10 +177,12 @@ BLOOM_BYTES: dict[str, int] = {
 #: Keyed one-edit neighbourhoods (anonymise.encodings.edit_neighbourhoods): fixed-length
 #: bytes, sorted 4-byte keyed hashes of the name and of each one-letter deletion of it;
 #: all-zero bytes means missing. Two names one keystroke apart share an entry. Unsalted,
-#: so a typo is still seen when the salted name filters cannot be compared.
+#: so a typo is still seen when the salted name filters cannot be compared. The National
+#: Insurance number has one too: a mistyped or transposed digit is a common keying error.
 EDIT_BYTES: dict[str, int] = {
     "ed_forename": 64,
     "ed_surname": 64,
+    "ed_nino": 48,
 }
 
 #: Every fixed-length bytes column of the pseudonymised record.

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from anonymise.keys import Keyring, KeyVersion
-from anonymise.tokens import pseudonymise, token_values
+from anonymise.tokens import pseudonymise
 from councilmatch.contracts import MAPPABLE_FIELDS
 from ingest import standardise as std
 from ingest.placeholders import without_placeholders
@@ -44,7 +44,7 @@ DEFAULT_COMPARISONS: list[dict] = [
     # a household shares its surname: at one address an exact surname is weak evidence
     {"use": "name", "field": "surname", "given": ["t_address"]},
     {"use": "date_of_birth", "given": ["t_address"]},  # twins share a home and a birthday
-    {"use": "exact", "column": "t_nino", "name": "nino"},
+    {"use": "exact", "column": "t_nino", "name": "nino", "edits": "ed_nino"},
     {"use": "address"},
     # {"use": "postcode"},
 ]
@@ -182,14 +182,12 @@ def canonical(frame: pd.DataFrame, mapping: dict[str, list[str]], record_id: str
 
 
 def pseudonymise_for_eval(canon: pd.DataFrame, keyring, id_values: pd.Series | None = None) -> pd.DataFrame:
-    """Pseudonymise; an extra person id (e.g. FEBRL soc_sec_id) goes into t_nino under its own purpose."""
-    pseudo = pseudonymise(canon, keyring, extract_id="evaluation")
+    """Pseudonymise; an extra person id (e.g. FEBRL soc_sec_id) is tokenised as the NINO is
+    (t_nino and its edit neighbourhood ed_nino), without the NINO's format check."""
     if id_values is not None:
         values = id_values.astype("string").str.strip().str.replace(r"\s+", "", regex=True)
-        values = values.mask(values == "").astype(object).where(values.notna(), None)
-        pseudo["t_nino"] = token_values(pd.Series(values.to_numpy(), dtype=object),
-                                        keyring.subkey("evaluation_person_id"))
-    return pseudo
+        canon = canon.assign(nino=values.mask(values == "").to_numpy())
+    return pseudonymise(canon, keyring, extract_id="evaluation")
 
 
 #: pairs below this probability are not kept (they only matter to the best-threshold sweep)

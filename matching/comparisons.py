@@ -410,14 +410,21 @@ _EXACT_WORDS = {
 }
 
 
-def exact(column: str, name: str | None = None, tf: bool = False) -> Comparison:
-    """Any single token column: identical or different."""
+def exact(column: str, name: str | None = None, tf: bool = False, edits: str | None = None) -> Comparison:
+    """Any single token column: identical, [one keystroke apart], different.
+
+    ``edits`` names the column's keyed edit neighbourhood (e.g. ``ed_nino``): a reference
+    number keyed with one digit wrong or two swapped is then a near miss of its own, not
+    the strong evidence against a match that a wholly different one is.
+    """
     what = _EXACT_WORDS.get(column, column)
     label = name or column.removeprefix("t_")
-    return Comparison(label, f"Compares the {what}.", (
-        Level("exact", f"the {what} is identical", Same(column), 0.9, tf_column=column if tf else None),
-        Level("different", f"the {what} is different", None, 0.1),
-    ), present=(column,))
+    levels = [Level("exact", f"the {what} is identical", Same(column), 0.9, tf_column=column if tf else None)]
+    if edits:
+        levels.append(Level("one edit", f"the {what}s are one keystroke apart (a character added, dropped or "
+                            "changed, or two swapped)", OneEdit(edits), 0.03))
+    levels.append(Level("different", f"the {what} is different", None, 0.07 if edits else 0.1))
+    return Comparison(label, f"Compares the {what}.", tuple(levels), present=(column,))
 
 
 #: name used in YAML -> factory (keyword arguments come from the YAML entry)

@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
-from councilmatch.contracts import DATASETS, TOKEN_COLUMNS
+from councilmatch.contracts import DATASETS, EDIT_BYTES, TOKEN_COLUMNS
 from councilmatch.fileio import YamlModelError, parse_yaml_model, yaml_line
 from matching.comparisons import LIBRARY, Comparison
 from matching.conditions import CONDITIONS
@@ -26,6 +26,7 @@ SHIPPED = Path(__file__).parent / "matchtypes"
 
 #: a token column name (so a typo is reported at its own line)
 TokenColumn = Literal[tuple(TOKEN_COLUMNS)]  # type: ignore[valid-type]
+EditColumn = Literal[tuple(EDIT_BYTES)]  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
@@ -123,15 +124,18 @@ class PostcodeComparison(_ComparisonSettings):
 
 
 class ExactComparison(_ComparisonSettings):
-    """``{use: exact, column: t_nino, name: nino}``: identical or different."""
+    """``{use: exact, column: t_nino, name: nino, edits: ed_nino}``: identical, [one keystroke
+    apart], different."""
 
     use: Literal["exact"]
     column: TokenColumn
     #: term-frequency adjust the exact level
     tf: bool = False
+    #: the column's keyed edit neighbourhood: adds a "one edit" level (a mistyped digit)
+    edits: EditColumn | None = None
 
     def _factory_kwargs(self) -> dict[str, Any]:
-        return {"column": self.column, "name": self.name, "tf": self.tf}
+        return {"column": self.column, "name": self.name, "tf": self.tf, "edits": self.edits}
 
 
 #: one entry of a linkage's ``comparisons:``; ``use`` picks the typed settings

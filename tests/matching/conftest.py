@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from councilmatch.contracts import BLOOM_BYTES, NON_IDENTIFYING, TOKEN_COLUMNS
+from councilmatch.contracts import BLOOM_BYTES, EDIT_BYTES, NON_IDENTIFYING, TOKEN_COLUMNS
 
 KEY = b"test-key"
 
@@ -34,6 +34,16 @@ def bloom(value, column: str) -> bytes:
     if not value:
         return bytes(settings.nbytes)
     return bloom_encode(pd.Series([value]), KEY + column.encode(), settings)[0].tobytes()
+
+
+def edits(value, column: str) -> bytes:
+    """The project's keyed one-edit neighbourhood (anonymise.encodings) of one value."""
+    from anonymise.encodings import edit_neighbourhoods
+
+    nbytes = EDIT_BYTES[column]
+    if not value:
+        return bytes(nbytes)
+    return edit_neighbourhoods(pd.Series([value]), KEY + column.encode(), nbytes // 4)[0].tobytes()
 
 
 def _phon(s):
@@ -86,6 +96,7 @@ def pseudo(records: list[dict], dataset: str = "tenancy", council: str = "E09000
             "bf_forenames": bloom(fn, "bf_forenames"),
             "bf_surname": bloom(sn, "bf_surname"),
             "bf_address": bloom(addr and f"{addr} {pc}", "bf_address"),
+            "ed_nino": edits(r.get("nino"), "ed_nino"),
         }
         for f in NON_IDENTIFYING:
             row[f] = r.get(f)

@@ -60,6 +60,16 @@ def test_exact_and_every_level_explained(make_frame):
     got = _levels(exact("t_nino", "nino"), [{"nino": "AB123456C"}, {"nino": "AB123456C"}, {}],
                   [{"nino": "AB123456C"}, {"nino": "ZZ999999Z"}, {"nino": "AB123456C"}], make_frame)
     assert got == ["exact", "different", "missing"]
-    for comp in (name("forename"), name("surname"), date_of_birth(), address(), postcode(), exact("t_uprn")):
+    for comp in (name("forename"), name("surname"), date_of_birth(), address(), postcode(), exact("t_uprn"),
+                 exact("t_nino", "nino", edits="ed_nino")):
         assert comp.levels[-1].test is None  # the last level catches everything else
         assert all(len(lv.description) > 10 for lv in comp.levels)
+
+
+def test_a_mistyped_nino_is_one_edit_not_different(make_frame):
+    """A digit changed, dropped or two swapped is a keying error, not another person's number."""
+    left = [{"nino": "AB123456C"}] * 5
+    right = [{"nino": "AB123465C"}, {"nino": "AB123457C"}, {"nino": "AB12456C"}, {"nino": "AB123456C"},
+             {"nino": "AB654321C"}]
+    got = _levels(exact("t_nino", "nino", edits="ed_nino"), left, right, make_frame)
+    assert got == ["one edit", "one edit", "one edit", "exact", "different"]

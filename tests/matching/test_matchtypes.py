@@ -41,6 +41,8 @@ def test_shipped_match_types_cover_the_ids():
     ("    - {use: date_of_birth}", "    - {use: birthday}", (16, "linkage.comparisons.1.use")),
     ("conditions: [left_active_after_right_date_of_death]", "conditions: [whenever]", (8, "conditions")),
     ("priority: 1", "priority: 0", (9, "priority")),
+    ("{use: exact, column: t_nino, name: nino}", "{use: exact, column: t_nino, name: nino, edits: t_nino}",
+     (17, "linkage.comparisons.2.exact.edits")),
 ])
 def test_schema_errors_name_file_line_and_key(tmp_path, bad, line, key):
     text = GOOD.format(id="payroll_after_death").replace(bad, line)
