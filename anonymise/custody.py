@@ -30,7 +30,7 @@ from anonymise.manifest import read_manifests, write_manifest
 from anonymise.minimise import Policy
 from anonymise.pseudonymised import write_pseudonymised
 from anonymise.quarantine import read_archived
-from anonymise.tokens import pseudonymise
+from anonymise.tokens import ENCODING, pseudonymise
 from anonymise.vault import Vault
 from councilmatch.fileio import atomic_write
 from councilmatch.home import Home
@@ -126,20 +126,22 @@ def repseudonymise_manifest(home: Home, keyring, manifest: dict[str, Any], polic
                             f"the manifest says {manifest['extract_id']}")
     path = write_pseudonymised(home, pseudonymise(result.accepted, keyring, result.extract_id), policy)
     Vault(home, keyring).store(feed.council, result.extract_id, result.accepted)  # no-op if vaulted
-    write_manifest(home, {**manifest, "key_id": keyring.key_id, "pseudonymised_path": str(path),
+    write_manifest(home, {**manifest, "key_id": keyring.key_id, "encoding": ENCODING, "pseudonymised_path": str(path),
                           "repseudonymised_from": manifest.get("key_id")})
     return {"feed_id": feed_id, "extract_id": result.extract_id, "status": "repseudonymised",
             "from": manifest.get("key_id"), "to": keyring.key_id}
 
 
 def stale_manifests(home: Home, key_id: str, feed_id: str | None = None) -> list[dict[str, Any]]:
-    """Manifests of stored extracts made under another key than ``key_id``."""
+    """Manifests of stored extracts made under another key than ``key_id``, or (the hub's own)
+    with another encoding than this version's (``anonymise.tokens.ENCODING``: an upgrade that
+    changed a filter's settings or added a column)."""
     out = []
     roots = [home.manifests / feed_id] if feed_id else sorted(p for p in home.manifests.glob("*/*") if p.is_dir())
     for folder in roots:
         fid = feed_id or f"{folder.parent.name}/{folder.name}"
-        out += [m for m in read_manifests(home, fid)
-                if m.get("key_id") != key_id and m.get("pseudonymised_path")]
+        out += [m for m in read_manifests(home, fid) if m.get("pseudonymised_path") and (
+            m.get("key_id") != key_id or (m.get("mode") != "at_source" and m.get("encoding") != ENCODING))]
     return out
 
 

@@ -31,7 +31,7 @@ from anonymise import at_rest
 from anonymise.keys import Keyring
 from anonymise.minimise import Policy, minimise
 from anonymise.pseudonymised import read_pseudonymised
-from anonymise.tokens import pseudonymise
+from anonymise.tokens import ENCODING, pseudonymise
 from anonymise.vault import Vault
 
 ROW_DIGEST_PURPOSE = "row_digest"
@@ -76,13 +76,13 @@ class Previous:
 
 def load_previous(home: Home, feed_id: str, extract_id: str | None, pseudonymised_path: str | None,
                   keyring: Keyring, policy: Policy) -> Previous | None:
-    """The last extract, if its rows can be reused: same extract, key id and minimisation policy."""
+    """The last extract, if its rows can be reused: same extract, key id, encoding and minimisation policy."""
     path = digests_path(home, feed_id)
     if not (extract_id and pseudonymised_path and path.exists() and Path(pseudonymised_path).exists()):
         return None
     meta = json.loads(at_rest.read_metadata(path, home).get(_META, b"{}"))
-    if (meta.get("extract_id"), meta.get("key_id"), meta.get("policy")) != (extract_id, keyring.key_id,
-                                                                           policy_tag(policy)):
+    if (meta.get("extract_id"), meta.get("key_id"), meta.get("encoding"), meta.get("policy")) != (
+            extract_id, keyring.key_id, ENCODING, policy_tag(policy)):
         return None
     table = at_rest.read_table(path, home=home)
     digests = table.column("digest").to_numpy().astype(np.uint64)
@@ -192,7 +192,7 @@ def save_digests(home: Home, feed_id: str, extract_id: str, keyring: Keyring, di
     """Keep this extract's row digests for the feed's next extract (encrypted, atomic); with ``rows``
     (from ingest) also its raw-row digests, so the next extract's unchanged rows are not validated."""
     columns = {"digest": pa.array(digests.astype(np.uint64))}
-    meta = {"extract_id": extract_id, "key_id": keyring.key_id, "policy": policy_tag(policy)}
+    meta = {"extract_id": extract_id, "key_id": keyring.key_id, "encoding": ENCODING, "policy": policy_tag(policy)}
     if rows is not None:
         columns |= {"raw": pa.array(rows.digests.astype(np.uint64)),
                     "cleared": pa.array(rows.cleared.astype(np.uint32)),

@@ -7,6 +7,8 @@ missing. HMACs are computed once per distinct value and purpose.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
@@ -24,8 +26,26 @@ from anonymise.variants import BLOOM_SALTS, BLOOM_VARIANTS, EDIT_VARIANTS, VARIA
 BLOOM_SETTINGS: dict[str, BloomSettings] = {
     "bf_forenames": BloomSettings(BLOOM_BYTES["bf_forenames"], k=10, fold=True, unigrams=True),
     "bf_surname": BloomSettings(BLOOM_BYTES["bf_surname"], k=10, fold=True, unigrams=True),
-    "bf_address": BloomSettings(BLOOM_BYTES["bf_address"], k=10, fold=True, unigrams=False),
+    # an address has 30-60 bigrams: at k=10 its folded filter is ~30% set, and two unrelated
+    # addresses reach "similar" on chance bits alone (Dice +0.17 over their clear bigrams);
+    # k=5 halves that (docs/benchmarks.md, "Address filters")
+    "bf_address": BloomSettings(BLOOM_BYTES["bf_address"], k=5, fold=True, unigrams=False),
 }
+
+#: Bump when a token's derivation changes in a way the settings below do not show (a variant's
+#: normalisation, a salt): stored extracts of another encoding are re-made from the archive.
+ENCODING_REVISION = 1
+
+
+def _encoding_tag() -> str:
+    spec = repr((ENCODING_REVISION, sorted(BLOOM_SETTINGS.items()), sorted(EDIT_BYTES.items()), PSEUDONYMISED_COLUMNS))
+    return hashlib.sha256(spec.encode()).hexdigest()[:12]
+
+
+#: What a stored extract's tokens, filters and neighbourhoods were made with (its manifest,
+#: row digests and the models trained on it record it): tokens of two encodings do not
+#: compare, so a home re-makes its stored extracts after an upgrade that changes it.
+ENCODING: str = _encoding_tag()
 
 #: pandas dtypes of the pseudonymised frame (what read_pseudonymised returns too)
 NON_IDENTIFYING_DTYPES: dict[str, str] = {

@@ -44,6 +44,7 @@ import pandas as pd
 
 from anonymise import at_rest
 from anonymise.errors import AnonymiseError
+from anonymise.tokens import ENCODING
 from councilmatch.home import Home
 from matching.blocking import _agree_on, blocking_key, Candidates
 from matching.comparisons import Pairs, Side
@@ -307,6 +308,7 @@ def save_model(home: Home, mt: MatchType, models: Any, run_id: str, run_day: str
         "settings": settings_of(mt),
         "settings_hash": settings_hash(mt),
         "key_id": key_id,
+        "encoding": ENCODING,
         "trained_run": run_id,
         "trained_on": run_day,
         "records": int(records),
@@ -393,6 +395,8 @@ def retrain_reason(saved: dict[str, Any] | None, mt: MatchType, key_id: str, run
         return "match type settings changed"
     if saved.get("key_id") != key_id:
         return "tokens are under another key"
+    if saved.get("encoding") != ENCODING:
+        return "tokens are of another encoding (an upgrade changed it)"
     if force:
         return "re-training requested"
     age = age_days(saved, run_day)

@@ -24,6 +24,7 @@ from anonymise.keys import load_keyring
 from anonymise.manifest import read_manifests, write_manifest
 from anonymise.pseudonymised import write_pseudonymised
 from anonymise.quarantine import dispose_raw_extract, write_quarantine
+from anonymise.tokens import ENCODING
 from anonymise.vault import Vault
 from councilmatch.fileio import staged
 from councilmatch.home import Home
@@ -58,10 +59,10 @@ def ingest_newest(home: Home, feed_id: str, settings: HomeSettings) -> dict[str,
     extract = newest_extract(home, feed)
     if extract is None:
 
-        if stale_manifests(home, keyring.key_id, feed_id):  # after `keys rotate`: re-make from the archive
+        if stale_manifests(home, keyring.key_id, feed_id):  # after `keys rotate` or an upgrade: re-make from the archive
             failed = [r for r in repseudonymise(home, store_policy(home), feed_id, newest_only=True) if r["status"] != "repseudonymised"]
             if failed:
-                raise RuntimeError(f"{feed_id}: stored extract(s) under an old key could not be re-pseudonymised: "
+                raise RuntimeError(f"{feed_id}: stored extract(s) under an old key or encoding could not be re-pseudonymised: "
                                    + "; ".join(f"{r['extract_id']}: {r.get('error', r['status'])}" for r in failed))
         previous = last_good(home, feed_id)
         if not previous:
@@ -72,9 +73,14 @@ def ingest_newest(home: Home, feed_id: str, settings: HomeSettings) -> dict[str,
     return _ingest_raw(home, feed, extract, keyring, settings)
 
 
-def _already_done(home: Home, feed_id: str, extract_id: str, key_id: str) -> dict[str, Any] | None:
+def _already_done(home: Home, feed_id: str, extract_id: str, key_id: str,
+                  encoding: str | None = None) -> dict[str, Any] | None:
+    """The manifest of this extract stored under this key (and, for the hub's own tokens, this
+    encoding), or None."""
     for m in read_manifests(home, feed_id):
-        if m.get("extract_id") == extract_id and m.get("key_id") == key_id and Path(m.get("pseudonymised_path", "")).exists():
+        if (m.get("extract_id") == extract_id and m.get("key_id") == key_id
+                and (encoding is None or m.get("encoding") == encoding)
+                and Path(m.get("pseudonymised_path", "")).exists()):
             return m
     return None
 
@@ -95,7 +101,7 @@ def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: HomeSettings
     previous = reuse.load_previous(home, feed.feed_id, last.get("extract_id"), last.get("path"), keyring, policy)
     memory = reuse.row_memory(home, feed.council, feed.dataset, keyring, previous)
     result = read_isolated(partial(ingest_extract, rows=memory), feed, extract, extract=extract, settings=settings)
-    done = _already_done(home, feed.feed_id, result.extract_id, keyring.key_id)
+    done = _already_done(home, feed.feed_id, result.extract_id, keyring.key_id, ENCODING)
     if done:
         dispose_raw_extract(home, keyring, extract, settings.raw_extracts)
         return _outcome(feed.feed_id, "unchanged", done)
@@ -117,7 +123,7 @@ def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: HomeSettings
         if len(frame):
             reuse.save_digests(home, feed.feed_id, result.extract_id, keyring, digests, policy, rows)
         manifest = {**result.manifest(), "extract_id": result.extract_id, "key_id": keyring.key_id,
-                    "pseudonymised_path": str(path), "rows_reused": reused + rows.reused,
+                    "encoding": ENCODING, "pseudonymised_path": str(path), "rows_reused": reused + rows.reused,
                     "rows_skipped": rows.reused}
         manifest["quality"] = with_change(read_manifests(home, feed.feed_id), result.extract_id, result.quality)
         write_manifest(home, manifest)

@@ -76,3 +76,30 @@ def test_repseudonymise_remakes_the_store_from_the_archive(home: Home, helpers, 
     assert record["surname"]
     assert repseudonymise(home, store_policy(home)) == [{"feed_id": f"{helpers.CAMDEN}/payroll", "extract_id": old["extract_id"],
                                      "status": "superseded"}]
+
+
+def test_an_extract_of_an_older_encoding_is_remade_on_the_next_night(home: Home, helpers, people) -> None:
+    """After an upgrade that changes how tokens or filters are made (a filter's settings, a new
+    column), stored extracts of the old encoding are re-made from the archive by the next night,
+    under the same key: filters of two encodings do not compare."""
+    from anonymise.custody import stale_manifests
+    from anonymise.manifest import read_manifests, write_manifest
+    from anonymise.tokens import ENCODING
+    from orchestrate.pipeline import ingest_feed
+
+    feed = f"{helpers.CAMDEN}/payroll"
+    first = _ingest(home, helpers, people[:20], "payroll_20261125.csv")
+    keyring = load_keyring(home)
+    assert stale_manifests(home, keyring.key_id, feed) == []
+    (manifest,) = read_manifests(home, feed)
+    assert manifest["encoding"] == ENCODING
+    write_manifest(home, {k: v for k, v in manifest.items() if k != "encoding"})  # as the version before made it
+    before = Path(first["path"]).stat().st_mtime_ns
+    assert [m["extract_id"] for m in stale_manifests(home, keyring.key_id, feed)] == [first["extract_id"]]
+
+    second = ingest_feed(home, feed, "r2")  # no new extract tonight
+    assert second["status"] == "no_new_extract", second
+    (manifest,) = read_manifests(home, feed)
+    assert manifest["encoding"] == ENCODING and manifest["key_id"] == keyring.key_id
+    assert Path(first["path"]).stat().st_mtime_ns != before, "the stored extract was written again"
+    assert stale_manifests(home, keyring.key_id, feed) == []

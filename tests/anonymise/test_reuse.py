@@ -46,7 +46,7 @@ def test_a_resent_extract_reuses_unchanged_rows_and_equals_a_full_pseudonymisati
     pd.testing.assert_frame_equal(read_pseudonymised(path2), read_pseudonymised(write_pseudonymised(home, full, policy)))
 
 
-def test_no_reuse_across_a_key_rotation_or_another_extract(home, keyring, people, helpers):
+def test_no_reuse_across_a_key_rotation_another_encoding_or_another_extract(home, keyring, people, helpers, monkeypatch):
     first = helpers.canonical_frame(people[:20])
     path1, _, _ = _night(home, keyring, first, "payroll_1-aaa", None)
     policy = store_policy(home)
@@ -55,6 +55,10 @@ def test_no_reuse_across_a_key_rotation_or_another_extract(home, keyring, people
     assert reuse.load_previous(home, FEED, "payroll_0-zzz", str(path1), keyring, policy) is None
     # a changed minimisation policy (a new match type reads another field)
     assert reuse.load_previous(home, FEED, "payroll_1-aaa", str(path1), keyring, {"payroll": {"amount": "band"}}) is None
+    # tokens of another encoding (an upgrade changed a filter's settings or added a column)
+    with monkeypatch.context() as patched:
+        patched.setattr(reuse, "ENCODING", "an-older-one")
+        assert reuse.load_previous(home, FEED, "payroll_1-aaa", str(path1), keyring, policy) is None
     rotate_keys(home)
     rotated = load_keyring(home)
     assert reuse.load_previous(home, FEED, "payroll_1-aaa", str(path1), rotated, policy) is None
