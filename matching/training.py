@@ -451,6 +451,16 @@ def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: P
     n_levels = [len(c.levels) for c in comps]
     u, rand = _u_of(linkage, inp)
     train_gammas = comparison_vectors(comps, train_pairs)
+    floor = linkage.u_from != "em"  # see FittedModel.agreement_floor
+
+    def expected_and_lambda(m: list[np.ndarray], u: list[np.ndarray]) -> tuple[float, float]:
+        expected = _expected_matches(train_pairs, train_gammas, m, u, inp.dedupe, settings) / fraction
+        return expected, float(np.clip(expected / max(inp.all_pairs, 1), 1e-12, 0.5))
+
+    def bounded(m: list[np.ndarray], u: list[np.ndarray], lam: float) -> FittedModel:
+        return _bounded(FittedModel(comps, m, u, lam, 0, len(train_pairs), len(rand), agreement_floor=floor),
+                        linkage, inp)
+
     if linkage.u_from == "em":
         # u among the candidates themselves (e.g. people at one address, where random pairs
         # say nothing about how two members of a household differ): m, u and λ by plain EM
@@ -462,22 +472,17 @@ def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: P
             m, untaught = ctx.m_from_pool(linkage)
         else:
             m, untaught = _estimate_m(mt, linkage, inp, u)
-        expected = _expected_matches(train_pairs, train_gammas, m, u, inp.dedupe, settings) / fraction
-        lam = float(np.clip(expected / max(inp.all_pairs, 1), 1e-12, 0.5))
+        expected, lam = expected_and_lambda(m, u)
         u = without_matches(u, m, lam)
-    floor = linkage.u_from != "em"
-    model = _bounded(FittedModel(comps, m, u, lam, 0, len(train_pairs), len(rand), agreement_floor=floor),
-                     linkage, inp)
+    model = bounded(m, u, lam)
     in_scope = scope_mask(mt, inp, rand.li, rand.ri)
     reasons = check_fit(model, rand, linkage.threshold, expected, inp.records, settings, in_scope)
     fallback = False
     if reasons and linkage.u_from != "em":
         fallback = True
         m = [project_monotone(mk, uk, c.near_miss) for mk, uk, c in zip(linkage.m_starts(), u, comps)]
-        expected = _expected_matches(train_pairs, train_gammas, m, u, inp.dedupe, settings) / fraction
-        lam = float(np.clip(expected / max(inp.all_pairs, 1), 1e-12, 0.5))
-        model = _bounded(FittedModel(comps, m, u, lam, 0, len(train_pairs), len(rand), agreement_floor=floor),
-                         linkage, inp)
+        expected, lam = expected_and_lambda(m, u)
+        model = bounded(m, u, lam)
         again = check_fit(model, rand, linkage.threshold, expected, inp.records, settings, in_scope)
         if again:
             raise DegenerateFit(f"match type {mt.id}: the trained model is degenerate ({'; '.join(reasons)}) "

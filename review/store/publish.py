@@ -290,8 +290,9 @@ def suppressed_flags(db_url: str, raised: pd.DataFrame) -> pd.DataFrame:
     both = raised.reset_index(drop=True).merge(closed.rename(columns={"evidence_hash": "stored"}), on="flag_id")
     if both.empty:
         return raised.iloc[:0].reset_index(drop=True)
-    same = sealer_for(db_url).same_digests(evidence_payloads(both["flag_id"], both["evidence_hash"]),
-                                           both["stored"].tolist(), sealer_for(db_url).active_key_id())
+    sealer = sealer_for(db_url)
+    same = sealer.same_digests(evidence_payloads(both["flag_id"], both["evidence_hash"]), both["stored"].tolist(),
+                               sealer.active_key_id())
     return both.loc[same, ["flag_id", "evidence_hash"]].reset_index(drop=True)
 
 
