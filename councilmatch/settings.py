@@ -65,6 +65,9 @@ class HomeSettings(BaseModel):
     raw_extracts: Literal["archive", "delete", "keep"] = "archive"
     #: Link shards per match type (each one an Airflow mapped task).
     link_shards: int = Field(default=4, ge=1, le=256)
+    #: Processes ``councilmatch run`` spreads feeds and link shards over (0: one per core, at most
+    #: 8). The Airflow DAG spreads them over its workers instead.
+    workers: int = Field(default=0, ge=0, le=64)
     retention: Retention = Field(default_factory=Retention)
     models: Models = Field(default_factory=Models)
     ingest: IngestSettings = Field(default_factory=IngestSettings)

@@ -15,7 +15,7 @@ Match types name comparisons from :data:`LIBRARY` in YAML, e.g.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Hashable
 
 import numpy as np
 import pandas as pd
@@ -89,37 +89,45 @@ class Pairs:
     def __len__(self) -> int:
         return len(self.li)
 
+    def memo(self, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``compute()``, once per key for these pairs (treat the result as read-only)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
     def tokens(self, left_col: str, right_col: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         right_col = right_col or left_col
         return self.left.token(left_col)[self.li], self.right.token(right_col)[self.ri]
 
     def dice(self, column: str) -> np.ndarray:
         """Dice coefficient of the two Bloom filters (NaN where either is empty)."""
-        if ("dice", column) not in self._cache:
-            lm, lp = self.left.bloom(column)
-            rm, rp = self.right.bloom(column)
-            out = np.empty(len(self), dtype=np.float32)
-            step = 200_000  # bounds the temporary (step × nbytes) matrices
-            for s in range(0, len(self), step):
-                li, ri = self.li[s:s + step], self.ri[s:s + step]
-                common = np.bitwise_count(lm[li] & rm[ri]).sum(axis=1, dtype=np.int32)
-                total = lp[li] + rp[ri]
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    out[s:s + step] = np.where(total > 0, 2.0 * common / total, np.nan)
-                out[s:s + step][(lp[li] == 0) | (rp[ri] == 0)] = np.nan
-            self._cache[("dice", column)] = out
-        return self._cache[("dice", column)]
+        return self.memo(("dice", column), lambda: self._dice(column))
 
     def one_edit(self, column: str) -> np.ndarray:
         """Do the two edit neighbourhoods share an entry (False where either is empty)?"""
-        if ("edit", column) not in self._cache:
-            lm, rm = self.left.bloom(column)[0], self.right.bloom(column)[0]
-            out = np.zeros(len(self), dtype=bool)
-            step = 100_000  # bounds the (step × slots × slots) comparison
-            for s in range(0, len(self), step):
-                out[s:s + step] = shares_entry(lm[self.li[s:s + step]], rm[self.ri[s:s + step]])
-            self._cache[("edit", column)] = out
-        return self._cache[("edit", column)]
+        return self.memo(("edit", column), lambda: self._one_edit(column))
+
+    def _dice(self, column: str) -> np.ndarray:
+        lm, lp = self.left.bloom(column)
+        rm, rp = self.right.bloom(column)
+        out = np.empty(len(self), dtype=np.float32)
+        step = 200_000  # bounds the temporary (step × nbytes) matrices
+        for s in range(0, len(self), step):
+            li, ri = self.li[s:s + step], self.ri[s:s + step]
+            common = np.bitwise_count(lm[li] & rm[ri]).sum(axis=1, dtype=np.int32)
+            total = lp[li] + rp[ri]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[s:s + step] = np.where(total > 0, 2.0 * common / total, np.nan)
+            out[s:s + step][(lp[li] == 0) | (rp[ri] == 0)] = np.nan
+        return out
+
+    def _one_edit(self, column: str) -> np.ndarray:
+        lm, rm = self.left.bloom(column)[0], self.right.bloom(column)[0]
+        out = np.zeros(len(self), dtype=bool)
+        step = 100_000  # bounds the (step × slots × slots) comparison
+        for s in range(0, len(self), step):
+            out[s:s + step] = shares_entry(lm[self.li[s:s + step]], rm[self.ri[s:s + step]])
+        return out
 
 
 # ---------------------------------------------------------------------------

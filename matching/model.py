@@ -116,10 +116,13 @@ class FittedModel:
 
 
 def comparison_vectors(comparisons: list[Comparison], pairs: Pairs) -> np.ndarray:
-    """n_pairs × n_comparisons matrix of level indices (int8, NULL = missing)."""
+    """n_pairs × n_comparisons matrix of level indices (int8, NULL = missing).
+
+    Each comparison's levels are kept with the pairs: training evaluates the same pairs for
+    several linkages that share most comparisons (``matching.training.TrainingContext``)."""
     out = np.empty((len(pairs), len(comparisons)), dtype=np.int8)
     for k, comp in enumerate(comparisons):
-        out[:, k] = comp.levels_of(pairs)
+        out[:, k] = pairs.memo(("levels", comp), lambda: comp.levels_of(pairs))
     return out
 
 

@@ -409,36 +409,53 @@ class TrainingContext:
 
     Match types with the same person linkage share one pooled estimate; the context is
     made per run (no process-wide cache), so two runs never see each other's models.
+    Linkages that differ in a comparison or two each need their own estimate, but they draw
+    the same random pairs and blocking-rule pairs from the pool: those are kept here, so a
+    comparison the linkages share is evaluated on them once (``Pairs`` keeps its levels).
     """
 
     pool: LinkInputs | None = None
     pooled_m: dict = field(default_factory=dict)
+    pool_pairs: dict = field(default_factory=dict)
 
     def m_from_pool(self, linkage: Linkage) -> tuple[list[np.ndarray], list[str]]:
         key = (tuple(map(tuple, linkage.blocking)), tuple(c.model_dump_json() for c in linkage.comparisons))
         if key not in self.pooled_m:
             pool = self.pool
             mt = MatchType.model_construct(id=POOL, left=POOL, right=POOL, scope="any")
-            self.pooled_m[key] = _estimate_m(mt, linkage, pool, _u_of(linkage, pool)[0])
+            u = _u_of(linkage, pool, self.pool_pairs)[0]
+            self.pooled_m[key] = _estimate_m(mt, linkage, pool, u, self.pool_pairs)
         m, untaught = self.pooled_m[key]
         return [x.copy() for x in m], list(untaught)
 
 
-def _u_of(linkage: Linkage, inp: LinkInputs) -> tuple[list[np.ndarray], Pairs]:
+def _u_of(linkage: Linkage, inp: LinkInputs, shared: dict | None = None) -> tuple[list[np.ndarray], Pairs]:
+    """u of each comparison from random pairs (``shared``: a cache of pairs drawn from ``inp`` before)."""
     settings = linkage.training_settings()
     comps = linkage.built()
-    rand = random_pairs(inp.left, inp.right, inp.dedupe, settings.random_pairs, settings.seed)
+    draw = ("random", settings.random_pairs, settings.seed)
+    rand = shared.get(draw) if shared is not None else None
+    if rand is None:
+        rand = random_pairs(inp.left, inp.right, inp.dedupe, settings.random_pairs, settings.seed)
+        if shared is not None:
+            shared[draw] = rand
     return estimate_u(comps, rand, comparison_vectors(comps, rand), inp.dedupe, seed=settings.seed), rand
 
 
-def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.ndarray]
+def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.ndarray], shared: dict | None = None
                 ) -> tuple[list[np.ndarray], list[str]]:
     settings = linkage.training_settings()
     comps = linkage.built()
 
     def pairs_of_rule(rule: list[str]) -> Pairs:
+        found = ("rule", tuple(rule), settings.max_training_pairs)
+        if shared is not None and found in shared:
+            return shared[found]
         cands, _ = training_candidates(mt, inp, [rule], settings.max_training_pairs)
-        return Pairs(inp.left, inp.right, cands.li, cands.ri)
+        pairs = Pairs(inp.left, inp.right, cands.li, cands.ri)
+        if shared is not None:
+            shared[found] = pairs
+        return pairs
 
     return estimate_m(comps, linkage.blocking, u, linkage.m_starts(), pairs_of_rule, settings)
 

@@ -13,7 +13,8 @@ run changes nothing.
     link_shard(home, run_id, match_type, shard, shards) -> dict   candidate flags of one shard
     publish_run(home, run_id)               -> dict               flags parquet + review store
     write_report(home, run_id)              -> dict               reports/<run_id>.html and .json
-    run_all(home, run_id=None)              -> dict               all of the above in-process
+    run_all(home, run_id=None)              -> dict               all of the above on this machine (feeds and
+                                                                  shards spread over its cores)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from matching.run import collect_flags, plan, run_dir
 from matching.run import link_shard as _link_shard
 from orchestrate import run_state
 from orchestrate.feed_pipeline import ingest_newest, last_good
+from orchestrate.parallel import Progress, default_workers, run_tasks
 from orchestrate.report import write_run_report
 from review import audit
 from review.store import publish_flags, suppressed_flags
@@ -161,16 +163,33 @@ def write_report(home: HomeLike, run_id: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-def run_all(home: HomeLike, run_id: str | None = None, progress: Any | None = None, full: bool = False,
-            retrain: bool = False) -> dict[str, Any]:
-    """Run every stage in this process with the same functions the DAG calls (``full``: re-link
-    the whole pool; ``retrain``: re-train every model)."""
+def ingest_all(home: HomeLike, run_id: str, workers: int = 1, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Every feed's ``ingest_feed``, on up to ``workers`` processes (one feed's failure stops no other)."""
+    home = _home(home)
+    calls = [(str(home.root), feed_id, run_id) for feed_id in discover_feeds(home)]
+    return run_tasks(ingest_feed, calls, workers, progress, "ingest")
+
+
+def link_all(home: HomeLike, run_id: str, shards: list[dict[str, Any]], workers: int = 1,
+             progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Every planned shard's ``link_shard``, on up to ``workers`` processes."""
+    home = _home(home)
+    calls = [(str(home.root), run_id, s["match_type"], s["shard"], s["shards"]) for s in shards]
+    return run_tasks(link_shard, calls, workers, progress, "link")
+
+
+def run_all(home: HomeLike, run_id: str | None = None, progress: Progress | None = None, full: bool = False,
+            retrain: bool = False, workers: int | None = None) -> dict[str, Any]:
+    """Run every stage on this machine with the same functions the DAG calls (``full``: re-link
+    the whole pool; ``retrain``: re-train every model). Feeds and link shards are spread over
+    ``workers`` processes (default: settings.yaml ``workers``, else one per core)."""
     home = _home(home)
     run_id = safe_run_id(run_id or make_run_id())
+    workers = workers or load_settings(home).workers or default_workers()
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
-    feeds = [ingest_feed(home, feed_id, run_id) for feed_id in _with_progress(progress, discover_feeds(home), "ingest")]
+    feeds = ingest_all(home, run_id, workers, progress)
     timings["ingest+pseudonymise"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -178,8 +197,7 @@ def run_all(home: HomeLike, run_id: str | None = None, progress: Any | None = No
     timings["plan+train"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    for s in _with_progress(progress, shards, "link"):
-        link_shard(home, run_id, s["match_type"], s["shard"], s["shards"])
+    link_all(home, run_id, shards, workers, progress)
     timings["link"] = time.perf_counter() - t
     run_state.save_stage(home, run_id, "link", timings["link"], {"shards": len(shards)})
 
@@ -192,7 +210,3 @@ def run_all(home: HomeLike, run_id: str | None = None, progress: Any | None = No
     timings["report"] = time.perf_counter() - t
 
     return {"run_id": run_id, "feeds": feeds, "published": published, "report": report, "timings": timings}
-
-
-def _with_progress(progress: Any | None, items: list, label: str) -> Any:
-    return progress(items, label) if progress else items
