@@ -30,6 +30,20 @@ NULL = -1  # level index of "missing on either side" (carries no evidence)
 FLOOR = 1e-6  # no level is ever impossible in either class
 
 
+def unique_patterns(gammas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a comparison-vector matrix, in sorted order, and their counts:
+    ``np.unique(gammas, axis=0, return_counts=True)``, but each row packed into one integer
+    first (order-preserving), so a million pairs sort as integers, not as byte strings."""
+    n, k = gammas.shape
+    digits = gammas.astype(np.int64) - NULL  # NULL -> 0: a row's digits keep the rows' order
+    radix = int(digits.max()) + 1 if n else 1
+    if n == 0 or radix ** k >= 2 ** 62:
+        return np.unique(gammas, axis=0, return_counts=True)
+    keys = digits @ (radix ** np.arange(k - 1, -1, -1, dtype=np.int64))
+    distinct, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    return gammas[first], counts
+
+
 @dataclass(frozen=True)
 class EMSettings:
     """How EM runs (a match type may override these in its YAML ``em:`` block)."""
@@ -123,7 +137,7 @@ def fit_m(gammas: np.ndarray, n_levels: list[int], u: list[np.ndarray], m_starts
     lift = lift if lift is not None else [True] * len(n_levels)
     if len(gammas) == 0 or not free:
         return EMResult([normalise(x) for x in m_starts[0]], settings.lam_start, float("-inf"), 0)
-    patterns, counts = np.unique(gammas, axis=0, return_counts=True)
+    patterns, counts = unique_patterns(gammas)
     counts = counts.astype(float)
     log_u = _pattern_logs(patterns, u, free)
     best: EMResult | None = None
@@ -196,7 +210,7 @@ def fit_lambda(gammas: np.ndarray, m: list[np.ndarray], u: list[np.ndarray],
     """λ among ``gammas`` with m and u fixed (one-parameter EM)."""
     if len(gammas) == 0:
         return settings.lam_start
-    patterns, counts = np.unique(gammas, axis=0, return_counts=True)
+    patterns, counts = unique_patterns(gammas)
     every = list(range(gammas.shape[1]))
     llr = _pattern_logs(patterns, m, every) - _pattern_logs(patterns, u, every)
     lam = settings.lam_start
@@ -231,7 +245,7 @@ def fit_em(
     """
     if len(gammas) == 0:
         return [normalise(m) for m in m_start], [normalise(u) for u in u_start], lam_start, 0
-    patterns, counts = np.unique(gammas, axis=0, return_counts=True)
+    patterns, counts = unique_patterns(gammas)
     counts = counts.astype(float)
     m = [normalise(np.asarray(x, float)) for x in m_start]
     u = [normalise(np.asarray(x, float)) for x in u_start]

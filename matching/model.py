@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from matching.comparisons import NULL, Comparison, Pairs
-from matching.em import level_weights
+from matching.em import level_weights, unique_patterns
 
 
 @dataclass
@@ -216,7 +216,7 @@ def agreement_patterns(gammas: np.ndarray, keep: int = MAX_PATTERNS) -> dict[str
     commonest and the rest as "other"."""
     if len(gammas) == 0:
         return {}
-    rows, counts = np.unique(gammas, axis=0, return_counts=True)
+    rows, counts = unique_patterns(gammas)
     order = np.argsort(-counts, kind="stable")
     total = float(counts.sum())
     out = {",".join(map(str, rows[i].tolist())): float(counts[i] / total) for i in order[:keep]}
