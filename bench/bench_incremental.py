@@ -70,7 +70,7 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _night(home, run_id: str, full: bool, ingest: bool = True) -> dict[str, float]:
+def _night(home, run_id: str, full: bool, workers: int, ingest: bool = True) -> dict[str, float]:
     from orchestrate import pipeline
 
     times: dict[str, float] = {}
@@ -79,15 +79,13 @@ def _night(home, run_id: str, full: bool, ingest: bool = True) -> dict[str, floa
     with mem.measure():
         t = time.perf_counter()
         if ingest:
-            for feed_id in pipeline.discover_feeds(home):
-                pipeline.ingest_feed(home, feed_id, run_id)
+            pipeline.ingest_all(home, run_id, workers)
         times["ingest"] = time.perf_counter() - t
         t = time.perf_counter()
         tasks = pipeline.plan_link(home, run_id, full=full)
         times["plan"] = time.perf_counter() - t
         t = time.perf_counter()
-        for s in tasks:
-            pipeline.link_shard(home, run_id, s["match_type"], s["shard"], s["shards"])
+        pipeline.link_all(home, run_id, tasks, workers)
         times["link"] = time.perf_counter() - t
         t = time.perf_counter()
         pipeline.publish_run(home, run_id)
@@ -95,7 +93,7 @@ def _night(home, run_id: str, full: bool, ingest: bool = True) -> dict[str, floa
     times["cpu"] = _cpu() - cpu
     times["total"] = times["ingest"] + times["plan"] + times["link"] + times["publish"]
     times["link_total"] = times["plan"] + times["link"]
-    times["peak_gib"] = mem.peak / 2**30
+    times["peak_gib"] = max(mem.peak, mem.peak_child) / 2**30
     return times
 
 
@@ -106,11 +104,14 @@ def main() -> None:
     ap.add_argument("--changed", type=float, default=0.01, help="share of each CSV feed's rows changed on night 3")
     ap.add_argument("--home", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--workers", type=int, default=0,
+                    help="processes for feeds and link shards, as `councilmatch run` (0: one per core)")
     args = ap.parse_args()
     os.environ.pop("COUNCILMATCH_KEK", None)
 
     from anonymise.keys import init_keys
     from councilmatch.home import Home
+    from orchestrate.parallel import default_workers
     from synthetic import generate
 
     if args.home.exists():
@@ -120,20 +121,21 @@ def main() -> None:
     init_keys(home, dev_kek=True)  # a throwaway bench home
     shutil.copytree(home.landing, home.root / "bench-originals")
     records = None
+    workers = args.workers or default_workers()
 
     results = {}
-    results["night 1: first night (full, models trained)"] = _night(home, "20261101T020000", full=False)
+    results["night 1: first night (full, models trained)"] = _night(home, "20261101T020000", False, workers)
     from anonymise import at_rest
 
     pooled = sum(len(at_rest.read_table(p, columns=["record_id"], home=home))
                  for p in home.pseudonymised.rglob("*.parquet"))
     records = pooled
-    results["night 2: no new extract (incremental)"] = _night(home, "20261102T020000", full=False)
+    results["night 2: no new extract (incremental)"] = _night(home, "20261102T020000", False, workers)
     changed = _resend_changed(home, "20261103", args.changed, args.seed)
     from orchestrate import pipeline
 
     t, c = time.perf_counter(), _cpu()
-    outcomes = [pipeline.ingest_feed(home, feed_id, "20261103T020000") for feed_id in pipeline.discover_feeds(home)]
+    outcomes = pipeline.ingest_all(home, "20261103T020000", workers)
     ingest3, ingest3_cpu = time.perf_counter() - t, _cpu() - c
     resent = [o for o in outcomes if o["status"] == "ingested"]
     skipped = sum(o.get("rows_skipped", 0) for o in resent)
@@ -142,12 +144,12 @@ def main() -> None:
     if full_home.root.exists():
         shutil.rmtree(full_home.root)
     shutil.copytree(home.root, full_home.root)
-    inc = _night(home, "20261103T020000", full=False, ingest=False)
+    inc = _night(home, "20261103T020000", False, workers, ingest=False)
     inc["ingest"] = ingest3
     inc["total"] += ingest3
     inc["cpu"] += ingest3_cpu
     results[f"night 3: {args.changed:.0%} of rows changed (incremental)"] = inc
-    full = _night(full_home, "20261103T020000", full=True, ingest=False)
+    full = _night(full_home, "20261103T020000", True, workers, ingest=False)
     full["ingest"] = ingest3
     full["total"] += ingest3
     full["cpu"] += ingest3_cpu
@@ -160,7 +162,7 @@ def main() -> None:
           f"night 3 changed {changed:,} rows; {len(resent)} feeds re-sent {resent_rows:,} rows, of which "
           f"{skipped:,} were skipped as unchanged (not validated again); "
           f"incremental flags == full flags: {same} ({len(a)} flags); load average at the end "
-          f"{os.getloadavg()[0]:.1f}\n")
+          f"{os.getloadavg()[0]:.1f}; {workers} worker processes\n")
     print("| night | ingest s | plan s | link s | publish s | total s (wall) | CPU s | plan+link vs full re-link | peak GiB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     base = results["night 1: first night (full, models trained)"]
