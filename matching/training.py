@@ -109,10 +109,16 @@ def same_salt_pairs(left: Side, right: Side, dedupe: bool, tokens: tuple[str, ..
         return np.where(ok, key, 0)
 
     lk, rk = keys(left), keys(right)
+    if len(lk) == 0 or len(rk) == 0:
+        return Pairs(left, right, np.zeros(0, np.int64), np.zeros(0, np.int64))
     r_order = np.argsort(rk, kind="stable")
-    r_sorted = rk[r_order]
-    start = np.searchsorted(r_sorted, lk, side="left")
-    size = np.searchsorted(r_sorted, lk, side="right") - start
+    # each left record's group among the right's sorted keys, found among the distinct keys
+    # (a salt has few values: a search in them beats one in every right record)
+    groups, first, counts = np.unique(rk[r_order], return_index=True, return_counts=True)
+    at = np.minimum(np.searchsorted(groups, lk), len(groups) - 1)
+    found = groups[at] == lk
+    start = np.where(found, first[at], 0)
+    size = np.where(found, counts[at], 0)
     size = np.where(lk == 0, 0, size - (1 if dedupe else 0))  # dedupe: not the record itself
     if size.sum() <= 0 or n <= 0:
         return Pairs(left, right, np.zeros(0, np.int64), np.zeros(0, np.int64))
