@@ -172,10 +172,21 @@ def ingest_all(home: HomeLike, run_id: str, workers: int = 1, progress: Progress
 
 def link_all(home: HomeLike, run_id: str, shards: list[dict[str, Any]], workers: int = 1,
              progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Every planned shard's ``link_shard``, on up to ``workers`` processes."""
+    """Every planned shard's ``link_shard``, on up to ``workers`` processes.
+
+    A match type's shards stay together in one process, one after another: they read the same
+    data sets, which a process reads once (``matching.run``), not once per worker."""
     home = _home(home)
-    calls = [(str(home.root), run_id, s["match_type"], s["shard"], s["shards"]) for s in shards]
-    return run_tasks(link_shard, calls, workers, progress, "link")
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for s in shards:
+        by_type.setdefault(s["match_type"], []).append(s)
+    calls = [(str(home.root), run_id, group) for group in by_type.values()]
+    done = run_tasks(_link_shards, calls, workers, progress, "link")
+    return [result for group in done for result in group]
+
+
+def _link_shards(home: HomeLike, run_id: str, shards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [link_shard(home, run_id, s["match_type"], s["shard"], s["shards"]) for s in shards]
 
 
 def run_all(home: HomeLike, run_id: str | None = None, progress: Progress | None = None, full: bool = False,
