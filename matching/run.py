@@ -303,11 +303,14 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
             runnable = _runnable(types, _records_per_dataset(home, files))
     else:
         counts = _records_per_dataset(home, files)
-        if sum(counts.values()) <= cap:
+        if sum(counts.values()) <= cap or (previous is not None and not full):
+            # (an incremental night reads the pool anyway, for its changed records and drift:
+            # read it once, and draw a training sample from it only if a model is due)
             data = inputs()
             index = inc.record_index(data)
             key_id = _key_id(data)
-            loaded["sample"] = None
+            if sum(counts.values()) <= cap:
+                loaded["sample"] = None
         else:
             # a pool too big to hold: the record index file by file, and a sample to train on
             index, key_id, loaded["sample"] = _scan_pool(home, files, _sample_fractions(counts, cap))

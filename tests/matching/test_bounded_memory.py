@@ -161,3 +161,29 @@ def test_sample_fractions_scale_the_pool_to_the_cap_and_keep_small_data_sets_who
     keep = run._in_sample(refs, 0.25)
     assert abs(keep.mean() - 0.25) < 0.01 and (run._in_sample(refs, 0.25) == keep).all()
     assert run._in_sample(refs, 1.0).all()
+
+
+def test_an_incremental_night_over_the_cap_reads_the_pool_once(tmp_path, monkeypatch):
+    """An incremental night reads the pool for its changed records and drift; a model due tonight
+    trains on the same sample (by record reference) drawn from that read, not from a second scan."""
+    from anonymise import at_rest
+
+    helpers = _conftest()
+    home, frame, _, capped = _home_over_the_cap(tmp_path, monkeypatch)
+    _night(home, "20260101T000000", capped)
+    first = at_rest.read_json(home.runs / "20260101T000000" / "model" / "tenancy_two_boroughs.json", home)
+    changed = frame.copy()
+    changed.loc[:50, "period_start"] = pd.Timestamp("2022-02-02")
+    helpers.write_extract(home, changed, "20260102T000000-x")
+    read, scanned = [], []
+    with monkeypatch.context() as m:
+        m.setattr(run, "read_inputs", lambda *a, **k: read.append(1) or READ_INPUTS(*a, **k))
+        m.setattr(run, "_scan_pool", lambda *a, **k: scanned.append(1) or SCAN_POOL(*a, **k))
+        tasks = plan(home, "20260102T020000", 2, retrain=True, settings=capped)
+    assert read == [1] and scanned == []
+    again = at_rest.read_json(home.runs / "20260102T020000" / "model" / "tenancy_two_boroughs.json", home)
+    assert again["records"] == first["records"] and again["lambda"] == first["lambda"]
+    assert tasks, "the changed records are linked"
+
+
+SCAN_POOL = run._scan_pool
