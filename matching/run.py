@@ -271,9 +271,11 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
     loaded: dict[str, dict[str, pd.DataFrame]] = {}
 
     def inputs() -> dict[str, pd.DataFrame]:
-        """The pool, read on first use: a night whose extracts are all last night's may need none."""
+        """The pool, read on first use: a night whose extracts are all last night's may need none.
+        (Read as the run's inputs: link shards run in this process, or forked from it by
+        ``councilmatch run``, find it read already.)"""
         if "data" not in loaded:
-            loaded["data"] = read_inputs(home, files)
+            loaded["data"] = _run_inputs(home, run_id)
         return loaded["data"]
 
     cap = getattr(settings, "training_max_records", TRAINING_MAX_RECORDS)
@@ -548,7 +550,7 @@ def _incremental_work(home: Home, mt: MatchType, inputs: Any, previous: dict[str
             near.append(inc.rows_sharing_keys(inp.left, Side(old), mt.linkage.blocking))
         household = np.unique(np.concatenate(near))
         left_rows = np.union1d(left_rows, household)
-        stale |= np.isin(inc.ref_keys(flags["left_council"], flags["left_dataset"], flags["left_record_id"])
+        stale |= inc.member(inc.ref_keys(flags["left_council"], flags["left_dataset"], flags["left_record_id"])
                          .view(np.int64), inc.frame_ref_keys(inp.left_frame.iloc[household]).view(np.int64))
     carried = flags[~stale].assign(run_id=run_id).reset_index(drop=True)
     return np.asarray(left_rows, np.int64), np.asarray(right_rows, np.int64), carried
