@@ -24,6 +24,9 @@ from anonymise.encodings import shares_entry
 from councilmatch.contracts import ENCODED_BYTES
 
 NULL = -1  # level index of "missing on either side"
+#: ``frame.attrs`` flag: the frame's encoding columns were dropped, their matrices live in the
+#: training pool's side (``matching.inputs.release_encodings``)
+RELEASED = "councilmatch_encodings_released"
 
 
 # ---------------------------------------------------------------------------
@@ -32,17 +35,24 @@ NULL = -1  # level index of "missing on either side"
 
 
 class Side:
-    """One data set's columns as numpy arrays, converted once and reused for every pair batch."""
+    """One data set's columns as numpy arrays, converted once and reused for every pair batch.
 
-    def __init__(self, frame: pd.DataFrame):
+    ``within=(side, start)``: this frame is rows ``start:start + n`` of that side's frame (a data
+    set inside the training pool), so its arrays are views of that side's, not copies."""
+
+    def __init__(self, frame: pd.DataFrame, within: tuple["Side", int] | None = None):
         self.frame = frame
         self.n = len(frame)
         self._tokens: dict[str, np.ndarray] = {}
         self._blooms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._within = within
 
     def token(self, column: str) -> np.ndarray:
         if column not in self._tokens:
-            if column in self.frame.columns:
+            if self._within is not None:
+                side, start = self._within
+                values = side.token(column)[start:start + self.n]
+            elif column in self.frame.columns:
                 values = self.frame[column].fillna(0).to_numpy(dtype=np.int64)
             else:
                 values = np.zeros(self.n, dtype=np.int64)
@@ -52,7 +62,13 @@ class Side:
     def bloom(self, column: str) -> tuple[np.ndarray, np.ndarray]:
         """(n × nbytes uint8 matrix, popcount per row) of a bytes column (Bloom filter or
         edit neighbourhood)."""
+        if column not in self._blooms and self._within is not None:
+            side, start = self._within
+            matrix, popcount = side.bloom(column)
+            self._blooms[column] = (matrix[start:start + self.n], popcount[start:start + self.n])
         if column not in self._blooms:
+            if self.frame.attrs.get(RELEASED):
+                raise RuntimeError(f"{column}: this frame's encodings were released to the training pool's matrices")
             matrix = bloom_matrix(self.frame[column] if column in self.frame.columns else None,
                                   self.n, ENCODED_BYTES.get(column, 64))
             self._blooms[column] = (matrix, np.bitwise_count(matrix).sum(axis=1, dtype=np.int32))

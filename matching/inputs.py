@@ -11,22 +11,27 @@ import math
 import numpy as np
 import pandas as pd
 
+from councilmatch.contracts import ENCODED_BYTES
 from matching.blocking import Candidates, candidate_pairs, expected_pairs
-from matching.comparisons import Side
+from matching.comparisons import RELEASED, Side
 from matching.matchtype import MatchType
 
 
 class LinkInputs:
     """The two sides of a match type, as :class:`Side` s (one shared Side when deduplicating)."""
 
-    def __init__(self, mt: MatchType, data: dict[str, pd.DataFrame]):
+    def __init__(self, mt: MatchType, data: dict[str, pd.DataFrame], pool: "LinkInputs | None" = None):
+        """``pool``: the :func:`pool_inputs` of these same ``data``; the sides' arrays are then
+        views of the pool's (training holds each record's arrays once, not once per match type)."""
         for ds in (mt.left, mt.right):
             if ds not in data or data[ds].empty:
                 raise LookupError(f"match type {mt.id}: no pseudonymised records for data set {ds!r}")
         self.left_frame = data[mt.left].reset_index(drop=True)
         self.right_frame = self.left_frame if mt.dedupe else data[mt.right].reset_index(drop=True)
-        self.left = Side(self.left_frame)
-        self.right = self.left if mt.dedupe else Side(self.right_frame)
+        self.left = Side(self.left_frame, _within(pool, data, mt.left))
+        self.right = self.left if mt.dedupe else Side(self.right_frame, _within(pool, data, mt.right))
+        #: where each data set's records start in this (pool) side's rows (set by pool_inputs)
+        self.starts: dict[str, tuple[pd.DataFrame, int]] = {}
         self.dedupe = mt.dedupe
         councils = pd.concat([self.left_frame["council"], self.right_frame["council"]]).astype(str)
         cats = pd.CategoricalDtype(sorted(councils.unique()))
@@ -84,4 +89,28 @@ def pool_inputs(data: dict[str, pd.DataFrame]) -> LinkInputs:
     """Every data set's records together, deduplicated against each other: the pool m learns from."""
     frames = [f for f in data.values() if len(f)]
     mt = MatchType.model_construct(id=POOL, left=POOL, right=POOL, scope="any")
-    return LinkInputs(mt, {POOL: pd.concat(frames, ignore_index=True)})
+    inp = LinkInputs(mt, {POOL: pd.concat(frames, ignore_index=True)})
+    start = 0
+    for ds, frame in data.items():
+        if len(frame):
+            inp.starts[ds] = (frame, start)
+            start += len(frame)
+    return inp
+
+
+def release_encodings(pool: LinkInputs, data: dict[str, pd.DataFrame]) -> None:
+    """Convert every encoding column of the pool to its matrix once, then drop the bytes from the
+    frames: a training sample's match types see them through views of the pool's side only, and
+    a million records' encodings as Python bytes take 0.7 GB more than as matrices."""
+    for column in ENCODED_BYTES:
+        pool.left.bloom(column)
+    for frame in (pool.left_frame, *data.values()):
+        frame.drop(columns=[c for c in ENCODED_BYTES if c in frame.columns], inplace=True)
+        frame.attrs[RELEASED] = True
+
+
+def _within(pool: LinkInputs | None, data: dict[str, pd.DataFrame], ds: str) -> tuple[Side, int] | None:
+    """(pool side, first row) of data set ``ds`` inside ``pool``, if the pool holds this very frame."""
+    if pool is None or ds not in pool.starts or pool.starts[ds][0] is not data[ds]:
+        return None
+    return pool.left, pool.starts[ds][1]

@@ -34,6 +34,7 @@ from councilmatch.home import Home
 from matching.flags import SHARD_COLUMNS, empty_flags, first_seen_dates, read_parquet_at_rest, write_parquet_atomic
 from matching import incremental as inc
 from matching.comparisons import Side
+from matching.inputs import release_encodings
 from matching.linker import (DegenerateFit, LinkInputs, TrainingContext, in_scope, link, load_models, pool_inputs,
                              train)
 from matching.matchtype import MatchType, load_matchtypes
@@ -345,7 +346,10 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
             pool = training_data()
             if ctx is None:
                 ctx = TrainingContext(pool_inputs(pool) if pool else None)
-            train_inp = _link_inputs(mt, pool) if loaded["sample"] else (inp or _link_inputs(mt, inputs()))
+                if loaded["sample"] and ctx.pool is not None:  # the sample serves training only
+                    release_encodings(ctx.pool, pool)
+            train_inp = (LinkInputs(mt, pool, ctx.pool) if loaded["sample"]
+                         else (inp or _link_inputs(mt, inputs())))
             try:
                 models = train(mt, train_inp, ctx)
             except DegenerateFit as exc:

@@ -187,3 +187,34 @@ def test_an_incremental_night_over_the_cap_reads_the_pool_once(tmp_path, monkeyp
 
 
 SCAN_POOL = run._scan_pool
+
+
+def test_training_sides_are_views_of_the_pool_and_released_frames_refuse_their_bytes():
+    """A match type trained on the sample reads its records' arrays from the pool's side (one copy
+    in memory, the same values), and a frame whose encodings went to the pool cannot silently
+    become all-missing filters."""
+    import numpy as np
+
+    from matching.comparisons import Side
+    from matching.inputs import LinkInputs, pool_inputs, release_encodings
+    from matching.matchtype import MatchType
+
+    helpers = _conftest()
+    frame, _ = helpers.tenancy_population(300, 20, seed=3)
+    councils = frame["council"].unique()
+    data = {"tenancy": frame[frame["council"] == councils[0]].reset_index(drop=True),
+            "waiting_list": frame[frame["council"] == councils[1]].assign(dataset="waiting_list")
+            .reset_index(drop=True)}
+    mt = MatchType.model_construct(id="t", left="tenancy", right="waiting_list", scope="any")
+    fresh = LinkInputs(mt, {k: v.copy() for k, v in data.items()})
+    pool = pool_inputs(data)
+    viewed = LinkInputs(mt, data, pool)
+    for side, ref in ((viewed.left, fresh.left), (viewed.right, fresh.right)):
+        assert np.shares_memory(side.token("t_surname"), pool.left.token("t_surname"))
+        assert (side.token("t_surname") == ref.token("t_surname")).all()
+        assert (side.bloom("bf_surname")[0] == ref.bloom("bf_surname")[0]).all()
+    release_encodings(pool, data)
+    assert "bf_surname" not in data["tenancy"].columns
+    assert (LinkInputs(mt, data, pool).left.bloom("bf_address")[0] == fresh.left.bloom("bf_address")[0]).all()
+    with pytest.raises(RuntimeError, match="released"):
+        Side(data["tenancy"]).bloom("bf_surname")
