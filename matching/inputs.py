@@ -26,8 +26,8 @@ class LinkInputs:
         for ds in (mt.left, mt.right):
             if ds not in data or data[ds].empty:
                 raise LookupError(f"match type {mt.id}: no pseudonymised records for data set {ds!r}")
-        self.left_frame = data[mt.left].reset_index(drop=True)
-        self.right_frame = self.left_frame if mt.dedupe else data[mt.right].reset_index(drop=True)
+        self.left_frame = _zero_based(data[mt.left])
+        self.right_frame = self.left_frame if mt.dedupe else _zero_based(data[mt.right])
         self.left = Side(self.left_frame, _within(pool, data, mt.left))
         self.right = self.left if mt.dedupe else Side(self.right_frame, _within(pool, data, mt.right))
         #: where each data set's records start in this (pool) side's rows (set by pool_inputs)
@@ -98,15 +98,31 @@ def pool_inputs(data: dict[str, pd.DataFrame]) -> LinkInputs:
     return inp
 
 
-def release_encodings(pool: LinkInputs, data: dict[str, pd.DataFrame]) -> None:
-    """Convert every encoding column of the pool to its matrix once, then drop the bytes from the
-    frames: a training sample's match types see them through views of the pool's side only, and
-    a million records' encodings as Python bytes take 0.7 GB more than as matrices."""
-    for column in ENCODED_BYTES:
+def share_with_pool(pool: LinkInputs, data: dict[str, pd.DataFrame]) -> None:
+    """Hold a training sample once: each data set's frame becomes a view of the pool's rows, and
+    every encoding column is converted to the pool's matrix once and dropped from the frames (a
+    million records' encodings take 0.7 GB more as Python bytes than as matrices). The sample's
+    match types then see everything through the pool (``LinkInputs(mt, data, pool)``)."""
+    for column in ENCODED_BYTES:  # one at a time, so that only one column is ever held twice
         pool.left.bloom(column)
-    for frame in (pool.left_frame, *data.values()):
-        frame.drop(columns=[c for c in ENCODED_BYTES if c in frame.columns], inplace=True)
-        frame.attrs[RELEASED] = True
+        for frame in (pool.left_frame, *data.values()):
+            if column in frame.columns:
+                frame.drop(columns=[column], inplace=True)
+    pool.left_frame.attrs[RELEASED] = True
+    for ds, (_, start) in list(pool.starts.items()):
+        n = len(data[ds])
+        view = pool.left_frame.iloc[start:start + n].set_axis(pd.RangeIndex(n), axis=0, copy=False)
+        view.attrs[RELEASED] = True
+        data[ds] = view
+        pool.starts[ds] = (view, start)
+
+
+def _zero_based(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with row labels 0..n-1 (itself, not a copy, when it has them already)."""
+    index = frame.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return frame
+    return frame.reset_index(drop=True)
 
 
 def _within(pool: LinkInputs | None, data: dict[str, pd.DataFrame], ds: str) -> tuple[Side, int] | None:

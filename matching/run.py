@@ -34,7 +34,7 @@ from councilmatch.home import Home
 from matching.flags import SHARD_COLUMNS, empty_flags, first_seen_dates, read_parquet_at_rest, write_parquet_atomic
 from matching import incremental as inc
 from matching.comparisons import Side
-from matching.inputs import release_encodings
+from matching.inputs import share_with_pool
 from matching.linker import (DegenerateFit, LinkInputs, TrainingContext, in_scope, link, load_models, pool_inputs,
                              train)
 from matching.matchtype import MatchType, load_matchtypes
@@ -347,7 +347,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
             if ctx is None:
                 ctx = TrainingContext(pool_inputs(pool) if pool else None)
                 if loaded["sample"] and ctx.pool is not None:  # the sample serves training only
-                    release_encodings(ctx.pool, pool)
+                    share_with_pool(ctx.pool, pool)
             train_inp = (LinkInputs(mt, pool, ctx.pool) if loaded["sample"]
                          else (inp or _link_inputs(mt, inputs())))
             try:

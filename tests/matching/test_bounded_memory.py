@@ -196,7 +196,7 @@ def test_training_sides_are_views_of_the_pool_and_released_frames_refuse_their_b
     import numpy as np
 
     from matching.comparisons import Side
-    from matching.inputs import LinkInputs, pool_inputs, release_encodings
+    from matching.inputs import LinkInputs, pool_inputs, share_with_pool
     from matching.matchtype import MatchType
 
     helpers = _conftest()
@@ -213,7 +213,7 @@ def test_training_sides_are_views_of_the_pool_and_released_frames_refuse_their_b
         assert np.shares_memory(side.token("t_surname"), pool.left.token("t_surname"))
         assert (side.token("t_surname") == ref.token("t_surname")).all()
         assert (side.bloom("bf_surname")[0] == ref.bloom("bf_surname")[0]).all()
-    release_encodings(pool, data)
+    share_with_pool(pool, data)
     assert "bf_surname" not in data["tenancy"].columns
     assert (LinkInputs(mt, data, pool).left.bloom("bf_address")[0] == fresh.left.bloom("bf_address")[0]).all()
     with pytest.raises(RuntimeError, match="released"):
