@@ -136,6 +136,10 @@ def synthetic_tenancies(n_records: int, councils: int, seed: int = 1) -> pd.Data
     for c, codes in (("ed_forename", recs["forename"].to_numpy()), ("ed_surname", sur)):
         frame[c] = to_bytes_column(_neighbourhoods(rng, codes, EDIT_BYTES[c], typo if c == "ed_surname"
                                                    else np.zeros(n, bool)))
+    nino = recs["nino"].to_numpy()
+    ed_nino = _neighbourhoods(rng, nino, EDIT_BYTES["ed_nino"], np.zeros(n, bool))
+    ed_nino[nino == 0] = 0  # no NINO: no neighbourhood
+    frame["ed_nino"] = to_bytes_column(ed_nino)
     for c in NON_IDENTIFYING:
         frame[c] = pd.NaT if c in ("period_end", "date_of_death", "last_used") else None
     frame["period_start"] = pd.Timestamp("2020-01-01")
