@@ -33,7 +33,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -334,6 +334,22 @@ def read_table(path: Path, columns: Sequence[str] | None = None, filters: Any = 
     try:
         return pq.read_table(path, columns=list(columns) if columns is not None else None, filters=filters,
                              decryption_properties=props)
+    except OSError as exc:
+        if "decrypt" in str(exc).lower() or "key" in str(exc).lower():
+            raise AtRestError(f"{path}: cannot be decrypted with this home's keys ({exc})") from exc
+        raise
+
+
+def iter_tables(path: Path, batch_size: int, home: Home | None = None) -> Iterator[pa.Table]:
+    """Decrypt and read an encrypted Parquet file ``batch_size`` rows at a time, so that a big
+    extract never has to be in memory whole (the plan's scan, a link shard's pick of records)."""
+    path = Path(path)
+    home = _home_of(path, home)
+    _check_encrypted(path)
+    props = decryption_properties(home) if _ENCRYPT else None
+    try:
+        for batch in pq.ParquetFile(path, decryption_properties=props).iter_batches(batch_size=batch_size):
+            yield pa.Table.from_batches([batch])
     except OSError as exc:
         if "decrypt" in str(exc).lower() or "key" in str(exc).lower():
             raise AtRestError(f"{path}: cannot be decrypted with this home's keys ({exc})") from exc

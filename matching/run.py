@@ -155,6 +155,8 @@ def _run_files(home: Home, run_id: str) -> list[Path]:
 SHARD_SUBSET_MIN_RECORDS = 500_000
 #: rows decrypted and converted at a time when a shard reads its records
 SHARD_READ_BATCH = 65_536
+#: rows of an extract the plan's scan (record index and training sample) holds at a time
+SCAN_READ_BATCH = 200_000
 
 
 def _records_in(home: Home, files: list[Path]) -> int:
@@ -179,24 +181,16 @@ def _shard_inputs(home: Home, files: list[Path], mt: MatchType, shard: int,
     records, not the pool: more shards, less memory each. Rows keep the data set's order, so
     the pairs, scores and flags are those of a whole-data-set read (a test compares them).
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from anonymise import at_rest
     from anonymise.pseudonymised import from_table
     from matching.blocking import blocking_key, shard_of
 
-    props = at_rest.decryption_properties(home) if at_rest._ENCRYPT else None
     rules = mt.linkage.blocking
     out: dict[str, pd.DataFrame] = {}
     key_files: dict[str, list[str]] = {}
     for ds in sorted({mt.left, mt.right}):
         parts = []
         for path in (p for p in files if p.parent.parent.name == ds):
-            at_rest._check_encrypted(path)
-            pf = pq.ParquetFile(path, decryption_properties=props)
-            for batch in pf.iter_batches(batch_size=SHARD_READ_BATCH):
-                table = pa.Table.from_batches([batch])
+            for table in at_rest.iter_tables(path, SHARD_READ_BATCH, home):
                 side = Side(table.select([c for c in dict.fromkeys(c for rule in rules for c in rule)
                                           if c in table.column_names]).to_pandas())
                 keep = np.zeros(side.n, dtype=bool)
@@ -432,23 +426,26 @@ def _in_sample(refs: np.ndarray, fraction: float) -> np.ndarray:
 
 def _scan_pool(home: Home, files: list[Path], fractions: dict[str, float]
                ) -> tuple[pd.DataFrame, str, dict[str, pd.DataFrame]]:
-    """Read the pool one extract at a time: its record index, key id and training sample.
+    """Read the pool a batch of one extract at a time: its record index, key id and training sample.
 
-    Only one extract's frame and the sample are in memory at once, with the index
-    (16 bytes a record); key ids are checked as :func:`read_inputs` checks them.
+    Only one batch (``SCAN_READ_BATCH`` rows) and the sample are in memory at once, with the
+    index (16 bytes a record); key ids are checked as :func:`read_inputs` checks them.
     """
+    from anonymise.pseudonymised import from_table
+
     index: list[pd.DataFrame] = []
     sample: dict[str, list[pd.DataFrame]] = {}
     key_files: dict[str, list[str]] = {}
     for path in files:
-        frame = _read(home, path)
         ds = path.parent.parent.name
-        _note_key_ids(home, key_files, path, frame)
-        part = inc.record_index({ds: frame})
-        index.append(part)
-        keep = _in_sample(part["ref"].to_numpy(), fractions.get(ds, 1.0))
-        sample.setdefault(ds, []).append(frame[keep])
-        del frame
+        for table in at_rest.iter_tables(path, SCAN_READ_BATCH, home):  # an extract may be millions of rows
+            frame = from_table(table)
+            _note_key_ids(home, key_files, path, frame)
+            part = inc.record_index({ds: frame})
+            index.append(part)
+            keep = _in_sample(part["ref"].to_numpy(), fractions.get(ds, 1.0))
+            sample.setdefault(ds, []).append(frame[keep])
+            del frame, table
     _check_key_ids(home, key_files)
     key_id = next((k for k in key_files if k != "(none)"), "")
     records = (pd.concat(index, ignore_index=True) if index
