@@ -312,7 +312,8 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
             # a pool too big to hold: the record index file by file, and a sample to train on
             index, key_id, loaded["sample"] = _scan_pool(home, files, _sample_fractions(counts, cap))
         write_parquet_atomic(index, folder / "records.parquet", home)
-        dirty = inc.dirty_refs(previous["records"], index) if previous else None
+        dirty = inc.dirty_refs(previous.pop("records"), index) if previous else None
+        del index  # 16 bytes a record of the pool, twice with last night's: not held through training
         runnable = _runnable(types, counts)
     today = run_date(run_id)
     tasks: list[dict[str, Any]] = []
