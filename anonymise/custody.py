@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from anonymise import at_rest
+from anonymise.at_source import MODE as AT_SOURCE
 from anonymise.crypto import seal, unseal
 from anonymise.errors import AnonymiseError, TamperedError, WrongKEKError
 from anonymise.kek import dev_kek_path, ENV_VAR, KEK, require_kek
@@ -132,16 +133,21 @@ def repseudonymise_manifest(home: Home, keyring, manifest: dict[str, Any], polic
             "from": manifest.get("key_id"), "to": keyring.key_id}
 
 
+def is_current(manifest: dict[str, Any], key_id: str) -> bool:
+    """Whether a stored extract's tokens compare with tonight's: made under ``key_id`` and (the
+    hub's own, not a council's at-source file) with this version's encoding
+    (``anonymise.tokens.ENCODING``: an upgrade may change a filter's settings or add a column)."""
+    return manifest.get("key_id") == key_id and (manifest.get("mode") == AT_SOURCE
+                                                 or manifest.get("encoding") == ENCODING)
+
+
 def stale_manifests(home: Home, key_id: str, feed_id: str | None = None) -> list[dict[str, Any]]:
-    """Manifests of stored extracts made under another key than ``key_id``, or (the hub's own)
-    with another encoding than this version's (``anonymise.tokens.ENCODING``: an upgrade that
-    changed a filter's settings or added a column)."""
+    """Manifests of stored extracts that are not :func:`is_current`."""
     out = []
     roots = [home.manifests / feed_id] if feed_id else sorted(p for p in home.manifests.glob("*/*") if p.is_dir())
     for folder in roots:
         fid = feed_id or f"{folder.parent.name}/{folder.name}"
-        out += [m for m in read_manifests(home, fid) if m.get("pseudonymised_path") and (
-            m.get("key_id") != key_id or (m.get("mode") != "at_source" and m.get("encoding") != ENCODING))]
+        out += [m for m in read_manifests(home, fid) if m.get("pseudonymised_path") and not is_current(m, key_id)]
     return out
 
 
@@ -172,7 +178,7 @@ def repseudonymise(home: Home, policy: Policy, feed_id: str | None = None,
         if not is_newest and not archived_path(home, manifest).exists():
             done.append({"feed_id": fid, "extract_id": manifest["extract_id"], "status": "superseded"})
             continue
-        if manifest.get("mode") == "at_source":  # tokens made by the council: only it can re-make them
+        if manifest.get("mode") == AT_SOURCE:  # tokens made by the council: only it can re-make them
             done.append({"feed_id": manifest["feed_id"], "extract_id": manifest["extract_id"],
                          "status": "at_source_resend"})
             continue

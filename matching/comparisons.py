@@ -25,7 +25,7 @@ from councilmatch.contracts import ENCODED_BYTES
 
 NULL = -1  # level index of "missing on either side"
 #: ``frame.attrs`` flag: the frame's encoding columns were dropped, their matrices live in the
-#: training pool's side (``matching.inputs.release_encodings``)
+#: training pool's side (``matching.inputs.share_with_pool``)
 RELEASED = "councilmatch_encodings_released"
 
 

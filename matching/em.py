@@ -40,7 +40,7 @@ def unique_patterns(gammas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if n == 0 or radix ** k >= 2 ** 62:
         return np.unique(gammas, axis=0, return_counts=True)
     keys = digits @ (radix ** np.arange(k - 1, -1, -1, dtype=np.int64))
-    distinct, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
     return gammas[first], counts
 
 

@@ -24,6 +24,7 @@ Learned from how Splink trains, and made harder to fool:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -435,16 +436,21 @@ class TrainingContext:
         return [x.copy() for x in m], list(untaught)
 
 
+def _kept(shared: dict | None, key: tuple, make: Callable[[], Pairs]) -> Pairs:
+    """``make()``, kept in ``shared`` under ``key`` for the next linkage (no cache: None)."""
+    if shared is None:
+        return make()
+    if key not in shared:
+        shared[key] = make()
+    return shared[key]
+
+
 def _u_of(linkage: Linkage, inp: LinkInputs, shared: dict | None = None) -> tuple[list[np.ndarray], Pairs]:
     """u of each comparison from random pairs (``shared``: a cache of pairs drawn from ``inp`` before)."""
     settings = linkage.training_settings()
     comps = linkage.built()
-    draw = ("random", settings.random_pairs, settings.seed)
-    rand = shared.get(draw) if shared is not None else None
-    if rand is None:
-        rand = random_pairs(inp.left, inp.right, inp.dedupe, settings.random_pairs, settings.seed)
-        if shared is not None:
-            shared[draw] = rand
+    rand = _kept(shared, ("random", settings.random_pairs, settings.seed),
+                 lambda: random_pairs(inp.left, inp.right, inp.dedupe, settings.random_pairs, settings.seed))
     return estimate_u(comps, rand, comparison_vectors(comps, rand), inp.dedupe, seed=settings.seed), rand
 
 
@@ -454,14 +460,10 @@ def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.nda
     comps = linkage.built()
 
     def pairs_of_rule(rule: list[str]) -> Pairs:
-        found = ("rule", tuple(rule), settings.max_training_pairs)
-        if shared is not None and found in shared:
-            return shared[found]
-        cands, _ = training_candidates(mt, inp, [rule], settings.max_training_pairs)
-        pairs = Pairs(inp.left, inp.right, cands.li, cands.ri)
-        if shared is not None:
-            shared[found] = pairs
-        return pairs
+        def find() -> Pairs:
+            cands, _ = training_candidates(mt, inp, [rule], settings.max_training_pairs)
+            return Pairs(inp.left, inp.right, cands.li, cands.ri)
+        return _kept(shared, ("rule", tuple(rule), settings.max_training_pairs), find)
 
     return estimate_m(comps, linkage.blocking, u, linkage.m_starts(), pairs_of_rule, settings)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from anonymise import reuse
-from anonymise.at_source import accept_at_source, at_source_metadata
-from anonymise.custody import repseudonymise, stale_manifests
+from anonymise.at_source import MODE as AT_SOURCE, accept_at_source, at_source_metadata
+from anonymise.custody import is_current, repseudonymise, stale_manifests
 from anonymise.errors import SchemaError
 from anonymise.keys import load_keyring
 from anonymise.manifest import read_manifests, write_manifest
@@ -73,13 +73,10 @@ def ingest_newest(home: Home, feed_id: str, settings: HomeSettings) -> dict[str,
     return _ingest_raw(home, feed, extract, keyring, settings)
 
 
-def _already_done(home: Home, feed_id: str, extract_id: str, key_id: str,
-                  encoding: str | None = None) -> dict[str, Any] | None:
-    """The manifest of this extract stored under this key (and, for the hub's own tokens, this
-    encoding), or None."""
+def _already_done(home: Home, feed_id: str, extract_id: str, key_id: str) -> dict[str, Any] | None:
+    """The manifest of this extract, if it is stored and current (``custody.is_current``), or None."""
     for m in read_manifests(home, feed_id):
-        if (m.get("extract_id") == extract_id and m.get("key_id") == key_id
-                and (encoding is None or m.get("encoding") == encoding)
+        if (m.get("extract_id") == extract_id and is_current(m, key_id)
                 and Path(m.get("pseudonymised_path", "")).exists()):
             return m
     return None
@@ -101,7 +98,7 @@ def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: HomeSettings
     previous = reuse.load_previous(home, feed.feed_id, last.get("extract_id"), last.get("path"), keyring, policy)
     memory = reuse.row_memory(home, feed.council, feed.dataset, keyring, previous)
     result = read_isolated(partial(ingest_extract, rows=memory), feed, extract, extract=extract, settings=settings)
-    done = _already_done(home, feed.feed_id, result.extract_id, keyring.key_id, ENCODING)
+    done = _already_done(home, feed.feed_id, result.extract_id, keyring.key_id)
     if done:
         dispose_raw_extract(home, keyring, extract, settings.raw_extracts)
         return _outcome(feed.feed_id, "unchanged", done)
@@ -185,7 +182,7 @@ def _accept_at_source(home: Home, feed, extract: Path, keyring, settings: HomeSe
             "quarantined": council_manifest["quarantined"],
             "quarantine_reasons": council_manifest["quarantine_reasons"],
             "set_missing": council_manifest["set_missing"], "quality": council_manifest["quality"],
-            "mode": "at_source", "key_id": keyring.key_id, "pseudonymised_path": str(path),
+            "mode": AT_SOURCE, "key_id": keyring.key_id, "pseudonymised_path": str(path),
             "ingested_at": datetime.now(timezone.utc).isoformat(),
         }
         write_manifest(home, manifest)
