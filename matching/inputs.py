@@ -98,13 +98,23 @@ def pool_inputs(data: dict[str, pd.DataFrame]) -> LinkInputs:
     return inp
 
 
-def share_with_pool(pool: LinkInputs, data: dict[str, pd.DataFrame]) -> None:
+def share_with_pool(pool: LinkInputs, data: dict[str, pd.DataFrame],
+                    matrices: dict[str, dict[str, list[np.ndarray]]] | None = None) -> None:
     """Hold a training sample once: each data set's frame becomes a view of the pool's rows, and
     every encoding column is converted to the pool's matrix once and dropped from the frames (a
     million records' encodings take 0.7 GB more as Python bytes than as matrices). The sample's
-    match types then see everything through the pool (``LinkInputs(mt, data, pool)``)."""
+    match types then see everything through the pool (``LinkInputs(mt, data, pool)``).
+
+    ``matrices``: column -> data set -> that data set's rows as matrices in parts (a scan that
+    converted them batch by batch, see ``matching.run._scan_pool``); consumed column by column."""
     for column in ENCODED_BYTES:  # one at a time, so that only one column is ever held twice
-        pool.left.bloom(column)
+        parts = (matrices or {}).pop(column, None)
+        if parts is not None:
+            pool.left.hold(column, np.concatenate([m for ds in pool.starts for m in parts.get(ds, [])]
+                                                  or [np.zeros((0, ENCODED_BYTES[column]), np.uint8)]))
+            del parts
+        else:
+            pool.left.bloom(column)
         for frame in (pool.left_frame, *data.values()):
             if column in frame.columns:
                 frame.drop(columns=[column], inplace=True)

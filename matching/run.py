@@ -21,19 +21,21 @@ import os
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from councilmatch.contracts import FLAG_COLUMNS
+from councilmatch.contracts import ENCODED_BYTES, FLAG_COLUMNS
 from councilmatch.environment import environment, variable
 from councilmatch.home import Home
 from matching.flags import SHARD_COLUMNS, empty_flags, first_seen_dates, read_parquet_at_rest, write_parquet_atomic
 from matching import incremental as inc
-from matching.comparisons import Side
+from matching.comparisons import RELEASED, Side, bloom_matrix_from_arrow
 from matching.inputs import share_with_pool
 from matching.linker import (DegenerateFit, LinkInputs, TrainingContext, in_scope, link, load_models, pool_inputs,
                              train)
@@ -286,7 +288,8 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
                 loaded["sample"] = {ds: f[_in_sample(inc.frame_ref_keys(f).view(np.int64), fractions[ds])]
                                     .reset_index(drop=True) for ds, f in loaded["data"].items()}
             else:
-                loaded["sample"] = _scan_pool(home, files, fractions)[2]
+                scan = _scan_pool(home, files, fractions)
+                loaded["sample"], loaded["matrices"] = scan.sample, scan.matrices
         return loaded["sample"] or inputs()
 
     if (previous is not None and previous.get("listing") == listing and previous.get("key_id") is not None
@@ -310,7 +313,9 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
                 loaded["sample"] = None
         else:
             # a pool too big to hold: the record index file by file, and a sample to train on
-            index, key_id, loaded["sample"] = _scan_pool(home, files, _sample_fractions(counts, cap))
+            scan = _scan_pool(home, files, _sample_fractions(counts, cap))
+            index, key_id, loaded["sample"], loaded["matrices"] = scan.index, scan.key_id, scan.sample, scan.matrices
+            del scan
         write_parquet_atomic(index, folder / "records.parquet", home)
         dirty = inc.dirty_refs(previous.pop("records"), index) if previous else None
         del index  # 16 bytes a record of the pool, twice with last night's: not held through training
@@ -342,7 +347,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
             if ctx is None:
                 ctx = TrainingContext(pool_inputs(pool) if pool else None)
                 if loaded["sample"] and ctx.pool is not None:  # the sample serves training only
-                    share_with_pool(ctx.pool, pool)
+                    share_with_pool(ctx.pool, pool, loaded.pop("matrices", None))
             train_inp = (LinkInputs(mt, pool, ctx.pool) if loaded["sample"]
                          else (inp or _link_inputs(mt, inputs())))
             try:
@@ -425,33 +430,55 @@ def _in_sample(refs: np.ndarray, fraction: float) -> np.ndarray:
     return (np.asarray(refs, np.int64).view(np.uint64) % np.uint64(1 << 20)) < np.uint64(fraction * (1 << 20))
 
 
-def _scan_pool(home: Home, files: list[Path], fractions: dict[str, float]
-               ) -> tuple[pd.DataFrame, str, dict[str, pd.DataFrame]]:
+@dataclass
+class PoolScan:
+    """What :func:`_scan_pool` found: the pool's record index and key id, and a training sample
+    whose encodings are already matrices (``matrices``: column -> data set -> parts), not bytes."""
+
+    index: pd.DataFrame
+    key_id: str
+    sample: dict[str, pd.DataFrame]
+    matrices: dict[str, dict[str, list[np.ndarray]]]
+
+
+def _scan_pool(home: Home, files: list[Path], fractions: dict[str, float]) -> PoolScan:
     """Read the pool a batch of one extract at a time: its record index, key id and training sample.
 
     Only one batch (``SCAN_READ_BATCH`` rows) and the sample are in memory at once, with the
-    index (16 bytes a record); key ids are checked as :func:`read_inputs` checks them.
+    index (16 bytes a record); key ids are checked as :func:`read_inputs` checks them. The
+    sample's encodings go from Arrow straight into matrices, batch by batch: the sample never
+    holds them as Python bytes objects (only the batch does, for its rows' content hash).
     """
     from anonymise.pseudonymised import from_table
 
     index: list[pd.DataFrame] = []
     sample: dict[str, list[pd.DataFrame]] = {}
+    matrices: dict[str, dict[str, list[np.ndarray]]] = {c: {} for c in ENCODED_BYTES}
     key_files: dict[str, list[str]] = {}
     for path in files:
         ds = path.parent.parent.name
         for table in at_rest.iter_tables(path, SCAN_READ_BATCH, home):  # an extract may be millions of rows
             frame = from_table(table)
             _note_key_ids(home, key_files, path, frame)
-            part = inc.record_index({ds: frame})
+            part = inc.record_index({ds: frame})  # its row hash covers the encodings too
             index.append(part)
             keep = _in_sample(part["ref"].to_numpy(), fractions.get(ds, 1.0))
-            sample.setdefault(ds, []).append(frame[keep])
+            encoded = [c for c in ENCODED_BYTES if c in table.column_names]
+            sample.setdefault(ds, []).append(frame.drop(columns=encoded)[keep])
+            chosen = pa.array(keep)
+            for column, nbytes in ENCODED_BYTES.items():
+                matrices[column].setdefault(ds, []).append(
+                    bloom_matrix_from_arrow(table.column(column).filter(chosen), nbytes) if column in encoded
+                    else np.zeros((int(keep.sum()), nbytes), np.uint8))
             del frame, table
     _check_key_ids(home, key_files)
     key_id = next((k for k in key_files if k != "(none)"), "")
     records = (pd.concat(index, ignore_index=True) if index
                else pd.DataFrame({"ref": pd.Series(dtype="int64"), "row": pd.Series(dtype="int64")}))
-    return records, key_id, {ds: pd.concat(parts, ignore_index=True) for ds, parts in sorted(sample.items())}
+    frames = {ds: pd.concat(parts, ignore_index=True) for ds, parts in sorted(sample.items())}
+    for frame in frames.values():
+        frame.attrs[RELEASED] = True  # its encodings are only in ``matrices``
+    return PoolScan(records, key_id, frames, matrices)
 
 
 #: dirty records per incremental shard task: a handful of changes is one task, not ``shards``

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from councilmatch.home import Home
+from councilmatch.memory import return_freed_memory
 from councilmatch.settings import load_settings
 from ingest.feeds import load_feeds
 from matching.run import collect_flags, plan, run_dir
@@ -113,6 +114,7 @@ def plan_link(home: HomeLike, run_id: str, full: bool = False, retrain: bool = F
     link: only what changed since the last linked run, unless ``full`` (a full re-run)."""
 
     home = _home(home)
+    return_freed_memory()  # the plan reads a big pool batch by batch: keep its peak what it holds
     started = time.perf_counter()
     settings = load_settings(home)
     shards = plan(home, run_id, shards=settings.link_shards, full=full, retrain=retrain, settings=settings.models)
@@ -124,6 +126,7 @@ def plan_link(home: HomeLike, run_id: str, full: bool = False, retrain: bool = F
 
 def link_shard(home: HomeLike, run_id: str, match_type: str, shard: int, shards: int) -> dict[str, Any]:
     home = _home(home)
+    return_freed_memory()
     return _link_shard(home, run_id, match_type, shard, shards)
 
 

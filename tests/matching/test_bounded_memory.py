@@ -218,3 +218,29 @@ def test_training_sides_are_views_of_the_pool_and_released_frames_refuse_their_b
     assert (LinkInputs(mt, data, pool).left.bloom("bf_address")[0] == fresh.left.bloom("bf_address")[0]).all()
     with pytest.raises(RuntimeError, match="released"):
         Side(data["tenancy"]).bloom("bf_surname")
+
+
+def test_scanned_matrices_equal_the_bytes_path():
+    """The scan's encodings go from Arrow straight into matrices: the same rows as the bytes path,
+    missing values all-zero, a sliced or multi-chunk column read at its own offset, and a column
+    of another type (an older or hostile file) through the checked path."""
+    import numpy as np
+    import pyarrow as pa
+
+    from matching.comparisons import bloom_matrix, bloom_matrix_from_arrow
+
+    rng = np.random.default_rng(5)
+    values = [bytes(rng.integers(0, 256, 8, dtype=np.uint8)) if i % 7 else None for i in range(50)]
+    fixed = pa.array(values, pa.binary(8))
+    expect = bloom_matrix(pd.Series(values, dtype=object), 50, 8)
+    assert (expect[0] == 0).all() and expect[1].any()
+    assert (bloom_matrix_from_arrow(fixed, 8) == expect).all()
+    assert (bloom_matrix_from_arrow(fixed.slice(13, 20), 8) == expect[13:33]).all()
+    chunked = pa.chunked_array([fixed.slice(0, 9), fixed.slice(9)])
+    assert (bloom_matrix_from_arrow(chunked, 8) == expect).all()
+    assert (bloom_matrix_from_arrow(fixed.filter(pa.array([i % 3 == 0 for i in range(50)])), 8)
+            == expect[::3]).all()
+    loose = pa.array([v if i != 4 else b"short" for i, v in enumerate(values)], pa.binary())
+    got = bloom_matrix_from_arrow(loose, 8)
+    assert (got[4] == 0).all() and (np.delete(got, 4, 0) == np.delete(expect, 4, 0)).all()
+    assert bloom_matrix_from_arrow(pa.chunked_array([], pa.binary(8)), 8).shape == (0, 8)
