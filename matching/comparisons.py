@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from anonymise.encodings import shares_entry
 from councilmatch.contracts import ENCODED_BYTES
+from matching.kept import Kept
 
 NULL = -1  # level index of "missing on either side"
 #: ``frame.attrs`` flag: the frame's encoding columns were dropped, their matrices live in the
@@ -122,16 +123,15 @@ class Pairs:
     right: Side
     li: np.ndarray
     ri: np.ndarray
-    _cache: dict = field(default_factory=dict)
+    _cache: Kept = field(default_factory=Kept)
 
     def __len__(self) -> int:
         return len(self.li)
 
     def memo(self, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        """``compute()``, once per key for these pairs (treat the result as read-only)."""
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
+        """``compute()``, once per key for these pairs (treat the result as read-only; pairs
+        shared by match types training on several threads are evaluated once too)."""
+        return self._cache.get(key, compute)
 
     def tokens(self, left_col: str, right_col: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         right_col = right_col or left_col

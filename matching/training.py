@@ -36,6 +36,7 @@ from matching.comparisons import NULL, Comparison, DiceAtLeast, Pairs, Same, Sid
 from matching.em import (fit_em, fit_lambda, fit_lambda_one_to_one, fit_m, level_weights, normalise,
                          project_monotone)
 from matching.inputs import POOL, LinkInputs, scope_mask, training_candidates
+from matching.kept import Kept
 from matching.matchtype import Linkage, MatchType, TrainingSettings
 from matching.model import FittedModel, agreement_patterns, comparison_vectors, score, tf_tables
 
@@ -422,30 +423,27 @@ class TrainingContext:
     """
 
     pool: LinkInputs | None = None
-    pooled_m: dict = field(default_factory=dict)
-    pool_pairs: dict = field(default_factory=dict)
+    pooled_m: Kept = field(default_factory=Kept)
+    pool_pairs: Kept = field(default_factory=Kept)
 
     def m_from_pool(self, linkage: Linkage) -> tuple[list[np.ndarray], list[str]]:
         key = (tuple(map(tuple, linkage.blocking)), tuple(c.model_dump_json() for c in linkage.comparisons))
-        if key not in self.pooled_m:
-            pool = self.pool
+
+        def estimate() -> tuple[list[np.ndarray], list[str]]:
             mt = MatchType.model_construct(id=POOL, left=POOL, right=POOL, scope="any")
-            u = _u_of(linkage, pool, self.pool_pairs)[0]
-            self.pooled_m[key] = _estimate_m(mt, linkage, pool, u, self.pool_pairs)
-        m, untaught = self.pooled_m[key]
+            u = _u_of(linkage, self.pool, self.pool_pairs)[0]
+            return _estimate_m(mt, linkage, self.pool, u, self.pool_pairs)
+
+        m, untaught = self.pooled_m.get(key, estimate)
         return [x.copy() for x in m], list(untaught)
 
 
-def _kept(shared: dict | None, key: tuple, make: Callable[[], Pairs]) -> Pairs:
+def _kept(shared: Kept | None, key: tuple, make: Callable[[], Pairs]) -> Pairs:
     """``make()``, kept in ``shared`` under ``key`` for the next linkage (no cache: None)."""
-    if shared is None:
-        return make()
-    if key not in shared:
-        shared[key] = make()
-    return shared[key]
+    return make() if shared is None else shared.get(key, make)
 
 
-def _u_of(linkage: Linkage, inp: LinkInputs, shared: dict | None = None) -> tuple[list[np.ndarray], Pairs]:
+def _u_of(linkage: Linkage, inp: LinkInputs, shared: Kept | None = None) -> tuple[list[np.ndarray], Pairs]:
     """u of each comparison from random pairs (``shared``: a cache of pairs drawn from ``inp`` before)."""
     settings = linkage.training_settings()
     comps = linkage.built()
@@ -454,7 +452,7 @@ def _u_of(linkage: Linkage, inp: LinkInputs, shared: dict | None = None) -> tupl
     return estimate_u(comps, rand, comparison_vectors(comps, rand), inp.dedupe, seed=settings.seed), rand
 
 
-def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.ndarray], shared: dict | None = None
+def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.ndarray], shared: Kept | None = None
                 ) -> tuple[list[np.ndarray], list[str]]:
     settings = linkage.training_settings()
     comps = linkage.built()

@@ -109,15 +109,18 @@ def ingest_feed(home: HomeLike, feed_id: str, run_id: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-def plan_link(home: HomeLike, run_id: str, full: bool = False, retrain: bool = False) -> list[dict[str, Any]]:
+def plan_link(home: HomeLike, run_id: str, full: bool = False, retrain: bool = False,
+              workers: int | None = None) -> list[dict[str, Any]]:
     """Get each match type's model once (reused, or re-trained when due) and list the shards to
-    link: only what changed since the last linked run, unless ``full`` (a full re-run)."""
+    link: only what changed since the last linked run, unless ``full`` (a full re-run). Models
+    due are trained on ``workers`` threads (default: settings.yaml ``workers``, else one per core)."""
 
     home = _home(home)
     return_freed_memory()  # the plan reads a big pool batch by batch: keep its peak what it holds
     started = time.perf_counter()
     settings = load_settings(home)
-    shards = plan(home, run_id, shards=settings.link_shards, full=full, retrain=retrain, settings=settings.models)
+    shards = plan(home, run_id, shards=settings.link_shards, full=full, retrain=retrain, settings=settings.models,
+                  workers=workers or settings.workers or default_workers())
     planned = run_state.read_json(home, run_dir(home, run_id) / "plan.json")
     run_state.save_stage(home, run_id, "plan", time.perf_counter() - started,
                          {"shards": len(shards), "full_requested": bool(full), "match_types": planned.get("types", {})})
@@ -207,7 +210,7 @@ def run_all(home: HomeLike, run_id: str | None = None, progress: Progress | None
     timings["ingest+pseudonymise"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    shards = plan_link(home, run_id, full=full, retrain=retrain)
+    shards = plan_link(home, run_id, full=full, retrain=retrain, workers=workers)
     timings["plan+train"] = time.perf_counter() - t
 
     t = time.perf_counter()
