@@ -79,11 +79,8 @@ def _stage(argv: list[str]) -> None:
             del frame
         out = {"records": done}
     elif args.stage == "plan":
-        from councilmatch.memory import return_freed_memory
         from councilmatch.settings import Models
         from matching.run import plan
-
-        return_freed_memory()  # as the DAG's plan task does (orchestrate.pipeline.plan_link)
 
         settings = Models(**({"training_max_records": args.training_max_records}
                              if args.training_max_records else {}))
@@ -91,10 +88,8 @@ def _stage(argv: list[str]) -> None:
         tasks = plan(home, args.run_id, args.shards, full=first or args.full, retrain=first, settings=settings)
         out = {"tasks": tasks}
     elif args.stage == "shard":
-        from councilmatch.memory import return_freed_memory
         from matching.run import link_shard
 
-        return_freed_memory()  # as the DAG's link task does
         out = link_shard(home, args.run_id, MATCH_TYPE, args.shard, args.shards)
     elif args.stage == "collect":
         from matching.run import collect_flags

@@ -7,7 +7,10 @@ block freed, up to 32 MiB: after the first frees, the 1–4 MB column arrays of 
 land in the heap, and a plan that reads ten million records batch by batch keeps their high-water
 mark. A fixed threshold of 1 MiB sends every array of that size to ``mmap``; the heap's top is
 trimmed past the same size. Measured on the 10M-record plan (docs/benchmarks.md): peak 2,237 →
-1,918 MiB, about 5% more wall time. Dask sets the same knobs (``MALLOC_TRIM_THRESHOLD_``) in its
+1,915–1,922 MiB at no loss of wall time. It is not free: every big array is then fresh pages,
+each faulted in by the kernel (a 1M-record plan that holds its pool spent several seconds more
+in the kernel with it), so only the scan of a pool too big to hold turns it on
+(``matching.run._scan_pool``). Dask sets the same knobs (``MALLOC_TRIM_THRESHOLD_``) in its
 workers for the same reason.
 """
 

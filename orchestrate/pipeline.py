@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from councilmatch.home import Home
-from councilmatch.memory import return_freed_memory
 from councilmatch.settings import load_settings
 from ingest.feeds import load_feeds
 from matching.run import collect_flags, plan, run_dir
@@ -116,7 +115,6 @@ def plan_link(home: HomeLike, run_id: str, full: bool = False, retrain: bool = F
     due are trained on ``workers`` threads (default: settings.yaml ``workers``, else one per core)."""
 
     home = _home(home)
-    return_freed_memory()  # the plan reads a big pool batch by batch: keep its peak what it holds
     started = time.perf_counter()
     settings = load_settings(home)
     shards = plan(home, run_id, shards=settings.link_shards, full=full, retrain=retrain, settings=settings.models,
@@ -129,7 +127,6 @@ def plan_link(home: HomeLike, run_id: str, full: bool = False, retrain: bool = F
 
 def link_shard(home: HomeLike, run_id: str, match_type: str, shard: int, shards: int) -> dict[str, Any]:
     home = _home(home)
-    return_freed_memory()
     return _link_shard(home, run_id, match_type, shard, shards)
 
 
