@@ -25,13 +25,13 @@ the store keep it (re-pseudonymise from the archive to fill it for old extracts)
 
 from __future__ import annotations
 
-import hmac
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from anonymise import at_rest
+from anonymise.encodings import hmac64
 from anonymise.errors import AnonymiseError
 from councilmatch.contracts import NON_IDENTIFYING
 from councilmatch.home import Home
@@ -124,7 +124,8 @@ def record_refs(key: bytes, councils: pd.Series, record_ids: pd.Series) -> pd.Se
     """``ref:`` + 16 hex of HMAC-SHA-256(key, council US record id), computed once per distinct pair."""
     pairs = councils.astype(str) + "\x1f" + record_ids.astype(str)
     codes, uniques = pd.factorize(pairs)
-    refs = np.array([REF_PREFIX + hmac.digest(key, u.encode(), "sha256")[:8].hex() for u in uniques], dtype=object)
+    digests = hmac64(key, uniques.tolist()).astype(">i8").tobytes().hex()  # the HMACs' first 8 bytes
+    refs = np.array([REF_PREFIX + digests[i:i + 16] for i in range(0, len(digests), 16)], dtype=object)
     return pd.Series(refs[codes] if len(codes) else [], index=record_ids.index, dtype=object)
 
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from anonymise.datakeys import safe_name, seal_for_council, unseal_for_council
+from anonymise.encodings import hmac64
 from anonymise.errors import AnonymiseError, TamperedError
 from anonymise.keys import Keyring
 from anonymise.minimise import is_ref, record_refs, ref_key
@@ -67,8 +68,7 @@ class Vault:
 
     def _record_hashes(self, council: str, record_ids: pd.Series, key_id: str) -> np.ndarray:
         key = self.keyring.subkey(INDEX_PURPOSE, key_id)
-        raw = b"".join(hmac.digest(key, f"{council}\x1f{r}".encode(), "sha256")[:8] for r in record_ids.tolist())
-        return np.frombuffer(raw, dtype=">i8").astype(np.int64)
+        return hmac64(key, [f"{council}\x1f{r}" for r in record_ids.tolist()])
 
     # -- write ---------------------------------------------------------------
     def store(self, council: str, extract_id: str, canonical: pd.DataFrame,
