@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+from pandas.core.util.hashing import combine_hash_arrays  # pandas' own row combination (see row_digests)
 
 from councilmatch.home import Home
 from councilmatch.safepath import path_inside
@@ -42,14 +44,38 @@ _META = b"councilmatch_row_digests"
 def row_digests(canonical: pd.DataFrame, keyring: Keyring) -> np.ndarray:
     """uint64 per row: a keyed hash of every standardised field (columns in name order).
 
-    pandas' vectorised row hash (SipHash, keyed with 64 bits of the keyring's subkey for
-    text columns): no per-row Python, and a dictionary of guessed rows is useless without
-    the key. Used only to tell a re-sent row from a changed one.
+    pandas' row hash (SipHash, keyed with 64 bits of the keyring's subkey for text columns), as
+    ``hash_pandas_object`` gives it once every non-numeric column is cast to Python objects; a
+    dictionary of guessed rows is useless without the key. Used only to tell a re-sent row from
+    a changed one, so the value must never change: :func:`_column_hashes` reaches the same
+    numbers without making a Python object per cell (a test compares them).
     """
     key = keyring.subkey(ROW_DIGEST_PURPOSE)[:8].hex()
     frame = canonical[sorted(canonical.columns)].reset_index(drop=True)
-    frame = frame.astype({c: object for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])})
-    return pd.util.hash_pandas_object(frame, index=False, hash_key=key).to_numpy(np.uint64)
+    if frame.shape[1] == 0:
+        return np.zeros(len(frame), dtype=np.uint64)
+    return combine_hash_arrays((_column_hashes(frame[c], key) for c in frame.columns), frame.shape[1])
+
+
+def _column_hashes(col: pd.Series, key: str) -> np.ndarray:
+    """One column's share of :func:`row_digests`. Cast to objects, pandas hashes the column's
+    distinct values and maps rows to them, missing values to the largest uint64; Arrow strings
+    and nanosecond dates go that way straight from their arrays."""
+    if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "pyarrow":
+        encoded = pc.dictionary_encode(col.array._pa_array).combine_chunks()  # noqa: SLF001
+        distinct = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+        hashed = pd.util.hash_array(distinct, hash_key=key, categorize=False)
+        codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        out = hashed[codes] if len(hashed) else np.zeros(len(col), dtype=np.uint64)
+        out[col.isna().to_numpy()] = np.iinfo(np.uint64).max
+        return out
+    if col.dtype == np.dtype("datetime64[ns]"):
+        out = pd.util.hash_array(col.to_numpy(), hash_key=key, categorize=False)
+        out[col.isna().to_numpy()] = np.iinfo(np.uint64).max
+        return out
+    if not pd.api.types.is_numeric_dtype(col):
+        col = col.astype(object)
+    return pd.util.hash_pandas_object(col, index=False, hash_key=key).to_numpy(np.uint64)
 
 
 def policy_tag(policy: Policy) -> str:

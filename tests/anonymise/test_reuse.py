@@ -77,6 +77,28 @@ def test_row_digests_are_keyed_and_see_every_field(keyring, people, helpers):
         assert (digests == base).sum() == 4 and digests[2] != base[2], column
 
 
+def test_row_digests_never_change_value(keyring, people, helpers):
+    """Last night's digests are compared with tonight's: the fast column hashes must give exactly
+    what pandas gives the frame with every non-numeric column cast to objects (the definition),
+    with missing text, missing dates, booleans, floats, an all-missing column and no rows."""
+    import numpy as np
+
+    frame = helpers.canonical_frame(people[:60])
+    text = [c for c in frame.columns if frame[c].dtype == object and c != "record_id"]  # as ingest hands them
+    frame = frame.astype({c: "string[pyarrow]" for c in text})
+    frame.loc[3, "surname"] = pd.NA
+    frame.loc[4, "dob"] = pd.NaT
+    frame["previous_surname"] = pd.Series(pd.NA, index=frame.index, dtype=frame["surname"].dtype)
+    assert {"string", "datetime64[ns]", "object"} <= {str(t) for t in frame.dtypes}
+    key = keyring.subkey(reuse.ROW_DIGEST_PURPOSE)[:8].hex()
+    for rows in (frame, frame.iloc[:1], frame.iloc[:0]):
+        ordered = rows[sorted(rows.columns)].reset_index(drop=True)
+        as_objects = ordered.astype({c: object for c in ordered.columns
+                                     if not pd.api.types.is_numeric_dtype(ordered[c])})
+        expected = pd.util.hash_pandas_object(as_objects, index=False, hash_key=key).to_numpy(np.uint64)
+        assert (reuse.row_digests(rows, keyring) == expected).all() and len(expected) == len(rows)
+
+
 def test_the_feed_step_reports_reused_rows(home, people, helpers):
     from orchestrate import pipeline
 
