@@ -56,13 +56,15 @@ NON_IDENTIFYING_DTYPES: dict[str, str] = {
 
 
 def token_values(values: pd.Series, key: bytes) -> np.ndarray:
-    """int64 tokens of distinct normalised values (NA -> 0)."""
-    present = values.notna().to_numpy(dtype=bool)
-    out = np.zeros(len(values), dtype=np.int64)
-    if present.any():
-        tokens = hmac64(key, values[present].astype(object).tolist())
-        out[present] = np.where(tokens == 0, 1, tokens)  # 0 is reserved for "missing"
-    return out
+    """int64 tokens of normalised values (NA -> 0), one HMAC per distinct value.
+
+    ``values`` are derived per distinct source combination, and many combinations share a
+    value (22,598 dates of birth, 90 years), so they are factorised once more here.
+    """
+    codes, distinct = pd.factorize(values, use_na_sentinel=True)
+    tokens = hmac64(key, np.asarray(distinct, dtype=object).tolist())
+    tokens = np.append(np.where(tokens == 0, 1, tokens), 0)  # 0 is reserved for "missing" (code -1)
+    return tokens[codes]
 
 
 def token_column(frame: pd.DataFrame, column: str, keyring: Keyring, cache: Combinations | None = None) -> np.ndarray:
@@ -75,11 +77,16 @@ def bloom_column(frame: pd.DataFrame, column: str, keyring: Keyring, cache: Comb
     """(n, nbytes) uint8 Bloom filters for ``column`` (a key of BLOOM_BYTES)."""
     purpose, variant = BLOOM_VARIANTS[column]
     codes, values = derive(frame, variant, cache)
-    filters = bloom_encode(values, keyring.subkey(purpose), BLOOM_SETTINGS[column])[codes]
-    if column in BLOOM_SALTS:
-        salt_codes, salts = derive(frame, BLOOM_SALTS[column], cache)
-        filters = salt_permute(filters, salts.to_numpy(dtype=object)[salt_codes], keyring.subkey(purpose + "_salt"))
-    return filters
+    filters = bloom_encode(values, keyring.subkey(purpose), BLOOM_SETTINGS[column])
+    if column not in BLOOM_SALTS:
+        return filters[codes]
+    # each distinct (value, salt) is permuted once: records repeat both (a person's records, a household)
+    salt_codes, salts = derive(frame, BLOOM_SALTS[column], cache)
+    _, first, inverse = np.unique(codes * np.int64(len(salts) + 1) + salt_codes, return_index=True,
+                                  return_inverse=True)
+    permuted = salt_permute(filters[codes[first]], salts.to_numpy(dtype=object)[salt_codes[first]],
+                            keyring.subkey(purpose + "_salt"))
+    return permuted[inverse.reshape(-1)]
 
 
 def edit_column(frame: pd.DataFrame, column: str, keyring: Keyring, cache: Combinations | None = None) -> np.ndarray:
