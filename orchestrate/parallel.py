@@ -18,6 +18,8 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+from orchestrate.isolate import keep_reader
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -58,7 +60,9 @@ def run_tasks(fn: Callable[..., T], calls: Sequence[tuple], workers: int, progre
         return [fn(*args) for args in items]
     results: dict[int, T] = {}
     redo: list[int] = []
-    with ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=mp.get_context("fork")) as pool:
+    # a worker runs task after task: its feeds' readers can be one kept child (orchestrate.isolate)
+    with ProcessPoolExecutor(max_workers=min(workers, len(calls)), mp_context=mp.get_context("fork"),
+                             initializer=keep_reader) as pool:
         futures = [pool.submit(fn, *args) for args in calls]
         position = {id(f): i for i, f in enumerate(futures)}
         done = _Completed(futures)
