@@ -6,7 +6,7 @@ from its heap (kept for reuse). The threshold starts at 128 KiB and rises to the
 block freed, up to 32 MiB: after the first frees, the 1–4 MB column arrays of a 200,000-row batch
 land in the heap, and a plan that reads ten million records batch by batch keeps their high-water
 mark. A fixed threshold of 1 MiB sends every array of that size to ``mmap``; the heap's top is
-trimmed past the same size. Measured on the 10M-record plan (docs/benchmarks.md): peak 2,237 →
+trimmed past the same size. Measured on the 10M-record plan (docs/benchmarks.md): peak 2,233 →
 1,915–1,922 MiB at no loss of wall time. It is not free: every big array is then fresh pages,
 each faulted in by the kernel (a 1M-record plan that holds its pool spent several seconds more
 in the kernel with it), so only the scan of a pool too big to hold turns it on
