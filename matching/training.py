@@ -167,7 +167,10 @@ def estimate_u(comparisons: list[Comparison], rand: Pairs, gammas: np.ndarray, d
                 u = np.concatenate([[exact], (1 - exact) * rest])
         salted, tokens = _salted_levels(comp)
         if salted and len(rand):
-            same = same_salt_pairs(rand.left, rand.right, dedupe, tokens, len(rand), seed)
+            # drawn once per random pair set and salt: every comparison salted alike, in every
+            # match type sharing these random pairs, measures u on the same pairs (and their Dice)
+            same = rand.memo(("same salt", tokens, dedupe, seed),
+                             lambda: same_salt_pairs(rand.left, rand.right, dedupe, tokens, len(rand), seed))
             g_same = comp.levels_of(same)
             g_same = g_same[g_same != NULL]
             if len(g_same):

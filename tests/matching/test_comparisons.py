@@ -73,3 +73,58 @@ def test_a_mistyped_nino_is_one_edit_not_different(make_frame):
              {"nino": "AB654321C"}]
     got = _levels(exact("t_nino", "nino", edits="ed_nino"), left, right, make_frame)
     assert got == ["one edit", "one edit", "one edit", "exact", "different"]
+
+
+def _encoded_side(rng: np.random.Generator, values: dict, n: int, distinct: int, within: bool) -> Side:
+    """A side whose Bloom and edit columns repeat ``distinct`` of ``values``, optionally a view
+    into a larger pool side, as the training sides are."""
+    import pandas as pd
+
+    pick = rng.integers(0, distinct, n + (7 if within else 0))
+    frame = pd.DataFrame({c: [bytes(v) for v in m[pick]] for c, m in values.items()})
+    if not within:
+        return Side(frame)
+    pool = Side(frame)
+    return Side(frame.iloc[7:].reset_index(drop=True), within=(pool, 7))
+
+
+def test_encoding_tests_once_per_distinct_pair_of_values_give_every_pair_its_answer() -> None:
+    """Dice and one-edit are computed once per distinct pair of values (Pairs.per_distinct):
+    each pair must still get exactly what testing it alone gives."""
+    from anonymise.encodings import shares_entry
+
+    rng = np.random.default_rng(3)
+    values = {c: rng.integers(0, 256, (40, 64), dtype=np.uint8) for c in ("bf_surname", "ed_surname")}
+    values["bf_surname"][0] = 0  # one value is "missing"
+    values["ed_surname"][:, 40:] = 0  # padding, as short names leave
+    values["ed_surname"][1:20, 0:4] = values["ed_surname"][0, 0:4]  # neighbours sharing one entry
+    left = _encoded_side(rng, values, 3_000, 40, within=True)
+    right = _encoded_side(rng, values, 2_000, 25, within=False)
+    li, ri = rng.integers(0, left.n, 20_000), rng.integers(0, right.n, 20_000)
+    pairs = Pairs(left, right, li, ri)
+    lm, lp = left.bloom("bf_surname")
+    rm, rp = right.bloom("bf_surname")
+    common = np.bitwise_count(lm[li] & rm[ri]).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dice = np.where((lp[li] > 0) & (rp[ri] > 0), 2.0 * common / (lp[li] + rp[ri]), np.nan)
+    np.testing.assert_allclose(pairs.dice("bf_surname"), dice.astype(np.float32), equal_nan=True)
+    edit = shares_entry(left.bloom("ed_surname")[0][li], right.bloom("ed_surname")[0][ri])
+    assert (pairs.one_edit("ed_surname") == edit).all()
+    assert edit.any() and not edit.all() and np.isnan(dice).any()
+
+
+def test_row_codes_never_merge_different_rows(monkeypatch) -> None:
+    """Equal codes must mean equal bytes even when the row digest collides (forced here)."""
+    from matching import comparisons
+
+    rng = np.random.default_rng(5)
+    matrix = rng.integers(0, 4, (500, 12), dtype=np.uint8)  # 12 bytes: not a multiple of 8
+    monkeypatch.setattr(comparisons, "_row_digest", lambda words: np.zeros(len(words), np.uint64))
+    codes = comparisons._row_codes(matrix)
+    rows = {bytes(r) for r in matrix}
+    assert len(set(codes.tolist())) >= len(rows)
+    for code in set(codes.tolist()):
+        assert len({bytes(r) for r in matrix[codes == code]}) == 1
+    monkeypatch.undo()
+    codes = comparisons._row_codes(matrix)
+    assert len(set(codes.tolist())) == len(rows)  # the real digest: one code per distinct row
