@@ -57,18 +57,28 @@ def row_digests(canonical: pd.DataFrame, keyring: Keyring) -> np.ndarray:
     return combine_hash_arrays((_column_hashes(frame[c], key) for c in frame.columns), frame.shape[1])
 
 
+def arrow_hashes(values: pa.Array | pa.ChunkedArray, key: str | None = None) -> np.ndarray:
+    """``pd.util.hash_array`` of an Arrow string or binary column as Python objects (``key``:
+    pandas' default when None), without making an object per row: pandas hashes a column's
+    distinct values and maps rows to them, missing values to the largest uint64; so does this,
+    with Arrow finding the distinct values."""
+    encoded = pc.dictionary_encode(values)
+    encoded = encoded.combine_chunks() if isinstance(encoded, pa.ChunkedArray) else encoded
+    distinct = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    hashed = (pd.util.hash_array(distinct, categorize=False) if key is None
+              else pd.util.hash_array(distinct, hash_key=key, categorize=False))
+    codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
+    out = hashed[codes] if len(hashed) else np.zeros(len(values), dtype=np.uint64)
+    out[values.is_null().to_numpy(zero_copy_only=False)] = np.iinfo(np.uint64).max
+    return out
+
+
 def _column_hashes(col: pd.Series, key: str) -> np.ndarray:
     """One column's share of :func:`row_digests`. Cast to objects, pandas hashes the column's
     distinct values and maps rows to them, missing values to the largest uint64; Arrow strings
     and nanosecond dates go that way straight from their arrays."""
     if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "pyarrow":
-        encoded = pc.dictionary_encode(col.array._pa_array).combine_chunks()  # noqa: SLF001
-        distinct = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
-        hashed = pd.util.hash_array(distinct, hash_key=key, categorize=False)
-        codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
-        out = hashed[codes] if len(hashed) else np.zeros(len(col), dtype=np.uint64)
-        out[col.isna().to_numpy()] = np.iinfo(np.uint64).max
-        return out
+        return arrow_hashes(col.array._pa_array, key)  # noqa: SLF001
     if col.dtype == np.dtype("datetime64[ns]"):
         out = pd.util.hash_array(col.to_numpy(), hash_key=key, categorize=False)
         out[col.isna().to_numpy()] = np.iinfo(np.uint64).max

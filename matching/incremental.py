@@ -41,9 +41,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pandas.core.util.hashing import combine_hash_arrays  # pandas' own row combination (see row_hashes)
 
 from anonymise import at_rest
 from anonymise.errors import AnonymiseError
+from anonymise.reuse import arrow_hashes
 from anonymise.tokens import ENCODING
 from councilmatch.home import Home
 from matching.blocking import _agree_on, blocking_key, Candidates
@@ -92,16 +95,30 @@ def frame_ref_keys(frame: pd.DataFrame) -> np.ndarray:
     return keys
 
 
-def row_hashes(frame: pd.DataFrame) -> np.ndarray:
-    """Content hash of each pseudonymised row: every column but the extract id."""
-    cols = [c for c in frame.columns if c != "extract_id"]
-    return pd.util.hash_pandas_object(frame[cols], index=False).to_numpy(dtype=np.uint64)
+def row_hashes(frame: pd.DataFrame, table: pa.Table | None = None) -> np.ndarray:
+    """Content hash of each pseudonymised row: every column but the extract id.
+
+    ``table``: the Arrow table ``frame`` was read from, holding columns ``frame`` left out (the
+    scan's encodings, never made into Python bytes); they are hashed as pandas hashes them as
+    bytes, and every column in the table's order, so the hash is the same either way.
+    """
+    order = table.column_names if table is not None else list(frame.columns)
+    cols = [c for c in order if c != "extract_id"]
+    if table is None or all(c in frame.columns for c in cols):
+        return pd.util.hash_pandas_object(frame[cols], index=False).to_numpy(dtype=np.uint64)
+    hashes = (pd.util.hash_pandas_object(frame[c], index=False).to_numpy(dtype=np.uint64) if c in frame.columns
+              else arrow_hashes(table.column(c)) for c in cols)
+    return combine_hash_arrays(hashes, len(cols))
+
+
+def index_of(frame: pd.DataFrame, table: pa.Table | None = None) -> pd.DataFrame:
+    """(ref, row) hashes of one frame's records (``table``: see :func:`row_hashes`)."""
+    return pd.DataFrame({"ref": frame_ref_keys(frame).view(np.int64), "row": row_hashes(frame, table).view(np.int64)})
 
 
 def record_index(data: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """(ref, row) hashes of every record of the pool, as int64 (Parquet has no uint64 need)."""
-    parts = [pd.DataFrame({"ref": frame_ref_keys(f).view(np.int64), "row": row_hashes(f).view(np.int64)})
-             for f in data.values() if len(f)]
+    parts = [index_of(f) for f in data.values() if len(f)]
     if not parts:
         return pd.DataFrame({"ref": pd.Series(dtype="int64"), "row": pd.Series(dtype="int64")})
     return pd.concat(parts, ignore_index=True)

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -256,7 +257,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
     due (:func:`matching.incremental.retrain_reason`), and links incrementally against the
     last linked run unless ``full``, there is no such run, or its model changed since.
     ``settings``: the home's ``models`` settings (re-training schedule and drift threshold);
-    ``workers``: match types trained at once (threads).
+    ``workers``: threads that scan the pool and train match types at once.
     """
 
     home = _home(home)
@@ -291,7 +292,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
                 loaded["sample"] = {ds: f[_in_sample(inc.frame_ref_keys(f).view(np.int64), fractions[ds])]
                                     .reset_index(drop=True) for ds, f in loaded["data"].items()}
             else:
-                scan = _scan_pool(home, files, fractions)
+                scan = _scan_pool(home, files, fractions, workers)
                 loaded["sample"], loaded["matrices"] = scan.sample, scan.matrices
         return loaded["sample"] or inputs()
 
@@ -316,7 +317,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
                 loaded["sample"] = None
         else:
             # a pool too big to hold: the record index file by file, and a sample to train on
-            scan = _scan_pool(home, files, _sample_fractions(counts, cap))
+            scan = _scan_pool(home, files, _sample_fractions(counts, cap), workers)
             index, key_id, loaded["sample"], loaded["matrices"] = scan.index, scan.key_id, scan.sample, scan.matrices
             del scan
         write_parquet_atomic(index, folder / "records.parquet", home)
@@ -466,16 +467,16 @@ class PoolScan:
     matrices: dict[str, dict[str, list[np.ndarray]]]
 
 
-def _scan_pool(home: Home, files: list[Path], fractions: dict[str, float]) -> PoolScan:
+def _scan_pool(home: Home, files: list[Path], fractions: dict[str, float], threads: int = 1) -> PoolScan:
     """Read the pool a batch of one extract at a time: its record index, key id and training sample.
 
-    Only one batch (``SCAN_READ_BATCH`` rows) and the sample are in memory at once, with the
-    index (16 bytes a record); key ids are checked as :func:`read_inputs` checks them. The
+    Only ``SCAN_READ_BATCH`` rows (a batch per thread) and the sample are in memory at once, with
+    the index (16 bytes a record); key ids are checked as :func:`read_inputs` checks them. The
     sample's encodings go from Arrow straight into matrices, batch by batch: the sample never
-    holds them as Python bytes objects (only the batch does, for its rows' content hash).
+    holds them as Python bytes objects, nor does the batch (its content hash reads them from Arrow).
+    Extracts are read on ``threads`` threads (decryption, Parquet decoding and the row hashes
+    let go of the interpreter) and gathered in file order, so the result does not depend on them.
     """
-    from anonymise.pseudonymised import from_table
-
     # a pool too big to hold is where memory binds: from here on what the task frees goes back to
     # the system (at the cost of a page fault per big array, which a pool that fits does not pay)
     return_freed_memory()
@@ -483,22 +484,17 @@ def _scan_pool(home: Home, files: list[Path], fractions: dict[str, float]) -> Po
     sample: dict[str, list[pd.DataFrame]] = {}
     matrices: dict[str, dict[str, list[np.ndarray]]] = {c: {} for c in ENCODED_BYTES}
     key_files: dict[str, list[str]] = {}
-    for path in files:
-        ds = path.parent.parent.name
-        for table in at_rest.iter_tables(path, SCAN_READ_BATCH, home):  # an extract may be millions of rows
-            frame = from_table(table)
-            _note_key_ids(home, key_files, path, frame)
-            part = inc.record_index({ds: frame})  # its row hash covers the encodings too
-            index.append(part)
-            keep = _in_sample(part["ref"].to_numpy(), fractions.get(ds, 1.0))
-            encoded = [c for c in ENCODED_BYTES if c in table.column_names]
-            sample.setdefault(ds, []).append(frame.drop(columns=encoded)[keep])
-            chosen = pa.array(keep)
-            for column, nbytes in ENCODED_BYTES.items():
-                matrices[column].setdefault(ds, []).append(
-                    bloom_matrix_from_arrow(table.column(column).filter(chosen), nbytes) if column in encoded
-                    else np.zeros((int(keep.sum()), nbytes), np.uint8))
-            del frame, table
+    threads = max(1, threads)
+    scan = partial(_scan_extract, home, fractions=fractions, batch=max(1, SCAN_READ_BATCH // threads))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scan") as pool:
+        for path, batches in zip(files, pool.map(scan, files)):
+            ds = path.parent.parent.name
+            for batch in batches:
+                _note_key_ids(home, key_files, path, batch.key_ids)
+                index.append(batch.index)
+                sample.setdefault(ds, []).append(batch.sample)
+                for column, matrix in batch.matrices.items():
+                    matrices[column].setdefault(ds, []).append(matrix)
     _check_key_ids(home, key_files)
     key_id = next((k for k in key_files if k != "(none)"), "")
     records = (pd.concat(index, ignore_index=True) if index
@@ -507,6 +503,35 @@ def _scan_pool(home: Home, files: list[Path], fractions: dict[str, float]) -> Po
     for frame in frames.values():
         frame.attrs[RELEASED] = True  # its encodings are only in ``matrices``
     return PoolScan(records, key_id, frames, matrices)
+
+
+@dataclass
+class _ScannedBatch:
+    key_ids: pd.DataFrame
+    index: pd.DataFrame
+    sample: pd.DataFrame
+    matrices: dict[str, np.ndarray]
+
+
+def _scan_extract(home: Home, path: Path, fractions: dict[str, float], batch: int) -> list[_ScannedBatch]:
+    """One extract's share of :func:`_scan_pool`, batch by batch."""
+    from anonymise.pseudonymised import from_table
+
+    ds = path.parent.parent.name
+    out = []
+    for table in at_rest.iter_tables(path, batch, home):  # an extract may be millions of rows
+        encoded = [c for c in ENCODED_BYTES if c in table.column_names]
+        frame = from_table(table.drop_columns(encoded))  # the encodings stay Arrow: no bytes object a row
+        part = inc.index_of(frame, table)  # its row hash covers the encodings too
+        keep = _in_sample(part["ref"].to_numpy(), fractions.get(ds, 1.0))
+        chosen = pa.array(keep)
+        out.append(_ScannedBatch(
+            frame[["key_id"]].drop_duplicates() if "key_id" in frame else frame.iloc[:0, :0],
+            part, frame[keep],
+            {column: bloom_matrix_from_arrow(table.column(column).filter(chosen), nbytes) if column in encoded
+             else np.zeros((int(keep.sum()), nbytes), np.uint8) for column, nbytes in ENCODED_BYTES.items()}))
+        del frame, table
+    return out
 
 
 #: dirty records per incremental shard task: a handful of changes is one task, not ``shards``

@@ -244,3 +244,61 @@ def test_scanned_matrices_equal_the_bytes_path():
     got = bloom_matrix_from_arrow(loose, 8)
     assert (got[4] == 0).all() and (np.delete(got, 4, 0) == np.delete(expect, 4, 0)).all()
     assert bloom_matrix_from_arrow(pa.chunked_array([], pa.binary(8)), 8).shape == (0, 8)
+
+
+def test_the_scan_on_several_threads_gives_what_one_thread_gives(tmp_path, monkeypatch):
+    """The pool is scanned extract by extract on threads, in batches: the record index, key id,
+    sample and matrices must not depend on the thread count or the batch size."""
+    import numpy as np
+
+    from councilmatch.contracts import ENCODED_BYTES
+
+    helpers = _conftest()
+    home, frame, _truth, _capped = _home_over_the_cap(tmp_path, monkeypatch)
+    extra, _ = helpers.tenancy_population(700, 40, seed=9)
+    helpers.write_extract(home, extra.assign(council="E09000099"))
+    files = run.newest_extracts(home)
+    assert len(files) >= 2
+    fractions = {f.parent.parent.name: 0.5 for f in files}
+    one = run._scan_pool(home, files, fractions, threads=1)
+    monkeypatch.setattr(run, "SCAN_READ_BATCH", 300)  # several batches an extract, finishing out of order
+    many = run._scan_pool(home, files, fractions, threads=3)
+    assert one.key_id == many.key_id != ""
+    pd.testing.assert_frame_equal(one.index, many.index)
+    assert one.sample.keys() == many.sample.keys()
+    for ds in one.sample:
+        pd.testing.assert_frame_equal(one.sample[ds], many.sample[ds])
+        assert 0 < len(one.sample[ds]) < len(frame) + len(extra)
+    for column in ENCODED_BYTES:
+        for ds in one.matrices[column]:
+            assert (np.concatenate(one.matrices[column][ds]) == np.concatenate(many.matrices[column][ds])).all()
+    assert len(many.index) == len(frame) + len(extra)
+
+
+def test_row_hashes_from_arrow_encodings_equal_the_frame_s(tmp_path):
+    """The scan hashes the encodings straight from Arrow: each row's hash must be the one the
+    whole frame (encodings as bytes, some missing) gives, or every record would look changed."""
+    from anonymise import at_rest
+    from anonymise.pseudonymised import from_table
+    from councilmatch.contracts import ENCODED_BYTES
+    from councilmatch.home import Home
+    from matching import incremental as inc
+
+    helpers = _conftest()
+    home = Home.resolve(tmp_path / "home")
+    frame, _ = helpers.tenancy_population(300, 20, seed=3)
+    encoded = [c for c in ENCODED_BYTES if c in frame.columns]
+    assert len(encoded) >= 3
+    for i, c in enumerate(encoded):
+        frame.loc[frame.index[i::7], c] = None  # missing values, row by row
+    helpers.write_extract(home, frame)
+    for path in run.newest_extracts(home):
+        table = at_rest.read_table(path, home=home)
+        whole = inc.row_hashes(from_table(table))
+        split = inc.row_hashes(from_table(table.drop_columns(encoded)), table)
+        assert (whole == split).all()
+        assert len(set(whole.tolist())) == len(whole)
+        changed = table.set_column(table.column_names.index(encoded[0]), encoded[0],
+                                   table.column(encoded[0]).take(list(range(1, len(table))) + [0]))
+        moved = inc.row_hashes(from_table(changed.drop_columns(encoded)), changed)
+        assert (moved != whole).mean() > 0.5  # the encodings count in the hash
