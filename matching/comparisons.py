@@ -245,10 +245,6 @@ class Same:
     other: str | None = None
 
     def __call__(self, pairs: Pairs) -> np.ndarray:
-        # once per pair set: many comparisons (and match types) test the same token
-        return pairs.memo(("same", self.column, self.other), lambda: self._test(pairs))
-
-    def _test(self, pairs: Pairs) -> np.ndarray:
         a, b = pairs.tokens(self.column, self.other)
         return (a == b) & (a != 0)
 
