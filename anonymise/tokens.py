@@ -34,7 +34,7 @@ BLOOM_SETTINGS: dict[str, BloomSettings] = {
 
 #: Bump when a token's derivation changes in a way the settings below do not show (a variant's
 #: normalisation, a salt): stored extracts of another encoding are re-made from the archive.
-ENCODING_REVISION = 1
+ENCODING_REVISION = 2  # 2: nicknames fold to the full name most forms point at (anonymise.nicknames)
 
 
 def _encoding_tag() -> str:
