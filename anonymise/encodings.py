@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -276,13 +277,20 @@ def edit_neighbourhoods(values: pd.Series, key: bytes, slots: int) -> np.ndarray
     ``slots`` smallest hashes (a bottom-k sketch), so two long values still share the
     entry with good odds. Missing values are all-zero rows.
     """
+    return neighbourhoods(values, key, slots, lambda w: [w] + [w[:i] + w[i + 1:] for i in range(len(w))])
+
+
+def neighbourhoods(values: pd.Series, key: bytes, slots: int, around: Callable[[str], list[str]]) -> np.ndarray:
+    """(n, slots * 4) uint8: the keyed hashes of ``around(value)`` for each value, sorted and
+    zero-padded, the ``slots`` smallest kept (see :func:`edit_neighbourhoods`); two values
+    whose neighbourhoods share a string share an entry. Missing values are all-zero rows."""
     n = len(values)
     out = np.zeros((n, slots), dtype=">u4")
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     words = [str(u) for u in uniques]
     if not words:
         return out.view(np.uint8).reshape(n, slots * 4)
-    variants = [[w] + [w[:i] + w[i + 1:] for i in range(len(w))] for w in words]
+    variants = [around(w) for w in words]
     sizes = np.fromiter(map(len, variants), np.int64, len(variants))
     flat = [v for vs in variants for v in vs]
     hashes = (hmac64(key, flat).view(np.uint64) >> np.uint64(32)).astype(np.uint64)

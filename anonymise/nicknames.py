@@ -54,6 +54,26 @@ def nickname_table() -> dict[str, str]:
     return out
 
 
+@lru_cache(maxsize=1)
+def related_table() -> dict[str, tuple[str, ...]]:
+    """Upper-case name -> the full names it is a nickname of (the package's list, ``EXTRA`` and
+    ``PREFERRED``), most-listed first; names that are nobody's nickname are absent."""
+    from nicknames import NickNamer
+
+    related: dict[str, set[str]] = {nick.upper(): {c.upper() for c in canonicals}
+                                    for nick, canonicals in NickNamer().canonical_lookup.items()}
+    for nick, full in {**EXTRA, **PREFERRED}.items():
+        related.setdefault(nick, set()).add(full)
+    hub = Counter(c for names in related.values() for c in names)
+    return {nick: tuple(sorted(names - {nick}, key=lambda c: (-hub[c], c))) for nick, names in related.items()
+            if names - {nick}}
+
+
+def nickname_neighbourhood(name: str) -> list[str]:
+    """The name and every full name it is a nickname of: two forms of one name share one."""
+    return [name, *related_table().get(name, ())]
+
+
 def __getattr__(name: str):  # NICKNAMES is built on first use, not at import
     if name == "NICKNAMES":
         return nickname_table()

@@ -221,6 +221,11 @@ EDIT_VARIANTS: dict[str, tuple[str, Variant]] = {
     "ed_nino": ("edits_nino", VARIANTS["t_nino"]),
 }
 
+#: Nickname-neighbourhood column -> (subkey purpose, derivation)
+NICKNAME_VARIANTS: dict[str, tuple[str, Variant]] = {
+    "nk_forename": ("nicknames_forename", VARIANTS["t_forename"]),
+}
+
 
 def _salt(*parts: Derive) -> Derive:
     """A salt made of other attributes of the record (missing parts stay empty)."""

@@ -185,8 +185,17 @@ EDIT_BYTES: dict[str, int] = {
     "ed_nino": 48,
 }
 
+#: Keyed nickname neighbourhoods (anonymise.encodings.neighbourhoods): the first forename and
+#: every full name the nickname list gives it (PEGGY -> PEGGY, MARGARET, MARGARETTA, MARGUERITE),
+#: as sorted 4-byte keyed hashes; all-zero bytes means missing. A name and its nickname, or two
+#: nicknames of one name, share an entry: one folded token per name cannot hold a form of
+#: several names (TONY: ANTHONY or ANTONIA).
+NICKNAME_BYTES: dict[str, int] = {
+    "nk_forename": 64,
+}
+
 #: Every fixed-length bytes column of the pseudonymised record.
-ENCODED_BYTES: dict[str, int] = {**BLOOM_BYTES, **EDIT_BYTES}
+ENCODED_BYTES: dict[str, int] = {**BLOOM_BYTES, **EDIT_BYTES, **NICKNAME_BYTES}
 
 PSEUDONYMISED_COLUMNS: tuple[str, ...] = (
     REFERENCE + ("extract_id", "key_id") + tuple(TOKEN_COLUMNS) + tuple(ENCODED_BYTES) + NON_IDENTIFYING

@@ -185,9 +185,10 @@ class Pairs:
         """Dice coefficient of the two Bloom filters (NaN where either is empty)."""
         return self.memo(("dice", column), lambda: self._dice(column))
 
-    def one_edit(self, column: str) -> np.ndarray:
-        """Do the two edit neighbourhoods share an entry (False where either is empty)?"""
-        return self.memo(("edit", column), lambda: self._one_edit(column))
+    def share_entry(self, column: str) -> np.ndarray:
+        """Do the two keyed neighbourhoods (edit or nickname) share an entry (False where either
+        is empty)?"""
+        return self.memo(("share", column), lambda: self._share_entry(column))
 
     def per_distinct(self, column: str, test: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
         """``test(left rows, right rows)`` on one pair of each distinct pair of ``column``'s
@@ -217,17 +218,17 @@ class Pairs:
             out[s:s + step][(lp[li] == 0) | (rp[ri] == 0)] = np.nan
         return out
 
-    def _one_edit(self, column: str) -> np.ndarray:
+    def _share_entry(self, column: str) -> np.ndarray:
         lm, rm = self.left.bloom(column)[0], self.right.bloom(column)[0]
 
-        def one_edit(li: np.ndarray, ri: np.ndarray) -> np.ndarray:
+        def share(li: np.ndarray, ri: np.ndarray) -> np.ndarray:
             out = np.zeros(len(li), dtype=bool)
             step = 100_000  # bounds the (step × slots × slots) comparison
             for s in range(0, len(li), step):
                 out[s:s + step] = shares_entry(lm[li[s:s + step]], rm[ri[s:s + step]])
             return out
 
-        return self.per_distinct(column, one_edit)
+        return self.per_distinct(column, share)
 
 
 # ---------------------------------------------------------------------------
@@ -279,7 +280,18 @@ class OneEdit:
     column: str
 
     def __call__(self, pairs: Pairs) -> np.ndarray:
-        return pairs.one_edit(self.column)
+        return pairs.share_entry(self.column)
+
+
+@dataclass(frozen=True)
+class NicknameOf:
+    """One forename is a nickname of the other, or both are forms of one name: their keyed
+    nickname neighbourhoods share an entry."""
+
+    column: str
+
+    def __call__(self, pairs: Pairs) -> np.ndarray:
+        return pairs.share_entry(self.column)
 
 
 @dataclass(frozen=True)
@@ -430,8 +442,9 @@ def name(field: str = "surname", initial: bool = False, near: float = 0.85, simi
               "or two swapped)", OneEdit(edits), 0.04),
     ]
     if field == "forename":
-        levels.append(Level("nickname", "the forenames are a name and its nickname (e.g. Bill / William)",
-                            Same("t_forename_canon"), 0.02))
+        levels.append(Level("nickname", "the forenames are a name and its nickname, or two forms of one name "
+                            "(e.g. Bill / William, Peggy / Meg)",
+                            NicknameOf("nk_forename"), 0.02))
     else:
         levels.append(Level("previous surname", "one record's surname is the other's previous surname",
                             Crossed("t_surname", "t_prev_surname"), 0.02))

@@ -87,8 +87,8 @@ def bloom_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def edit_columns(frame: pd.DataFrame) -> list[str]:
-    """One-edit neighbourhood columns (``ed_*``)."""
-    return [c for c in frame.columns if c.startswith("ed_")]
+    """Neighbourhood columns: one-edit (``ed_*``) and nickname (``nk_*``)."""
+    return [c for c in frame.columns if c.startswith(("ed_", "nk_"))]
 
 
 def edit_tokens(col: pd.Series) -> np.ndarray:

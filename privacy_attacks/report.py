@@ -55,11 +55,12 @@ BLOOM_TABLES: dict[str, Callable[[], knowledge.Table]] = {
 }
 
 
-#: Edit-neighbourhood column -> public table. A neighbourhood is deterministic per name, so it
-#: is frequency-ranked as a whole, like a token.
+#: Neighbourhood column (edit or nickname) -> public table. A neighbourhood is deterministic per
+#: name, so it is frequency-ranked as a whole, like a token.
 EDIT_TABLES: dict[str, Callable[[], knowledge.Table]] = {
     "ed_surname": knowledge.surnames,
     "ed_forename": knowledge.forenames,
+    "nk_forename": knowledge.forenames,  # a nickname neighbourhood: as deterministic per name
 }
 
 

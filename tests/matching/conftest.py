@@ -46,6 +46,17 @@ def edits(value, column: str) -> bytes:
     return edit_neighbourhoods(pd.Series([value]), KEY + column.encode(), nbytes // 4)[0].tobytes()
 
 
+def nicknames(value, nickname_of, column: str = "nk_forename"):
+    """A keyed nickname neighbourhood (anonymise.encodings.neighbourhoods) of one forename, with
+    the full name the record says it is a nickname of (the project's list is not consulted)."""
+    from anonymise.encodings import neighbourhoods
+
+    if not value:
+        return bytes(64)
+    around = [value] + ([nickname_of] if nickname_of and nickname_of != value else [])
+    return neighbourhoods(pd.Series([value]), KEY + column.encode(), 16, lambda _w: around)[0].tobytes()
+
+
 def _phon(s):
     return s[:1] + "".join(c for c in s[1:] if c not in "AEIOUHWY")[:3] if s else None
 
@@ -97,6 +108,7 @@ def pseudo(records: list[dict], dataset: str = "tenancy", council: str = "E09000
             "bf_surname": bloom(sn, "bf_surname"),
             "bf_address": bloom(addr and f"{addr} {pc}", "bf_address"),
             "ed_nino": edits(r.get("nino"), "ed_nino"),
+            "nk_forename": nicknames(fn, r.get("nickname_of")),
         }
         for f in NON_IDENTIFYING:
             row[f] = r.get(f)

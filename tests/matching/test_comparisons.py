@@ -109,7 +109,7 @@ def test_encoding_tests_once_per_distinct_pair_of_values_give_every_pair_its_ans
         dice = np.where((lp[li] > 0) & (rp[ri] > 0), 2.0 * common / (lp[li] + rp[ri]), np.nan)
     np.testing.assert_allclose(pairs.dice("bf_surname"), dice.astype(np.float32), equal_nan=True)
     edit = shares_entry(left.bloom("ed_surname")[0][li], right.bloom("ed_surname")[0][ri])
-    assert (pairs.one_edit("ed_surname") == edit).all()
+    assert (pairs.share_entry("ed_surname") == edit).all()
     assert edit.any() and not edit.all() and np.isnan(dice).any()
 
 
