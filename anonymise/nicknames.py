@@ -31,21 +31,36 @@ PREFERRED: dict[str, str] = {"BILL": "WILLIAM", "BILLY": "WILLIAM"}
 
 
 @lru_cache(maxsize=1)
-def nickname_table() -> dict[str, str]:
-    """Upper-case name -> canonical full name (names that are not nicknames are absent)."""
+def _package() -> dict[str, frozenset[str]]:
+    """Upper-case name -> the full names the package lists it under (itself left out)."""
     from nicknames import NickNamer
 
-    lookup = {nick.upper(): {c.upper() for c in canonicals}
-              for nick, canonicals in NickNamer().canonical_lookup.items()}
-    # how many names fold to each name in the package: the full name a nickname stands for is
-    # the hub among its candidates. The package links names both ways and to rare long forms
-    # (MARGARET is listed under GRETCHEN, PEGGY under MARGUERITE): picking the longest form
-    # folded PEGGY to MARGUERITE and MARGARET to GRETCHEN, so the pair never met.
-    hub = Counter(c for canonicals in lookup.values() for c in canonicals)
+    listed = {nick.upper(): {c.upper() for c in canonicals} for nick, canonicals in NickNamer().canonical_lookup.items()}
+    return {nick: frozenset(names - {nick}) for nick, names in listed.items() if names - {nick}}
+
+
+@lru_cache(maxsize=1)
+def _listed_under() -> dict[str, frozenset[str]]:
+    """The package's listing with ``EXTRA`` and ``PREFERRED`` added."""
+    listed = dict(_package())
+    for nick, full in {**EXTRA, **PREFERRED}.items():
+        listed[nick] = listed.get(nick, frozenset()) | ({full} - {nick})
+    return listed
+
+
+@lru_cache(maxsize=1)
+def nickname_table() -> dict[str, str]:
+    """Upper-case name -> canonical full name (names that are not nicknames are absent)."""
+    listed = _package()
+    # how many names are listed under each name: the full name a nickname stands for is the hub
+    # among its candidates. The package links names both ways and to rare long forms (MARGARET
+    # under GRETCHEN, PEGGY under MARGUERITE): picking the longest form folded PEGGY to
+    # MARGUERITE and MARGARET to GRETCHEN, so the pair never met.
+    hub = Counter(c for names in listed.values() for c in names)
     out: dict[str, str] = {}
-    for nick, canonicals in lookup.items():
+    for nick, names in listed.items():
         # most nicknames first; a tie keeps the name itself, then the longer, then alphabetical
-        best = min({nick} | canonicals, key=lambda c: (-hub[c], c != nick, -len(c), c))
+        best = min(names | {nick}, key=lambda c: (-hub[c], c != nick, -len(c), c))
         if best != nick:
             out[nick] = best
     for nick, full in EXTRA.items():
@@ -54,24 +69,9 @@ def nickname_table() -> dict[str, str]:
     return out
 
 
-@lru_cache(maxsize=1)
-def related_table() -> dict[str, tuple[str, ...]]:
-    """Upper-case name -> the full names it is a nickname of (the package's list, ``EXTRA`` and
-    ``PREFERRED``), most-listed first; names that are nobody's nickname are absent."""
-    from nicknames import NickNamer
-
-    related: dict[str, set[str]] = {nick.upper(): {c.upper() for c in canonicals}
-                                    for nick, canonicals in NickNamer().canonical_lookup.items()}
-    for nick, full in {**EXTRA, **PREFERRED}.items():
-        related.setdefault(nick, set()).add(full)
-    hub = Counter(c for names in related.values() for c in names)
-    return {nick: tuple(sorted(names - {nick}, key=lambda c: (-hub[c], c))) for nick, names in related.items()
-            if names - {nick}}
-
-
 def nickname_neighbourhood(name: str) -> list[str]:
-    """The name and every full name it is a nickname of: two forms of one name share one."""
-    return [name, *related_table().get(name, ())]
+    """The name and every full name it is listed under: two forms of one name share one."""
+    return [name, *sorted(_listed_under().get(name, ()))]
 
 
 def __getattr__(name: str):  # NICKNAMES is built on first use, not at import

@@ -43,3 +43,24 @@ def test_corrections_win_over_the_package() -> None:
 
     assert _canon("BILL") == _canon("WILLIAM") == "WILLIAM"
     assert all(_canon(nick) == full for nick, full in PREFERRED.items())
+
+
+def test_nickname_neighbourhoods_meet_for_every_form_of_a_name() -> None:
+    """A form of several names (TONY) must meet each of them, which one folded token cannot do;
+    unrelated names must not meet."""
+    import numpy as np
+    import pandas as pd
+
+    from anonymise.encodings import neighbourhoods, shares_entry
+    from anonymise.nicknames import nickname_neighbourhood
+
+    names = ["TONY", "ANTHONY", "ANTONIA", "PEGGY", "MARGARET", "MEG", "JOHN", "SUSAN", "XQZWY"]
+    matrix = neighbourhoods(pd.Series(names), b"k" * 32, 16, nickname_neighbourhood)
+
+    def meet(a: str, b: str) -> bool:
+        return bool(shares_entry(matrix[[names.index(a)]], matrix[[names.index(b)]])[0])
+
+    assert meet("TONY", "ANTHONY") and meet("TONY", "ANTONIA")
+    assert meet("PEGGY", "MARGARET") and meet("PEGGY", "MEG") and meet("MEG", "MARGARET")
+    assert not meet("JOHN", "SUSAN") and not meet("MARGARET", "SUSAN") and not meet("XQZWY", "JOHN")
+    assert np.count_nonzero(matrix[names.index("XQZWY")]) == 4  # a name nobody lists: itself only
