@@ -25,7 +25,7 @@ import psutil
 
 sys.path.insert(0, ".")
 
-from councilmatch.contracts import BLOOM_BYTES, EDIT_BYTES, NON_IDENTIFYING, TOKEN_COLUMNS  # noqa: E402
+from councilmatch.contracts import BLOOM_BYTES, EDIT_BYTES, NICKNAME_BYTES, NON_IDENTIFYING, TOKEN_COLUMNS  # noqa: E402
 from anonymise.encodings import to_bytes_column  # noqa: E402
 from councilmatch.home import Home  # noqa: E402
 
@@ -140,6 +140,9 @@ def synthetic_tenancies(n_records: int, councils: int, seed: int = 1) -> pd.Data
     ed_nino = _neighbourhoods(rng, nino, EDIT_BYTES["ed_nino"], np.zeros(n, bool))
     ed_nino[nino == 0] = 0  # no NINO: no neighbourhood
     frame["ed_nino"] = to_bytes_column(ed_nino)
+    # a nickname neighbourhood per forename code (no nicknames drawn: each name meets only itself)
+    frame["nk_forename"] = to_bytes_column(_neighbourhoods(rng, recs["forename"].to_numpy(), NICKNAME_BYTES["nk_forename"],
+                                                           np.zeros(n, bool)))
     for c in NON_IDENTIFYING:
         frame[c] = pd.NaT if c in ("period_end", "date_of_death", "last_used") else None
     frame["period_start"] = pd.Timestamp("2020-01-01")
