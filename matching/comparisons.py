@@ -99,6 +99,14 @@ class Side:
         self._blooms[column] = (matrix, np.bitwise_count(matrix).sum(axis=1, dtype=np.int32))
 
 
+def _first_of_each(codes: np.ndarray) -> np.ndarray:
+    """Position of each code's first row, for codes numbered in order of first appearance (as
+    ``pd.factorize`` numbers them): a row starts a new code where it passes every code before it."""
+    if not len(codes):
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.r_[True, codes[1:] > np.maximum.accumulate(codes)[:-1]])
+
+
 def _row_digest(words: np.ndarray) -> np.ndarray:
     digest = np.zeros(len(words), dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -120,7 +128,7 @@ def _row_codes(matrix: np.ndarray) -> np.ndarray:
     words = np.ascontiguousarray(matrix).view(np.uint64)
     codes, _ = pd.factorize(_row_digest(words))
     codes = codes.astype(np.int64)
-    first = np.flatnonzero(np.r_[True, codes[1:] > np.maximum.accumulate(codes)[:-1]])
+    first = _first_of_each(codes)
     clash = (words != words[first[codes]]).any(axis=1)
     if clash.any():
         codes[clash] = len(first) + np.arange(int(clash.sum()))
@@ -197,9 +205,7 @@ class Pairs:
         rc = self.right.value_codes(column)[self.ri]
         key = lc * np.int64(self.right.value_codes(column).max(initial=0) + 1) + rc
         codes, _ = pd.factorize(key)
-        # factorize numbers keys in order of first appearance: a pair starts a new key where its
-        # code passes every code before it
-        first = np.flatnonzero(np.r_[True, codes[1:] > np.maximum.accumulate(codes)[:-1]]) if len(codes) else codes
+        first = _first_of_each(codes)
         return test(self.li[first], self.ri[first])[codes]
 
     def _dice(self, column: str) -> np.ndarray:
