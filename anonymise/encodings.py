@@ -277,7 +277,12 @@ def edit_neighbourhoods(values: pd.Series, key: bytes, slots: int) -> np.ndarray
     ``slots`` smallest hashes (a bottom-k sketch), so two long values still share the
     entry with good odds. Missing values are all-zero rows.
     """
-    return neighbourhoods(values, key, slots, lambda w: [w] + [w[:i] + w[i + 1:] for i in range(len(w))])
+    return neighbourhoods(values, key, slots, one_edit_forms)
+
+
+def one_edit_forms(word: str) -> list[str]:
+    """The word and each one-letter deletion of it (SMITH: SMITH, MITH, SITH, SMTH, SMIH, SMIT)."""
+    return [word] + [word[:i] + word[i + 1:] for i in range(len(word))]
 
 
 def neighbourhoods(values: pd.Series, key: bytes, slots: int, around: Callable[[str], list[str]]) -> np.ndarray:

@@ -13,15 +13,13 @@ import numpy as np
 import pandas as pd
 
 from councilmatch.contracts import (
-    BLOOM_BYTES, DATE_FIELDS, EDIT_BYTES, NICKNAME_BYTES, NON_IDENTIFYING, PSEUDONYMISED_COLUMNS, REFERENCE, TOKEN_COLUMNS,
+    BLOOM_BYTES, DATE_FIELDS, EDIT_BYTES, ENCODED_BYTES, NON_IDENTIFYING, PSEUDONYMISED_COLUMNS, REFERENCE, TOKEN_COLUMNS,
 )
 
-from anonymise.encodings import (BloomSettings, bloom_encode, edit_neighbourhoods, hmac64, neighbourhoods, salt_permute,
-                                 to_bytes_column)
+from anonymise.encodings import BloomSettings, bloom_encode, hmac64, neighbourhoods, salt_permute, to_bytes_column
 from anonymise.errors import SchemaError
 from anonymise.keys import Keyring
-from anonymise.nicknames import nickname_neighbourhood
-from anonymise.variants import (BLOOM_SALTS, BLOOM_VARIANTS, EDIT_VARIANTS, NICKNAME_VARIANTS, VARIANTS, Combinations,
+from anonymise.variants import (BLOOM_SALTS, BLOOM_VARIANTS, NEIGHBOURHOOD_VARIANTS, VARIANTS, Combinations,
                                derive)
 
 #: Chosen by measurement (docs/security.md): names with letters + bigrams, k=10,
@@ -92,18 +90,12 @@ def bloom_column(frame: pd.DataFrame, column: str, keyring: Keyring, cache: Comb
     return permuted[inverse.reshape(-1)]
 
 
-def edit_column(frame: pd.DataFrame, column: str, keyring: Keyring, cache: Combinations | None = None) -> np.ndarray:
-    """(n, nbytes) uint8 one-edit neighbourhoods for ``column`` (a key of EDIT_BYTES)."""
-    purpose, variant = EDIT_VARIANTS[column]
+def neighbourhood_column(frame: pd.DataFrame, column: str, keyring: Keyring,
+                         cache: Combinations | None = None) -> np.ndarray:
+    """(n, nbytes) uint8 keyed neighbourhoods for ``column`` (a key of NEIGHBOURHOOD_VARIANTS)."""
+    purpose, variant, around = NEIGHBOURHOOD_VARIANTS[column]
     codes, values = derive(frame, variant, cache)
-    return edit_neighbourhoods(values, keyring.subkey(purpose), EDIT_BYTES[column] // 4)[codes]
-
-
-def nickname_column(frame: pd.DataFrame, column: str, keyring: Keyring, cache: Combinations | None = None) -> np.ndarray:
-    """(n, nbytes) uint8 nickname neighbourhoods for ``column`` (a key of NICKNAME_BYTES)."""
-    purpose, variant = NICKNAME_VARIANTS[column]
-    codes, values = derive(frame, variant, cache)
-    return neighbourhoods(values, keyring.subkey(purpose), NICKNAME_BYTES[column] // 4, nickname_neighbourhood)[codes]
+    return neighbourhoods(values, keyring.subkey(purpose), ENCODED_BYTES[column] // 4, around)[codes]
 
 
 def _non_identifying(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -130,10 +122,8 @@ def pseudonymise(canonical: pd.DataFrame, keyring: Keyring, extract_id: str) -> 
         out[column] = token_column(frame, column, keyring, cache)
     for column in BLOOM_BYTES:
         out[column] = to_bytes_column(bloom_column(frame, column, keyring, cache), frame.index)
-    for column in EDIT_BYTES:
-        out[column] = to_bytes_column(edit_column(frame, column, keyring, cache), frame.index)
-    for column in NICKNAME_BYTES:
-        out[column] = to_bytes_column(nickname_column(frame, column, keyring, cache), frame.index)
+    for column in NEIGHBOURHOOD_VARIANTS:
+        out[column] = to_bytes_column(neighbourhood_column(frame, column, keyring, cache), frame.index)
     for column in NON_IDENTIFYING:
         out[column] = _non_identifying(frame, column)
     result = pd.DataFrame(out, index=frame.index)

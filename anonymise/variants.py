@@ -17,7 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from anonymise.nicknames import NICKNAMES
+from anonymise.encodings import one_edit_forms
+from anonymise.nicknames import NICKNAMES, nickname_neighbourhood
 
 Derive = Callable[[pd.DataFrame], pd.Series]
 
@@ -213,17 +214,15 @@ BLOOM_VARIANTS: dict[str, tuple[str, Variant]] = {
 }
 
 
-#: Edit-neighbourhood column -> (subkey purpose, derivation): one subkey per field, as for
-#: the Bloom filters.
-EDIT_VARIANTS: dict[str, tuple[str, Variant]] = {
-    "ed_forename": ("edits_forename", VARIANTS["t_forename"]),
-    "ed_surname": ("edits_surname", VARIANTS["t_surname"]),
-    "ed_nino": ("edits_nino", VARIANTS["t_nino"]),
-}
-
-#: Nickname-neighbourhood column -> (subkey purpose, derivation)
-NICKNAME_VARIANTS: dict[str, tuple[str, Variant]] = {
-    "nk_forename": ("nicknames_forename", VARIANTS["t_forename"]),
+#: Neighbourhood column -> (subkey purpose, derivation, what a value's neighbourhood holds), one
+#: subkey per field as for the Bloom filters: an edit neighbourhood (``ed_*``) holds the value
+#: and each one-letter deletion, a nickname neighbourhood (``nk_*``) the forename and the full
+#: names it is listed under.
+NEIGHBOURHOOD_VARIANTS: dict[str, tuple[str, Variant, Callable[[str], list[str]]]] = {
+    "ed_forename": ("edits_forename", VARIANTS["t_forename"], one_edit_forms),
+    "ed_surname": ("edits_surname", VARIANTS["t_surname"], one_edit_forms),
+    "ed_nino": ("edits_nino", VARIANTS["t_nino"], one_edit_forms),
+    "nk_forename": ("nicknames_forename", VARIANTS["t_forename"], nickname_neighbourhood),
 }
 
 

@@ -102,10 +102,10 @@ def row_hashes(frame: pd.DataFrame, table: pa.Table | None = None) -> np.ndarray
     scan's encodings, never made into Python bytes); they are hashed as pandas hashes them as
     bytes, and every column in the table's order, so the hash is the same either way.
     """
-    order = table.column_names if table is not None else list(frame.columns)
-    cols = [c for c in order if c != "extract_id"]
-    if table is None or all(c in frame.columns for c in cols):
+    if table is None:
+        cols = [c for c in frame.columns if c != "extract_id"]
         return pd.util.hash_pandas_object(frame[cols], index=False).to_numpy(dtype=np.uint64)
+    cols = [c for c in table.column_names if c != "extract_id"]
     hashes = (pd.util.hash_pandas_object(frame[c], index=False).to_numpy(dtype=np.uint64) if c in frame.columns
               else arrow_hashes(table.column(c)) for c in cols)
     return combine_hash_arrays(hashes, len(cols))

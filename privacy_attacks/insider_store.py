@@ -86,12 +86,12 @@ def bloom_columns(frame: pd.DataFrame) -> list[str]:
         lambda v: isinstance(v, (bytes, bytearray)), na_action="ignore").any()]
 
 
-def edit_columns(frame: pd.DataFrame) -> list[str]:
+def neighbourhood_columns(frame: pd.DataFrame) -> list[str]:
     """Neighbourhood columns: one-edit (``ed_*``) and nickname (``nk_*``)."""
     return [c for c in frame.columns if c.startswith(("ed_", "nk_"))]
 
 
-def edit_tokens(col: pd.Series) -> np.ndarray:
+def neighbourhood_tokens(col: pd.Series) -> np.ndarray:
     """Each neighbourhood's bytes as one int64 (0 where empty): equal names, equal values."""
     values = col.to_numpy(dtype=object)
     return np.fromiter((int.from_bytes(hashlib.blake2b(v, digest_size=8).digest(), "big", signed=True) or 1

@@ -19,7 +19,8 @@ from councilmatch.home import Home
 from privacy_attacks import knowledge
 from privacy_attacks.bloom import pattern_attack
 from privacy_attacks.frequency import frequency_attack, grouped_attack
-from privacy_attacks.insider_store import Reader, bloom_columns, edit_columns, edit_tokens, read_store, token_columns
+from privacy_attacks.insider_store import (Reader, bloom_columns, neighbourhood_columns, neighbourhood_tokens, read_store,
+                                          token_columns)
 from privacy_attacks.linkage import clear_field_attack, record_id_attack
 from privacy_attacks.truth import align, derived, vault_records
 
@@ -57,7 +58,7 @@ BLOOM_TABLES: dict[str, Callable[[], knowledge.Table]] = {
 
 #: Neighbourhood column (edit or nickname) -> public table. A neighbourhood is deterministic per
 #: name, so it is frequency-ranked as a whole, like a token.
-EDIT_TABLES: dict[str, Callable[[], knowledge.Table]] = {
+NEIGHBOURHOOD_TABLES: dict[str, Callable[[], knowledge.Table]] = {
     "ed_surname": knowledge.surnames,
     "ed_forename": knowledge.forenames,
     "nk_forename": knowledge.forenames,  # a nickname neighbourhood: as deterministic per name
@@ -181,13 +182,13 @@ def run(home: Home, reader: Reader | None = None, known: int = 20, seed: int = 0
             add("grouped frequency rank", name, grouped_attack(store, chain, table()), derived(truth, target),
                 True, started)
 
-    for column in edit_columns(store):
-        if column not in EDIT_TABLES:
+    for column in neighbourhood_columns(store):
+        if column not in NEIGHBOURHOOD_TABLES:
             report.not_attacked.append(column)
             continue
         started = time.perf_counter()
-        as_tokens = pd.DataFrame({column: edit_tokens(store[column])}, index=store.index)
-        add("frequency rank (whole neighbourhood)", column, frequency_attack(as_tokens, column, EDIT_TABLES[column]()),
+        as_tokens = pd.DataFrame({column: neighbourhood_tokens(store[column])}, index=store.index)
+        add("frequency rank (whole neighbourhood)", column, frequency_attack(as_tokens, column, NEIGHBOURHOOD_TABLES[column]()),
             derived(truth, column), True, started)
 
     rng = np.random.default_rng(seed)

@@ -51,9 +51,9 @@ def align(store: pd.DataFrame, vault: pd.DataFrame) -> pd.DataFrame:
 
 def derived(truth: pd.DataFrame, column: str) -> pd.Series | None:
     """The clear value behind an encoded store column (None if the column is not a known derivation)."""
-    from anonymise.variants import BLOOM_VARIANTS, EDIT_VARIANTS, NICKNAME_VARIANTS, VARIANTS
+    from anonymise.variants import BLOOM_VARIANTS, NEIGHBOURHOOD_VARIANTS, VARIANTS
 
-    encoded = {**BLOOM_VARIANTS, **EDIT_VARIANTS, **NICKNAME_VARIANTS}
+    encoded = {**BLOOM_VARIANTS, **NEIGHBOURHOOD_VARIANTS}
     variant = VARIANTS.get(column) or (encoded[column][1] if column in encoded else None)
     if variant is None:
         return None
