@@ -480,7 +480,8 @@ def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: P
     floor = linkage.u_from != "em"  # see FittedModel.agreement_floor
 
     def expected_and_lambda(m: list[np.ndarray], u: list[np.ndarray]) -> tuple[float, float]:
-        expected = _expected_matches(train_pairs, train_gammas, m, u, inp.dedupe, settings) / fraction
+        expected = _expected_matches(train_pairs, train_gammas, m, u, inp.dedupe, settings,
+                                     inp.all_pairs * fraction) / fraction
         return expected, float(np.clip(expected / max(inp.all_pairs, 1), 1e-12, 0.5))
 
     def bounded(m: list[np.ndarray], u: list[np.ndarray], lam: float) -> FittedModel:
@@ -521,8 +522,8 @@ def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: P
 
 
 def _expected_matches(pairs: Pairs, gammas: np.ndarray, m: list[np.ndarray], u: list[np.ndarray],
-                      dedupe: bool, settings) -> float:
-    """Matching pairs among the training candidates.
+                      dedupe: bool, settings, population: float) -> float:
+    """Matching pairs among the training candidates (a sample of ``population`` pairs).
 
     Linking two files: EM on λ with each record matching at most one on the other side
     (:func:`matching.em.fit_lambda_one_to_one`). Deduplicating, where a person may have any
@@ -536,7 +537,7 @@ def _expected_matches(pairs: Pairs, gammas: np.ndarray, m: list[np.ndarray], u: 
         g = gammas[:, k]
         known = g != NULL
         llr[known] += LN2 * level_weights(m[k], u[k])[g[known]]
-    return fit_lambda_one_to_one(llr, pairs.li, pairs.ri, settings.em)
+    return fit_lambda_one_to_one(llr, pairs.li, pairs.ri, population, settings.em)
 
 
 def _bounded(model: FittedModel, linkage: Linkage, inp: LinkInputs) -> FittedModel:

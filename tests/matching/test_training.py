@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from matching.em import EMSettings, fit_m, level_weights, project_monotone
+from matching.em import EMSettings, fit_lambda_one_to_one, fit_m, level_weights, project_monotone
 from matching.linker import DegenerateFit, LinkInputs, train
 from matching.matchtype import COMPARISON_SETTINGS, Linkage, MatchType
 from matching.model import FittedModel
@@ -114,6 +114,35 @@ def _match_type(linkage: Linkage) -> MatchType:
 LINKAGE = dict(blocking=[["t_dob"], ["t_surname"], ["t_forename", "t_yob"]],
                comparisons=[COMPARISON_SETTINGS.validate_python(c) for c in (
                    {"use": "name", "field": "forename"}, {"use": "name", "field": "surname"}, {"use": "date_of_birth"})], threshold=0.5, m_from="em")
+
+
+def test_lambda_when_linking_is_a_share_of_all_pairs_so_namesakes_among_candidates_do_not_inflate_it():
+    """Two files of 20,000 and 60,000 records: 250 true pairs (+30 bits) and, among the blocked
+    candidates, 75,000 namesake pairs (same forename and surname, another birthday: +5 bits under
+    u from random pairs). With λ as a share of the candidates, the namesakes took it to the per-record
+    cap (thousands of "matches"); as a share of all pairs, they stay what they are."""
+    rng = np.random.default_rng(3)
+    n_left, n_right, true_pairs, namesakes = 20_000, 60_000, 250, 75_000
+    li = np.concatenate([np.arange(true_pairs), rng.integers(0, n_left, namesakes)])
+    ri = np.concatenate([np.arange(true_pairs), rng.integers(0, n_right, namesakes)])
+    llr = np.log(2.0) * np.concatenate([np.full(true_pairs, 30.0), np.full(namesakes, 5.0)])
+    expected = fit_lambda_one_to_one(llr, li, ri, population=n_left * n_right)
+    assert 240 <= expected <= 260, expected
+    # the same candidates as the whole population (every pair was a candidate): the namesakes
+    # now are a large share of all pairs and EM rightly counts some of them
+    assert fit_lambda_one_to_one(llr, li, ri, population=len(llr)) > 1_000
+
+
+def test_lambda_when_linking_finds_every_match_of_two_files_that_hold_each_person_once():
+    """FEBRL4-like: every left record has its match on the right (strong evidence), and weak
+    look-alikes around them; the one-to-one cap keeps the count at the number of records."""
+    rng = np.random.default_rng(4)
+    n = 5_000
+    li = np.concatenate([np.arange(n), rng.integers(0, n, 50_000)])
+    ri = np.concatenate([np.arange(n), rng.integers(0, n, 50_000)])
+    llr = np.log(2.0) * np.concatenate([rng.uniform(20, 40, n), rng.uniform(-20, 2, 50_000)])
+    expected = fit_lambda_one_to_one(llr, li, ri, population=n * n)
+    assert 4_950 <= expected <= 5_000, expected
 
 
 def test_trained_model_passes_its_fit_check_and_is_bounded():
