@@ -241,9 +241,10 @@ def parse_yaml_model(text: str, model: type[M], source: str | Path,
 
     Raises :class:`YamlModelError` naming ``source``, the line and the key of every problem.
     """
-    try:
-        node = yaml.compose(text, Loader=loader)
-        data = loader(text).get_single_data() if node is not None else None
+    try:  # parsed once: the node tree (for lines) and the data built from it
+        reader = loader(text)
+        node = reader.get_single_node()
+        data = reader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = YamlProblem((), mark.line + 1 if mark else None, str(getattr(exc, "problem", None) or exc), "yaml",
