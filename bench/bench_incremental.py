@@ -94,6 +94,7 @@ def _night(home, run_id: str, full: bool, workers: int, ingest: bool = True) -> 
     times["total"] = times["ingest"] + times["plan"] + times["link"] + times["publish"]
     times["link_total"] = times["plan"] + times["link"]
     times["peak_gib"] = max(mem.peak, mem.peak_child) / 2**30
+    times["peak_pss_gib"] = max(mem.peak, mem.peak_child_pss) / 2**30  # a forked worker's shared pages shared out
     return times
 
 
@@ -163,15 +164,16 @@ def main() -> None:
           f"{skipped:,} were skipped as unchanged (not validated again); "
           f"incremental flags == full flags: {same} ({len(a)} flags); load average at the end "
           f"{os.getloadavg()[0]:.1f}; {workers} worker processes\n")
-    print("| night | ingest s | plan s | link s | publish s | total s (wall) | CPU s | plan+link vs full re-link | peak GiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| night | ingest s | plan s | link s | publish s | total s (wall) | CPU s | plan+link vs full re-link "
+          "| peak GiB (RSS) | peak GiB (PSS) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     base = results["night 1: first night (full, models trained)"]
     ref = full["link_total"]
     for name, r in results.items():
         print(f"| {name} | {r['ingest']:.2f} | {r['plan']:.2f} | {r['link']:.2f} | {r['publish']:.2f} | "
               f"{r['total']:.2f} ({r['total'] / base['total']:.0%} of night 1) | "
               f"{r['cpu']:.2f} ({r['cpu'] / base['cpu']:.0%}) | {r['link_total'] / ref:.0%} | "
-              f"{r['peak_gib']:.2f} |")
+              f"{r['peak_gib']:.2f} | {r['peak_pss_gib']:.2f} |")
 
 
 if __name__ == "__main__":
