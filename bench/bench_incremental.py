@@ -4,8 +4,9 @@ Night 1 (full: every record new, models trained), night 2 with no new extract at
 night 3 where every CSV feed re-sends its extract with ``--changed`` of its rows changed
 (a surname, or an address moved to another row's), linked incrementally; then the same
 night 3 re-linked in full (``full=True``) on a copy of the home, with the same saved
-model, and the two flag files compared. Prints a Markdown table for docs/benchmarks.md.
-Not a test: run it by hand.
+model, and the two flag files compared. Each night (and night 3's ingest) runs in a newly
+started interpreter, as each `councilmatch run` does. Prints a Markdown table for
+docs/benchmarks.md. Not a test: run it by hand.
 
     .venv/bin/python bench/bench_incremental.py --boroughs 5 --people 20000 --home /tmp/cm-inc
 """
@@ -70,8 +71,32 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _night(home, run_id: str, full: bool, workers: int, ingest: bool = True) -> dict[str, float]:
+def _fresh(fn, *args):  # noqa: ANN001, ANN202
+    """``fn(*args)`` in a newly started interpreter, as each night is its own `councilmatch run`:
+    nothing read by an earlier night (or by the generator) stays in the process, or in the
+    workers it forks, which would otherwise count it in their memory."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def _ingest(root: str, run_id: str, workers: int) -> tuple[float, float, list[dict]]:
+    """A night's ingest alone: wall seconds, CPU seconds and the feeds' outcomes."""
+    from councilmatch.home import Home
     from orchestrate import pipeline
+
+    t, c = time.perf_counter(), _cpu()
+    outcomes = pipeline.ingest_all(Home.resolve(root), run_id, workers)
+    return time.perf_counter() - t, _cpu() - c, outcomes
+
+
+def _night(root: str, run_id: str, full: bool, workers: int, ingest: bool = True) -> dict[str, float]:
+    from councilmatch.home import Home
+    from orchestrate import pipeline
+
+    home = Home.resolve(root)
 
     times: dict[str, float] = {}
     mem = PeakMemory()
@@ -125,32 +150,30 @@ def main() -> None:
     workers = args.workers or default_workers()
 
     results = {}
-    results["night 1: first night (full, models trained)"] = _night(home, "20261101T020000", False, workers)
+    root, full_root = str(home.root), str(home.root) + "-full"
+    results["night 1: first night (full, models trained)"] = _fresh(_night, root, "20261101T020000", False, workers)
     from anonymise import at_rest
 
     pooled = sum(len(at_rest.read_table(p, columns=["record_id"], home=home))
                  for p in home.pseudonymised.rglob("*.parquet"))
     records = pooled
-    results["night 2: no new extract (incremental)"] = _night(home, "20261102T020000", False, workers)
+    results["night 2: no new extract (incremental)"] = _fresh(_night, root, "20261102T020000", False, workers)
     changed = _resend_changed(home, "20261103", args.changed, args.seed)
-    from orchestrate import pipeline
 
-    t, c = time.perf_counter(), _cpu()
-    outcomes = pipeline.ingest_all(home, "20261103T020000", workers)
-    ingest3, ingest3_cpu = time.perf_counter() - t, _cpu() - c
+    ingest3, ingest3_cpu, outcomes = _fresh(_ingest, root, "20261103T020000", workers)
     resent = [o for o in outcomes if o["status"] == "ingested"]
     skipped = sum(o.get("rows_skipped", 0) for o in resent)
     resent_rows = sum(o["rows_in"] for o in resent)
-    full_home = Home.resolve(Path(str(args.home) + "-full"))
+    full_home = Home.resolve(Path(full_root))
     if full_home.root.exists():
         shutil.rmtree(full_home.root)
     shutil.copytree(home.root, full_home.root)
-    inc = _night(home, "20261103T020000", False, workers, ingest=False)
+    inc = _fresh(_night, root, "20261103T020000", False, workers, False)
     inc["ingest"] = ingest3
     inc["total"] += ingest3
     inc["cpu"] += ingest3_cpu
     results[f"night 3: {args.changed:.0%} of rows changed (incremental)"] = inc
-    full = _night(full_home, "20261103T020000", True, workers, ingest=False)
+    full = _fresh(_night, full_root, "20261103T020000", True, workers, False)
     full["ingest"] = ingest3
     full["total"] += ingest3
     full["cpu"] += ingest3_cpu
