@@ -54,6 +54,7 @@ from matching.comparisons import Pairs, Side
 from matching.flags import read_parquet_at_rest, write_parquet_atomic
 from matching.matchtype import MatchType
 from matching.model import agreement_patterns, comparison_vectors, total_variation
+from matching.training import ESTIMATOR_REVISION
 
 #: bump when the saved model's layout changes: older files are re-trained
 MODEL_FORMAT = 1
@@ -332,6 +333,7 @@ def save_model(home: Home, mt: MatchType, models: Any, run_id: str, run_day: str
         "settings_hash": settings_hash(mt),
         "key_id": key_id,
         "encoding": ENCODING,
+        "estimator": ESTIMATOR_REVISION,
         "trained_run": run_id,
         "trained_on": run_day,
         "records": int(records),
@@ -420,6 +422,8 @@ def retrain_reason(saved: dict[str, Any] | None, mt: MatchType, key_id: str, run
         return "tokens are under another key"
     if saved.get("encoding") != ENCODING:
         return "tokens are of another encoding (an upgrade changed it)"
+    if saved.get("estimator", 1) != ESTIMATOR_REVISION:
+        return "trained by an older estimator (an upgrade changed how models are trained)"
     if force:
         return "re-training requested"
     age = age_days(saved, run_day)

@@ -69,6 +69,12 @@ class FitCheck:
         return asdict(self)
 
 
+#: Bump when training estimates differently from the same data (a saved model of an older
+#: revision is re-trained on the next night, not at its weekly turn). 2: λ when linking two
+#: files is a share of all pairs, not of the candidates.
+ESTIMATOR_REVISION = 2
+
+
 def random_pairs(left: Side, right: Side, dedupe: bool, n: int, seed: int) -> Pairs:
     total = left.n * (left.n - 1) // 2 if dedupe else left.n * right.n
     n = int(min(n, max(total, 0)))

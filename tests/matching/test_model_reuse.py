@@ -120,7 +120,8 @@ def test_total_variation_and_too_few_pairs():
     assert total_variation(p, p) == 0
     assert total_variation(p, {"2,2": 1.0}) == pytest.approx(1.0)
     assert total_variation(p, {"0,0": 1.0}) == pytest.approx(0.5)
-    saved = {"format": inc.MODEL_FORMAT, "trained_on": "2026-01-01", "key_id": "k", "encoding": inc.ENCODING}
+    saved = {"format": inc.MODEL_FORMAT, "trained_on": "2026-01-01", "key_id": "k", "encoding": inc.ENCODING,
+             "estimator": inc.ESTIMATOR_REVISION}
     from matching.matchtype import load_matchtypes
 
     mt = load_matchtypes()["tenancy_two_boroughs"]
@@ -131,6 +132,9 @@ def test_total_variation_and_too_few_pairs():
     assert inc.retrain_reason(saved, mt, "k2", "2026-01-02", s, False, inc.Drift()) == "tokens are under another key"
     older = {**saved, "encoding": "an-older-one"}  # trained before an upgrade changed the filters
     assert inc.retrain_reason(older, mt, "k", "2026-01-02", s, False, inc.Drift()).startswith("tokens are of another encoding")
+    for before in ({k: v for k, v in saved.items() if k != "estimator"}, {**saved, "estimator": 1}):
+        # a model saved before an upgrade changed the estimation (no field: the first revision)
+        assert inc.retrain_reason(before, mt, "k", "2026-01-02", s, False, inc.Drift()).startswith("trained by an older")
 
 
 def test_lost_state_of_the_last_run_relinks_in_full(tenancy_home):
