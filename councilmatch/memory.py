@@ -11,7 +11,9 @@ trimmed past the same size. Measured on the 10M-record plan (docs/benchmarks.md)
 each faulted in by the kernel (a 1M-record plan that holds its pool spent several seconds more
 in the kernel with it), so only the scan of a pool too big to hold turns it on
 (``matching.run._scan_pool``). Dask sets the same knobs (``MALLOC_TRIM_THRESHOLD_``) in its
-workers for the same reason.
+workers for the same reason. The scan reads on threads, and glibc gives each thread an arena of
+its own that keeps its own freed blocks: for a pool many times the training sample the arenas
+are capped too (``ARENAS``).
 """
 
 from __future__ import annotations
@@ -25,14 +27,21 @@ log = logging.getLogger(__name__)
 #: mallopt parameters (glibc malloc.h)
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 #: arrays at least this big are mapped, and given back when freed
 THRESHOLD = 1 << 20
+#: malloc arenas at most, for a pool many times what a task can hold: glibc gives each new thread
+#: its own heap, whose freed blocks serve only that arena, so the scan's threads each kept a
+#: high-water mark of their own (10M-record plan: 2,041 MiB with one scan thread, 2,203-2,253
+#: with two; at most 2 arenas: 2,011-2,025). Threads then wait on each other's allocations (a
+#: 1M-record plan took 34 s instead of 30), so it is not for a pool that nearly fits.
+ARENAS = 2
 
 
-def return_freed_memory(threshold: int = THRESHOLD) -> bool:
-    """Fix glibc's mmap and trim thresholds at ``threshold`` bytes for this process (and the
-    processes it forks from now on). False where the C library has no ``mallopt`` (not glibc):
-    nothing changes there."""
+def return_freed_memory(threshold: int = THRESHOLD, arenas: int | None = None) -> bool:
+    """Fix glibc's mmap and trim thresholds at ``threshold`` bytes, and with ``arenas`` its arenas
+    at that many, for this process (and the processes it forks from now on). False where the C
+    library has no ``mallopt`` (not glibc): nothing changes there."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
@@ -40,6 +49,9 @@ def return_freed_memory(threshold: int = THRESHOLD) -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     done = mallopt(M_MMAP_THRESHOLD, threshold) == 1 and mallopt(M_TRIM_THRESHOLD, threshold) == 1
+    if arenas is not None:
+        done = done and mallopt(M_ARENA_MAX, arenas) == 1
     if not done:
-        log.warning("mallopt refused a %d-byte threshold: freed memory may stay with the process", threshold)
+        log.warning("mallopt refused a %d-byte threshold or the arena cap: freed memory may stay with the process",
+                    threshold)
     return done

@@ -35,7 +35,7 @@ import pyarrow as pa
 from councilmatch.contracts import ENCODED_BYTES, FLAG_COLUMNS
 from councilmatch.environment import environment, variable
 from councilmatch.home import Home
-from councilmatch.memory import return_freed_memory
+from councilmatch.memory import ARENAS, return_freed_memory
 from matching.flags import SHARD_COLUMNS, empty_flags, first_seen_dates, read_parquet_at_rest, write_parquet_atomic
 from matching import incremental as inc
 from matching.comparisons import RELEASED, Side, bloom_matrix_from_arrow
@@ -478,8 +478,9 @@ def _scan_pool(home: Home, files: list[Path], fractions: dict[str, float], threa
     let go of the interpreter) and gathered in file order, so the result does not depend on them.
     """
     # a pool too big to hold is where memory binds: from here on what the task frees goes back to
-    # the system (at the cost of a page fault per big array, which a pool that fits does not pay)
-    return_freed_memory()
+    # the system (at the cost of a page fault per big array, which a pool that fits does not pay);
+    # sampled to under half, the threads also share malloc arenas (slower, see councilmatch.memory)
+    return_freed_memory(arenas=ARENAS if min(fractions.values(), default=1.0) < 0.5 else None)
     index: list[pd.DataFrame] = []
     sample: dict[str, list[pd.DataFrame]] = {}
     matrices: dict[str, dict[str, list[np.ndarray]]] = {c: {} for c in ENCODED_BYTES}
