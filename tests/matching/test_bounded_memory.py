@@ -302,3 +302,17 @@ def test_row_hashes_from_arrow_encodings_equal_the_frame_s(tmp_path):
                                    table.column(encoded[0]).take(list(range(1, len(table))) + [0]))
         moved = inc.row_hashes(from_table(changed.drop_columns(encoded)), changed)
         assert (moved != whole).mean() > 0.5  # the encodings count in the hash
+
+
+def test_the_plan_caps_malloc_arenas_only_for_a_pool_sampled_to_under_half(tmp_path, monkeypatch):
+    """Threads sharing arenas wait on each other's allocations: worth it where the pool is many
+    times the training sample (the 10M plan: 2.2 -> 2.0 GiB), not for one that nearly fits."""
+    from councilmatch.home import Home
+    from councilmatch.memory import ARENAS
+
+    calls = []
+    monkeypatch.setattr(run, "return_freed_memory", lambda **kw: calls.append(kw.get("arenas")) or True)
+    home = Home.resolve(tmp_path / "h")
+    for fractions in ({"tenancy": 0.1, "payroll": 1.0}, {"tenancy": 0.9}, {}):
+        run._scan_pool(home, [], fractions)
+    assert calls == [ARENAS, None, None]
