@@ -280,19 +280,10 @@ class DiceAtLeast:
 
 
 @dataclass(frozen=True)
-class OneEdit:
-    """The two values are one keystroke apart: their keyed edit neighbourhoods share an entry."""
-
-    column: str
-
-    def __call__(self, pairs: Pairs) -> np.ndarray:
-        return pairs.share_entry(self.column)
-
-
-@dataclass(frozen=True)
-class NicknameOf:
-    """One forename is a nickname of the other, or both are forms of one name: their keyed
-    nickname neighbourhoods share an entry."""
+class SharesEntry:
+    """The two records' keyed neighbourhoods (``anonymise.variants.NEIGHBOURHOOD_VARIANTS``) share
+    an entry: one keystroke apart (``ed_*``), or a name and its nickname, or two forms of one
+    name (``nk_*``)."""
 
     column: str
 
@@ -445,12 +436,12 @@ def name(field: str = "surname", initial: bool = False, near: float = 0.85, simi
         Level("near spelling", f"the {what}s differ by a typo or two (keyed bigram similarity ≥ {near:g})",
               DiceAtLeast(bloom, near), 0.06),
         Level("one edit", f"the {what}s are one keystroke apart (a letter added, dropped or changed, "
-              "or two swapped)", OneEdit(edits), 0.04),
+              "or two swapped)", SharesEntry(edits), 0.04),
     ]
     if field == "forename":
         levels.append(Level("nickname", "the forenames are a name and its nickname, or two forms of one name "
                             "(e.g. Bill / William, Peggy / Meg)",
-                            NicknameOf("nk_forename"), 0.02))
+                            SharesEntry("nk_forename"), 0.02))
     else:
         levels.append(Level("previous surname", "one record's surname is the other's previous surname",
                             Crossed("t_surname", "t_prev_surname"), 0.02))
@@ -549,7 +540,7 @@ def exact(column: str, name: str | None = None, tf: bool = False, edits: str | N
     levels = [Level("exact", f"the {what} is identical", Same(column), 0.9, tf_column=column if tf else None)]
     if edits:
         levels.append(Level("one edit", f"the {what}s are one keystroke apart (a character added, dropped or "
-                            "changed, or two swapped)", OneEdit(edits), 0.03))
+                            "changed, or two swapped)", SharesEntry(edits), 0.03))
     levels.append(Level("different", f"the {what} is different", None, 0.07 if edits else 0.1))
     return Comparison(label, f"Compares the {what}.", tuple(levels), present=(column,))
 
