@@ -163,3 +163,28 @@ def test_an_email_made_from_the_name_is_weak_evidence_between_namesakes():
     p_indep = score(independent, Pairs(inp.left, inp.right, li, ri)).probability
     assert (p_indep >= 0.5).mean() > 0.5  # counted as independent, namesakes look like one person
     assert (p_given >= 0.5).mean() < 0.1
+
+
+def test_a_small_file_of_households_still_measures_the_evidence_at_home():
+    """Fifteen homes (fewer than 200 pairs of different people at one address): enough to learn
+    that a shared surname there is weak evidence; a bar of 200 such pairs left a small file with
+    every co-resident counted as independent evidence."""
+    model, _ = _train(_pseudo(_households(15, 3)), _linkage(given=True))
+    assert {"surname", "dob"} <= set(model.u_given), model.u_given
+    k = [c.name for c in model.comparisons].index("surname")
+    assert model.given_weights(k)[0] < model.weights()[k][0] - 3
+
+
+def test_a_handful_of_changed_names_at_one_address_teaches_nothing():
+    """No households, but a few true pairs with both names changed (the other fields' posterior
+    takes them for two people at one address): too few to measure anything at home, so the
+    ordinary u stays (a date of birth at one address keeps its weight)."""
+    rng = np.random.default_rng(5)
+    people = _households(600, 11).drop_duplicates("person").reset_index(drop=True)
+    people["address"] = [f"{i + 1} STATION ROAD" for i in range(len(people))]  # everyone alone
+    dup = people.sample(frac=0.2, random_state=1).copy()
+    renamed = dup.index[:12]
+    dup.loc[renamed, "forenames"] = rng.choice(people["forenames"], len(renamed))
+    dup.loc[renamed, "surname"] = rng.choice(people["surname"], len(renamed))
+    model, _ = _train(_pseudo(pd.concat([people, dup], ignore_index=True)), _linkage(given=True))
+    assert "dob" not in model.u_given and "surname" not in model.u_given, model.u_given
