@@ -4,6 +4,12 @@ Each attack sees only the decrypted store and public knowledge; the scorer alone
 vault (with the keyring). A record counts as re-identified by an attack when the attack's
 guess equals the clear value behind the attacked column; "distinct" is the share of distinct
 clear values the attack got right for at least one record.
+
+An attack from known records learns, besides what it decodes, every record whose encoding is
+*identical* to a known record's: the same name in the same salt group, almost always the known
+person's own other records. Any encoding that links must encode one person's two records alike,
+so that is the linkage itself, not a weakness of the encoding; it is reported beside the row
+("same encoding as a known record") and not counted as re-identified.
 """
 
 from __future__ import annotations
@@ -79,6 +85,8 @@ class Row:
     identifying: bool       # a right guess names the person (a name), not just narrows them down
     seconds: float
     note: str = ""
+    #: share of the records not scored because their encoding equals a known record's (see above)
+    echoed: float = 0.0
 
 
 @dataclass
@@ -142,6 +150,16 @@ class Report:
         return "\n".join(lines)
 
 
+def echoes(encodings: pd.Series, known: pd.Index) -> np.ndarray:
+    """Records whose encoding is identical to one of the ``known`` records' (known ones included)."""
+    known_values = set(encodings.loc[encodings.index.intersection(known)].map(_hashable))
+    return encodings.map(_hashable).isin(known_values).to_numpy()
+
+
+def _hashable(value: object) -> object:
+    return value.tobytes() if isinstance(value, np.ndarray) else value
+
+
 def _score(guess: pd.Series, truth: pd.Series, exclude: pd.Index | None = None) -> tuple[float, float, int]:
     mask = truth.notna()
     if exclude is not None:
@@ -164,9 +182,17 @@ def run(home: Home, reader: Reader | None = None, known: int = 20, seed: int = 0
             started: float, note: str = "", exclude: pd.Index | None = None) -> None:
         if target is None:
             return
+        echoed = 0.0
+        if exclude is not None and column in store.columns:
+            echo = echoes(store[column].loc[target.index], exclude)
+            candidates = target.notna() & ~target.index.isin(exclude)
+            echoed = float(echo[candidates].mean()) if candidates.any() else 0.0
+            exclude = exclude.union(target.index[echo])
+            note = f"{note}; same encoding as a known record: {echoed:.1%}" if note else \
+                f"same encoding as a known record: {echoed:.1%}"
         records, distinct, scored = _score(guess, target, exclude)
         report.rows.append(Row(attack, column, records, distinct, scored, identifying,
-                               round(time.perf_counter() - started, 2), note))
+                               round(time.perf_counter() - started, 2), note, echoed))
 
     for column in tokens:
         if column not in FREQUENCY_ATTACKS:
