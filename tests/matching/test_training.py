@@ -321,3 +321,30 @@ def test_anchor_pairs_only_lower_the_m_of_a_wholly_different_forename():
                   [3, 0, 1, 0, 0],    # the date of birth is close, not exact: not an anchor
                   [-1, 0, 0, 0, 0]], dtype=np.int8)  # forename missing: teaches nothing
     assert anchor_levels(g, 0).tolist() == [True, True, False, False, False]
+
+
+def test_a_rule_with_two_free_comparisons_can_only_lower_how_often_matches_differ():
+    from matching.training import Taught, bounded_difference
+
+    start = np.array([0.9, 0.06, 0.04])
+    weak = Taught(lam=0.01, m=np.array([0.6, 0.08, 0.32]), free=2)
+    out = bounded_difference(weak, start)
+    assert out[-1] == pytest.approx(0.04) and out.sum() == pytest.approx(1.0)
+    assert out[0] / out[1] == pytest.approx(0.6 / 0.08)  # the agreeing levels keep their proportions
+    assert bounded_difference(Taught(0.01, np.array([0.97, 0.02, 0.01]), 2), start)[-1] == pytest.approx(0.01)
+    assert bounded_difference(Taught(0.01, weak.m, 3), start)[-1] == pytest.approx(0.32)  # identified: kept
+
+
+def test_namesakes_do_not_teach_that_matches_often_have_another_birthday():
+    """Names and dates of birth only, with namesakes (same forename and surname, another date of
+    birth): blocked on the surname, EM has the forename alone to tell the classes apart and took
+    the namesakes for matches with a wrong birthday (m of "different" 0.13 here, 0.32 at twice
+    the size), which then flagged rare-named namesakes."""
+    from evaluation.labelled import evaluate_set
+    from evaluation.suite import perturbation_tasks
+
+    task = next(t for t in perturbation_tasks(13, scale=0.5) if t.name == "dedupe_de")
+    ev = evaluate_set(task)
+    dob = next(c for c in ev.model["comparisons"] if c["name"] == "dob")
+    assert dob["levels"][-1]["m"] < 0.06, dob["levels"][-1]
+    assert ev.metrics.precision > 0.955, ev.metrics.line()
