@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import unicodedata
-from dataclasses import dataclass, fields as dc_fields
+from dataclasses import dataclass, fields as dc_fields, replace
 from functools import lru_cache
 from typing import Sequence
 
@@ -160,6 +160,11 @@ class NoiseRates:
                 "transliteration", "middle_name_dropped", "double_barrel_partial"}
         return NoiseRates(**{f.name: getattr(self, f.name) * (1 if f.name in keep else factor)
                              for f in dc_fields(self)})
+
+    def with_hard_negatives(self, factor: float) -> "NoiseRates":
+        """The same profile with the twins, namesakes and relatives rates times ``factor`` (0: none)."""
+        return replace(self, twins=self.twins * factor, namesakes=self.namesakes * factor,
+                       family=self.family * factor)
 
 
 @dataclass

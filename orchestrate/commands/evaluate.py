@@ -88,13 +88,17 @@ def ev_suite(
     splink: Annotated[bool, typer.Option(help="Run Splink 5 on the same clear text (needs the bench extra).")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the independent perturbation sets.")] = 1,
     scale: Annotated[float, typer.Option(help="Size of the perturbation sets (1.0 = 10k records).")] = 1.0,
+    noise: Annotated[float, typer.Option(min=0.0, help="Every per-record error rate of the perturbation sets "
+                                         "times this (1.0 = the defaults; 2.0 = twice as noisy).")] = 1.0,
+    hard: Annotated[float, typer.Option(min=0.0, help="Twins, namesakes and relatives times this "
+                                        "(0 = none).")] = 1.0,
     out: Annotated[Optional[Path], typer.Option(help="Also write the table (Markdown) to this file.")] = None,
 ) -> None:
     """Every labelled evaluation in one table: FEBRL1–4 with and without the id, the independent
     perturbation sets, Splink beside each, and the calibration table."""
     from evaluation.suite import markdown, run_suite
 
-    rows = run_suite(with_splink=splink, seed=seed, scale=scale,
+    rows = run_suite(with_splink=splink, seed=seed, scale=scale, noise=noise, hard=hard,
                      progress=lambda name: console.print(f"[dim]… {name}[/dim]", highlight=False))
     text = markdown(rows)
     print(text)

@@ -92,8 +92,29 @@ def test_suite_command_prints_the_table(monkeypatch):
     task = febrl_task("febrl1")
     monkeypatch.setattr(suite, "FEBRL_SETS", ("febrl1",))
     monkeypatch.setattr(suite, "febrl_task", lambda name: task)
-    monkeypatch.setattr(suite, "perturbation_tasks", lambda seed, scale: [])
+    monkeypatch.setattr(suite, "perturbation_tasks", lambda seed, scale, noise, hard: [])
     result = CliRunner().invoke(app, ["evaluate", "suite", "--no-splink"])
     assert result.exit_code == 0, result.output
     assert "| febrl1 |" in result.output and "| febrl1 (no id) |" in result.output
     assert "truly the same person" in result.output
+
+
+def test_the_perturbation_sets_can_be_drawn_noisier_or_without_hard_negatives():
+    """``evaluate suite --noise F --hard H``: the same noise model with its error rates scaled, so a
+    figure is checked on data the matcher was not tuned on (defaults, noisier, cleaner, no twins)."""
+    from evaluation.perturb import NoiseRates
+
+    rates = NoiseRates().scaled(2.0).with_hard_negatives(0.0)
+    assert rates.forename_typo == 2 * NoiseRates().forename_typo and rates.twins == rates.namesakes == 0
+    plain, none = (perturbation_tasks(3, scale=0.1, hard=h) for h in (1.0, 0.0))
+    records = {t.name: len(t.left) for t in plain}
+    assert all(len(t.left) < records[t.name] for t in none if t.name == "dedupe_de")  # fewer people
+    noisy = next(t for t in perturbation_tasks(3, scale=0.1, noise=3.0) if t.name == "link_uk")
+    calm = next(t for t in perturbation_tasks(3, scale=0.1, noise=0.0) if t.name == "link_uk")
+
+    def same_surname(task) -> float:
+        left = task.left.set_index("record_id")["surname"]
+        right = task.right.set_index("record_id")["surname"]
+        return sum(left[a] == right[b] for a, b in task.truth) / len(task.truth)
+
+    assert same_surname(calm) > same_surname(noisy)
