@@ -4,6 +4,8 @@ A deterministic keyed token keeps its value's frequency: the most frequent ``t_s
 very likely the most frequent public surname. The grouped variant narrows the alignment
 level by level (e.g. ``t_initial`` -> ``t_forename_phon`` -> ``t_forename``): within each
 group already assigned a value, tokens are aligned only with the public names that share it.
+The salted variant does the same for a Bloom filter salted by stored attributes: inside one
+salt group a name's filter is deterministic again, so its frequency can be ranked there.
 """
 
 from __future__ import annotations
@@ -77,3 +79,18 @@ def grouped_attack(frame: pd.DataFrame, chain: Sequence[tuple[str, Key]], table:
         assigned[f"k{i}"] = guess
         valid &= guess.notna().to_numpy()
     return assigned[f"k{len(chain) - 1}"].where(valid, None)
+
+
+def salted_frequency_attack(frame: pd.DataFrame, column: str, salt_tokens: Sequence[str], table: Table) -> pd.Series:
+    """Per-record guess of the value behind a salted encoding: inside each group of records
+    sharing the salt tokens (stored beside it, so visible), the i-th most frequent encoding
+    gets the i-th most frequent public value (names taken as independent of the salt)."""
+    values = frame[column].map(lambda v: v if isinstance(v, (bytes, bytearray)) and any(v) else None)
+    codes, _ = pd.factorize(values, use_na_sentinel=True)
+    encoded = pd.Series(codes.astype(np.int64) + 1, index=frame.index)  # 0: missing
+    public = table.freq.set_axis(table.names)
+    guess = pd.Series(None, index=frame.index, dtype=object)
+    for _, idx in frame.groupby(list(salt_tokens), sort=False).groups.items():
+        group = encoded.loc[idx]
+        guess.loc[idx] = group.map(rank_align(group, public)).to_numpy()
+    return guess.where(encoded != 0, None)

@@ -21,10 +21,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from councilmatch.contracts import BLOOM_SALT_TOKENS
 from councilmatch.home import Home
 from privacy_attacks import knowledge
 from privacy_attacks.bloom import pattern_attack
-from privacy_attacks.frequency import frequency_attack, grouped_attack
+from privacy_attacks.frequency import frequency_attack, grouped_attack, salted_frequency_attack
 from privacy_attacks.insider_store import (Reader, bloom_columns, neighbourhood_columns, neighbourhood_tokens, read_store,
                                           token_columns)
 from privacy_attacks.linkage import clear_field_attack, record_id_attack
@@ -232,6 +233,12 @@ def run(home: Home, reader: Reader | None = None, known: int = 20, seed: int = 0
         add("pattern, frequency-seeded", column, result.guess, target, True, started,
             "seeds: " + " ".join(result.seeds[:5]))
         _hamming(report, store, column, target, result.est_grams)
+        salt = [c for c in BLOOM_SALT_TOKENS.get(column, ()) if c in tokens]
+        if salt:
+            started = time.perf_counter()
+            add("frequency rank inside salt groups", f"{column} | {', '.join(salt)}",
+                salted_frequency_attack(store, column, salt, table), target, True, started,
+                f"{store.groupby(salt).ngroups} groups")
         if known and target is not None and target.notna().sum() > known:
             started = time.perf_counter()
             chosen = rng.choice(np.flatnonzero(target.notna().to_numpy()), size=known, replace=False)

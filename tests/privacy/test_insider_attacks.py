@@ -24,7 +24,7 @@ import pytest
 from councilmatch.home import Home
 from privacy_attacks import knowledge
 from privacy_attacks.bloom import grams, pattern_attack
-from privacy_attacks.frequency import frequency_attack, grouped_attack
+from privacy_attacks.frequency import frequency_attack, grouped_attack, salted_frequency_attack
 from privacy_attacks.insider_store import read_store
 from privacy_attacks.linkage import clear_field_attack, unique_share
 from privacy_attacks.report import GOAL_RECORDS, Report, Row, _score, echoes, run
@@ -167,6 +167,24 @@ def test_frequency_attack_breaks_tokens_of_a_public_population() -> None:
     # under another key's tokens (no relation to the names) the same attack gets nothing
     shuffled = frame.assign(t_surname=frame["t_surname"].sample(frac=1, random_state=3).to_numpy())
     assert _score(frequency_attack(shuffled, "t_surname", top), drawn)[0] < 0.05
+
+
+def test_salted_frequency_attack_breaks_filters_deterministic_inside_their_salt_groups() -> None:
+    """Filters salted by a stored attribute, in large salt groups of a public population: inside
+    each group a name's filter is one value again, and rank alignment names many records; per
+    record random filters give it nothing."""
+    table = knowledge.surnames()
+    rng = np.random.default_rng(4)
+    top = table.top(300)
+    n = 40000
+    drawn = pd.Series(rng.choice(top.names.to_numpy(), size=n, p=(top.freq / top.freq.sum()).to_numpy()))
+    salt = pd.Series(rng.integers(1, 5, size=n))  # four large groups (a year of birth at scale)
+    key = os.urandom(32)
+    frame = pd.DataFrame({"t_yob": salt, "bf_surname": [hmac.digest(key, f"{v}|{g}".encode(), hashlib.sha256)
+                                                        for v, g in zip(drawn, salt)]})
+    assert _score(salted_frequency_attack(frame, "bf_surname", ["t_yob"], top), drawn)[0] > 0.1
+    frame["bf_surname"] = [os.urandom(32) for _ in range(n)]
+    assert _score(salted_frequency_attack(frame, "bf_surname", ["t_yob"], top), drawn)[0] < 0.05
 
 
 def test_condition_fields_are_sealed_from_the_insider(night) -> None:
