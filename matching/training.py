@@ -359,9 +359,13 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
                 best[k] = t
             if t.free >= IDENTIFIED_FREE and (identified[k] is None or t.lam > identified[k].lam):
                 identified[k] = t
-    m = [project_monotone(m_start[k] if b is None else
-                          bounded_difference(b, m_start[k] if identified[k] is None else identified[k].m),
-                          u[k], lift[k]) for k, b in enumerate(best)]
+    m = []
+    for k, b in enumerate(best):
+        if b is not None:
+            bound = m_start[k] if identified[k] is None else identified[k].m
+            m.append(project_monotone(bounded_difference(b, bound), u[k], lift[k]))
+        else:
+            m.append(project_monotone(m_start[k], u[k], lift[k]))
     for k in anchored:
         codes = np.concatenate([c for c, _ in anchors[k]]) if anchors[k] else np.zeros(0, np.int64)
         levels = np.concatenate([lv for _, lv in anchors[k]]) if anchors[k] else np.zeros(0, np.int64)

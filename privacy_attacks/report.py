@@ -153,12 +153,7 @@ class Report:
 
 def echoes(encodings: pd.Series, known: pd.Index) -> np.ndarray:
     """Records whose encoding is identical to one of the ``known`` records' (known ones included)."""
-    known_values = set(encodings.loc[encodings.index.intersection(known)].map(_hashable))
-    return encodings.map(_hashable).isin(known_values).to_numpy()
-
-
-def _hashable(value: object) -> object:
-    return value.tobytes() if isinstance(value, np.ndarray) else value
+    return encodings.isin(set(encodings.loc[encodings.index.intersection(known)])).to_numpy()
 
 
 def _score(guess: pd.Series, truth: pd.Series, exclude: pd.Index | None = None) -> tuple[float, float, int]:

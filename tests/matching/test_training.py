@@ -338,8 +338,8 @@ def test_a_rule_with_two_free_comparisons_can_only_lower_how_often_matches_diffe
 def test_namesakes_do_not_teach_that_matches_often_have_another_birthday():
     """Names and dates of birth only, with namesakes (same forename and surname, another date of
     birth): blocked on the surname, EM has the forename alone to tell the classes apart and took
-    the namesakes for matches with a wrong birthday (m of "different" 0.13 here, 0.32 at twice
-    the size), which then flagged rare-named namesakes."""
+    the namesakes for matches with a wrong birthday (m of "different" 0.13 here, 0.32 on seed 11's
+    set at full size), which then flagged rare-named namesakes."""
     from evaluation.labelled import evaluate_set
     from evaluation.suite import perturbation_tasks
 
