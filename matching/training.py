@@ -74,7 +74,9 @@ class FitCheck:
 #: files is a share of all pairs, not of the candidates. 3: evidence at one address (``given``)
 #: is measured from 50 pairs of different people there, not 200. 4: a rule with two free
 #: comparisons can only lower how often matches differ on a field (``bounded_difference``).
-ESTIMATOR_REVISION = 4
+#: 5: a salted level's u from same-salt pairs of different birthdays (``other_birthdays``); λ
+#: of a dedupe asks for exact agreement only where most matches agree exactly (``deterministic_matches``).
+ESTIMATOR_REVISION = 5
 
 
 def random_pairs(left: Side, right: Side, dedupe: bool, n: int, seed: int) -> Pairs:
@@ -138,6 +140,31 @@ def same_salt_pairs(left: Side, right: Side, dedupe: bool, tokens: tuple[str, ..
     return Pairs(left, right, li[keep].astype(np.int64), ri[keep].astype(np.int64))
 
 
+#: :func:`other_birthdays` keeps its pairs only if at least this many remain (else the data has no
+#: dates of birth to tell people apart by, and the pairs are used as drawn)
+MIN_OTHER_BIRTHDAYS = 1000
+
+
+def other_birthdays(pairs: Pairs) -> Pairs:
+    """The pairs whose records both carry a date of birth, and different ones.
+
+    Why: pairs that share a salt are mostly unrelated people in a large file, but the salt is
+    made of a person's own attributes, so a person's two records nearly always share it too: in
+    a small file they are a large share of the same-salt pairs (FEBRL1's 1,000 records: most of
+    them), and the u of "near spelling" measured there was the share of *matches* with a typo
+    (0.049 for the surname, where different people give about 0.0005), so a typo'd surname
+    counted +2.2 bits instead of +7. A person's two records nearly always share a birthday; two
+    different people's names are as alike whatever their birthdays, so dropping the pairs that
+    share one removes the matches without biasing u (twins, strangers who share a birthday and
+    often a surname, are dropped too: a small share of the strangers).
+    """
+    a, b = pairs.tokens("t_dob")
+    unlike = (a != b) & (a != 0) & (b != 0)
+    if unlike.sum() < MIN_OTHER_BIRTHDAYS:
+        return pairs
+    return Pairs(pairs.left, pairs.right, pairs.li[unlike], pairs.ri[unlike])
+
+
 def _salted_levels(comp: Comparison) -> tuple[list[int], tuple[str, ...]]:
     """Levels of ``comp`` that test Dice on a salted Bloom column, and that column's salt tokens."""
     found, tokens = [], ()
@@ -155,7 +182,8 @@ def estimate_u(comparisons: list[Comparison], rand: Pairs, gammas: np.ndarray, d
     A level on a salted Bloom column is measured among random pairs *that share the salt*:
     across salts its Dice is meaningless, so among all random pairs it almost never fires,
     and a u taken there would make it look like near-proof whenever the blocking (on a date
-    of birth, say) has already made the salts agree.
+    of birth, say) has already made the salts agree; and among those, only pairs of different
+    birthdays (:func:`other_birthdays`), so a person's own records do not count as strangers.
     """
     out = []
     for k, comp in enumerate(comparisons):
@@ -179,6 +207,7 @@ def estimate_u(comparisons: list[Comparison], rand: Pairs, gammas: np.ndarray, d
             # match type sharing these random pairs, measures u on the same pairs (and their Dice)
             same = rand.memo(("same salt", tokens, dedupe, seed),
                              lambda: same_salt_pairs(rand.left, rand.right, dedupe, tokens, len(rand), seed))
+            same = rand.memo(("same salt, other birthdays", tokens, dedupe, seed), lambda: other_birthdays(same))
             g_same = comp.levels_of(same)
             g_same = g_same[g_same != NULL]
             if len(g_same):
@@ -383,23 +412,46 @@ def _starts(m_start: list[np.ndarray], u: list[np.ndarray], n_levels: list[int])
     return [[normalise(x) for x in m_start], confident, cautious]
 
 
-def deterministic_matches(gammas: np.ndarray, m: list[np.ndarray]) -> float:
+#: :func:`deterministic_matches` asks for exact agreement on a comparison when at least this share
+#: of matches agree on it exactly, else for any level that is evidence for a match if at least this
+#: share of matches reach one
+RELIABLE = 0.5
+
+
+def deterministic_matches(gammas: np.ndarray, m: list[np.ndarray], u: list[np.ndarray] | None = None) -> float:
     """Expected matching pairs among ``gammas``, from the pairs that agree exactly on every
     comparison both records carry (at least two): each counts 1 / P(all exact | match).
 
     This is Splink's "λ from deterministic rules" with the rule's recall taken from the
     model itself rather than assumed. Unlike EM on λ it cannot run away: a pair that
     disagrees anywhere never counts, however the rest of the model is fitted.
+
+    On a comparison few matches agree on exactly (m of "exact" below :data:`RELIABLE`) but most
+    reach a level that is evidence for a match (m > u; FEBRL's addresses: 9% exact, 99% exact,
+    near or similar), any such level will do. Exact there leaves a dozen pairs to count, and
+    the recall as a product of m's assumes errors independent, which they are not where every
+    duplicate has at least one change: on FEBRL2, 13 pairs agreed exactly on all five
+    comparisons and λ came out a sixth of the truth (330 of 1,934 matches), so true pairs
+    among random ones looked like a degenerate fit. A comparison that, by the model, most
+    matches *disagree* on stays exact: that m is more likely EM's mistake (namesakes taken for
+    matches with another birthday) than the data's, and relaxing it would count the namesakes.
     """
     if len(gammas) == 0:
         return 0.0
+    counted = [np.arange(len(mk)) == 0 for mk in m]  # per comparison: the levels the rule accepts
+    for k, mk in enumerate(m):
+        if u is not None and float(mk[0]) < RELIABLE:
+            supports = (mk > u[k]) | counted[k]
+            if float(mk[supports].sum()) >= RELIABLE:
+                counted[k] = supports
     present = gammas != NULL
-    exact = (gammas == 0) | ~present
-    rows = exact.all(axis=1) & (present.sum(axis=1) >= 2)
+    rows = present.sum(axis=1) >= 2
+    for k in range(len(m)):
+        rows &= ~present[:, k] | counted[k][np.where(present[:, k], gammas[:, k], 0)]
     log_recall = np.zeros(int(rows.sum()))
     sub = present[rows]
     for k, mk in enumerate(m):
-        log_recall += np.where(sub[:, k], np.log(mk[0]), 0.0)
+        log_recall += np.where(sub[:, k], np.log(mk[counted[k]].sum()), 0.0)
     return float(np.exp(-log_recall).sum())
 
 
@@ -579,11 +631,11 @@ def _expected_matches(pairs: Pairs, gammas: np.ndarray, m: list[np.ndarray], u: 
 
     Linking two files: EM on λ with each record matching at most one on the other side
     (:func:`matching.em.fit_lambda_one_to_one`). Deduplicating, where a person may have any
-    number of records: the pairs agreeing exactly on everything, over the model's recall of
-    that rule (:func:`matching.training.deterministic_matches`).
+    number of records: the pairs agreeing on everything (exactly where most matches do), over
+    the model's recall of that rule (:func:`matching.training.deterministic_matches`).
     """
     if dedupe or len(gammas) == 0:
-        return deterministic_matches(gammas, m)
+        return deterministic_matches(gammas, m, u)
     llr = np.zeros(len(gammas))
     for k in range(gammas.shape[1]):
         g = gammas[:, k]

@@ -8,7 +8,7 @@ from matching.em import EMSettings, fit_lambda_one_to_one, fit_m, level_weights,
 from matching.linker import DegenerateFit, LinkInputs, train
 from matching.matchtype import COMPARISON_SETTINGS, Linkage, MatchType
 from matching.model import FittedModel
-from matching.training import caps_for, deterministic_matches
+from matching.training import caps_for, deterministic_matches, estimate_u, random_pairs
 
 
 def test_projection_makes_evidence_monotone_and_agreement_positive():
@@ -82,6 +82,59 @@ def test_lambda_from_exact_agreement_counts_pairs_by_model_recall():
     g = np.array([[0, 0], [0, 0], [1, 0], [0, -1]], dtype=np.int8)
     # two pairs agree on both (each counts 1/(0.5*0.8)); one disagrees; one has a single field
     assert deterministic_matches(g, m) == pytest.approx(2 / 0.4)
+
+
+def test_lambda_asks_for_exact_agreement_only_where_most_matches_agree_exactly():
+    """Every duplicate has one change, nine in ten a near-miss address (exact / near / different):
+    no pair agrees exactly on all five comparisons, so exact agreement everywhere counted none;
+    asking the address only for evidence of a match (exact or near) counts them all."""
+    rng = np.random.default_rng(0)
+    n = 1000
+    g = np.zeros((n, 5), dtype=np.int8)
+    changed = np.where(rng.random(n) < 0.9, 4, rng.integers(0, 4, n))
+    g[np.arange(n), changed] = 1
+    m = [np.bincount(g[:, k], minlength=3 if k == 4 else 2) / n for k in range(5)]
+    u = [np.array([0.01, 0.99])] * 4 + [np.array([0.001, 0.01, 0.989])]
+    assert m[4][0] < 0.5 < min(mk[0] for mk in m[:4])
+    assert deterministic_matches(g, m) == 0  # exact on all five (as before)
+    assert deterministic_matches(g, m, u) == pytest.approx(n, rel=0.05)
+    g[:5, 4] = 2  # a pair that disagrees on the address never counts
+    assert deterministic_matches(g, m, u) < deterministic_matches(g[5:], m, u) + 6
+    # nor does a level that is no evidence (m <= u), e.g. "same district"
+    assert deterministic_matches(g, m, [*u[:4], np.array([0.001, 0.95, 0.049])]) == deterministic_matches(g, m)
+    # a comparison that, by the model, most matches disagree on stays exact (as before): relaxed, it
+    # would count every pair that merely comes close on it (namesakes with another birthday)
+    wrong = [*m[:4], np.array([0.03, 0.02, 0.95])]
+    assert deterministic_matches(g, wrong, u) == deterministic_matches(g, wrong)
+
+
+def test_u_of_a_salted_level_is_measured_among_strangers_not_a_persons_own_records(monkeypatch):
+    """A small file where a tenth of people appear twice with a typo'd surname: their two records
+    share the surname filter's salt (year of birth, initial), so among pairs sharing a salt they are
+    common, and "near spelling" looked common among strangers (u 0.03 here, 0.049 on FEBRL1, where
+    strangers give about 0.0005). Among same-salt pairs of different birthdays it is as rare as between strangers."""
+    from matching import training
+    from matching.comparisons import Side
+
+    rng = np.random.default_rng(5)
+    n = 2000
+    people = pd.DataFrame({"forenames": rng.choice(["ANNA", "BEN", "CARL", "DORA", "EMMA", "FRED"], n),
+                           "surname": rng.choice(["".join(w) for w in rng.choice(list("BCDFGHKLMNPRSTAEIOU"), (300, 10))], n),
+                           "dob": pd.to_datetime("1940-01-01") + pd.to_timedelta(rng.integers(0, 20000, n), "D")})
+    twice = people.sample(n // 10, random_state=5).assign(surname=lambda d: d["surname"] + "E")
+    frame = _pseudo(pd.concat([people, twice], ignore_index=True))
+    side = Side(frame)
+    surname = COMPARISON_SETTINGS.validate_python({"use": "name", "field": "surname"}).build()
+    near = [lv.label for lv in surname.levels].index("near spelling")
+
+    def u_near() -> float:
+        fresh = random_pairs(side, side, True, 20_000, 0)  # estimate_u keeps its same-salt pairs per pair set
+        return float(estimate_u([surname], fresh, surname.levels_of(fresh)[:, None], True)[0][near])
+
+    strangers = u_near()
+    assert strangers < 0.005
+    monkeypatch.setattr(training, "other_birthdays", lambda pairs: pairs)  # every same-salt pair, as before
+    assert u_near() > max(0.02, 10 * strangers)
 
 
 def _people(n: int, seed: int) -> pd.DataFrame:
