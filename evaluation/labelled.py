@@ -252,6 +252,11 @@ class Evaluation:
         return self.scored.at(self.threshold)
 
 
+def evaluation_name(task: LabelledSet, use_id: bool) -> str:
+    """The set's name in tables: "(no id)" when a set that has an id column is linked without it."""
+    return task.name + ("" if use_id or task.person_id is None else " (no id)")
+
+
 def evaluate_set(task: LabelledSet, use_id: bool = True, threshold: float = 0.5,
                  keyring=None) -> Evaluation:
     """Standardise, pseudonymise (throwaway key unless given), link with the defaults, score."""
@@ -267,7 +272,7 @@ def evaluate_set(task: LabelledSet, use_id: bool = True, threshold: float = 0.5,
                                       default_linkage(use_id, threshold))
     scored = score_linked(pairs, task.truth, task.right is None, time.perf_counter() - started)
     records = sum(len(f) for f in frames)
-    return Evaluation(task.name + ("" if use_id or task.person_id is None else " (no id)"), records, scored,
+    return Evaluation(evaluation_name(task, use_id), records, scored,
                       threshold, model)
 
 

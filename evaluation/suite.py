@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from evaluation.labelled import (CALIBRATION_BANDS, FEBRL_SETS, Evaluation, LabelledSet, Scored,
-                                 evaluate_set, febrl_task)
+                                 evaluate_set, evaluation_name, febrl_task)
 from evaluation.perturb import NoiseRates, build_sets
 from evaluation.splink_baseline import splink_link
+from matching.linker import DegenerateFit
 
 #: fixed goals (issue: keep the FEBRL figures reached before); other rows: ≥ Splink's best F1
 FIXED_GOALS: dict[str, float] = {
@@ -36,6 +37,9 @@ class Row:
     splink_f1_half: float | None = None
     splink_best: float | None = None
     splink_seconds: float | None = None
+    #: why ours flagged nothing on this set: its trained model (and the fallback) failed the fit
+    #: check, so the model refused to flag (``matching.training.DegenerateFit``)
+    failed: str | None = None
 
     @property
     def goal(self) -> float | None:
@@ -46,6 +50,8 @@ class Row:
 
     @property
     def met(self) -> bool | None:
+        if self.failed:
+            return False
         return None if self.goal is None else self.evaluation.metrics.f1 >= self.goal - 1e-9
 
 
@@ -101,6 +107,22 @@ def _splink(task: LabelledSet, use_id: bool) -> tuple[float, float, float] | Non
     return result.f1_at_half, result.best_f1, result.seconds
 
 
+def suite_row(task: LabelledSet, use_id: bool, with_splink: bool) -> Row:
+    """One set's row. A set whose model fails its fit check is a row that failed, with the reason,
+    not the end of the table: the other sets still say how the matcher does."""
+    try:
+        row = Row(evaluate_set(task, use_id=use_id))
+    except DegenerateFit as exc:
+        records = len(task.left) + (len(task.right) if task.right is not None else 0)
+        nothing = Scored(np.zeros(0), np.zeros(0, dtype=bool), len(task.truth), 0.0)
+        row = Row(Evaluation(evaluation_name(task, use_id), records, nothing, 0.5, {}), failed=str(exc))
+    if with_splink:
+        got = _splink(task, use_id)
+        if got is not None:
+            row.splink_f1_half, row.splink_best, row.splink_seconds = got
+    return row
+
+
 def run_suite(with_splink: bool = True, seed: int = 1, scale: float = 1.0,
               extra: list[Callable[[], Row]] | None = None,
               progress: Callable[[str], None] = lambda _: None, noise: float = 1.0, hard: float = 1.0) -> list[Row]:
@@ -109,14 +131,8 @@ def run_suite(with_splink: bool = True, seed: int = 1, scale: float = 1.0,
     tasks += [(t, use) for t in perturbation_tasks(seed, scale, noise, hard)
               for use in ((True, False) if t.person_id else (True,))]
     for task, use_id in tasks:
-        progress(f"{task.name}{'' if use_id else ' (no id)'}")
-        ev = evaluate_set(task, use_id=use_id)
-        row = Row(ev)
-        if with_splink:
-            got = _splink(task, use_id)
-            if got is not None:
-                row.splink_f1_half, row.splink_best, row.splink_seconds = got
-        rows.append(row)
+        progress(evaluation_name(task, use_id))
+        rows.append(suite_row(task, use_id, with_splink))
     for make in extra or []:
         rows.append(make())
     return rows
@@ -140,10 +156,11 @@ def markdown(rows: list[Row]) -> str:
     for r in rows:
         m, ev = r.evaluation.metrics, r.evaluation
         best, _ = ev.scored.best()
-        met = {None: "–", True: "yes", False: "**no**"}[r.met]
+        met = "**no** (fit check failed)" if r.failed else {None: "–", True: "yes", False: "**no**"}[r.met]
         lines.append(f"| {ev.name} | {ev.records:,} | {m.true_pairs:,} | {m.precision:.4f} | {m.recall:.4f} "
                      f"| **{m.f1:.4f}** | {best:.4f} | {_f(r.splink_f1_half)} | {_f(r.splink_best)} | {_f(r.goal)} "
                      f"| {met} | {m.seconds:.1f} / {_f(r.splink_seconds)[:5]} |")
+    lines += [f"\nFit check failed on {r.evaluation.name}: {r.failed}" for r in rows if r.failed]
     lines += ["", "Calibration (all sets pooled): of the pairs scored in each band, the share truly the same person.",
               "", "| probability | pairs | truly the same person |", "|---|---|---|"]
     for c in calibration(rows):
@@ -151,4 +168,4 @@ def markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CALIBRATION_BANDS", "Row", "calibration", "markdown", "perturbation_tasks", "run_suite"]
+__all__ = ["CALIBRATION_BANDS", "Row", "calibration", "markdown", "perturbation_tasks", "run_suite", "suite_row"]

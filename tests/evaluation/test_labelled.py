@@ -99,6 +99,33 @@ def test_suite_command_prints_the_table(monkeypatch):
     assert "truly the same person" in result.output
 
 
+def test_a_set_whose_model_fails_its_fit_check_is_a_failed_row_not_the_end_of_the_table(monkeypatch):
+    """The model refusing to flag on one set (DegenerateFit) used to abort the whole table."""
+    from orchestrate.cli import app
+    import evaluation.suite as suite
+    from matching.linker import DegenerateFit
+
+    task = febrl_task("febrl1")
+    real = suite.evaluate_set
+
+    def evaluate(t, use_id=True):
+        if not use_id:
+            raise DegenerateFit("match type evaluation: the trained model is degenerate (test)")
+        return real(t, use_id=use_id)
+
+    monkeypatch.setattr(suite, "FEBRL_SETS", ("febrl1",))
+    monkeypatch.setattr(suite, "febrl_task", lambda name: task)
+    monkeypatch.setattr(suite, "perturbation_tasks", lambda seed, scale, noise, hard: [])
+    monkeypatch.setattr(suite, "evaluate_set", evaluate)
+    result = CliRunner().invoke(app, ["evaluate", "suite", "--no-splink"])
+    assert result.exit_code == 0, result.output
+    assert "| febrl1 | 1,000 | 500 | 1.0000 |" in result.output  # the set before it still scored
+    row = next(line for line in result.output.splitlines() if line.startswith("| febrl1 (no id) |"))
+    assert "fit check failed" in row and "| 0.0000 |" in row
+    assert "Fit check failed on febrl1 (no id): match type evaluation: the trained model is degenerate" in result.output
+    assert "below goal: febrl1 (no id)" in result.output
+
+
 def test_the_perturbation_sets_can_be_drawn_noisier_or_without_hard_negatives():
     """``evaluate suite --noise F --hard H``: the same noise model with its error rates scaled, so a
     figure is checked on data the matcher was not tuned on (defaults, noisier, cleaner, no twins)."""
