@@ -205,9 +205,8 @@ def estimate_u(comparisons: list[Comparison], rand: Pairs, gammas: np.ndarray, d
         if salted and len(rand):
             # drawn once per random pair set and salt: every comparison salted alike, in every
             # match type sharing these random pairs, measures u on the same pairs (and their Dice)
-            same = rand.memo(("same salt", tokens, dedupe, seed),
-                             lambda: same_salt_pairs(rand.left, rand.right, dedupe, tokens, len(rand), seed))
-            same = rand.memo(("same salt, other birthdays", tokens, dedupe, seed), lambda: other_birthdays(same))
+            same = rand.memo(("same salt, other birthdays", tokens, dedupe, seed), lambda: other_birthdays(
+                same_salt_pairs(rand.left, rand.right, dedupe, tokens, len(rand), seed)))
             g_same = comp.levels_of(same)
             g_same = g_same[g_same != NULL]
             if len(g_same):
