@@ -20,10 +20,21 @@ evaluate_app = typer.Typer(help="Linkage accuracy, measured through pseudonymisa
 Threshold = Annotated[float, typer.Option(help="Match probability at or above which a pair is linked.")]
 
 
+def _refused(exc: Exception) -> typer.Exit:
+    """A trained model that failed its fit check flags nothing (matching.training.DegenerateFit):
+    say so in one line, not a traceback."""
+    console.print(f"[red]the trained model failed its fit check, so nothing was linked: {exc}[/red]", highlight=False)
+    return typer.Exit(1)
+
+
 def _febrl(name: str, threshold: float) -> None:
     from evaluation.labelled import evaluate_febrl
+    from matching.linker import DegenerateFit
 
-    m = evaluate_febrl(name, threshold)
+    try:
+        m = evaluate_febrl(name, threshold)
+    except DegenerateFit as exc:
+        raise _refused(exc)
     console.print(f"{name}: {m.true_positives} of {m.true_pairs} true pairs found", highlight=False)
     print(m.line())
 
@@ -54,10 +65,13 @@ def ev_csv(
 ) -> None:
     """Score the default linkage on any labelled CSV (one file: dedupe; two: link)."""
     from evaluation.labelled import evaluate_csv, parse_map
+    from matching.linker import DegenerateFit
 
     try:
         mapping = parse_map(map)
         m = evaluate_csv(data, right, id_column, truth_column, mapping, threshold)
+    except DegenerateFit as exc:
+        raise _refused(exc)
     except (ValueError, OSError) as exc:
         console.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(2)

@@ -126,6 +126,25 @@ def test_a_set_whose_model_fails_its_fit_check_is_a_failed_row_not_the_end_of_th
     assert "below goal: febrl1 (no id)" in result.output
 
 
+def test_evaluate_csv_says_in_one_line_when_the_model_refuses_to_flag(monkeypatch, tmp_path):
+    """A model that fails its fit check flags nothing; the command says so and exits 1, no traceback."""
+    from orchestrate.cli import app
+    import evaluation.labelled as labelled
+    from matching.linker import DegenerateFit
+
+    def refuse(*args, **kwargs):
+        raise DegenerateFit("match type evaluation: the trained model is degenerate (test)")
+
+    monkeypatch.setattr(labelled, "evaluate_csv", refuse)
+    path = tmp_path / "people.csv"
+    path.write_text("id,ent,first\nr0,1,ANNA\n")
+    result = CliRunner().invoke(app, ["evaluate", "csv", "--data", str(path), "--id-column", "id",
+                                      "--truth-column", "ent", "--map", "forenames=first"])
+    assert result.exit_code == 1, result.output
+    assert "failed its fit check, so nothing was linked" in result.output
+    assert "Traceback" not in result.output and "precision=" not in result.output
+
+
 def test_the_perturbation_sets_can_be_drawn_noisier_or_without_hard_negatives():
     """``evaluate suite --noise F --hard H``: the same noise model with its error rates scaled, so a
     figure is checked on data the matcher was not tuned on (defaults, noisier, cleaner, no twins)."""
