@@ -238,6 +238,10 @@ class LabelledSet:
     person_id: str | None = None
     foreign_postcode: bool = False
 
+    @property
+    def records(self) -> int:
+        return len(self.left) + (len(self.right) if self.right is not None else 0)
+
 
 @dataclass
 class Evaluation:
@@ -271,9 +275,7 @@ def evaluate_set(task: LabelledSet, use_id: bool = True, threshold: float = 0.5,
     pairs, model = link_pseudonymised(pseudo[0], pseudo[1] if len(pseudo) > 1 else None,
                                       default_linkage(use_id, threshold))
     scored = score_linked(pairs, task.truth, task.right is None, time.perf_counter() - started)
-    records = sum(len(f) for f in frames)
-    return Evaluation(evaluation_name(task, use_id), records, scored,
-                      threshold, model)
+    return Evaluation(evaluation_name(task, use_id), task.records, scored, threshold, model)
 
 
 # ---------------------------------------------------------------------------

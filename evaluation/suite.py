@@ -113,9 +113,8 @@ def suite_row(task: LabelledSet, use_id: bool, with_splink: bool) -> Row:
     try:
         row = Row(evaluate_set(task, use_id=use_id))
     except DegenerateFit as exc:
-        records = len(task.left) + (len(task.right) if task.right is not None else 0)
         nothing = Scored(np.zeros(0), np.zeros(0, dtype=bool), len(task.truth), 0.0)
-        row = Row(Evaluation(evaluation_name(task, use_id), records, nothing, 0.5, {}), failed=str(exc))
+        row = Row(Evaluation(evaluation_name(task, use_id), task.records, nothing, 0.5, {}), failed=str(exc))
     if with_splink:
         got = _splink(task, use_id)
         if got is not None:

@@ -418,8 +418,8 @@ RELIABLE = 0.5
 
 
 def deterministic_matches(gammas: np.ndarray, m: list[np.ndarray], u: list[np.ndarray] | None = None) -> float:
-    """Expected matching pairs among ``gammas``, from the pairs that agree exactly on every
-    comparison both records carry (at least two): each counts 1 / P(all exact | match).
+    """Expected matching pairs among ``gammas``, from the pairs that agree on every comparison
+    both records carry (at least two): each counts 1 / P(all agree | match).
 
     This is Splink's "λ from deterministic rules" with the rule's recall taken from the
     model itself rather than assumed. Unlike EM on λ it cannot run away: a pair that
