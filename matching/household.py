@@ -37,11 +37,11 @@ def household_p_same(mt: MatchType, models: Models, inp: LinkInputs, li: np.ndar
     rows = np.unique(li)
     cands = in_scope(mt, inp, candidate_pairs(inp.left, inp.right, mt.linkage.blocking, inp.dedupe,
                                                left_rows=rows))
-    pairs = Pairs(inp.left, inp.right, cands.li, cands.ri)
-    linked = score(models.linkage, pairs).probability >= mt.linkage.threshold
+    linked = score(models.linkage, Pairs(inp.left, inp.right, cands.li, cands.ri).compact()).probability \
+        >= mt.linkage.threshold
     prior = math.log2(models.person.lam / (1 - models.person.lam))
     house = Pairs(inp.left, inp.right, cands.li[linked], cands.ri[linked])
-    lr_all = np.exp2(np.clip(score(models.person, house).match_weight - prior, -500, 500))
+    lr_all = np.exp2(np.clip(score(models.person, house.compact()).match_weight - prior, -500, 500))
     k = np.bincount(house.li, minlength=inp.left.n)[li]
     total = np.bincount(house.li, weights=lr_all, minlength=inp.left.n)[li]
     lr = np.exp2(np.clip(weight - prior, -500, 500))

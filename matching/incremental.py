@@ -405,7 +405,7 @@ def measure_drift(mt: MatchType, inp: Any, saved: dict[str, Any], left_rows: np.
         return Drift(None, 0, sampled)
 
     comps = mt.linkage.built()
-    gammas = comparison_vectors(comps, Pairs(inp.left, inp.right, cands.li, cands.ri))
+    gammas = comparison_vectors(comps, Pairs(inp.left, inp.right, cands.li, cands.ri).compact())
     return Drift(total_variation(baseline, agreement_patterns(gammas)), len(cands), sampled)
 
 

@@ -86,15 +86,14 @@ def _link_batch(mt: MatchType, models: Models, inp: LinkInputs, run_id: str,
             ok &= cond.CONDITIONS[name](lf, rf)
         li, ri = li[ok], ri[ok]
     met = len(li)
-    pairs = Pairs(inp.left, inp.right, li, ri)
-    scores = score(models.linkage, pairs)
+    scores = score(models.linkage, Pairs(inp.left, inp.right, li, ri).compact())
     keep = (scores.probability >= mt.linkage.threshold) & ~vetoed(mt.linkage, models.linkage, scores.gammas)
     comps = list(models.linkage.comparisons)
     gammas, weights = scores.gammas[keep], scores.level_weights[keep]
     prob, mw = scores.probability[keep], scores.match_weight[keep]
     li, ri = li[keep], ri[keep]
     if mt.link == "same_address_different_person" and models.person is not None:
-        person = score(models.person, Pairs(inp.left, inp.right, li, ri))
+        person = score(models.person, Pairs(inp.left, inp.right, li, ri).compact())
         other = person.probability < mt.person.threshold
         if mt.left_person_missing is not None and other.any():
             # judged among the left record's other right records too: no flag where this one

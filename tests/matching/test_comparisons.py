@@ -128,3 +128,44 @@ def test_row_codes_never_merge_different_rows(monkeypatch) -> None:
     monkeypatch.undo()
     codes = comparisons._row_codes(matrix)
     assert len(set(codes.tolist())) == len(rows)  # the real digest: one code per distinct row
+
+
+def test_pairs_over_a_few_rows_compare_the_same_on_sides_cut_down_to_those_rows() -> None:
+    """Pairs.compact (an incremental night's pairs touch a few records of the pool): every level
+    of every comparison must be what the whole sides give, for a plain side, one whose arrays are
+    made already, one that is a view into a training pool, and a dedupe's single side."""
+    import pandas as pd
+
+    from matching.model import comparison_vectors
+    from tests.matching.conftest import tenancy_population
+
+    frame = tenancy_population(n_people=400, n_double=40, seed=3)[0]
+    comps = [name("forename"), name("surname"), date_of_birth(), address(), postcode(),
+             exact("t_nino", "nino")]
+    rng = np.random.default_rng(7)
+    n = len(frame)
+    few = rng.choice(n, n // 10, replace=False)
+    li, ri = rng.choice(few, 3_000), rng.integers(0, n, 3_000)
+    ri[:1_000] = li[:1_000]  # some pairs of a record with itself: every level is met somewhere
+
+    def sides():
+        made = Side(frame)
+        made.bloom("bf_surname"), made.value_codes("ed_nino")  # arrays the side has made already
+        pool = Side(pd.concat([frame.iloc[:5], frame], ignore_index=True))
+        return [(Side(frame), Side(frame)), (made, Side(frame)), (Side(frame, within=(pool, 5)), Side(frame))]
+
+    for left, right in sides():
+        whole = comparison_vectors(comps, Pairs(left, right, li, ri))
+        fresh_left, fresh_right = type(left)(frame), Side(frame)  # nothing cached from `whole`
+        for lside, rside in ((left, right), (fresh_left, fresh_right)):
+            cut = Pairs(lside, rside, li, ri).compact()
+            assert cut.left.n == len(np.unique(li)) < n  # cut down on the left, not the right
+            assert cut.right is rside
+            assert (comparison_vectors(comps, cut) == whole).all()
+    one = Side(frame)
+    li2, ri2 = rng.choice(few, 2_000), rng.choice(few, 2_000)
+    whole = comparison_vectors(comps, Pairs(Side(frame), Side(frame), li2, ri2))
+    cut = Pairs(one, one, li2, ri2).compact()
+    assert cut.left is cut.right and cut.left.n == len(np.union1d(li2, ri2))
+    assert (comparison_vectors(comps, cut) == whole).all()
+    assert (whole != NULL).any() and len(np.unique(whole[:, 1])) >= 3
