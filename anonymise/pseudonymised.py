@@ -20,6 +20,7 @@ from anonymise import at_rest
 from anonymise.errors import SchemaError, UnknownKeyError
 from anonymise.keys import Keyring
 from anonymise.minimise import Policy, minimise
+from anonymise.record_index import index_digest, read_index, table_index, write_index
 from anonymise.tokens import NON_IDENTIFYING_DTYPES
 from councilmatch.contracts import ENCODED_BYTES, NON_IDENTIFYING, PSEUDONYMISED_COLUMNS, REFERENCE, TOKEN_COLUMNS
 from councilmatch.fileio import atomic_write_with
@@ -27,6 +28,8 @@ from councilmatch.home import Home
 
 SCHEMA_VERSION = "1"
 META_KEY = b"councilmatch"
+#: the key, in an extract's metadata, of the digest of its kept record index (anonymise.record_index)
+INDEX_META = "record_index"
 
 
 def _arrow_type(column: str) -> pa.DataType:
@@ -97,7 +100,21 @@ def write_pseudonymised(home: Home, frame: pd.DataFrame, policy: Policy) -> Path
     validate_frame(frame)
 
     path = home.pseudonymised_path(_single(frame, "dataset"), _single(frame, "council"), _single(frame, "extract_id"))
-    return at_rest.write_table(path, to_table(minimise(frame, home, policy)), home)
+    table = to_table(minimise(frame, home, policy))
+    index = table_index(table)  # the night's record index reads it instead of hashing the rows
+    meta = json.loads(table.schema.metadata[META_KEY]) | {INDEX_META: index_digest(index)}
+    at_rest.write_table(path, table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()}), home)
+    write_index(path, index, home)
+    return path
+
+
+def kept_index(path: Path, home: Home) -> pd.DataFrame | None:
+    """The record index kept beside a stored extract, if it is still the extract's own."""
+    try:
+        digest = file_metadata(path, home).get(INDEX_META)
+    except Exception:  # noqa: BLE001 - an unreadable footer: the rows are hashed afresh
+        return None
+    return read_index(path, digest, home)
 
 
 def file_metadata(path: Path, home: Home | None = None) -> dict:

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from pandas.core.util.hashing import combine_hash_arrays  # pandas' own row combination (see row_digests)
 
 from councilmatch.home import Home
@@ -33,6 +32,7 @@ from anonymise import at_rest
 from anonymise.keys import Keyring
 from anonymise.minimise import Policy, minimise
 from anonymise.pseudonymised import read_pseudonymised
+from anonymise.record_index import arrow_hashes
 from anonymise.tokens import ENCODING, pseudonymise
 from anonymise.vault import Vault
 
@@ -55,22 +55,6 @@ def row_digests(canonical: pd.DataFrame, keyring: Keyring) -> np.ndarray:
     if frame.shape[1] == 0:
         return np.zeros(len(frame), dtype=np.uint64)
     return combine_hash_arrays((_column_hashes(frame[c], key) for c in frame.columns), frame.shape[1])
-
-
-def arrow_hashes(values: pa.Array | pa.ChunkedArray, key: str | None = None) -> np.ndarray:
-    """``pd.util.hash_array`` of an Arrow string or binary column as Python objects (``key``:
-    pandas' default when None), without making an object per row: pandas hashes a column's
-    distinct values and maps rows to them, missing values to the largest uint64; so does this,
-    with Arrow finding the distinct values."""
-    encoded = pc.dictionary_encode(values)
-    encoded = encoded.combine_chunks() if isinstance(encoded, pa.ChunkedArray) else encoded
-    distinct = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
-    hashed = (pd.util.hash_array(distinct, categorize=False) if key is None
-              else pd.util.hash_array(distinct, hash_key=key, categorize=False))
-    codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
-    out = hashed[codes] if len(hashed) else np.zeros(len(values), dtype=np.uint64)
-    out[values.is_null().to_numpy(zero_copy_only=False)] = np.iinfo(np.uint64).max
-    return out
 
 
 def _column_hashes(col: pd.Series, key: str) -> np.ndarray:

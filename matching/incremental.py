@@ -42,11 +42,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pandas.core.util.hashing import combine_hash_arrays  # pandas' own row combination (see row_hashes)
 
 from anonymise import at_rest
 from anonymise.errors import AnonymiseError
-from anonymise.reuse import arrow_hashes
+from anonymise.pseudonymised import file_metadata, kept_index
+from anonymise.record_index import ref_keys, row_hashes
 from anonymise.tokens import ENCODING
 from councilmatch.home import Home
 from matching.blocking import _agree_on, blocking_key, Candidates
@@ -71,14 +71,6 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------
 
 
-def ref_keys(council: pd.Series, dataset: pd.Series, record_id: pd.Series) -> np.ndarray:
-    """uint64 key of each reference (council, data set, record id)."""
-    frame = pd.DataFrame({"c": council.astype(str).to_numpy(dtype=object),
-                          "d": dataset.astype(str).to_numpy(dtype=object),
-                          "r": record_id.astype(str).to_numpy(dtype=object)})
-    return pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
-
-
 #: id(frame) -> (weak reference to the frame, its reference keys): the plan asks for the keys of
 #: the same pooled data set once per match type and side; hashing a million ids takes a second
 _FRAME_REFS: dict[int, tuple[weakref.ref, np.ndarray]] = {}
@@ -91,25 +83,13 @@ def frame_ref_keys(frame: pd.DataFrame) -> np.ndarray:
         return cached[1]
     keys = ref_keys(frame["council"], frame["dataset"], frame["record_id"])
     if len(frame) >= 10_000:  # small frames (subsets, flags) are cheap: only pooled data sets are kept
-        key = id(frame)
-        _FRAME_REFS[key] = (weakref.ref(frame, lambda _r, key=key: _FRAME_REFS.pop(key, None)), keys)
+        _remember_refs(frame, keys)
     return keys
 
 
-def row_hashes(frame: pd.DataFrame, table: pa.Table | None = None) -> np.ndarray:
-    """Content hash of each pseudonymised row: every column but the extract id.
-
-    ``table``: the Arrow table ``frame`` was read from, holding columns ``frame`` left out (the
-    scan's encodings, never made into Python bytes); they are hashed as pandas hashes them as
-    bytes, and every column in the table's order, so the hash is the same either way.
-    """
-    if table is None:
-        cols = [c for c in frame.columns if c != "extract_id"]
-        return pd.util.hash_pandas_object(frame[cols], index=False).to_numpy(dtype=np.uint64)
-    cols = [c for c in table.column_names if c != "extract_id"]
-    hashes = (pd.util.hash_pandas_object(frame[c], index=False).to_numpy(dtype=np.uint64) if c in frame.columns
-              else arrow_hashes(table.column(c)) for c in cols)
-    return combine_hash_arrays(hashes, len(cols))
+def _remember_refs(frame: pd.DataFrame, keys: np.ndarray) -> None:
+    key = id(frame)
+    _FRAME_REFS[key] = (weakref.ref(frame, lambda _r, key=key: _FRAME_REFS.pop(key, None)), keys)
 
 
 def index_of(frame: pd.DataFrame, table: pa.Table | None = None) -> pd.DataFrame:
@@ -117,12 +97,37 @@ def index_of(frame: pd.DataFrame, table: pa.Table | None = None) -> pd.DataFrame
     return pd.DataFrame({"ref": frame_ref_keys(frame).view(np.int64), "row": row_hashes(frame, table).view(np.int64)})
 
 
-def record_index(data: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """(ref, row) hashes of every record of the pool, as int64 (Parquet has no uint64 need)."""
-    parts = [index_of(f) for f in data.values() if len(f)]
+def record_index(data: dict[str, pd.DataFrame], files: dict[str, list[Path]] | None = None,
+                 home: Home | None = None) -> pd.DataFrame:
+    """(ref, row) hashes of every record of the pool, as int64 (Parquet has no uint64 need).
+
+    ``files``: each data set's extracts, in the order its frame holds their rows; an extract's
+    index kept beside it (:mod:`anonymise.record_index`) is read instead of hashing its rows."""
+    parts = [_dataset_index(f, (files or {}).get(ds, []), home) for ds, f in data.items() if len(f)]
     if not parts:
         return pd.DataFrame({"ref": pd.Series(dtype="int64"), "row": pd.Series(dtype="int64")})
     return pd.concat(parts, ignore_index=True)
+
+
+def _dataset_index(frame: pd.DataFrame, files: list[Path], home: Home | None) -> pd.DataFrame:
+    """One data set's share of :func:`record_index`: extract by extract, kept or hashed."""
+    if not files or home is None:
+        return index_of(frame)
+    pieces, start = [], 0
+    for path in files:
+        piece = kept_index(path, home)
+        if piece is None:  # none kept (an extract from before indexes were kept, or rewritten since)
+            n = int(file_metadata(path, home).get("rows", -1))
+            if n < 0 or start + n > len(frame):
+                return index_of(frame)
+            piece = index_of(frame.iloc[start:start + n])
+        pieces.append(piece)
+        start += len(piece)
+    if start != len(frame):
+        return index_of(frame)
+    index = pd.concat(pieces, ignore_index=True)
+    _remember_refs(frame, index["ref"].to_numpy(np.int64).view(np.uint64))
+    return index
 
 
 def _record_keys(index: pd.DataFrame) -> np.ndarray:

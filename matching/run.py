@@ -45,7 +45,7 @@ from matching.linker import (DegenerateFit, LinkInputs, TrainingContext, in_scop
 from matching.matchtype import MatchType, load_matchtypes
 from anonymise import at_rest
 from anonymise.keys import load_keyring
-from anonymise.pseudonymised import read_pseudonymised
+from anonymise.pseudonymised import from_table, kept_index, read_pseudonymised
 from councilmatch.safepath import path_inside
 from councilmatch.settings import Models as ModelSettings
 
@@ -186,7 +186,6 @@ def _shard_inputs(home: Home, files: list[Path], mt: MatchType, shard: int,
     records, not the pool: more shards, less memory each. Rows keep the data set's order, so
     the pairs, scores and flags are those of a whole-data-set read (a test compares them).
     """
-    from anonymise.pseudonymised import from_table
     from matching.blocking import blocking_key, shard_of
 
     rules = mt.linkage.blocking
@@ -210,6 +209,14 @@ def _shard_inputs(home: Home, files: list[Path], mt: MatchType, shard: int,
     return out
 
 
+def _by_dataset(files: list[Path]) -> dict[str, list[Path]]:
+    """Each data set's extracts, in the order :func:`read_inputs` joins their rows."""
+    out: dict[str, list[Path]] = {}
+    for p in files:
+        out.setdefault(p.parent.parent.name, []).append(p)
+    return out
+
+
 def _run_inputs(home: Home, run_id: str, datasets: tuple[str, ...] | None = None) -> dict[str, pd.DataFrame]:
     """The inputs plan() fixed for this run (so shard tasks never see a newer extract).
 
@@ -224,9 +231,7 @@ def _run_inputs(home: Home, run_id: str, datasets: tuple[str, ...] | None = None
         _LAST_INPUTS.clear()
         _LAST_INPUTS[key] = {}
     data = _LAST_INPUTS[key]
-    by_dataset: dict[str, list[Path]] = {}
-    for p in files:
-        by_dataset.setdefault(p.parent.parent.name, []).append(p)
+    by_dataset = _by_dataset(files)
     wanted = [ds for ds in sorted(set(datasets) if datasets is not None else by_dataset) if ds not in data]
     if wanted:
         data.update(read_inputs(home, [p for ds in wanted for p in by_dataset.get(ds, [])]))
@@ -311,7 +316,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
             # (an incremental night reads the pool anyway, for its changed records and drift:
             # read it once, and draw a training sample from it only if a model is due)
             data = inputs()
-            index = inc.record_index(data)
+            index = inc.record_index(data, _by_dataset(files), home)
             key_id = _key_id(data)
             if sum(counts.values()) <= cap:
                 loaded["sample"] = None
@@ -516,19 +521,25 @@ class _ScannedBatch:
 
 def _scan_extract(home: Home, path: Path, fractions: dict[str, float], batch: int) -> list[_ScannedBatch]:
     """One extract's share of :func:`_scan_pool`, batch by batch."""
-    from anonymise.pseudonymised import from_table
-
     ds = path.parent.parent.name
     out = []
+    kept, start = kept_index(path, home), 0
     for table in at_rest.iter_tables(path, batch, home):  # an extract may be millions of rows
         encoded = [c for c in ENCODED_BYTES if c in table.column_names]
-        frame = from_table(table.drop_columns(encoded))  # the encodings stay Arrow: no bytes object a row
-        part = inc.index_of(frame, table)  # its row hash covers the encodings too
+        plain = table.drop_columns(encoded)  # the encodings stay Arrow: no bytes object a row
+        if kept is not None and start + len(table) <= len(kept):  # the index kept beside the extract
+            part, frame = kept.iloc[start:start + len(table)].reset_index(drop=True), None
+        else:
+            frame = from_table(plain)
+            part = inc.index_of(frame, table)  # its row hash covers the encodings too
+        start += len(table)
         keep = _in_sample(part["ref"].to_numpy(), fractions.get(ds, 1.0))
         chosen = pa.array(keep)
+        sample = frame[keep] if frame is not None else from_table(plain.filter(chosen))
+        key_ids = (pd.DataFrame({"key_id": plain.column("key_id").unique().to_pylist()})
+                   if "key_id" in plain.column_names else sample.iloc[:0, :0])
         out.append(_ScannedBatch(
-            frame[["key_id"]].drop_duplicates() if "key_id" in frame else frame.iloc[:0, :0],
-            part, frame[keep],
+            key_ids, part, sample,
             {column: bloom_matrix_from_arrow(table.column(column).filter(chosen), nbytes) if column in encoded
              else np.zeros((int(keep.sum()), nbytes), np.uint8) for column, nbytes in ENCODED_BYTES.items()}))
         del frame, table

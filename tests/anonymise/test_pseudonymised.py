@@ -40,7 +40,8 @@ def test_write_read_round_trip(home, frame, helpers) -> None:
     mtime_bytes = path.read_bytes()
     write_pseudonymised(home, frame, store_policy(home))  # idempotent
     pd.testing.assert_frame_equal(read_pseudonymised(path), stored)
-    assert len(list(path.parent.iterdir())) == 1 and len(mtime_bytes) > 0
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, path.name + ".index"]  # its record index
+    assert len(mtime_bytes) > 0
 
 
 def test_contract_violations_are_refused(home, frame) -> None:
@@ -71,3 +72,63 @@ def test_check_key_ids(home, frame, people, helpers) -> None:
         check_key_ids([frame, newer], ring2)
     with pytest.raises(UnknownKeyError, match="does not hold"):
         check_key_ids([frame.assign(key_id="k7")], ring2)
+
+
+def _hashed(path, home) -> pd.DataFrame:
+    """An extract's record index the long way: every stored row hashed as the night reads it."""
+    from anonymise.record_index import index_frame, ref_keys, row_hashes
+
+    stored = read_pseudonymised(path, home)
+    return index_frame(ref_keys(stored["council"], stored["dataset"], stored["record_id"]), row_hashes(stored))
+
+
+def test_an_extract_keeps_its_record_index_and_only_while_it_is_the_extract_written(home, frame, people, helpers,
+                                                                                   keyring) -> None:
+    """The night reads an extract's kept index instead of hashing its rows (anonymise.record_index):
+    it must be exactly the hashes of the rows as read, and never be used for a file rewritten since."""
+    from anonymise.pseudonymised import kept_index
+    from anonymise.record_index import index_path, write_index
+
+    path = write_pseudonymised(home, frame, store_policy(home))
+    kept = kept_index(path, home)
+    assert kept is not None and len(kept) == len(frame)
+    pd.testing.assert_frame_equal(kept, _hashed(path, home))
+    # another writer rewrites the extract (same rows, no index named in its metadata): not used
+    at_rest.write_table(path, at_rest.read_table(path, home=home).replace_schema_metadata(None), home)
+    assert kept_index(path, home) is None
+    # written again, then its index replaced by another extract's, or by its own rows out of order
+    path = write_pseudonymised(home, frame, store_policy(home))
+    assert kept_index(path, home) is not None
+    other = write_pseudonymised(home, pseudonymise(helpers.canonical_frame(people[12:24]), keyring, "payroll_2-def"),
+                                store_policy(home))
+    write_index(path, kept_index(other, home), home)
+    assert kept_index(path, home) is None
+    write_index(path, _hashed(path, home).iloc[::-1].reset_index(drop=True), home)
+    assert kept_index(path, home) is None
+    write_index(path, _hashed(path, home), home)  # its own, as written: used again
+    assert kept_index(path, home) is not None
+    index_path(path).write_bytes(b"not parquet")
+    assert kept_index(path, home) is None
+
+
+def test_the_pool_index_from_kept_indexes_equals_hashing_every_row(home, people, helpers, keyring) -> None:
+    """A data set of several extracts, some with a kept index, one without (written before indexes
+    were kept): the record index is the same as hashing every row, and so are its reference keys."""
+    from matching import incremental as inc
+    from matching.run import newest_extracts, read_inputs
+
+    policy = store_policy(home)
+    for i, council in enumerate(("E09000007", "E09000012", "E09000019")):
+        part = pseudonymise(helpers.canonical_frame(people[12 * i:12 * i + 12], council=council, prefix=f"C{i}-"),
+                            keyring, f"payroll_{i}-abc")
+        path = write_pseudonymised(home, part, policy)
+        if i == 1:  # kept no index: hashed from its rows
+            from anonymise.record_index import index_path
+            index_path(path).unlink()
+    files = newest_extracts(home)
+    data = read_inputs(home, files)
+    whole = inc.record_index(read_inputs(home, files))
+    by_files = inc.record_index(data, {"payroll": files}, home)
+    assert len(whole) == 36
+    pd.testing.assert_frame_equal(by_files, whole)
+    assert (inc.frame_ref_keys(data["payroll"]).view("int64") == whole["ref"].to_numpy()).all()
