@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -92,16 +93,18 @@ def write_table(table: pa.Table, path: Path, extra_meta: dict | None = None) -> 
     return atomic_write_with(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
-def write_pseudonymised(home: Home, frame: pd.DataFrame, policy: Policy) -> Path:
+def write_pseudonymised(home: Home, frame: pd.DataFrame, policy: Policy,
+                        known: tuple[np.ndarray, pd.DataFrame] | None = None) -> Path:
     """Write one extract's pseudonymised frame, minimised by ``policy`` and encrypted, to
-    ``home.pseudonymised_path(...)`` (idempotent)."""
+    ``home.pseudonymised_path(...)`` (idempotent), with its record index (``known``: see
+    :func:`anonymise.record_index.table_index`)."""
     if len(frame) == 0:
         raise SchemaError("refusing to write an empty pseudonymised frame (no council/dataset/extract to file it under)")
     validate_frame(frame)
 
     path = home.pseudonymised_path(_single(frame, "dataset"), _single(frame, "council"), _single(frame, "extract_id"))
     table = to_table(minimise(frame, home, policy))
-    index = table_index(table)  # the night's record index reads it instead of hashing the rows
+    index = table_index(table, known)  # the night's record index reads it instead of hashing the rows
     meta = json.loads(table.schema.metadata[META_KEY]) | {INDEX_META: index_digest(index)}
     at_rest.write_table(path, table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()}), home)
     write_index(path, index, home)

@@ -77,12 +77,26 @@ def index_frame(refs: np.ndarray, rows: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"ref": np.asarray(refs).view(np.int64), "row": np.asarray(rows).view(np.int64)})
 
 
-def table_index(table: pa.Table) -> pd.DataFrame:
-    """(ref, row) of a stored extract's table, its encodings hashed straight from Arrow."""
+def table_index(table: pa.Table, known: tuple[np.ndarray, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """(ref, row) of a stored extract's table, its encodings hashed straight from Arrow.
+
+    ``known``: (positions, their index rows) of rows whose index is known already (a re-sent
+    extract's unchanged rows are stored as they were: their rows of the last extract's index);
+    only the others are hashed."""
     from anonymise.pseudonymised import from_table
 
-    frame = from_table(table.drop_columns([c for c in ENCODED_BYTES if c in table.column_names]))
-    return index_frame(ref_keys(frame["council"], frame["dataset"], frame["record_id"]), row_hashes(frame, table))
+    fresh = np.ones(len(table), dtype=bool)
+    if known is not None:
+        fresh[known[0]] = False
+    out = pd.DataFrame({"ref": np.zeros(len(table), np.int64), "row": np.zeros(len(table), np.int64)})
+    if fresh.any():
+        part = table.filter(pa.array(fresh)) if not fresh.all() else table
+        frame = from_table(part.drop_columns([c for c in ENCODED_BYTES if c in part.column_names]))
+        hashed = index_frame(ref_keys(frame["council"], frame["dataset"], frame["record_id"]), row_hashes(frame, part))
+        out.loc[fresh, ["ref", "row"]] = hashed[["ref", "row"]].to_numpy()
+    if known is not None and len(known[0]):
+        out.loc[known[0], ["ref", "row"]] = known[1][["ref", "row"]].to_numpy(np.int64)
+    return out
 
 
 def index_path(extract: Path) -> Path:

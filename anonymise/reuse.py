@@ -31,7 +31,7 @@ from ingest.extract import AcceptedRows, PreviousRows, RowMemory, vault_text
 from anonymise import at_rest
 from anonymise.keys import Keyring
 from anonymise.minimise import Policy, minimise
-from anonymise.pseudonymised import read_pseudonymised
+from anonymise.pseudonymised import kept_index, read_pseudonymised
 from anonymise.record_index import arrow_hashes
 from anonymise.tokens import ENCODING, pseudonymise
 from anonymise.vault import Vault
@@ -92,6 +92,8 @@ class Previous:
     #: what ingest needs to skip the rows again (None for digests kept before raw-row digests)
     table: pa.Table | None = None
     today: str | None = None
+    #: its record index as kept beside it (anonymise.record_index), if it still matches
+    index: pd.DataFrame | None = None
 
 
 def load_previous(home: Home, feed_id: str, extract_id: str | None, pseudonymised_path: str | None,
@@ -110,7 +112,8 @@ def load_previous(home: Home, feed_id: str, extract_id: str | None, pseudonymise
     if len(frame) != len(digests):
         return None
     has_raw = {"raw", "cleared", "reasons", "placeholders"} <= set(table.column_names) and meta.get("today")
-    return Previous(extract_id, digests, frame, table if has_raw else None, meta.get("today"))
+    return Previous(extract_id, digests, frame, table if has_raw else None, meta.get("today"),
+                    kept_index(Path(pseudonymised_path), home))
 
 
 def row_memory(home: Home, council: str, dataset: str, keyring: Keyring, previous: Previous | None) -> RowMemory:
@@ -153,6 +156,16 @@ def with_skipped_rows(fresh: pd.DataFrame, fresh_digests: np.ndarray, rows: Acce
     digests[~skipped] = fresh_digests
     digests[skipped] = previous.digests[origin[skipped]]
     return frame.reset_index(drop=True), digests
+
+
+def skipped_index(rows: AcceptedRows, previous: Previous | None) -> tuple[np.ndarray, pd.DataFrame] | None:
+    """(positions, index rows) of the rows ingest skipped: each is stored as it was in the feed's
+    last extract (the extract id aside), so its record index rows are that extract's."""
+    origin = rows.reused_from
+    skipped = origin >= 0
+    if previous is None or previous.index is None or not skipped.any():
+        return None
+    return np.flatnonzero(skipped), previous.index.iloc[origin[skipped]]
 
 
 def vault_rows(fresh: pd.DataFrame, rows: AcceptedRows, memory: RowMemory, vault: Vault, council: str,

@@ -116,7 +116,7 @@ def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: HomeSettings
                                           previous)
         vault.store(feed.council, result.extract_id, clear, carried)  # optional values as sent
         write_quarantine(home, keyring, feed.council, feed.dataset, result.extract_id, result.quarantined)
-        path = write_pseudonymised(home, frame, policy)
+        path = write_pseudonymised(home, frame, policy, reuse.skipped_index(rows, previous))
         if len(frame):
             reuse.save_digests(home, feed.feed_id, result.extract_id, keyring, digests, policy, rows)
         manifest = {**result.manifest(), "extract_id": result.extract_id, "key_id": keyring.key_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -132,3 +133,23 @@ def test_the_pool_index_from_kept_indexes_equals_hashing_every_row(home, people,
     assert len(whole) == 36
     pd.testing.assert_frame_equal(by_files, whole)
     assert (inc.frame_ref_keys(data["payroll"]).view("int64") == whole["ref"].to_numpy()).all()
+
+
+def test_rows_whose_index_is_known_are_not_hashed_again(home, frame) -> None:
+    """A re-sent extract passes its unchanged rows' index rows (from the feed's last extract):
+    those are kept as given, the others hashed, in the extract's row order."""
+    from anonymise.pseudonymised import kept_index
+
+    first = write_pseudonymised(home, frame, store_policy(home))
+    hashed = kept_index(first, home)
+    again = frame.assign(extract_id="payroll_2-def")
+    positions = np.array([1, 4, 5])
+    known = hashed.iloc[positions].reset_index(drop=True)
+    path = write_pseudonymised(home, again, store_policy(home), (positions, known))
+    pd.testing.assert_frame_equal(kept_index(path, home), hashed)  # the extract id is not hashed
+    marked = known.assign(row=known["row"] + 1)  # what is passed is what is kept: nothing re-hashed
+    path = write_pseudonymised(home, again, store_policy(home), (positions, marked))
+    kept = kept_index(path, home)
+    assert (kept["row"].to_numpy()[positions] == hashed["row"].to_numpy()[positions] + 1).all()
+    rest = np.setdiff1d(np.arange(len(frame)), positions)
+    pd.testing.assert_frame_equal(kept.iloc[rest], hashed.iloc[rest])

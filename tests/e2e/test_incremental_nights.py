@@ -136,8 +136,27 @@ def nights(tmp_path_factory: pytest.TempPathFactory, generated_home, resent_feed
     er.rows = [list(r) for r in er.original]
     er.send("20261105")
     out["20261105T020000"] = _night(home, tmp, "20261105T020000")
+    out["20261105T020000"]["kept_indexes"] = _kept_indexes(home)
     mp.undo()
     return out
+
+
+def _kept_indexes(home: Home) -> dict[str, int]:
+    """Every stored extract's kept record index against its rows hashed the long way."""
+    from anonymise.pseudonymised import kept_index, read_pseudonymised
+    from anonymise.record_index import index_frame, ref_keys, row_hashes
+
+    counts = {"extracts": 0, "kept": 0, "mismatched": 0}
+    for path in sorted(home.pseudonymised.glob("*/*/*.parquet")):
+        counts["extracts"] += 1
+        kept = kept_index(path, home)
+        if kept is None:
+            continue
+        stored = read_pseudonymised(path, home)
+        hashed = index_frame(ref_keys(stored["council"], stored["dataset"], stored["record_id"]), row_hashes(stored))
+        counts["kept"] += 1
+        counts["mismatched"] += not kept.equals(hashed)
+    return counts
 
 
 NIGHTS = ["20261102T020000", "20261103T020000", "20261104T020000", "20261105T020000"]
@@ -180,3 +199,12 @@ def test_a_night_without_new_extracts_links_nothing(nights: dict) -> None:
     pd.testing.assert_frame_equal(
         quiet["incremental"].drop(columns=["run_id", "last_seen"]),
         nights["20261103T020000"]["incremental"].drop(columns=["run_id", "last_seen"]))
+
+
+def test_every_extract_keeps_the_record_index_of_its_rows(nights: dict) -> None:
+    """Re-sent extracts take their unchanged rows' index from the feed's last extract
+    (anonymise.reuse.skipped_index): after five nights, every stored extract's kept index is still
+    exactly its rows hashed, so the nights' dirty records are the true ones."""
+    counts = nights["20261105T020000"]["kept_indexes"]
+    assert counts["kept"] == counts["extracts"] > 20, counts
+    assert counts["mismatched"] == 0, counts
