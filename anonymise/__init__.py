@@ -9,6 +9,8 @@ Where to look (docs/security.md explains the why and the threat model):
     tokens.py      pseudonymise(): canonical frame -> contracted pseudonymised frame
     encodings.py   hardened keyed Bloom filters, bloom_matrix(), dice()
     pseudonymised.py  write/read the pseudonymised Parquet store, check_key_ids()
+    record_index.py   each stored extract's record index (reference + row hashes) kept beside it
+    reuse.py       a re-sent extract: rows unchanged since the feed's last one are not processed again
     manifest.py    the store's commit markers (store/manifests/<council>/<dataset>/)
     minimise.py    what the store keeps: generalised fields (policy passed in), keyed record refs
     at_rest.py     encryption at rest of every store file (Parquet modular encryption, JSON envelopes)
