@@ -40,6 +40,8 @@ class Row:
     #: why ours flagged nothing on this set: its trained model (and the fallback) failed the fit
     #: check, so the model refused to flag (``matching.training.DegenerateFit``)
     failed: str | None = None
+    #: why Splink gave no figure on this set (its training raised): the row has no goal then
+    splink_failed: str | None = None
 
     @property
     def goal(self) -> float | None:
@@ -116,7 +118,11 @@ def suite_row(task: LabelledSet, use_id: bool, with_splink: bool) -> Row:
         nothing = Scored(np.zeros(0), np.zeros(0, dtype=bool), len(task.truth), 0.0)
         row = Row(Evaluation(evaluation_name(task, use_id), task.records, nothing, 0.5, {}), failed=str(exc))
     if with_splink:
-        got = _splink(task, use_id)
+        try:
+            got = _splink(task, use_id)
+        except Exception as exc:  # noqa: BLE001 - the baseline's failure is a note, not the end of the table
+            row.splink_failed = f"{type(exc).__name__}: {exc}"
+            got = None
         if got is not None:
             row.splink_f1_half, row.splink_best, row.splink_seconds = got
     return row
@@ -160,6 +166,8 @@ def markdown(rows: list[Row]) -> str:
                      f"| **{m.f1:.4f}** | {best:.4f} | {_f(r.splink_f1_half)} | {_f(r.splink_best)} | {_f(r.goal)} "
                      f"| {met} | {m.seconds:.1f} / {_f(r.splink_seconds)[:5]} |")
     lines += [f"\nFit check failed on {r.evaluation.name}: {r.failed}" for r in rows if r.failed]
+    lines += [f"\nSplink failed on {r.evaluation.name} (no goal for the row): {r.splink_failed}"
+              for r in rows if r.splink_failed]
     lines += ["", "Calibration (all sets pooled): of the pairs scored in each band, the share truly the same person.",
               "", "| probability | pairs | truly the same person |", "|---|---|---|"]
     for c in calibration(rows):

@@ -76,7 +76,8 @@ class FitCheck:
 #: comparisons can only lower how often matches differ on a field (``bounded_difference``).
 #: 5: a salted level's u from same-salt pairs of different birthdays (``other_birthdays``); λ
 #: of a dedupe asks for exact agreement only where most matches agree exactly (``deterministic_matches``).
-ESTIMATOR_REVISION = 5
+#: 6: where under ten pairs meet a dedupe's rule, all but one comparison must (``MIN_RULE_PAIRS``).
+ESTIMATOR_REVISION = 6
 
 
 def random_pairs(left: Side, right: Side, dedupe: bool, n: int, seed: int) -> Pairs:
@@ -444,14 +445,44 @@ def deterministic_matches(gammas: np.ndarray, m: list[np.ndarray], u: list[np.nd
             if float(mk[supports].sum()) >= RELIABLE:
                 counted[k] = supports
     present = gammas != NULL
-    rows = present.sum(axis=1) >= 2
-    for k in range(len(m)):
-        rows &= ~present[:, k] | counted[k][np.where(present[:, k], gammas[:, k], 0)]
-    log_recall = np.zeros(int(rows.sum()))
-    sub = present[rows]
-    for k, mk in enumerate(m):
-        log_recall += np.where(sub[:, k], np.log(mk[counted[k]].sum()), 0.0)
-    return float(np.exp(-log_recall).sum())
+    level = np.where(present, gammas, 0)
+    agree = np.column_stack([counted[k][level[:, k]] for k in range(len(m))]) & present
+    enough = present.sum(axis=1) >= 2
+    rows = enough & (agree | ~present).all(axis=1)
+    rule = np.array([mk[c].sum() for mk, c in zip(m, counted)])  # P(counted level | match)
+    strict = float((1.0 / _recall(present[rows], rule)).sum())
+    if int(rows.sum()) >= MIN_RULE_PAIRS or u is None:
+        return strict
+    # Too few pairs for the rule to say anything (none, where every duplicate has one change
+    # in one field, as in RLdata): all but one comparison at a counted level, the one left at
+    # a level that is still evidence for a match (a typo, not another birthday)
+    evidence = [(mk > uk) | c for mk, uk, c in zip(m, u, counted)]
+    # (not on a comparison most matches disagree on, by the model: see above)
+    evidence = [e if float(mk[e].sum()) >= RELIABLE else c for mk, e, c in zip(m, evidence, counted)]
+    near = np.column_stack([evidence[k][level[:, k]] for k in range(len(m))]) & present
+    loose = enough & (near | ~present).all(axis=1) & ((present & ~agree).sum(axis=1) <= 1)
+    if int(loose.sum()) <= int(rows.sum()):
+        return strict
+    support = np.array([mk[e].sum() for mk, e in zip(m, evidence)])  # P(evidence level | match)
+    return float((1.0 / _recall(present[loose], rule, support)).sum())
+
+
+#: fewer pairs than this meeting a dedupe's deterministic rule say nothing about λ
+MIN_RULE_PAIRS = 10
+
+
+def _recall(present: np.ndarray, rule: np.ndarray, support: np.ndarray | None = None) -> np.ndarray:
+    """P(a match meets the rule) for each row's present comparisons (independent): every one at a
+    counted level, or (``support``) all but at most one, that one at an evidence level."""
+    p = np.where(present, rule, 1.0)
+    every = np.prod(p, axis=1)
+    if support is None:
+        return every
+    one_off = np.zeros(len(present))
+    for k in range(present.shape[1]):
+        others = np.prod(np.delete(p, k, axis=1), axis=1)
+        one_off += np.where(present[:, k], (support[k] - rule[k]) * others, 0.0)
+    return every + one_off
 
 
 def logit2(p: float) -> float:

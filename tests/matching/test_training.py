@@ -108,6 +108,33 @@ def test_lambda_asks_for_exact_agreement_only_where_most_matches_agree_exactly()
     assert deterministic_matches(g, wrong, u) == deterministic_matches(g, wrong)
 
 
+def test_lambda_where_every_duplicate_has_one_change_counts_pairs_off_by_one_typo():
+    """RLdata: names and a date of birth, every duplicate with one error in one field. No pair
+    agrees exactly on all three, so the rule counted none, λ fell to its floor and nothing was
+    ever flagged (F1 0 on RLdata500). Under MIN_RULE_PAIRS pairs, all but one comparison must
+    agree and the one left be a typo (evidence for a match); namesakes with another birthday
+    ("different", evidence against) still never count."""
+    from matching.training import MIN_RULE_PAIRS
+
+    rng = np.random.default_rng(4)
+    n = 50
+    g = np.zeros((n, 3), dtype=np.int8)  # exact / typo / different
+    g[np.arange(n), rng.integers(0, 3, n)] = 1
+    namesakes = np.zeros((200, 3), dtype=np.int8)
+    namesakes[:, 2] = 2
+    both = np.vstack([g, namesakes])
+    m = [np.array([0.7, 0.25, 0.05])] * 3
+    u = [np.array([0.01, 0.005, 0.985])] * 3
+    assert deterministic_matches(both, m) == 0  # the strict rule: none
+    got = deterministic_matches(both, m, u)
+    assert got == pytest.approx(n / (0.7 ** 3 + 3 * 0.25 * 0.7 ** 2))  # each counts 1 / P(rule | match)
+    assert 0.5 * n < got < 1.5 * n
+    assert deterministic_matches(namesakes, m, u) == 0
+    # with enough pairs meeting the strict rule, it alone counts (as before)
+    exact = np.zeros((MIN_RULE_PAIRS, 3), dtype=np.int8)
+    assert deterministic_matches(np.vstack([exact, both]), m, u) == pytest.approx(MIN_RULE_PAIRS / 0.7 ** 3)
+
+
 def test_u_of_a_salted_level_is_measured_among_strangers_not_a_persons_own_records(monkeypatch):
     """A small file where a tenth of people appear twice with a typo'd surname: their two records
     share the surname filter's salt (year of birth, initial), so among pairs sharing a salt they are
