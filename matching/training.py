@@ -64,6 +64,8 @@ class FitCheck:
     records: int
     m_from_prior: list[str]
     capped: dict[str, float]
+    #: what the operator should know though the check passed (e.g. a model that expects no match)
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -649,7 +651,11 @@ def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: P
             raise DegenerateFit(f"match type {mt.id}: the trained model is degenerate ({'; '.join(reasons)}) "
                                 f"and so is the fallback to documented priors ({'; '.join(again)})")
     model.patterns = agreement_patterns(train_gammas)
-    model.fit_check = FitCheck(passed=not reasons, fallback=fallback, reasons=reasons,
+    notes = []
+    if expected < 1:
+        notes.append(f"the model expects {expected:.2g} matching pairs among {inp.records:,} records, so it will "
+                     "flag almost nothing: right for a file without duplicates, wrong if some are known to be there")
+    model.fit_check = FitCheck(passed=not reasons, fallback=fallback, reasons=reasons, notes=notes,
                                expected_matches=float(expected), records=int(inp.records),
                                m_from_prior=untaught, capped=dict(model.caps), **model.fit_stats)
     return model

@@ -182,3 +182,29 @@ def test_a_set_splink_fails_on_keeps_our_row_and_says_why(monkeypatch):
     text = suite.markdown([row])
     assert "Splink failed on febrl1 (no goal for the row): ValueError: math domain error" in text
     assert "| febrl1 | 1,000 | 500 |" in text
+
+
+def test_a_model_that_expects_no_match_says_so_in_its_fit_check(tmp_path):
+    """A file without duplicates: nothing is flagged, and the fit check notes that the model
+    expects no match (an operator reading the run report must not take silence for health)."""
+    import itertools
+
+    import pandas as pd
+
+    from evaluation.labelled import csv_task, evaluate_set, parse_map
+
+    forenames = ["ANNA", "BERND", "CLARA", "DIETER", "EMMA", "FRANZ", "GRETA", "HANS", "IDA", "JONAS"]
+    surnames = ["BAUER", "FISCHER", "HOFMANN", "KOCH", "MEYER", "RICHTER", "SCHULZ", "WAGNER", "WEBER", "ZIMMER"]
+    rows = [{"id": i, "person": i, "first": f, "last": s, "dob": f"{1930 + i % 60}-{1 + i % 12:02d}-{1 + i % 28:02d}"}
+            for i, (f, s) in enumerate(itertools.product(forenames, surnames))]
+    rows += [{"id": 100 + i, "person": 100 + i, "first": r["last"][:1] + r["first"][1:], "last": r["first"],
+              "dob": f"{1925 + i % 70}-{1 + (i * 5) % 12:02d}-{1 + (i * 7) % 28:02d}"} for i, r in enumerate(rows)]
+    path = tmp_path / "clean.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    evaluation = evaluate_set(csv_task(path, None, "id", "person", parse_map("forenames=first,surname=last,dob=dob")))
+    assert evaluation.metrics.pairs == 0
+    check = evaluation.model["fit_check"]
+    assert check["passed"] and check["expected_matches"] < 1
+    assert any("expects" in note and "flag almost nothing" in note for note in check["notes"]), check
+    febrl = evaluate_set(febrl_task("febrl1"), use_id=False)
+    assert febrl.model["fit_check"]["notes"] == []
