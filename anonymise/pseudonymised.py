@@ -21,7 +21,7 @@ from anonymise import at_rest
 from anonymise.errors import SchemaError, UnknownKeyError
 from anonymise.keys import Keyring
 from anonymise.minimise import Policy, minimise
-from anonymise.record_index import index_digest, read_index, table_index, write_index
+from anonymise.record_index import index_digest, index_frame, read_index, ref_keys, row_hashes, write_index
 from anonymise.tokens import NON_IDENTIFYING_DTYPES
 from councilmatch.contracts import ENCODED_BYTES, NON_IDENTIFYING, PSEUDONYMISED_COLUMNS, REFERENCE, TOKEN_COLUMNS
 from councilmatch.fileio import atomic_write_with
@@ -97,7 +97,7 @@ def write_pseudonymised(home: Home, frame: pd.DataFrame, policy: Policy,
                         known: tuple[np.ndarray, pd.DataFrame] | None = None) -> Path:
     """Write one extract's pseudonymised frame, minimised by ``policy`` and encrypted, to
     ``home.pseudonymised_path(...)`` (idempotent), with its record index (``known``: see
-    :func:`anonymise.record_index.table_index`)."""
+    :func:`table_index`)."""
     if len(frame) == 0:
         raise SchemaError("refusing to write an empty pseudonymised frame (no council/dataset/extract to file it under)")
     validate_frame(frame)
@@ -109,6 +109,24 @@ def write_pseudonymised(home: Home, frame: pd.DataFrame, policy: Policy,
     at_rest.write_table(path, table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()}), home)
     write_index(path, index, home)
     return path
+
+
+def table_index(table: pa.Table, known: tuple[np.ndarray, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """(ref, row) of a stored extract's table (:mod:`anonymise.record_index`), its encodings hashed
+    straight from Arrow. ``known``: (positions, their index rows) of rows whose index is known
+    already (a re-sent extract's unchanged rows are stored as they were: their rows of the last
+    extract's index); only the others are hashed."""
+    refs, rows = np.zeros(len(table), np.int64), np.zeros(len(table), np.int64)
+    fresh = np.ones(len(table), dtype=bool)
+    if known is not None:
+        fresh[known[0]] = False
+        refs[known[0]], rows[known[0]] = known[1]["ref"].to_numpy(np.int64), known[1]["row"].to_numpy(np.int64)
+    if fresh.any():
+        part = table if fresh.all() else table.filter(pa.array(fresh))
+        frame = from_table(part.drop_columns([c for c in ENCODED_BYTES if c in part.column_names]))
+        refs[fresh] = ref_keys(frame["council"], frame["dataset"], frame["record_id"]).view(np.int64)
+        rows[fresh] = row_hashes(frame, part).view(np.int64)
+    return index_frame(refs, rows)
 
 
 def kept_index(path: Path, home: Home) -> pd.DataFrame | None:

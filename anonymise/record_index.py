@@ -23,7 +23,6 @@ import pyarrow.compute as pc
 from pandas.core.util.hashing import combine_hash_arrays  # pandas' own row combination (see row_hashes)
 
 from anonymise import at_rest
-from councilmatch.contracts import ENCODED_BYTES
 from councilmatch.home import Home
 
 #: bump when the hashes or the file change: an index of another format is hashed afresh
@@ -77,28 +76,6 @@ def index_frame(refs: np.ndarray, rows: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"ref": np.asarray(refs).view(np.int64), "row": np.asarray(rows).view(np.int64)})
 
 
-def table_index(table: pa.Table, known: tuple[np.ndarray, pd.DataFrame] | None = None) -> pd.DataFrame:
-    """(ref, row) of a stored extract's table, its encodings hashed straight from Arrow.
-
-    ``known``: (positions, their index rows) of rows whose index is known already (a re-sent
-    extract's unchanged rows are stored as they were: their rows of the last extract's index);
-    only the others are hashed."""
-    from anonymise.pseudonymised import from_table
-
-    fresh = np.ones(len(table), dtype=bool)
-    if known is not None:
-        fresh[known[0]] = False
-    out = pd.DataFrame({"ref": np.zeros(len(table), np.int64), "row": np.zeros(len(table), np.int64)})
-    if fresh.any():
-        part = table.filter(pa.array(fresh)) if not fresh.all() else table
-        frame = from_table(part.drop_columns([c for c in ENCODED_BYTES if c in part.column_names]))
-        hashed = index_frame(ref_keys(frame["council"], frame["dataset"], frame["record_id"]), row_hashes(frame, part))
-        out.loc[fresh, ["ref", "row"]] = hashed[["ref", "row"]].to_numpy()
-    if known is not None and len(known[0]):
-        out.loc[known[0], ["ref", "row"]] = known[1][["ref", "row"]].to_numpy(np.int64)
-    return out
-
-
 def index_path(extract: Path) -> Path:
     return extract.with_name(extract.name + SUFFIX)
 
@@ -136,5 +113,5 @@ def read_index(extract: Path, digest: str | None, home: Home) -> pd.DataFrame | 
     return index if index_digest(index) == digest else None
 
 
-__all__ = ["INDEX_FORMAT", "arrow_hashes", "index_digest", "index_frame", "index_path", "read_index", "ref_keys", "row_hashes", "table_index",
-           "write_index"]
+__all__ = ["INDEX_FORMAT", "arrow_hashes", "index_digest", "index_frame", "index_path", "read_index", "ref_keys",
+           "row_hashes", "write_index"]

@@ -117,14 +117,15 @@ def suite_row(task: LabelledSet, use_id: bool, with_splink: bool) -> Row:
     except DegenerateFit as exc:
         nothing = Scored(np.zeros(0), np.zeros(0, dtype=bool), len(task.truth), 0.0)
         row = Row(Evaluation(evaluation_name(task, use_id), task.records, nothing, 0.5, {}), failed=str(exc))
-    if with_splink:
-        try:
-            got = _splink(task, use_id)
-        except Exception as exc:  # noqa: BLE001 - the baseline's failure is a note, not the end of the table
-            row.splink_failed = f"{type(exc).__name__}: {exc}"
-            got = None
-        if got is not None:
-            row.splink_f1_half, row.splink_best, row.splink_seconds = got
+    if not with_splink:
+        return row
+    try:
+        got = _splink(task, use_id)
+    except Exception as exc:  # noqa: BLE001 - the baseline's failure is a note, not the end of the table
+        row.splink_failed = f"{type(exc).__name__}: {exc}"
+        return row
+    if got is not None:
+        row.splink_f1_half, row.splink_best, row.splink_seconds = got
     return row
 
 

@@ -440,12 +440,10 @@ def deterministic_matches(gammas: np.ndarray, m: list[np.ndarray], u: list[np.nd
     """
     if len(gammas) == 0:
         return 0.0
-    counted = [np.arange(len(mk)) == 0 for mk in m]  # per comparison: the levels the rule accepts
-    for k, mk in enumerate(m):
-        if u is not None and float(mk[0]) < RELIABLE:
-            supports = (mk > u[k]) | counted[k]
-            if float(mk[supports].sum()) >= RELIABLE:
-                counted[k] = supports
+    exact = [np.arange(len(mk)) == 0 for mk in m]
+    # per comparison: the levels the rule accepts
+    counted = [_evidence(mk, u[k], exact[k]) if u is not None and float(mk[0]) < RELIABLE else exact[k]
+               for k, mk in enumerate(m)]
     present = gammas != NULL
     level = np.where(present, gammas, 0)
     agree = np.column_stack([counted[k][level[:, k]] for k in range(len(m))]) & present
@@ -458,9 +456,7 @@ def deterministic_matches(gammas: np.ndarray, m: list[np.ndarray], u: list[np.nd
     # Too few pairs for the rule to say anything (none, where every duplicate has one change
     # in one field, as in RLdata): all but one comparison at a counted level, the one left at
     # a level that is still evidence for a match (a typo, not another birthday)
-    evidence = [(mk > uk) | c for mk, uk, c in zip(m, u, counted)]
-    # (not on a comparison most matches disagree on, by the model: see above)
-    evidence = [e if float(mk[e].sum()) >= RELIABLE else c for mk, e, c in zip(m, evidence, counted)]
+    evidence = [_evidence(mk, uk, c) for mk, uk, c in zip(m, u, counted)]
     near = np.column_stack([evidence[k][level[:, k]] for k in range(len(m))]) & present
     loose = enough & (near | ~present).all(axis=1) & ((present & ~agree).sum(axis=1) <= 1)
     if int(loose.sum()) <= int(rows.sum()):
@@ -471,6 +467,14 @@ def deterministic_matches(gammas: np.ndarray, m: list[np.ndarray], u: list[np.nd
 
 #: fewer pairs than this meeting a dedupe's deterministic rule say nothing about λ
 MIN_RULE_PAIRS = 10
+
+
+def _evidence(m: np.ndarray, u: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """``base`` levels widened to every level that is evidence for a match (m > u), if most
+    matches reach one by the model; else ``base`` (not on a comparison most matches disagree on:
+    see :func:`deterministic_matches`)."""
+    levels = (m > u) | base
+    return levels if float(m[levels].sum()) >= RELIABLE else base
 
 
 def _recall(present: np.ndarray, rule: np.ndarray, support: np.ndarray | None = None) -> np.ndarray:

@@ -156,8 +156,7 @@ def test_pairs_over_a_few_rows_compare_the_same_on_sides_cut_down_to_those_rows(
 
     for left, right in sides():
         whole = comparison_vectors(comps, Pairs(left, right, li, ri))
-        fresh_left, fresh_right = type(left)(frame), Side(frame)  # nothing cached from `whole`
-        for lside, rside in ((left, right), (fresh_left, fresh_right)):
+        for lside, rside in ((left, right), (Side(frame), Side(frame))):  # and sides with nothing cached
             cut = Pairs(lside, rside, li, ri).compact()
             assert cut.left.n == len(np.unique(li)) < n  # cut down on the left, not the right
             assert cut.right is rside
