@@ -5,9 +5,9 @@
 ``same_person``: candidate pairs are scored by the person model; a flag needs
 probability ≥ threshold. ``same_address_different_person``: pairs are scored by
 the address model (≥ its threshold) and then by a person model trained on the
-address-linked pairs, which must say "not the same person" (< person.threshold);
-with ``left_person_missing`` also when judged among every right record at the
-left record's address (:mod:`matching.household`).
+address-linked pairs, which must say "not the same person" (< person.threshold); with
+``left_person_missing`` that is judged among every right record at the left
+record's address (:mod:`matching.household`), not pair by pair.
 Both then need the scope and every condition of the match type.
 """
 
@@ -94,14 +94,16 @@ def _link_batch(mt: MatchType, models: Models, inp: LinkInputs, run_id: str,
     li, ri = li[keep], ri[keep]
     if mt.link == "same_address_different_person" and models.person is not None:
         person = score(models.person, Pairs(inp.left, inp.right, li, ri).compact())
-        other = person.probability < mt.person.threshold
-        if mt.left_person_missing is not None and other.any():
-            # judged among the left record's other right records too: no flag where this one
-            # is probably the left record's own person after all
-            household = household_p_same(mt, models, inp, li[other], person.match_weight[other])
-            other[np.flatnonzero(other)[household >= mt.person.threshold]] = False
+        p_same = person.probability
+        if mt.left_person_missing is not None and len(li):
+            # judged among all the right records at the left record's address: that posterior
+            # holds the pair's own evidence and the others' (the holder is usually one of them),
+            # so it alone decides, both ways: no flag where this record is probably the holder
+            # after all, a flag where another record there clearly is the holder
+            p_same = household_p_same(mt, models, inp, li, person.match_weight)
+        other = p_same < mt.person.threshold
         li, ri = li[other], ri[other]
-        prob = prob[other] * (1.0 - person.probability[other])
+        prob = prob[other] * (1.0 - p_same[other])
         with np.errstate(divide="ignore"):
             mw = np.log2(prob) - np.log2(np.maximum(1.0 - prob, 1e-300))
         gammas = np.hstack([gammas[other], person.gammas[other]])

@@ -44,3 +44,23 @@ def test_union_of_rules_each_pair_once_any_shard_count(make_frame):
     first = candidate_pairs(left, right, RULES, dedupe=False)
     by_dob_surname = first.rule == 0
     assert (left.token("t_dob")[first.li[by_dob_surname]] == right.token("t_dob")[first.ri[by_dob_surname]]).all()
+
+
+def test_a_married_name_with_an_initial_is_found_by_birthday_and_home(make_frame):
+    """Every shipped same-person type that compares the address also blocks on it: a pass holder
+    whose death is registered under the maiden name, forename as an initial and day and month
+    written the other way round shares nothing else with her record (every other rule misses)."""
+    from matching.matchtype import load_matchtypes
+
+    left = Side(make_frame([{"forename": "MARGARET", "surname": "OKAFOR", "prev_surname": "EVANS",
+                             "dob": "1941-03-07", "address": "12 ELM ROAD", "postcode": "NW1 4AB"}]))
+    right = Side(make_frame([{"forename": "M", "surname": "EVANS", "dob": "1941-07-03",
+                              "address": "12 ELM ROAD", "postcode": "NW1 4AB"}]))
+    types = [mt for mt in load_matchtypes().values()
+             if mt.link == "same_person" and any(c.use == "address" for c in mt.linkage.comparisons)]
+    assert {mt.id for mt in types} >= {"blue_badge_deceased", "concessionary_travel_deceased", "ctr_payroll"}
+    for mt in types:
+        rules = mt.linkage.blocking
+        assert len(candidate_pairs(left, right, rules, dedupe=False).li) == 1, mt.id
+        others = [r for r in rules if "t_postcode" not in r]
+        assert len(candidate_pairs(left, right, others, dedupe=False).li) == 0, mt.id

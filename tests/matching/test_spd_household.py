@@ -75,6 +75,18 @@ def _household_home(tmp_path, make_frame, put_extract):
                "period_start": "2022-04-01"})
     er.append({**at, "record_id": "ER_PARTNER", "forename": "FATIMA", "surname": "DUNMORE", "period_start": "2021-01-01"})
     expected.add(("CT_ABSENT", "ER_PARTNER"))
+    # a holder on the register as written, date of birth and all, and a brother there (no date of
+    # birth) whose forename shares its initial: pair by pair, 'same initial' and the surname say
+    # "probably the holder, mistyped"; among the two, the holder is clearly the other entry, so the
+    # brother is another adult
+    at = {"address": "11 OAK LANE", "postcode": "NW3 2QX", "council": COUNCIL, "uprn": "200003"}
+    ct.append({**at, "record_id": "CT_BROTHER", "forename": "DANIEL", "surname": "FAIRWEATHER", "dob": "1971-05-06",
+               "discount": True, "period_start": "2022-04-01"})
+    er.append({**at, "record_id": "ER_HOLDER", "forename": "DANIEL", "surname": "FAIRWEATHER", "dob": "1971-05-06",
+               "period_start": "2021-01-01"})
+    er.append({**at, "record_id": "ER_BROTHER", "forename": "DAVID", "surname": "FAIRWEATHER",
+               "period_start": "2021-01-01"})
+    expected.add(("CT_BROTHER", "ER_BROTHER"))
     put_extract(home, pd.concat([make_frame(ct, "council_tax"), make_frame(er, "electoral_register")]))
     return home, expected
 
