@@ -126,12 +126,16 @@ class Side:
         self._blooms[column] = (matrix, np.bitwise_count(matrix).sum(axis=1, dtype=np.int32))
 
 
-def _touched(n: int, *positions: np.ndarray) -> np.ndarray:
-    """The sorted distinct rows (of ``n``) among ``positions``."""
-    seen = np.zeros(n, dtype=bool)
+def _cut(side: "Side", share: float, *positions: np.ndarray) -> tuple["Side", tuple[np.ndarray, ...]]:
+    """``side`` cut down to the rows ``positions`` touch, with the positions renumbered into
+    it, where those rows are at most ``share`` of it; else both as they are."""
+    seen = np.zeros(side.n, dtype=bool)
     for p in positions:
         seen[p] = True
-    return np.flatnonzero(seen)
+    rows = np.flatnonzero(seen)
+    if len(rows) > share * side.n:
+        return side, positions
+    return side.subset(rows), tuple(np.searchsorted(rows, p) for p in positions)
 
 
 def _first_of_each(codes: np.ndarray) -> np.ndarray:
@@ -222,19 +226,10 @@ class Pairs:
         matrices and value codes of those rows, not of the pool. Every test looks only at the
         two records of a pair, so levels and scores are the same either way."""
         if self.left is self.right:
-            rows = _touched(self.left.n, self.li, self.ri)
-            if len(rows) > share * self.left.n:
-                return self
-            side = self.left.subset(rows)
-            return Pairs(side, side, np.searchsorted(rows, self.li), np.searchsorted(rows, self.ri))
-        left, li = self.left, self.li
-        right, ri = self.right, self.ri
-        rows = _touched(left.n, li)
-        if len(rows) <= share * left.n:
-            left, li = left.subset(rows), np.searchsorted(rows, li)
-        rows = _touched(right.n, ri)
-        if len(rows) <= share * right.n:
-            right, ri = right.subset(rows), np.searchsorted(rows, ri)
+            side, (li, ri) = _cut(self.left, share, self.li, self.ri)
+            return self if side is self.left else Pairs(side, side, li, ri)
+        left, (li,) = _cut(self.left, share, self.li)
+        right, (ri,) = _cut(self.right, share, self.ri)
         return self if left is self.left and right is self.right else Pairs(left, right, li, ri)
 
     def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
