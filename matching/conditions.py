@@ -8,10 +8,13 @@ change a brand new *kind* of rule needs; new match types just combine these.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Callable
 
 import numpy as np
 import pandas as pd
+
+from councilmatch.contracts import NON_IDENTIFYING
 
 Condition = Callable[[pd.DataFrame, pd.DataFrame], np.ndarray]
 
@@ -80,6 +83,19 @@ CONDITIONS: dict[str, Condition] = {
         left_discount,
     )
 }
+
+
+def met(conditions: Sequence[str], left: pd.DataFrame, right: pd.DataFrame, li: np.ndarray,
+        ri: np.ndarray) -> np.ndarray:
+    """Which pairs (rows ``li`` of ``left``, ``ri`` of ``right``) meet every condition named."""
+    ok = np.ones(len(li), dtype=bool)
+    if not len(conditions) or not len(li):
+        return ok
+    lf = left[[c for c in NON_IDENTIFYING if c in left.columns]].iloc[li].reset_index(drop=True)
+    rf = right[[c for c in NON_IDENTIFYING if c in right.columns]].iloc[ri].reset_index(drop=True)
+    for name in conditions:
+        ok &= CONDITIONS[name](lf, rf)
+    return ok
 
 
 def describe(name: str) -> str:

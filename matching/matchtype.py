@@ -249,8 +249,11 @@ class MatchType(BaseModel):
     #: same_address_different_person only: the share of left records whose own person is on
     #: none of the right records at the address (e.g. discount holders not on the register).
     #: When set, a pair is also judged among all the left record's right records at the
-    #: address: one of them is probably the left record's own person (see linker.household_p_same).
+    #: address: one of them is probably the left record's own person (see household.household_p_same).
     left_person_missing: float | None = Field(None, gt=0.0, lt=1.0)
+    #: ``em``: ``left_person_missing`` is where the estimate from the data starts (by EM over
+    #: the left records' households at training, kept in the model); ``settings``: it is used as set
+    left_person_missing_from: Literal["em", "settings"] = "em"
 
     @field_validator("left", "right")
     @classmethod

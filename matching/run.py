@@ -290,7 +290,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         """What models are trained on: the pool, or past ``cap`` records a sample of it."""
         if "sample" not in loaded:
             counts = _records_per_dataset(home, files)
-            fractions = _sample_fractions(counts, cap)
+            fractions = loaded["fractions"] = _sample_fractions(counts, cap)
             if sum(counts.values()) <= cap:
                 loaded["sample"] = None
             elif "data" in loaded:  # already read whole (an incremental night's dirty records)
@@ -322,7 +322,8 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
                 loaded["sample"] = None
         else:
             # a pool too big to hold: the record index file by file, and a sample to train on
-            scan = _scan_pool(home, files, _sample_fractions(counts, cap), workers)
+            loaded["fractions"] = _sample_fractions(counts, cap)
+            scan = _scan_pool(home, files, loaded["fractions"], workers)
             index, key_id, loaded["sample"], loaded["matrices"] = scan.index, scan.key_id, scan.sample, scan.matrices
             del scan
         write_parquet_atomic(index, folder / "records.parquet", home)
@@ -353,7 +354,8 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         # a pool over ``cap`` records trains on its sample (u from random pairs and m by EM need a
         # sample, not the pool); the drift measure above and linking use every record
         pool = training_data()
-        ctx = TrainingContext(pool_inputs(pool) if pool else None)
+        ctx = TrainingContext(pool_inputs(pool) if pool else None,
+                              sampled=loaded["fractions"] if loaded.get("sample") else {})
         if loaded["sample"] and ctx.pool is not None:  # the sample serves training only
             share_with_pool(ctx.pool, pool, loaded.pop("matrices", None))
         trained = _train_all(training, pool, ctx, inputs, workers, {mt.id: due[mt.id][2] for mt in training})

@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from councilmatch.contracts import NON_IDENTIFYING
 from councilmatch.flag_ids import flag_ids
 from matching import conditions as cond
 from matching.blocking import Candidates, candidate_pairs
@@ -27,13 +26,6 @@ from matching.inputs import LinkInputs, in_scope
 from matching.matchtype import Linkage, MatchType
 from matching.model import FittedModel, score
 from matching.training import Models
-
-
-def _condition_frames(inp: LinkInputs, li: np.ndarray, ri: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
-    lcols = [c for c in NON_IDENTIFYING if c in inp.left_frame.columns]
-    rcols = [c for c in NON_IDENTIFYING if c in inp.right_frame.columns]
-    return (inp.left_frame[lcols].iloc[li].reset_index(drop=True),
-            inp.right_frame[rcols].iloc[ri].reset_index(drop=True))
 
 
 def vetoed(linkage: Linkage, model: FittedModel, gammas: np.ndarray) -> np.ndarray:
@@ -79,12 +71,8 @@ def link(mt: MatchType, models: Models, inp: LinkInputs, run_id: str,
 
 def _link_batch(mt: MatchType, models: Models, inp: LinkInputs, run_id: str,
                 li: np.ndarray, ri: np.ndarray) -> tuple[pd.DataFrame, int]:
-    if len(li) and mt.conditions:
-        lf, rf = _condition_frames(inp, li, ri)
-        ok = np.ones(len(li), dtype=bool)
-        for name in mt.conditions:
-            ok &= cond.CONDITIONS[name](lf, rf)
-        li, ri = li[ok], ri[ok]
+    ok = cond.met(mt.conditions, inp.left_frame, inp.right_frame, li, ri)
+    li, ri = li[ok], ri[ok]
     met = len(li)
     scores = score(models.linkage, Pairs(inp.left, inp.right, li, ri).compact())
     keep = (scores.probability >= mt.linkage.threshold) & ~vetoed(mt.linkage, models.linkage, scores.gammas)
@@ -100,7 +88,8 @@ def _link_batch(mt: MatchType, models: Models, inp: LinkInputs, run_id: str,
             # holds the pair's own evidence and the others' (the holder is usually one of them),
             # so it alone decides, both ways: no flag where this record is probably the holder
             # after all, a flag where another record there clearly is the holder
-            p_same = household_p_same(mt, models, inp, li, person.match_weight)
+            p_same = household_p_same(mt, models.left_person_missing(mt), models.linkage, models.person, inp, li,
+                                      person.match_weight)
         other = p_same < mt.person.threshold
         li, ri = li[other], ri[other]
         prob = prob[other] * (1.0 - p_same[other])

@@ -35,6 +35,7 @@ from councilmatch.contracts import BLOOM_SALT_TOKENS
 from matching.comparisons import NULL, Comparison, DiceAtLeast, Pairs, Same, Side
 from matching.em import (fit_em, fit_lambda, fit_lambda_one_to_one, fit_m, level_weights, normalise,
                          project_monotone)
+from matching.household import HouseholdFit, estimate_left_person_missing
 from matching.inputs import POOL, LinkInputs, scope_mask, training_candidates
 from matching.kept import Kept
 from matching.matchtype import Linkage, MatchType, TrainingSettings
@@ -546,12 +547,19 @@ def check_fit(model: FittedModel, rand: Pairs, threshold: float, expected_matche
 class Models:
     linkage: FittedModel
     person: FittedModel | None = None
+    #: ``left_person_missing`` as estimated from the data (None: the match type's value is used)
+    household: HouseholdFit | None = None
 
     def to_json(self) -> dict:
         out = self.linkage.to_json()
         if self.person is not None:
             out["person"] = self.person.to_json()
+        if self.household is not None:
+            out["household"] = self.household.to_json()
         return out
+
+    def left_person_missing(self, mt: MatchType) -> float:
+        return self.household.left_person_missing if self.household is not None else float(mt.left_person_missing)
 
 
 @dataclass
@@ -566,6 +574,8 @@ class TrainingContext:
     """
 
     pool: LinkInputs | None = None
+    #: data set -> share of its records in the training sample (absent: all of them)
+    sampled: dict[str, float] = field(default_factory=dict)
     pooled_m: Kept = field(default_factory=Kept)
     pool_pairs: Kept = field(default_factory=Kept)
 
@@ -777,7 +787,14 @@ def train(mt: MatchType, inp: LinkInputs, ctx: TrainingContext | None = None) ->
     # same address, different person: the person model learns on address-linked pairs
     linked = score(linkage_model, pairs).probability >= mt.linkage.threshold
     person_pairs = Pairs(inp.left, inp.right, cands.li[linked], cands.ri[linked])
-    return Models(linkage_model, fit_linkage(mt, mt.person, inp, person_pairs, fraction, ctx))
+    person = fit_linkage(mt, mt.person, inp, person_pairs, fraction, ctx)
+    household = None
+    if mt.left_person_missing is not None and mt.left_person_missing_from == "em":
+        household = estimate_left_person_missing(mt, linkage_model, person, inp,
+                                                 ctx.sampled.get(mt.right, 1.0) if ctx is not None else 1.0)
+        if person.fit_check is not None:
+            person.fit_check.notes.append(household.note())
+    return Models(linkage_model, person, household)
 
 
 def load_models(mt: MatchType, data: dict, inp: LinkInputs, tf: dict | None = None) -> Models:
@@ -795,4 +812,5 @@ def load_models(mt: MatchType, data: dict, inp: LinkInputs, tf: dict | None = No
             person.tf = dict(tf.get("person", {})) if mt.person.tf_adjust else {}
         else:
             person.tf = tf_tables(person.comparisons, inp.frames()) if mt.person.tf_adjust else {}
-    return Models(linkage, person)
+    household = HouseholdFit(**data["household"]) if "household" in data else None
+    return Models(linkage, person, household)

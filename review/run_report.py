@@ -112,6 +112,20 @@ def _fit_check(model: dict[str, Any]) -> str:
     return _table(["fit check", "value"], [[_e(str(k).replace("_", " ")), cell(v)] for k, v in check.items()])
 
 
+def _household(fit: Any) -> str:
+    """The household model's share of left records whose own person is absent (matching.household)."""
+    if not isinstance(fit, dict) or not isinstance(fit.get("left_person_missing"), (int, float)):
+        return ""
+    if fit.get("fallback"):
+        text = (f"Household: the share of left records whose own person is on none of the right records at "
+                f"the address is the match type's {fit['left_person_missing']:.2%}, not estimated: {fit['fallback']}.")
+    else:
+        text = (f"Household: the left record's own person is on none of the right records at the address for "
+                f"an estimated {fit['left_person_missing']:.2%} of {int(fit.get('records', 0)):,} left records "
+                f"(EM from {float(fit.get('start', 0)):.2%}).")
+    return f"<p class='household'>{_e(text)}</p>"
+
+
 def _model_section(report: dict[str, Any], name: str, model: dict[str, Any]) -> str:
     comparisons = [(str(c.get("name", "")), [(str(l.get("label", "")), float(l["weight"]))
                                              for l in c.get("levels", []) if "weight" in l])
@@ -131,6 +145,7 @@ def _model_section(report: dict[str, Any], name: str, model: dict[str, Any]) -> 
         parts.append(f"<p>{_e('; '.join(facts))}.</p>")
     parts.append(weights_chart(comparisons, f"Match weight per comparison level: {name}"))
     parts.append("<h4>Fit check</h4>" + _fit_check(model))
+    parts.append(_household(model.get("household")))
     levels = _model_levels(model)
     parts.append("<details><summary>m, u and weight per level</summary>")
     parts.append(_table(["comparison: level", "m", "u", "match weight"],

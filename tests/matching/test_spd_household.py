@@ -32,10 +32,11 @@ def test_forename_initial_level(make_frame):
         assert ["missing" if g == NULL else labels[g] for g in comparison.levels_of(pairs)] == want
 
 
-def _household_home(tmp_path, make_frame, put_extract):
-    """160 addresses, each with a council tax account and its holder on the register; partners and
-    lodgers at some; a few holders' register entries mistyped (dates of birth confirm them, so
-    the person model learns how one person's forename varies). Plus the two cases under test."""
+def _household_home(tmp_path, make_frame, put_extract, absent_every: int = 8, informal: bool = False):
+    """160 addresses, each with a council tax account and its holder on the register (but one
+    holder in ``absent_every``, not registered, whose partner is); partners and lodgers at some;
+    a few holders' register entries mistyped (dates of birth confirm them, so the person model
+    learns how one person's forename varies). Plus the cases under test."""
     from councilmatch.home import Home
 
     rng = np.random.default_rng(5)
@@ -49,6 +50,12 @@ def _household_home(tmp_path, make_frame, put_extract):
         discount = h % 3 != 0
         ct.append({**at, "record_id": f"CT{h}", "forename": forename, "surname": surname,
                    "dob": dob if h % 2 == 0 else None, "discount": discount, "period_start": "2022-04-01"})
+        if h % absent_every == 3:  # the holder is not registered; a partner is
+            er.append({**at, "record_id": f"ER{h}p", "forename": FORENAMES[(h + 7) % 20], "surname": surname,
+                       "period_start": "2021-01-01"})
+            if discount:
+                expected.add((f"CT{h}", f"ER{h}p"))
+            continue
         er_forename = forename[0] + forename[2:] if h % 10 == 5 else forename  # a typo; dob confirms it
         er.append({**at, "record_id": f"ER{h}a", "forename": er_forename, "surname": surname,
                    "dob": dob if h % 5 != 4 else None, "period_start": "2021-01-01"})
@@ -87,6 +94,12 @@ def _household_home(tmp_path, make_frame, put_extract):
     er.append({**at, "record_id": "ER_BROTHER", "forename": "DAVID", "surname": "FAIRWEATHER",
                "period_start": "2021-01-01"})
     expected.add(("CT_BROTHER", "ER_BROTHER"))
+    if informal:  # a holder registered alone under an informal form of the forename no list holds
+        at = {"address": "13 OAK LANE", "postcode": "NW3 2QW", "council": COUNCIL, "uprn": "200004"}
+        ct.append({**at, "record_id": "CT_INFORMAL", "forename": "ELIZABETH", "surname": "HARGREAVES",
+                   "discount": True, "period_start": "2022-04-01"})
+        er.append({**at, "record_id": "ER_INFORMAL", "forename": "BINKY", "surname": "HARGREAVES",
+                   "period_start": "2021-01-01"})
     put_extract(home, pd.concat([make_frame(ct, "council_tax"), make_frame(er, "electoral_register")]))
     return home, expected
 
@@ -115,3 +128,40 @@ def test_holder_with_mistyped_forename_is_not_another_adult(tmp_path, make_frame
     got = _spd_flags(home, "20260106T000000")
     assert ("CT_TYPO", "ER_TYPO") in got
     assert expected <= got
+
+
+def _saved_model(home) -> dict:
+    from anonymise import at_rest
+
+    return at_rest.read_json(home.store / "models" / "spd_other_adult.json", home=home)
+
+
+def test_how_often_holders_are_unregistered_is_learned_from_the_data(tmp_path, make_frame, put_extract):
+    """The share of holders on none of the register entries at home is estimated from the data
+    (EM over the households), not fixed: it decides the lone entry whose forename differs from the
+    holder's. Where one holder in eight is unregistered (the first test's home) a lone partner is
+    another adult; where every holder is registered, a lone entry under an informal forename is
+    the holder. A share fixed at the shipped 0.1 flags that holder."""
+    home, _ = _household_home(tmp_path / "a", make_frame, put_extract)
+    _spd_flags(home, "20260105T000000")
+    fit = _saved_model(home)["household"]
+    # the accounts with a discount (the ones judged), each with someone registered: one in
+    # eight of the 160 unregistered, and CT_ABSENT
+    accounts = [h for h in range(160) if h % 3 != 0]
+    unregistered = (sum(h % 8 == 3 for h in accounts) + 1) / (len(accounts) + 3)
+    assert 0.5 * unregistered < fit["left_person_missing"] < 1.5 * unregistered, fit
+    assert fit["records"] == len(accounts) + 3 and not fit["at_bound"]
+
+    home, expected = _household_home(tmp_path / "b", make_frame, put_extract, absent_every=10**6, informal=True)
+    got = _spd_flags(home, "20260105T000000")
+    assert _saved_model(home)["household"]["left_person_missing"] < 0.03
+    assert ("CT_INFORMAL", "ER_INFORMAL") not in got
+    assert ("CT_BROTHER", "ER_BROTHER") in got  # beside the holder's clean entry, still another adult
+
+    text = (SHIPPED / "spd_other_adult.yaml").read_text(encoding="utf-8")
+    fixed = text.replace("left_person_missing: 0.1", "left_person_missing: 0.1\nleft_person_missing_from: settings")
+    assert parse_matchtype(fixed, "override").left_person_missing_from == "settings"
+    home.matchtypes.mkdir(parents=True, exist_ok=True)
+    (home.matchtypes / "spd_other_adult.yaml").write_text(fixed, encoding="utf-8")
+    assert ("CT_INFORMAL", "ER_INFORMAL") in _spd_flags(home, "20260106T000000")
+    assert "household" not in _saved_model(home)

@@ -52,7 +52,9 @@ MODEL_WITH_FIT = {
                   "precision_at_threshold": {"estimated": 0.97}, "warnings": ["few training pairs"]},
 }
 MODEL_WITHOUT_FIT = {"match_type": "ctr_payroll", "lambda": 0.01,
-                     "comparisons": [{"name": "nino", "levels": [{"label": "exact", "weight": 11.2}]}]}
+                     "comparisons": [{"name": "nino", "levels": [{"label": "exact", "weight": 11.2}]}],
+                     "household": {"left_person_missing": 0.0123, "start": 0.1, "records": 40219, "iterations": 14,
+                                   "right_sampled": 1.0, "at_bound": False, "fallback": None}}
 
 
 @pytest.fixture
@@ -120,6 +122,9 @@ def test_operator_reads_the_report_councils_by_name_trend_and_fit_check(client: 
     fit = page[page.index("id='model-tenancy_two_boroughs'"):page.index("id='model-ctr_payroll'")]
     assert "em iterations" in fit and "0.00042" in fit and "estimated: 0.97" in fit and "few training pairs" in fit
     assert "No fit check recorded for this model." in page[page.index("id='model-ctr_payroll'"):]
+    # a household match type's estimated share of left records whose own person is absent
+    assert "for an estimated 1.23% of 40,219 left records (EM from 10.00%)" in page[page.index("id='model-ctr_payroll'"):]
+    assert "Household:" not in fit
     assert XSS not in page and "&lt;script&gt;" in page
 
 
