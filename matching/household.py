@@ -121,6 +121,8 @@ def estimate_left_person_missing(mt: MatchType, linkage: FittedModel, person: Fi
     own record as often as it leaves it out, so past :data:`MISSING_MIN_SAMPLED` the match
     type's value is used (a pool over ``training_max_records``)."""
     start = float(mt.left_person_missing)
+    if right_sampled < MISSING_MIN_SAMPLED:  # not worth the pass: the estimate would not be used
+        return HouseholdFit(start, start, 0, 0, right_sampled, fallback=fallback_reason(0, start, right_sampled))
     step = max(1, math.ceil(inp.left.n / MISSING_MAX_RECORDS))
     rows = np.arange(0, inp.left.n, step, dtype=np.int64)
     k, total = household_evidence(mt, linkage, person, inp, rows)

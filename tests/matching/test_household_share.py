@@ -63,3 +63,15 @@ def test_the_estimate_stays_within_its_bounds() -> None:
     everyone = np.full(1000, 1e9)
     assert absent_share(np.ones(1000), everyone, 0.1)[0] == pytest.approx(lo)
     assert absent_share(np.ones(0), np.ones(0), 0.1)[0] == 0.1  # nothing to learn from: the start
+
+
+def test_a_sampled_right_data_set_keeps_the_match_types_share_without_estimating() -> None:
+    """A pool over training_max_records trains on a sample: the estimate is not even attempted
+    (no models or inputs are touched), and the fit says why."""
+    from matching.household import estimate_left_person_missing
+    from matching.matchtype import SHIPPED, parse_matchtype
+
+    mt = parse_matchtype((SHIPPED / "spd_other_adult.yaml").read_text(encoding="utf-8"), "shipped")
+    fit = estimate_left_person_missing(mt, None, None, None, right_sampled=0.1)  # type: ignore[arg-type]
+    assert fit.left_person_missing == mt.left_person_missing and fit.records == 0
+    assert "10% of the right data set" in fit.fallback and "match type's 10.00%" in fit.note()
