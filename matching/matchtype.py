@@ -62,6 +62,11 @@ class _ComparisonSettings(BaseModel):
     #: on them its evidence is measured among different people who agree on them too (members
     #: of one household share a surname), not among random pairs
     given: list[TokenColumn] = Field(default_factory=list)
+    #: where this comparison's m comes from, if not as the linkage's ``m_from`` says. ``em``: from
+    #: the match type's own pairs, for a field whose agreement between these two data sets is
+    #: unlike the pool's (a pass and its holder's death registration give the same home far more
+    #: often than two of one person's records across all data sets do: people move)
+    m_from: Literal["pool", "em"] | None = None
 
     def _factory_kwargs(self) -> dict[str, Any]:
         return {}

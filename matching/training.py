@@ -647,6 +647,13 @@ def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: P
     else:
         if ctx is not None and ctx.pool is not None and linkage.m_from == "pool":
             m, untaught = ctx.m_from_pool(linkage)
+            own = [k for k, c in enumerate(linkage.comparisons) if c.m_from == "em"]
+            if own:  # these comparisons' m from the match type's own pairs
+                own_m, own_untaught = _estimate_m(mt, linkage, inp, u)
+                for k in own:
+                    m[k] = own_m[k]
+                names = {comps[k].name for k in own}
+                untaught = [n for n in untaught if n not in names] + [n for n in own_untaught if n in names]
         else:
             m, untaught = _estimate_m(mt, linkage, inp, u)
         expected, lam = expected_and_lambda(m, u)

@@ -188,3 +188,53 @@ def test_a_handful_of_changed_names_at_one_address_teaches_nothing():
     dup.loc[renamed, "surname"] = rng.choice(people["surname"], len(renamed))
     model, _ = _train(_pseudo(pd.concat([people, dup], ignore_index=True)), _linkage(given=True))
     assert "dob" not in model.u_given and "surname" not in model.u_given, model.u_given
+
+
+def test_a_comparison_can_take_its_m_from_the_match_types_own_pairs(homes):
+    """m from the pool says how one person's records vary across every data set: there people
+    move, so a different address is weak evidence. A pass and its holder's death registration
+    give the same home far more often; ``m_from: em`` on the address comparison learns that from
+    the match type's own pairs while the names keep the pool's m."""
+    from evaluation.labelled import canonical, pseudonymise_for_eval, throwaway_keyring
+    from matching.inputs import pool_inputs
+    from matching.training import TrainingContext
+
+    raw, _ = homes
+    keyring = throwaway_keyring()
+    rng = np.random.default_rng(3)
+    people = raw.drop_duplicates("person").reset_index(drop=True)
+    other = people.sample(frac=0.6, random_state=1)
+    moved = other.assign(address=[f"{rng.integers(1, 900)} NEW ROAD" for _ in range(len(other))],
+                         postcode=[f"E{rng.integers(1, 20)} {rng.integers(1, 9)}AB" for _ in range(len(other))])
+
+    def pseudo(frame: pd.DataFrame, ds: str) -> pd.DataFrame:
+        frame = frame.assign(rid=[f"{ds}{i}" for i in range(len(frame))], dob=frame["dob"].dt.strftime("%Y-%m-%d"))
+        canon = canonical(frame, {"forenames": ["forenames"], "surname": ["surname"], "dob": ["dob"],
+                                  "address_lines": ["address"], "postcode": ["postcode"]}, "rid", ds)
+        return pseudonymise_for_eval(canon, keyring)
+
+    passes = people.sample(frac=0.5, random_state=2)
+    data = {"eval_left": pseudo(passes, "eval_left"), "eval_right": pseudo(people, "eval_right"),
+            "tenancy": pseudo(moved, "tenancy")}
+
+    def address_m(own: bool) -> np.ndarray:
+        address = {"use": "address", **({"m_from": "em"} if own else {})}
+        linkage = Linkage(blocking=[["t_dob"], ["t_forename", "t_yob"]], comparisons=[
+            COMPARISON_SETTINGS.validate_python(c) for c in (
+                {"use": "name", "field": "forename"}, {"use": "name", "field": "surname"},
+                {"use": "date_of_birth"}, address)], threshold=0.5)
+        mt = MatchType.model_construct(id="t", title="t", reason="", left="eval_left", right="eval_right",
+                                       scope="any", link="same_person", conditions=[], priority=1,
+                                       linkage=linkage, person=None)
+        ctx = TrainingContext(pool_inputs(data))
+        model = train(mt, LinkInputs(mt, data, ctx.pool), ctx).linkage
+        names = [c.name for c in model.comparisons]
+        return model.m[names.index("address")], model.m[names.index("surname")]
+
+    pooled, pooled_surname = address_m(own=False)
+    own, own_surname = address_m(own=True)
+    assert pooled[-1] > 0.2, pooled  # in the pool, a person's records often give two homes
+    assert own[-1] < 0.5 * pooled[-1], (own, pooled)  # a pass and its holder's record rarely do
+    assert np.allclose(own_surname, pooled_surname)  # the other comparisons keep the pool's m
+    with pytest.raises(ValidationError):
+        COMPARISON_SETTINGS.validate_python({"use": "address", "m_from": "elsewhere"})
