@@ -309,6 +309,18 @@ class Same:
 
 
 @dataclass(frozen=True)
+class NotSame:
+    """The records do not share the token in ``other`` (it differs, or one lacks it). Named
+    ``other``: the field a "swapped" level glances at is not the comparison's own (see
+    :meth:`Comparison.columns`)."""
+
+    other: str
+
+    def __call__(self, pairs: Pairs) -> np.ndarray:
+        return ~Same(self.other)(pairs)
+
+
+@dataclass(frozen=True)
 class Crossed:
     """Left ``a`` equals right ``b`` or left ``b`` equals right ``a`` (swaps, previous surnames)."""
 
@@ -506,7 +518,11 @@ def name(field: str = "surname", initial: bool = False, near: float = 0.85, simi
         Level("sounds alike", f"the {what}s sound alike (same phonetic code)", Same(phon), 0.02),
         Level("similar", f"the {what}s are similar (keyed bigram similarity ≥ {similar:g})",
               DiceAtLeast(bloom, similar), 0.02),
-        Level("swapped", "forename and surname are swapped between the records", Same(token, other), 0.01),
+        # one record's forename is the other's surname while their surnames (forenames) differ:
+        # a swap. Where they agree, the crossing is a forename that equals the surname (AHMED
+        # AHMED and GEORGE AHMED), not a swap
+        Level("swapped", "forename and surname are swapped between the records",
+              AllOf((Same(token, other), NotSame(other))), 0.01),
     ]
     if initial:
         if field != "forename":

@@ -20,6 +20,19 @@ def test_surname_levels(make_frame):
     assert got == ["exact", "near spelling", "previous surname", "different", "missing", "swapped"]
 
 
+def test_a_forename_that_equals_the_surname_is_not_a_swap(make_frame):
+    """AHMED AHMED and GEORGE AHMED: the first's forename is the second's surname, but their
+    surnames agree, so nothing is swapped (and a wholly different forename stays "different",
+    which the forename veto acts on). A true swap, even with a typo on one side, still is."""
+    left = [{"forename": "AHMED", "surname": "AHMED"}, {"forename": "SMITH", "surname": "JOHN"},
+            {"forename": "SMITH", "surname": "JOHN"}, {"forename": "MOHAMMED", "surname": "MOHAMMED"}]
+    right = [{"forename": "GEORGE", "surname": "AHMED"}, {"forename": "JOHN", "surname": "SMITH"},
+             {"forename": "JON", "surname": "SMITH"}, {"forename": "OLIVER", "surname": "MOHAMMED"}]
+    assert _levels(name("forename"), left, right, make_frame) == ["different", "swapped", "swapped", "different"]
+    assert _levels(name("surname"), left, right, make_frame)[:2] == ["exact", "swapped"]
+    assert _levels(name("surname"), right, left, make_frame)[0] == "exact"
+
+
 def test_multi_part_surnames(make_frame):
     left = [{"surname": "SMITH JONES"}, {"surname": "VAN DER BERG"}, {"surname": "GARCIA LOPEZ"},
             {"surname": "SMITH JONES"}, {"surname": "SMITH"}, {"surname": "DE SOUZA"}]
