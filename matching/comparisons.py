@@ -321,6 +321,21 @@ class NotSame:
 
 
 @dataclass(frozen=True)
+class SpelledOut:
+    """Neither record gives its ``column`` as a bare initial (a one-letter name's token equals
+    its ``initial`` token): every letter is one keystroke from every other, so two initials
+    that differ are not a typo of one name."""
+
+    column: str
+    initial: str
+
+    def __call__(self, pairs: Pairs) -> np.ndarray:
+        a, b = pairs.tokens(self.column, None)
+        ia, ib = pairs.tokens(self.initial, None)
+        return (a != ia) & (b != ib)
+
+
+@dataclass(frozen=True)
 class Crossed:
     """Left ``a`` equals right ``b`` or left ``b`` equals right ``a`` (swaps, previous surnames)."""
 
@@ -500,7 +515,8 @@ def name(field: str = "surname", initial: bool = False, near: float = 0.85, simi
         Level("near spelling", f"the {what}s differ by a typo or two (keyed bigram similarity ≥ {near:g})",
               DiceAtLeast(bloom, near), 0.06),
         Level("one edit", f"the {what}s are one keystroke apart (a letter added, dropped or changed, "
-              "or two swapped)", SharesEntry(edits), 0.04),
+              "or two swapped)", AllOf((SharesEntry(edits), SpelledOut(token, "t_initial")))
+              if field == "forename" else SharesEntry(edits), 0.04),
     ]
     if field == "forename":
         levels.append(Level("nickname", "the forenames are a name and its nickname, or two forms of one name "

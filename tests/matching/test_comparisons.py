@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 
 from matching.comparisons import NULL, Pairs, Side, address, date_of_birth, exact, name, postcode
 
@@ -31,6 +32,24 @@ def test_a_forename_that_equals_the_surname_is_not_a_swap(make_frame):
     assert _levels(name("forename"), left, right, make_frame) == ["different", "swapped", "swapped", "different"]
     assert _levels(name("surname"), left, right, make_frame)[:2] == ["exact", "swapped"]
     assert _levels(name("surname"), right, left, make_frame)[0] == "exact"
+
+
+def test_two_different_initials_are_not_one_edit_apart(make_frame):
+    """B and M (forenames given as initials) differ by one keystroke like JON and JOHN do, but
+    they are two people's initials: "different", which the forename veto acts on. An initial
+    against a spelled-out name is still "initial only"."""
+    from anonymise.encodings import edit_neighbourhoods
+    from councilmatch.contracts import EDIT_BYTES
+
+    def with_edits(records: list[dict], dataset: str = "tenancy") -> pd.DataFrame:
+        frame = make_frame(records, dataset)
+        names = pd.Series([r["forename"] for r in records])
+        rows = edit_neighbourhoods(names, b"k" * 32, EDIT_BYTES["ed_forename"] // 4)
+        return frame.assign(ed_forename=[row.tobytes() for row in rows])
+
+    left = [{"forename": "B"}, {"forename": "JON"}, {"forename": "B"}]
+    right = [{"forename": "M"}, {"forename": "JOHN"}, {"forename": "BRADLEY"}]
+    assert _levels(name("forename", initial=True), left, right, with_edits) == ["different", "one edit", "initial only"]
 
 
 def test_multi_part_surnames(make_frame):
