@@ -97,13 +97,14 @@ class HouseholdFit:
         return asdict(self)
 
     def note(self) -> str:
-        sampled = f", {self.right_sampled:.1%} of the right data set" if self.right_sampled < 1 else ""
+        """One line for the run report."""
         if self.fallback:
-            return f"household: the share of left records whose own person is absent is the match type's {self.start:.2%} ({self.fallback})"
+            return (f"Household: the share of left records whose own person is on none of the right records at "
+                    f"the address is the match type's {self.start:.2%}, not estimated: {self.fallback}.")
         bound = " (at the bound of the estimate)" if self.at_bound else ""
-        return (f"household: the left record's own person is on none of the right records at its address "
-                f"for an estimated {self.left_person_missing:.2%} of {self.records:,} left records "
-                f"(start {self.start:.2%}, {self.iterations} EM iterations{sampled}){bound}")
+        return (f"Household: the left record's own person is on none of the right records at the address for "
+                f"an estimated {self.left_person_missing:.2%} of {self.records:,} left records "
+                f"(EM from {self.start:.2%}){bound}.")
 
 
 def estimate_left_person_missing(mt: MatchType, linkage: FittedModel, person: FittedModel, inp: LinkInputs,

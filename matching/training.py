@@ -799,8 +799,6 @@ def train(mt: MatchType, inp: LinkInputs, ctx: TrainingContext | None = None) ->
     if mt.left_person_missing is not None and mt.left_person_missing_from == "em":
         household = estimate_left_person_missing(mt, linkage_model, person, inp,
                                                  ctx.sampled.get(mt.right, 1.0) if ctx is not None else 1.0)
-        if person.fit_check is not None:
-            person.fit_check.notes.append(household.note())
     return Models(linkage_model, person, household)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from councilmatch.councils import council_name
 from councilmatch.home import Home
+from matching.household import HouseholdFit
 from review.charts import sparkline, weights_chart
 
 # ---------------------------------------------------------------------------
@@ -114,15 +115,12 @@ def _fit_check(model: dict[str, Any]) -> str:
 
 def _household(fit: Any) -> str:
     """The household model's share of left records whose own person is absent (matching.household)."""
-    if not isinstance(fit, dict) or not isinstance(fit.get("left_person_missing"), (int, float)):
+    if not isinstance(fit, dict):
         return ""
-    if fit.get("fallback"):
-        text = (f"Household: the share of left records whose own person is on none of the right records at "
-                f"the address is the match type's {fit['left_person_missing']:.2%}, not estimated: {fit['fallback']}.")
-    else:
-        text = (f"Household: the left record's own person is on none of the right records at the address for "
-                f"an estimated {fit['left_person_missing']:.2%} of {int(fit.get('records', 0)):,} left records "
-                f"(EM from {float(fit.get('start', 0)):.2%}).")
+    try:
+        text = HouseholdFit(**fit).note()
+    except (TypeError, ValueError):  # written by another version: not shown rather than shown wrong
+        return ""
     return f"<p class='household'>{_e(text)}</p>"
 
 
