@@ -717,6 +717,9 @@ def _bounded(model: FittedModel, linkage: Linkage, inp: LinkInputs) -> FittedMod
 #: twins, lodgers and look-alikes sharing a flat and a birthday were scored as one person.
 MIN_GIVEN_PAIRS = 50.0
 
+#: the token of a person identifier, whose agreement does not depend on where people live
+PERSON_ID = "t_nino"
+
 
 def conditional_u(model: FittedModel, left: Side, right: Side, dedupe: bool, n: int, seed: int,
                   smoothing: float = 1.0) -> dict[str, np.ndarray]:
@@ -754,6 +757,15 @@ def conditional_u(model: FittedModel, left: Side, right: Side, dedupe: bool, n: 
                 continue
             use = [j for j, other in enumerate(model.comparisons)
                    if j != k and not other.columns() & set(comp.given)]
+            if any(PERSON_ID in model.comparisons[j].columns() for j in use):
+                # a comparison that depends on the same columns (the surname, for the birthday at one
+                # address) judges these pairs only once its own u among them is known: with its u among
+                # random pairs, twins' shared surname passed them for one person where most pairs at
+                # an address are one person's two records, and neither u was ever found. Only with a
+                # person identifier to judge by: the forename alone cannot tell twins from duplicates
+                # whose forename was changed (FEBRL: docs/benchmarks.md, session 31)
+                use = [j for j in use if model.comparisons[j].given != comp.given
+                       or model.comparisons[j].name in out] or use
             u_use = [out.get(model.comparisons[j].name, model.u[j]) if model.comparisons[j].given == comp.given
                      else model.u[j] for j in use]
             non_match = np.ones(len(gammas))

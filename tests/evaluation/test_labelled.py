@@ -17,7 +17,9 @@ def test_febrl_through_pseudonyms():
     assert m.f1 >= 0.998 and m.true_pairs == 5000, m.line()
     assert m.line().startswith(f"precision={m.precision:.4f} recall=")
     assert evaluate_febrl("febrl3").f1 >= 0.995
-    assert evaluate_febrl("febrl3-nossn").f1 >= 0.98
+    # 0.991-0.992 under any key; 0.984 when pairs at one address were judged by the forename alone
+    # (a duplicate with a changed forename read as a twin: docs/benchmarks.md, session 31)
+    assert evaluate_febrl("febrl3-nossn").f1 >= 0.988
 
 
 def test_one_differing_field_is_not_a_veto():
