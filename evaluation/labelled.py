@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from anonymise.tokens import pseudonymise
 from councilmatch.contracts import MAPPABLE_FIELDS
 from ingest import standardise as std
 from ingest.placeholders import without_placeholders
+from ingest.validate import fix_two_digit_birth_years
 from matching.linker import LinkInputs, link, train
 from matching.matchtype import COMPARISON_SETTINGS, Linkage, MatchType
 
@@ -147,14 +148,18 @@ def _join(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
 
 
 def parse_dob(s: pd.Series) -> pd.Series:
-    """YYYYMMDD (FEBRL) or any day-first date; impossible dates become missing."""
+    """YYYYMMDD (FEBRL) or any day-first date; impossible dates become missing, and a two-digit
+    year is of the past century where the present one would put the birth in the future."""
     text = s.astype("string").str.strip().str.replace(r"\.0$", "", regex=True)
     compact = text.str.fullmatch(r"\d{8}").fillna(False)
     out = pd.to_datetime(text.where(compact), format="%Y%m%d", errors="coerce")
     other = ~compact & text.notna()
     if other.any():
         out[other] = pd.to_datetime(text[other], errors="coerce", dayfirst=True, format="mixed")
-    return out.astype("datetime64[ns]")
+    out = out.astype("datetime64[ns]")
+    two_digit = ~text.str.contains(r"\d{4}").fillna(True).to_numpy(dtype=bool)
+    out[two_digit] = fix_two_digit_birth_years(out[two_digit], "%y", date.today())
+    return out
 
 
 def canonical(frame: pd.DataFrame, mapping: dict[str, list[str]], record_id: str | None,

@@ -210,3 +210,13 @@ def test_a_model_that_expects_no_match_says_so_in_its_fit_check(tmp_path):
     assert any("expects" in note and "flag almost nothing" in note for note in check["notes"]), check
     febrl = evaluate_set(febrl_task("febrl1"), use_id=False)
     assert febrl.model["fit_check"]["notes"] == []
+
+
+def test_a_two_digit_birth_year_is_never_in_the_future():
+    """'11/08/42' is 1942 for a date of birth (pandas reads 2042); '11/08/05' stays 2005, and a
+    four-digit year is taken as written."""
+    from evaluation.labelled import parse_dob
+
+    got = parse_dob(pd.Series(["11/08/42", "11/08/05", "11/08/1942", "19420811", "", None]))
+    assert got.dt.strftime("%Y-%m-%d").tolist()[:4] == ["1942-08-11", "2005-08-11", "1942-08-11", "1942-08-11"]
+    assert got.iloc[4:].isna().all()
