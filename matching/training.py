@@ -80,7 +80,9 @@ class FitCheck:
 #: 5: a salted level's u from same-salt pairs of different birthdays (``other_birthdays``); λ
 #: of a dedupe asks for exact agreement only where most matches agree exactly (``deterministic_matches``).
 #: 6: where under ten pairs meet a dedupe's rule, all but one comparison must (``MIN_RULE_PAIRS``).
-ESTIMATOR_REVISION = 6
+#: 7: with a NINO to judge by, comparisons depending on the same columns wait for their own u at
+#: one address (``conditional_u``: twins).
+ESTIMATOR_REVISION = 7
 
 
 def random_pairs(left: Side, right: Side, dedupe: bool, n: int, seed: int) -> Pairs:
