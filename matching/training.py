@@ -81,8 +81,9 @@ class FitCheck:
 #: of a dedupe asks for exact agreement only where most matches agree exactly (``deterministic_matches``).
 #: 6: where under ten pairs meet a dedupe's rule, all but one comparison must (``MIN_RULE_PAIRS``).
 #: 7: with a NINO to judge by, comparisons depending on the same columns wait for their own u at
-#: one address (``conditional_u``: twins).
-ESTIMATOR_REVISION = 7
+#: one address (``conditional_u``: twins). 8: pairs at one address drawn per record, not per pair
+#: (``same_salt_pairs(per_record=True)``: large addresses no longer set a household's u).
+ESTIMATOR_REVISION = 8
 
 
 def random_pairs(left: Side, right: Side, dedupe: bool, n: int, seed: int) -> Pairs:
@@ -113,8 +114,15 @@ def _exact_share(left: Side, right: Side, column: str, dedupe: bool) -> float | 
     return float((ca[common].to_numpy(float) * cb[common].to_numpy(float)).sum() / max(left.n * right.n, 1))
 
 
-def same_salt_pairs(left: Side, right: Side, dedupe: bool, tokens: tuple[str, ...], n: int, seed: int) -> Pairs:
-    """Random pairs drawn uniformly among the pairs whose ``tokens`` all agree (and are present)."""
+def same_salt_pairs(left: Side, right: Side, dedupe: bool, tokens: tuple[str, ...], n: int, seed: int,
+                    per_record: bool = False) -> Pairs:
+    """Random pairs drawn uniformly among the pairs whose ``tokens`` all agree (and are present).
+
+    ``per_record``: each left record that has such a partner is drawn equally often (then one
+    of its partners), instead of each pair: a group's weight grows with its records, not with
+    their square, so one care home or block of flats whose address carries no flat number
+    (a hundred records, five thousand pairs) weighs as much as the households of a hundred
+    records, not as fifty of them."""
     rng = np.random.default_rng(seed)
 
     def keys(side: Side) -> np.ndarray:
@@ -140,7 +148,8 @@ def same_salt_pairs(left: Side, right: Side, dedupe: bool, tokens: tuple[str, ..
     size = np.where(lk == 0, 0, size - (1 if dedupe else 0))  # dedupe: not the record itself
     if size.sum() <= 0 or n <= 0:
         return Pairs(left, right, np.zeros(0, np.int64), np.zeros(0, np.int64))
-    li = rng.choice(left.n, size=n, p=size / size.sum())
+    weight = (size > 0).astype(float) if per_record else size.astype(float)
+    li = rng.choice(left.n, size=n, p=weight / weight.sum())
     ri = r_order[start[li] + (rng.random(n) * (size[li] + (1 if dedupe else 0))).astype(np.int64)]
     keep = li != ri
     return Pairs(left, right, li[keep].astype(np.int64), ri[keep].astype(np.int64))
@@ -344,7 +353,8 @@ def anchored_m(m: np.ndarray, u: np.ndarray, agreeing: int, counts: np.ndarray) 
 
 
 def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list[np.ndarray],
-               m_start: list[np.ndarray], pairs_of_rule, settings: TrainingSettings
+               m_start: list[np.ndarray], pairs_of_rule, settings: TrainingSettings,
+               u_under: Callable[[list[str]], list[np.ndarray]] | None = None
                ) -> tuple[list[np.ndarray], list[str]]:
     """m per comparison: EM once per blocking rule on the comparisons it leaves free.
 
@@ -356,8 +366,9 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
     or date of birth is common among matches. A rule on a person-specific field (an id,
     a date of birth, a full name) has few such look-alikes.
 
-    ``pairs_of_rule(rule)`` gives the training pairs that rule finds. Returns m and the
-    names of comparisons no rule could teach (they keep ``m_start``).
+    ``pairs_of_rule(rule)`` gives the training pairs that rule finds; ``u_under(rule)`` the u
+    of each comparison among the different people that rule pairs up (:func:`rule_u`; default
+    ``u``). Returns m and the names of comparisons no rule could teach (they keep ``m_start``).
     """
     n_levels = [len(c.levels) for c in comparisons]
     best: list[Taught | None] = [None] * len(comparisons)
@@ -373,19 +384,20 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
             continue
         gammas = comparison_vectors(comparisons, pairs)
         unblocked = [k for k, c in enumerate(comparisons) if not c.columns() & set(rule)]
+        u_rule = u_under(rule) if u_under else u
         for k in anchored:
             if k in unblocked:  # a rule blocking on the field would make its anchors agree on it
                 rows = np.flatnonzero(anchor_levels(gammas, k))
                 codes = pairs.li[rows].astype(np.int64) * np.int64(pairs.right.n) + pairs.ri[rows]
                 anchors[k].append((codes, gammas[rows, k].astype(np.int64)))
-        taught = _teach(gammas, unblocked, n_levels, u, m_start, settings, lift)
+        taught = _teach(gammas, unblocked, n_levels, u_rule, m_start, settings, lift)
         # a field only some data sets carry (a NINO, an email) is present in few of a rule's
         # pairs: EM over all of them leaves it out, and it would keep its documented start
         # whatever the data say. Learn it from the pairs that carry it, where it is informative.
         for k in unblocked:
             present = gammas[:, k] != NULL
             if k not in taught and MIN_PRESENT_PAIRS <= present.sum() < len(gammas):
-                sub = _teach(gammas[present], unblocked, n_levels, u, m_start, settings, lift)
+                sub = _teach(gammas[present], unblocked, n_levels, u_rule, m_start, settings, lift)
                 if k in sub:
                     taught[k] = sub[k]
         for k, t in taught.items():
@@ -607,6 +619,44 @@ def _u_of(linkage: Linkage, inp: LinkInputs, shared: Kept | None = None) -> tupl
     return estimate_u(comps, rand, comparison_vectors(comps, rand), inp.dedupe, seed=settings.seed), rand
 
 
+def rule_u(comparisons: list[Comparison], u: list[np.ndarray], u_given: dict[str, np.ndarray],
+           rule: list[str]) -> list[np.ndarray]:
+    """u of each comparison among the *different people* a blocking rule pairs up, where the
+    rule holds equal a field another one depends on (``given``).
+
+    Why: EM over a rule's pairs weighs them with u from random pairs, as if the rule's field
+    said nothing about the others. A rule on the address pairs up households, whose members
+    share a surname; a rule on the surname pairs up families, who share an address. With the
+    random u, a housemate's shared surname (or a relative's shared address) is strong evidence,
+    EM counts household members as matches, and learns that one person's two records often
+    differ in forename ("same initial" rose to +1 bit on a census-like set). So, where the rule
+    holds the ``given`` columns equal, a dependent comparison takes its u among such pairs;
+    where it holds a dependent comparison's own token equal, the comparison whose first level
+    is agreement on the ``given`` column agrees that much more often (Bayes' rule:
+    P(same address | same surname) = P(same surname | same address) P(same address) / P(same surname)).
+    """
+    out = [x.copy() for x in u]
+    held = set(rule)
+    for c, comp in enumerate(comparisons):
+        if comp.name not in u_given or not comp.given:
+            continue
+        if set(comp.given) <= held and not comp.columns() & held:
+            out[c] = u_given[comp.name].copy()
+            continue
+        first = comp.levels[0].test
+        if len(comp.given) != 1 or not isinstance(first, Same) or first.other or first.column not in held:
+            continue
+        ratio = u_given[comp.name][0] / max(u[c][0], 1e-12)
+        for k, other in enumerate(comparisons):
+            test = other.levels[0].test
+            if k == c or not isinstance(test, Same) or test.other or test.column != comp.given[0] or other.columns() & held:
+                continue
+            agree = min(u[k][0] * ratio, 0.5)
+            rest = u[k][1:] * (1 - agree) / max(1 - u[k][0], 1e-12)
+            out[k] = np.concatenate([[agree], rest])
+    return out
+
+
 def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.ndarray], shared: Kept | None = None
                 ) -> tuple[list[np.ndarray], list[str]]:
     settings = linkage.training_settings()
@@ -618,7 +668,17 @@ def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.nda
             return Pairs(inp.left, inp.right, cands.li, cands.ri)
         return _kept(shared, ("rule", tuple(rule), settings.max_training_pairs), find)
 
-    return estimate_m(comps, linkage.blocking, u, linkage.m_starts(), pairs_of_rule, settings)
+    m, untaught = estimate_m(comps, linkage.blocking, u, linkage.m_starts(), pairs_of_rule, settings)
+    if not any(c.given for c in comps):
+        return m, untaught
+    # how housemates agree, judged with the m just learned; then m again, with EM over a rule that
+    # pairs up households no longer taking them for one person (rule_u)
+    u_given = conditional_u(FittedModel(comps, m, u, 1e-4), inp.left, inp.right, inp.dedupe, settings.random_pairs,
+                            settings.seed)
+    if not u_given:
+        return m, untaught
+    return estimate_m(comps, linkage.blocking, u, linkage.m_starts(), pairs_of_rule, settings,
+                      lambda rule: rule_u(comps, u, u_given, rule))
 
 
 def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: Pairs, fraction: float,
@@ -749,7 +809,10 @@ def conditional_u(model: FittedModel, left: Side, right: Side, dedupe: bool, n: 
             if not comp.given:
                 continue
             if comp.given not in drawn_for:
-                drawn = same_salt_pairs(left, right, dedupe, comp.given, n, seed)
+                # per record: what two people at one address share is a household's pattern for most
+                # records, though a few large addresses (a hostel, a block without flat numbers) hold
+                # most of the pairs and share little but the address
+                drawn = same_salt_pairs(left, right, dedupe, comp.given, n, seed, per_record=True)
                 # drawn with replacement: count each pair once, so a few look-alikes cannot pass for many
                 _, first = np.unique(drawn.li * np.int64(right.n) + drawn.ri, return_index=True)
                 pairs = Pairs(left, right, drawn.li[first], drawn.ri[first])
