@@ -278,6 +278,22 @@ class Taught:
     free: int
 
 
+def _rule_taught(gammas: np.ndarray, unblocked: list[int], n_levels: list[int], u: list[np.ndarray],
+                 m_start: list[np.ndarray], settings: TrainingSettings, lift: list[bool]) -> dict[int, Taught]:
+    """What EM over one rule's pairs teaches each comparison it leaves free."""
+    taught = _teach(gammas, unblocked, n_levels, u, m_start, settings, lift)
+    # a field only some data sets carry (a NINO, an email) is present in few of a rule's
+    # pairs: EM over all of them leaves it out, and it would keep its documented start
+    # whatever the data say. Learn it from the pairs that carry it, where it is informative.
+    for k in unblocked:
+        present = gammas[:, k] != NULL
+        if k not in taught and MIN_PRESENT_PAIRS <= present.sum() < len(gammas):
+            sub = _teach(gammas[present], unblocked, n_levels, u, m_start, settings, lift)
+            if k in sub:
+                taught[k] = sub[k]
+    return taught
+
+
 def _teach(gammas: np.ndarray, unblocked: list[int], n_levels: list[int], u: list[np.ndarray],
            m_start: list[np.ndarray], settings: TrainingSettings, lift: list[bool]) -> dict[int, Taught]:
     """EM over one set of pairs on its informative unblocked comparisons: {k: Taught}."""
@@ -354,7 +370,8 @@ def anchored_m(m: np.ndarray, u: np.ndarray, agreeing: int, counts: np.ndarray) 
 
 def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list[np.ndarray],
                m_start: list[np.ndarray], pairs_of_rule, settings: TrainingSettings,
-               u_under: Callable[[list[str]], list[np.ndarray]] | None = None
+               u_under: Callable[[list[str]], list[np.ndarray]] | None = None,
+               done: dict[tuple[str, ...], tuple[Pairs, np.ndarray, dict[int, Taught] | None]] | None = None
                ) -> tuple[list[np.ndarray], list[str]]:
     """m per comparison: EM once per blocking rule on the comparisons it leaves free.
 
@@ -368,7 +385,9 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
 
     ``pairs_of_rule(rule)`` gives the training pairs that rule finds; ``u_under(rule)`` the u
     of each comparison among the different people that rule pairs up (:func:`rule_u`; default
-    ``u``). Returns m and the names of comparisons no rule could teach (they keep ``m_start``).
+    ``u``). ``done``: each rule's pairs, levels and what EM taught with ``u`` (filled here, and
+    read by a second call for the rules whose u it leaves as they were). Returns m and the names
+    of comparisons no rule could teach (they keep ``m_start``).
     """
     n_levels = [len(c.levels) for c in comparisons]
     best: list[Taught | None] = [None] * len(comparisons)
@@ -378,28 +397,23 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
     # per anchored comparison: (pair code, level) of the anchors each rule found; a pair found by
     # several rules is counted once
     anchors: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in anchored}
+    done = {} if done is None else done
     for rule in blocking:
-        pairs = pairs_of_rule(rule)
+        pairs, gammas, earlier = done.get(tuple(rule)) or (pairs_of_rule(rule), None, None)
         if len(pairs) == 0:
             continue
-        gammas = comparison_vectors(comparisons, pairs)
+        gammas = comparison_vectors(comparisons, pairs) if gammas is None else gammas
         unblocked = [k for k, c in enumerate(comparisons) if not c.columns() & set(rule)]
         u_rule = u_under(rule) if u_under else u
+        plain = all(a is b or np.array_equal(a, b) for a, b in zip(u_rule, u))
         for k in anchored:
             if k in unblocked:  # a rule blocking on the field would make its anchors agree on it
                 rows = np.flatnonzero(anchor_levels(gammas, k))
                 codes = pairs.li[rows].astype(np.int64) * np.int64(pairs.right.n) + pairs.ri[rows]
                 anchors[k].append((codes, gammas[rows, k].astype(np.int64)))
-        taught = _teach(gammas, unblocked, n_levels, u_rule, m_start, settings, lift)
-        # a field only some data sets carry (a NINO, an email) is present in few of a rule's
-        # pairs: EM over all of them leaves it out, and it would keep its documented start
-        # whatever the data say. Learn it from the pairs that carry it, where it is informative.
-        for k in unblocked:
-            present = gammas[:, k] != NULL
-            if k not in taught and MIN_PRESENT_PAIRS <= present.sum() < len(gammas):
-                sub = _teach(gammas[present], unblocked, n_levels, u_rule, m_start, settings, lift)
-                if k in sub:
-                    taught[k] = sub[k]
+        taught = earlier if plain and earlier is not None else _rule_taught(gammas, unblocked, n_levels, u_rule,
+                                                                              m_start, settings, lift)
+        done[tuple(rule)] = (pairs, gammas, taught if plain else earlier)
         for k, t in taught.items():
             if best[k] is None or t.lam > best[k].lam:
                 best[k] = t
@@ -668,7 +682,8 @@ def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.nda
             return Pairs(inp.left, inp.right, cands.li, cands.ri)
         return _kept(shared, ("rule", tuple(rule), settings.max_training_pairs), find)
 
-    m, untaught = estimate_m(comps, linkage.blocking, u, linkage.m_starts(), pairs_of_rule, settings)
+    done: dict = {}  # each rule's pairs, levels and EM with the random u: the second round reuses them
+    m, untaught = estimate_m(comps, linkage.blocking, u, linkage.m_starts(), pairs_of_rule, settings, done=done)
     if not any(c.given for c in comps):
         return m, untaught
     # how housemates agree, judged with the m just learned; then m again, with EM over a rule that
@@ -678,7 +693,7 @@ def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.nda
     if not u_given:
         return m, untaught
     return estimate_m(comps, linkage.blocking, u, linkage.m_starts(), pairs_of_rule, settings,
-                      lambda rule: rule_u(comps, u, u_given, rule))
+                      lambda rule: rule_u(comps, u, u_given, rule), done)
 
 
 def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: Pairs, fraction: float,
