@@ -35,7 +35,9 @@ BLOOM_SETTINGS: dict[str, BloomSettings] = {
 
 #: Bump when a token's derivation changes in a way the settings below do not show (a variant's
 #: normalisation, a salt): stored extracts of another encoding are re-made from the archive.
-ENCODING_REVISION = 2  # 2: nicknames fold to the full name most forms point at (anonymise.nicknames)
+#: 2: nicknames fold to the full name most forms point at (anonymise.nicknames). 3: a role where a
+#: name should be (BABY, WIFE, THE OCCUPIER) is a placeholder (ingest.placeholders), tokenised as missing.
+ENCODING_REVISION = 3
 
 
 def _encoding_tag() -> str:

@@ -9,6 +9,11 @@ people who both have date of birth 01/01/1900 or NINO 'UNKNOWN' are not "agreein
 1. **Tokens** (every kind but 'date'): the value, upper-cased with everything but letters
    and digits removed, is one of ``PLACEHOLDER_TOKENS`` ('UNKNOWN', 'N/A', 'NONE', 'NULL',
    'TBC', 'NOT KNOWN', ...) or is empty (a cell of only punctuation such as '-', '?', '.').
+   For names, a role standing where the name should be: ``HOUSEHOLD_ROLES`` in any name
+   ('THE OCCUPIER', 'RESIDENTS', 'EXECUTORS' on a council tax account) and, for forenames
+   ('forename'), ``FORENAME_ROLES`` ('BABY', 'BABY BOY', 'INFANT', 'WIFE', 'SON', 'MRS': a
+   newborn not yet named, a household member entered by relation, a title alone). Not for
+   surnames: SON, CHILD and BROTHER are surnames too.
    For 'id': a value whose digits are all one digit (at least 4 of them: '000000', 'AA000000A',
    '07000000000', '99999999') and an email whose local part is a token ('none@none.com').
 2. **Sentinel dates** ('date'): 01/01/1900, 31/12/1899, 30/12/1899 (spreadsheet day 0),
@@ -42,11 +47,23 @@ PLACEHOLDER_TOKENS: frozenset[str] = frozenset({
     "TBC", "TBA", "TBD", "XX", "XXX", "XXXX", "ZZZ", "ZZZZ", "DUMMY", "TEST", "NOEMAIL", "NONAME",
     "NOFIXEDABODE", "NFA", "NOTHING", "BLANK", "EMPTY", "MISSING", "ANON", "ANONYMOUS",
 })
+#: Where a name should be, in any name field (normalised as PLACEHOLDER_TOKENS).
+HOUSEHOLD_ROLES: frozenset[str] = frozenset({
+    "OCCUPIER", "OCCUPIERS", "THEOCCUPIER", "THEOCCUPIERS", "RESIDENT", "RESIDENTS", "THERESIDENT",
+    "THERESIDENTS", "HOUSEHOLDER", "THEHOUSEHOLDER", "THETENANT", "THETENANTS", "EXECUTORS", "THEEXECUTORS",
+    "PERSONALREPRESENTATIVE", "PERSONALREPRESENTATIVES",
+})
+#: Where a forename should be: a newborn not yet named, a relation, a title alone.
+FORENAME_ROLES: frozenset[str] = frozenset({
+    "BABY", "BABYBOY", "BABYGIRL", "BABYOF", "INFANT", "UNBORN", "NEWBORN", "CHILD", "MALECHILD", "FEMALECHILD",
+    "BOY", "GIRL", "SON", "DAUGHTER", "WIFE", "HUSBAND", "MOTHER", "FATHER", "BROTHER", "SISTER",
+    "MR", "MRS", "MISS", "MS", "MX",
+})
 SENTINEL_DATES: tuple[str, ...] = (
     "1900-01-01", "1899-12-31", "1899-12-30", "1800-01-01", "1901-01-01", "1970-01-01",
     "9999-12-31", "2999-12-31", "2100-01-01",
 )
-KINDS: tuple[str, ...] = ("date", "name", "text", "id")
+KINDS: tuple[str, ...] = ("date", "name", "forename", "text", "id")
 #: Rule 4: a top value this many times more frequent than the next is a placeholder ...
 FREQUENCY_RATIO = 10.0
 #: ... if it occurs at least this often (also rule 3's minimum).
@@ -61,6 +78,14 @@ _SEP = "[^A-Za-z0-9]*"
 #: One RE2 pass (case-insensitive): a token with any separators around or inside ('N/A', 'not-known',
 #: ' n.a. '), or nothing but separators ('-', '?', '.').
 _TOKEN_RE = "^" + _SEP + "(?:" + "|".join(_SEP.join(t) for t in sorted(PLACEHOLDER_TOKENS)) + ")?" + _SEP + "$"
+
+def _whole(tokens: frozenset[str]) -> str:
+    """A regex for a whole value that is one of ``tokens``, with any separators around or inside."""
+    return "^" + _SEP + "(?:" + "|".join(_SEP.join(t) for t in sorted(tokens)) + ")" + _SEP + "$"
+
+
+_HOUSEHOLD_RE = _whole(HOUSEHOLD_ROLES)
+_FORENAME_RE = _whole(FORENAME_ROLES)
 _EMAIL_SEP = "[^A-Za-z0-9@]*"
 _EMAIL_RE = "^" + _EMAIL_SEP + "(?:" + "|".join(_EMAIL_SEP.join(t) for t in sorted(PLACEHOLDER_TOKENS)) + ")" + _EMAIL_SEP + "@"
 _ND = "[^0-9]*"
@@ -82,8 +107,11 @@ def _token_mask(values: pd.Series, kind: str) -> np.ndarray:
     present = values.notna().to_numpy()
     arr = values.astype("string[pyarrow]").array._pa_array.combine_chunks()  # noqa: SLF001
     hit = _matches(arr, _TOKEN_RE, ignore_case=True)
-    if kind == "name":  # 'Na' is a real surname; 'N/A' (standardised 'N A') is not
+    if kind in ("name", "forename"):  # 'Na' is a real surname; 'N/A' (standardised 'N A') is not
         hit &= ~_matches(arr, "^\\s*[Nn][Aa]\\s*$")
+        hit |= _matches(arr, _HOUSEHOLD_RE, ignore_case=True)
+    if kind == "forename":
+        hit |= _matches(arr, _FORENAME_RE, ignore_case=True)
     if kind == "id":
         hit |= _matches(arr, _SAME_DIGITS_RE) | _matches(arr, _EMAIL_RE, ignore_case=True)
     return hit & present
@@ -152,8 +180,8 @@ def _frequent_mask(values: pd.Series) -> np.ndarray:
 def placeholder_mask(values: pd.Series, kind: str) -> pd.Series:
     """True where a value of a standardised field is a placeholder (see the module docstring).
 
-    ``kind``: 'date' (datetime64, or ISO text), 'name', 'text' (addresses, postcodes, free
-    text) or 'id' (NINO, UPRN, phone, email, bank details, record ids). Missing is never a
+    ``kind``: 'date' (datetime64, or ISO text), 'name' (surnames), 'forename', 'text'
+    (addresses, postcodes, free text) or 'id' (NINO, UPRN, phone, email, bank details, record ids). Missing is never a
     placeholder. The result is a bool Series on ``values.index``.
     """
     if kind not in KINDS:
@@ -171,7 +199,7 @@ def placeholder_mask(values: pd.Series, kind: str) -> pd.Series:
 
 #: The kind of each canonical field, for callers that profile or match canonical frames.
 FIELD_KINDS: dict[str, str] = {
-    "record_id": "id", "forenames": "name", "first_name": "name", "middle_names": "name", "surname": "name",
+    "record_id": "id", "forenames": "forename", "first_name": "forename", "middle_names": "forename", "surname": "name",
     "previous_surname": "name", "dob": "date", "nino": "id", "address_lines": "text", "postcode": "text",
     "uprn": "id", "email": "id", "phone": "id", "bank_sort_code": "id", "bank_account": "id",
     "period_start": "date", "period_end": "date", "date_of_death": "date", "last_used": "date",
@@ -227,5 +255,5 @@ def clear_placeholders(canonical: pd.DataFrame, bits: np.ndarray) -> pd.DataFram
     return out
 
 
-__all__ = ["FIELD_KINDS", "FOR_MATCHING", "PLACEHOLDER_TOKENS", "SENTINEL_DATES", "clear_placeholders",
+__all__ = ["FIELD_KINDS", "FORENAME_ROLES", "FOR_MATCHING", "HOUSEHOLD_ROLES", "PLACEHOLDER_TOKENS", "SENTINEL_DATES", "clear_placeholders",
            "placeholder_bits", "placeholder_mask", "without_placeholders"]

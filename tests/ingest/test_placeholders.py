@@ -55,3 +55,22 @@ def test_unknown_kind_is_refused_and_empty_input_is_fine() -> None:
     with pytest.raises(ValueError, match="unknown placeholder kind 'nino'"):
         placeholder_mask(pd.Series(["x"]), "nino")
     assert placeholder_mask(pd.Series([], dtype="string"), "text").tolist() == []
+
+
+def test_a_role_where_a_name_should_be_is_a_placeholder() -> None:
+    """'BABY' for a newborn not yet named, 'WIFE' for a household member entered by relation, a
+    title alone, 'THE OCCUPIER' on a council tax account: two such records do not share a name.
+    Forenames only for relations (SON, CHILD and BROTHER are surnames too); whole values only
+    (SONIA, CHILDS and BABYLON are names)."""
+    forenames = pd.Series(["BABY", "Baby Boy", "the occupier", "WIFE", "Mrs.", "Female Child", "SONIA", "CHILDS",
+                           "BABYLON", "JAMES", None])
+    assert placeholder_mask(forenames, "forename").tolist() == [True] * 6 + [False] * 5
+    surnames = pd.Series(["SON", "CHILD", "BROTHER", "THE OCCUPIER", "Residents", "EXECUTORS", "SMITH"])
+    assert placeholder_mask(surnames, "name").tolist() == [False, False, False, True, True, True, False]
+
+
+def test_forename_fields_are_checked_for_roles() -> None:
+    from ingest.placeholders import FIELD_KINDS
+
+    assert {FIELD_KINDS[f] for f in ("forenames", "first_name", "middle_names")} == {"forename"}
+    assert FIELD_KINDS["surname"] == FIELD_KINDS["previous_surname"] == "name"
