@@ -338,3 +338,32 @@ def test_housemates_are_not_taken_for_one_person_where_no_birthday_tells_them_ap
     one = at_home[person[at_home.l] == person[at_home.r]]
     p = score(model, Pairs(inp.left, inp.right, one.l.to_numpy(), one.r.to_numpy())).probability
     assert np.mean(p >= 0.5) > 0.85, np.mean(p >= 0.5)  # 0.91: a forename typo at home is weak evidence
+
+
+def test_each_rules_u_is_how_the_different_people_it_pairs_up_agree():
+    """``rule_u``: a rule on the address pairs up housemates, so the surname (given the address)
+    takes its u among them; a rule on the surname pairs up relatives, who share an address that
+    much more often (Bayes: P(same address | same surname) = P(same surname | same address)
+    P(same address) / P(same surname)); any other rule keeps the random pairs' u."""
+    from matching.training import rule_u
+
+    comps = _linkage(given=True).built()
+    names = [c.name for c in comps]
+    s, a, f = names.index("surname"), names.index("address"), names.index("forename")
+    u = [np.full(len(c.levels), 1.0 / len(c.levels)) for c in comps]
+    u[s] = np.r_[0.002, np.full(len(comps[s].levels) - 1, 0.998 / (len(comps[s].levels) - 1))]
+    u[a] = np.r_[0.0001, np.full(len(comps[a].levels) - 1, 0.9999 / (len(comps[a].levels) - 1))]
+    at_home = np.r_[0.6, np.full(len(comps[s].levels) - 1, 0.4 / (len(comps[s].levels) - 1))]
+    u_given = {"surname": at_home}
+
+    housemates = rule_u(comps, u, u_given, ["t_address"])
+    np.testing.assert_allclose(housemates[s], at_home)
+    relatives = rule_u(comps, u, u_given, ["t_surname"])
+    assert relatives[a][0] == pytest.approx(0.0001 * 0.6 / 0.002)  # 300 times as often
+    assert relatives[a].sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(relatives[a][1:] / relatives[a][1:].sum(), u[a][1:] / u[a][1:].sum())
+    for other in (["t_dob"], ["t_forename", "t_yob"]):
+        got = rule_u(comps, u, u_given, other)
+        assert all(np.array_equal(x, y) for x, y in zip(got, u)), other
+    assert rule_u(comps, u, {}, ["t_address"])[s] is not u[s]  # a copy: the caller's u is never changed
+    np.testing.assert_allclose(rule_u(comps, u, u_given, ["t_address"])[f], u[f])
