@@ -56,8 +56,9 @@ HOUSEHOLD_ROLES: frozenset[str] = frozenset({
 #: Where a forename should be: a newborn not yet named, a relation, a title alone.
 FORENAME_ROLES: frozenset[str] = frozenset({
     "BABY", "BABYBOY", "BABYGIRL", "BABYOF", "INFANT", "UNBORN", "NEWBORN", "CHILD", "MALECHILD", "FEMALECHILD",
-    "BOY", "GIRL", "SON", "DAUGHTER", "WIFE", "HUSBAND", "MOTHER", "FATHER", "BROTHER", "SISTER",
-    "MR", "MRS", "MISS", "MS", "MX",
+    "BOY", "GIRL", "SON", "DAUGHTER", "WIFE", "HUSBAND", "PARTNER", "MOTHER", "FATHER", "MUM", "MOM", "DAD",
+    "BROTHER", "SISTER", "GRANDSON", "GRANDDAUGHTER", "GRANDCHILD", "GRANDMOTHER", "GRANDFATHER", "STEPSON",
+    "STEPDAUGHTER", "NEPHEW", "NIECE", "MR", "MRS", "MISS", "MS", "MX",
 })
 SENTINEL_DATES: tuple[str, ...] = (
     "1900-01-01", "1899-12-31", "1899-12-30", "1800-01-01", "1901-01-01", "1970-01-01",
