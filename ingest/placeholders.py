@@ -256,5 +256,5 @@ def clear_placeholders(canonical: pd.DataFrame, bits: np.ndarray) -> pd.DataFram
     return out
 
 
-__all__ = ["FIELD_KINDS", "FORENAME_ROLES", "FOR_MATCHING", "HOUSEHOLD_ROLES", "PLACEHOLDER_TOKENS", "SENTINEL_DATES", "clear_placeholders",
-           "placeholder_bits", "placeholder_mask", "without_placeholders"]
+__all__ = ["FIELD_KINDS", "FORENAME_ROLES", "FOR_MATCHING", "HOUSEHOLD_ROLES", "PLACEHOLDER_TOKENS", "SENTINEL_DATES",
+           "clear_placeholders", "placeholder_bits", "placeholder_mask", "without_placeholders"]

@@ -82,7 +82,8 @@ class FitCheck:
 #: 6: where under ten pairs meet a dedupe's rule, all but one comparison must (``MIN_RULE_PAIRS``).
 #: 7: with a NINO to judge by, comparisons depending on the same columns wait for their own u at
 #: one address (``conditional_u``: twins). 8: pairs at one address drawn per record, not per pair
-#: (``same_salt_pairs(per_record=True)``: large addresses no longer set a household's u).
+#: (``same_salt_pairs(per_record=True)``: large addresses no longer set a household's u), and m
+#: estimated again with each blocking rule's u among the different people it pairs up (``rule_u``).
 ESTIMATOR_REVISION = 8
 
 
@@ -663,7 +664,8 @@ def rule_u(comparisons: list[Comparison], u: list[np.ndarray], u_given: dict[str
         ratio = u_given[comp.name][0] / max(u[c][0], 1e-12)
         for k, other in enumerate(comparisons):
             test = other.levels[0].test
-            if k == c or not isinstance(test, Same) or test.other or test.column != comp.given[0] or other.columns() & held:
+            if (k == c or not isinstance(test, Same) or test.other or test.column != comp.given[0]
+                    or other.columns() & held):
                 continue
             agree = min(u[k][0] * ratio, 0.5)
             rest = u[k][1:] * (1 - agree) / max(1 - u[k][0], 1e-12)
