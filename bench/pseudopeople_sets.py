@@ -33,10 +33,7 @@ def _iso(column: pd.Series, fmt: str) -> pd.Series:
 
 def _address(frame: pd.DataFrame, prefix: str = "") -> pd.Series:
     parts = [_text(frame[prefix + p]) for p in ("street_number", "street_name", "unit_number", "city", "state")]
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined + " " + part
-    return joined.str.replace(r"\s+", " ", regex=True).str.strip()
+    return parts[0].str.cat(parts[1:], sep=" ").str.replace(r"\s+", " ", regex=True).str.strip()
 
 
 def _people(frame: pd.DataFrame, tag: str, middle: str) -> pd.DataFrame:
@@ -55,9 +52,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, seed in (("census", args.seed), ("census2", args.seed + 1)):
+    for name, tag, seed in (("census", "c", args.seed), ("census2", "d", args.seed + 1)):
         c = psp.generate_decennial_census(seed=seed)
-        _people(c, name[0] + name[-1], "middle_initial").assign(
+        _people(c, tag, "middle_initial").assign(
             dob=_iso(c["date_of_birth"], "%m/%d/%Y"), address=_address(c)).to_csv(args.out / f"{name}.csv", index=False)
     s = psp.generate_social_security(seed=args.seed)
     _people(s, "s", "middle_name").assign(dob=_iso(s["date_of_birth"], "%Y%m%d"), ssn=_text(s["ssn"])).to_csv(

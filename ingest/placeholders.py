@@ -78,15 +78,17 @@ JAN1_FACTOR = 10.0
 _SEP = "[^A-Za-z0-9]*"
 #: One RE2 pass (case-insensitive): a token with any separators around or inside ('N/A', 'not-known',
 #: ' n.a. '), or nothing but separators ('-', '?', '.').
-_TOKEN_RE = "^" + _SEP + "(?:" + "|".join(_SEP.join(t) for t in sorted(PLACEHOLDER_TOKENS)) + ")?" + _SEP + "$"
-
-def _whole(tokens: frozenset[str]) -> str:
-    """A regex for a whole value that is one of ``tokens``, with any separators around or inside."""
-    return "^" + _SEP + "(?:" + "|".join(_SEP.join(t) for t in sorted(tokens)) + ")" + _SEP + "$"
 
 
-_HOUSEHOLD_RE = _whole(HOUSEHOLD_ROLES)
-_FORENAME_RE = _whole(FORENAME_ROLES)
+def _whole(tokens: frozenset[str], or_nothing: bool = False) -> str:
+    """A regex for a whole value that is one of ``tokens`` with any separators around or inside
+    (``or_nothing``: or only separators)."""
+    return "^" + _SEP + "(?:" + "|".join(_SEP.join(t) for t in sorted(tokens)) + ")" + "?" * or_nothing + _SEP + "$"
+
+
+_TOKEN_RE = _whole(PLACEHOLDER_TOKENS, or_nothing=True)
+#: Rule 1's roles per name kind: a surname is checked for household roles, a forename for relations too.
+_ROLE_RE: dict[str, str] = {"name": _whole(HOUSEHOLD_ROLES), "forename": _whole(HOUSEHOLD_ROLES | FORENAME_ROLES)}
 _EMAIL_SEP = "[^A-Za-z0-9@]*"
 _EMAIL_RE = "^" + _EMAIL_SEP + "(?:" + "|".join(_EMAIL_SEP.join(t) for t in sorted(PLACEHOLDER_TOKENS)) + ")" + _EMAIL_SEP + "@"
 _ND = "[^0-9]*"
@@ -108,11 +110,9 @@ def _token_mask(values: pd.Series, kind: str) -> np.ndarray:
     present = values.notna().to_numpy()
     arr = values.astype("string[pyarrow]").array._pa_array.combine_chunks()  # noqa: SLF001
     hit = _matches(arr, _TOKEN_RE, ignore_case=True)
-    if kind in ("name", "forename"):  # 'Na' is a real surname; 'N/A' (standardised 'N A') is not
+    if kind in _ROLE_RE:  # 'Na' is a real surname; 'N/A' (standardised 'N A') is not
         hit &= ~_matches(arr, "^\\s*[Nn][Aa]\\s*$")
-        hit |= _matches(arr, _HOUSEHOLD_RE, ignore_case=True)
-    if kind == "forename":
-        hit |= _matches(arr, _FORENAME_RE, ignore_case=True)
+        hit |= _matches(arr, _ROLE_RE[kind], ignore_case=True)
     if kind == "id":
         hit |= _matches(arr, _SAME_DIGITS_RE) | _matches(arr, _EMAIL_RE, ignore_case=True)
     return hit & present
@@ -182,8 +182,8 @@ def placeholder_mask(values: pd.Series, kind: str) -> pd.Series:
     """True where a value of a standardised field is a placeholder (see the module docstring).
 
     ``kind``: 'date' (datetime64, or ISO text), 'name' (surnames), 'forename', 'text'
-    (addresses, postcodes, free text) or 'id' (NINO, UPRN, phone, email, bank details, record ids). Missing is never a
-    placeholder. The result is a bool Series on ``values.index``.
+    (addresses, postcodes, free text) or 'id' (NINO, UPRN, phone, email, bank details, record
+    ids). Missing is never a placeholder. The result is a bool Series on ``values.index``.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown placeholder kind {kind!r}; one of {', '.join(KINDS)}")

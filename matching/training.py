@@ -653,7 +653,7 @@ def rule_u(comparisons: list[Comparison], u: list[np.ndarray], u_given: dict[str
     out = [x.copy() for x in u]
     held = set(rule)
     for c, comp in enumerate(comparisons):
-        if comp.name not in u_given or not comp.given:
+        if comp.name not in u_given:  # (only comparisons with ``given`` have one)
             continue
         if set(comp.given) <= held and not comp.columns() & held:
             out[c] = u_given[comp.name].copy()

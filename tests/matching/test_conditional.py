@@ -293,7 +293,7 @@ def _hostel(residents: int, number: int, seed: int) -> pd.DataFrame:
 
 def test_one_large_address_does_not_set_a_households_evidence():
     """Two hostels of 250 unrelated residents hold far more pairs than 1,500 homes of families
-    (62,250 against about 8,000), but only a ninth of the records: drawn per pair, the
+    (62,250 against about 8,000), but only a twelfth of the records: drawn per pair, the
     hostels' residents said that two people at one address rarely share a surname, and a
     family member's surname counted as evidence again (+3.4 bits, against +1.4 drawn per record).
     Drawn per record, the homes set it."""
