@@ -44,7 +44,8 @@ DEFAULT_COMPARISONS: list[dict] = [
     {"use": "name", "field": "forename", "initial": True},
     # a household shares its surname: at one address an exact surname is weak evidence
     {"use": "name", "field": "surname", "given": ["t_address"]},
-    {"use": "date_of_birth", "given": ["t_address"]},  # twins share a home and a birthday
+    # twins share a home, a surname and a birthday (and a twin who moved out, the surname)
+    {"use": "date_of_birth", "given": [["t_address"], ["t_surname"]]},
     {"use": "exact", "column": "t_nino", "name": "nino", "edits": "ed_nino"},
     {"use": "address"},
     # {"use": "postcode"},

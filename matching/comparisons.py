@@ -412,17 +412,19 @@ class Comparison:
     levels: tuple[Level, ...]
     #: the field counts as missing for a record when all these columns are missing
     present: tuple[str, ...]
-    #: token columns this field depends on: where a pair agrees on all of them (e.g. the same
-    #: address), the comparison's evidence is measured among different people who also agree
-    #: on them (household members share a surname), not among random pairs
-    given: tuple[str, ...] = ()
+    #: token columns this field depends on, in groups: where a pair agrees on every column of a
+    #: group (the same address; the same surname), the comparison's evidence is measured among
+    #: different people who also agree on them (household members share a surname, twins a
+    #: surname and a birthday), not among random pairs. Where several groups hold, the one that
+    #: counts the pair's level least decides.
+    given: tuple[tuple[str, ...], ...] = ()
 
-    def given_holds(self, pairs: "Pairs") -> np.ndarray:
-        """Pairs that agree (both present) on every ``given`` column."""
+    def given_holds(self, pairs: "Pairs", group: tuple[str, ...]) -> np.ndarray:
+        """Pairs that agree (both present) on every column of one ``given`` group."""
         out = np.ones(len(pairs), dtype=bool)
-        for column in self.given:
+        for column in group:
             out &= Same(column)(pairs)
-        return out if self.given else np.zeros(len(pairs), dtype=bool)
+        return out
 
     def columns(self) -> set[str]:
         """The columns of the comparison's own field: a blocking rule on one of them makes every

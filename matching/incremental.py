@@ -56,8 +56,9 @@ from matching.matchtype import MatchType
 from matching.model import agreement_patterns, comparison_vectors, total_variation
 from matching.training import ESTIMATOR_REVISION
 
-#: bump when the saved model's layout changes: older files are re-trained
-MODEL_FORMAT = 1
+#: bump when the saved model's layout changes: older files are re-trained. 2: a comparison's
+#: ``given`` is a list of groups, each with its own u and weights per level
+MODEL_FORMAT = 2
 #: dirty records sampled per side to measure drift (the measure needs a sample, not all pairs)
 DRIFT_SAMPLE_ROWS = 5_000
 

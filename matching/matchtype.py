@@ -60,8 +60,10 @@ class _ComparisonSettings(BaseModel):
     m: dict[str, float] = Field(default_factory=dict)
     #: token columns this field depends on, e.g. [t_address] for a surname: where a pair agrees
     #: on them its evidence is measured among different people who agree on them too (members
-    #: of one household share a surname), not among random pairs
-    given: list[TokenColumn] = Field(default_factory=list)
+    #: of one household share a surname), not among random pairs. Several groups, each of which
+    #: may hold, as a list of lists: [[t_address], [t_surname]] for a birthday (twins share a
+    #: home and a surname; a twin who moved out still shares the surname)
+    given: list[TokenColumn] | list[list[TokenColumn]] = Field(default_factory=list)
     #: where this comparison's m comes from, if not as the linkage's ``m_from`` says. ``em``: from
     #: the match type's own pairs, for a field whose agreement between these two data sets is
     #: unlike the pool's (a pass and its holder's death registration give the same home far more
@@ -78,8 +80,9 @@ class _ComparisonSettings(BaseModel):
         if unknown:
             raise ValueError(f"m: no level {unknown} in {comparison.name!r} (levels: {labels})")
         levels = tuple(replace(lv, m_start=float(self.m.get(lv.label, lv.m_start))) for lv in comparison.levels)
+        groups = [self.given] if self.given and isinstance(self.given[0], str) else self.given
         return Comparison(self.name or comparison.name, comparison.description, levels, comparison.present,
-                          tuple(self.given))
+                          tuple(tuple(group) for group in groups if group))
 
 
 class NameComparison(_ComparisonSettings):

@@ -41,9 +41,9 @@ class FittedModel:
     #: agreement pattern -> share among the training candidates (the baseline drift is measured
     #: against, see matching.incremental)
     patterns: dict[str, float] = field(default_factory=dict)
-    #: comparison name -> u per level among different people who agree on its ``given``
-    #: columns (used for the pairs that agree on them; see training.conditional_u)
-    u_given: dict[str, np.ndarray] = field(default_factory=dict)
+    #: comparison name -> ``given`` group -> u per level among different people who agree on
+    #: the group's columns (used for the pairs that agree on them; see training.conditional_u)
+    u_given: dict[str, dict[tuple[str, ...], np.ndarray]] = field(default_factory=dict)
     #: agreement levels weigh at least 0 (u from random pairs; see matching.em.project_monotone).
     #: Not for a model whose u is measured among the candidates themselves (the household
     #: model: among people at one address, "born in the same year" is rarer for one person's
@@ -57,12 +57,10 @@ class FittedModel:
     def weights(self) -> list[np.ndarray]:
         return [self.weights_of(m, u) for m, u in zip(self.m, self.u)]
 
-    def given_weights(self, k: int) -> np.ndarray | None:
-        """Comparison ``k``'s level weights for pairs agreeing on its ``given`` columns."""
-        comp = self.comparisons[k]
-        if comp.name not in self.u_given:
-            return None
-        return self.weights_of(self.m[k], self.u_given[comp.name])
+    def given_weights(self, k: int) -> dict[tuple[str, ...], np.ndarray]:
+        """Comparison ``k``'s level weights for pairs agreeing on each of its ``given`` groups."""
+        return {group: self.weights_of(self.m[k], u)
+                for group, u in self.u_given.get(self.comparisons[k].name, {}).items()}
 
     def to_json(self) -> dict:
         comps = []
@@ -77,11 +75,10 @@ class FittedModel:
                 ],
             })
             if comp.name in self.u_given:
-                comps[-1]["given"] = list(comp.given)
-                given = self.u_given[comp.name]
-                for level, ug, wg in zip(comps[-1]["levels"], given, self.weights_of(m, given)):
-                    level["u_given"] = float(ug)
-                    level["weight_given"] = float(wg)
+                comps[-1]["given"] = [
+                    {"columns": list(group), "u": [float(x) for x in ug],
+                     "weight": [float(x) for x in self.weights_of(m, ug)]}
+                    for group, ug in self.u_given[comp.name].items()]
         for entry in comps:
             if entry["name"] in self.caps:
                 entry["cap"] = self.caps[entry["name"]]
@@ -105,8 +102,8 @@ class FittedModel:
             m.append(np.array([lv["m"] for lv in levels]))
             u.append(np.array([lv["u"] for lv in levels]))
         caps = {c["name"]: float(c["cap"]) for c in data["comparisons"] if "cap" in c}
-        u_given = {c["name"]: np.array([lv["u_given"] for lv in c["levels"]]) for c in data["comparisons"]
-                   if "given" in c and c["name"] in {x.name for x in comparisons if x.given}}
+        u_given = {c["name"]: {tuple(g["columns"]): np.array(g["u"]) for g in c["given"]}
+                   for c in data["comparisons"] if c.get("given") and c["name"] in {x.name for x in comparisons if x.given}}
         return cls(comparisons, m, u, float(data["lambda"]), data.get("iterations", 0),
                    data.get("training_pairs", 0), data.get("random_pairs", 0), caps=caps,
                    patterns={str(k): float(v) for k, v in data.get("patterns", {}).items()},
@@ -186,16 +183,21 @@ def score(model: FittedModel, pairs: Pairs, gammas: np.ndarray | None = None) ->
         g = gammas[:, k]
         known = g != NULL
         weights[known, k] = w[g[known]]
-        given = model.given_weights(k)
-        dependent = comp.given_holds(pairs) & known if given is not None else np.zeros(len(g), dtype=bool)
+        # agreeing on a field it depends on: the evidence among such pairs, the least of any group that holds
+        dependent = np.zeros(len(g), dtype=bool)
+        given = np.full(len(g), np.inf)
+        for group, given_w in model.given_weights(k).items():
+            holds = np.flatnonzero(comp.given_holds(pairs, group) & known)
+            dependent[holds] = True
+            given[holds] = np.minimum(given[holds], given_w[g[holds]])
         if comp.name in model.tf:
             column, freq = model.tf[comp.name]
             level = next(i for i, lv in enumerate(comp.levels) if lv.tf_column)
             hit = np.flatnonzero((g == level) & ~dependent)
             if len(hit):
                 weights[hit, k] += tf_adjustment(freq, pairs.left.token(column)[pairs.li[hit]])
-        if dependent.any():  # agreeing on the field it depends on: the evidence among such pairs
-            weights[dependent, k] = given[g[dependent]]
+        if dependent.any():
+            weights[dependent, k] = given[dependent]
         if comp.name in model.caps:
             np.minimum(weights[:, k], model.caps[comp.name], out=weights[:, k])
     total = np.log2(model.lam / (1 - model.lam)) + weights.sum(axis=1)

@@ -634,8 +634,8 @@ def _u_of(linkage: Linkage, inp: LinkInputs, shared: Kept | None = None) -> tupl
     return estimate_u(comps, rand, comparison_vectors(comps, rand), inp.dedupe, seed=settings.seed), rand
 
 
-def rule_u(comparisons: list[Comparison], u: list[np.ndarray], u_given: dict[str, np.ndarray],
-           rule: list[str]) -> list[np.ndarray]:
+def rule_u(comparisons: list[Comparison], u: list[np.ndarray],
+           u_given: dict[str, dict[tuple[str, ...], np.ndarray]], rule: list[str]) -> list[np.ndarray]:
     """u of each comparison among the *different people* a blocking rule pairs up, where the
     rule holds equal a field another one depends on (``given``).
 
@@ -645,32 +645,41 @@ def rule_u(comparisons: list[Comparison], u: list[np.ndarray], u_given: dict[str
     random u, a housemate's shared surname (or a relative's shared address) is strong evidence,
     EM counts household members as matches, and learns that one person's two records often
     differ in forename ("same initial" rose to +1 bit on a census-like set). So, where the rule
-    holds the ``given`` columns equal, a dependent comparison takes its u among such pairs;
-    where it holds a dependent comparison's own token equal, the comparison whose first level
-    is agreement on the ``given`` column agrees that much more often (Bayes' rule:
+    holds a ``given`` group's columns equal, a dependent comparison takes its u among such pairs
+    (of several groups held, the one that discounts agreement most); where it holds a dependent
+    comparison's own token equal, the comparison whose first level is agreement on a one-column
+    group agrees that much more often (Bayes' rule:
     P(same address | same surname) = P(same surname | same address) P(same address) / P(same surname)).
     """
     out = [x.copy() for x in u]
     held = set(rule)
     for c, comp in enumerate(comparisons):
-        if comp.name not in u_given:  # (only comparisons with ``given`` have one)
+        groups = u_given.get(comp.name, {})  # (only comparisons with ``given`` have one)
+        if comp.columns() & held:
+            first = comp.levels[0].test
+            if isinstance(first, Same) and not first.other and first.column in held:
+                for group, ug in groups.items():
+                    if len(group) == 1:
+                        _raise_agreement_on(comparisons, u, out, group[0], ug[0] / max(u[c][0], 1e-12), held, c)
             continue
-        if set(comp.given) <= held and not comp.columns() & held:
-            out[c] = u_given[comp.name].copy()
-            continue
-        first = comp.levels[0].test
-        if len(comp.given) != 1 or not isinstance(first, Same) or first.other or first.column not in held:
-            continue
-        ratio = u_given[comp.name][0] / max(u[c][0], 1e-12)
-        for k, other in enumerate(comparisons):
-            test = other.levels[0].test
-            if (k == c or not isinstance(test, Same) or test.other or test.column != comp.given[0]
-                    or other.columns() & held):
-                continue
-            agree = min(u[k][0] * ratio, 0.5)
-            rest = u[k][1:] * (1 - agree) / max(1 - u[k][0], 1e-12)
-            out[k] = np.concatenate([[agree], rest])
+        at = [ug for group, ug in groups.items() if set(group) <= held]
+        if at:
+            out[c] = max(at, key=lambda ug: ug[0]).copy()
     return out
+
+
+def _raise_agreement_on(comparisons: list[Comparison], u: list[np.ndarray], out: list[np.ndarray],
+                        column: str, ratio: float, held: set[str], skip: int) -> None:
+    """Where a rule holds a dependent field equal, the comparison agreeing first on ``column``
+    agrees ``ratio`` times as often among the pairs (capped at one in two; the rest renormalised)."""
+    for k, other in enumerate(comparisons):
+        test = other.levels[0].test
+        if (k == skip or not isinstance(test, Same) or test.other or test.column != column
+                or other.columns() & held):
+            continue
+        agree = min(u[k][0] * ratio, 0.5)
+        rest = u[k][1:] * (1 - agree) / max(1 - u[k][0], 1e-12)
+        out[k] = np.concatenate([[agree], rest])
 
 
 def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.ndarray], shared: Kept | None = None
@@ -801,8 +810,9 @@ PERSON_ID = "t_nino"
 
 
 def conditional_u(model: FittedModel, left: Side, right: Side, dedupe: bool, n: int, seed: int,
-                  smoothing: float = 1.0) -> dict[str, np.ndarray]:
-    """u per level among *different people who agree on a comparison's* ``given`` *columns*.
+                  smoothing: float = 1.0) -> dict[str, dict[tuple[str, ...], np.ndarray]]:
+    """u per level among *different people who agree on a comparison's* ``given`` *columns*,
+    for each of its groups.
 
     Why: the model multiplies evidence as if fields were independent, but a surname is not
     independent of an address (a household shares both) nor an email of a name. Among random
@@ -816,64 +826,69 @@ def conditional_u(model: FittedModel, left: Side, right: Side, dedupe: bool, n: 
     EM with m and u fixed). An agreement level's weight only falls, never below 0 (u ≤ u_given
     ≤ m); a comparison with too few such pairs keeps its ordinary u.
     """
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, dict[tuple[str, ...], np.ndarray]] = {}
     drawn_for: dict[tuple[str, ...], tuple[Pairs, np.ndarray]] = {}
     # twice: a second pass judges each pair with the others' conditional u from the first (the
     # surname and the date of birth of two people at one address must not vouch for each other)
     for _ in range(2):
-        found: dict[str, np.ndarray] = {}
+        found: dict[str, dict[tuple[str, ...], np.ndarray]] = {}
         for k, comp in enumerate(model.comparisons):
-            if not comp.given:
-                continue
-            if comp.given not in drawn_for:
-                # per record: what two people at one address share is a household's pattern for most
-                # records, though a few large addresses (a hostel, a block without flat numbers) hold
-                # most of the pairs and share little but the address
-                drawn = same_salt_pairs(left, right, dedupe, comp.given, n, seed, per_record=True)
-                # drawn with replacement: count each pair once, so a few look-alikes cannot pass for many
-                _, first = np.unique(drawn.li * np.int64(right.n) + drawn.ri, return_index=True)
-                pairs = Pairs(left, right, drawn.li[first], drawn.ri[first])
-                drawn_for[comp.given] = (pairs, comparison_vectors(model.comparisons, pairs))
-            pairs, gammas = drawn_for[comp.given]
-            if len(pairs) == 0:
-                continue
-            use = [j for j, other in enumerate(model.comparisons)
-                   if j != k and not other.columns() & set(comp.given)]
-            if any(PERSON_ID in model.comparisons[j].columns() for j in use):
-                # a comparison that depends on the same columns (the surname, for the birthday at one
-                # address) judges these pairs only once its own u among them is known: with its u among
-                # random pairs, twins' shared surname passed them for one person where most pairs at
-                # an address are one person's two records, and neither u was ever found. Only with a
-                # person identifier to judge by: the forename alone cannot tell twins from duplicates
-                # whose forename was changed (FEBRL: docs/benchmarks.md, session 31)
-                use = [j for j in use if model.comparisons[j].given != comp.given
-                       or model.comparisons[j].name in out] or use
-            u_use = [out.get(model.comparisons[j].name, model.u[j]) if model.comparisons[j].given == comp.given
-                     else model.u[j] for j in use]
-            non_match = np.ones(len(gammas))
-            if use:
-                sub = gammas[:, use]
-                lam = float(np.clip(fit_lambda(sub, [model.m[j] for j in use], u_use), 1e-9, 1 - 1e-9))
-                llr = np.full(len(gammas), math.log(lam) - math.log1p(-lam))
-                for i, j in enumerate(use):
-                    g = gammas[:, j]
-                    known = g != NULL
-                    llr[known] += LN2 * model.weights_of(model.m[j], u_use[i])[g[known]]
-                non_match = 1.0 - 1.0 / (1.0 + np.exp(-np.clip(llr, -700, 700)))
-            g = gammas[:, k]
-            known = g != NULL
-            if non_match[known].sum() < MIN_GIVEN_PAIRS:
-                continue
-            counts = np.bincount(g[known], weights=non_match[known], minlength=len(comp.levels)) \
-                + smoothing * model.u[k]
-            u = normalise(counts)
-            # an agreement level stays evidence for a match (u ≤ m), and sharing a home only
-            # discounts it (u ≥ its u among random pairs): a level hardly seen among such pairs
-            # must not turn into proof on a handful of counts
-            u[:-1] = np.clip(u[:-1], model.u[k][:-1], np.maximum(model.m[k][:-1], model.u[k][:-1]))
-            found[comp.name] = u
+            for group in comp.given:
+                if group not in drawn_for:
+                    # per record: what two people at one address share is a household's pattern for
+                    # most records, though a few large addresses (a hostel, a block without flat
+                    # numbers) hold most of the pairs and share little but the address
+                    drawn = same_salt_pairs(left, right, dedupe, group, n, seed, per_record=True)
+                    # drawn with replacement: count each pair once, so a few look-alikes cannot pass for many
+                    _, first = np.unique(drawn.li * np.int64(right.n) + drawn.ri, return_index=True)
+                    pairs = Pairs(left, right, drawn.li[first], drawn.ri[first])
+                    drawn_for[group] = (pairs, comparison_vectors(model.comparisons, pairs))
+                u = _u_given(model, k, group, drawn_for[group][1], out, smoothing)
+                if u is not None:
+                    found.setdefault(comp.name, {})[group] = u
         out = found
     return out
+
+
+def _u_given(model: FittedModel, k: int, group: tuple[str, ...], gammas: np.ndarray,
+             known_u: dict[str, dict[tuple[str, ...], np.ndarray]], smoothing: float) -> np.ndarray | None:
+    """Comparison ``k``'s u among the drawn pairs agreeing on ``group``, the matches among them
+    weighed out by the other comparisons (``known_u``: the conditional u found so far)."""
+    if len(gammas) == 0:
+        return None
+    comps = model.comparisons
+    use = [j for j, other in enumerate(comps) if j != k and not other.columns() & set(group)]
+    if any(PERSON_ID in comps[j].columns() for j in use):
+        # a comparison that depends on the same columns (the surname, for the birthday at one
+        # address) judges these pairs only once its own u among them is known: with its u among
+        # random pairs, twins' shared surname passed them for one person where most pairs at
+        # an address are one person's two records, and neither u was ever found. Only with a
+        # person identifier to judge by: the forename alone cannot tell twins from duplicates
+        # whose forename was changed (FEBRL: docs/benchmarks.md, session 31)
+        use = [j for j in use if group not in comps[j].given or group in known_u.get(comps[j].name, {})] or use
+    u_use = [known_u.get(comps[j].name, {}).get(group, model.u[j]) for j in use]
+    non_match = np.ones(len(gammas))
+    if use:
+        sub = gammas[:, use]
+        lam = float(np.clip(fit_lambda(sub, [model.m[j] for j in use], u_use), 1e-9, 1 - 1e-9))
+        llr = np.full(len(gammas), math.log(lam) - math.log1p(-lam))
+        for i, j in enumerate(use):
+            g = gammas[:, j]
+            known = g != NULL
+            llr[known] += LN2 * model.weights_of(model.m[j], u_use[i])[g[known]]
+        non_match = 1.0 - 1.0 / (1.0 + np.exp(-np.clip(llr, -700, 700)))
+    g = gammas[:, k]
+    known = g != NULL
+    if non_match[known].sum() < MIN_GIVEN_PAIRS:
+        return None
+    counts = np.bincount(g[known], weights=non_match[known], minlength=len(comps[k].levels)) \
+        + smoothing * model.u[k]
+    u = normalise(counts)
+    # an agreement level stays evidence for a match (u ≤ m), and sharing a home only
+    # discounts it (u ≥ its u among random pairs): a level hardly seen among such pairs
+    # must not turn into proof on a handful of counts
+    u[:-1] = np.clip(u[:-1], model.u[k][:-1], np.maximum(model.m[k][:-1], model.u[k][:-1]))
+    return u
 
 
 def train(mt: MatchType, inp: LinkInputs, ctx: TrainingContext | None = None) -> Models:
