@@ -37,7 +37,8 @@ BLOOM_SETTINGS: dict[str, BloomSettings] = {
 #: normalisation, a salt): stored extracts of another encoding are re-made from the archive.
 #: 2: nicknames fold to the full name most forms point at (anonymise.nicknames). 3: a role where a
 #: name should be (BABY, WIFE, THE OCCUPIER) is a placeholder (ingest.placeholders), tokenised as missing.
-ENCODING_REVISION = 3
+#: 4: neighbourhoods of every forename word and initial (``nf_*``: a person known by a middle name).
+ENCODING_REVISION = 4
 
 
 def _encoding_tag() -> str:

@@ -202,12 +202,14 @@ VARIANTS: dict[str, Variant] = {
     "t_bank": Variant(("bank_sort_code", "bank_account"), _bank),
 }
 
+#: Every forename of the record (the forenames field, else the first name).
+_ALL_FORENAMES = Variant(("first_name", "forenames"), lambda u: _str(u["forenames"]).fillna(_str(u["first_name"])))
+
 #: Bloom column -> (subkey purpose, derivation). One subkey per field: learning which bits
 #: stand for which bigrams in one field's filters teaches nothing about another's.
 #: (Swapped names are caught by the tokens, which need no shared filter key.)
 BLOOM_VARIANTS: dict[str, tuple[str, Variant]] = {
-    "bf_forenames": ("bloom_forename", Variant(("first_name", "forenames"),
-                                           lambda u: _str(u["forenames"]).fillna(_str(u["first_name"])))),
+    "bf_forenames": ("bloom_forename", _ALL_FORENAMES),
     "bf_surname": ("bloom_surname", Variant(("surname",), _column("surname"))),
     "bf_address": ("bloom_address", Variant(("address_lines", "postcode"),
                                             lambda u: _str(u["address_lines"]) + " " + _postcode(u).fillna(""))),
@@ -223,6 +225,12 @@ NEIGHBOURHOOD_VARIANTS: dict[str, tuple[str, Variant, Callable[[str], list[str]]
     "ed_surname": ("edits_surname", VARIANTS["t_surname"], one_edit_forms),
     "ed_nino": ("edits_nino", VARIANTS["t_nino"], one_edit_forms),
     "nk_forename": ("nicknames_forename", VARIANTS["t_forename"], nickname_neighbourhood),
+    "nf_words": ("forename_words", _ALL_FORENAMES, lambda v: [w for w in v.split() if len(w) > 1]),
+    # only where no forename is spelled out (E, M J): beside a spelled-out name a middle initial
+    # meets the other's first initial by chance about one time in ten
+    "nf_bare": ("forename_initials", _ALL_FORENAMES,
+                lambda v: sorted(set(v.split())) if all(len(w) == 1 for w in v.split()) else []),
+    "nf_initials": ("forename_initials", _ALL_FORENAMES, lambda v: sorted({w[0] for w in v.split() if len(w) > 1})),
 }
 
 

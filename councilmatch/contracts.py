@@ -194,8 +194,20 @@ NICKNAME_BYTES: dict[str, int] = {
     "nk_forename": 64,
 }
 
+#: Keyed forename-word neighbourhoods (anonymise.encodings.neighbourhoods) of *all* the forenames,
+#: not only the first: a person known by a middle name (ROBERT DALE / DALE) or by its initial
+#: (E / BRYANNA EMMA). ``nf_words``: each spelled-out forename; ``nf_bare``: the initials of a
+#: record that spells out no forename (E, M J); ``nf_initials``: the initial of each spelled-out forename (``nf_bare`` and
+#: ``nf_initials`` share a key, so one record's bare initial can meet the other's spelled-out
+#: name). Sorted 4-byte keyed hashes; all-zero bytes means missing.
+FORENAME_WORD_BYTES: dict[str, int] = {
+    "nf_words": 20,
+    "nf_bare": 8,
+    "nf_initials": 16,
+}
+
 #: Every fixed-length bytes column of the pseudonymised record.
-ENCODED_BYTES: dict[str, int] = {**BLOOM_BYTES, **EDIT_BYTES, **NICKNAME_BYTES}
+ENCODED_BYTES: dict[str, int] = {**BLOOM_BYTES, **EDIT_BYTES, **NICKNAME_BYTES, **FORENAME_WORD_BYTES}
 
 PSEUDONYMISED_COLUMNS: tuple[str, ...] = (
     REFERENCE + ("extract_id", "key_id") + tuple(TOKEN_COLUMNS) + tuple(ENCODED_BYTES) + NON_IDENTIFYING

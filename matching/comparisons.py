@@ -250,6 +250,11 @@ class Pairs:
         is empty)?"""
         return self.memo(("share", column), lambda: self._share_entry(column))
 
+    def share_across(self, a: str, b: str) -> np.ndarray:
+        """Does one record's ``a`` neighbourhood share an entry with the other's ``b``, either way
+        round (False where either is empty)?"""
+        return self.memo(("across", a, b), lambda: self._share_across(a, b))
+
     def per_distinct(self, column: str, test: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
         """``test(left rows, right rows)`` on one pair of each distinct pair of ``column``'s
         values, spread back to every pair: the same answer, once per distinct pair."""
@@ -287,6 +292,16 @@ class Pairs:
             return out
 
         return self.per_distinct(column, share)
+
+    def _share_across(self, a: str, b: str) -> np.ndarray:
+        la, lb = self.left.bloom(a)[0], self.left.bloom(b)[0]
+        ra, rb = self.right.bloom(a)[0], self.right.bloom(b)[0]
+        out = np.zeros(len(self), dtype=bool)
+        step = 100_000
+        for s in range(0, len(self), step):
+            li, ri = self.li[s:s + step], self.ri[s:s + step]
+            out[s:s + step] = shares_entry(la[li], rb[ri]) | shares_entry(lb[li], ra[ri])
+        return out
 
 
 # ---------------------------------------------------------------------------
@@ -368,6 +383,19 @@ class SharesEntry:
 
     def __call__(self, pairs: Pairs) -> np.ndarray:
         return pairs.share_entry(self.column)
+
+
+@dataclass(frozen=True)
+class SharesAcross:
+    """One record's neighbourhood ``a`` shares an entry with the other's ``b``, either way round: a
+    forename given as a bare initial (``nf_bare``) against the initial of one the other spells
+    out (``nf_initials``)."""
+
+    a: str
+    b: str
+
+    def __call__(self, pairs: Pairs) -> np.ndarray:
+        return pairs.share_across(self.a, self.b)
 
 
 @dataclass(frozen=True)
@@ -547,6 +575,13 @@ def name(field: str = "surname", initial: bool = False, near: float = 0.85, simi
             raise ValueError("name comparison: initial applies to the forename only")
         levels.append(Level("initial only", "one record gives only the initial of the other's forename",
                             Crossed("t_forename", "t_initial"), 0.02))
+    if field == "forename":
+        # people go by a middle name, or give only its initial: the first forenames differ, but one
+        # record's forename (or initial) is another of the other's
+        levels.append(Level("another forename", "one record's forename is another of the other's forenames, "
+                            "or its initial (ROBERT DALE / DALE, E / BRYANNA EMMA)",
+                            AnyOf((SharesEntry("nf_words"), SharesAcross("nf_bare", "nf_initials"))), 0.01))
+    if initial:
         levels.append(Level("same initial", "the forenames differ but start with the same letter",
                             Same("t_initial"), 0.01, agrees=False))
     levels += [

@@ -69,6 +69,7 @@ NEIGHBOURHOOD_TABLES: dict[str, Callable[[], knowledge.Table]] = {
     "ed_surname": knowledge.surnames,
     "ed_forename": knowledge.forenames,
     "nk_forename": knowledge.forenames,  # a nickname neighbourhood: as deterministic per name
+    "nf_words": knowledge.forenames,  # every spelled-out forename: one word for most records
 }
 
 
