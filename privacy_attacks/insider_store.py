@@ -87,8 +87,8 @@ def bloom_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def neighbourhood_columns(frame: pd.DataFrame) -> list[str]:
-    """Neighbourhood columns: one-edit (``ed_*``) and nickname (``nk_*``)."""
-    return [c for c in frame.columns if c.startswith(("ed_", "nk_"))]
+    """Neighbourhood columns: one-edit (``ed_*``), nickname (``nk_*``) and forename-word (``nf_*``)."""
+    return [c for c in frame.columns if c.startswith(("ed_", "nk_", "nf_"))]
 
 
 def neighbourhood_tokens(col: pd.Series) -> np.ndarray:

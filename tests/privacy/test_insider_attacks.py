@@ -74,7 +74,8 @@ def test_every_encoded_column_is_attacked_or_listed(night) -> None:
     report: Report = night["report"]
     store = night["store"]
     attacked = {r.column.split(" ")[0] for r in report.rows} | {h["column"] for h in report.hamming}
-    encoded = {c for c in store.columns if c.startswith(("t_", "bf_", "ed_", "nk_"))}
+    encoded = {c for c in store.columns if c.startswith(("t_", "bf_", "ed_", "nk_", "nf_"))}
+    assert {"nf_words", "nf_bare", "nf_initials"} <= encoded, sorted(store.columns)
     assert encoded <= attacked | set(report.not_attacked)
     assert {"bf_surname", "bf_forenames"} <= {r.column for r in report.rows if r.attack.startswith("pattern")}
     assert report.records == len(store) > 1000
