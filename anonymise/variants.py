@@ -230,7 +230,7 @@ NEIGHBOURHOOD_VARIANTS: dict[str, tuple[str, Variant, Callable[[str], list[str]]
     # meets the other's first initial by chance about one time in ten
     "nf_bare": ("forename_initials", _ALL_FORENAMES,
                 lambda v: sorted(set(v.split())) if all(len(w) == 1 for w in v.split()) else []),
-    "nf_initials": ("forename_initials", _ALL_FORENAMES, lambda v: sorted({w[0] for w in v.split() if len(w) > 1})),
+    "nf_initials": ("forename_initials", _ALL_FORENAMES, lambda v: sorted({w[0] for w in v.split()})),
 }
 
 

@@ -197,9 +197,9 @@ NICKNAME_BYTES: dict[str, int] = {
 #: Keyed forename-word neighbourhoods (anonymise.encodings.neighbourhoods) of *all* the forenames,
 #: not only the first: a person known by a middle name (ROBERT DALE / DALE) or by its initial
 #: (E / BRYANNA EMMA). ``nf_words``: each spelled-out forename; ``nf_bare``: the initials of a
-#: record that spells out no forename (E, M J); ``nf_initials``: the initial of each spelled-out forename (``nf_bare`` and
-#: ``nf_initials`` share a key, so one record's bare initial can meet the other's spelled-out
-#: name). Sorted 4-byte keyed hashes; all-zero bytes means missing.
+#: record that spells out no forename (E, M J); ``nf_initials``: the initial of each forename,
+#: spelled out or not (``nf_bare`` and ``nf_initials`` share a key, so the initials of a record
+#: that spells out none can meet another of the other's forenames: E / CASSANDRA E). Sorted 4-byte keyed hashes; all-zero bytes means missing.
 FORENAME_WORD_BYTES: dict[str, int] = {
     "nf_words": 20,
     "nf_bare": 8,
