@@ -25,7 +25,8 @@ import psutil
 
 sys.path.insert(0, ".")
 
-from councilmatch.contracts import BLOOM_BYTES, EDIT_BYTES, NICKNAME_BYTES, NON_IDENTIFYING, TOKEN_COLUMNS  # noqa: E402
+from councilmatch.contracts import (BLOOM_BYTES, EDIT_BYTES, FORENAME_WORD_BYTES, NICKNAME_BYTES,  # noqa: E402
+                                    NON_IDENTIFYING, TOKEN_COLUMNS)
 from anonymise.encodings import to_bytes_column  # noqa: E402
 from councilmatch.home import Home  # noqa: E402
 
@@ -143,6 +144,14 @@ def synthetic_tenancies(n_records: int, councils: int, seed: int = 1) -> pd.Data
     # a nickname neighbourhood per forename code (no nicknames drawn: each name meets only itself)
     frame["nk_forename"] = to_bytes_column(_neighbourhoods(rng, recs["forename"].to_numpy(), NICKNAME_BYTES["nk_forename"],
                                                            np.zeros(n, bool)))
+    # every forename word: one per forename code (no middle names drawn); its initial; no bare initials
+    words = np.zeros((n, FORENAME_WORD_BYTES["nf_words"] // 4), dtype=">u4")
+    words[:, 0] = recs["forename"].to_numpy() * 2_654_435_761 % 2**32 | 1
+    initials = np.zeros((n, FORENAME_WORD_BYTES["nf_initials"] // 4), dtype=">u4")
+    initials[:, 0] = recs["forename"].to_numpy() % 26 + 1
+    frame["nf_words"] = to_bytes_column(words.view(np.uint8).reshape(n, -1))
+    frame["nf_bare"] = to_bytes_column(np.zeros((n, FORENAME_WORD_BYTES["nf_bare"]), dtype=np.uint8))
+    frame["nf_initials"] = to_bytes_column(initials.view(np.uint8).reshape(n, -1))
     for c in NON_IDENTIFYING:
         frame[c] = pd.NaT if c in ("period_end", "date_of_death", "last_used") else None
     frame["period_start"] = pd.Timestamp("2020-01-01")
