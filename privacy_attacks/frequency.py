@@ -5,7 +5,8 @@ very likely the most frequent public surname. The grouped variant narrows the al
 level by level (e.g. ``t_initial`` -> ``t_forename_phon`` -> ``t_forename``): within each
 group already assigned a value, tokens are aligned only with the public names that share it.
 The salted variant does the same for a Bloom filter salted by stored attributes: inside one
-salt group a name's filter is deterministic again, so its frequency can be ranked there.
+salt group a name's filter is deterministic again, so its frequency can be ranked there. The
+entry variant ranks the entries of a neighbourhood holding several names (every forename).
 """
 
 from __future__ import annotations
@@ -94,3 +95,23 @@ def salted_frequency_attack(frame: pd.DataFrame, column: str, salt_tokens: Seque
         group = encoded.loc[idx]
         guess.loc[idx] = group.map(rank_align(group, public)).to_numpy()
     return guess.where(encoded != 0, None)
+
+
+def entry_frequency_attack(entries: np.ndarray, table: Table) -> pd.Series:
+    """Per-record guess of the names behind a neighbourhood of several names (``nf_words``: every
+    forename), as their sorted, space-joined guesses (None where the row is empty).
+
+    Each entry is one name's keyed hash, the same in every record holding that name, so entries
+    are counted over records and rank-aligned with the public table like a token; a record is
+    named when every one of its entries is (its order is not known, so the guess is sorted).
+    """
+    n, slots = entries.shape
+    flat = pd.Series(entries.reshape(-1).astype(np.int64))
+    mapping = rank_align(flat, table.freq.set_axis(table.names))
+    guessed = flat.map(mapping).to_numpy(dtype=object).reshape(n, slots)
+    present = entries != 0
+    out = []
+    for row, has in zip(guessed, present):
+        names = row[has]
+        out.append(None if not has.any() or any(v is None or v != v for v in names) else " ".join(sorted(names)))
+    return pd.Series(out, dtype=object)

@@ -21,11 +21,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from councilmatch.contracts import BLOOM_SALT_TOKENS
+from councilmatch.contracts import BLOOM_SALT_TOKENS, FORENAME_WORD_BYTES
 from councilmatch.home import Home
 from privacy_attacks import knowledge
 from privacy_attacks.bloom import pattern_attack
-from privacy_attacks.frequency import frequency_attack, grouped_attack, salted_frequency_attack
+from privacy_attacks.frequency import entry_frequency_attack, frequency_attack, grouped_attack, salted_frequency_attack
 from privacy_attacks.insider_store import (Reader, bloom_columns, neighbourhood_columns, neighbourhood_tokens, read_store,
                                           token_columns)
 from privacy_attacks.linkage import clear_field_attack, record_id_attack
@@ -71,6 +71,21 @@ NEIGHBOURHOOD_TABLES: dict[str, Callable[[], knowledge.Table]] = {
     "nk_forename": knowledge.forenames,  # a nickname neighbourhood: as deterministic per name
     "nf_words": knowledge.forenames,  # every spelled-out forename: one word for most records
 }
+
+
+#: Neighbourhood column holding several names -> public table: each entry (one name) is ranked
+#: on its own, and a record is named when all its names are.
+ENTRY_TABLES: dict[str, Callable[[], knowledge.Table]] = {
+    "nf_words": knowledge.forenames,
+}
+
+
+def spelled_out(forenames: pd.Series | None) -> pd.Series | None:
+    """The spelled-out forenames of each record, sorted and space-joined (what ``nf_words`` holds)."""
+    if forenames is None:
+        return None
+    return forenames.map(lambda v: " ".join(sorted(w for w in v.split() if len(w) > 1)) or None
+                         if isinstance(v, str) else None)
 
 
 #: A stored token an encoding might be salted by: the attack is repeated inside one of its groups.
@@ -213,6 +228,15 @@ def run(home: Home, reader: Reader | None = None, known: int = 20, seed: int = 0
         as_tokens = pd.DataFrame({column: neighbourhood_tokens(store[column])}, index=store.index)
         add("frequency rank (whole neighbourhood)", column, frequency_attack(as_tokens, column, NEIGHBOURHOOD_TABLES[column]()),
             derived(truth, column), True, started)
+
+    for column, table_of in ENTRY_TABLES.items():
+        if column not in store.columns:
+            continue
+        started = time.perf_counter()
+        entries = np.stack([np.frombuffer(v, dtype=">u4") if isinstance(v, (bytes, bytearray)) else
+                            np.zeros(FORENAME_WORD_BYTES[column] // 4, dtype=">u4") for v in store[column]])
+        add("frequency rank of each entry", column, entry_frequency_attack(entries, table_of()).set_axis(store.index),
+            spelled_out(derived(truth, column)), True, started)
 
     rng = np.random.default_rng(seed)
     surname_anchors = None

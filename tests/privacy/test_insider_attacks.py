@@ -230,3 +230,34 @@ def test_production_code_never_imports_the_attacks() -> None:
                                                           "review", "dags")
                  for p in (repo / package).rglob("*.py") if "privacy_attacks" in p.read_text(errors="ignore")]
     assert offenders == []
+
+
+def test_entry_frequency_attack_names_records_from_their_forename_words() -> None:
+    """Neighbourhoods of every forename (``nf_words``), drawn from the public table itself: each
+    entry is one name's keyed hash in every record, so ranking the entries names the one-word
+    records and many with a middle name; under entries unrelated to the names it names none."""
+    from privacy_attacks.frequency import entry_frequency_attack
+    from privacy_attacks.report import spelled_out
+
+    table = knowledge.forenames().top(200)
+    rng = np.random.default_rng(4)
+    p = (table.freq / table.freq.sum()).to_numpy()
+    first = rng.choice(table.names.to_numpy(), size=40000, p=p)
+    middle = np.where(rng.random(40000) < 0.3, rng.choice(table.names.to_numpy(), size=40000, p=p), "")
+    forenames = pd.Series([f"{a} {b}".strip() for a, b in zip(first, middle)])
+    key = os.urandom(32)
+
+    def entry(name: str) -> int:
+        return int.from_bytes(hmac.digest(key, name.encode(), hashlib.sha256)[:4], "big") or 1
+
+    entries = np.zeros((len(forenames), 5), dtype=np.uint32)
+    for i, v in enumerate(forenames):
+        words = sorted({entry(w) for w in v.split()})
+        entries[i, :len(words)] = words
+    truth = spelled_out(forenames)
+    assert truth.iloc[0] == " ".join(sorted(forenames.iloc[0].split()))
+    named = _score(entry_frequency_attack(entries, table), truth)[0]
+    assert named > 0.1, named
+    shuffled = entries.copy()
+    rng.shuffle(shuffled.reshape(-1))
+    assert _score(entry_frequency_attack(np.sort(shuffled, axis=1), table), truth)[0] < named / 3
