@@ -387,9 +387,9 @@ class SharesEntry:
 
 @dataclass(frozen=True)
 class SharesAcross:
-    """One record's neighbourhood ``a`` shares an entry with the other's ``b``, either way round: a
-    forename given as a bare initial (``nf_bare``) against the initial of one the other spells
-    out (``nf_initials``)."""
+    """One record's neighbourhood ``a`` shares an entry with the other's ``b``, either way round: the
+    initials of a record that spells out no forename (``nf_bare``) against the initials of the
+    other's forenames (``nf_initials``)."""
 
     a: str
     b: str
@@ -529,7 +529,8 @@ _NAME_FIELDS = {
 
 
 def name(field: str = "surname", initial: bool = False, near: float = 0.85, similar: float = 0.6) -> Comparison:
-    """A person's forename or surname: exact, near spelling, nickname/phonetic, swapped, different.
+    """A person's forename or surname: exact, near spelling, nickname/phonetic, swapped, (for the
+    forename) another of the forenames, different.
 
     ``initial: true`` (forename only) splits "different" by the first initial. Where a
     typo'd or nicknamed forename must be told from a different person's (a household

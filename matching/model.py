@@ -185,8 +185,9 @@ def score(model: FittedModel, pairs: Pairs, gammas: np.ndarray | None = None) ->
         weights[known, k] = w[g[known]]
         # agreeing on a field it depends on: the evidence among such pairs, the least of any group that holds
         dependent = np.zeros(len(g), dtype=bool)
-        given = np.full(len(g), np.inf)
-        for group, given_w in model.given_weights(k).items():
+        given_weights = model.given_weights(k)
+        given = np.full(len(g) if given_weights else 0, np.inf)
+        for group, given_w in given_weights.items():
             holds = np.flatnonzero(comp.given_holds(pairs, group) & known)
             dependent[holds] = True
             given[holds] = np.minimum(given[holds], given_w[g[holds]])
