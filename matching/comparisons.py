@@ -283,25 +283,21 @@ class Pairs:
 
     def _share_entry(self, column: str) -> np.ndarray:
         lm, rm = self.left.bloom(column)[0], self.right.bloom(column)[0]
-
-        def share(li: np.ndarray, ri: np.ndarray) -> np.ndarray:
-            out = np.zeros(len(li), dtype=bool)
-            step = 100_000  # bounds the (step × slots × slots) comparison
-            for s in range(0, len(li), step):
-                out[s:s + step] = shares_entry(lm[li[s:s + step]], rm[ri[s:s + step]])
-            return out
-
-        return self.per_distinct(column, share)
+        return self.per_distinct(column, lambda li, ri: _rows_share(lm, rm, li, ri))
 
     def _share_across(self, a: str, b: str) -> np.ndarray:
         la, lb = self.left.bloom(a)[0], self.left.bloom(b)[0]
         ra, rb = self.right.bloom(a)[0], self.right.bloom(b)[0]
-        out = np.zeros(len(self), dtype=bool)
-        step = 100_000
-        for s in range(0, len(self), step):
-            li, ri = self.li[s:s + step], self.ri[s:s + step]
-            out[s:s + step] = shares_entry(la[li], rb[ri]) | shares_entry(lb[li], ra[ri])
-        return out
+        return _rows_share(la, rb, self.li, self.ri) | _rows_share(lb, ra, self.li, self.ri)
+
+
+def _rows_share(left: np.ndarray, right: np.ndarray, li: np.ndarray, ri: np.ndarray) -> np.ndarray:
+    """Does neighbourhood row ``left[li]`` share an entry with ``right[ri]``, pair by pair?"""
+    out = np.zeros(len(li), dtype=bool)
+    step = 100_000  # bounds the (step × slots × slots) comparison
+    for s in range(0, len(li), step):
+        out[s:s + step] = shares_entry(left[li[s:s + step]], right[ri[s:s + step]])
+    return out
 
 
 # ---------------------------------------------------------------------------

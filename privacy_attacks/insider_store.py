@@ -98,10 +98,14 @@ def neighbourhood_tokens(col: pd.Series) -> np.ndarray:
                         if isinstance(v, (bytes, bytearray)) and any(v) else 0 for v in values), np.int64, len(values))
 
 
-def bits(col: pd.Series) -> np.ndarray:
-    """A column of fixed-length bytes as an (n, nbits) bool matrix (little bit order); missing -> zeros."""
+def byte_matrix(col: pd.Series) -> np.ndarray:
+    """A column of fixed-length bytes as an (n, nbytes) uint8 matrix; missing -> zeros."""
     values = col.to_numpy(dtype=object)
     width = max((len(v) for v in values if isinstance(v, (bytes, bytearray))), default=0)
     buf = b"".join(v if isinstance(v, (bytes, bytearray)) and len(v) == width else bytes(width) for v in values)
-    m = np.frombuffer(buf, dtype=np.uint8).reshape(len(values), width)
-    return np.unpackbits(m, axis=1, bitorder="little").astype(bool)
+    return np.frombuffer(buf, dtype=np.uint8).reshape(len(values), width)
+
+
+def bits(col: pd.Series) -> np.ndarray:
+    """A column of fixed-length bytes as an (n, nbits) bool matrix (little bit order); missing -> zeros."""
+    return np.unpackbits(byte_matrix(col), axis=1, bitorder="little").astype(bool)

@@ -21,15 +21,15 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from councilmatch.contracts import BLOOM_SALT_TOKENS, FORENAME_WORD_BYTES
+from councilmatch.contracts import BLOOM_SALT_TOKENS
 from councilmatch.home import Home
 from privacy_attacks import knowledge
 from privacy_attacks.bloom import pattern_attack
 from privacy_attacks.frequency import entry_frequency_attack, frequency_attack, grouped_attack, salted_frequency_attack
-from privacy_attacks.insider_store import (Reader, bloom_columns, neighbourhood_columns, neighbourhood_tokens, read_store,
-                                          token_columns)
+from privacy_attacks.insider_store import (Reader, bloom_columns, byte_matrix, neighbourhood_columns, neighbourhood_tokens,
+                                          read_store, token_columns)
 from privacy_attacks.linkage import clear_field_attack, record_id_attack
-from privacy_attacks.truth import align, derived, vault_records
+from privacy_attacks.truth import align, derived, entry_names, vault_records
 
 #: The goal of issue 11: no attack re-identifies more than this share of records.
 GOAL_RECORDS = 0.05
@@ -78,14 +78,6 @@ NEIGHBOURHOOD_TABLES: dict[str, Callable[[], knowledge.Table]] = {
 ENTRY_TABLES: dict[str, Callable[[], knowledge.Table]] = {
     "nf_words": knowledge.forenames,
 }
-
-
-def spelled_out(forenames: pd.Series | None) -> pd.Series | None:
-    """The spelled-out forenames of each record, sorted and space-joined (what ``nf_words`` holds)."""
-    if forenames is None:
-        return None
-    return forenames.map(lambda v: " ".join(sorted(w for w in v.split() if len(w) > 1)) or None
-                         if isinstance(v, str) else None)
 
 
 #: A stored token an encoding might be salted by: the attack is repeated inside one of its groups.
@@ -233,10 +225,9 @@ def run(home: Home, reader: Reader | None = None, known: int = 20, seed: int = 0
         if column not in store.columns:
             continue
         started = time.perf_counter()
-        entries = np.stack([np.frombuffer(v, dtype=">u4") if isinstance(v, (bytes, bytearray)) else
-                            np.zeros(FORENAME_WORD_BYTES[column] // 4, dtype=">u4") for v in store[column]])
+        entries = byte_matrix(store[column]).view(">u4")  # one 4-byte keyed hash per name
         add("frequency rank of each entry", column, entry_frequency_attack(entries, table_of()).set_axis(store.index),
-            spelled_out(derived(truth, column)), True, started)
+            entry_names(column, derived(truth, column)), True, started)
 
     rng = np.random.default_rng(seed)
     surname_anchors = None

@@ -65,3 +65,14 @@ def derived(truth: pd.DataFrame, column: str) -> pd.Series | None:
         frame["dob"] = pd.to_datetime(frame["dob"], errors="coerce")
     values = variant.derive(frame)
     return pd.Series(values.to_numpy(dtype=object), index=truth.index).where(values.notna().to_numpy(), None)
+
+
+def entry_names(column: str, values: pd.Series | None) -> pd.Series | None:
+    """The names a neighbourhood column holds for each record (its derivation's own entries),
+    sorted and space-joined: what ``frequency.entry_frequency_attack`` guesses."""
+    from anonymise.variants import NEIGHBOURHOOD_VARIANTS
+
+    if values is None:
+        return None
+    around = NEIGHBOURHOOD_VARIANTS[column][2]
+    return values.map(lambda v: " ".join(sorted(around(v))) or None if isinstance(v, str) else None)

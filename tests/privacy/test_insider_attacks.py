@@ -237,7 +237,7 @@ def test_entry_frequency_attack_names_records_from_their_forename_words() -> Non
     entry is one name's keyed hash in every record, so ranking the entries names the one-word
     records and many with a middle name; under entries unrelated to the names it names none."""
     from privacy_attacks.frequency import entry_frequency_attack
-    from privacy_attacks.report import spelled_out
+    from privacy_attacks.truth import entry_names
 
     table = knowledge.forenames().top(200)
     rng = np.random.default_rng(4)
@@ -254,7 +254,7 @@ def test_entry_frequency_attack_names_records_from_their_forename_words() -> Non
     for i, v in enumerate(forenames):
         words = sorted({entry(w) for w in v.split()})
         entries[i, :len(words)] = words
-    truth = spelled_out(forenames)
+    truth = entry_names("nf_words", forenames)
     assert truth.iloc[0] == " ".join(sorted(forenames.iloc[0].split()))
     named = _score(entry_frequency_attack(entries, table), truth)[0]
     assert named > 0.1, named
