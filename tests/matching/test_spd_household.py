@@ -32,7 +32,8 @@ def test_forename_initial_level(make_frame):
         assert ["missing" if g == NULL else labels[g] for g in comparison.levels_of(pairs)] == want
 
 
-def _household_home(tmp_path, make_frame, put_extract, absent_every: int = 8, informal: bool = False):
+def _household_home(tmp_path, make_frame, put_extract, absent_every: int = 8, informal: bool = False,
+                    nameless: bool = False):
     """160 addresses, each with a council tax account and its holder on the register (but one
     holder in ``absent_every``, not registered, whose partner is); partners and lodgers at some;
     a few holders' register entries mistyped (dates of birth confirm them, so the person model
@@ -100,6 +101,14 @@ def _household_home(tmp_path, make_frame, put_extract, absent_every: int = 8, in
                    "discount": True, "period_start": "2022-04-01"})
         er.append({**at, "record_id": "ER_INFORMAL", "forename": "BINKY", "surname": "HARGREAVES",
                    "period_start": "2021-01-01"})
+    if nameless:  # an account naming no forename; three adults of its surname registered there
+        at = {"address": "15 OAK LANE", "postcode": "NW3 2QV", "council": COUNCIL, "uprn": "200005"}
+        ct.append({**at, "record_id": "CT_NAMELESS", "surname": "ASHWORTH", "discount": True,
+                   "period_start": "2022-04-01"})
+        for i, forename in enumerate(["MARK", "DANNY", "JANET"]):
+            er.append({**at, "record_id": f"ER_NAMELESS{i}", "forename": forename, "surname": "ASHWORTH",
+                       "period_start": "2021-01-01"})
+            expected.add(("CT_NAMELESS", f"ER_NAMELESS{i}"))
     put_extract(home, pd.concat([make_frame(ct, "council_tax"), make_frame(er, "electoral_register")]))
     return home, expected
 
@@ -128,6 +137,24 @@ def test_holder_with_mistyped_forename_is_not_another_adult(tmp_path, make_frame
     got = _spd_flags(home, "20260106T000000")
     assert ("CT_TYPO", "ER_TYPO") in got
     assert expected <= got
+
+
+def test_adults_an_account_naming_no_forename_cannot_tell_apart_are_flagged(tmp_path, make_frame, put_extract):
+    """A single person discount on an account that names no forename, and three adults of its
+    surname on the register at home: whichever of them holds the account (if any does), the
+    others live there too, each is the holder at most a third of the time, so each is more
+    likely than not another adult and is flagged. At the old person threshold of 0.2 ("fairly
+    sure it is someone else") none of them was."""
+    home, expected = _household_home(tmp_path, make_frame, put_extract, nameless=True)
+    nameless = {("CT_NAMELESS", f"ER_NAMELESS{i}") for i in range(3)}
+    assert _spd_flags(home, "20260105T000000") == expected and nameless <= expected
+
+    text = (SHIPPED / "spd_other_adult.yaml").read_text(encoding="utf-8")
+    assert "\n  threshold: 0.5\n" in text
+    home.matchtypes.mkdir(parents=True, exist_ok=True)
+    (home.matchtypes / "spd_other_adult.yaml").write_text(text.replace("\n  threshold: 0.5\n", "\n  threshold: 0.2\n"),
+                                                          encoding="utf-8")
+    assert not nameless & _spd_flags(home, "20260106T000000")
 
 
 def _saved_model(home) -> dict:
