@@ -46,7 +46,8 @@ DEFAULT_COMPARISONS: list[dict] = [
     {"use": "name", "field": "surname", "given": ["t_address"]},
     # twins share a home, a surname and a birthday (and a twin who moved out, the surname)
     {"use": "date_of_birth", "given": [["t_address"], ["t_surname"]]},
-    {"use": "exact", "column": "t_nino", "name": "nino", "edits": "ed_nino"},
+    # a household copies one member's number onto another's form (a tax form, a claim)
+    {"use": "exact", "column": "t_nino", "name": "nino", "edits": "ed_nino", "given": ["t_address"]},
     {"use": "address"},
     # {"use": "postcode"},
 ]

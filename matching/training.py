@@ -805,8 +805,11 @@ def _bounded(model: FittedModel, linkage: Linkage, inp: LinkInputs) -> FittedMod
 #: twins, lodgers and look-alikes sharing a flat and a birthday were scored as one person.
 MIN_GIVEN_PAIRS = 50.0
 
-#: the token of a person identifier, whose agreement does not depend on where people live
+#: the token of a person identifier: the surest judge of whether two records are one person,
+#: though a household sometimes copies one member's number onto another's form
 PERSON_ID = "t_nino"
+#: the identifier's u among people sharing a home counts only pairs at least this surely two people
+SURELY_DIFFERENT = 0.95
 
 
 def conditional_u(model: FittedModel, left: Side, right: Side, dedupe: bool, n: int, seed: int,
@@ -864,8 +867,10 @@ def _u_given(model: FittedModel, k: int, group: tuple[str, ...], gammas: np.ndar
         # random pairs, twins' shared surname passed them for one person where most pairs at
         # an address are one person's two records, and neither u was ever found. Only with a
         # person identifier to judge by: the forename alone cannot tell twins from duplicates
-        # whose forename was changed (FEBRL: docs/benchmarks.md, session 31)
-        use = [j for j in use if group not in comps[j].given or group in known_u.get(comps[j].name, {})] or use
+        # whose forename was changed (FEBRL: docs/benchmarks.md, session 31). The identifier
+        # itself judges with its ordinary u until its own at home is known
+        use = [j for j in use if PERSON_ID in comps[j].columns() or group not in comps[j].given
+               or group in known_u.get(comps[j].name, {})] or use
     u_use = [known_u.get(comps[j].name, {}).get(group, model.u[j]) for j in use]
     non_match = np.ones(len(gammas))
     if use:
@@ -877,6 +882,12 @@ def _u_given(model: FittedModel, k: int, group: tuple[str, ...], gammas: np.ndar
             known = g != NULL
             llr[known] += LN2 * model.weights_of(model.m[j], u_use[i])[g[known]]
         non_match = 1.0 - 1.0 / (1.0 + np.exp(-np.clip(llr, -700, 700)))
+        if PERSON_ID in comps[k].columns():
+            # one person's records agree on the identifier nearly always and two people's
+            # nearly never, so the few of one person's records the names take for two people
+            # (both names changed) would outnumber the housemates who share a number: only
+            # pairs surely two people count
+            non_match = np.where(non_match >= SURELY_DIFFERENT, non_match, 0.0)
     g = gammas[:, k]
     known = g != NULL
     if non_match[known].sum() < MIN_GIVEN_PAIRS:
