@@ -127,19 +127,31 @@ def _pattern_logs(patterns: np.ndarray, probs: list[np.ndarray], use: list[int])
 
 
 def fit_m(gammas: np.ndarray, n_levels: list[int], u: list[np.ndarray], m_starts: list[list[np.ndarray]],
-          free: list[int], settings: EMSettings = EMSettings(), lift: list[bool] | None = None) -> EMResult:
+          free: list[int], settings: EMSettings = EMSettings(), lift: list[bool] | None = None,
+          u_by_home: tuple[np.ndarray, dict[int, list[np.ndarray]]] | None = None) -> EMResult:
     """m of the ``free`` comparisons and λ among ``gammas``, u held fixed; best of several starts.
 
     Comparisons not in ``free`` (those the training pairs were blocked on, which therefore
     agree by construction) are left out of the likelihood altogether and keep their start.
     ``lift``: per comparison, see :func:`project_monotone` (default: every comparison).
+    ``u_by_home``: (a code per pair, {code: u}): the pairs of a nonzero code judged with that
+    code's u, as scoring judges a pair that agrees on a field others depend on.
     """
     lift = lift if lift is not None else [True] * len(n_levels)
     if len(gammas) == 0 or not free:
         return EMResult([normalise(x) for x in m_starts[0]], settings.lam_start, float("-inf"), 0)
-    patterns, counts = unique_patterns(gammas)
+    if u_by_home is None:
+        patterns, counts = unique_patterns(gammas)
+        log_u = _pattern_logs(patterns, u, free)
+    else:
+        home, u_of = u_by_home
+        patterns, counts = unique_patterns(np.column_stack([gammas.astype(np.int64), home]))
+        codes, patterns = patterns[:, -1], patterns[:, :-1]
+        log_u = np.zeros(len(patterns))
+        for code in np.unique(codes):
+            at = codes == code
+            log_u[at] = _pattern_logs(patterns[at], u_of.get(int(code), u), free)
     counts = counts.astype(float)
-    log_u = _pattern_logs(patterns, u, free)
     best: EMResult | None = None
     for start in m_starts:
         result = _fit_one(patterns, counts, log_u, n_levels, u, [normalise(x) for x in start], free, settings, lift)

@@ -280,28 +280,31 @@ class Taught:
 
 
 def _rule_taught(gammas: np.ndarray, unblocked: list[int], n_levels: list[int], u: list[np.ndarray],
-                 m_start: list[np.ndarray], settings: TrainingSettings, lift: list[bool]) -> dict[int, Taught]:
+                 m_start: list[np.ndarray], settings: TrainingSettings, lift: list[bool],
+                 u_by_home: tuple[np.ndarray, dict[int, list[np.ndarray]]] | None = None) -> dict[int, Taught]:
     """What EM over one rule's pairs teaches each comparison it leaves free."""
-    taught = _teach(gammas, unblocked, n_levels, u, m_start, settings, lift)
+    taught = _teach(gammas, unblocked, n_levels, u, m_start, settings, lift, u_by_home)
     # a field only some data sets carry (a NINO, an email) is present in few of a rule's
     # pairs: EM over all of them leaves it out, and it would keep its documented start
     # whatever the data say. Learn it from the pairs that carry it, where it is informative.
     for k in unblocked:
         present = gammas[:, k] != NULL
         if k not in taught and MIN_PRESENT_PAIRS <= present.sum() < len(gammas):
-            sub = _teach(gammas[present], unblocked, n_levels, u, m_start, settings, lift)
+            sub = _teach(gammas[present], unblocked, n_levels, u, m_start, settings, lift,
+                         None if u_by_home is None else (u_by_home[0][present], u_by_home[1]))
             if k in sub:
                 taught[k] = sub[k]
     return taught
 
 
 def _teach(gammas: np.ndarray, unblocked: list[int], n_levels: list[int], u: list[np.ndarray],
-           m_start: list[np.ndarray], settings: TrainingSettings, lift: list[bool]) -> dict[int, Taught]:
+           m_start: list[np.ndarray], settings: TrainingSettings, lift: list[bool],
+           u_by_home: tuple[np.ndarray, dict[int, list[np.ndarray]]] | None = None) -> dict[int, Taught]:
     """EM over one set of pairs on its informative unblocked comparisons: {k: Taught}."""
     free = [k for k in unblocked if _informative(gammas, k)]
     if len(free) < 2:
         return {}
-    result = fit_m(gammas, n_levels, u, _starts(m_start, u, n_levels), free, settings.em, lift)
+    result = fit_m(gammas, n_levels, u, _starts(m_start, u, n_levels), free, settings.em, lift, u_by_home)
     if result.lam * len(gammas) < MIN_EXPECTED_MATCHES:
         return {}
     return {k: Taught(result.lam, result.m[k], len(free)) for k in free}
@@ -372,8 +375,9 @@ def anchored_m(m: np.ndarray, u: np.ndarray, agreeing: int, counts: np.ndarray) 
 def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list[np.ndarray],
                m_start: list[np.ndarray], pairs_of_rule, settings: TrainingSettings,
                u_under: Callable[[list[str]], list[np.ndarray]] | None = None,
-               done: dict[tuple[str, ...], tuple[Pairs, np.ndarray, dict[int, Taught] | None]] | None = None
-               ) -> tuple[list[np.ndarray], list[str]]:
+               done: dict[tuple[str, ...], tuple[Pairs, np.ndarray, dict[int, Taught] | None]] | None = None,
+               u_home: Callable[[Pairs, list[np.ndarray]], tuple[np.ndarray, dict[int, list[np.ndarray]]] | None]
+               | None = None) -> tuple[list[np.ndarray], list[str]]:
     """m per comparison: EM once per blocking rule on the comparisons it leaves free.
 
     Each comparison takes its m from the *purest* rule that can teach it: the one whose
@@ -406,14 +410,15 @@ def estimate_m(comparisons: list[Comparison], blocking: list[list[str]], u: list
         gammas = comparison_vectors(comparisons, pairs) if gammas is None else gammas
         unblocked = [k for k, c in enumerate(comparisons) if not c.columns() & set(rule)]
         u_rule = u_under(rule) if u_under else u
-        plain = all(a is b or np.array_equal(a, b) for a, b in zip(u_rule, u))
+        by_home = u_home(pairs, u_rule) if u_home else None
+        plain = by_home is None and all(a is b or np.array_equal(a, b) for a, b in zip(u_rule, u))
         for k in anchored:
             if k in unblocked:  # a rule blocking on the field would make its anchors agree on it
                 rows = np.flatnonzero(anchor_levels(gammas, k))
                 codes = pairs.li[rows].astype(np.int64) * np.int64(pairs.right.n) + pairs.ri[rows]
                 anchors[k].append((codes, gammas[rows, k].astype(np.int64)))
         taught = earlier if plain and earlier is not None else _rule_taught(gammas, unblocked, n_levels, u_rule,
-                                                                              m_start, settings, lift)
+                                                                              m_start, settings, lift, by_home)
         done[tuple(rule)] = (pairs, gammas, taught if plain else earlier)
         for k, t in taught.items():
             if best[k] is None or t.lam > best[k].lam:
@@ -703,8 +708,36 @@ def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.nda
                             settings.seed)
     if not u_given:
         return m, untaught
+    # ... and within any rule, a pair that agrees on a given group judged with the u there, as
+    # scoring judges it (a rule on the birthday pairs up twins at home, one on the surname a
+    # household's members): else EM counts them as one person and learns that one person's
+    # forenames often differ
     return estimate_m(comps, linkage.blocking, u, linkage.m_starts(), pairs_of_rule, settings,
-                      lambda rule: rule_u(comps, u, u_given, rule), done)
+                      lambda rule: rule_u(comps, u, u_given, rule), done,
+                      lambda pairs, u_rule: home_u(comps, pairs, u_rule, u_given))
+
+
+def home_u(comparisons: list[Comparison], pairs: Pairs, u_rule: list[np.ndarray],
+           u_given: dict[str, dict[tuple[str, ...], np.ndarray]]) -> tuple[np.ndarray, dict[int, list[np.ndarray]]] | None:
+    """Per pair, a code of the ``given`` groups it agrees on, and per code the u EM judges such
+    pairs with: a dependent comparison's u among people agreeing on them (of several groups, the
+    one that discounts agreement most, as :func:`rule_u`). None if no pair agrees on any."""
+    groups = sorted({g for by_group in u_given.values() for g in by_group})
+    home = np.zeros(len(pairs), dtype=np.int64)
+    for bit, group in enumerate(groups):
+        agree = np.ones(len(pairs), dtype=bool)
+        for column in group:
+            a, b = pairs.tokens(column)
+            agree &= (a == b) & (a != 0)
+        home |= agree.astype(np.int64) << bit
+    if not home.any():
+        return None
+    u_of = {}
+    for code in np.unique(home[home > 0]):
+        held = {g for bit, g in enumerate(groups) if int(code) >> bit & 1}
+        u_of[int(code)] = [max((ug for g, ug in u_given.get(c.name, {}).items() if g in held), key=lambda ug: ug[0],
+                               default=u_rule[k]) for k, c in enumerate(comparisons)]
+    return home, u_of
 
 
 def fit_linkage(mt: MatchType, linkage: Linkage, inp: LinkInputs, train_pairs: Pairs, fraction: float,
