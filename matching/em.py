@@ -145,7 +145,8 @@ def fit_m(gammas: np.ndarray, n_levels: list[int], u: list[np.ndarray], m_starts
         log_u = _pattern_logs(patterns, u, free)
     else:
         home, u_of = u_by_home
-        patterns, counts = unique_patterns(np.column_stack([gammas.astype(np.int64), home]))
+        codes = home.astype(np.int8) if home.max(initial=0) < np.iinfo(np.int8).max else home  # as small as the levels
+        patterns, counts = unique_patterns(np.column_stack([gammas, codes]))
         codes, patterns = patterns[:, -1], patterns[:, :-1]
         log_u = np.zeros(len(patterns))
         for code in np.unique(codes):

@@ -718,7 +718,8 @@ def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.nda
 
 
 def home_u(comparisons: list[Comparison], pairs: Pairs, u_rule: list[np.ndarray],
-           u_given: dict[str, dict[tuple[str, ...], np.ndarray]]) -> tuple[np.ndarray, dict[int, list[np.ndarray]]] | None:
+           u_given: dict[str, dict[tuple[str, ...], np.ndarray]]
+           ) -> tuple[np.ndarray, dict[int, list[np.ndarray]]] | None:
     """Per pair, a code of the ``given`` groups it agrees on, and per code the u EM judges such
     pairs with: a dependent comparison's u among people agreeing on them (of several groups, the
     one that discounts agreement most, as :func:`rule_u`). None if no pair agrees on any."""
