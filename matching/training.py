@@ -726,11 +726,8 @@ def home_u(comparisons: list[Comparison], pairs: Pairs, u_rule: list[np.ndarray]
     groups = sorted({g for by_group in u_given.values() for g in by_group})
     home = np.zeros(len(pairs), dtype=np.int64)
     for bit, group in enumerate(groups):
-        agree = np.ones(len(pairs), dtype=bool)
-        for column in group:
-            a, b = pairs.tokens(column)
-            agree &= (a == b) & (a != 0)
-        home |= agree.astype(np.int64) << bit
+        holds = next(c for c in comparisons if group in c.given).given_holds(pairs, group)  # as scoring tests it
+        home |= holds.astype(np.int64) << bit
     if not home.any():
         return None
     u_of = {}
