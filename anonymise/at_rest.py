@@ -7,12 +7,14 @@ readable from a copied home without the key-encryption key (KEK):
 * **Parquet**: pyarrow's Parquet modular encryption (AES-GCM, encrypted footer,
   every column encrypted). pyarrow makes a random data-encryption key per file and
   wraps it, through :class:`HubKms`, under one of our **at-rest data keys**.
-  The **condition fields** (``councilmatch.contracts.NON_IDENTIFYING``: the dates,
-  amounts and discount a match type's rules read) are column-encrypted under a
-  second master key derived from the keyring (:data:`CONDITIONS_PURPOSE`), so
-  whoever holds the store's at-rest key but not the keyring (the insider of
-  docs/security.md) can decrypt tokens and filters, not one date or amount; the
-  link step, which holds the keyring, reads them in memory to test its rules.
+  The columns of ``councilmatch.contracts.KEYRING_SEALED`` (the **condition fields**, the
+  dates, amounts and discount a match type's rules read, and every **deterministic
+  token and neighbourhood**, whose frequencies alone name the commonest names) are
+  column-encrypted under a second master key derived from the keyring
+  (:data:`CONDITIONS_PURPOSE`), so whoever holds the store's at-rest key but not the
+  keyring (the insider of docs/security.md) can decrypt the salted Bloom filters and
+  the references, not one token, date or amount; the plan and link steps, which hold
+  the keyring, read them in memory.
 * **JSON**: an AES-GCM envelope (``anonymise.crypto.seal``) under the same data key;
   its header names the data key and the file's place in the home (so a file cannot
   be swapped for another one unnoticed).
@@ -49,7 +51,7 @@ from anonymise.datakeys import safe_name
 from anonymise.errors import AnonymiseError, TamperedError, WrongKEKError
 from anonymise.kek import KEK, require_kek
 from anonymise.keys import _open, KEYRING_NAME
-from councilmatch.contracts import NON_IDENTIFYING
+from councilmatch.contracts import KEYRING_SEALED
 from councilmatch.fileio import atomic_write, atomic_write_with, write_once
 from councilmatch.home import Home
 
@@ -175,13 +177,15 @@ def rewrap_data_keys(home: Home, old: KEK, new: KEK) -> list[Path]:
 # ---------------------------------------------------------------------------
 
 _MASTER_PREFIX = "cm-at-rest-"
+#: Master key of the KEYRING_SEALED columns, and the keyring purpose it is derived from (one per
+#: key version, like the tokens'). Both names predate the tokens joining the condition fields;
+#: they are kept so that files written before read as they did.
 _CONDITIONS_PREFIX = "cm-conditions-"
-#: Keyring purpose of the condition fields' column key (one per key version, like the tokens').
 CONDITIONS_PURPOSE = "at-rest-condition-fields"
 
 
 def conditions_key(home: Home, key_id: str, kek: KEK | None = None) -> bytes:
-    """The condition fields' column master key for ``key_id``: a keyring subkey, never on disk."""
+    """The KEYRING_SEALED columns' master key for ``key_id``: a keyring subkey, never on disk."""
     kek = kek or require_kek(home)
     cache_key = (str(home.root), _kek_tag(kek), "conditions:" + key_id)
     with _lock:
@@ -225,11 +229,11 @@ class HubKms(pe.KmsClient):
 
 class StoreKeyOnlyKms(HubKms):
     """The KMS of a reader that holds the at-rest data keys but not the keyring: it refuses the
-    condition fields' column key (the insider of docs/security.md, modelled by the attack suite)."""
+    KEYRING_SEALED columns' key (the insider of docs/security.md, modelled by the attack suite)."""
 
     def _key(self, master_key_identifier: str) -> bytes:
         if master_key_identifier.startswith(_CONDITIONS_PREFIX):
-            raise AtRestError(f"{master_key_identifier}: a condition-field key needs the keyring")
+            raise AtRestError(f"{master_key_identifier}: the key of tokens and condition fields needs the keyring")
         return super()._key(master_key_identifier)
 
 
@@ -254,10 +258,10 @@ def encryption_properties(home: Home, columns: Sequence[str]) -> Any:
     kek = require_kek(home)
     kid = active_key_id(home, kek)
     data_key(home, kid, kek, create=True)
-    conditions = [c for c in columns if c in NON_IDENTIFYING]
-    others = [c for c in columns if c not in NON_IDENTIFYING]
-    # Every column and the footer (schema, statistics, metadata) is encrypted; the condition
-    # fields under the keyring's column key, the rest under the at-rest data key.
+    conditions = [c for c in columns if c in KEYRING_SEALED]
+    others = [c for c in columns if c not in KEYRING_SEALED]
+    # Every column and the footer (schema, statistics, metadata) is encrypted; tokens and
+    # condition fields under the keyring's column key, the rest under the at-rest data key.
     keys = {"uniform_encryption": True} if not conditions else {
         "column_keys": {k: v for k, v in ((_MASTER_PREFIX + kid, others),
                                           (_CONDITIONS_PREFIX + kid, conditions)) if v}}
@@ -325,8 +329,8 @@ def read_table(path: Path, columns: Sequence[str] | None = None, filters: Any = 
                home: Home | None = None, keyring: bool = True) -> pa.Table:
     """Decrypt and read an encrypted Parquet file (optionally only ``columns``, rows by ``filters``).
 
-    ``keyring=False`` reads as a holder of the at-rest keys alone: asking for a condition
-    field then fails (:class:`StoreKeyOnlyKms`)."""
+    ``keyring=False`` reads as a holder of the at-rest keys alone: asking for a
+    KEYRING_SEALED column then fails (:class:`StoreKeyOnlyKms`)."""
     path = Path(path)
     home = _home_of(path, home)
     _check_encrypted(path)

@@ -209,6 +209,18 @@ FORENAME_WORD_BYTES: dict[str, int] = {
 #: Every fixed-length bytes column of the pseudonymised record.
 ENCODED_BYTES: dict[str, int] = {**BLOOM_BYTES, **EDIT_BYTES, **NICKNAME_BYTES, **FORENAME_WORD_BYTES}
 
+#: Columns of a term-frequency table (matching.incremental.tf_frame): a token and its share.
+TF_COLUMNS: tuple[str, ...] = ("token", "freq")
+
+#: Columns that a holder of the store's at-rest key alone cannot open (anonymise.at_rest seals
+#: them under a keyring-derived column key): the condition fields, every deterministic keyed
+#: encoding (one value per name, date or address, so its frequencies name people: it cannot be
+#: hardened the way the salted Bloom filters are) and term-frequency tables of such tokens.
+#: A keyring holder learns nothing from them it could not compute; the link step holds it.
+KEYRING_SEALED: frozenset[str] = frozenset(
+    NON_IDENTIFYING + tuple(TOKEN_COLUMNS) + tuple(EDIT_BYTES) + tuple(NICKNAME_BYTES)
+    + tuple(FORENAME_WORD_BYTES) + TF_COLUMNS)
+
 PSEUDONYMISED_COLUMNS: tuple[str, ...] = (
     REFERENCE + ("extract_id", "key_id") + tuple(TOKEN_COLUMNS) + tuple(ENCODED_BYTES) + NON_IDENTIFYING
 )

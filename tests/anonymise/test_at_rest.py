@@ -27,7 +27,9 @@ def new_kek() -> str:
 def _table() -> pa.Table:
     return pa.table({"t_dob": pa.array([1234567890123, -987654321, 42], pa.int64()),
                      "period_start": pa.array(pd.to_datetime(["2021-03-04", "2022-05-06", None])),
-                     "amount": [34567.89, 12.5, None], "record_id": ["ref:aa", "ref:bb", "ref:cc"]})
+                     "amount": [34567.89, 12.5, None], "record_id": ["ref:aa", "ref:bb", "ref:cc"],
+                     "bf_surname": pa.array([b"\x01" * 8, b"\x02" * 8, b"\x00" * 8], pa.binary()),
+                     "ed_surname": pa.array([b"\x03" * 8, b"\x04" * 8, b"\x00" * 8], pa.binary())})
 
 
 def test_parquet_round_trip_with_columns_and_filters(home: Home) -> None:
@@ -61,15 +63,16 @@ def test_a_thief_cannot_open_the_parquet_without_keys(home: Home, monkeypatch: p
         at_rest.read_table(path)
 
 
-def test_condition_fields_need_the_keyring_not_only_the_store_key(home: Home) -> None:
-    """The insider who holds the at-rest data key but not the keyring reads tokens, not dates or amounts.
+def test_tokens_and_condition_fields_need_the_keyring_not_only_the_store_key(home: Home) -> None:
+    """The insider who holds the at-rest data key but not the keyring reads references and the
+    salted Bloom filters, not a deterministic token or neighbourhood, a date or an amount.
 
     Attacked two ways: the hub's own reader without the keyring is refused, and a KMS that answers
     every key request with the at-rest data key (the one key this insider has) cannot open them."""
     path = home.store / "c.parquet"
     at_rest.write_table(path, _table())
-    assert at_rest.read_table(path, columns=["t_dob", "record_id"], keyring=False).num_rows == 3
-    for column in ("period_start", "amount"):
+    assert at_rest.read_table(path, columns=["bf_surname", "record_id"], keyring=False).num_rows == 3
+    for column in ("t_dob", "ed_surname", "period_start", "amount"):
         with pytest.raises(at_rest.AtRestError, match="needs the keyring"):
             at_rest.read_table(path, columns=[column], keyring=False)
     assert at_rest.read_table(path).equals(_table()), "the link step, holding the keyring, reads everything"
@@ -86,9 +89,10 @@ def test_condition_fields_need_the_keyring_not_only_the_store_key(home: Home) ->
     factory = pe.CryptoFactory(lambda config: StoreKeyForEverything(config))
     props = factory.file_decryption_properties(at_rest._kms_config(home, at_rest.require_kek(home)),
                                                pe.DecryptionConfiguration())
-    assert pq.read_table(path, columns=["t_dob"], decryption_properties=props).num_rows == 3
-    with pytest.raises(Exception):
-        pq.read_table(path, columns=["amount"], decryption_properties=props)
+    assert pq.read_table(path, columns=["bf_surname"], decryption_properties=props).num_rows == 3
+    for column in ("t_dob", "ed_surname", "amount"):
+        with pytest.raises(Exception):
+            pq.read_table(path, columns=[column], decryption_properties=props)
 
 
 def test_a_file_from_another_home_does_not_decrypt(home: Home, tmp_path) -> None:
