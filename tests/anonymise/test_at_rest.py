@@ -147,3 +147,21 @@ def test_data_keys_are_wrapped_under_the_kek_and_follow_rotation(home: Home) -> 
     assert (home.keys / "datakeys" / "at-rest.k2.enc").exists()
     assert at_rest.read_json(home.store / "one.json") == {"x": 1}  # older files stay readable
     assert read_header((home.store / "two.json").read_bytes())["key_id"] == "k2"
+
+
+def test_the_models_term_frequency_tables_are_sealed_under_the_keyring(home: Home) -> None:
+    """A token's frequency is what names people: the saved TF tables' token and frequency
+    columns are among those the store key alone cannot open."""
+    from types import SimpleNamespace
+
+    from councilmatch.contracts import KEYRING_SEALED, TF_COLUMNS
+    from matching.incremental import tf_frame
+
+    frame = tf_frame(SimpleNamespace(linkage=None, person=None))
+    assert set(TF_COLUMNS) <= set(frame.columns) and set(TF_COLUMNS) <= KEYRING_SEALED
+    path = home.store / "models" / "m.tf.parquet"
+    at_rest.write_frame(path, frame.astype({"model": str, "comparison": str, "column": str}))
+    assert at_rest.read_table(path, columns=["model"], keyring=False).num_rows == 0
+    for column in TF_COLUMNS:
+        with pytest.raises(at_rest.AtRestError, match="needs the keyring"):
+            at_rest.read_table(path, columns=[column], keyring=False)
