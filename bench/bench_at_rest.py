@@ -106,7 +106,11 @@ def main() -> None:
     results: dict[bool, list[dict[str, float]]] = {True: [], False: []}
     for i in range(args.repeats):
         for encrypt in (True, False) if i % 2 == 0 else (False, True):
-            t = night(base, args.root / ("enc" if encrypt else "plain"), encrypt)
+            # a new folder each night: the review store's engine (cached per database URL in this
+            # process) must not find the last night's trail in a home of the same path
+            target = args.root / f"{'enc' if encrypt else 'plain'}-{i}"
+            t = night(base, target, encrypt)
+            shutil.rmtree(target)
             results[encrypt].append(t)
             print(f"{'encrypted' if encrypt else 'plain    '} night {t['night']:7.1f} s (CPU {t['cpu']:.1f} s)  "
                   f"in at_rest {t['in_at_rest']:6.2f} s (CPU {t['cpu_in_at_rest']:.2f} s)  "
