@@ -76,6 +76,11 @@ class Side:
             if self._within is not None:
                 side, start = self._within
                 values = side.token(column)[start:start + self.n]
+            elif column in self.frame.columns and self.frame[column].dtype == np.int64:
+                # nothing missing to fill: the frame's own array (read-only), not a copy of it,
+                # so a million records' tokens are held once (20-odd columns, 8 MB each)
+                values = self.frame[column].to_numpy(copy=False).view()
+                values.flags.writeable = False
             elif column in self.frame.columns:
                 values = self.frame[column].fillna(0).to_numpy(dtype=np.int64)
             else:

@@ -85,11 +85,16 @@ def training_candidates(mt: MatchType, inp: LinkInputs, rules: list[list[str]], 
 POOL = "pool"
 
 
-def pool_inputs(data: dict[str, pd.DataFrame]) -> LinkInputs:
-    """Every data set's records together, deduplicated against each other: the pool m learns from."""
+def pool_inputs(data: dict[str, pd.DataFrame], whole: pd.DataFrame | None = None) -> LinkInputs:
+    """Every data set's records together, deduplicated against each other: the pool m learns from.
+
+    ``whole``: those records already in one frame, in ``data``'s order (a scanned sample,
+    ``matching.run._scan_pool``): used as it is, not concatenated again."""
     frames = [f for f in data.values() if len(f)]
     mt = MatchType.model_construct(id=POOL, left=POOL, right=POOL, scope="any")
-    inp = LinkInputs(mt, {POOL: pd.concat(frames, ignore_index=True)})
+    if whole is not None and len(whole) != sum(len(f) for f in frames):
+        raise ValueError(f"the pool frame holds {len(whole)} records, its data sets {sum(len(f) for f in frames)}")
+    inp = LinkInputs(mt, {POOL: whole if whole is not None else pd.concat(frames, ignore_index=True)})
     start = 0
     for ds, frame in data.items():
         if len(frame):
