@@ -55,3 +55,17 @@ def return_freed_memory(threshold: int = THRESHOLD, arenas: int | None = None) -
         log.warning("mallopt refused a %d-byte threshold or the arena cap: freed memory may stay with the process",
                     threshold)
     return done
+
+
+def release_unused() -> None:
+    """Hand back what the allocators keep for reuse after a big transient, e.g. a pool scanned
+    from encrypted Parquet: pyarrow's memory pool (mimalloc keeps freed segments: 0.37 GiB after
+    the 1M-record plan's scan) and glibc's heap (``malloc_trim``). The next allocations then
+    take fresh pages, so call it between phases, not in a loop."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
