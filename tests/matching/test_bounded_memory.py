@@ -316,3 +316,28 @@ def test_the_plan_caps_malloc_arenas_only_for_a_pool_sampled_to_under_half(tmp_p
     for fractions in ({"tenancy": 0.1, "payroll": 1.0}, {"tenancy": 0.9}, {}):
         run._scan_pool(home, [], fractions)
     assert calls == [ARENAS, None, None]
+
+
+def test_the_scanned_sample_is_held_once_as_the_training_pool(tmp_path, monkeypatch):
+    """The scan concatenates the sample once: each data set's frame is a view of the pool's rows,
+    and the pool built on it equals the one concatenated from separate frames (values, dtypes),
+    with no second copy of a token."""
+    import numpy as np
+
+    from matching.inputs import pool_inputs
+
+    helpers = _conftest()
+    home, frame, _truth, _capped = _home_over_the_cap(tmp_path, monkeypatch)
+    other, _ = helpers.tenancy_population(600, 30, seed=9)
+    helpers.write_extract(home, other.assign(dataset="waiting_list"))
+    files = run.newest_extracts(home)
+    scan = run._scan_pool(home, files, {"tenancy": 0.5, "waiting_list": 0.5})
+    assert list(scan.sample) == ["tenancy", "waiting_list"] and scan.whole is not None
+    for ds, part in scan.sample.items():
+        assert np.shares_memory(part["t_surname"].to_numpy(), scan.whole["t_surname"].to_numpy()), ds
+    separate = {ds: part.copy() for ds, part in scan.sample.items()}
+    pd.testing.assert_frame_equal(pool_inputs(scan.sample, scan.whole).left_frame, pool_inputs(separate).left_frame)
+    token = pool_inputs(scan.sample, scan.whole).left.token("t_surname")
+    assert np.shares_memory(token, scan.whole["t_surname"].to_numpy()) and not token.flags.writeable
+    with pytest.raises(ValueError, match="holds"):
+        pool_inputs(scan.sample, scan.whole.iloc[:-1])
