@@ -71,6 +71,11 @@ def _null_if_empty(arr):
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 
+#: What ``utf8_trim_whitespace`` trims, as an RE2 class: ``\s``, vertical tab, the information
+#: separators U+001C-U+001F, NEL and every Unicode space separator.
+_WHITE_SPACE = r"[\s\x{0b}\x{1c}-\x{1f}\x{85}\p{Z}]"
+
+
 def _trim(arr):
     return _null_if_empty(pc.utf8_trim_whitespace(arr))
 
@@ -186,8 +191,12 @@ def standardise_email(s: pd.Series) -> pd.Series:
 
 
 def standardise_uprn(s: pd.Series) -> pd.Series:
-    """Digits without leading zeros ('000100023336956' -> '100023336956'); a float's '.0' is dropped."""
-    arr = _sub(_sub(pc.utf8_trim_whitespace(_arrow(s)), r"^([0-9]+)\.0+$", r"\1"), r"\s", "")
+    """Digits without leading zeros ('000100023336956' -> '100023336956'); a float's '.0' is dropped.
+
+    Every character that trimming counts as white space goes first, inner ones too (RE2's
+    white-space class alone misses the separators U+001C-U+001F, which then reappeared at the
+    edge once the zeros before them were trimmed: '0<US>0' -> '<US>0' -> missing, not idempotent)."""
+    arr = _sub(_sub(_arrow(s), _WHITE_SPACE, ""), r"^([0-9]+)\.0+$", r"\1")
     arr = pc.utf8_ltrim(arr, characters="0")
     return _series(_null_if_empty(arr), s.index)
 

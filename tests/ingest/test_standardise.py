@@ -60,6 +60,9 @@ def test_standardise_nino_and_others() -> None:
     assert one(std.standardise_email, "  Ann.Jones@Example.ORG ") == "ann.jones@example.org"
     assert one(std.standardise_uprn, "000100023336956") == "100023336956"
     assert one(std.standardise_uprn, "100023336956.0") == "100023336956"
+    # inner white space of any kind goes before the zeros are trimmed (hypothesis found '0\x1f0')
+    assert one(std.standardise_uprn, "0\x1f1\u20032") == "12"
+    assert std.standardise_uprn(pd.Series(["0\x1f0"], dtype=object)).isna().all()
     assert one(std.standardise_digits, "12-34-56") == "123456"
     assert one(std.standardise_record_id, " 1234.0 ") == "1234"
 
