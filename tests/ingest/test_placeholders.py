@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest.placeholders import placeholder_mask
 
@@ -74,3 +78,62 @@ def test_forename_fields_are_checked_for_roles() -> None:
 
     assert {FIELD_KINDS[f] for f in ("forenames", "first_name", "middle_names")} == {"forename"}
     assert FIELD_KINDS["surname"] == FIELD_KINDS["previous_surname"] == "name"
+
+
+
+# Rule 1 as one case-insensitive regex per kind (how it was first written): the set lookup must
+# give the same answer on anything a council may send.
+_SEP = "[^A-Za-z0-9]*"
+
+
+def _whole(tokens, or_nothing: bool = False) -> str:
+    return "^" + _SEP + "(?:" + "|".join(_SEP.join(t) for t in sorted(tokens)) + ")" + "?" * or_nothing + _SEP + "$"
+
+
+def _rule_one_by_regex(values: list[str], kind: str) -> list[bool]:
+    from ingest.placeholders import _SAME_DIGITS_RE, FORENAME_ROLES, HOUSEHOLD_ROLES, PLACEHOLDER_TOKENS
+
+    arr = pa.array(values, type=pa.string())
+
+    def hit(pattern: str, ignore_case: bool = True) -> np.ndarray:
+        found = pc.match_substring_regex(arr, pattern=pattern, ignore_case=ignore_case)
+        return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
+
+    out = hit(_whole(PLACEHOLDER_TOKENS, or_nothing=True))
+    roles = {"name": HOUSEHOLD_ROLES, "forename": HOUSEHOLD_ROLES | FORENAME_ROLES}
+    if kind in roles:
+        out &= ~hit("^\\s*[Nn][Aa]\\s*$", ignore_case=False)
+        out |= hit(_whole(roles[kind]))
+    if kind == "id":
+        sep = "[^A-Za-z0-9@]*"
+        out |= hit(_SAME_DIGITS_RE, ignore_case=False)
+        out |= hit("^" + sep + "(?:" + "|".join(sep.join(t) for t in sorted(PLACEHOLDER_TOKENS)) + ")" + sep + "@")
+    return out.tolist()
+
+
+def _rule_one(values: list[str], kind: str) -> list[bool]:
+    from ingest.placeholders import _token_mask
+
+    return _token_mask(pd.Series(values, dtype="string[pyarrow]"), kind).tolist()
+
+
+_PIECES = ["UNKNOWN", "n/a", "NA", "Na", "none", "THE OCCUPIER", "baby boy", "MRS", "SMITH", "SON", "Not-Known", "@",
+           "none@", "x@", "0", "0000", " ", "-", ".", "?", "\u212a", "\u017f", "UN\u212aNOWN", "MI\u017f\u017fING", "É",
+           "ß", "\t", "N A", "tbc", "ZZZ", "a", "7"]
+KINDS_WITH_RULE_ONE = ("name", "forename", "text", "id")
+
+
+def test_rule_one_by_set_lookup_equals_the_regex_on_chosen_values() -> None:
+    values = [*_PIECES, *(a + b for a in _PIECES for b in _PIECES)]
+    for kind in KINDS_WITH_RULE_ONE:
+        expected, got = _rule_one_by_regex(values, kind), _rule_one(values, kind)
+        assert [v for v, e, g in zip(values, expected, got) if e != g] == [], kind
+    assert all(_rule_one(["UN\u212aNOWN", "MI\u017f\u017fING"], "name"))  # case folding's own letters
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.sampled_from(_PIECES), st.text(max_size=4)), max_size=4).map("".join),
+                min_size=1, max_size=20),
+       st.sampled_from(KINDS_WITH_RULE_ONE))
+def test_rule_one_by_set_lookup_equals_the_regex_on_any_text(values: list[str], kind: str) -> None:
+    assert _rule_one(values, kind) == _rule_one_by_regex(values, kind)
