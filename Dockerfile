@@ -13,6 +13,9 @@ WORKDIR /opt/councilmatch
 
 # Dependencies first (cached while only the code changes), exactly as pinned by
 # uv.lock (apache-airflow included), installed by uv into the image's venv (VIRTUAL_ENV).
+# UV_COMPILE_BYTECODE: every module's .pyc is made at build time, so no container start or
+# Airflow task compiles the libraries again (and PYTHONDONTWRITEBYTECODE cannot make each do so).
+ENV UV_COMPILE_BYTECODE=1
 COPY --chown=airflow:0 pyproject.toml uv.lock README.md ./
 RUN pip install --no-cache-dir "uv==0.13.8" \
  && uv export --frozen --no-dev --no-emit-project --no-hashes --format requirements-txt > /tmp/requirements.txt \
