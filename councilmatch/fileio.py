@@ -261,9 +261,10 @@ def parse_yaml_model(text: str, model: type[M], source: str | Path,
         raise YamlModelError(source, problems, node) from None
 
 
-def load_yaml_model(path: Path, model: type[M], loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> M:
-    """``model`` from a YAML file; an empty file is the model's defaults."""
-    text = Path(path).read_text(encoding="utf-8")
+def load_yaml_model(path: Path, model: type[M], loader: type[yaml.SafeLoader] = yaml.SafeLoader,
+                    text: str | None = None) -> M:
+    """``model`` from a YAML file (``text``: its text, read already); an empty file is the model's defaults."""
+    text = Path(path).read_text(encoding="utf-8") if text is None else text
     if not text.strip():
         return model()
     return parse_yaml_model(text, model, path, loader)[0]

@@ -5,6 +5,7 @@ Environment variables (secrets, per-process choices) are ``councilmatch.environm
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -73,9 +74,20 @@ class HomeSettings(BaseModel):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
 
 
+#: settings.yaml's text and what it parsed to, per file: every encrypted read and write asks
+#: whether the home is production (``anonymise.kek.is_production``), a thousand times a night
+_PARSED: dict[Path, tuple[bytes, HomeSettings]] = {}
+
+
 def load_settings(home: Home) -> HomeSettings:
-    """The home's settings; ``councilmatch.fileio.YamlModelError`` names the file, line and key of a mistake."""
+    """The home's settings; ``councilmatch.fileio.YamlModelError`` names the file, line and key of a mistake.
+    The file is read every time; it is parsed again only when its text changed."""
     path = home.settings_file
-    if not path.exists():
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
         return HomeSettings()
-    return load_yaml_model(path, HomeSettings)
+    kept = _PARSED.get(path)
+    if kept is None or kept[0] != text:
+        kept = _PARSED[path] = (text, load_yaml_model(path, HomeSettings, text=text.decode("utf-8")))
+    return kept[1].model_copy(deep=True)  # callers may change their copy

@@ -105,3 +105,27 @@ def test_settings_yaml_errors_name_the_line(tmp_path: Path) -> None:
         load_settings(home)
     home.settings_file.write_text("")
     assert load_settings(home).raw_extracts == "archive"
+
+
+def test_settings_are_parsed_again_only_when_the_file_changed(tmp_path: Path, monkeypatch) -> None:
+    """Every encrypted read asks the settings (is this home production?): the file is read each
+    time, parsed only when its text changed, and every caller gets its own copy."""
+    import councilmatch.settings as settings_module
+
+    home = Home.resolve(tmp_path / "home")
+    home.root.mkdir(parents=True)
+    assert load_settings(home).raw_extracts == "archive"  # no file: the defaults
+    home.settings_file.write_text("raw_extracts: delete\n")
+    parsed = []
+    real = settings_module.load_yaml_model
+    monkeypatch.setattr(settings_module, "load_yaml_model", lambda *a, **k: parsed.append(1) or real(*a, **k))
+    first = load_settings(home)
+    first.raw_extracts = "keep"  # a caller's own copy
+    assert load_settings(home).raw_extracts == "delete" and len(parsed) == 1
+    home.settings_file.write_text("raw_extracts: keep\n")  # same size, same instant: the text decides
+    assert load_settings(home).raw_extracts == "keep" and len(parsed) == 2
+    home.settings_file.write_text("raw_extracts: [\n")
+    with pytest.raises(ValueError, match="settings.yaml"):
+        load_settings(home)
+    home.settings_file.unlink()
+    assert load_settings(home).raw_extracts == "archive"
