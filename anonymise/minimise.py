@@ -97,7 +97,7 @@ def band_amounts(values: pd.Series) -> pd.Series:
 
 def generalise(frame: pd.DataFrame, fields: dict[str, Precision]) -> pd.DataFrame:
     """The non-identifying fields of one data set's frame at the precision ``fields`` allows."""
-    out = frame.copy()
+    out = frame.copy(deep=False)  # each generalised column is replaced, never changed in place
     for col in NON_IDENTIFYING:
         precision = fields.get(col, "drop")
         series = out[col]
@@ -133,17 +133,25 @@ def is_ref(record_id: str) -> bool:
     return record_id.startswith(REF_PREFIX) and len(record_id) == len(REF_PREFIX) + 16
 
 
+def _all_refs(record_ids: pd.Series) -> bool:
+    """Every record id is a keyed ref already (:func:`is_ref`, by Arrow string kernels)."""
+    text = record_ids.astype("string[pyarrow]")
+    return bool((text.str.startswith(REF_PREFIX) & (text.str.len() == len(REF_PREFIX) + 16)).fillna(False).all())
+
+
 def minimise(frame: pd.DataFrame, home: Home, policy: Policy) -> pd.DataFrame:
     """The pseudonymised frame as the store keeps it: generalised fields, record ids as keyed refs.
 
     ``policy`` comes from the match types (``matching.minimisation.store_policy``): anonymise
     keeps what matching needs and nothing more, but does not read match types itself.
     """
-    parts = []
-    for dataset, part in frame.groupby("dataset", sort=False, dropna=False):
-        parts.append(generalise(part, policy.get(str(dataset), {})))
-    out = pd.concat(parts).loc[frame.index] if parts else frame.copy()
-    already = out["record_id"].astype(str).map(is_ref).all() if len(out) else True
-    if not already:
+    datasets = frame["dataset"].unique()
+    if len(datasets) == 1:  # an extract is one data set
+        out = generalise(frame, policy.get(str(datasets[0]), {}))
+    else:
+        parts = [generalise(part, policy.get(str(dataset), {}))
+                 for dataset, part in frame.groupby("dataset", sort=False, dropna=False)]
+        out = pd.concat(parts).loc[frame.index] if parts else frame.copy()
+    if not _all_refs(out["record_id"]):
         out["record_id"] = record_refs(ref_key(home), out["council"], out["record_id"])
     return out

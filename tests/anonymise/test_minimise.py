@@ -82,6 +82,24 @@ def test_unneeded_fields_are_dropped_and_day_fields_kept() -> None:
     assert g.dtypes.equals(f.dtypes)
 
 
+def test_generalising_leaves_the_frame_it_was_given_as_it_was() -> None:
+    f = _frame(date_of_death=pd.to_datetime(["2024-05-17"]), period_start=pd.to_datetime(["2020-02-02"]),
+               amount=[34567.89], discount=[True])
+    before = f.copy()
+    generalise(f, {"period_start": "month", "amount": "band"})
+    pd.testing.assert_frame_equal(f, before)
+
+
+def test_a_frame_with_any_clear_record_id_gets_refs_for_all(home: Home) -> None:
+    """Refs are made when any record id is not one already (a missing id included)."""
+    refs = record_refs(ref_key(home), pd.Series(["E1", "E1"]), pd.Series(["A", "B"]))
+    for ids in ([refs.iloc[0], "C"], [refs.iloc[0], None], [refs.iloc[0], refs.iloc[1][:-1]]):
+        f = _frame(amount=[1.0, 2.0]).assign(dataset="payroll", council="E1", record_id=ids)
+        assert minimise(f, home, {}).record_id.map(is_ref).all(), ids
+    f = _frame(amount=[1.0, 2.0]).assign(dataset="payroll", council="E1", record_id=list(refs))
+    assert minimise(f, home, {}).record_id.tolist() == list(refs)  # refs already: kept as they are
+
+
 def test_amounts_in_bands() -> None:
     banded = band_amounts(pd.Series([34567.89, 34000.0, 12.5, -3.0, np.nan, 1e9]))
     assert banded.iloc[0] == banded.iloc[1] == 30_000
