@@ -20,7 +20,7 @@ from anonymise.encodings import BloomSettings, bloom_encode, hmac64, neighbourho
 from anonymise.errors import SchemaError
 from anonymise.keys import Keyring
 from anonymise.variants import (BLOOM_SALTS, BLOOM_VARIANTS, NEIGHBOURHOOD_VARIANTS, VARIANTS, Combinations,
-                               derive)
+                               derive, shared_derivations)
 
 #: Chosen by measurement (docs/security.md): names with letters + bigrams, k=10,
 #: XOR-folded; one-typo surname variants keep Dice ~0.81, unrelated names ~0.30.
@@ -71,8 +71,18 @@ def token_values(values: pd.Series, key: bytes) -> np.ndarray:
     return tokens[codes]
 
 
+def sources_missing(frame: pd.DataFrame, sources: tuple[str, ...]) -> bool:
+    """No row of ``frame`` holds any of ``sources``: whatever is derived from them is missing (a
+    test holds every variant to that), so its token is 0 and its encodings all-zero rows without
+    deriving anything. Most feeds lack several fields (no NINO, bank or phone on the register),
+    and on a re-sent extract's few changed rows deriving them is all fixed cost."""
+    return all(c not in frame.columns or not frame[c].notna().any() for c in sources)
+
+
 def token_column(frame: pd.DataFrame, column: str, keyring: Keyring, cache: Combinations | None = None) -> np.ndarray:
     """The int64 token column ``column`` (a key of TOKEN_COLUMNS) for every row of ``frame``."""
+    if sources_missing(frame, VARIANTS[column].sources):
+        return np.zeros(len(frame), dtype=np.int64)
     codes, values = derive(frame, VARIANTS[column], cache)
     return token_values(values, keyring.subkey(TOKEN_COLUMNS[column]))[codes]
 
@@ -80,6 +90,8 @@ def token_column(frame: pd.DataFrame, column: str, keyring: Keyring, cache: Comb
 def bloom_column(frame: pd.DataFrame, column: str, keyring: Keyring, cache: Combinations | None = None) -> np.ndarray:
     """(n, nbytes) uint8 Bloom filters for ``column`` (a key of BLOOM_BYTES)."""
     purpose, variant = BLOOM_VARIANTS[column]
+    if sources_missing(frame, variant.sources):  # a permuted all-zero filter is all zeros too
+        return np.zeros((len(frame), BLOOM_SETTINGS[column].nbytes), dtype=np.uint8)
     codes, values = derive(frame, variant, cache)
     filters = bloom_encode(values, keyring.subkey(purpose), BLOOM_SETTINGS[column])
     if column not in BLOOM_SALTS:
@@ -97,6 +109,8 @@ def neighbourhood_column(frame: pd.DataFrame, column: str, keyring: Keyring,
                          cache: Combinations | None = None) -> np.ndarray:
     """(n, nbytes) uint8 keyed neighbourhoods for ``column`` (a key of NEIGHBOURHOOD_VARIANTS)."""
     purpose, variant, around = NEIGHBOURHOOD_VARIANTS[column]
+    if sources_missing(frame, variant.sources):
+        return np.zeros((len(frame), ENCODED_BYTES[column]), dtype=np.uint8)
     codes, values = derive(frame, variant, cache)
     return neighbourhoods(values, keyring.subkey(purpose), ENCODED_BYTES[column] // 4, around)[codes]
 
@@ -121,12 +135,13 @@ def pseudonymise(canonical: pd.DataFrame, keyring: Keyring, extract_id: str) -> 
     out["extract_id"] = pd.Series(extract_id, index=frame.index, dtype=object)
     out["key_id"] = pd.Series(keyring.key_id, index=frame.index, dtype=object)
     cache: Combinations = {}
-    for column in TOKEN_COLUMNS:
-        out[column] = token_column(frame, column, keyring, cache)
-    for column in BLOOM_BYTES:
-        out[column] = to_bytes_column(bloom_column(frame, column, keyring, cache), frame.index)
-    for column in NEIGHBOURHOOD_VARIANTS:
-        out[column] = to_bytes_column(neighbourhood_column(frame, column, keyring, cache), frame.index)
+    with shared_derivations():
+        for column in TOKEN_COLUMNS:
+            out[column] = token_column(frame, column, keyring, cache)
+        for column in BLOOM_BYTES:
+            out[column] = to_bytes_column(bloom_column(frame, column, keyring, cache), frame.index)
+        for column in NEIGHBOURHOOD_VARIANTS:
+            out[column] = to_bytes_column(neighbourhood_column(frame, column, keyring, cache), frame.index)
     for column in NON_IDENTIFYING:
         out[column] = _non_identifying(frame, column)
     result = pd.DataFrame(out, index=frame.index)
