@@ -77,9 +77,9 @@ JAN1_FACTOR = 10.0
 
 #: Rule 1 compares a value's letters and digits, upper-cased, with a set of spellings: a token
 #: with any separators around or inside ('N/A', 'not-known', ' n.a. ') is the token, a value of
-#: nothing but separators ('-', '?', '.') is empty. A set lookup, not one regex of every
-#: spelling: Arrow compiles a regex on each call, and that regex took 1.5-3 ms to compile, the
-#: most of what the rule cost on a re-sent extract's few changed rows.
+#: nothing but separators ('-', '?', '.') is empty. Once per distinct value, and a set lookup,
+#: not one regex of every spelling: Arrow compiles a regex on every call, and that one took
+#: 1.5-3 ms, the most of what the rule cost on a re-sent extract's few changed rows.
 _TOKENS = pa.array(sorted(PLACEHOLDER_TOKENS | {""}), type=pa.string())
 #: An email's local part must be a token, not empty.
 _EMAIL_TOKENS = pa.array(sorted(PLACEHOLDER_TOKENS), type=pa.string())
@@ -93,14 +93,35 @@ _FOLDS: dict[str, str] = {"\u212a": "K", "\u017f": "S"}
 
 def _letters_digits(arr: pa.Array) -> pa.Array:
     """Each value's ASCII letters and digits, upper case (everything else is a separator)."""
+    kept = pc.replace_substring_regex(arr, "[^A-Za-z0-9" + "".join(_FOLDS) + "]+", "")
     for char, letter in _FOLDS.items():
-        arr = pc.replace_substring(arr, char, letter)
-    return pc.ascii_upper(pc.replace_substring_regex(arr, "[^A-Za-z0-9]+", ""))
+        kept = pc.replace_substring(kept, char, letter)
+    return pc.ascii_upper(kept)
 
 
-def _spelled(arr: pa.Array, spellings: pa.Array) -> np.ndarray:
-    """Where a value's letters and digits are one of ``spellings``."""
-    return pc.fill_null(pc.is_in(_letters_digits(arr), value_set=spellings), False).to_numpy(zero_copy_only=False)
+_SPELLINGS = PLACEHOLDER_TOKENS | HOUSEHOLD_ROLES | FORENAME_ROLES
+if any(c.isdigit() for spelling in _SPELLINGS for c in spelling):
+    raise ValueError("a placeholder spelling holds a digit: _SHORT_RE must then let digits through")
+#: A value that can be one of the spellings, found by one cheap pass: no digit (no spelling has
+#: one: record ids, NINOs and phones all go) and no more letters than the longest spelling
+#: (addresses go).
+_LETTER, _OTHER = "[A-Za-z" + "".join(_FOLDS) + "]", "[^A-Za-z0-9" + "".join(_FOLDS) + "]"
+_SHORT_RE = f"^{_OTHER}*(?:{_LETTER}{_OTHER}*){{0,{max(map(len, _SPELLINGS))}}}$"
+
+
+class _Spellings:
+    """Distinct values, and the letters of those that can be a spelling (``_SHORT_RE``)."""
+
+    def __init__(self, distinct: pa.Array) -> None:
+        self.n = len(distinct)
+        self.short = pc.indices_nonzero(pc.fill_null(pc.match_substring_regex(distinct, pattern=_SHORT_RE), False))
+        self.letters = _letters_digits(distinct.take(self.short))
+
+    def among(self, spellings: pa.Array) -> np.ndarray:
+        """Per distinct value: its letters and digits are one of ``spellings``."""
+        found = np.zeros(self.n, dtype=bool)
+        found[self.short.to_numpy()] = pc.is_in(self.letters, value_set=spellings).to_numpy(zero_copy_only=False)
+        return found
 
 
 _ND = "[^0-9]*"
@@ -118,17 +139,22 @@ def _matches(arr: pa.Array, pattern: str, ignore_case: bool = False) -> np.ndarr
 
 
 def _token_mask(values: pd.Series, kind: str) -> np.ndarray:
-    """Rule 1 by Arrow kernels (no per-value Python, no rewriting of the values)."""
+    """Rule 1 by Arrow kernels, once per distinct value (no per-value Python)."""
     present = values.notna().to_numpy()
-    arr = values.astype("string[pyarrow]").array._pa_array.combine_chunks()  # noqa: SLF001
-    hit = _spelled(arr, _TOKENS)
+    encoded = pc.dictionary_encode(values.astype("string[pyarrow]").array._pa_array.combine_chunks())  # noqa: SLF001
+    distinct = encoded.dictionary
+    spelled = _Spellings(distinct)
+    hit = spelled.among(_TOKENS)
     if kind in _ROLES:  # 'Na' is a real surname; 'N/A' (standardised 'N A') is not
-        hit &= ~_matches(arr, "^\\s*[Nn][Aa]\\s*$")
-        hit |= _spelled(arr, _ROLES[kind])
+        hit &= ~_matches(distinct, "^\\s*[Nn][Aa]\\s*$")
+        hit |= spelled.among(_ROLES[kind])
     if kind == "id":  # and an email whose local part (before the first '@') is a token
-        local = pc.struct_field(pc.extract_regex(arr, pattern="^(?P<local>[^@]*)@"), "local")
-        hit |= _matches(arr, _SAME_DIGITS_RE) | _spelled(local, _EMAIL_TOKENS)
-    return hit & present
+        hit |= _matches(distinct, _SAME_DIGITS_RE)
+        emails = pc.indices_nonzero(pc.fill_null(pc.match_substring(distinct, "@"), False))
+        local = pc.struct_field(pc.extract_regex(distinct.take(emails), pattern="^(?P<local>[^@]*)@"), "local")
+        hit[emails.to_numpy()] |= _Spellings(local).among(_EMAIL_TOKENS)
+    rows = pc.fill_null(pc.take(pa.array(hit), encoded.indices), False).to_numpy(zero_copy_only=False)
+    return rows & present
 
 
 def _dates(values: pd.Series) -> pd.Series:
