@@ -56,6 +56,8 @@ NEEDS: dict[str, dict[str, dict[str, Precision]]] = {
 AMOUNT_BANDS: tuple[float, ...] = (0, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 20_000, 30_000,
                                    40_000, 50_000, 75_000, 100_000)
 REF_PREFIX = "ref:"
+#: a ref is the prefix and 16 hex digits
+REF_LENGTH = len(REF_PREFIX) + 16
 REF_KEY_ID = "refs"
 Policy = dict[str, dict[str, Precision]]
 
@@ -130,13 +132,13 @@ def record_refs(key: bytes, councils: pd.Series, record_ids: pd.Series) -> pd.Se
 
 
 def is_ref(record_id: str) -> bool:
-    return record_id.startswith(REF_PREFIX) and len(record_id) == len(REF_PREFIX) + 16
+    return record_id.startswith(REF_PREFIX) and len(record_id) == REF_LENGTH
 
 
 def _all_refs(record_ids: pd.Series) -> bool:
     """Every record id is a keyed ref already (:func:`is_ref`, by Arrow string kernels)."""
     text = record_ids.astype("string[pyarrow]")
-    return bool((text.str.startswith(REF_PREFIX) & (text.str.len() == len(REF_PREFIX) + 16)).fillna(False).all())
+    return bool((text.str.startswith(REF_PREFIX) & (text.str.len() == REF_LENGTH)).fillna(False).all())
 
 
 def minimise(frame: pd.DataFrame, home: Home, policy: Policy) -> pd.DataFrame:

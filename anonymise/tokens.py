@@ -76,7 +76,7 @@ def sources_missing(frame: pd.DataFrame, sources: tuple[str, ...]) -> bool:
     test holds every variant to that), so its token is 0 and its encodings all-zero rows without
     deriving anything. Most feeds lack several fields (no NINO, bank or phone on the register),
     and on a re-sent extract's few changed rows deriving them is all fixed cost."""
-    return all(c not in frame.columns or not frame[c].notna().any() for c in sources)
+    return all(c not in frame.columns or frame[c].isna().all() for c in sources)
 
 
 def token_column(frame: pd.DataFrame, column: str, keyring: Keyring, cache: Combinations | None = None) -> np.ndarray:
