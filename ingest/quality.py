@@ -46,8 +46,11 @@ def _arrow(s: pd.Series) -> pa.Array:
     return s.astype("string[pyarrow]").array._pa_array.combine_chunks()  # noqa: SLF001 (Arrow view)
 
 
-def _shape(text: pd.Series) -> pd.Series:
-    return text.str.replace(r"[0-9]", "9", regex=True).str.replace(r"[A-Za-z]", "a", regex=True)
+def _shape_counts(text: pa.Array) -> dict[str, int]:
+    """How many values have each shape (digits as 9, ASCII letters as a): '12/03/1990' -> '99/99/9999'."""
+    shapes = pc.replace_substring_regex(pc.replace_substring_regex(text, "[0-9]", "9"), "[A-Za-z]", "a")
+    counts = pc.value_counts(shapes)
+    return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()))
 
 
 class ProfileBuilder:
@@ -101,9 +104,10 @@ class ProfileBuilder:
         present = text.dropna()
         if present.empty:
             return
-        # the shape of a sample is enough to see the dominant format (a per-character regex is slow)
-        self.shapes.setdefault(fld, Counter()).update(_shape(present.head(SHAPE_SAMPLE)).value_counts().to_dict())
-        parts = pc.extract_regex(_arrow(present), pattern=_TRIPLE)  # Arrow kernel: no per-row Python
+        text = _arrow(present)  # Arrow kernels from here: no per-row Python
+        # the shape of a sample is enough to see the dominant format
+        self.shapes.setdefault(fld, Counter()).update(_shape_counts(text.slice(0, SHAPE_SAMPLE)))
+        parts = pc.extract_regex(text, pattern=_TRIPLE)
         first_text = pc.struct_field(parts, "a")
         first = pc.cast(first_text, pa.int64())
         second = pc.cast(pc.struct_field(parts, "b"), pa.int64())

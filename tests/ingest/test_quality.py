@@ -38,3 +38,22 @@ def test_each_shape_change_raises_its_alert() -> None:
         "nino: invalid values rose (1.0% -> 30.0%)",
     ]
     assert change["fields"]["surname"]["placeholder_rate"] == 0.19
+
+
+def test_a_date_fields_style_is_its_most_common_shape_and_order() -> None:
+    """Shapes of the sent text: digits as 9, ASCII letters as a, anything else as sent."""
+    from collections import Counter
+
+    import numpy as np
+    import pandas as pd
+
+    from ingest.quality import ProfileBuilder
+
+    dates = ["13/02/1990", "01/12/1985", "3/4/2001", "UNKNOWN", "1 Jan 1990", "ÉTÉ 12", None]
+    builder = ProfileBuilder(["dob"], [])
+    builder.add_batch({"dob": pd.Series(dates, dtype=object)}, len(dates), {}, Counter(), Counter())
+    assert builder.shapes["dob"] == {"99/99/9999": 2, "9/9/9999": 1, "aaaaaaa": 1, "9 aaa 9999": 1, "ÉaÉ 99": 1}
+    assert builder.missing["dob"] == 1
+    profile = builder.finish(pd.DataFrame({"dob": pd.Series([], dtype=object)}), 0, len(dates))
+    assert profile["fields"]["dob"]["date_style"] == "99/99/9999 day-first"
+    assert np.isclose(profile["fields"]["dob"]["missing_rate"], 1 / 7, atol=1e-4)
