@@ -320,15 +320,38 @@ def unique_combinations(frame: pd.DataFrame, sources: tuple[str, ...]) -> tuple[
 
 Combinations = dict[tuple[str, ...], tuple[np.ndarray, pd.DataFrame]]
 
+#: Up to this many rows, variants are derived on the frame's rows themselves, not on the distinct
+#: combinations of their sources: on a re-sent extract's few changed rows, finding combinations
+#: (one per variant) costs more than it saves, and every variant then reads the very same columns,
+#: so the steps they share (``shared_derivations``) are made once for the frame.
+ROWS_DERIVED_AS_THEY_ARE = 5_000
+_ROWS: tuple[str, ...] = ("(rows)",)
+
+
+def _rows(frame: pd.DataFrame, sources: tuple[str, ...], cache: Combinations) -> tuple[np.ndarray, pd.DataFrame]:
+    """The frame's rows with each of ``sources`` as :func:`unique_combinations` gives it (a column
+    the frame lacks all-missing), one frame for all variants (columns added as variants need them)."""
+    if _ROWS not in cache:
+        cache[_ROWS] = (np.arange(len(frame)), pd.DataFrame(index=pd.RangeIndex(len(frame))))
+    codes, rows = cache[_ROWS]
+    for name in sources:
+        if name not in rows.columns:
+            rows[name] = frame[name].to_numpy() if name in frame.columns else pd.NA
+    return codes, rows
+
 
 def derive(frame: pd.DataFrame, variant: Variant, cache: Combinations | None = None) -> tuple[np.ndarray, pd.Series]:
-    """Row codes and the derived value for each distinct source combination.
+    """Row codes and the derived value for each distinct source combination (or, in a frame of
+    at most ``ROWS_DERIVED_AS_THEY_ARE`` rows, for each row).
 
     ``cache`` (one dict per frame) shares the factorisation between variants with the
     same sources (dob -> t_dob, t_dob_unordered, t_yob).
     """
     if cache is None:
         cache = {}
+    if len(frame) <= ROWS_DERIVED_AS_THEY_ARE:
+        codes, rows = _rows(frame, variant.sources, cache)
+        return codes, variant.derive(rows)
     if variant.sources not in cache:
         cache[variant.sources] = unique_combinations(frame, variant.sources)
     codes, uniq = cache[variant.sources]

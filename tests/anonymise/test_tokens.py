@@ -141,10 +141,14 @@ def test_hmac64_is_exactly_hmac_sha256() -> None:
         assert hmac64(key, values).tolist() == expected
 
 
-def test_each_row_is_encoded_as_it_would_be_alone(canonical, keyring) -> None:
+@pytest.mark.parametrize("as_they_are", [0, 100_000], ids=["distinct combinations", "rows as they are"])
+def test_each_row_is_encoded_as_it_would_be_alone(canonical, keyring, monkeypatch, as_they_are) -> None:
     """Tokens, filters and salts are computed once per distinct value (and per distinct value and
     salt): a row's pseudonyms must still be exactly those of the row pseudonymised on its own,
-    whatever the rows around it repeat or lack."""
+    whatever the rows around it repeat or lack (on either path of ``variants.derive``)."""
+    from anonymise import variants
+
+    monkeypatch.setattr(variants, "ROWS_DERIVED_AS_THEY_ARE", as_they_are)
     repeats = canonical.sample(n=30, replace=True, random_state=5).reset_index(drop=True)
     repeats.loc[::3, "dob"] = repeats.loc[::3, "dob"] + pd.Timedelta(days=400)  # same names, another salt
     repeats.loc[1::4, ["first_name", "forenames"]] = pd.NA
@@ -176,3 +180,22 @@ def test_a_field_no_row_holds_gives_what_deriving_it_would(canonical, keyring, m
             slow = pseudonymise(frame, keyring, "x1")
         pd.testing.assert_frame_equal(fast, slow, obj=str(fields))
         assert all((fast[c] == 0).all() for c, v in VARIANTS.items() if v.sources == fields), fields
+
+
+def test_a_few_rows_are_derived_as_they_are_with_the_same_pseudonyms(canonical, keyring, monkeypatch) -> None:
+    """A frame of a few rows (a re-sent extract's changed rows) is derived row by row, with no
+    distinct combinations to find, and gets exactly the pseudonyms the combinations give."""
+    from anonymise import variants
+
+    frame = pd.concat([canonical, canonical.iloc[:7]], ignore_index=True)  # repeated combinations
+    frame["record_id"] = [f"R{i}" for i in range(len(frame))]
+    frame = frame.drop(columns=["previous_surname"])  # a source the frame lacks
+    assert len(frame) <= variants.ROWS_DERIVED_AS_THEY_ARE
+    found = []
+    real = variants.unique_combinations
+    monkeypatch.setattr(variants, "unique_combinations", lambda *a: found.append(a[1]) or real(*a))
+    as_they_are = pseudonymise(frame, keyring, "x1")
+    assert found == []
+    monkeypatch.setattr(variants, "ROWS_DERIVED_AS_THEY_ARE", 0)
+    pd.testing.assert_frame_equal(as_they_are, pseudonymise(frame, keyring, "x1"))
+    assert found  # the other path did find combinations
