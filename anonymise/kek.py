@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -85,6 +86,24 @@ KEKSource = Callable[[], "tuple[str, str] | None"]
 _sources: list[KEKSource] = []
 
 
+#: How long, within one process, what an added source gave (a KEK, or none) is used again before
+#: the source is asked again: a night asks for the KEK on every encrypted read and write (about a
+#: thousand times), and each ask of the Airflow connection is a round trip to Airflow. Any change
+#: of the process environment asks again at once.
+SOURCE_SECONDS = 60.0
+_answers: dict[tuple[KEKSource, int], tuple[float, "tuple[str, str] | None"]] = {}
+
+
+def _ask(source: KEKSource) -> "tuple[str, str] | None":
+    key = (source, hash(frozenset(os.environ.items())))
+    kept = _answers.get(key)
+    if kept is None or time.monotonic() - kept[0] > SOURCE_SECONDS:
+        if len(_answers) > 64:
+            _answers.clear()
+        kept = _answers[key] = (time.monotonic(), source())
+    return kept[1]
+
+
 def add_kek_source(source: KEKSource) -> None:
     """Consult ``source`` after ``COUNCILMATCH_KEK`` and before the development key file.
 
@@ -106,7 +125,7 @@ def find_kek(home: Home) -> KEK | None:
                 "set it to base64 of 32 random bytes; refusing to fall back to any other key")
         return KEK(decode_kek(env, ENV_VAR), ENV_VAR)
     for extra in _sources:
-        found = extra()
+        found = _ask(extra)
         if found:
             text, source = found
             return KEK(decode_kek(text, source), source)

@@ -151,6 +151,23 @@ def test_kek_from_airflow_connection(home, monkeypatch, _kek_env) -> None:
         load_keyring(home)
 
 
+def test_an_added_kek_source_is_asked_once_a_minute_and_again_when_the_environment_changes(
+        home, monkeypatch, _kek_env) -> None:
+    """Every encrypted read asks for the KEK; the Airflow connection is a round trip to Airflow."""
+    asked = []
+    monkeypatch.delenv("COUNCILMATCH_KEK")
+    monkeypatch.setattr(kek, "_sources", [lambda: asked.append(1) or (_kek_env, "test source")])
+    monkeypatch.setattr(kek, "_answers", {})
+    for _ in range(5):
+        assert load_keyring(home).key_id == "k1"
+    assert len(asked) == 1
+    monkeypatch.setenv("AIRFLOW_CONN_COUNCILMATCH_KEK", "changed")  # e.g. the connection given by env
+    assert kek.find_kek(home).source == "test source" and len(asked) == 2
+    monkeypatch.setattr(kek, "SOURCE_SECONDS", 0.0)  # the minute is up
+    kek.find_kek(home)
+    assert len(asked) == 3
+
+
 # -- the development KEK is an explicit opt-in that production refuses (issue 10, item 7) --------
 
 
