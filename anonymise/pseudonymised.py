@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from anonymise import at_rest
@@ -101,14 +102,31 @@ def write_pseudonymised(home: Home, frame: pd.DataFrame, policy: Policy,
     if len(frame) == 0:
         raise SchemaError("refusing to write an empty pseudonymised frame (no council/dataset/extract to file it under)")
     validate_frame(frame)
+    return write_pseudonymised_table(home, to_table(minimise(frame, home, policy)), known)
 
-    path = home.pseudonymised_path(_single(frame, "dataset"), _single(frame, "council"), _single(frame, "extract_id"))
-    table = to_table(minimise(frame, home, policy))
+
+def write_pseudonymised_table(home: Home, table: pa.Table, known: tuple[np.ndarray, pd.DataFrame] | None = None
+                              ) -> Path:
+    """Write one extract's table (:func:`to_table`'s schema and metadata, minimised already: a
+    re-sent extract's rows are mostly its last extract's stored rows, kept in Arrow) as
+    :func:`write_pseudonymised` does."""
+    if table.num_rows == 0:
+        raise SchemaError("refusing to write an empty pseudonymised frame (no council/dataset/extract to file it under)")
+    if table.schema.remove_metadata() != SCHEMA:
+        raise SchemaError(f"pseudonymised table does not have the store schema: {table.schema.remove_metadata()}")
+    path = home.pseudonymised_path(*(_single_value(table, c) for c in ("dataset", "council", "extract_id")))
     index = table_index(table, known)  # the night's record index reads it instead of hashing the rows
     meta = json.loads(table.schema.metadata[META_KEY]) | {INDEX_META: index_digest(index)}
     at_rest.write_table(path, table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()}), home)
     write_index(path, index, home)
     return path
+
+
+def _single_value(table: pa.Table, column: str) -> str:
+    values = pc.unique(table.column(column)).to_pylist()
+    if len(values) != 1 or values[0] is None:
+        raise SchemaError(f"pseudonymised frame must hold one {column}; found {sorted(map(str, values))[:5]}")
+    return str(values[0])
 
 
 def table_index(table: pa.Table, known: tuple[np.ndarray, pd.DataFrame] | None = None) -> pd.DataFrame:

@@ -31,7 +31,7 @@ from ingest.extract import AcceptedRows, PreviousRows, RowMemory, vault_text
 from anonymise import at_rest
 from anonymise.keys import Keyring
 from anonymise.minimise import Policy, minimise
-from anonymise.pseudonymised import kept_index, read_pseudonymised
+from anonymise.pseudonymised import META_KEY, from_table, kept_index, to_table
 from anonymise.record_index import arrow_hashes
 from anonymise.tokens import ENCODING, pseudonymise
 from anonymise.vault import Vault
@@ -88,7 +88,9 @@ class Previous:
 
     extract_id: str
     digests: np.ndarray
-    frame: pd.DataFrame
+    #: its stored rows, as Arrow: a re-sent extract's unchanged rows (nearly all) are taken from
+    #: here into the new extract's table without a pandas row (a Python bytes object per encoding)
+    stored: pa.Table
     #: what ingest needs to skip the rows again (None for digests kept before raw-row digests)
     table: pa.Table | None = None
     today: str | None = None
@@ -108,12 +110,27 @@ def load_previous(home: Home, feed_id: str, extract_id: str | None, pseudonymise
         return None
     table = at_rest.read_table(path, home=home)
     digests = table.column("digest").to_numpy().astype(np.uint64)
-    frame = read_pseudonymised(Path(pseudonymised_path), home)
-    if len(frame) != len(digests):
+    stored = at_rest.read_table(Path(pseudonymised_path), home=home)
+    if stored.num_rows != len(digests):
         return None
     has_raw = {"raw", "cleared", "reasons", "placeholders"} <= set(table.column_names) and meta.get("today")
-    return Previous(extract_id, digests, frame, table if has_raw else None, meta.get("today"),
+    return Previous(extract_id, digests, stored, table if has_raw else None, meta.get("today"),
                     kept_index(Path(pseudonymised_path), home))
+
+
+def _stored_rows(previous: Previous, rows: np.ndarray, extract_id: str,
+                 fresh: pa.Table | None = None) -> pa.Table:
+    """Rows ``rows`` of the last stored extract, filed under ``extract_id`` (nothing else about a
+    stored row depends on its extract), without the file's metadata. ``fresh``: rows of the
+    same schema that ``rows`` may also name, numbered after the stored ones (one take of both,
+    in Arrow, puts a re-sent extract's rows in file order)."""
+    tables = [previous.stored.replace_schema_metadata(None)]
+    if fresh is not None:
+        tables.append(fresh.replace_schema_metadata(None))
+    kept = (pa.concat_tables(tables) if len(tables) > 1 else tables[0]).take(pa.array(rows, pa.int64()))
+    column = kept.schema.get_field_index("extract_id")
+    return kept.set_column(column, kept.schema.field(column),
+                           pa.array(np.full(len(rows), extract_id, dtype=object), pa.string()))
 
 
 def row_memory(home: Home, council: str, dataset: str, keyring: Keyring, previous: Previous | None) -> RowMemory:
@@ -140,22 +157,26 @@ def row_memory(home: Home, council: str, dataset: str, keyring: Keyring, previou
 
 
 def with_skipped_rows(fresh: pd.DataFrame, fresh_digests: np.ndarray, rows: AcceptedRows,
-                      previous: Previous | None, extract_id: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """The extract's whole pseudonymised frame and row digests: the fresh rows (pseudonymised, in
-    file order) and the rows ingest skipped, taken from the feed's last stored extract."""
+                      previous: Previous | None, extract_id: str, key_id: str) -> tuple[pa.Table, np.ndarray]:
+    """The extract's whole pseudonymised table (the store's schema and metadata) and row digests:
+    the fresh rows (pseudonymised, in file order) and the rows ingest skipped, taken from the
+    feed's last stored extract as Arrow rows. Both are minimised already (the fresh rows by
+    :func:`pseudonymise_reusing`, the stored ones under the same policy, which reuse requires)."""
     origin = rows.reused_from
     skipped = origin >= 0
+    table = to_table(fresh, key_id, extract_id)
     if not skipped.any():
-        return fresh, fresh_digests
+        return table, fresh_digests
     if previous is None:
         raise RuntimeError("rows were skipped without a previous extract to take them from")
-    kept = previous.frame.iloc[origin[skipped]].copy()
-    kept["extract_id"] = extract_id
-    frame = pd.concat([fresh.set_axis(np.flatnonzero(~skipped)), kept.set_axis(np.flatnonzero(skipped))]).sort_index()
+    meta = json.loads(table.schema.metadata[META_KEY]) | {"rows": len(origin), "extract_id": extract_id}
+    rows_of = origin.copy()  # each row's row in (the stored rows, then the fresh ones)
+    rows_of[~skipped] = previous.stored.num_rows + np.arange(table.num_rows)
+    merged = _stored_rows(previous, rows_of, extract_id, table)
     digests = np.zeros(len(origin), dtype=np.uint64)
     digests[~skipped] = fresh_digests
     digests[skipped] = previous.digests[origin[skipped]]
-    return frame.reset_index(drop=True), digests
+    return merged.replace_schema_metadata({META_KEY: json.dumps(meta).encode()}), digests
 
 
 def skipped_index(rows: AcceptedRows, previous: Previous | None) -> tuple[np.ndarray, pd.DataFrame] | None:
@@ -213,8 +234,7 @@ def pseudonymise_reusing(canonical: pd.DataFrame, keyring: Keyring, extract_id: 
         fresh = pseudonymise(canonical[~reused], keyring, extract_id)
         parts.append(minimise(fresh, home, policy).set_axis(np.flatnonzero(~reused)))
     if reused.any():
-        kept = previous.frame.iloc[source[reused]].copy()
-        kept["extract_id"] = extract_id
+        kept = from_table(_stored_rows(previous, source[reused], extract_id))
         parts.append(kept.set_axis(np.flatnonzero(reused)))
     frame = pd.concat(parts).sort_index() if parts else pseudonymise(canonical, keyring, extract_id)
     return frame, digests, int(reused.sum())

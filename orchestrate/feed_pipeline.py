@@ -22,7 +22,7 @@ from anonymise.custody import is_current, repseudonymise, stale_manifests
 from anonymise.errors import SchemaError
 from anonymise.keys import load_keyring
 from anonymise.manifest import read_manifests, write_manifest
-from anonymise.pseudonymised import write_pseudonymised
+from anonymise.pseudonymised import write_pseudonymised, write_pseudonymised_table
 from anonymise.quarantine import dispose_raw_extract, write_quarantine
 from anonymise.tokens import ENCODING
 from anonymise.vault import Vault
@@ -106,7 +106,7 @@ def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: HomeSettings
     rows = result.rows
     fresh = clear_placeholders(result.accepted, rows.placeholders[rows.reused_from < 0])
     frame, digests, reused = reuse.pseudonymise_reusing(fresh, keyring, result.extract_id, home, previous, policy)
-    frame, digests = reuse.with_skipped_rows(frame, digests, rows, previous, result.extract_id)
+    table, digests = reuse.with_skipped_rows(frame, digests, rows, previous, result.extract_id, keyring.key_id)
     # one commit, in this order: a crash during the renames can leave a vault entry
     # without its pseudonymised file, never a pseudonymised record nobody can re-identify
 
@@ -116,8 +116,8 @@ def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: HomeSettings
                                           previous)
         vault.store(feed.council, result.extract_id, clear, carried)  # optional values as sent
         write_quarantine(home, keyring, feed.council, feed.dataset, result.extract_id, result.quarantined)
-        path = write_pseudonymised(home, frame, policy, reuse.skipped_index(rows, previous))
-        if len(frame):
+        path = write_pseudonymised_table(home, table, reuse.skipped_index(rows, previous))
+        if table.num_rows:
             reuse.save_digests(home, feed.feed_id, result.extract_id, keyring, digests, policy, rows)
         manifest = {**result.manifest(), "extract_id": result.extract_id, "key_id": keyring.key_id,
                     "encoding": ENCODING, "pseudonymised_path": str(path), "rows_reused": reused + rows.reused,
