@@ -57,3 +57,28 @@ def test_a_date_fields_style_is_its_most_common_shape_and_order() -> None:
     profile = builder.finish(pd.DataFrame({"dob": pd.Series([], dtype=object)}), 0, len(dates))
     assert profile["fields"]["dob"]["date_style"] == "99/99/9999 day-first"
     assert np.isclose(profile["fields"]["dob"]["missing_rate"], 1 / 7, atol=1e-4)
+
+
+def test_shapes_by_byte_lookup_are_the_regex_shapes() -> None:
+    """The byte lookup gives what replacing [0-9] by 9 and [A-Za-z] by a gives, non-ASCII kept,
+    on slices (an offset into the buffers) and on both Arrow string types."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from ingest.quality import _shape_counts
+
+    def by_regex(arr: pa.Array) -> dict:
+        shapes = pc.replace_substring_regex(pc.replace_substring_regex(arr, "[0-9]", "9"), "[A-Za-z]", "a")
+        counts = pc.value_counts(shapes)
+        return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()))
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.one_of(st.none(), st.text(max_size=12)), max_size=30), st.integers(0, 5),
+           st.sampled_from([pa.string(), pa.large_string()]))
+    def check(values: list, start: int, kind: pa.DataType) -> None:
+        arr = pa.array(values, kind).slice(min(start, len(values)))
+        assert _shape_counts(arr) == by_regex(arr)
+
+    check()
