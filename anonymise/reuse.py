@@ -26,7 +26,7 @@ from pandas.core.util.hashing import combine_hash_arrays  # pandas' own row comb
 
 from councilmatch.home import Home
 from councilmatch.safepath import path_inside
-from ingest.extract import AcceptedRows, PreviousRows, RowMemory, vault_text
+from ingest.extract import AcceptedRows, PreviousRows, RowMemory
 
 from anonymise import at_rest
 from anonymise.keys import Keyring
@@ -34,7 +34,7 @@ from anonymise.minimise import Policy, minimise
 from anonymise.pseudonymised import META_KEY, from_table, kept_index, to_table
 from anonymise.record_index import arrow_hashes
 from anonymise.tokens import ENCODING, pseudonymise
-from anonymise.vault import Vault
+from anonymise.vault import VAULT_COLUMNS, Vault, vault_table
 
 ROW_DIGEST_PURPOSE = "row_digest"
 RAW_DIGEST_PURPOSE = "raw_row_digest"
@@ -190,26 +190,27 @@ def skipped_index(rows: AcceptedRows, previous: Previous | None) -> tuple[np.nda
 
 
 def vault_rows(fresh: pd.DataFrame, rows: AcceptedRows, memory: RowMemory, vault: Vault, council: str,
-               dataset: str, previous: Previous | None) -> tuple[pd.DataFrame, tuple[np.ndarray, pd.DataFrame] | None]:
+               dataset: str, previous: Previous | None) -> tuple[pd.DataFrame | pa.Table, tuple[np.ndarray, pa.Table] | None]:
     """Every accepted row's clear values for the extract's vault entry: the fresh rows' (optional values
-    as sent), the skipped rows' as the feed's last vault entry holds them; and the skipped rows' index
-    rows (``Vault.store``'s ``carried``), so their keyed hashes are not made again."""
+    as sent), the skipped rows' as the feed's last vault entry holds them, put in row order in Arrow
+    (:func:`anonymise.vault.vault_table`); and the skipped rows' index rows (``Vault.store``'s
+    ``carried``), so their keyed hashes are not made again."""
     origin = rows.reused_from
     skipped = origin >= 0
     if not skipped.any():
         return fresh, None
     if memory.previous is None or previous is None:
         raise RuntimeError("rows were skipped without a previous vault entry to take them from")
-    old = memory.previous.vault.iloc[origin[skipped]]
-    text = "string[pyarrow]"  # as the vault keeps them (dates as YYYY-MM-DD text), as read_extract gives them
-    fresh = pd.DataFrame({c: vault_text(fresh[c]) if c in fresh.columns
-                          else pd.Series(pd.NA, index=fresh.index, dtype=text) for c in old.columns}, index=fresh.index)
-    frame = pd.concat([fresh.set_axis(np.flatnonzero(~skipped)), old.set_axis(np.flatnonzero(skipped))]
-                      ).sort_index().reset_index(drop=True)
+    old = memory.previous.vault
+    last = pa.table({c: old[c].array._pa_array.cast(pa.string()) if c in old.columns  # noqa: SLF001
+                     else pa.nulls(len(old), pa.string()) for c in VAULT_COLUMNS})
+    at = origin.copy()  # each row's row in (the last entry's rows, then the fresh ones)
+    at[~skipped] = len(old) + np.arange(int((~skipped).sum()))
+    table = pa.concat_tables([last, vault_table(fresh)]).take(pa.array(at))
     index = vault.read_index(council, dataset, previous.extract_id)
-    if index is None or len(index) != len(memory.previous.vault):
-        return frame, None
-    return frame, (np.flatnonzero(skipped), index.iloc[origin[skipped]].reset_index(drop=True))
+    if index is None or index.num_rows != len(old):
+        return table, None
+    return table, (np.flatnonzero(skipped), index.take(pa.array(origin[skipped])))
 
 
 def pseudonymise_reusing(canonical: pd.DataFrame, keyring: Keyring, extract_id: str, home: Home,

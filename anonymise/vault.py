@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from anonymise.datakeys import safe_name, seal_for_council, unseal_for_council
@@ -39,6 +40,18 @@ from ingest.extract import vault_text
 
 INDEX_PURPOSE = "vault_index"
 VAULT_COLUMNS: tuple[str, ...] = REFERENCE + IDENTIFIERS
+
+
+_INDEX_SCHEMA = pa.schema([("rid_hash", pa.int64()), ("ref", pa.string())])
+
+
+def vault_table(canonical: pd.DataFrame) -> pa.Table:
+    """The clear values the vault keeps of a frame's rows: :data:`VAULT_COLUMNS` as text
+    (:func:`ingest.extract.vault_text`), a column the frame lacks all missing."""
+    n = len(canonical)
+    return pa.table({c: vault_text(canonical[c]).array._pa_array.combine_chunks().cast(pa.string())  # noqa: SLF001
+                     if c in canonical.columns and n else pa.nulls(n, pa.string()) for c in VAULT_COLUMNS},
+                    schema=pa.schema([(c, pa.string()) for c in VAULT_COLUMNS]))
 
 
 class RecordNotFound(AnonymiseError, KeyError):
@@ -71,57 +84,59 @@ class Vault:
         return hmac64(key, [f"{council}\x1f{r}" for r in record_ids.tolist()])
 
     # -- write ---------------------------------------------------------------
-    def store(self, council: str, extract_id: str, canonical: pd.DataFrame,
-              carried: tuple[np.ndarray, pd.DataFrame] | None = None) -> Path:
+    def store(self, council: str, extract_id: str, canonical: pd.DataFrame | pa.Table,
+              carried: tuple[np.ndarray, pa.Table] | None = None) -> Path:
         """Seal the extract's clear identifiers; a second call for the same extract is a no-op.
 
+        ``canonical``: a frame, or a table of :data:`VAULT_COLUMNS` as text (:func:`vault_table`).
         ``carried``: (row positions, their index rows from ``read_index``) for rows carried over
         unchanged from the feed's last extract, whose keyed hashes need not be made again."""
-        if len(canonical) and set(canonical["council"].astype(str).unique()) != {council}:
+        clear = canonical if isinstance(canonical, pa.Table) else vault_table(canonical)
+        councils = pc.unique(clear.column("council")).to_pylist()
+        if clear.num_rows and councils != [council]:
             raise AnonymiseError(f"vault store for {council}: frame holds other councils' records")
-        datasets = canonical["dataset"].astype(str).unique() if len(canonical) else []
+        datasets = pc.unique(clear.column("dataset")).to_pylist() if clear.num_rows else []
         if len(datasets) > 1:
-            raise AnonymiseError(f"vault store for {council}/{extract_id}: frame mixes data sets {list(datasets)}")
+            raise AnonymiseError(f"vault store for {council}/{extract_id}: frame mixes data sets {datasets}")
         dataset = str(datasets[0]) if len(datasets) else "unknown"
         blob_path = self.blob_path(council, dataset, extract_id)
         index_path = self._index_path(blob_path)
         if blob_path.exists() and index_path.exists():
             return blob_path
-        n = len(canonical)
-        clear = pd.DataFrame({c: (vault_text(canonical[c]) if c in canonical.columns
-                                  else pd.Series(pd.NA, index=canonical.index, dtype="string[pyarrow]"))
-                              for c in VAULT_COLUMNS}, index=canonical.index).reset_index(drop=True)
         buf = io.BytesIO()
-        # straight from the Arrow-backed columns (no Python string per cell); read back as objects and None
-        pq.write_table(pa.table({c: clear[c].array._pa_array.combine_chunks().cast(pa.string())  # noqa: SLF001
-                                 if n else pa.array([], pa.string()) for c in VAULT_COLUMNS},
-                                schema=pa.schema([(c, pa.string()) for c in VAULT_COLUMNS])), buf)
+        pq.write_table(clear, buf)  # read back as objects and None
         stored_at = _now()
         blob = seal_for_council(self.home, self.keyring, council, buf.getvalue(),
                                 {"kind": "vault", "dataset": dataset, "extract_id": extract_id, "stored_at": stored_at})
         atomic_write(blob_path, blob)
 
-        rid_hash = np.zeros(len(clear), dtype=np.int64)
-        refs = np.empty(len(clear), dtype=object)
-        todo = np.ones(len(clear), dtype=bool)
+        n = clear.num_rows
+        todo = np.ones(n, dtype=bool)
         if carried is not None and len(carried[0]):
-            positions, rows = carried
-            rid_hash[positions] = rows["rid_hash"].to_numpy(dtype=np.int64)
-            refs[positions] = rows["ref"].to_numpy(dtype=object)
-            todo[positions] = False
-        fresh = clear[todo]
-        rid_hash[todo] = self._record_hashes(council, fresh["record_id"].astype(str), self.keyring.key_id)
+            todo[carried[0]] = False
+        fresh = clear.filter(pa.array(todo)).select(["council", "record_id"]).to_pandas()
+        fresh_hash = self._record_hashes(council, fresh["record_id"].astype(str), self.keyring.key_id)
         # the store's keyed reference of each record (anonymise.minimise), so a flag maps back
-        refs[todo] = record_refs(ref_key(self.home), fresh["council"].astype(str),
-                                 fresh["record_id"].astype(str)).astype(str).to_numpy(dtype=object)
-        index = pa.table({"rid_hash": rid_hash, "ref": pa.array(refs, type=pa.string())})
+        fresh_refs = pa.array(record_refs(ref_key(self.home), fresh["council"].astype(str),
+                                          fresh["record_id"].astype(str)).astype(str).to_numpy(dtype=object),
+                              type=pa.string())
+        if todo.all():
+            index = pa.table({"rid_hash": fresh_hash, "ref": fresh_refs})
+        else:  # the carried rows' index rows, then the fresh ones', put in row order by one take
+            positions, rows = carried
+            at = np.empty(n, dtype=np.int64)
+            at[positions] = np.arange(len(positions))
+            at[todo] = len(positions) + np.arange(int(todo.sum()))
+            both = pa.concat_tables([rows.select(["rid_hash", "ref"]).cast(_INDEX_SCHEMA),
+                                     pa.table({"rid_hash": fresh_hash, "ref": fresh_refs}, schema=_INDEX_SCHEMA)])
+            index = both.take(pa.array(at))
         index = index.replace_schema_metadata({b"vault_index": json.dumps({
             "key_id": self.keyring.key_id, "extract_id": extract_id, "dataset": dataset, "stored_at": stored_at,
         }).encode()})
         write_table(index, index_path)
         return blob_path
 
-    def read_index(self, council: str, dataset: str, extract_id: str) -> pd.DataFrame | None:
+    def read_index(self, council: str, dataset: str, extract_id: str) -> pa.Table | None:
         """One extract's index rows (keyed hashes, no clear value) in stored order, if made under
         the active key id (else None: its hashes are not tonight's)."""
         path = self._index_path(self.blob_path(council, dataset, extract_id))
@@ -131,7 +146,7 @@ class Vault:
         meta = json.loads((table.schema.metadata or {}).get(b"vault_index", b"{}"))
         if meta.get("key_id") != self.keyring.key_id or not {"rid_hash", "ref"} <= set(table.column_names):
             return None
-        return table.select(["rid_hash", "ref"]).to_pandas()
+        return table.select(["rid_hash", "ref"]).replace_schema_metadata(None)
 
     def read_extract(self, council: str, dataset: str, extract_id: str) -> pd.DataFrame:
         """One extract's vaulted rows (text, in the order stored), for the hub's own ingest of the
