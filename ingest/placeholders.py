@@ -163,8 +163,8 @@ def _dates(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values.astype("string"), errors="coerce", format="ISO8601")
 
 
-def _date_mask(values: pd.Series) -> np.ndarray:
-    dates = _dates(values)
+def _date_mask(values: pd.Series, dates: pd.Series) -> np.ndarray:
+    """``dates``: ``_dates(values)`` (made once per field: parsing text dates is most of the cost)."""
     present = dates.notna().to_numpy()
     sentinel = dates.isin(pd.to_datetime(list(SENTINEL_DATES[:-3]))).to_numpy()  # in datetime64[ns] range
     # far-future sentinels (9999, 2999) do not fit datetime64[ns]; text input may carry them
@@ -229,8 +229,9 @@ def placeholder_mask(values: pd.Series, kind: str) -> pd.Series:
     if len(values) == 0:
         return pd.Series(np.zeros(0, dtype=bool), index=values.index)
     if kind == "date":
-        mask = _date_mask(values)
-        mask |= _frequent_mask(_dates(values))
+        dates = _dates(values)
+        mask = _date_mask(values, dates)
+        mask |= _frequent_mask(dates)
     else:
         mask = _token_mask(values, kind)
         mask |= _frequent_mask(values.astype("string[pyarrow]"))
