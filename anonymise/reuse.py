@@ -218,8 +218,8 @@ def pseudonymise_reusing(canonical: pd.DataFrame, keyring: Keyring, extract_id: 
     """The extract's frame minimised by ``policy`` (the match types', see
     ``matching.minimisation``), its row digests and how many rows were reused.
 
-    Fresh rows are minimised here so they can sit beside the stored (already minimised) ones;
-    the store's writer minimises the whole frame again, which leaves it as it is."""
+    Fresh rows are minimised here so they can sit beside the stored (already minimised) ones:
+    :func:`with_skipped_rows` joins the two and the store writes the table as it is."""
     canonical = canonical.reset_index(drop=True)
     digests = row_digests(canonical, keyring)
     reused = np.zeros(len(canonical), dtype=bool)
