@@ -49,8 +49,8 @@ def _arrow_type(column: str) -> pa.DataType:
 SCHEMA = pa.schema([pa.field(c, _arrow_type(c), nullable=c not in TOKEN_COLUMNS) for c in PSEUDONYMISED_COLUMNS])
 
 
-def _single(frame: pd.DataFrame, column: str) -> str:
-    values = frame[column].unique()
+def _single(table: pa.Table, column: str) -> str:
+    values = pc.unique(table.column(column)).to_pylist()
     if len(values) != 1:
         raise SchemaError(f"pseudonymised frame must hold one {column}; found {sorted(map(str, values))[:5]}")
     return str(values[0])
@@ -79,8 +79,8 @@ def to_table(frame: pd.DataFrame, key_id: str | None = None, extract_id: str | N
         raise SchemaError(f"pseudonymised frame does not fit the store schema: {exc}") from exc
     meta = {
         "schema_version": SCHEMA_VERSION,
-        "key_id": _single(frame, "key_id") if len(frame) else (key_id or ""),
-        "extract_id": _single(frame, "extract_id") if len(frame) else (extract_id or ""),
+        "key_id": _single(table, "key_id") if len(frame) else (key_id or ""),
+        "extract_id": _single(table, "extract_id") if len(frame) else (extract_id or ""),
         "rows": len(frame),
     }
     return table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
@@ -99,8 +99,6 @@ def write_pseudonymised(home: Home, frame: pd.DataFrame, policy: Policy,
     """Write one extract's pseudonymised frame, minimised by ``policy`` and encrypted, to
     ``home.pseudonymised_path(...)`` (idempotent), with its record index (``known``: see
     :func:`table_index`)."""
-    if len(frame) == 0:
-        raise SchemaError("refusing to write an empty pseudonymised frame (no council/dataset/extract to file it under)")
     validate_frame(frame)
     return write_pseudonymised_table(home, to_table(minimise(frame, home, policy)), known)
 
@@ -114,19 +112,12 @@ def write_pseudonymised_table(home: Home, table: pa.Table, known: tuple[np.ndarr
         raise SchemaError("refusing to write an empty pseudonymised frame (no council/dataset/extract to file it under)")
     if table.schema.remove_metadata() != SCHEMA:
         raise SchemaError(f"pseudonymised table does not have the store schema: {table.schema.remove_metadata()}")
-    path = home.pseudonymised_path(*(_single_value(table, c) for c in ("dataset", "council", "extract_id")))
+    path = home.pseudonymised_path(*(_single(table, c) for c in ("dataset", "council", "extract_id")))
     index = table_index(table, known)  # the night's record index reads it instead of hashing the rows
     meta = json.loads(table.schema.metadata[META_KEY]) | {INDEX_META: index_digest(index)}
     at_rest.write_table(path, table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()}), home)
     write_index(path, index, home)
     return path
-
-
-def _single_value(table: pa.Table, column: str) -> str:
-    values = pc.unique(table.column(column)).to_pylist()
-    if len(values) != 1 or values[0] is None:
-        raise SchemaError(f"pseudonymised frame must hold one {column}; found {sorted(map(str, values))[:5]}")
-    return str(values[0])
 
 
 def table_index(table: pa.Table, known: tuple[np.ndarray, pd.DataFrame] | None = None) -> pd.DataFrame:

@@ -133,6 +133,16 @@ def _stored_rows(previous: Previous, rows: np.ndarray, extract_id: str,
                            pa.array(np.full(len(rows), extract_id, dtype=object), pa.string()))
 
 
+def _last_then_fresh(origin: np.ndarray, last_rows: int) -> np.ndarray:
+    """Each row's position among (the last extract's ``last_rows`` rows, then tonight's fresh rows
+    in file order), from ``origin`` (its row in the last extract, or -1 for a fresh row): one
+    ``take`` of the two tables by it puts every row in file order."""
+    at = origin.astype(np.int64, copy=True)
+    fresh = origin < 0
+    at[fresh] = last_rows + np.arange(int(fresh.sum()))
+    return at
+
+
 def row_memory(home: Home, council: str, dataset: str, keyring: Keyring, previous: Previous | None) -> RowMemory:
     """What ingest needs to skip the rows of a re-sent extract that the feed's last extract
     accepted unchanged (``ingest.extract.RowMemory``): their raw-row digests and, for the data-quality
@@ -170,9 +180,7 @@ def with_skipped_rows(fresh: pd.DataFrame, fresh_digests: np.ndarray, rows: Acce
     if previous is None:
         raise RuntimeError("rows were skipped without a previous extract to take them from")
     meta = json.loads(table.schema.metadata[META_KEY]) | {"rows": len(origin), "extract_id": extract_id}
-    rows_of = origin.copy()  # each row's row in (the stored rows, then the fresh ones)
-    rows_of[~skipped] = previous.stored.num_rows + np.arange(table.num_rows)
-    merged = _stored_rows(previous, rows_of, extract_id, table)
+    merged = _stored_rows(previous, _last_then_fresh(origin, previous.stored.num_rows), extract_id, table)
     digests = np.zeros(len(origin), dtype=np.uint64)
     digests[~skipped] = fresh_digests
     digests[skipped] = previous.digests[origin[skipped]]
@@ -204,9 +212,7 @@ def vault_rows(fresh: pd.DataFrame, rows: AcceptedRows, memory: RowMemory, vault
     old = memory.previous.vault
     last = pa.table({c: old[c].array._pa_array.cast(pa.string()) if c in old.columns  # noqa: SLF001
                      else pa.nulls(len(old), pa.string()) for c in VAULT_COLUMNS})
-    at = origin.copy()  # each row's row in (the last entry's rows, then the fresh ones)
-    at[~skipped] = len(old) + np.arange(int((~skipped).sum()))
-    table = pa.concat_tables([last, vault_table(fresh)]).take(pa.array(at))
+    table = pa.concat_tables([last, vault_table(fresh)]).take(pa.array(_last_then_fresh(origin, len(old))))
     index = vault.read_index(council, dataset, previous.extract_id)
     if index is None or index.num_rows != len(old):
         return table, None

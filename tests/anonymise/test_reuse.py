@@ -114,8 +114,8 @@ def test_the_feed_step_reports_reused_rows(home, people, helpers):
 
 def test_rows_skipped_as_unchanged_go_from_store_to_store_in_arrow(home, people, helpers, monkeypatch):
     """A re-sent extract is nearly all rows the last one stored: they are taken from its table as
-    Arrow rows (no pandas row, no Python bytes object per encoding), and the stored extract is
-    the one a from-scratch ingest stores."""
+    Arrow rows (no pandas row, no Python bytes object per encoding), filed under the new extract
+    (tests/e2e/test_resend_skip.py compares the stored files with a from-scratch ingest)."""
     from pathlib import Path
 
     from anonymise import pseudonymised
