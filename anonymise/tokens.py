@@ -120,8 +120,8 @@ def _non_identifying(frame: pd.DataFrame, name: str) -> pd.Series:
     if name not in frame.columns:
         return pd.Series(pd.NA if dtype == "boolean" else np.nan, index=frame.index).astype(dtype)
     col = frame[name]
-    if dtype.startswith("datetime64"):
-        return pd.to_datetime(col, errors="raise").astype(dtype)
+    if dtype.startswith("datetime64"):  # (to_datetime on dates would make a Timestamp of each first)
+        return (col if pd.api.types.is_datetime64_any_dtype(col) else pd.to_datetime(col, errors="raise")).astype(dtype)
     return col.astype(dtype)
 
 

@@ -86,12 +86,18 @@ def _strftime(dates: pd.Series, fmt: str) -> pd.Series:
     return pd.Series(pd.array(pc.strftime(arr, format=fmt), dtype=STRING), index=dates.index)
 
 
+def _dates(values: pd.Series) -> pd.Series:
+    """Dates (unparseable -> NaT); a date column as it is: ``pd.to_datetime`` would first make a
+    Timestamp of each value to see whether caching repeats pays (50 times the cost here)."""
+    return values if pd.api.types.is_datetime64_any_dtype(values) else pd.to_datetime(values, errors="coerce")
+
+
 def _dob(u: pd.DataFrame) -> pd.Series:
-    return _strftime(pd.to_datetime(u["dob"], errors="coerce"), "%Y-%m-%d")
+    return _strftime(_dates(u["dob"]), "%Y-%m-%d")
 
 
 def _dob_unordered(u: pd.DataFrame) -> pd.Series:
-    d = pd.to_datetime(u["dob"], errors="coerce")
+    d = _dates(u["dob"])
     day, month = d.dt.day, d.dt.month
     lo, hi = np.minimum(day, month), np.maximum(day, month)
     return (d.dt.year.astype("Int64").astype(STRING) + "-" + lo.astype("Int64").astype(STRING).str.zfill(2)
@@ -104,12 +110,12 @@ def _dob_parts(*parts: str) -> Derive:
     fmt = {"y": "%Y", "m": "%m", "d": "%d"}
 
     def derive(u: pd.DataFrame) -> pd.Series:
-        return _strftime(pd.to_datetime(u["dob"], errors="coerce"), "-".join(f"{p}{fmt[p]}" for p in parts))
+        return _strftime(_dates(u["dob"]), "-".join(f"{p}{fmt[p]}" for p in parts))
     return derive
 
 
 def _yob(u: pd.DataFrame) -> pd.Series:
-    return pd.to_datetime(u["dob"], errors="coerce").dt.year.astype("Int64").astype(STRING)
+    return _dates(u["dob"]).dt.year.astype("Int64").astype(STRING)
 
 
 def _phonetic(s: pd.Series) -> pd.Series:
