@@ -118,6 +118,13 @@ def _yob(u: pd.DataFrame) -> pd.Series:
     return _dates(u["dob"]).dt.year.astype("Int64").astype(STRING)
 
 
+def _yob_if_first_of_year(u: pd.DataFrame) -> pd.Series:
+    """The year of a date that is 1 January, else missing: many systems record a birthday they do
+    not know as 1 January of the year (the year is evidence, the day and month are not)."""
+    d = _dates(u["dob"])
+    return _yob(u).where(((d.dt.month == 1) & (d.dt.day == 1)).fillna(False).to_numpy(dtype=bool))
+
+
 def _phonetic(s: pd.Series) -> pd.Series:
     """Double Metaphone primary code of the letters (spaces dropped).
 
@@ -219,6 +226,7 @@ VARIANTS: dict[str, Variant] = {
     "t_dob": Variant(("dob",), _dob),
     "t_dob_unordered": Variant(("dob",), _dob_unordered),
     "t_yob": Variant(("dob",), _yob),
+    "t_yob_jan1": Variant(("dob",), _yob_if_first_of_year),
     "t_dob_ym": Variant(("dob",), _dob_parts("y", "m")),
     "t_dob_md": Variant(("dob",), _dob_parts("m", "d")),
     "t_dob_yd": Variant(("dob",), _dob_parts("y", "d")),

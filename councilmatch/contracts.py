@@ -133,6 +133,9 @@ TOKEN_COLUMNS: dict[str, str] = {
     "t_dob": "dob",                   # YYYY-MM-DD
     "t_dob_unordered": "dob_unordered",  # year + sorted(day, month): survives a day/month transposition
     "t_yob": "yob",                   # year of birth
+    "t_yob_jan1": "yob",              # year of birth where the date is 1 January, else 0: systems
+                                      # write 1 January when they know only the year (the yob key,
+                                      # so it can meet the other record's year)
     "t_dob_ym": "dob_ym",             # year + month: with _md and _yd, one mistyped part of a date
     "t_dob_md": "dob_md",             # month + day
     "t_dob_yd": "dob_yd",             # year + day

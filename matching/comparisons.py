@@ -593,7 +593,8 @@ def name(field: str = "surname", initial: bool = False, near: float = 0.85, simi
 
 
 def date_of_birth(same_year: bool = True) -> Comparison:
-    """Date of birth: exact, day/month transposed, one part differs, same year, different.
+    """Date of birth: exact, day/month transposed, one part differs, 1 January of the same year,
+    same year, different.
 
     ``same_year: false`` drops the year level: where typed dates of birth are reliable
     (checked against ID), "same name, same year, different date" is a different person
@@ -604,6 +605,9 @@ def date_of_birth(same_year: bool = True) -> Comparison:
         Level("transposed", "same date with day and month swapped", Same("t_dob_unordered"), 0.02),
         Level("one part differs", "two of day, month and year agree (one part mistyped)",
               AnyOf((Same("t_dob_ym"), Same("t_dob_md"), Same("t_dob_yd"))), 0.04),
+        # a system that knows only the year writes 1 January: not a different birthday
+        Level("1 January, same year", "one date is 1 January of the other's year of birth (the year "
+              "known, the day not)", Crossed("t_yob_jan1", "t_yob"), 0.01),
     ]
     if same_year:
         levels.append(Level("same year", "born in the same year, different date", Same("t_yob"), 0.04))

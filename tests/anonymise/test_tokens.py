@@ -92,6 +92,16 @@ def test_derived_variants_link_what_they_should(people, helpers, keyring) -> Non
     assert same("t_postcode") and same("t_pc_sector") and same("t_pc_district")
 
 
+def test_a_first_of_january_birthday_carries_its_year_to_meet_the_others(people, helpers, keyring) -> None:
+    """``t_yob_jan1``: the year of a 1 January date under the year's key (so it meets another
+    record's ``t_yob``), missing for any other date and for no date."""
+    f = helpers.canonical_frame(people[:4])
+    f["dob"] = [pd.Timestamp("1956-01-01"), pd.Timestamp("1956-08-17"), pd.Timestamp("1956-01-02"), pd.NaT]
+    out = pseudonymise(f, keyring, "x")
+    assert out.loc[0, "t_yob_jan1"] == out.loc[0, "t_yob"] == out.loc[1, "t_yob"] != 0
+    assert (out.loc[1:, "t_yob_jan1"] == 0).all() and out.loc[2, "t_yob"] == out.loc[1, "t_yob"]
+
+
 def test_nickname_phonetic_and_initial(people, helpers, keyring) -> None:
     f = _pair(helpers, people, first_name=("BILL", "WILLIAM"), forenames=("BILL", "WILLIAM"),
               surname=("SMYTH", "SMITH"))

@@ -85,6 +85,7 @@ def pseudo(records: list[dict], dataset: str = "tenancy", council: str = "E09000
             "t_dob": token("dob", dob),
             "t_dob_unordered": token("dob_unordered", dob and dob[:4] + "".join(sorted([dob[5:7], dob[8:10]]))),
             "t_yob": token("yob", dob and dob[:4]),
+            "t_yob_jan1": token("yob", dob[:4] if dob and dob[5:] == "01-01" else None),
             "t_dob_ym": token("dob_ym", dob and dob[:7]),
             "t_dob_md": token("dob_md", dob and dob[5:]),
             "t_dob_yd": token("dob_yd", dob and dob[:4] + dob[8:]),

@@ -78,6 +78,17 @@ def test_dob_levels(make_frame):
         "different", "missing"]
 
 
+def test_a_first_of_january_birthday_is_the_year_known_not_a_different_date(make_frame):
+    """A system that knows only the year of birth writes 1 January: against the other record's
+    date in that year it is its own level, not "different" (which, without the year level,
+    counts hard against a match), either way round; 1 January of another year is different."""
+    left = [{"dob": "1956-01-01"}, {"dob": "1956-08-17"}, {"dob": "1957-01-01"}, {"dob": "1956-01-01"}]
+    right = [{"dob": "1956-08-17"}, {"dob": "1956-01-01"}, {"dob": "1956-08-17"}, {"dob": "1956-01-01"}]
+    for comparison in (date_of_birth(), date_of_birth(same_year=False)):
+        assert _levels(comparison, left, right, make_frame) == [
+            "1 January, same year", "1 January, same year", "different", "exact"]
+
+
 def test_address_and_postcode_levels(make_frame):
     left = [{"address": "12 HIGH ROAD", "postcode": "E1 6AN"}, {"address": "12 HIGH ROAD", "postcode": "E1 6AN"},
             {"address": "12 HIGH ROAD", "postcode": "E1 6AN"}, {"address": "1 ACACIA AVENUE", "postcode": "N1 1AA"}]
