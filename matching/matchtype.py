@@ -229,6 +229,13 @@ class Linkage(BaseModel):
     def built(self) -> list[Comparison]:
         return [c.build() for c in self.comparisons]
 
+    def unblocked_identifiers(self) -> list[str]:
+        """Token columns compared exactly (identifiers: NINO, phone, email) that no blocking rule
+        holds alone: a pair that shares one of them but whose names and birthday are all mistyped
+        is never a candidate, however strongly the model would flag it."""
+        alone = {rule[0] for rule in self.blocking if len(rule) == 1}
+        return [c.column for c in self.comparisons if isinstance(c, ExactComparison) and c.column not in alone]
+
     def m_starts(self) -> list[np.ndarray]:
         """Starting m per comparison level: the library's documented priors (also the fallback)."""
         return [np.array([lv.m_start for lv in c.levels], dtype=float) for c in self.built()]

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 
 from orchestrate.commands.options import HomeOption, resolve_home
@@ -44,12 +45,14 @@ def matchtypes_check(
     file: Annotated[Optional[Path], typer.Argument(help="A match type YAML file (default: all in force).")] = None,
     home: HomeOption = None,
 ) -> None:
-    """Validate match type files; errors name the file, line and key."""
+    """Validate match type files; errors name the file, line and key. Advice (not an error): an
+    identifier compared but not blocked on."""
     from matching.matchtype import load_file, load_matchtypes, MatchTypeError
 
     try:
         if file is not None:
             mt = load_file(file)
+            types = {mt.id: mt}
             console.print(f"[green]ok[/green] {file}: {mt.id} ({mt.title})")
         else:
             types = load_matchtypes(resolve_home(home))
@@ -57,6 +60,11 @@ def matchtypes_check(
     except (MatchTypeError, OSError) as exc:
         console.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(1)
+    for mt in types.values():
+        for column in mt.linkage.unblocked_identifiers():
+            console.print(f"[yellow]advice[/yellow] {mt.id}: compares {column} exactly but no blocking rule is "
+                          + escape(f"[{column}]") + f" alone; pairs sharing only {column} are never compared",
+                          highlight=False)
 
 
 @link_app.command("plan")

@@ -35,6 +35,16 @@ def test_matchtypes_cli(tmp_path):
     runner = CliRunner()
     ok = runner.invoke(app, ["matchtypes", "check", "--home", str(tmp_path)])
     assert ok.exit_code == 0 and "7 match types" in ok.output
+    assert "advice" not in ok.output  # every shipped identifier comparison is also a blocking rule
+    unblocked = tmp_path / "unblocked.yaml"
+    unblocked.write_text("id: x\ntitle: t\nreason: r\nleft: tenancy\nright: tenancy\nlinkage: {blocking: "
+                         "[[t_dob], [t_nino]], comparisons: [{use: date_of_birth}, {use: exact, column: t_nino}, "
+                         "{use: exact, column: t_email}]}\n")
+    advised = runner.invoke(app, ["matchtypes", "check", str(unblocked)])
+    assert advised.exit_code == 0, advised.output  # advice, not an error
+    said = " ".join(advised.output.split())
+    assert "advice x: compares t_email exactly but no blocking rule is [t_email] alone" in said
+    assert "compares t_nino" not in said
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: x\ntitle: t\nreason: r\nleft: tenancy\nright: nowhere\nlinkage: {blocking: [[t_dob]], "
                    "comparisons: [{use: date_of_birth}]}\n")
