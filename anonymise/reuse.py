@@ -34,7 +34,7 @@ from anonymise.minimise import Policy, minimise
 from anonymise.pseudonymised import META_KEY, from_table, kept_index, to_table
 from anonymise.record_index import arrow_hashes
 from anonymise.tokens import ENCODING, pseudonymise
-from anonymise.vault import VAULT_COLUMNS, Vault, vault_table
+from anonymise.vault import VAULT_COLUMNS, Vault, last_then_fresh, vault_table
 
 ROW_DIGEST_PURPOSE = "row_digest"
 RAW_DIGEST_PURPOSE = "raw_row_digest"
@@ -133,16 +133,6 @@ def _stored_rows(previous: Previous, rows: np.ndarray, extract_id: str,
                            pa.array(np.full(len(rows), extract_id, dtype=object), pa.string()))
 
 
-def _last_then_fresh(origin: np.ndarray, last_rows: int) -> np.ndarray:
-    """Each row's position among (the last extract's ``last_rows`` rows, then tonight's fresh rows
-    in file order), from ``origin`` (its row in the last extract, or -1 for a fresh row): one
-    ``take`` of the two tables by it puts every row in file order."""
-    at = origin.astype(np.int64, copy=True)
-    fresh = origin < 0
-    at[fresh] = last_rows + np.arange(int(fresh.sum()))
-    return at
-
-
 def row_memory(home: Home, council: str, dataset: str, keyring: Keyring, previous: Previous | None) -> RowMemory:
     """What ingest needs to skip the rows of a re-sent extract that the feed's last extract
     accepted unchanged (``ingest.extract.RowMemory``): their raw-row digests and, for the data-quality
@@ -180,7 +170,7 @@ def with_skipped_rows(fresh: pd.DataFrame, fresh_digests: np.ndarray, rows: Acce
     if previous is None:
         raise RuntimeError("rows were skipped without a previous extract to take them from")
     meta = json.loads(table.schema.metadata[META_KEY]) | {"rows": len(origin), "extract_id": extract_id}
-    merged = _stored_rows(previous, _last_then_fresh(origin, previous.stored.num_rows), extract_id, table)
+    merged = _stored_rows(previous, last_then_fresh(origin, previous.stored.num_rows), extract_id, table)
     digests = np.zeros(len(origin), dtype=np.uint64)
     digests[~skipped] = fresh_digests
     digests[skipped] = previous.digests[origin[skipped]]
@@ -212,7 +202,7 @@ def vault_rows(fresh: pd.DataFrame, rows: AcceptedRows, memory: RowMemory, vault
     old = memory.previous.vault
     last = pa.table({c: old[c].array._pa_array.cast(pa.string()) if c in old.columns  # noqa: SLF001
                      else pa.nulls(len(old), pa.string()) for c in VAULT_COLUMNS})
-    table = pa.concat_tables([last, vault_table(fresh)]).take(pa.array(_last_then_fresh(origin, len(old))))
+    table = pa.concat_tables([last, vault_table(fresh)]).take(pa.array(last_then_fresh(origin, len(old))))
     index = vault.read_index(council, dataset, previous.extract_id)
     if index is None or index.num_rows != len(old):
         return table, None

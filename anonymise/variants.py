@@ -122,7 +122,7 @@ def _yob_if_first_of_year(u: pd.DataFrame) -> pd.Series:
     """The year of a date that is 1 January, else missing: many systems record a birthday they do
     not know as 1 January of the year (the year is evidence, the day and month are not)."""
     d = _dates(u["dob"])
-    return _yob(u).where(((d.dt.month == 1) & (d.dt.day == 1)).fillna(False).to_numpy(dtype=bool))
+    return _yob(u).where(((d.dt.month == 1) & (d.dt.day == 1)).to_numpy(dtype=bool))  # NaT: False
 
 
 def _phonetic(s: pd.Series) -> pd.Series:

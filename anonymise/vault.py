@@ -54,6 +54,17 @@ def vault_table(canonical: pd.DataFrame) -> pa.Table:
                     schema=pa.schema([(c, pa.string()) for c in VAULT_COLUMNS]))
 
 
+def last_then_fresh(origin: np.ndarray, last_rows: int) -> np.ndarray:
+    """Each row's position among (the last extract's ``last_rows`` rows, then tonight's fresh rows
+    in file order), from ``origin`` (its row in the last extract, or -1 for a fresh row): one
+    ``take`` of the two tables by it puts every row in file order (the store's rows, the vault's
+    and its index)."""
+    at = origin.astype(np.int64, copy=True)
+    fresh = origin < 0
+    at[fresh] = last_rows + np.arange(int(fresh.sum()))
+    return at
+
+
 class RecordNotFound(AnonymiseError, KeyError):
     """No vaulted record has this council and record id."""
 
@@ -124,12 +135,11 @@ class Vault:
             index = pa.table({"rid_hash": fresh_hash, "ref": fresh_refs})
         else:  # the carried rows' index rows, then the fresh ones', put in row order by one take
             positions, rows = carried
-            at = np.empty(n, dtype=np.int64)
-            at[positions] = np.arange(len(positions))
-            at[todo] = len(positions) + np.arange(int(todo.sum()))
+            origin = np.full(n, -1, dtype=np.int64)
+            origin[positions] = np.arange(len(positions))
             both = pa.concat_tables([rows.select(["rid_hash", "ref"]).cast(_INDEX_SCHEMA),
                                      pa.table({"rid_hash": fresh_hash, "ref": fresh_refs}, schema=_INDEX_SCHEMA)])
-            index = both.take(pa.array(at))
+            index = both.take(pa.array(last_then_fresh(origin, len(positions))))
         index = index.replace_schema_metadata({b"vault_index": json.dumps({
             "key_id": self.keyring.key_id, "extract_id": extract_id, "dataset": dataset, "stored_at": stored_at,
         }).encode()})
