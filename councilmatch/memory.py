@@ -14,6 +14,11 @@ in the kernel with it), so only the scan of a pool too big to hold turns it on
 workers for the same reason. The scan reads on threads, and glibc gives each thread an arena of
 its own that keeps its own freed blocks: for a pool many times the training sample the arenas
 are capped too (``ARENAS``).
+
+Training wants pages kept instead (:func:`reuse_freed_pages`): on threads it gathers and compares
+a few MB per column of candidate pairs, thousands of times, and with the scan's 1 MiB threshold
+(or glibc's own trimming of each thread's heap) every such array was fresh pages, faulted in by
+the kernel: 3.4-3.8 million page faults and 11-14 s of kernel time in a 1M-record plan.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ log = logging.getLogger(__name__)
 
 #: mallopt parameters (glibc malloc.h)
 M_TRIM_THRESHOLD = -1
+M_TOP_PAD = -2
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 #: arrays at least this big are mapped, and given back when freed
@@ -36,24 +42,54 @@ THRESHOLD = 1 << 20
 #: with two; at most 2 arenas: 2,011-2,025). Threads then wait on each other's allocations (a
 #: 1M-record plan took 34 s instead of 30), so it is not for a pool that nearly fits.
 ARENAS = 2
+#: while training: arrays under this size come from the heap ...
+REUSE_THRESHOLD = 2 << 20
+#: ... and each heap keeps this much free top for the next allocation. Measured on the 1M-record
+#: plan (docs/benchmarks.md): page faults 3.5-3.7 M -> 1.3 M, kernel time 11-14 -> 6 s; a 4 MiB
+#: threshold or a 64 MiB pad saved a little more and took the peak to 2 GiB or past it
+TOP_PAD = 32 << 20
+
+
+def _mallopt():
+    """glibc's ``mallopt``, or None where the C library has none."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt
 
 
 def return_freed_memory(threshold: int = THRESHOLD, arenas: int | None = None) -> bool:
     """Fix glibc's mmap and trim thresholds at ``threshold`` bytes, and with ``arenas`` its arenas
     at that many, for this process (and the processes it forks from now on). False where the C
-    library has no ``mallopt`` (not glibc): nothing changes there."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    library has no ``mallopt`` (not glibc): nothing changes there. Heaps keep no free top."""
+    mallopt = _mallopt()
+    if mallopt is None:
         return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    done = mallopt(M_MMAP_THRESHOLD, threshold) == 1 and mallopt(M_TRIM_THRESHOLD, threshold) == 1
+    done = (mallopt(M_MMAP_THRESHOLD, threshold) == 1 and mallopt(M_TRIM_THRESHOLD, threshold) == 1
+            and mallopt(M_TOP_PAD, 0) == 1)
     if arenas is not None:
         done = done and mallopt(M_ARENA_MAX, arenas) == 1
     if not done:
         log.warning("mallopt refused a %d-byte threshold or the arena cap: freed memory may stay with the process",
                     threshold)
+    return done
+
+
+def reuse_freed_pages(threshold: int = REUSE_THRESHOLD, pad: int = TOP_PAD) -> bool:
+    """For a phase that frees and makes again arrays of a few MB in a loop (training): glibc's
+    mmap and trim thresholds fixed at ``threshold`` bytes and each heap keeping ``pad`` bytes of
+    free top, for this process and those it forks from now on. False where the C library has no
+    ``mallopt`` (not glibc): nothing changes there."""
+    mallopt = _mallopt()
+    if mallopt is None:
+        return False
+    done = (mallopt(M_MMAP_THRESHOLD, threshold) == 1 and mallopt(M_TRIM_THRESHOLD, threshold) == 1
+            and mallopt(M_TOP_PAD, pad) == 1)
+    if not done:
+        log.warning("mallopt refused a %d-byte threshold or a %d-byte top pad", threshold, pad)
     return done
 
 

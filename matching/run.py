@@ -35,7 +35,7 @@ import pyarrow as pa
 from councilmatch.contracts import ENCODED_BYTES, FLAG_COLUMNS
 from councilmatch.environment import environment, variable
 from councilmatch.home import Home
-from councilmatch.memory import ARENAS, release_unused, return_freed_memory
+from councilmatch.memory import ARENAS, release_unused, return_freed_memory, reuse_freed_pages
 from matching.flags import SHARD_COLUMNS, empty_flags, first_seen_dates, read_parquet_at_rest, write_parquet_atomic
 from matching import incremental as inc
 from matching.comparisons import RELEASED, Side, bloom_matrix_from_arrow
@@ -364,6 +364,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         if loaded["sample"] and ctx.pool is not None:  # the sample serves training only
             share_with_pool(ctx.pool, pool, loaded.pop("matrices", None))
             release_unused()  # the matrices' batch parts, now one matrix a column
+        reuse_freed_pages()  # training frees and makes again arrays of a few MB
         trained = _train_all(training, pool, ctx, inputs, workers, {mt.id: due[mt.id][2] for mt in training})
     for mt in runnable:
         saved, drift, reason, left_rows, right_rows = due.pop(mt.id)

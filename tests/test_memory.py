@@ -71,3 +71,37 @@ def test_release_unused_hands_back_what_arrows_pool_keeps():
 
     assert dropped("off") < 5
     assert dropped("on") > 25
+
+
+REUSE_SCRIPT = r"""
+import resource, sys, threading, numpy as np
+from councilmatch.memory import return_freed_memory, reuse_freed_pages
+assert return_freed_memory()          # as after the plan's scan of a pool over the training cap
+if sys.argv[1] == "on":
+    assert reuse_freed_pages()
+def train():                          # as training on a thread: gather two sides, compare, free
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 1_000_000, 600_000)
+    token = rng.integers(1, 1 << 60, 1_000_000)
+    for _ in range(200):
+        left, right = token[rows[:300_000]], token[rows[300_000:]]
+        same = (left == right) & (left != 0)
+        del left, right, same
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+thread = threading.Thread(target=train)
+thread.start(); thread.join()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc")
+def test_training_reuses_the_pages_it_frees():
+    """Arrays of a few MB freed and made again on a thread: after the scan's settings each one is
+    fresh pages the kernel faults in (~600 a loop here); ``reuse_freed_pages`` keeps them."""
+    def faults(mode: str) -> int:
+        out = subprocess.run([sys.executable, "-c", REUSE_SCRIPT, mode], capture_output=True, text=True, check=True)
+        return int(out.stdout.strip())
+
+    off, on = faults("off"), faults("on")
+    assert off > 100_000, off
+    assert on < off / 10, (off, on)
