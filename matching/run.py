@@ -364,7 +364,10 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         if loaded["sample"] and ctx.pool is not None:  # the sample serves training only
             share_with_pool(ctx.pool, pool, loaded.pop("matrices", None))
             release_unused()  # the matrices' batch parts, now one matrix a column
-        reuse_freed_pages()  # training frees and makes again arrays of a few MB
+        if min(loaded.get("fractions", {}).values(), default=1.0) >= 0.5:
+            # training frees and makes again arrays of a few MB: keep their pages (not where the
+            # pool is many times the sample, whose plan must stay within its memory bound)
+            reuse_freed_pages()
         trained = _train_all(training, pool, ctx, inputs, workers, {mt.id: due[mt.id][2] for mt in training})
     for mt in runnable:
         saved, drift, reason, left_rows, right_rows = due.pop(mt.id)

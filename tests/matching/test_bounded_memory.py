@@ -318,6 +318,19 @@ def test_the_plan_caps_malloc_arenas_only_for_a_pool_sampled_to_under_half(tmp_p
     assert calls == [ARENAS, None, None]
 
 
+def test_training_keeps_its_freed_pages_unless_the_pool_is_many_times_the_sample(tmp_path, monkeypatch):
+    """Kept pages save the 1M plan seconds of page faults; where the pool is many times the
+    training sample (the 10M plan, within a few MiB of its 2 GiB bound) the plan gives them back."""
+    home, _frame, _truth, capped = _home_over_the_cap(tmp_path, monkeypatch)
+    kept = []
+    monkeypatch.setattr(run, "reuse_freed_pages", lambda: kept.append(1) or True)
+    plan(home, "20260101T000000", 2, full=True, retrain=True, settings=capped)  # half the pool
+    assert kept == [1]
+    quarter = capped.model_copy(update={"training_max_records": capped.training_max_records // 2})
+    plan(home, "20260102T000000", 2, full=True, retrain=True, settings=quarter)
+    assert kept == [1], "a plan sampling a quarter of its pool kept its freed pages"
+
+
 def test_the_scanned_sample_is_held_once_as_the_training_pool(tmp_path, monkeypatch):
     """The scan concatenates the sample once: each data set's frame is a view of the pool's rows,
     and the pool built on it equals the one concatenated from separate frames (values, dtypes),
