@@ -26,6 +26,9 @@ from councilmatch.contracts import ENCODED_BYTES
 from matching.kept import Kept
 
 NULL = -1  # level index of "missing on either side"
+#: a comparison's later levels are tested on the pairs still undecided, taken apart from the rest
+#: once they are fewer than this share of those tested so far (see :meth:`Comparison.levels_of`)
+NARROW_BELOW = 0.75
 #: ``frame.attrs`` flag: the frame's encoding columns were dropped, their matrices live in the
 #: training pool's side (``matching.inputs.share_with_pool``)
 RELEASED = "councilmatch_encodings_released"
@@ -492,14 +495,29 @@ class Comparison:
         return self.agreeing < len(self.levels) - 1
 
     def levels_of(self, pairs: Pairs) -> np.ndarray:
-        """Level index per pair (int8), :data:`NULL` where either side lacks the field."""
+        """Level index per pair (int8), :data:`NULL` where either side lacks the field.
+
+        Each level is tested on the pairs no earlier level took, narrowed to them once they are
+        fewer than :data:`NARROW_BELOW` of the batch: among a blocking rule's pairs most agree
+        exactly, and the dearer tests of the later levels (neighbourhoods, Bloom similarity)
+        then see only the rest. A test looks only at the two records of a pair, so the levels
+        are the same either way."""
         out = np.full(len(pairs), len(self.levels) - 1, dtype=np.int8)
-        undecided = np.ones(len(pairs), dtype=bool)
+        part, where = pairs, None  # the pairs tested; their positions in ``pairs`` (None: all)
+        undecided = np.ones(len(pairs), dtype=bool)  # over ``part``
         for i, level in enumerate(self.levels):
             if level.test is None:
                 break
-            hit = level.test(pairs) & undecided
-            out[hit] = i
+            left = int(np.count_nonzero(undecided))
+            if left == 0:
+                break
+            if left < NARROW_BELOW * len(part):
+                keep = np.flatnonzero(undecided)
+                part = Pairs(part.left, part.right, part.li[keep], part.ri[keep])
+                where = keep if where is None else where[keep]
+                undecided = np.ones(left, dtype=bool)
+            hit = level.test(part) & undecided
+            out[np.flatnonzero(hit) if where is None else where[hit]] = i
             undecided &= ~hit
         out[~(_present(pairs.left, self.present)[pairs.li] & _present(pairs.right, self.present)[pairs.ri])] = NULL
         return out

@@ -234,3 +234,29 @@ def test_a_person_known_by_another_of_their_forenames():
     labels = [lv.label for lv in comparison.levels]
     got = comparison.levels_of(Pairs(side(left), side(right), np.arange(len(left)), np.arange(len(left))))
     assert [labels[g] for g in got] == ["another forename"] * 5 + ["different"] * 3 + ["exact"]
+
+
+def test_later_levels_tested_on_the_undecided_pairs_alone_give_the_same_levels(monkeypatch) -> None:
+    """``levels_of`` narrows the pairs to those no earlier level took: every level of every
+    comparison must be what testing all pairs at every level gives, and the narrowing must happen."""
+    from matching import comparisons
+    from matching.model import comparison_vectors
+    from tests.matching.conftest import tenancy_population
+
+    frame = tenancy_population(n_people=400, n_double=60, seed=4)[0]
+    comps = [name("forename", initial=True), name("surname"), date_of_birth(), address(), postcode(),
+             exact("t_nino", "nino")]
+    rng = np.random.default_rng(11)
+    li, ri = rng.integers(0, len(frame), 4_000), rng.integers(0, len(frame), 4_000)
+    ri[:2_500] = li[:2_500]  # most pairs agree at the first level, as a blocking rule's do
+    tested: list[int] = []
+    real = comparisons.Pairs.dice
+    monkeypatch.setattr(comparisons.Pairs, "dice", lambda self, column: tested.append(len(self)) or real(self, column))
+    narrowed = comparison_vectors(comps, Pairs(Side(frame), Side(frame), li, ri))
+    assert tested and max(tested) < len(li), "the later levels still saw every pair"
+    monkeypatch.setattr(comparisons, "NARROW_BELOW", 0.0)  # never narrow
+    tested.clear()
+    whole = comparison_vectors(comps, Pairs(Side(frame), Side(frame), li, ri))
+    assert max(tested) == len(li)
+    assert (narrowed == whole).all()
+    assert len(np.unique(whole[:, 0])) >= 4 and (whole == NULL).any()
