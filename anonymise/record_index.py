@@ -62,13 +62,18 @@ def row_hashes(frame: pd.DataFrame, table: pa.Table | None = None) -> np.ndarray
     encodings, never made into Python bytes); they are hashed as pandas hashes them as
     bytes, and every column in the table's order, so the hash is the same either way.
     """
-    if table is None:
-        cols = [c for c in frame.columns if c != "extract_id"]
+    cols = [c for c in (frame.columns if table is None else table.column_names) if c != "extract_id"]
+
+    def hashed(c: str) -> np.ndarray:
+        if c not in frame.columns:
+            return arrow_hashes(table.column(c))
+        if isinstance(frame[c].dtype, pd.ArrowDtype):  # encodings kept in Arrow (pseudonymised.from_table)
+            return arrow_hashes(frame[c].array._pa_array)  # noqa: SLF001
+        return pd.util.hash_pandas_object(frame[c], index=False).to_numpy(dtype=np.uint64)
+
+    if table is None and not any(isinstance(frame[c].dtype, pd.ArrowDtype) for c in cols):
         return pd.util.hash_pandas_object(frame[cols], index=False).to_numpy(dtype=np.uint64)
-    cols = [c for c in table.column_names if c != "extract_id"]
-    hashes = (pd.util.hash_pandas_object(frame[c], index=False).to_numpy(dtype=np.uint64) if c in frame.columns
-              else arrow_hashes(table.column(c)) for c in cols)
-    return combine_hash_arrays(hashes, len(cols))
+    return combine_hash_arrays((hashed(c) for c in cols), len(cols))
 
 
 def index_frame(refs: np.ndarray, rows: np.ndarray) -> pd.DataFrame:

@@ -202,6 +202,8 @@ def bloom_matrix(values: pd.Series | None, n: int, nbytes: int) -> np.ndarray:
     out = np.zeros((n, nbytes), dtype=np.uint8)
     if values is None or n == 0:
         return out
+    if isinstance(values.dtype, pd.ArrowDtype):  # the pool as linking reads it (from_table)
+        return bloom_matrix_from_arrow(values.array._pa_array, nbytes)  # noqa: SLF001
     raw = values.to_numpy(dtype=object)
     present = values.notna().to_numpy()
     if present.all():  # the usual case: one join, no per-row work

@@ -93,7 +93,7 @@ def newest_extracts(home: Home) -> list[Path]:
 
 
 def _read(home: Home, path: Path) -> pd.DataFrame:
-    return read_pseudonymised(path, home)
+    return read_pseudonymised(path, home, arrow_encodings=True)
 
 
 def _known_key_ids(home: Home) -> tuple[str, ...] | None:
@@ -204,7 +204,7 @@ def _shard_inputs(home: Home, files: list[Path], mt: MatchType, shard: int,
                 for rule in rules:
                     key, present = blocking_key(side, rule)
                     keep |= present & (shard_of(key, shards) == shard)
-                frame = from_table(table.take(np.flatnonzero(keep)))
+                frame = from_table(table.take(np.flatnonzero(keep)), arrow_encodings=True)
                 _note_key_ids(home, key_files, path, frame)
                 parts.append(frame)
         out[ds] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

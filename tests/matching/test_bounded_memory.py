@@ -354,3 +354,35 @@ def test_the_scanned_sample_is_held_once_as_the_training_pool(tmp_path, monkeypa
     assert np.shares_memory(token, scan.whole["t_surname"].to_numpy()) and not token.flags.writeable
     with pytest.raises(ValueError, match="holds"):
         pool_inputs(scan.sample, scan.whole.iloc[:-1])
+
+
+def test_the_pool_read_for_linking_keeps_encodings_in_arrow_and_links_the_same(tmp_path):
+    """``read_inputs`` keeps the encodings as Arrow columns (no Python bytes object per cell):
+    the Bloom matrices, content hashes and every comparison level must be those of the bytes frame."""
+    import numpy as np
+
+    from councilmatch.home import Home
+    from anonymise.pseudonymised import read_pseudonymised
+    from anonymise.record_index import row_hashes
+    from councilmatch.contracts import ENCODED_BYTES
+    from matching.comparisons import Pairs, Side, address, date_of_birth, name
+    from matching.model import comparison_vectors
+
+    helpers = _conftest()
+    home = Home.resolve(tmp_path / "home")
+    frame, _truth = helpers.tenancy_population(500, 60, seed=8)
+    helpers.write_extract(home, frame)
+    files = run.newest_extracts(home)
+    pooled = run.read_inputs(home, files)["tenancy"]
+    as_bytes = pd.concat([read_pseudonymised(p, home) for p in files], ignore_index=True)
+    assert isinstance(pooled["bf_surname"].dtype, pd.ArrowDtype)
+    assert isinstance(as_bytes["bf_surname"].iloc[0], bytes)
+    assert (row_hashes(pooled) == row_hashes(as_bytes)).all()
+    arrow_side, bytes_side = Side(pooled), Side(as_bytes)
+    for column in ENCODED_BYTES:
+        assert (arrow_side.bloom(column)[0] == bytes_side.bloom(column)[0]).all(), column
+    rng = np.random.default_rng(2)
+    li, ri = rng.integers(0, len(pooled), 3_000), rng.integers(0, len(pooled), 3_000)
+    comps = [name("forename", initial=True), name("surname"), date_of_birth(), address()]
+    got = comparison_vectors(comps, Pairs(Side(pooled), Side(pooled), li, ri))
+    assert (got == comparison_vectors(comps, Pairs(Side(as_bytes), Side(as_bytes), li, ri))).all()
