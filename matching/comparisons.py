@@ -185,13 +185,14 @@ def _row_codes(matrix: np.ndarray) -> np.ndarray:
 def bloom_matrix_from_arrow(values: pa.Array | pa.ChunkedArray, nbytes: int) -> np.ndarray:
     """:func:`bloom_matrix` of an Arrow ``fixed_size_binary`` column, straight from its buffer:
     no Python bytes object per row (a million records' six encodings are 0.7 GB more as those)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks() if values.num_chunks else pa.array([], values.type)
     n = len(values)
     if not (pa.types.is_fixed_size_binary(values.type) and values.type.byte_width == nbytes) or n == 0:
         return bloom_matrix(values.to_pandas(), n, nbytes)  # not the stored type: the checked path
-    out = np.frombuffer(values.buffers()[1], np.uint8, count=n * nbytes,
-                        offset=values.offset * nbytes).reshape(n, nbytes).copy()
+    # each chunk's buffer viewed as rows, copied once into the matrix (a pool read from many
+    # extracts is many chunks: combining them first would copy the column twice)
+    chunks = [c for c in (values.chunks if isinstance(values, pa.ChunkedArray) else [values]) if len(c)]
+    out = np.concatenate([np.frombuffer(c.buffers()[1], np.uint8, count=len(c) * nbytes, offset=c.offset * nbytes)
+                          .reshape(len(c), nbytes) for c in chunks])
     if values.null_count:
         out[values.is_null().to_numpy(zero_copy_only=False)] = 0
     return out
