@@ -297,10 +297,8 @@ def neighbourhoods(values: pd.Series, key: bytes, slots: int, around: Callable[[
         return out.view(np.uint8).reshape(n, slots * 4)
     variants = [around(w) for w in words]
     sizes = np.fromiter(map(len, variants), np.int64, len(variants))
-    # one HMAC per distinct string: the forms of different values overlap (a tenth of them over a
-    # night's extracts; an initials neighbourhood is a few letters, over and over)
-    form_codes, forms = pd.factorize(np.fromiter((v for vs in variants for v in vs), dtype=object, count=int(sizes.sum())))
-    hashes = (hmac64(key, forms.tolist()).view(np.uint64) >> np.uint64(32)).astype(np.uint64)[form_codes]
+    flat = [v for vs in variants for v in vs]
+    hashes = (hmac64(key, flat).view(np.uint64) >> np.uint64(32)).astype(np.uint64)
     hashes[hashes == 0] = 1  # 0 is padding
     group = np.repeat(np.arange(len(words), dtype=np.uint64), sizes)
     keyed = np.unique((group << np.uint64(32)) | hashes)  # sorted by value, then hash; duplicates gone
