@@ -71,9 +71,7 @@ def row_hashes(frame: pd.DataFrame, table: pa.Table | None = None) -> np.ndarray
             return arrow_hashes(frame[c].array._pa_array)  # noqa: SLF001
         return pd.util.hash_pandas_object(frame[c], index=False).to_numpy(dtype=np.uint64)
 
-    if table is None and not any(isinstance(frame[c].dtype, pd.ArrowDtype) for c in cols):
-        return pd.util.hash_pandas_object(frame[cols], index=False).to_numpy(dtype=np.uint64)
-    return combine_hash_arrays((hashed(c) for c in cols), len(cols))
+    return combine_hash_arrays((hashed(c) for c in cols), len(cols))  # as hash_pandas_object combines a frame's
 
 
 def index_frame(refs: np.ndarray, rows: np.ndarray) -> pd.DataFrame:

@@ -50,47 +50,38 @@ REUSE_THRESHOLD = 2 << 20
 TOP_PAD = 32 << 20
 
 
-def _mallopt():
-    """glibc's ``mallopt``, or None where the C library has none."""
+def _set_malloc(threshold: int, pad: int, arenas: int | None = None) -> bool:
+    """glibc's mmap and trim thresholds at ``threshold`` bytes, its heaps' free top at ``pad``
+    bytes and (with ``arenas``) its arenas at that many, for this process and the processes it
+    forks from now on. False where the C library has no ``mallopt`` (not glibc): nothing changes
+    there, or where it refused a value."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
     except (OSError, AttributeError):
-        return None
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt
-
-
-def return_freed_memory(threshold: int = THRESHOLD, arenas: int | None = None) -> bool:
-    """Fix glibc's mmap and trim thresholds at ``threshold`` bytes, and with ``arenas`` its arenas
-    at that many, for this process (and the processes it forks from now on). False where the C
-    library has no ``mallopt`` (not glibc): nothing changes there. Heaps keep no free top."""
-    mallopt = _mallopt()
-    if mallopt is None:
         return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     done = (mallopt(M_MMAP_THRESHOLD, threshold) == 1 and mallopt(M_TRIM_THRESHOLD, threshold) == 1
-            and mallopt(M_TOP_PAD, 0) == 1)
+            and mallopt(M_TOP_PAD, pad) == 1)
     if arenas is not None:
         done = done and mallopt(M_ARENA_MAX, arenas) == 1
     if not done:
-        log.warning("mallopt refused a %d-byte threshold or the arena cap: freed memory may stay with the process",
-                    threshold)
+        log.warning("mallopt refused a %d-byte threshold, a %d-byte top pad or the arena cap %s",
+                    threshold, pad, arenas)
     return done
+
+
+def return_freed_memory(threshold: int = THRESHOLD, arenas: int | None = None) -> bool:
+    """Freed arrays of ``threshold`` bytes or more go back to the system, heaps keep no free
+    top, and with ``arenas`` threads share that many malloc arenas (see :func:`_set_malloc`)."""
+    return _set_malloc(threshold, 0, arenas)
 
 
 def reuse_freed_pages(threshold: int = REUSE_THRESHOLD, pad: int = TOP_PAD) -> bool:
-    """For a phase that frees and makes again arrays of a few MB in a loop (training): glibc's
-    mmap and trim thresholds fixed at ``threshold`` bytes and each heap keeping ``pad`` bytes of
-    free top, for this process and those it forks from now on. False where the C library has no
-    ``mallopt`` (not glibc): nothing changes there."""
-    mallopt = _mallopt()
-    if mallopt is None:
-        return False
-    done = (mallopt(M_MMAP_THRESHOLD, threshold) == 1 and mallopt(M_TRIM_THRESHOLD, threshold) == 1
-            and mallopt(M_TOP_PAD, pad) == 1)
-    if not done:
-        log.warning("mallopt refused a %d-byte threshold or a %d-byte top pad", threshold, pad)
-    return done
+    """For a phase that frees and makes again arrays of a few MB in a loop (training): arrays
+    under ``threshold`` bytes come from the heap and each heap keeps ``pad`` bytes of free top
+    (see :func:`_set_malloc`)."""
+    return _set_malloc(threshold, pad)
 
 
 def release_unused() -> None:

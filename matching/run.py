@@ -364,7 +364,7 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         if loaded["sample"] and ctx.pool is not None:  # the sample serves training only
             share_with_pool(ctx.pool, pool, loaded.pop("matrices", None))
             release_unused()  # the matrices' batch parts, now one matrix a column
-        if min(loaded.get("fractions", {}).values(), default=1.0) >= 0.5:
+        if not _many_times_the_sample(loaded.get("fractions", {})):
             # training frees and makes again arrays of a few MB: keep their pages (not where the
             # pool is many times the sample, whose plan must stay within its memory bound)
             reuse_freed_pages()
@@ -466,6 +466,12 @@ def _sample_fractions(counts: dict[str, int], cap: int) -> dict[str, float]:
     return {ds: min(1.0, max(share, TRAINING_MIN_RECORDS_PER_DATASET / max(n, 1))) for ds, n in counts.items()}
 
 
+def _many_times_the_sample(fractions: dict[str, float]) -> bool:
+    """Whether some data set is sampled to under half: the pool is then many times what training
+    holds, and the plan's memory, not its speed, decides how malloc is set (councilmatch.memory)."""
+    return min(fractions.values(), default=1.0) < 0.5
+
+
 def _in_sample(refs: np.ndarray, fraction: float) -> np.ndarray:
     """Deterministic sample by record reference (the same records night after night)."""
     if fraction >= 1.0:
@@ -500,7 +506,7 @@ def _scan_pool(home: Home, files: list[Path], fractions: dict[str, float], threa
     # a pool too big to hold is where memory binds: from here on what the task frees goes back to
     # the system (at the cost of a page fault per big array, which a pool that fits does not pay);
     # sampled to under half, the threads also share malloc arenas (slower, see councilmatch.memory)
-    return_freed_memory(arenas=ARENAS if min(fractions.values(), default=1.0) < 0.5 else None)
+    return_freed_memory(arenas=ARENAS if _many_times_the_sample(fractions) else None)
     index: list[pd.DataFrame] = []
     sample: dict[str, list[pd.DataFrame]] = {}
     matrices: dict[str, dict[str, list[np.ndarray]]] = {c: {} for c in ENCODED_BYTES}
