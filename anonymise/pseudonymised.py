@@ -153,12 +153,15 @@ def file_metadata(path: Path, home: Home | None = None) -> dict:
     return json.loads(raw) if raw else {}
 
 
-def from_table(table: pa.Table, arrow_encodings: bool = False) -> pd.DataFrame:
+def from_table(table: pa.Table, arrow_encodings: bool = False, consume: bool = False) -> pd.DataFrame:
     """The frame of a stored table. ``arrow_encodings``: the encoding columns stay Arrow
     (``pd.ArrowDtype``) instead of a Python bytes object per cell: a million records' six
     encodings cost seconds to make into objects and to concatenate, and linking reads them
-    straight from Arrow's buffer into matrices (``matching.comparisons.bloom_matrix``)."""
-    frame = table.to_pandas(types_mapper=_arrow_encoding if arrow_encodings else None)
+    straight from Arrow's buffer into matrices (``matching.comparisons.bloom_matrix``).
+    ``consume``: the caller drops ``table``; each column's Arrow memory is freed once converted
+    (a column a block: no second copy of the numeric columns while the frame is made)."""
+    frame = table.to_pandas(types_mapper=_arrow_encoding if arrow_encodings else None,
+                            **({"split_blocks": True, "self_destruct": True} if consume else {}))
     for c in NON_IDENTIFYING:
         frame[c] = frame[c].astype(NON_IDENTIFYING_DTYPES[c])
     for c in REFERENCE + ("extract_id", "key_id"):

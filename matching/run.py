@@ -45,7 +45,7 @@ from matching.linker import (DegenerateFit, LinkInputs, TrainingContext, in_scop
 from matching.matchtype import MatchType, load_matchtypes
 from anonymise import at_rest
 from anonymise.keys import load_keyring
-from anonymise.pseudonymised import from_table, kept_index, read_pseudonymised
+from anonymise.pseudonymised import from_table, kept_index
 from councilmatch.safepath import path_inside
 from councilmatch.settings import Models as ModelSettings
 
@@ -92,10 +92,6 @@ def newest_extracts(home: Home) -> list[Path]:
     return files
 
 
-def _read(home: Home, path: Path) -> pd.DataFrame:
-    return read_pseudonymised(path, home, arrow_encodings=True)
-
-
 def _known_key_ids(home: Home) -> tuple[str, ...] | None:
     """Key ids of the home's keyring, or None if the keyring cannot be opened here."""
     try:
@@ -106,18 +102,41 @@ def _known_key_ids(home: Home) -> tuple[str, ...] | None:
 
 
 def read_inputs(home: Home, files: list[Path]) -> dict[str, pd.DataFrame]:
-    """Read extracts into one frame per data set; refuse mixed or unknown key ids."""
-    frames: dict[str, list[pd.DataFrame]] = {}
+    """Read extracts into one frame per data set; refuse mixed or unknown key ids.
+
+    A data set's files are joined as Arrow tables (no copy) and made one frame, each column's
+    Arrow memory freed as it is converted: joining a frame per file copied every numeric and
+    reference column of the pool once more."""
+    out: dict[str, pd.DataFrame] = {}
     key_files: dict[str, list[str]] = {}
-    for path in files:
-        frame = _read(home, path)
-        _note_key_ids(home, key_files, path, frame)
-        frames.setdefault(path.parent.parent.name, []).append(frame)
+    for ds, paths in sorted(_by_dataset(files).items()):
+        parts = []
+        for path in paths:
+            parts.append(at_rest.read_table(path, home=home).replace_schema_metadata(None))
+            _note_key_ids(home, key_files, path, _key_ids_of(parts[-1]))
+        out[ds] = _joined(parts)
+        del parts
     _check_key_ids(home, key_files)
-    out = {ds: pd.concat(parts, ignore_index=True) for ds, parts in sorted(frames.items())}
-    del frames
     release_unused()  # the decrypted files' Arrow buffers
     return out
+
+
+def _joined(parts: list[pa.Table]) -> pd.DataFrame:
+    """One frame of a data set's tables (columns of one name made one type, as pandas would);
+    tables whose columns cannot be made one Arrow type are joined as frames."""
+    try:
+        table = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pd.concat([from_table(t, arrow_encodings=True) for t in parts], ignore_index=True)
+    parts.clear()  # the caller's list: the joined table is the only reference left
+    return from_table(table, arrow_encodings=True, consume=True)
+
+
+def _key_ids_of(table: pa.Table) -> pd.DataFrame:
+    """The distinct key ids of a stored table, as the frame :func:`_note_key_ids` reads."""
+    if "key_id" not in table.column_names:
+        return pd.DataFrame()
+    return pd.DataFrame({"key_id": table.column("key_id").unique().to_pylist()})
 
 
 def _note_key_ids(home: Home, key_files: dict[str, list[str]], path: Path, frame: pd.DataFrame) -> None:
@@ -567,8 +586,7 @@ def _scan_extract(home: Home, path: Path, fractions: dict[str, float], batch: in
         keep = _in_sample(part["ref"].to_numpy(), fractions.get(ds, 1.0))
         chosen = pa.array(keep)
         sample = frame[keep] if frame is not None else from_table(plain.filter(chosen))
-        key_ids = (pd.DataFrame({"key_id": plain.column("key_id").unique().to_pylist()})
-                   if "key_id" in plain.column_names else sample.iloc[:0, :0])
+        key_ids = _key_ids_of(plain)
         out.append(_ScannedBatch(
             key_ids, part, sample,
             {column: bloom_matrix_from_arrow(table.column(column).filter(chosen), nbytes) if column in encoded

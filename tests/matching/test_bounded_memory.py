@@ -386,3 +386,40 @@ def test_the_pool_read_for_linking_keeps_encodings_in_arrow_and_links_the_same(t
     comps = [name("forename", initial=True), name("surname"), date_of_birth(), address()]
     got = comparison_vectors(comps, Pairs(Side(pooled), Side(pooled), li, ri))
     assert (got == comparison_vectors(comps, Pairs(Side(as_bytes), Side(as_bytes), li, ri))).all()
+
+
+def test_a_data_sets_extracts_are_joined_as_arrow_into_the_frame_pandas_would_make(tmp_path):
+    """``read_inputs`` joins a data set's files as Arrow tables and converts once (each column
+    freed as converted): the frame must be the per-file frames joined by pandas, also where
+    one file stores a date column in another unit, and where two files cannot be made one type."""
+    import pyarrow as pa
+
+    from anonymise import at_rest
+    from anonymise.pseudonymised import from_table
+    from councilmatch.home import Home
+
+    helpers = _conftest()
+    home = Home.resolve(tmp_path / "home")
+    frame, _truth = helpers.tenancy_population(300, 40, seed=4)
+    councils = frame["council"].unique()
+    assert len(councils) > 1
+    helpers.write_extract(home, frame)
+    files = run.newest_extracts(home)
+    path = files[-1]
+    table = at_rest.read_table(path, home=home)
+    at_rest.write_table(path, table.set_column(table.schema.get_field_index("period_start"), "period_start",
+                                               table.column("period_start").cast(pa.timestamp("ms"))), home)
+
+    def per_file() -> pd.DataFrame:
+        return pd.concat([from_table(at_rest.read_table(p, home=home), arrow_encodings=True) for p in files],
+                         ignore_index=True)
+
+    pooled = run.read_inputs(home, files)["tenancy"]
+    pd.testing.assert_frame_equal(pooled, per_file())
+    assert pooled["period_start"].notna().sum() > 0 and str(pooled["period_start"].dtype) == "datetime64[ns]"
+
+    # a column that no Arrow type holds for both files: joined as frames, still the same frame
+    table = at_rest.read_table(path, home=home)
+    at_rest.write_table(path, table.set_column(table.schema.get_field_index("t_surname"), "t_surname",
+                                               table.column("t_surname").cast(pa.string())), home)
+    pd.testing.assert_frame_equal(run.read_inputs(home, files)["tenancy"], per_file())
