@@ -129,6 +129,11 @@ def _joined(parts: list[pa.Table]) -> pd.DataFrame:
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return pd.concat([from_table(t, arrow_encodings=True) for t in parts], ignore_index=True)
     parts.clear()  # the caller's list: the joined table is the only reference left
+    for i, field in enumerate(table.schema):
+        if field.name in ENCODED_BYTES and table.column(i).num_chunks > 1:
+            # one buffer per encoding column: a take from a chunked column joins its chunks
+            # first, a copy of the whole column for every subset linking takes
+            table = table.set_column(i, field, pa.chunked_array([table.column(i).combine_chunks()]))
     return from_table(table, arrow_encodings=True, consume=True)
 
 

@@ -390,12 +390,14 @@ def test_the_pool_read_for_linking_keeps_encodings_in_arrow_and_links_the_same(t
 
 def test_a_data_sets_extracts_are_joined_as_arrow_into_the_frame_pandas_would_make(tmp_path):
     """``read_inputs`` joins a data set's files as Arrow tables and converts once (each column
-    freed as converted): the frame must be the per-file frames joined by pandas, also where
-    one file stores a date column in another unit, and where two files cannot be made one type."""
+    freed as converted, each encoding made one buffer): the frame must be the per-file frames
+    joined by pandas, also where one file stores a date column in another unit, and where two
+    files cannot be made one type."""
     import pyarrow as pa
 
     from anonymise import at_rest
     from anonymise.pseudonymised import from_table
+    from councilmatch.contracts import ENCODED_BYTES
     from councilmatch.home import Home
 
     helpers = _conftest()
@@ -416,6 +418,9 @@ def test_a_data_sets_extracts_are_joined_as_arrow_into_the_frame_pandas_would_ma
 
     pooled = run.read_inputs(home, files)["tenancy"]
     pd.testing.assert_frame_equal(pooled, per_file())
+    # each encoding one buffer (a take from a chunked column joins its chunks first, every time)
+    encodings = [c for c in ENCODED_BYTES if c in pooled.columns]
+    assert encodings and all(pooled[c].array._pa_array.num_chunks == 1 for c in encodings)  # noqa: SLF001
     assert pooled["period_start"].notna().sum() > 0 and str(pooled["period_start"].dtype) == "datetime64[ns]"
 
     # a column that no Arrow type holds for both files: joined as frames, still the same frame
