@@ -7,6 +7,7 @@ process's resident size stays at their high-water mark; with it, they are return
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -57,20 +58,30 @@ with ThreadPoolExecutor(2) as threads:
 before = rss()
 if sys.argv[1] == "on":
     release_unused()
-print(round(before - rss()))
+print(round(before), round(before - rss()), pa.default_memory_pool().backend_name)
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc")
 def test_release_unused_hands_back_what_arrows_pool_keeps():
-    """pyarrow's memory pool keeps freed buffers for reuse (0.37 GiB after the 1M plan's scan):
-    ``release_unused`` gives them back, and without it nothing is (measured 56-77 MiB here)."""
-    def dropped(mode: str) -> int:
-        out = subprocess.run([sys.executable, "-c", RELEASE_SCRIPT, mode], capture_output=True, text=True, check=True)
-        return int(out.stdout.strip())
+    """pyarrow's default pool (mimalloc) keeps freed buffers for reuse (0.37 GiB after the 1M
+    plan's scan): ``release_unused`` gives them back, and without it nothing is (measured 56-77
+    MiB here). The product's pool (jemalloc, ``use_arrow_pool``) ends where mimalloc ends after
+    the release, without one (measured 328-333 MiB against 327-335)."""
+    def run(mode: str, pool: str = "") -> tuple[int, int, str]:
+        env = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL": pool}
+        out = subprocess.run([sys.executable, "-c", RELEASE_SCRIPT, mode], capture_output=True, text=True,
+                             check=True, env=env)
+        rss, dropped, backend = out.stdout.split()
+        return int(rss), int(dropped), backend
 
-    assert dropped("off") < 5
-    assert dropped("on") > 25
+    _, dropped, backend = run("off", "mimalloc")
+    assert dropped < 5 and backend == "mimalloc"
+    kept, dropped, _ = run("on", "mimalloc")
+    assert dropped > 25
+    held, _, backend = run("off")
+    assert backend == "jemalloc"
+    assert held < kept - dropped + 20, (held, kept, dropped)
 
 
 REUSE_SCRIPT = r"""
