@@ -228,10 +228,9 @@ def _shard_inputs(home: Home, files: list[Path], mt: MatchType, shard: int,
                 for rule in rules:
                     key, present = blocking_key(side, rule)
                     keep |= present & (shard_of(key, shards) == shard)
-                frame = from_table(table.take(np.flatnonzero(keep)), arrow_encodings=True)
-                _note_key_ids(home, key_files, path, frame)
-                parts.append(frame)
-        out[ds] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+                parts.append(table.take(np.flatnonzero(keep)).replace_schema_metadata(None))
+                _note_key_ids(home, key_files, path, _key_ids_of(parts[-1]))
+        out[ds] = _joined(parts) if parts else pd.DataFrame()
     _check_key_ids(home, key_files)
     release_unused()  # the decrypted batches' Arrow buffers
     return out
