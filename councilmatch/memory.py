@@ -84,27 +84,21 @@ def reuse_freed_pages(threshold: int = REUSE_THRESHOLD, pad: int = TOP_PAD) -> b
     return _set_malloc(threshold, pad)
 
 
-#: Arrow's allocator unless the operator chose one (``ARROW_DEFAULT_MEMORY_POOL``)
-ARROW_POOL = "jemalloc"
-
-
-def use_arrow_pool(name: str = ARROW_POOL) -> str:
-    """Arrow buffers from ``name`` (jemalloc) instead of pyarrow's default mimalloc, for this process
-    and those it forks; returns the pool in use. Why: mimalloc commits each arena it reserves
-    at once, and its first gigabyte of decrypted Parquet took three times as long here (1M-record
+def use_arrow_pool() -> str:
+    """Arrow buffers from jemalloc instead of pyarrow's default mimalloc, for this process and
+    those it forks; returns the pool in use. Why: mimalloc commits each arena it reserves at
+    once, and its first gigabyte of decrypted Parquet took three times as long here (1M-record
     pool read 4.2-4.6 s, against 1.0-1.3 s from jemalloc or glibc; docs/benchmarks.md). An
-    operator's ``ARROW_DEFAULT_MEMORY_POOL`` wins; a pyarrow built without the pool keeps its own."""
+    operator's ``ARROW_DEFAULT_MEMORY_POOL`` wins; a pyarrow built without jemalloc keeps its own."""
     import os
 
     import pyarrow as pa
 
     if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
-        factory = {"jemalloc": pa.jemalloc_memory_pool, "system": pa.system_memory_pool,
-                   "mimalloc": pa.mimalloc_memory_pool}[name]
         try:
-            pa.set_memory_pool(factory())
+            pa.set_memory_pool(pa.jemalloc_memory_pool())
         except NotImplementedError:  # (pa.ArrowNotImplementedError is one)
-            log.info("pyarrow has no %s pool: Arrow keeps %s", name, pa.default_memory_pool().backend_name)
+            log.info("pyarrow has no jemalloc pool: Arrow keeps %s", pa.default_memory_pool().backend_name)
     return pa.default_memory_pool().backend_name
 
 

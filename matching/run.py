@@ -137,15 +137,15 @@ def _joined(parts: list[pa.Table]) -> pd.DataFrame:
     return from_table(table, arrow_encodings=True, consume=True)
 
 
-def _key_ids_of(table: pa.Table) -> pd.DataFrame:
-    """The distinct key ids of a stored table, as the frame :func:`_note_key_ids` reads."""
+def _key_ids_of(table: pa.Table) -> list[str]:
+    """The distinct key ids of a stored table; "(none)" for a file without them."""
     if "key_id" not in table.column_names:
-        return pd.DataFrame()
-    return pd.DataFrame({"key_id": table.column("key_id").unique().to_pylist()})
+        return ["(none)"]
+    return [str(k) for k in table.column("key_id").drop_null().unique().to_pylist()]
 
 
-def _note_key_ids(home: Home, key_files: dict[str, list[str]], path: Path, frame: pd.DataFrame) -> None:
-    for kid in frame["key_id"].dropna().astype(str).unique() if "key_id" in frame else ["(none)"]:
+def _note_key_ids(home: Home, key_files: dict[str, list[str]], path: Path, key_ids: list[str]) -> None:
+    for kid in key_ids:
         key_files.setdefault(kid, []).append(str(path.relative_to(home.root)) if path.is_relative_to(home.root) else str(path))
 
 
@@ -567,7 +567,7 @@ def _scan_pool(home: Home, files: list[Path], fractions: dict[str, float], threa
 
 @dataclass
 class _ScannedBatch:
-    key_ids: pd.DataFrame
+    key_ids: list[str]
     index: pd.DataFrame
     sample: pd.DataFrame
     matrices: dict[str, np.ndarray]
@@ -730,8 +730,9 @@ def _dirty_rows_of(home: Home, files: list[Path], dirty: np.ndarray, columns: li
     key_files: dict[str, list[str]] = {}
     parts = []
     for path in files:
-        frame = at_rest.read_table(path, columns=wanted, home=home).to_pandas()  # the store's columns
-        _note_key_ids(home, key_files, path, frame)
+        table = at_rest.read_table(path, columns=wanted, home=home)
+        _note_key_ids(home, key_files, path, _key_ids_of(table))
+        frame = table.to_pandas()  # the store's columns
         parts.append(frame.iloc[inc.rows_of(frame, dirty)])
     _check_key_ids(home, key_files)
     if not parts:

@@ -67,7 +67,7 @@ def test_release_unused_hands_back_what_arrows_pool_keeps():
     """pyarrow's default pool (mimalloc) keeps freed buffers for reuse (0.37 GiB after the 1M
     plan's scan): ``release_unused`` gives them back, and without it nothing is (measured 56-77
     MiB here). The product's pool (jemalloc, ``use_arrow_pool``) ends where mimalloc ends after
-    the release, without one (measured 328-333 MiB against 327-335)."""
+    the release, without one (measured 328-333 MiB against 327)."""
     def run(mode: str, pool: str = "") -> tuple[int, int, str]:
         env = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL": pool}
         out = subprocess.run([sys.executable, "-c", RELEASE_SCRIPT, mode], capture_output=True, text=True,
