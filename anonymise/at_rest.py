@@ -344,15 +344,20 @@ def read_table(path: Path, columns: Sequence[str] | None = None, filters: Any = 
         raise
 
 
-def iter_tables(path: Path, batch_size: int, home: Home | None = None) -> Iterator[pa.Table]:
+def iter_tables(path: Path, batch_size: int, home: Home | None = None,
+                columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
     """Decrypt and read an encrypted Parquet file ``batch_size`` rows at a time, so that a big
-    extract never has to be in memory whole (the plan's scan, a link shard's pick of records)."""
+    extract never has to be in memory whole (the plan's scan, a link shard's pick of records).
+    ``columns``: only those of these the file has (the others are neither decrypted nor decoded)."""
     path = Path(path)
     home = _home_of(path, home)
     _check_encrypted(path)
     props = decryption_properties(home) if _ENCRYPT else None
     try:
-        for batch in pq.ParquetFile(path, decryption_properties=props).iter_batches(batch_size=batch_size):
+        parquet = pq.ParquetFile(path, decryption_properties=props)
+        if columns is not None:
+            columns = [c for c in columns if c in parquet.schema_arrow.names]
+        for batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
             yield pa.Table.from_batches([batch])
     except OSError as exc:
         if "decrypt" in str(exc).lower() or "key" in str(exc).lower():

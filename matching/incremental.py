@@ -392,22 +392,28 @@ class Drift:
                 "new_candidate_pairs": self.pairs, "sampled": self.sampled}
 
 
-def measure_drift(mt: MatchType, inp: Any, saved: dict[str, Any], left_rows: np.ndarray,
-                  right_rows: np.ndarray, in_scope: Any, seed: int = 0) -> Drift:
-    """Agreement patterns of the new candidate pairs (those touching a dirty record; a sample
-    of them past ``DRIFT_SAMPLE_ROWS`` dirty rows a side) against the saved model's."""
-    baseline = saved.get("patterns") or {}
-    if not baseline or (len(left_rows) == 0 and len(right_rows) == 0):
-        return Drift()
+def drift_rows(left_rows: np.ndarray, right_rows: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The dirty rows drift is measured on: a sample past ``DRIFT_SAMPLE_ROWS`` a side (the
+    measure needs a sample, not all pairs), and whether one was drawn."""
     rng = np.random.default_rng(seed)
     sampled = False
     if len(left_rows) > DRIFT_SAMPLE_ROWS:
         left_rows, sampled = np.sort(rng.choice(left_rows, DRIFT_SAMPLE_ROWS, replace=False)), True
     if len(right_rows) > DRIFT_SAMPLE_ROWS:
         right_rows, sampled = np.sort(rng.choice(right_rows, DRIFT_SAMPLE_ROWS, replace=False)), True
+    return left_rows, right_rows, sampled
+
+
+def measure_drift(mt: MatchType, inp: Any, saved: dict[str, Any], left_rows: np.ndarray,
+                  right_rows: np.ndarray, in_scope: Any, sampled: bool = False) -> Drift:
+    """Agreement patterns of the new candidate pairs (those touching the rows given, see
+    :func:`drift_rows`) against the saved model's. ``inp``: None when no record can pair."""
+    baseline = saved.get("patterns") or {}
+    if not baseline or (len(left_rows) == 0 and len(right_rows) == 0):
+        return Drift()
     cands = in_scope(mt, inp, touching_pairs(inp.left, inp.right, mt.linkage.blocking, inp.dedupe,
-                                             left_rows, right_rows))
-    if len(cands) == 0:
+                                             left_rows, right_rows)) if inp is not None else None
+    if cands is None or len(cands) == 0:
         return Drift(None, 0, sampled)
 
     comps = mt.linkage.built()

@@ -43,17 +43,15 @@ from matching.inputs import share_with_pool
 from matching.linker import (DegenerateFit, LinkInputs, TrainingContext, in_scope, link, load_models, pool_inputs,
                              train)
 from matching.matchtype import MatchType, load_matchtypes
+from matching import pool
+from matching.pool import InputError, read_inputs
 from anonymise import at_rest
-from anonymise.keys import load_keyring
 from anonymise.pseudonymised import from_table, kept_index
 from councilmatch.safepath import path_inside
 from councilmatch.settings import Models as ModelSettings
 
 log = logging.getLogger(__name__)
 
-
-class InputError(RuntimeError):
-    """The pseudonymised store cannot be linked as it is (e.g. mixed key ids)."""
 
 def _home(home: Home | str | Path) -> Home:
     return home if isinstance(home, Home) else Home.resolve(home)
@@ -92,79 +90,6 @@ def newest_extracts(home: Home) -> list[Path]:
     return files
 
 
-def _known_key_ids(home: Home) -> tuple[str, ...] | None:
-    """Key ids of the home's keyring, or None if the keyring cannot be opened here."""
-    try:
-
-        return tuple(load_keyring(home).key_ids)
-    except Exception:  # noqa: BLE001 - no keyring/KEK here: only the mixed-key check applies
-        return None
-
-
-def read_inputs(home: Home, files: list[Path]) -> dict[str, pd.DataFrame]:
-    """Read extracts into one frame per data set; refuse mixed or unknown key ids.
-
-    A data set's files are joined as Arrow tables (no copy) and made one frame, each column's
-    Arrow memory freed as it is converted: joining a frame per file copied every numeric and
-    reference column of the pool once more."""
-    out: dict[str, pd.DataFrame] = {}
-    key_files: dict[str, list[str]] = {}
-    for ds, paths in sorted(_by_dataset(files).items()):
-        parts = []
-        for path in paths:
-            parts.append(at_rest.read_table(path, home=home).replace_schema_metadata(None))
-            _note_key_ids(home, key_files, path, _key_ids_of(parts[-1]))
-        out[ds] = _joined(parts)
-        del parts
-    _check_key_ids(home, key_files)
-    release_unused()  # the decrypted files' Arrow buffers
-    return out
-
-
-def _joined(parts: list[pa.Table]) -> pd.DataFrame:
-    """One frame of a data set's tables (columns of one name made one type, as pandas would);
-    tables whose columns cannot be made one Arrow type are joined as frames."""
-    try:
-        table = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pd.concat([from_table(t, arrow_encodings=True) for t in parts], ignore_index=True)
-    parts.clear()  # the caller's list: the joined table is the only reference left
-    for i, field in enumerate(table.schema):
-        if field.name in ENCODED_BYTES and table.column(i).num_chunks > 1:
-            # one buffer per encoding column: a take from a chunked column joins its chunks
-            # first, a copy of the whole column for every subset linking takes
-            table = table.set_column(i, field, pa.chunked_array([table.column(i).combine_chunks()]))
-    return from_table(table, arrow_encodings=True, consume=True)
-
-
-def _key_ids_of(table: pa.Table) -> list[str]:
-    """The distinct key ids of a stored table; "(none)" for a file without them."""
-    if "key_id" not in table.column_names:
-        return ["(none)"]
-    return [str(k) for k in table.column("key_id").drop_null().unique().to_pylist()]
-
-
-def _note_key_ids(home: Home, key_files: dict[str, list[str]], path: Path, key_ids: list[str]) -> None:
-    for kid in key_ids:
-        key_files.setdefault(kid, []).append(str(path.relative_to(home.root)) if path.is_relative_to(home.root) else str(path))
-
-
-def _check_key_ids(home: Home, key_files: dict[str, list[str]]) -> None:
-    """Refuse extracts made under several key ids, or under one this home's keyring lacks."""
-    if len(key_files) > 1:
-        detail = "; ".join(f"{k}: {', '.join(v[:3])}{' …' if len(v) > 3 else ''}" for k, v in sorted(key_files.items()))
-        raise InputError(
-            f"pseudonymised extracts were made under different keys ({detail}); tokens of different "
-            "keys never match. Re-pseudonymise the older extracts under the active key "
-            "(re-ingest them) before linking.")
-    known = _known_key_ids(home)
-    if known is not None:
-        unknown = sorted(set(key_files) - set(known))
-        if unknown:
-            raise InputError(f"pseudonymised extracts use key id(s) {unknown} that are not in this home's "
-                             f"keyring (has {list(known)}): {key_files[unknown[0]][:3]}")
-
-
 def load_inputs(home: Home | str | Path) -> dict[str, pd.DataFrame]:
     """Newest pseudonymised extract per feed, concatenated per data set."""
     home = _home(home)
@@ -181,67 +106,16 @@ def _run_files(home: Home, run_id: str) -> list[Path]:
     return [home.root / p for p in _read_json(home, listing)["files"]]
 
 
-#: a full-link shard task reads only its own records (see :func:`_shard_inputs`) once its match
+#: a full-link shard task reads only its own records (see :func:`pool.shard_inputs`) once its match
 #: type's data sets hold this many records; below it, the whole data sets (cached for the next
 #: shard when one process links them all, as ``councilmatch run`` does)
 SHARD_SUBSET_MIN_RECORDS = 500_000
-#: rows decrypted and converted at a time when a shard reads its records
-SHARD_READ_BATCH = 65_536
 #: rows of an extract the plan's scan (record index and training sample) holds at a time
 SCAN_READ_BATCH = 200_000
 
 
-def _records_in(home: Home, files: list[Path]) -> int:
-    """Rows of the files, from their (encrypted) Parquet footers: no row is read."""
-    import pyarrow.parquet as pq
-
-    from anonymise import at_rest
-
-    props = at_rest.decryption_properties(home) if at_rest._ENCRYPT else None
-    return sum(pq.ParquetFile(p, decryption_properties=props).metadata.num_rows for p in files)
-
-
-def _shard_inputs(home: Home, files: list[Path], mt: MatchType, shard: int,
-                  shards: int) -> dict[str, pd.DataFrame]:
-    """The match type's data sets, only the records that can be in this shard's candidate pairs.
-
-    A pair belongs to the shard of the blocking key of the first rule that finds it
-    (:mod:`matching.blocking`), so only records with some rule's key in this shard can be in
-    one: about 1 - (1 - 1/shards)^rules of them. Each extract is read in batches of
-    ``SHARD_READ_BATCH`` rows (decrypted by pyarrow); a batch's blocking keys pick its rows
-    and only those become pandas rows. So a shard task's memory follows its share of the
-    records, not the pool: more shards, less memory each. Rows keep the data set's order, so
-    the pairs, scores and flags are those of a whole-data-set read (a test compares them).
-    """
-    from matching.blocking import blocking_key, shard_of
-
-    rules = mt.linkage.blocking
-    out: dict[str, pd.DataFrame] = {}
-    key_files: dict[str, list[str]] = {}
-    for ds in sorted({mt.left, mt.right}):
-        parts = []
-        for path in (p for p in files if p.parent.parent.name == ds):
-            for table in at_rest.iter_tables(path, SHARD_READ_BATCH, home):
-                side = Side(table.select([c for c in dict.fromkeys(c for rule in rules for c in rule)
-                                          if c in table.column_names]).to_pandas())
-                keep = np.zeros(side.n, dtype=bool)
-                for rule in rules:
-                    key, present = blocking_key(side, rule)
-                    keep |= present & (shard_of(key, shards) == shard)
-                parts.append(table.take(np.flatnonzero(keep)).replace_schema_metadata(None))
-                _note_key_ids(home, key_files, path, _key_ids_of(parts[-1]))
-        out[ds] = _joined(parts) if parts else pd.DataFrame()
-    _check_key_ids(home, key_files)
-    release_unused()  # the decrypted batches' Arrow buffers
-    return out
-
-
-def _by_dataset(files: list[Path]) -> dict[str, list[Path]]:
-    """Each data set's extracts, in the order :func:`read_inputs` joins their rows."""
-    out: dict[str, list[Path]] = {}
-    for p in files:
-        out.setdefault(p.parent.parent.name, []).append(p)
-    return out
+def _inputs_key(home: Home, run_id: str, files: list[Path]) -> tuple:
+    return str(home.root), run_id, tuple((str(p), p.stat().st_mtime_ns) for p in files if p.exists())
 
 
 def _run_inputs(home: Home, run_id: str, datasets: tuple[str, ...] | None = None) -> dict[str, pd.DataFrame]:
@@ -253,16 +127,24 @@ def _run_inputs(home: Home, run_id: str, datasets: tuple[str, ...] | None = None
     each extract once; Airflow tasks each read their own.
     """
     files = _run_files(home, run_id)
-    key = (str(home.root), run_id, tuple((str(p), p.stat().st_mtime_ns) for p in files if p.exists()))
+    key = _inputs_key(home, run_id, files)
     if key not in _LAST_INPUTS:
         _LAST_INPUTS.clear()
         _LAST_INPUTS[key] = {}
     data = _LAST_INPUTS[key]
-    by_dataset = _by_dataset(files)
+    by_dataset = pool.by_dataset(files)
     wanted = [ds for ds in sorted(set(datasets) if datasets is not None else by_dataset) if ds not in data]
     if wanted:
         data.update(read_inputs(home, [p for ds in wanted for p in by_dataset.get(ds, [])]))
     return data
+
+
+def _holds_inputs(home: Home, run_id: str, datasets: tuple[str, ...]) -> bool:
+    """Whether this process holds these data sets of the run read whole already (the plan read
+    the pool, and ``councilmatch run`` forked this worker from it)."""
+    files = _run_files(home, run_id)
+    data = _LAST_INPUTS.get(_inputs_key(home, run_id, files), {})
+    return all(ds in data for ds in datasets)
 
 
 # ---------------------------------------------------------------------------
@@ -328,6 +210,14 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
                 loaded["sample"], loaded["matrices"], loaded["whole"] = scan.sample, scan.matrices, scan.whole
         return loaded["sample"] or inputs()
 
+    def dirty_rows(ds: str) -> np.ndarray:
+        """Row positions of a data set's dirty records (in its rows' order, as the pool's frame holds them)."""
+        if len(dirty) == 0:
+            return np.zeros(0, dtype=np.int64)
+        if "refs" in loaded:
+            return np.flatnonzero(inc.member(loaded["refs"].get(ds, np.zeros(0, np.int64)), dirty))
+        return inc.rows_of(inputs()[ds], dirty)
+
     if (previous is not None and previous.get("listing") == listing and previous.get("key_id") is not None
             and previous.get("runnable") is not None):
         # the very files the last run linked (same paths, sizes, times): no record changed
@@ -339,14 +229,17 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
             runnable = _runnable(types, _records_per_dataset(home, files))
     else:
         counts = _records_per_dataset(home, files)
-        if sum(counts.values()) <= cap or (previous is not None and not full):
-            # (an incremental night reads the pool anyway, for its changed records and drift:
-            # read it once, and draw a training sample from it only if a model is due)
+        if sum(counts.values()) <= cap:
             data = inputs()
-            index = inc.record_index(data, _by_dataset(files), home)
+            index = inc.record_index(data, pool.by_dataset(files), home)
             key_id = _key_id(data)
-            if sum(counts.values()) <= cap:
-                loaded["sample"] = None
+            loaded["sample"] = None
+        elif previous is not None and not full:
+            # an incremental night over the cap: the record index from the indexes kept beside the
+            # extracts; its changed records and those near them are read later, never the pool
+            kept = pool.kept_record_index(home, files)
+            index, key_id, loaded["refs"] = kept.index, kept.key_id, kept.refs
+            del kept
         else:
             # a pool too big to hold: the record index file by file, and a sample to train on
             loaded["fractions"] = _sample_fractions(counts, cap)
@@ -369,11 +262,10 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         # a full night over the training cap skips the changed rows and drift, which need the
         # whole pool in memory: so a big estate's --full night stays within bounded memory
         if dirty is not None and not (full and loaded.get("sample")):
-            empty = np.zeros(0, dtype=np.int64)
-            left_rows = inc.rows_of(inputs()[mt.left], dirty) if len(dirty) else empty
-            right_rows = left_rows if mt.dedupe else inc.rows_of(inputs()[mt.right], dirty) if len(dirty) else empty
+            left_rows = dirty_rows(mt.left)
+            right_rows = left_rows if mt.dedupe else dirty_rows(mt.right)
             if saved is not None and (len(left_rows) or len(right_rows)):
-                drift = inc.measure_drift(mt, _link_inputs(mt, inputs()), saved, left_rows, right_rows, in_scope)
+                drift = _drift(home, files, mt, saved, left_rows, right_rows, None if "refs" in loaded else inputs)
         due[mt.id] = (saved, drift, inc.retrain_reason(saved, mt, key_id, today, settings, retrain, drift),
                       left_rows, right_rows)
     training = [mt for mt in runnable if due[mt.id][2] is not None]
@@ -381,17 +273,17 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
     if training:
         # a pool over ``cap`` records trains on its sample (u from random pairs and m by EM need a
         # sample, not the pool); the drift measure above and linking use every record
-        pool = training_data()
-        ctx = TrainingContext(pool_inputs(pool, loaded.pop("whole", None)) if pool else None,
+        training_records = training_data()
+        ctx = TrainingContext(pool_inputs(training_records, loaded.pop("whole", None)) if training_records else None,
                               sampled=loaded["fractions"] if loaded.get("sample") else {})
         if loaded["sample"] and ctx.pool is not None:  # the sample serves training only
-            share_with_pool(ctx.pool, pool, loaded.pop("matrices", None))
+            share_with_pool(ctx.pool, training_records, loaded.pop("matrices", None))
             release_unused()  # the matrices' batch parts, now one matrix a column
         if not _many_times_the_sample(loaded.get("fractions", {})):
             # training frees and makes again arrays of a few MB: keep their pages (not where the
             # pool is many times the sample, whose plan must stay within its memory bound)
             reuse_freed_pages()
-        trained = _train_all(training, pool, ctx, inputs, workers, {mt.id: due[mt.id][2] for mt in training})
+        trained = _train_all(training, training_records, ctx, inputs, workers, {mt.id: due[mt.id][2] for mt in training})
     for mt in runnable:
         saved, drift, reason, left_rows, right_rows = due.pop(mt.id)
         if reason is not None:
@@ -414,7 +306,9 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         entry: dict[str, Any] = {"model_id": mid, "carried": None}
         if not why_full:
             try:
-                left_rows, right_rows, carried = _incremental_work(home, mt, inputs, previous, prev_type, dirty,
+                near = _near_whole(mt, inputs, right_rows) if "refs" not in loaded else \
+                    _near_read(home, files, mt, loaded["refs"][mt.left], right_rows)
+                left_rows, right_rows, carried = _incremental_work(home, mt, near, previous, prev_type, dirty,
                                                                    left_rows, right_rows, run_id)
             except InputError as exc:  # the last run's state is incomplete: this match type re-links in full
                 log.warning("match type %s: %s; re-linking in full", mt.id, exc)
@@ -478,7 +372,7 @@ TRAINING_MIN_RECORDS_PER_DATASET = 50_000
 def _records_per_dataset(home: Home, files: list[Path]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for p in files:
-        counts[p.parent.parent.name] = counts.get(p.parent.parent.name, 0) + _records_in(home, [p])
+        counts[p.parent.parent.name] = counts.get(p.parent.parent.name, 0) + pool.records_in(home, [p])
     return counts
 
 
@@ -536,16 +430,16 @@ def _scan_pool(home: Home, files: list[Path], fractions: dict[str, float], threa
     key_files: dict[str, list[str]] = {}
     threads = max(1, threads)
     scan = partial(_scan_extract, home, fractions=fractions, batch=max(1, SCAN_READ_BATCH // threads))
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scan") as pool:
-        for path, batches in zip(files, pool.map(scan, files)):
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scan") as executor:
+        for path, batches in zip(files, executor.map(scan, files)):
             ds = path.parent.parent.name
             for batch in batches:
-                _note_key_ids(home, key_files, path, batch.key_ids)
+                pool.note_key_ids(home, key_files, path, batch.key_ids)
                 index.append(batch.index)
                 sample.setdefault(ds, []).append(batch.sample)
                 for column, matrix in batch.matrices.items():
                     matrices[column].setdefault(ds, []).append(matrix)
-    _check_key_ids(home, key_files)
+    pool.check_key_ids(home, key_files)
     key_id = next((k for k in key_files if k != "(none)"), "")
     records = (pd.concat(index, ignore_index=True) if index
                else pd.DataFrame({"ref": pd.Series(dtype="int64"), "row": pd.Series(dtype="int64")}))
@@ -590,7 +484,7 @@ def _scan_extract(home: Home, path: Path, fractions: dict[str, float], batch: in
         keep = _in_sample(part["ref"].to_numpy(), fractions.get(ds, 1.0))
         chosen = pa.array(keep)
         sample = frame[keep] if frame is not None else from_table(plain.filter(chosen))
-        key_ids = _key_ids_of(plain)
+        key_ids = pool.key_ids_of(plain)
         out.append(_ScannedBatch(
             key_ids, part, sample,
             {column: bloom_matrix_from_arrow(table.column(column).filter(chosen), nbytes) if column in encoded
@@ -676,7 +570,44 @@ def _previous_flags(home: Home, prev_type: dict[str, Any]) -> pd.DataFrame | Non
     return flags.drop_duplicates("flag_id").reset_index(drop=True)
 
 
-def _incremental_work(home: Home, mt: MatchType, inputs: Any, previous: dict[str, Any],
+#: what the household step reads of a match type, on first use: the left side's blocking keys
+#: (a Side), the dirty right records' blocking columns, and the left records' reference keys (int64)
+Near = Callable[[], tuple[Side, pd.DataFrame, np.ndarray]]
+
+
+def _near_whole(mt: MatchType, inputs: Callable[[], dict[str, pd.DataFrame]], right_rows: np.ndarray) -> Near:
+    """:data:`Near` from the pool read whole."""
+    def near() -> tuple[Side, pd.DataFrame, np.ndarray]:
+        data = inputs()
+        inp = _link_inputs(mt, data)
+        return (inp.left, data[mt.right].iloc[right_rows].reset_index(drop=True),
+                inc.frame_ref_keys(inp.left_frame).view(np.int64))
+    return near
+
+
+def _near_read(home: Home, files: list[Path], mt: MatchType, left_refs: np.ndarray, right_rows: np.ndarray) -> Near:
+    """:data:`Near` read from the extracts: the blocking columns only (a pool too big to hold)."""
+    def near() -> tuple[Side, pd.DataFrame, np.ndarray]:
+        columns, by_ds = pool.blocking_columns(mt), pool.by_dataset(files)
+        return (Side(pool.columns_of(home, by_ds.get(mt.left, []), columns)),
+                pool.rows_of(home, by_ds.get(mt.right, []), right_rows, columns), left_refs)
+    return near
+
+
+def _drift(home: Home, files: list[Path], mt: MatchType, saved: dict[str, Any], left_rows: np.ndarray,
+           right_rows: np.ndarray, inputs: Callable[[], dict[str, pd.DataFrame]] | None) -> inc.Drift:
+    """Tonight's drift for a match type: its sampled dirty rows' pairs, from the pool read whole
+    (``inputs``) or, with None, from those rows and the records sharing a blocking key with them."""
+    left_rows, right_rows, sampled = inc.drift_rows(left_rows, right_rows)
+    if inputs is not None:
+        inp = _link_inputs(mt, inputs())
+    else:
+        data, left_rows, right_rows = pool.neighbourhood(home, files, mt, left_rows, right_rows)
+        inp = LinkInputs(mt, data) if all(len(data[ds]) for ds in (mt.left, mt.right)) else None
+    return inc.measure_drift(mt, inp, saved, left_rows, right_rows, in_scope, sampled)
+
+
+def _incremental_work(home: Home, mt: MatchType, near: Near, previous: dict[str, Any],
                       prev_type: dict[str, Any], dirty: np.ndarray, left_rows: np.ndarray,
                       right_rows: np.ndarray, run_id: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Rows to re-link on each side, and the last run's flags that stand (all records clean)."""
@@ -687,18 +618,15 @@ def _incremental_work(home: Home, mt: MatchType, inputs: Any, previous: dict[str
     if mt.left_person_missing is not None and len(right_rows):
         # household judgement: a left record's flags depend on every right record at its address,
         # so re-link whole each left record near a dirty right record, now or in the last run
-        data = inputs()
-        inp = _link_inputs(mt, data)
-        near = [inc.rows_sharing_keys(inp.left, Side(data[mt.right].iloc[right_rows].reset_index(drop=True)),
-                                      mt.linkage.blocking)]
-        old = _previous_records(home, previous, mt.right, dirty, run_id,
-                                columns=sorted({c for rule in mt.linkage.blocking for c in rule}))
+        left, right_dirty, left_refs = near()
+        near_rows = [inc.rows_sharing_keys(left, Side(right_dirty), mt.linkage.blocking)]
+        old = _previous_records(home, previous, mt.right, dirty, run_id, columns=pool.blocking_columns(mt))
         if len(old):
-            near.append(inc.rows_sharing_keys(inp.left, Side(old), mt.linkage.blocking))
-        household = np.unique(np.concatenate(near))
+            near_rows.append(inc.rows_sharing_keys(left, Side(old), mt.linkage.blocking))
+        household = np.unique(np.concatenate(near_rows))
         left_rows = np.union1d(left_rows, household)
         stale |= inc.member(inc.ref_keys(flags["left_council"], flags["left_dataset"], flags["left_record_id"])
-                         .view(np.int64), inc.frame_ref_keys(inp.left_frame.iloc[household]).view(np.int64))
+                         .view(np.int64), left_refs[household])
     carried = flags[~stale].assign(run_id=run_id).reset_index(drop=True)
     return np.asarray(left_rows, np.int64), np.asarray(right_rows, np.int64), carried
 
@@ -731,10 +659,10 @@ def _dirty_rows_of(home: Home, files: list[Path], dirty: np.ndarray, columns: li
     parts = []
     for path in files:
         table = at_rest.read_table(path, columns=wanted, home=home)
-        _note_key_ids(home, key_files, path, _key_ids_of(table))
+        pool.note_key_ids(home, key_files, path, pool.key_ids_of(table))
         frame = table.to_pandas()  # the store's columns
         parts.append(frame.iloc[inc.rows_of(frame, dirty)])
-    _check_key_ids(home, key_files)
+    pool.check_key_ids(home, key_files)
     if not parts:
         return pd.DataFrame()
     return pd.concat(parts, ignore_index=True)
@@ -762,7 +690,8 @@ def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int
     """Score one shard of one match type; writes its candidate flags (atomically).
 
     On an incremental night the shard holds the candidate pairs touching its share of the
-    dirty records (row position mod ``shards``), each scored against the whole pool."""
+    dirty records (row position mod ``shards``), each scored against the whole pool (read as
+    the records sharing a blocking key with those, :func:`matching.pool.neighbourhood`)."""
     home = _home(home)
     types = load_matchtypes(home)
     if match_type not in types:
@@ -774,17 +703,27 @@ def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int
         raise InputError(f"no trained model {model_file}: call plan() for run {run_id} first")
     tf_file = folder / "model" / f"{match_type}.tf.parquet"
     dirty_file = dirty_path(home, run_id, match_type)
-    subset = False
-    if shards > 1 and tf_file.exists() and not dirty_file.exists() and mt.left_person_missing is None:
-        # a full link of a match type without household judgement: each pair needs only its two
-        # records, so read only this shard's (the model's TF tables come from its file, not the data)
-        files = [p for p in _run_files(home, run_id) if p.parent.parent.name in (mt.left, mt.right)]
-        subset = _records_in(home, files) >= SHARD_SUBSET_MIN_RECORDS
-    if subset:
-        data = _shard_inputs(home, files, mt, shard, shards)
-        if any(data[ds].empty for ds in (mt.left, mt.right)):  # no record of one side in this shard
+    files = [p for p in _run_files(home, run_id) if p.parent.parent.name in (mt.left, mt.right)]
+    dirty = _load_rows(home, dirty_file) if dirty_file.exists() else None
+    if dirty is not None:
+        left, right = (rows[rows % shards == shard] for rows in dirty)
+    # a big match type reads only the records its shard's pairs can hold (the model's TF tables
+    # come from its file, not the data): a full shard those with a blocking key in the shard
+    # (not where households are judged: a left record's right candidates span shards), an
+    # incremental one the neighbourhood of its changed records, unless this process holds the
+    # data sets already (the plan read them, and councilmatch run forked this worker from it)
+    bounded = (tf_file.exists() and pool.records_in(home, files) >= SHARD_SUBSET_MIN_RECORDS
+               and (shards > 1 and mt.left_person_missing is None if dirty is None
+                    else not _holds_inputs(home, run_id, (mt.left, mt.right))))
+    if bounded:
+        if dirty is None:
+            data = pool.shard_inputs(home, files, mt, shard, shards)
+        else:
+            data, left, right = pool.neighbourhood(home, files, mt, left, right)
+        if any(data[ds].empty for ds in (mt.left, mt.right)):  # no record of one side: no pair
             path = write_parquet_atomic(empty_flags(SHARD_COLUMNS), shard_path(home, run_id, match_type, shard), home)
-            return {"match_type": match_type, "shard": shard, "shards": shards, "path": str(path), "mode": "full",
+            return {"match_type": match_type, "shard": shard, "shards": shards, "path": str(path),
+                    "mode": "full" if dirty is None else "incremental",
                     "candidates": 0, "meeting_conditions": 0, "flags": 0, "records_read": 0}
         inp = LinkInputs(mt, data)
     else:
@@ -792,10 +731,8 @@ def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int
     tf = inc.read_tf(tf_file, home) if tf_file.exists() else None
     models = load_models(mt, _read_json(home, model_file), inp, tf)
     cands = None
-    if dirty_file.exists():
-        left, right = _load_rows(home, dirty_file)
-        cands = inc.touching_pairs(inp.left, inp.right, mt.linkage.blocking, inp.dedupe,
-                                   left[left % shards == shard], right[right % shards == shard])
+    if dirty is not None:
+        cands = inc.touching_pairs(inp.left, inp.right, mt.linkage.blocking, inp.dedupe, left, right)
     flags, stats = link(mt, models, inp, run_id, shard, shards, cands=cands)
     _test_shard_gate(match_type, shard)
     path = write_parquet_atomic(flags, shard_path(home, run_id, match_type, shard), home)

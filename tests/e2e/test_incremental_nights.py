@@ -20,6 +20,8 @@ import pytest
 from anonymise import at_rest
 from anonymise.minimise import record_refs, ref_key
 from councilmatch.home import Home
+import matching.pool as pool
+import matching.run as run
 from matching.run import collect_flags, link_shard, run_dir
 from orchestrate import pipeline
 
@@ -37,9 +39,17 @@ def _ingest(home: Home, run_id: str) -> None:
 
 def _link(home: Home, run_id: str, full: bool) -> tuple[pd.DataFrame, dict]:
     tasks = pipeline.plan_link(home, run_id, full=full)
-    candidates = sum(link_shard(home, run_id, **t)["candidates"] for t in tasks)
     planned = at_rest.read_json(run_dir(home, run_id) / "plan.json", home)
+    candidates = 0
+    for t in tasks:
+        _FULL_SHARD["now"] = planned["types"][t["match_type"]]["mode"] == "full"
+        candidates += link_shard(home, run_id, **t)["candidates"]
+    _FULL_SHARD["now"] = False
     return collect_flags(home, run_id), {**planned, "tasks": len(tasks), "candidates": candidates}
+
+
+#: whether the shard being linked re-links its match type in full (see _refused)
+_FULL_SHARD = {"now": False}
 
 
 def _night(home: Home, tmp: Path, run_id: str) -> dict:
@@ -51,16 +61,48 @@ def _night(home: Home, tmp: Path, run_id: str) -> dict:
     return {"incremental": incremental, "full": full, "inc": inc_plan, "full_plan": full_plan}
 
 
+def _refused(home: Home, files: list) -> dict:
+    """``read_inputs`` on a bounded night: only a household match type's full shards read whole data sets."""
+    datasets = {p.parent.parent.name for p in files}
+    if not (_FULL_SHARD["now"] and datasets <= {"council_tax", "electoral_register"}):
+        raise AssertionError(f"read whole in {home.root}: {sorted(datasets)}")
+    return READ_INPUTS(home, files)
+
+
+READ_INPUTS = run.read_inputs
+
+
 def _refs(flags: pd.DataFrame) -> set[str]:
     return set(flags["flag_id"])
 
 
-@pytest.fixture(scope="module")
-def nights(tmp_path_factory: pytest.TempPathFactory, generated_home, resent_feed) -> dict:
+@pytest.fixture(scope="module", params=["whole", "bounded"])
+def nights(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, generated_home,
+           resent_feed) -> dict:
+    """``whole``: the pool fits (the plan reads it, shards link from it). ``bounded``: a pool over
+    ``training_max_records``, as a big estate's: the plan reads the extracts' kept record indexes
+    and only the records near the changes, and every shard of a match type without a household
+    reads its changed records' neighbourhood (``matching.pool``), never a whole data set (nor the
+    full re-runs' shards, but the household match type's: a left record's right candidates span
+    shards)."""
     mp = pytest.MonkeyPatch()
     mp.delenv("COUNCILMATCH_KEK", raising=False)
     tmp = tmp_path_factory.mktemp("incremental")
     home, originals = generated_home(tmp, 800, 3)
+    if request.param == "bounded":
+        # (settings.yaml refuses a cap this low: the model is copied past its validation)
+        settings = pipeline.load_settings(home)
+        capped = settings.model_copy(update={"models": settings.models.model_copy(
+            update={"training_max_records": 1000})})
+        mp.setattr(pipeline, "load_settings", lambda home: capped)
+        mp.setattr(run, "SHARD_SUBSET_MIN_RECORDS", 0)
+        mp.setattr(run, "INCREMENTAL_ROWS_PER_SHARD", 5)  # a match type's changes split over shards
+        mp.setattr(run, "read_inputs", _refused)
+    used: dict[str, int] = {}
+    for name in ("kept_record_index", "neighbourhood"):  # which readers the nights used
+        real = getattr(pool, name)
+        mp.setattr(pool, name, lambda *a, _real=real, _name=name, **k: used.update({_name: used.get(_name, 0) + 1})
+                   or _real(*a, **k))
     feeds = {fid: resent_feed(home, fid, next((originals / fid).glob("*.csv")))
              for fid in ("E09000007/tenancy", "E09000007/electoral_register", "central/deceased",
                          "E09000007/council_tax", "E09000007/payroll")}
@@ -137,6 +179,7 @@ def nights(tmp_path_factory: pytest.TempPathFactory, generated_home, resent_feed
     er.send("20261105")
     out["20261105T020000"] = _night(home, tmp, "20261105T020000")
     out["20261105T020000"]["kept_indexes"] = _kept_indexes(home)
+    out["reading"] = (request.param, used)
     mp.undo()
     return out
 
@@ -180,15 +223,25 @@ def test_incremental_night_reuses_the_model_and_links_less(nights: dict, night: 
     assert plan["candidates"] < full_plan["candidates"] / 4
 
 
+def test_a_pool_over_the_cap_links_its_nights_from_indexes_and_neighbourhoods(nights: dict) -> None:
+    """The bounded nights really took the bounded readers (and read no whole pool: ``_refused``),
+    the others the pool read whole."""
+    reading, used = nights["reading"]
+    if reading == "bounded":
+        assert used.get("kept_record_index", 0) >= 3 and used.get("neighbourhood", 0) >= 3, used
+    else:
+        assert used == {}, used
+
+
 def test_nights_add_and_retract_flags(nights: dict) -> None:
     """The data changes really reach the flags: some are retracted, some new, in both kinds of
     match type (pair-local and household-judged)."""
-    ids = {n: _refs(v["incremental"]) for n, v in nights.items()}
+    ids = {n: _refs(v["incremental"]) for n, v in nights.items() if n in NIGHTS or n == "20261101T020000"}
     order = sorted(ids)
     retracted = set().union(*(ids[a] - ids[b] for a, b in zip(order, order[1:])))
     added = set().union(*(ids[b] - ids[a] for a, b in zip(order, order[1:])))
     assert retracted and added
-    types = pd.concat([v["incremental"] for v in nights.values()]).drop_duplicates("flag_id").set_index("flag_id")
+    types = pd.concat([nights[n]["incremental"] for n in ids]).drop_duplicates("flag_id").set_index("flag_id")
     assert "spd_other_adult" in set(types.loc[list(retracted | added), "match_type"])
     assert {"tenancy_two_boroughs", "blue_badge_deceased"} & set(types.loc[list(retracted), "match_type"])
 

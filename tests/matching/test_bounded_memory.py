@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+import matching.pool as pool
 import matching.run as run
 from matching.flags import read_parquet_at_rest
 from matching.run import link_shard, plan, shard_path
@@ -38,10 +39,77 @@ def test_a_shard_reading_only_its_records_raises_the_same_flags(tenancy_home, mo
     assert max(read_share) < (0.95 if shards == 3 else 0.65), read_share
 
 
+def test_an_incremental_shard_reads_only_the_records_near_its_changes_and_raises_the_same_flags(tmp_path,
+                                                                                                   monkeypatch):
+    """An incremental shard of a big match type reads its changed records and those sharing a
+    blocking key with them (``pool.neighbourhood``), not the data sets: the same pairs, scores and
+    flags as a whole read, deduplicating (tenancies) and linking two data sets (waiting list)."""
+    import json
+
+    from anonymise import at_rest
+    from councilmatch.home import Home
+    from matching.run import collect_flags, run_dir
+
+    helpers = _conftest()
+    home = Home.resolve(tmp_path / "home")
+    frame, _ = helpers.tenancy_population(900, 80, seed=4)
+    waiting = frame.iloc[::3].assign(dataset="waiting_list", record_id=lambda f: "W" + f["record_id"])
+    helpers.write_extract(home, pd.concat([frame, waiting], ignore_index=True))
+    for task in plan(home, RUN, 2, full=True, retrain=True):
+        link_shard(home, RUN, **task)
+    collect_flags(home, RUN)
+    # night 2: records deleted, records re-entered in another council (new pairs), benign changes
+    councils = sorted(frame["council"].unique())
+    again = frame.iloc[40:70].assign(record_id=lambda f: f["record_id"] + "-B",
+                                     council=lambda f: f["council"].map(dict(zip(councils, councils[1:] + councils[:1]))))
+    tonight = pd.concat([frame.drop(index=frame.index[100:110]), again, waiting.iloc[5:]], ignore_index=True)
+    tonight.loc[200:230, "period_start"] = pd.Timestamp("2022-02-02")
+    helpers.write_extract(home, tonight, "20260102T000000-x")
+    night2 = "20260102T020000"
+    tasks = plan(home, night2, 3)
+    modes = at_rest.read_json(run_dir(home, night2) / "plan.json", home)["types"]
+    linked = {t["match_type"] for t in tasks}
+    assert {"tenancy_two_boroughs", "waiting_list_tenancy"} <= linked, (linked, json.dumps(modes)[:500])
+    assert all(modes[t]["mode"] == "incremental" for t in linked)
+    flags = 0
+    for task in tasks:
+        monkeypatch.setattr(run, "SHARD_SUBSET_MIN_RECORDS", 10**12)
+        run._LAST_INPUTS.clear()
+        run._LAST_LINK_INPUTS.clear()
+        whole = link_shard(home, night2, **task)
+        a = read_parquet_at_rest(shard_path(home, night2, task["match_type"], task["shard"]), home)
+        monkeypatch.setattr(run, "SHARD_SUBSET_MIN_RECORDS", 0)
+        run._LAST_INPUTS.clear()
+        run._LAST_LINK_INPUTS.clear()
+        near = link_shard(home, night2, **task)
+        b = read_parquet_at_rest(shard_path(home, night2, task["match_type"], task["shard"]), home)
+        pd.testing.assert_frame_equal(a, b)  # the same flags, in the same order
+        assert near["mode"] == whole["mode"] == "incremental"
+        assert near["candidates"] == whole["candidates"] and near["flags"] == whole["flags"]
+        if whole["candidates"]:
+            assert near["records_read"] < whole["records_read"], (task, near, whole)
+        flags += len(a)
+    assert flags > 0
+    # a process that holds the data sets read whole (councilmatch run forks shards from the plan)
+    # links from them
+    run._LAST_INPUTS.clear()
+    run._LAST_LINK_INPUTS.clear()
+    run._run_inputs(home, night2)
+    assert link_shard(home, night2, **tasks[0])["records_read"] == whole_records(home, tasks[0]["match_type"])
+
+
+def whole_records(home, match_type):
+    from matching.matchtype import load_matchtypes
+
+    mt = load_matchtypes(home)[match_type]
+    data = run.load_inputs(home)
+    return sum(len(data[ds]) for ds in dict.fromkeys([mt.left, mt.right]))
+
+
 def test_a_shard_subset_still_refuses_an_unknown_key_id(tenancy_home, monkeypatch, make_frame, put_extract):
     home, _ = tenancy_home
     tasks = [t for t in plan(home, RUN, 2, full=True) if t["match_type"] == "tenancy_two_boroughs"]
-    monkeypatch.setattr(run, "_known_key_ids", lambda home: ("some-other-key",))
+    monkeypatch.setattr(pool, "known_key_ids", lambda home: ("some-other-key",))
     monkeypatch.setattr(run, "SHARD_SUBSET_MIN_RECORDS", 0)
     with pytest.raises(run.InputError, match="not in this home's keyring"):
         link_shard(home, RUN, **tasks[0])
@@ -163,9 +231,10 @@ def test_sample_fractions_scale_the_pool_to_the_cap_and_keep_small_data_sets_who
     assert run._in_sample(refs, 1.0).all()
 
 
-def test_an_incremental_night_over_the_cap_reads_the_pool_once(tmp_path, monkeypatch):
-    """An incremental night reads the pool for its changed records and drift; a model due tonight
-    trains on the same sample (by record reference) drawn from that read, not from a second scan."""
+def test_an_incremental_night_over_the_cap_reads_no_whole_pool(tmp_path, monkeypatch):
+    """An incremental night over the cap finds its changed records from the extracts' kept record
+    indexes and measures drift on their neighbourhood: it reads no whole pool. A model due tonight
+    trains on the scan's sample, the same records (by reference) the first night trained on."""
     from anonymise import at_rest
 
     helpers = _conftest()
@@ -175,15 +244,18 @@ def test_an_incremental_night_over_the_cap_reads_the_pool_once(tmp_path, monkeyp
     changed = frame.copy()
     changed.loc[:50, "period_start"] = pd.Timestamp("2022-02-02")
     helpers.write_extract(home, changed, "20260102T000000-x")
-    read, scanned = [], []
-    with monkeypatch.context() as m:
-        m.setattr(run, "read_inputs", lambda *a, **k: read.append(1) or READ_INPUTS(*a, **k))
-        m.setattr(run, "_scan_pool", lambda *a, **k: scanned.append(1) or SCAN_POOL(*a, **k))
-        tasks = plan(home, "20260102T020000", 2, retrain=True, settings=capped)
-    assert read == [1] and scanned == []
-    again = at_rest.read_json(home.runs / "20260102T020000" / "model" / "tenancy_two_boroughs.json", home)
+    for run_id, retrain, scans in (("20260102T020000", False, []), ("20260102T030000", True, [1])):
+        read, scanned = [], []
+        with monkeypatch.context() as m:
+            m.setattr(run, "read_inputs", lambda *a, **k: read.append(1) or READ_INPUTS(*a, **k))
+            m.setattr(run, "_scan_pool", lambda *a, **k: scanned.append(1) or SCAN_POOL(*a, **k))
+            tasks = plan(home, run_id, 2, retrain=retrain, settings=capped)
+        assert read == [] and scanned == scans, (run_id, read, scanned)
+        assert tasks, "the changed records are linked"
+    again = at_rest.read_json(home.runs / "20260102T030000" / "model" / "tenancy_two_boroughs.json", home)
     assert again["records"] == first["records"] and again["lambda"] == first["lambda"]
-    assert tasks, "the changed records are linked"
+    reused = at_rest.read_json(home.runs / "20260102T020000" / "model" / "tenancy_two_boroughs.json", home)
+    assert reused["reuse"]["mode"] == "incremental" and reused["reuse"]["drift"]["new_candidate_pairs"] > 0, reused["reuse"]
 
 
 SCAN_POOL = run._scan_pool
