@@ -202,9 +202,6 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
             fractions = loaded["fractions"] = _sample_fractions(counts, cap)
             if sum(counts.values()) <= cap:
                 loaded["sample"] = None
-            elif "data" in loaded:  # already read whole (an incremental night's dirty records)
-                loaded["sample"] = {ds: f[_in_sample(inc.frame_ref_keys(f).view(np.int64), fractions[ds])]
-                                    .reset_index(drop=True) for ds, f in loaded["data"].items()}
             else:
                 scan = _scan_pool(home, files, fractions, workers)
                 loaded["sample"], loaded["matrices"], loaded["whole"] = scan.sample, scan.matrices, scan.whole
@@ -259,8 +256,8 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         saved = inc.load_saved(home, mt.id)
         left_rows = right_rows = None
         drift = inc.Drift()
-        # a full night over the training cap skips the changed rows and drift, which need the
-        # whole pool in memory: so a big estate's --full night stays within bounded memory
+        # a full night over the training cap skips the changed rows and drift: it re-links every
+        # record, and its scan keeps no data set's references
         if dirty is not None and not (full and loaded.get("sample")):
             left_rows = dirty_rows(mt.left)
             right_rows = left_rows if mt.dedupe else dirty_rows(mt.right)
