@@ -18,7 +18,7 @@ import pandas as pd
 
 from councilmatch.flag_ids import flag_ids
 from matching import conditions as cond
-from matching.blocking import Candidates, candidate_pairs
+from matching.blocking import Candidates, iter_candidate_pairs
 from matching.comparisons import Pairs
 from matching.flags import SHARD_COLUMNS, empty_flags, evidence_columns
 from matching.household import household_p_same
@@ -50,21 +50,25 @@ def link(mt: MatchType, models: Models, inp: LinkInputs, run_id: str,
     """Candidate flags of one shard (flag columns without first_seen/last_seen) and counts.
 
     ``cands``: score these candidate pairs instead of the shard's (an incremental night's
-    pairs touching changed records, see :mod:`matching.incremental`)."""
-    if cands is None:
-        cands = candidate_pairs(inp.left, inp.right, mt.linkage.blocking, inp.dedupe, shard, shards)
-    cands = in_scope(mt, inp, cands)
-    stats = {"candidates": len(cands), "meeting_conditions": 0, "flags": 0}
-    parts = []
-    for start in range(0, len(cands), SCORE_BATCH):
-        flags, met = _link_batch(mt, models, inp, run_id, cands.li[start:start + SCORE_BATCH],
-                                 cands.ri[start:start + SCORE_BATCH])
-        stats["meeting_conditions"] += met
-        if len(flags):
-            parts.append(flags)
-    if not parts:
+    pairs touching changed records, see :mod:`matching.incremental`). The shard's own pairs
+    are made and scored a part at a time (:func:`iter_candidate_pairs`), so its memory does
+    not grow with its blocks."""
+    parts = [cands] if cands is not None else iter_candidate_pairs(
+        inp.left, inp.right, mt.linkage.blocking, inp.dedupe, shard, shards, SCORE_BATCH)
+    stats = {"candidates": 0, "meeting_conditions": 0, "flags": 0}
+    found = []
+    for part in parts:
+        part = in_scope(mt, inp, part)
+        stats["candidates"] += len(part)
+        for start in range(0, len(part), SCORE_BATCH):
+            flags, met = _link_batch(mt, models, inp, run_id, part.li[start:start + SCORE_BATCH],
+                                     part.ri[start:start + SCORE_BATCH])
+            stats["meeting_conditions"] += met
+            if len(flags):
+                found.append(flags)
+    if not found:
         return empty_flags(SHARD_COLUMNS), stats
-    out = pd.concat(parts, ignore_index=True)
+    out = pd.concat(found, ignore_index=True)
     stats["flags"] = len(out)
     return out, stats
 

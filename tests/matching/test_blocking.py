@@ -64,3 +64,31 @@ def test_a_married_name_with_an_initial_is_found_by_birthday_and_home(make_frame
         assert len(candidate_pairs(left, right, rules, dedupe=False).li) == 1, mt.id
         others = [r for r in rules if "t_postcode" not in r]
         assert len(candidate_pairs(left, right, others, dedupe=False).li) == 0, mt.id
+
+
+def test_pairs_made_a_part_at_a_time_are_the_shards_pairs_found_by_the_same_rule():
+    """``iter_candidate_pairs`` (what a shard scores) gives the pairs of ``candidate_pairs`` (what
+    training reads), each once and credited to the first rule that finds it, in parts of at
+    most about ``max_pairs``, whatever the shard; also with keys colliding across rules' columns."""
+    import pandas as pd
+
+    from matching.blocking import iter_candidate_pairs
+
+    rng = np.random.default_rng(0)
+
+    def side(n):  # few distinct values: big blocks, many pairs found by several rules
+        return Side(pd.DataFrame({c: rng.integers(0, k, n).astype(np.int64)
+                                  for c, k in (("t_a", 6), ("t_b", 4), ("t_c", 3))}))
+
+    rules = [["t_a"], ["t_b", "t_c"], ["t_c"]]
+    for dedupe in (True, False):
+        left = side(400)
+        right = left if dedupe else side(300)
+        for shards in (1, 3):
+            for shard in range(shards):
+                whole = candidate_pairs(left, right, rules, dedupe, shard, shards)
+                parts = list(iter_candidate_pairs(left, right, rules, dedupe, shard, shards, max_pairs=500))
+                assert len(parts) > 3 and max(len(p) for p in parts) <= 500
+                got = [t for p in parts for t in zip(p.li.tolist(), p.ri.tolist(), p.rule.tolist())]
+                assert len(got) == len(set(got))
+                assert set(got) == set(zip(whole.li.tolist(), whole.ri.tolist(), whole.rule.tolist()))
