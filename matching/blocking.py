@@ -5,7 +5,9 @@ dropped from every later rule, so each pair is generated exactly once. Work is
 split into shards by the blocking key's hash (key mod n): a pair belongs to the
 shard of the first rule that finds it, so shards are independent (one Airflow
 mapped task each), memory is bounded by shard size, and the union of the shards
-is the same pair set whatever n is. The join itself is recordlinkage's Block index.
+is the same pair set whatever n is. Training's join is recordlinkage's Block index
+(:func:`candidate_pairs`); a shard scores its pairs a part at a time from sorted keys
+(:func:`iter_candidate_pairs`: the same pairs, its memory bounded whatever its blocks).
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def candidate_pairs(
 def iter_candidate_pairs(left: Side, right: Side, rules: list[list[str]], dedupe: bool, shard: int = 0,
                          shards: int = 1, max_pairs: int = 1_000_000) -> Iterator[Candidates]:
     """The pairs of :func:`candidate_pairs` (the same set, each pair once, found by the same
-    rule), a part of at most about ``max_pairs`` at a time, in another order.
+    rule), in parts of about ``max_pairs``, in another order.
 
     Why: a shard's candidate pairs are bounded by its blocks, not by its records. A block of
     one common key thousands of records long makes millions of pairs, and the pandas merge
@@ -119,6 +121,25 @@ def iter_candidate_pairs(left: Side, right: Side, rules: list[list[str]], dedupe
     shard of 19 million pairs). Here each rule's keys are sorted once and a part's left rows
     find their partners by binary search, so a shard's memory is its records and one part.
     Scoring needs no order; training keeps :func:`candidate_pairs` (EM sums in its order)."""
+    held: list[Candidates] = []  # small parts are scored together: a scoring batch has a fixed cost
+    for found in _rule_parts(left, right, rules, dedupe, shard, shards, max_pairs):
+        if held and sum(len(c) for c in held) + len(found) > max_pairs:
+            yield _joined_parts(held)
+            held = []
+        held.append(found)
+    if held:
+        yield _joined_parts(held)
+
+
+def _joined_parts(parts: list[Candidates]) -> Candidates:
+    if len(parts) == 1:
+        return parts[0]
+    return Candidates(*(np.concatenate([getattr(c, f) for c in parts]) for f in ("li", "ri", "rule")))
+
+
+def _rule_parts(left: Side, right: Side, rules: list[list[str]], dedupe: bool, shard: int, shards: int,
+                max_pairs: int) -> Iterator[Candidates]:
+    """:func:`iter_candidate_pairs`, rule by rule, a part of at most about ``max_pairs`` at a time."""
     for i, rule in enumerate(rules):
         lkey, lok = blocking_key(left, rule)
         lrows = np.flatnonzero(lok & (shard_of(lkey, shards) == shard))
@@ -126,6 +147,9 @@ def iter_candidate_pairs(left: Side, right: Side, rules: list[list[str]], dedupe
         rrows = lrows if dedupe else np.flatnonzero(rok & (shard_of(rkey, shards) == shard))
         order = np.argsort(rkey[rrows], kind="stable")
         keys, positions = rkey[rrows][order], rrows[order]
+        # left rows block by block, as the Block join gives them: a block's pairs read the same
+        # records, so scoring's gathers stay in cache
+        lrows = lrows[np.argsort(lkey[lrows], kind="stable")]
         wanted = lkey[lrows]
         lo = np.searchsorted(keys, wanted, "left")
         count = np.searchsorted(keys, wanted, "right") - lo
