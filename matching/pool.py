@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -164,19 +165,32 @@ def shard_inputs(home: Home, files: list[Path], mt: MatchType, shard: int,
     A pair belongs to the shard of the blocking key of the first rule that finds it
     (:mod:`matching.blocking`), so only records with some rule's key in this shard can be in
     one: about 1 - (1 - 1/shards)^rules of them. So a shard task's memory follows its share of
-    the records, not the pool: more shards, less memory each. Rows keep the data set's order, so
-    the pairs, scores and flags are those of a whole-data-set read (a test compares them).
+    the records, not the pool: more shards, less memory each. A match type judging households
+    (the single person discount) judges each left record among all its right candidates, in
+    whatever shard their pair falls: every right record sharing a key with one of the shard's
+    left records is read too. Rows keep the data set's order, so the pairs, scores and flags
+    are those of a whole-data-set read (a test compares them).
     """
-    rules = mt.linkage.blocking
+    rules, columns = mt.linkage.blocking, blocking_columns(mt)
 
-    def in_shard(ds: str, side: Side, start: int) -> np.ndarray:
+    def in_shard(side: Side, start: int = 0) -> np.ndarray:
         keep = np.zeros(side.n, dtype=bool)
         for rule in rules:
             key, present = blocking_key(side, rule)
             keep |= present & (shard_of(key, shards) == shard)
         return keep
 
-    return picked(home, files, {mt.left, mt.right}, blocking_columns(mt), in_shard)[0]
+    if mt.left_person_missing is None or mt.left == mt.right:
+        return picked(home, files, {mt.left, mt.right}, columns, lambda ds, side, start: in_shard(side))[0]
+    left_rows, left_keys = _found(home, by_dataset(files).get(mt.left, []), in_shard, columns, rules)
+    none = np.zeros(0, dtype=np.int64)
+
+    def pick(ds: str, side: Side, start: int) -> np.ndarray:
+        if ds == mt.left:
+            return _kept(side, start, left_rows, None, rules)
+        return _kept(side, start, none, left_keys, rules)
+
+    return picked(home, files, {mt.left, mt.right}, columns, pick)[0]
 
 
 def neighbourhood(home: Home, files: list[Path], mt: MatchType, left_rows: np.ndarray,
@@ -196,14 +210,15 @@ def neighbourhood(home: Home, files: list[Path], mt: MatchType, left_rows: np.nd
     left_rows, right_rows = np.asarray(left_rows, np.int64), np.asarray(right_rows, np.int64)
     own = {mt.left: left_rows, mt.right: right_rows} if mt.left != mt.right else \
         {mt.left: np.union1d(left_rows, right_rows)}
-    keys = {ds: _near(home, by_ds.get(ds, []), rows, None, columns, rules)[1] for ds, rows in own.items()}
+    keys = {ds: _found(home, by_ds.get(ds, []), partial(_kept, own=rows, among=None, rules=rules), columns, rules)[1]
+            for ds, rows in own.items()}
     # a record is needed on one side if it shares a key with a given row of the other (of its own
     # data set when both sides read one)
     partner_keys = {ds: keys[mt.right if ds == mt.left else mt.left] for ds in own}
     if mt.left_person_missing is not None and mt.left != mt.right:
         # every left record a pair can hold, and then every right record sharing a key with one
-        own[mt.left], left_keys = _near(home, by_ds.get(mt.left, []), left_rows, partner_keys[mt.left], columns,
-                                        rules)
+        own[mt.left], left_keys = _found(home, by_ds.get(mt.left, []), partial(
+            _kept, own=left_rows, among=partner_keys[mt.left], rules=rules), columns, rules)
         partner_keys[mt.right] = left_keys
 
     def near(ds: str, side: Side, start: int) -> np.ndarray:
@@ -228,15 +243,15 @@ def _kept(side: Side, start: int, own: np.ndarray, among: list[np.ndarray] | Non
     return keep
 
 
-def _near(home: Home, files: list[Path], own: np.ndarray, among: list[np.ndarray] | None, columns: list[str],
-          rules: list[list[str]]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The positions of a data set's rows among ``own`` or sharing a key with ``among`` (see
-    :func:`_kept`), and per rule their distinct keys; only the blocking columns are read."""
+def _found(home: Home, files: list[Path], keep: Callable[[Side, int], np.ndarray], columns: list[str],
+           rules: list[list[str]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The positions of a data set's rows that ``keep`` (a batch's blocking columns as a Side, its
+    first row) keeps, and per rule their distinct keys; only the blocking columns are read."""
     positions, found, start = [], [[] for _ in rules], 0
     for path in files:
         for table in at_rest.iter_tables(path, READ_BATCH, home, columns=columns):
             side = Side(table.to_pandas())
-            rows = np.flatnonzero(_kept(side, start, own, among, rules))
+            rows = np.flatnonzero(keep(side, start))
             if len(rows):
                 positions.append(rows + start)
                 for i, rule in enumerate(rules):

@@ -110,6 +110,11 @@ def _run_files(home: Home, run_id: str) -> list[Path]:
 #: type's data sets hold this many records; below it, the whole data sets (cached for the next
 #: shard when one process links them all, as ``councilmatch run`` does)
 SHARD_SUBSET_MIN_RECORDS = 500_000
+#: ... and a full shard of a household match type from this many: its shard reads every right
+#: candidate of its left records too, most of the records at a few shards, and decrypts the data
+#: sets once per shard (at 1M, 4 shards: the full link 6.4 -> 9.5 s); whole, a million records
+#: fit a 2 GiB task
+HOUSEHOLD_SUBSET_MIN_RECORDS = 1_000_000
 #: rows of an extract the plan's scan (record index and training sample) holds at a time
 SCAN_READ_BATCH = 200_000
 
@@ -705,13 +710,13 @@ def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int
     if dirty is not None:
         left, right = (rows[rows % shards == shard] for rows in dirty)
     # a big match type reads only the records its shard's pairs can hold (the model's TF tables
-    # come from its file, not the data): a full shard those with a blocking key in the shard
-    # (not where households are judged: a left record's right candidates span shards), an
+    # come from its file, not the data): a full shard those with a blocking key in the shard, an
     # incremental one the neighbourhood of its changed records, unless this process holds the
     # data sets already (the plan read them, and councilmatch run forked this worker from it)
-    bounded = (tf_file.exists() and pool.records_in(home, files) >= SHARD_SUBSET_MIN_RECORDS
-               and (shards > 1 and mt.left_person_missing is None if dirty is None
-                    else not _holds_inputs(home, run_id, (mt.left, mt.right))))
+    records = pool.records_in(home, files) if tf_file.exists() else 0
+    bounded = (records >= SHARD_SUBSET_MIN_RECORDS
+               and (shards > 1 and (mt.left_person_missing is None or records >= HOUSEHOLD_SUBSET_MIN_RECORDS)
+                    if dirty is None else not _holds_inputs(home, run_id, (mt.left, mt.right))))
     if bounded:
         if dirty is None:
             data = pool.shard_inputs(home, files, mt, shard, shards)

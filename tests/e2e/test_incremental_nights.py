@@ -39,17 +39,9 @@ def _ingest(home: Home, run_id: str) -> None:
 
 def _link(home: Home, run_id: str, full: bool) -> tuple[pd.DataFrame, dict]:
     tasks = pipeline.plan_link(home, run_id, full=full)
+    candidates = sum(link_shard(home, run_id, **t)["candidates"] for t in tasks)
     planned = at_rest.read_json(run_dir(home, run_id) / "plan.json", home)
-    candidates = 0
-    for t in tasks:
-        _FULL_SHARD["now"] = planned["types"][t["match_type"]]["mode"] == "full"
-        candidates += link_shard(home, run_id, **t)["candidates"]
-    _FULL_SHARD["now"] = False
     return collect_flags(home, run_id), {**planned, "tasks": len(tasks), "candidates": candidates}
-
-
-#: whether the shard being linked re-links its match type in full (see _refused)
-_FULL_SHARD = {"now": False}
 
 
 def _night(home: Home, tmp: Path, run_id: str) -> dict:
@@ -62,11 +54,7 @@ def _night(home: Home, tmp: Path, run_id: str) -> dict:
 
 
 def _refused(home: Home, files: list) -> dict:
-    """``read_inputs`` on a bounded night: only a household match type's full shards read whole data sets."""
-    datasets = {p.parent.parent.name for p in files}
-    if not (_FULL_SHARD["now"] and datasets <= {"council_tax", "electoral_register"}):
-        raise AssertionError(f"read whole in {home.root}: {sorted(datasets)}")
-    return READ_INPUTS(home, files)
+    raise AssertionError(f"the pool read whole: {sorted({p.parent.parent.name for p in files})}")
 
 
 READ_INPUTS = run.read_inputs
@@ -82,9 +70,8 @@ def nights(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     """``whole``: the pool fits (the plan reads it, shards link from it). ``bounded``: a pool over
     ``training_max_records``, as a big estate's: the plan reads the extracts' kept record indexes
     and only the records near the changes, and every shard of a match type without a household
-    reads its changed records' neighbourhood (``matching.pool``), never a whole data set (nor the
-    full re-runs' shards, but the household match type's: a left record's right candidates span
-    shards)."""
+    reads its changed records' neighbourhood (``matching.pool``), every full shard its own
+    records: no task reads a whole data set."""
     mp = pytest.MonkeyPatch()
     mp.delenv("COUNCILMATCH_KEK", raising=False)
     tmp = tmp_path_factory.mktemp("incremental")
@@ -96,6 +83,7 @@ def nights(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             update={"training_max_records": 1000})})
         mp.setattr(pipeline, "load_settings", lambda home: capped)
         mp.setattr(run, "SHARD_SUBSET_MIN_RECORDS", 0)
+        mp.setattr(run, "HOUSEHOLD_SUBSET_MIN_RECORDS", 0)
         mp.setattr(run, "INCREMENTAL_ROWS_PER_SHARD", 5)  # a match type's changes split over shards
         mp.setattr(run, "read_inputs", _refused)
     used: dict[str, int] = {}

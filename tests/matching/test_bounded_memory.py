@@ -1,5 +1,6 @@
 """Bounded memory of link shard tasks: a shard reads only the records its pairs can touch."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,6 +14,7 @@ RUN = "20260101T000000"
 
 def _shard_flags(home, task, monkeypatch, min_records):
     monkeypatch.setattr(run, "SHARD_SUBSET_MIN_RECORDS", min_records)
+    monkeypatch.setattr(run, "HOUSEHOLD_SUBSET_MIN_RECORDS", min_records)
     run._LAST_INPUTS.clear()
     run._LAST_LINK_INPUTS.clear()
     out = link_shard(home, RUN, **task)
@@ -104,6 +106,58 @@ def whole_records(home, match_type):
     mt = load_matchtypes(home)[match_type]
     data = run.load_inputs(home)
     return sum(len(data[ds]) for ds in dict.fromkeys([mt.left, mt.right]))
+
+
+def test_a_household_shard_reads_its_records_and_their_right_candidates_and_raises_the_same_flags(
+        tmp_path, monkeypatch, make_frame, put_extract):
+    """A full shard of the single person discount reads the council-tax records with a key in the
+    shard and every register entry sharing a key with one of them (a household is judged among
+    all of them, whatever shard their pair falls in): the flags of a whole read, from fewer records."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("spd_tests", Path(__file__).with_name("test_spd_household.py"))
+    spd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(spd)
+    from anonymise import at_rest
+
+    home, expected = spd._household_home(tmp_path, make_frame, put_extract)
+    # a third of the register entries without a UPRN: they share an account's address keys, not
+    # its UPRN key, so a shard holding the account by its UPRN must still read them
+    path = next(p for p in run.newest_extracts(home) if p.parent.parent.name == "electoral_register")
+    register = at_rest.read_frame(path, home=home)
+    register.loc[register.index % 3 == 0, "t_uprn"] = 0
+    at_rest.write_frame(path, register, home)
+    tasks = [t for t in plan(home, RUN, 4, full=True) if t["match_type"] == "spd_other_adult"]
+    assert len(tasks) == 4
+    found, read_share = set(), []
+    for task in tasks:
+        whole, a = _shard_flags(home, task, monkeypatch, 10**12)
+        part, b = _shard_flags(home, task, monkeypatch, 0)
+        pd.testing.assert_frame_equal(a, b)
+        assert part["candidates"] == whole["candidates"] and part["flags"] == whole["flags"]
+        read_share.append(part["records_read"] / whole["records_read"])
+        found |= set(zip(a.left_record_id, a.right_record_id))
+    assert found and found >= expected - {("CT_INFORMAL", "ER_INFORMAL")}, expected - found
+    assert max(read_share) < 0.9, read_share
+    # and each shard holds every register entry sharing any key with one of its accounts (the
+    # flags alone may not show a lost one: it must also move an account's judgement)
+    from matching.blocking import blocking_key
+    from matching.comparisons import Side
+    from matching.matchtype import load_matchtypes
+
+    mt = load_matchtypes(home)["spd_other_adult"]
+    whole = run.load_inputs(home)
+    files = [p for p in run.newest_extracts(home)]
+    for task in tasks:
+        data = pool.shard_inputs(home, files, mt, task["shard"], task["shards"])
+        left, right = Side(data[mt.left]), Side(whole[mt.right])
+        wanted = np.zeros(right.n, dtype=bool)
+        for rule in mt.linkage.blocking:
+            lk, lp = blocking_key(left, rule)
+            rk, rp = blocking_key(right, rule)
+            wanted |= rp & np.isin(rk, lk[lp])
+        assert set(whole[mt.right]["record_id"][wanted]) <= set(data[mt.right]["record_id"])
 
 
 def test_a_shard_subset_still_refuses_an_unknown_key_id(tenancy_home, monkeypatch, make_frame, put_extract):
