@@ -113,6 +113,7 @@ def check_key_ids(home: Home, key_files: dict[str, list[str]]) -> None:
 #: rows decrypted and converted at a time when a shard reads its records
 READ_BATCH = 65_536
 
+
 def records_in(home: Home, files: list[Path]) -> int:
     """Rows of the files, from their (encrypted) Parquet footers: no row is read."""
     import pyarrow.parquet as pq
@@ -210,16 +211,19 @@ def neighbourhood(home: Home, files: list[Path], mt: MatchType, left_rows: np.nd
     left_rows, right_rows = np.asarray(left_rows, np.int64), np.asarray(right_rows, np.int64)
     own = {mt.left: left_rows, mt.right: right_rows} if mt.left != mt.right else \
         {mt.left: np.union1d(left_rows, right_rows)}
-    keys = {ds: _found(home, by_ds.get(ds, []), partial(_kept, own=rows, among=None, rules=rules), columns, rules)[1]
-            for ds, rows in own.items()}
+    def keys_of(ds: str, among: list[np.ndarray] | None) -> tuple[np.ndarray, list[np.ndarray]]:
+        return _found(home, by_ds.get(ds, []), partial(_kept, own=own[ds], among=among, rules=rules), columns, rules)
+
+    if mt.left_person_missing is not None and mt.left != mt.right:
+        # every left record a pair can hold (a given one, or sharing a key with a given right
+        # one), and then every right record sharing a key with one of them
+        keys = {mt.right: keys_of(mt.right, None)[1]}
+        own[mt.left], keys[mt.left] = keys_of(mt.left, keys[mt.right])
+    else:
+        keys = {ds: keys_of(ds, None)[1] for ds in own}
     # a record is needed on one side if it shares a key with a given row of the other (of its own
     # data set when both sides read one)
     partner_keys = {ds: keys[mt.right if ds == mt.left else mt.left] for ds in own}
-    if mt.left_person_missing is not None and mt.left != mt.right:
-        # every left record a pair can hold, and then every right record sharing a key with one
-        own[mt.left], left_keys = _found(home, by_ds.get(mt.left, []), partial(
-            _kept, own=left_rows, among=partner_keys[mt.left], rules=rules), columns, rules)
-        partner_keys[mt.right] = left_keys
 
     def near(ds: str, side: Side, start: int) -> np.ndarray:
         return _kept(side, start, own[ds], partner_keys[ds], rules)
@@ -239,7 +243,7 @@ def _kept(side: Side, start: int, own: np.ndarray, among: list[np.ndarray] | Non
     for rule, keys in zip(rules, among or []):
         if len(keys):
             key, present = blocking_key(side, rule)
-            keep |= present & pd.Series(key.view(np.int64), copy=False).isin(keys).to_numpy(dtype=bool)
+            keep |= present & inc.member(key.view(np.int64), keys)
     return keep
 
 

@@ -144,10 +144,9 @@ def _run_inputs(home: Home, run_id: str, datasets: tuple[str, ...] | None = None
     return data
 
 
-def _holds_inputs(home: Home, run_id: str, datasets: tuple[str, ...]) -> bool:
-    """Whether this process holds these data sets of the run read whole already (the plan read
-    the pool, and ``councilmatch run`` forked this worker from it)."""
-    files = _run_files(home, run_id)
+def _holds_inputs(home: Home, run_id: str, files: list[Path], datasets: tuple[str, ...]) -> bool:
+    """Whether this process holds these data sets of the run (``files``: its inputs) read whole
+    already (the plan read the pool, and ``councilmatch run`` forked this worker from it)."""
     data = _LAST_INPUTS.get(_inputs_key(home, run_id, files), {})
     return all(ds in data for ds in datasets)
 
@@ -705,7 +704,8 @@ def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int
         raise InputError(f"no trained model {model_file}: call plan() for run {run_id} first")
     tf_file = folder / "model" / f"{match_type}.tf.parquet"
     dirty_file = dirty_path(home, run_id, match_type)
-    files = [p for p in _run_files(home, run_id) if p.parent.parent.name in (mt.left, mt.right)]
+    run_files = _run_files(home, run_id)
+    files = [p for p in run_files if p.parent.parent.name in (mt.left, mt.right)]
     dirty = _load_rows(home, dirty_file) if dirty_file.exists() else None
     if dirty is not None:
         left, right = (rows[rows % shards == shard] for rows in dirty)
@@ -716,7 +716,7 @@ def link_shard(home: Home | str | Path, run_id: str, match_type: str, shard: int
     records = pool.records_in(home, files) if tf_file.exists() else 0
     bounded = (records >= SHARD_SUBSET_MIN_RECORDS
                and (shards > 1 and (mt.left_person_missing is None or records >= HOUSEHOLD_SUBSET_MIN_RECORDS)
-                    if dirty is None else not _holds_inputs(home, run_id, (mt.left, mt.right))))
+                    if dirty is None else not _holds_inputs(home, run_id, run_files, (mt.left, mt.right))))
     if bounded:
         if dirty is None:
             data = pool.shard_inputs(home, files, mt, shard, shards)

@@ -148,7 +148,7 @@ def test_a_household_shard_reads_its_records_and_their_right_candidates_and_rais
 
     mt = load_matchtypes(home)["spd_other_adult"]
     whole = run.load_inputs(home)
-    files = [p for p in run.newest_extracts(home)]
+    files = run.newest_extracts(home)
     for task in tasks:
         data = pool.shard_inputs(home, files, mt, task["shard"], task["shards"])
         left, right = Side(data[mt.left]), Side(whole[mt.right])
