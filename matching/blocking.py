@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from recordlinkage.index import Block
 
 from matching.comparisons import Side
 
@@ -78,6 +77,8 @@ def candidate_pairs(
     if left_rows is not None:
         only = np.zeros(left.n, dtype=bool)
         only[left_rows] = True
+    from recordlinkage.index import Block  # here, not at the top: see matching.training.random_pairs
+
     lis, ris, rule_ids = [], [], []
     for i, rule in enumerate(rules):
         lkey, lok = blocking_key(left, rule)
@@ -111,9 +112,10 @@ def candidate_pairs(
 
 
 def iter_candidate_pairs(left: Side, right: Side, rules: list[list[str]], dedupe: bool, shard: int = 0,
-                         shards: int = 1, max_pairs: int = 1_000_000) -> Iterator[Candidates]:
+                         shards: int = 1, max_pairs: int = 1_000_000,
+                         left_rows: np.ndarray | None = None) -> Iterator[Candidates]:
     """The pairs of :func:`candidate_pairs` (the same set, each pair once, found by the same
-    rule), in parts of about ``max_pairs``, in another order.
+    rule; ``left_rows`` as there), in parts of about ``max_pairs``, in another order.
 
     Why: a shard's candidate pairs are bounded by its blocks, not by its records. A block of
     one common key thousands of records long makes millions of pairs, and the pandas merge
@@ -121,8 +123,10 @@ def iter_candidate_pairs(left: Side, right: Side, rules: list[list[str]], dedupe
     shard of 19 million pairs). Here each rule's keys are sorted once and a part's left rows
     find their partners by binary search, so a shard's memory is its records and one part.
     Scoring needs no order; training keeps :func:`candidate_pairs` (EM sums in its order)."""
+    if left_rows is not None and dedupe:
+        raise ValueError("left_rows cannot restrict a deduplication (each pair's left is its smaller record)")
     held: list[Candidates] = []  # small parts are scored together: a scoring batch has a fixed cost
-    for found in _rule_parts(left, right, rules, dedupe, shard, shards, max_pairs):
+    for found in _rule_parts(left, right, rules, dedupe, shard, shards, max_pairs, left_rows):
         if held and sum(len(c) for c in held) + len(found) > max_pairs:
             yield _joined_parts(held)
             held = []
@@ -138,10 +142,16 @@ def _joined_parts(parts: list[Candidates]) -> Candidates:
 
 
 def _rule_parts(left: Side, right: Side, rules: list[list[str]], dedupe: bool, shard: int, shards: int,
-                max_pairs: int) -> Iterator[Candidates]:
+                max_pairs: int, left_rows: np.ndarray | None = None) -> Iterator[Candidates]:
     """:func:`iter_candidate_pairs`, rule by rule, a part of at most about ``max_pairs`` at a time."""
+    only = None
+    if left_rows is not None:
+        only = np.zeros(left.n, dtype=bool)
+        only[left_rows] = True
     for i, rule in enumerate(rules):
         lkey, lok = blocking_key(left, rule)
+        if only is not None:
+            lok = lok & only
         lrows = np.flatnonzero(lok & (shard_of(lkey, shards) == shard))
         rkey, rok = (lkey, lok) if dedupe else blocking_key(right, rule)
         rrows = lrows if dedupe else np.flatnonzero(rok & (shard_of(rkey, shards) == shard))

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from matching import conditions
-from matching.blocking import Candidates, candidate_pairs
+from matching.blocking import Candidates, iter_candidate_pairs
 from matching.comparisons import Pairs
 from matching.inputs import LinkInputs, in_scope
 from matching.matchtype import MatchType
@@ -35,17 +35,21 @@ def household_evidence(mt: MatchType, linkage: FittedModel, person: FittedModel,
     the address model links to it and that meet the match type's conditions with it (for a
     discount: registered while the account ran), and the sum of their person-model likelihood
     ratios (the evidence without the prior). They are found afresh: a left record's right
-    records can lie in other shards."""
-    cands = in_scope(mt, inp, candidate_pairs(inp.left, inp.right, mt.linkage.blocking, inp.dedupe,
-                                               left_rows=rows))
-    met = conditions.met(mt.conditions, inp.left_frame, inp.right_frame, cands.li, cands.ri)
-    cands = Candidates(cands.li[met], cands.ri[met], cands.rule[met])
-    linked = score(linkage, Pairs(inp.left, inp.right, cands.li, cands.ri).compact()).probability \
-        >= mt.linkage.threshold
-    house = Pairs(inp.left, inp.right, cands.li[linked], cands.ri[linked])
-    lr = likelihood_ratio(person, score(person, house.compact()).match_weight)
-    return (np.bincount(house.li, minlength=inp.left.n),
-            np.bincount(house.li, weights=lr, minlength=inp.left.n))
+    records can lie in other shards; a part of the pairs at a time, so the memory is bounded
+    by a part, not by the blocks."""
+    k = np.zeros(inp.left.n, dtype=np.int64)
+    total = np.zeros(inp.left.n, dtype=np.float64)
+    for part in iter_candidate_pairs(inp.left, inp.right, mt.linkage.blocking, inp.dedupe, left_rows=rows):
+        cands = in_scope(mt, inp, part)
+        met = conditions.met(mt.conditions, inp.left_frame, inp.right_frame, cands.li, cands.ri)
+        cands = Candidates(cands.li[met], cands.ri[met], cands.rule[met])
+        linked = score(linkage, Pairs(inp.left, inp.right, cands.li, cands.ri).compact()).probability \
+            >= mt.linkage.threshold
+        house = Pairs(inp.left, inp.right, cands.li[linked], cands.ri[linked])
+        lr = likelihood_ratio(person, score(person, house.compact()).match_weight)
+        k += np.bincount(house.li, minlength=inp.left.n)
+        total += np.bincount(house.li, weights=lr, minlength=inp.left.n)
+    return k, total
 
 
 def likelihood_ratio(person: FittedModel, weight: np.ndarray) -> np.ndarray:

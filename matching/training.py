@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from recordlinkage.index import Random
 
 from councilmatch.contracts import BLOOM_SALT_TOKENS
 from matching.comparisons import NULL, Comparison, DiceAtLeast, Pairs, Same, Side
@@ -92,6 +91,11 @@ def random_pairs(left: Side, right: Side, dedupe: bool, n: int, seed: int) -> Pa
     n = int(min(n, max(total, 0)))
     if n == 0:
         return Pairs(left, right, np.zeros(0, np.int64), np.zeros(0, np.int64))
+    # imported here: recordlinkage brings scikit-learn and SciPy (a second of imports) into every
+    # process that imports matching, and only training draws its pairs with it: a DAG task that
+    # ingests a feed or links a shard starts that much sooner (tests/test_imports.py)
+    from recordlinkage.index import Random
+
     lf = pd.DataFrame(index=pd.RangeIndex(left.n))
     idx = (Random(n, random_state=seed).index(lf) if dedupe
            else Random(n, random_state=seed).index(lf, pd.DataFrame(index=pd.RangeIndex(right.n))))

@@ -1,6 +1,7 @@
 import itertools
 
 import numpy as np
+import pytest
 
 from matching.blocking import candidate_pairs
 from matching.comparisons import Side
@@ -92,3 +93,13 @@ def test_pairs_made_a_part_at_a_time_are_the_shards_pairs_found_by_the_same_rule
                 got = [t for p in parts for t in zip(p.li.tolist(), p.ri.tolist(), p.rule.tolist())]
                 assert len(got) == len(set(got))
                 assert set(got) == set(zip(whole.li.tolist(), whole.ri.tolist(), whole.rule.tolist()))
+    # restricted to some left rows (the household model's evidence for a shard's left records)
+    left, right = side(400), side(300)
+    rows = np.sort(rng.choice(400, 60, replace=False))
+    whole = candidate_pairs(left, right, rules, False, left_rows=rows)
+    parts = list(iter_candidate_pairs(left, right, rules, False, max_pairs=200, left_rows=rows))
+    got = {t for p in parts for t in zip(p.li.tolist(), p.ri.tolist(), p.rule.tolist())}
+    assert got == set(zip(whole.li.tolist(), whole.ri.tolist(), whole.rule.tolist()))
+    assert got and {li for li, _, _ in got} <= set(rows.tolist())
+    with pytest.raises(ValueError):
+        next(iter_candidate_pairs(left, left, rules, True, left_rows=rows))
