@@ -67,10 +67,27 @@ def test_a_married_name_with_an_initial_is_found_by_birthday_and_home(make_frame
         assert len(candidate_pairs(left, right, others, dedupe=False).li) == 0, mt.id
 
 
+def _first_rule_pairs(left, right, rules, dedupe):
+    """Every (left, right, first rule that holds) by trying all pairs (dedupe: left > right)."""
+    cols = sorted({c for rule in rules for c in rule})
+    lt = {c: left.token(c) for c in cols}
+    rt = {c: right.token(c) for c in cols}
+    found = set()
+    for i, j in itertools.product(range(left.n), range(right.n)):
+        if dedupe and i <= j:
+            continue
+        for k, rule in enumerate(rules):
+            if all(lt[c][i] == rt[c][j] != 0 for c in rule):
+                found.add((i, j, k))
+                break
+    return found
+
+
 def test_pairs_made_a_part_at_a_time_are_the_shards_pairs_found_by_the_same_rule():
-    """``iter_candidate_pairs`` (what a shard scores) gives the pairs of ``candidate_pairs`` (what
-    training reads), each once and credited to the first rule that finds it, in parts of at
-    most about ``max_pairs``, whatever the shard; also with keys colliding across rules' columns."""
+    """``iter_candidate_pairs`` (what a shard scores) and ``candidate_pairs`` (what training reads)
+    give every pair that some rule holds, each once and credited to the first rule that holds,
+    the first in parts of at most about ``max_pairs``, whatever the shard; also with keys
+    colliding across rules' columns."""
     import pandas as pd
 
     from matching.blocking import iter_candidate_pairs
@@ -85,6 +102,8 @@ def test_pairs_made_a_part_at_a_time_are_the_shards_pairs_found_by_the_same_rule
     for dedupe in (True, False):
         left = side(400)
         right = left if dedupe else side(300)
+        every = _first_rule_pairs(left, right, rules, dedupe)
+        in_shards = set()
         for shards in (1, 3):
             for shard in range(shards):
                 whole = candidate_pairs(left, right, rules, dedupe, shard, shards)
@@ -93,6 +112,10 @@ def test_pairs_made_a_part_at_a_time_are_the_shards_pairs_found_by_the_same_rule
                 got = [t for p in parts for t in zip(p.li.tolist(), p.ri.tolist(), p.rule.tolist())]
                 assert len(got) == len(set(got))
                 assert set(got) == set(zip(whole.li.tolist(), whole.ri.tolist(), whole.rule.tolist()))
+                in_shards |= set(got)
+                if shards == 1:
+                    assert set(got) == every
+        assert in_shards == every
     # restricted to some left rows (the household model's evidence for a shard's left records)
     left, right = side(400), side(300)
     rows = np.sort(rng.choice(400, 60, replace=False))
@@ -100,6 +123,6 @@ def test_pairs_made_a_part_at_a_time_are_the_shards_pairs_found_by_the_same_rule
     parts = list(iter_candidate_pairs(left, right, rules, False, max_pairs=200, left_rows=rows))
     got = {t for p in parts for t in zip(p.li.tolist(), p.ri.tolist(), p.rule.tolist())}
     assert got == set(zip(whole.li.tolist(), whole.ri.tolist(), whole.rule.tolist()))
-    assert got and {li for li, _, _ in got} <= set(rows.tolist())
+    assert got and got == {t for t in _first_rule_pairs(left, right, rules, False) if t[0] in set(rows.tolist())}
     with pytest.raises(ValueError):
         next(iter_candidate_pairs(left, left, rules, True, left_rows=rows))
