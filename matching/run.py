@@ -358,7 +358,11 @@ def _train_all(training: list[MatchType], pool: dict[str, pd.DataFrame], ctx: Tr
 
     if workers <= 1 or len(training) <= 1:
         return {mt.id: one(mt) for mt in training}
+    # the pool's pairs the match types share first, spread over the threads (TrainingContext.pooled_work)
+    shared = ctx.pooled_work([lk for mt in training for lk in (mt.linkage, mt.person) if lk is not None])
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="train") as threads:
+        for done in [threads.submit(work) for work in shared]:
+            done.result()
         return dict(zip((mt.id for mt in training), threads.map(one, training)))
 
 

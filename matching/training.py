@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -621,12 +622,39 @@ class TrainingContext:
         key = (tuple(map(tuple, linkage.blocking)), tuple(c.model_dump_json() for c in linkage.comparisons))
 
         def estimate() -> tuple[list[np.ndarray], list[str]]:
-            mt = MatchType.model_construct(id=POOL, left=POOL, right=POOL, scope="any")
             u = _u_of(linkage, self.pool, self.pool_pairs)[0]
-            return _estimate_m(mt, linkage, self.pool, u, self.pool_pairs)
+            return _estimate_m(_POOL_TYPE, linkage, self.pool, u, self.pool_pairs)
 
         m, untaught = self.pooled_m.get(key, estimate)
         return [x.copy() for x in m], list(untaught)
+
+    def pooled_work(self, linkages: list[Linkage]) -> list[Callable[[], object]]:
+        """The pool's pairs that the pooled estimates of ``linkages`` start from (random pairs, each
+        blocking rule's pairs) with their comparisons' levels, one piece of work per set of pairs.
+
+        Why: run on the training threads before the match types, these are shared out between
+        the threads; otherwise the first match type to ask makes them all, one after another,
+        and another thread asking for the same pairs waits for it (:class:`matching.kept.Kept`)."""
+        if self.pool is None:
+            return []
+        work: dict[tuple, tuple[Callable[[], Pairs], dict[Comparison, None]]] = {}
+        for linkage in linkages:
+            if linkage.m_from != "pool" or linkage.u_from == "em":
+                continue
+            settings, comps = linkage.training_settings(), linkage.built()
+            pieces = [_random_pairs_of(linkage, self.pool, self.pool_pairs)]
+            pieces += [_rule_pairs_of(_POOL_TYPE, self.pool, rule, settings, self.pool_pairs) for rule in linkage.blocking]
+            for key, make in pieces:
+                work.setdefault(key, (make, {}))[1].update(dict.fromkeys(comps))
+        return [partial(_levels_of_kept, make, list(comps)) for make, comps in work.values()]
+
+
+#: the pool's stand-in match type: its pairs lie in any scope
+_POOL_TYPE = MatchType.model_construct(id=POOL, left=POOL, right=POOL, scope="any")
+
+
+def _levels_of_kept(make: Callable[[], Pairs], comps: list[Comparison]) -> None:
+    comparison_vectors(comps, make())  # kept with the pairs (Pairs.memo)
 
 
 def _kept(shared: Kept | None, key: tuple, make: Callable[[], Pairs]) -> Pairs:
@@ -634,12 +662,29 @@ def _kept(shared: Kept | None, key: tuple, make: Callable[[], Pairs]) -> Pairs:
     return make() if shared is None else shared.get(key, make)
 
 
+def _random_pairs_of(linkage: Linkage, inp: LinkInputs, shared: Kept | None) -> tuple[tuple, Callable[[], Pairs]]:
+    """(key, maker) of the random pairs ``linkage`` draws from ``inp`` (kept in ``shared``)."""
+    settings = linkage.training_settings()
+    key = ("random", settings.random_pairs, settings.seed)
+    return key, partial(_kept, shared, key,
+                        lambda: random_pairs(inp.left, inp.right, inp.dedupe, settings.random_pairs, settings.seed))
+
+
+def _rule_pairs_of(mt: MatchType, inp: LinkInputs, rule: list[str], settings: TrainingSettings,
+                   shared: Kept | None) -> tuple[tuple, Callable[[], Pairs]]:
+    """(key, maker) of the training pairs a blocking rule finds in ``inp`` (kept in ``shared``)."""
+    def find() -> Pairs:
+        cands, _ = training_candidates(mt, inp, [rule], settings.max_training_pairs)
+        return Pairs(inp.left, inp.right, cands.li, cands.ri)
+    key = ("rule", tuple(rule), settings.max_training_pairs)
+    return key, partial(_kept, shared, key, find)
+
+
 def _u_of(linkage: Linkage, inp: LinkInputs, shared: Kept | None = None) -> tuple[list[np.ndarray], Pairs]:
     """u of each comparison from random pairs (``shared``: a cache of pairs drawn from ``inp`` before)."""
     settings = linkage.training_settings()
     comps = linkage.built()
-    rand = _kept(shared, ("random", settings.random_pairs, settings.seed),
-                 lambda: random_pairs(inp.left, inp.right, inp.dedupe, settings.random_pairs, settings.seed))
+    rand = _random_pairs_of(linkage, inp, shared)[1]()
     return estimate_u(comps, rand, comparison_vectors(comps, rand), inp.dedupe, seed=settings.seed), rand
 
 
@@ -697,10 +742,7 @@ def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.nda
     comps = linkage.built()
 
     def pairs_of_rule(rule: list[str]) -> Pairs:
-        def find() -> Pairs:
-            cands, _ = training_candidates(mt, inp, [rule], settings.max_training_pairs)
-            return Pairs(inp.left, inp.right, cands.li, cands.ri)
-        return _kept(shared, ("rule", tuple(rule), settings.max_training_pairs), find)
+        return _rule_pairs_of(mt, inp, rule, settings, shared)[1]()
 
     done: dict = {}  # each rule's pairs, levels and EM with the random u: the second round reuses them
     m, untaught = estimate_m(comps, linkage.blocking, u, linkage.m_starts(), pairs_of_rule, settings, done=done)

@@ -513,3 +513,43 @@ def test_one_persons_renamed_records_do_not_teach_that_an_id_is_shared_at_home(m
         recall[surely] = (score(model, Pairs(inp.left, inp.right, li, ri)).probability >= 0.5).mean()
     assert recall[0.95] > 0.99, recall
     assert recall[0.0] < recall[0.95] - 0.02, recall
+
+
+def test_threads_train_what_one_thread_does_the_pools_pairs_made_first(homes):
+    """Match types training on two threads first share out the pool's pairs their pooled
+    estimates start from (``TrainingContext.pooled_work``: random pairs, each rule's pairs, with
+    their levels), then train: the models are those one thread trains, bit for bit."""
+    from matching.inputs import pool_inputs
+    from matching.run import _train_all
+    from matching.training import TrainingContext
+
+    raw, data = homes
+    data = {"eval_left": data, "eval_right": data.iloc[::2].reset_index(drop=True)}
+
+    def match_type(name: str, comparisons: list[dict]) -> MatchType:
+        linkage = Linkage(blocking=[["t_dob"], ["t_forename", "t_yob"], ["t_address"]], comparisons=[
+            COMPARISON_SETTINGS.validate_python(c) for c in comparisons], threshold=0.5)
+        return MatchType.model_construct(id=name, title=name, reason="", left="eval_left", right="eval_right",
+                                         scope="any", link="same_person", conditions=[], priority=1,
+                                         linkage=linkage, person=None)
+
+    types = [match_type("a", [{"use": "name", "field": "forename"}, {"use": "name", "field": "surname"},
+                              {"use": "date_of_birth"}]),
+             match_type("b", [{"use": "name", "field": "forename"}, {"use": "date_of_birth"},
+                              {"use": "address"}])]
+
+    def trained(workers: int) -> tuple[dict, TrainingContext]:
+        ctx = TrainingContext(pool_inputs(data))
+        out = _train_all(types, data, ctx, lambda: data, workers, {mt.id: "test" for mt in types})
+        return {k: v[0].linkage.to_json() for k, v in out.items()}, ctx
+
+    one, _ = trained(1)
+    two, ctx = trained(2)
+    assert one == two
+    settings = types[0].linkage.training_settings()
+    assert ("random", settings.random_pairs, settings.seed) in ctx.pool_pairs
+    for rule in types[0].linkage.blocking:
+        assert ("rule", tuple(rule), settings.max_training_pairs) in ctx.pool_pairs
+    # ... and only those: the pooled work made the very pairs the estimates then asked for
+    assert len(ctx.pool_pairs) == 1 + len(types[0].linkage.blocking)
+    assert len(ctx.pooled_work([mt.linkage for mt in types])) == 1 + len(types[0].linkage.blocking)
