@@ -96,12 +96,15 @@ class Vault:
 
     # -- write ---------------------------------------------------------------
     def store(self, council: str, extract_id: str, canonical: pd.DataFrame | pa.Table,
-              carried: tuple[np.ndarray, pa.Table] | None = None) -> Path:
+              carried: tuple[np.ndarray, pa.Table] | None = None, refs: pa.Array | None = None) -> Path:
         """Seal the extract's clear identifiers; a second call for the same extract is a no-op.
 
         ``canonical``: a frame, or a table of :data:`VAULT_COLUMNS` as text (:func:`vault_table`).
         ``carried``: (row positions, their index rows from ``read_index``) for rows carried over
-        unchanged from the feed's last extract, whose keyed hashes need not be made again."""
+        unchanged from the feed's last extract, whose keyed hashes need not be made again.
+        ``refs``: the store's keyed reference of every row, in row order, as the pseudonymised
+        extract holds them (made once per ingest, not again here; its first and last rows are
+        checked against their records)."""
         clear = canonical if isinstance(canonical, pa.Table) else vault_table(canonical)
         councils = pc.unique(clear.column("council")).to_pylist()
         if clear.num_rows and councils != [council]:
@@ -128,9 +131,12 @@ class Vault:
         fresh = clear.filter(pa.array(todo)).select(["council", "record_id"]).to_pandas()
         fresh_hash = self._record_hashes(council, fresh["record_id"].astype(str), self.keyring.key_id)
         # the store's keyed reference of each record (anonymise.minimise), so a flag maps back
-        fresh_refs = pa.array(record_refs(ref_key(self.home), fresh["council"].astype(str),
-                                          fresh["record_id"].astype(str)).astype(str).to_numpy(dtype=object),
-                              type=pa.string())
+        if refs is not None:
+            fresh_refs = self._checked_refs(refs, fresh, todo)
+        else:
+            fresh_refs = pa.array(record_refs(ref_key(self.home), fresh["council"].astype(str),
+                                              fresh["record_id"].astype(str)).astype(str).to_numpy(dtype=object),
+                                  type=pa.string())
         if todo.all():
             index = pa.table({"rid_hash": fresh_hash, "ref": fresh_refs})
         else:  # the carried rows' index rows, then the fresh ones', put in row order by one take
@@ -145,6 +151,21 @@ class Vault:
         }).encode()})
         write_table(index, index_path)
         return blob_path
+
+    def _checked_refs(self, refs: pa.Array | pa.ChunkedArray, fresh: pd.DataFrame, todo: np.ndarray) -> pa.Array:
+        """``refs`` of the ``todo`` rows, after checking the references belong to those rows (their
+        count, and the first and last fresh rows' references made again): a misordered reference
+        would re-identify the wrong person."""
+        if len(refs) != len(todo):
+            raise AnonymiseError(f"vault store: {len(refs)} references for {len(todo)} rows")
+        fresh_refs = pa.chunked_array([refs] if isinstance(refs, pa.Array) else refs.chunks, pa.string()) \
+            .filter(pa.array(todo)).combine_chunks()
+        if len(fresh):
+            ends = fresh.iloc[[0, len(fresh) - 1]]
+            made = record_refs(ref_key(self.home), ends["council"].astype(str), ends["record_id"].astype(str)).tolist()
+            if made != [fresh_refs[0].as_py(), fresh_refs[len(fresh) - 1].as_py()]:
+                raise AnonymiseError("vault store: the references given are not these rows'")
+        return fresh_refs
 
     def read_index(self, council: str, dataset: str, extract_id: str) -> pa.Table | None:
         """One extract's index rows (keyed hashes, no clear value) in stored order, if made under

@@ -335,6 +335,12 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
                            for t in mt_tasks]
         summary[mt.id] = {**entry, **{k: reuse[k] for k in ("age_days", "retrained", "drift", "full_because")}}
         tasks += mt_tasks
+    # the biggest match types' shards first: `councilmatch run` gives a type's shards to one worker,
+    # and the worker that takes the biggest last finishes the night alone (1M: the household type's
+    # shards took 4.2 s, the six others 0.4-0.9 s each)
+    size = _records_per_dataset(home, files)
+    weight = {mt.id: size.get(mt.left, 0) + (0 if mt.dedupe else size.get(mt.right, 0)) for mt in runnable}
+    tasks.sort(key=lambda t: -weight[t["match_type"]])  # stable: a type's shards stay in order
     _write_json(home, folder / "plan.json", {"tasks": tasks, "types": {k: v for k, v in summary.items() if "model_id" in v},
                                        "key_id": key_id, "runnable": [mt.id for mt in runnable],
                                        "seen": sorted(types)})

@@ -114,7 +114,8 @@ def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: HomeSettings
         vault = Vault(home, keyring)
         clear, carried = reuse.vault_rows(result.vault_frame(), rows, memory, vault, feed.council, feed.dataset,
                                           previous)
-        vault.store(feed.council, result.extract_id, clear, carried)  # optional values as sent
+        vault.store(feed.council, result.extract_id, clear, carried,  # optional values as sent
+                    refs=table.column("record_id"))  # the references the store holds, made once
         write_quarantine(home, keyring, feed.council, feed.dataset, result.extract_id, result.quarantined)
         path = write_pseudonymised_table(home, table, reuse.skipped_index(rows, previous))
         if table.num_rows:

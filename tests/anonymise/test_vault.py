@@ -166,3 +166,24 @@ def test_cli_vault_reidentify(home, keyring, canonical, helpers) -> None:
     assert ok.exit_code == 0 and json.loads(ok.stdout)["surname"] == canonical.loc[4, "surname"]
     missing = CliRunner().invoke(app, args + ["--record-id", "NOPE"])
     assert missing.exit_code == 1 and "no vaulted record" in missing.output
+
+
+def test_references_made_once_per_ingest_are_checked_against_their_rows(home, keyring, canonical, helpers) -> None:
+    """Ingest hands the vault the store's references (made when the extract was minimised)
+    instead of making them again: the index is the same, and references out of row order or of
+    another length are refused, never filed against the wrong records."""
+    import pyarrow as pa
+
+    from anonymise.minimise import record_refs, ref_key
+
+    refs = record_refs(ref_key(home), canonical["council"], canonical["record_id"]).tolist()
+    vault, dataset = Vault(home, keyring), str(canonical["dataset"].iloc[0])
+    vault.store(helpers.CAMDEN, "x1", canonical)
+    made = vault.read_index(helpers.CAMDEN, dataset, "x1")
+    vault.store(helpers.CAMDEN, "x2", canonical, refs=pa.array(refs, pa.string()))
+    given = vault.read_index(helpers.CAMDEN, dataset, "x2")
+    assert given.equals(made) and given.column("ref").to_pylist() == refs
+    assert vault.reidentify(helpers.CAMDEN, "P3", actor="alice", reason="case 17")["extract_id"] == "x2"
+    for wrong in (refs[::-1], refs[:-1]):
+        with pytest.raises(AnonymiseError):
+            vault.store(helpers.CAMDEN, "x3", canonical, refs=pa.array(wrong, pa.string()))
