@@ -23,6 +23,7 @@ computed once per distinct bigram, then OR-ed per value with numpy in batches.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -201,8 +202,7 @@ def salt_permute(filters: np.ndarray, salts: np.ndarray, key: bytes) -> np.ndarr
     nbits = nbytes * 8
     codes, uniques = pd.factorize(pd.Series(salts, dtype=object), use_na_sentinel=False)
     seeds = [int.from_bytes(hmac.digest(key, str(u).encode("utf-8"), "sha256")[:16], "little") for u in uniques]
-    perms = np.stack([np.random.Generator(np.random.PCG64(s)).permutation(nbits).astype(np.int16)
-                      for s in seeds]) if seeds else np.zeros((0, nbits), np.int16)
+    perms = np.stack([_permutation(s, nbits) for s in seeds]) if seeds else np.zeros((0, nbits), np.int16)
     # rows grouped by salt: each group's bits are gathered by one permutation (no per-row index
     # matrix of nbits intp, which made this eight times slower)
     order = np.argsort(codes, kind="stable")
@@ -216,6 +216,17 @@ def salt_permute(filters: np.ndarray, salts: np.ndarray, key: bytes) -> np.ndarr
             bits[a:b] = bits[a:b][:, perms[group[a]]]
         out[rows] = np.packbits(bits, axis=1, bitorder="little")
     return out
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _permutation(seed: int, nbits: int) -> np.ndarray:
+    """The bit permutation of a salt's keyed seed (read-only). Kept for the process's next feeds:
+    the feeds of a night share most salt groups (a year of birth and an initial), and drawing a
+    permutation costs more than the rest of permuting a group; the cache holds keyed seeds only,
+    never a salt's value."""
+    perm = np.random.Generator(np.random.PCG64(seed)).permutation(nbits).astype(np.int16)
+    perm.setflags(write=False)
+    return perm
 
 
 def to_arrow(matrix: np.ndarray) -> pa.FixedSizeBinaryArray:

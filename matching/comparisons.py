@@ -53,6 +53,13 @@ class Side:
         self._codes: dict[str, np.ndarray] = {}
         self._within = within
         self._of: tuple[Side, np.ndarray] | None = None  # (side, rows): see subset()
+        self._memo = Kept()
+
+    def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``, once per key for this side (read-only after): what several models draw
+        from the same records alike, e.g. the training pool's pairs of housemates, which every
+        linkage estimated on the pool draws with the same seed."""
+        return self._memo.get(key, compute)
 
     def subset(self, rows: np.ndarray) -> "Side":
         """Rows ``rows`` of this side as a side of their own. Arrays this side has made already

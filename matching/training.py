@@ -915,19 +915,27 @@ def conditional_u(model: FittedModel, left: Side, right: Side, dedupe: bool, n: 
         for k, comp in enumerate(model.comparisons):
             for group in comp.given:
                 if group not in drawn_for:
-                    # per record: what two people at one address share is a household's pattern for
-                    # most records, though a few large addresses (a hostel, a block without flat
-                    # numbers) hold most of the pairs and share little but the address
-                    drawn = same_salt_pairs(left, right, dedupe, group, n, seed, per_record=True)
-                    # drawn with replacement: count each pair once, so a few look-alikes cannot pass for many
-                    _, first = np.unique(drawn.li * np.int64(right.n) + drawn.ri, return_index=True)
-                    pairs = Pairs(left, right, drawn.li[first], drawn.ri[first])
+                    # the same pairs (and their levels) for every model of these sides: the pool's
+                    # linkages and their two rounds of m all draw them alike
+                    pairs = left.memo(("housemates", id(right), dedupe, group, n, seed),
+                                      partial(_housemates, left, right, dedupe, group, n, seed))
                     drawn_for[group] = (pairs, comparison_vectors(model.comparisons, pairs))
                 u = _u_given(model, k, group, drawn_for[group][1], out, smoothing)
                 if u is not None:
                     found.setdefault(comp.name, {})[group] = u
         out = found
     return out
+
+
+def _housemates(left: Side, right: Side, dedupe: bool, group: tuple[str, ...], n: int, seed: int) -> Pairs:
+    """Random pairs of different records agreeing on ``group``, each pair once."""
+    # per record: what two people at one address share is a household's pattern for most
+    # records, though a few large addresses (a hostel, a block without flat numbers) hold most
+    # of the pairs and share little but the address
+    drawn = same_salt_pairs(left, right, dedupe, group, n, seed, per_record=True)
+    # drawn with replacement: count each pair once, so a few look-alikes cannot pass for many
+    _, first = np.unique(drawn.li * np.int64(right.n) + drawn.ri, return_index=True)
+    return Pairs(left, right, drawn.li[first], drawn.ri[first])
 
 
 def _u_given(model: FittedModel, k: int, group: tuple[str, ...], gammas: np.ndarray,

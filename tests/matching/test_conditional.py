@@ -553,3 +553,31 @@ def test_threads_train_what_one_thread_does_the_pools_pairs_made_first(homes):
     # ... and only those: the pooled work made the very pairs the estimates then asked for
     assert len(ctx.pool_pairs) == 1 + len(types[0].linkage.blocking)
     assert len(ctx.pooled_work([mt.linkage for mt in types])) == 1 + len(types[0].linkage.blocking)
+
+
+def test_housemates_are_drawn_once_for_every_model_of_the_same_records(homes, monkeypatch):
+    """Every linkage estimated on the training pool draws the pool's pairs of housemates with
+    the same seed: they are drawn once for the records (``Side.memo``) and each model's
+    conditional u is what it was when each drew its own."""
+    import matching.training as training
+
+    _, data = homes
+    model, inp = _train(data, _linkage(given=True))
+    settings = _linkage(given=True).training_settings()
+    fresh = LinkInputs(MatchType.model_construct(
+        id="t", title="t", reason="", left="eval_left", right="eval_left", scope="any", link="same_person",
+        conditions=[], priority=1, linkage=_linkage(given=True), person=None), {"eval_left": data})
+    draws = []
+    real = training.same_salt_pairs
+    monkeypatch.setattr(training, "same_salt_pairs", lambda *a, **k: draws.append(a[3]) or real(*a, **k))
+
+    def u_given() -> dict:
+        return training.conditional_u(model, fresh.left, fresh.right, True, settings.random_pairs, settings.seed)
+
+    first, second = u_given(), u_given()
+    assert draws == [("t_address",)]  # one group, drawn once for both calls
+    assert first.keys() == second.keys() == {"surname", "dob"}
+    for name, groups in first.items():
+        for group, u in groups.items():
+            assert np.array_equal(u, second[name][group])
+            assert np.allclose(u, model.u_given[name][group])  # as the model's own training found it
