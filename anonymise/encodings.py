@@ -218,7 +218,7 @@ def salt_permute(filters: np.ndarray, salts: np.ndarray, key: bytes) -> np.ndarr
     return out
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 14)  # at most 16,384 x 2 KB
 def _permutation(seed: int, nbits: int) -> np.ndarray:
     """The bit permutation of a salt's keyed seed (read-only). Kept for the process's next feeds:
     the feeds of a night share most salt groups (a year of birth and an initial), and drawing a

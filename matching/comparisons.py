@@ -58,7 +58,8 @@ class Side:
     def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """``compute()``, once per key for this side (read-only after): what several models draw
         from the same records alike, e.g. the training pool's pairs of housemates, which every
-        linkage estimated on the pool draws with the same seed."""
+        linkage estimated on the pool draws with the same seed. Keep arrays here, never what
+        holds the side (a cycle would keep the records after their last use)."""
         return self._memo.get(key, compute)
 
     def subset(self, rows: np.ndarray) -> "Side":

@@ -915,11 +915,7 @@ def conditional_u(model: FittedModel, left: Side, right: Side, dedupe: bool, n: 
         for k, comp in enumerate(model.comparisons):
             for group in comp.given:
                 if group not in drawn_for:
-                    # the same pairs (and their levels) for every model of these sides: the pool's
-                    # linkages and their two rounds of m all draw them alike
-                    pairs = left.memo(("housemates", id(right), dedupe, group, n, seed),
-                                      partial(_housemates, left, right, dedupe, group, n, seed))
-                    drawn_for[group] = (pairs, comparison_vectors(model.comparisons, pairs))
+                    drawn_for[group] = _housemates_levels(model.comparisons, left, right, dedupe, group, n, seed)
                 u = _u_given(model, k, group, drawn_for[group][1], out, smoothing)
                 if u is not None:
                     found.setdefault(comp.name, {})[group] = u
@@ -927,15 +923,30 @@ def conditional_u(model: FittedModel, left: Side, right: Side, dedupe: bool, n: 
     return out
 
 
-def _housemates(left: Side, right: Side, dedupe: bool, group: tuple[str, ...], n: int, seed: int) -> Pairs:
-    """Random pairs of different records agreeing on ``group``, each pair once."""
-    # per record: what two people at one address share is a household's pattern for most
-    # records, though a few large addresses (a hostel, a block without flat numbers) hold most
-    # of the pairs and share little but the address
-    drawn = same_salt_pairs(left, right, dedupe, group, n, seed, per_record=True)
-    # drawn with replacement: count each pair once, so a few look-alikes cannot pass for many
-    _, first = np.unique(drawn.li * np.int64(right.n) + drawn.ri, return_index=True)
-    return Pairs(left, right, drawn.li[first], drawn.ri[first])
+def _housemates_levels(comparisons: list[Comparison], left: Side, right: Side, dedupe: bool,
+                       group: tuple[str, ...], n: int, seed: int) -> tuple[Pairs, np.ndarray]:
+    """Random pairs of different records agreeing on ``group`` (each pair once), and the
+    comparisons' levels there. Deduplicating (the training pool), they are kept with the
+    records (``Side.memo``, as arrays: nothing that holds the side, so the pool is freed with
+    it): every linkage estimated on the pool, in both rounds of m, draws them alike."""
+    def draw() -> tuple[np.ndarray, np.ndarray]:
+        # per record: what two people at one address share is a household's pattern for most
+        # records, though a few large addresses (a hostel, a block without flat numbers) hold
+        # most of the pairs and share little but the address
+        drawn = same_salt_pairs(left, right, dedupe, group, n, seed, per_record=True)
+        # drawn with replacement: count each pair once, so a few look-alikes cannot pass for many
+        _, first = np.unique(drawn.li * np.int64(right.n) + drawn.ri, return_index=True)
+        return drawn.li[first], drawn.ri[first]
+
+    if right is not left:
+        pairs = Pairs(left, right, *draw())
+        return pairs, comparison_vectors(comparisons, pairs)
+    key = ("housemates", dedupe, group, n, seed)
+    pairs = Pairs(left, right, *left.memo(key, draw))
+    gammas = np.empty((len(pairs), len(comparisons)), dtype=np.int8)
+    for k, comp in enumerate(comparisons):
+        gammas[:, k] = left.memo((key, comp), partial(comp.levels_of, pairs))
+    return pairs, gammas
 
 
 def _u_given(model: FittedModel, k: int, group: tuple[str, ...], gammas: np.ndarray,

@@ -581,3 +581,15 @@ def test_housemates_are_drawn_once_for_every_model_of_the_same_records(homes, mo
         for group, u in groups.items():
             assert np.array_equal(u, second[name][group])
             assert np.allclose(u, model.u_given[name][group])  # as the model's own training found it
+    # what the records keep holds nothing that holds them: they go with their last reference
+    # (not at some later garbage collection, which kept a 1M pool in every forked link worker)
+    import gc
+    import weakref
+
+    side = weakref.ref(fresh.left)
+    gc.disable()
+    try:
+        del fresh, u_given
+        assert side() is None
+    finally:
+        gc.enable()
