@@ -96,7 +96,8 @@ class Vault:
 
     # -- write ---------------------------------------------------------------
     def store(self, council: str, extract_id: str, canonical: pd.DataFrame | pa.Table,
-              carried: tuple[np.ndarray, pa.Table] | None = None, refs: pa.Array | None = None) -> Path:
+              carried: tuple[np.ndarray, pa.Table] | None = None,
+              refs: pa.Array | pa.ChunkedArray | None = None) -> Path:
         """Seal the extract's clear identifiers; a second call for the same extract is a no-op.
 
         ``canonical``: a frame, or a table of :data:`VAULT_COLUMNS` as text (:func:`vault_table`).
@@ -158,8 +159,9 @@ class Vault:
         would re-identify the wrong person."""
         if len(refs) != len(todo):
             raise AnonymiseError(f"vault store: {len(refs)} references for {len(todo)} rows")
-        fresh_refs = pa.chunked_array([refs] if isinstance(refs, pa.Array) else refs.chunks, pa.string()) \
-            .filter(pa.array(todo)).combine_chunks()
+        fresh_refs = refs.filter(pa.array(todo))
+        if isinstance(fresh_refs, pa.ChunkedArray):
+            fresh_refs = fresh_refs.combine_chunks()
         if len(fresh):
             ends = fresh.iloc[[0, len(fresh) - 1]]
             made = record_refs(ref_key(self.home), ends["council"].astype(str), ends["record_id"].astype(str)).tolist()

@@ -13,6 +13,7 @@ its levels (null level: 0) plus term-frequency adjustments; its probability is
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,14 +113,18 @@ class FittedModel:
                    agreement_floor=bool(data.get("agreement_floor", False)))
 
 
-def comparison_vectors(comparisons: list[Comparison], pairs: Pairs) -> np.ndarray:
+def comparison_vectors(comparisons: list[Comparison], pairs: Pairs,
+                       kept: Callable[[Hashable, Callable[[], np.ndarray]], np.ndarray] | None = None) -> np.ndarray:
     """n_pairs × n_comparisons matrix of level indices (int8, NULL = missing).
 
     Each comparison's levels are kept with the pairs: training evaluates the same pairs for
-    several linkages that share most comparisons (``matching.training.TrainingContext``)."""
+    several linkages that share most comparisons (``matching.training.TrainingContext``).
+    ``kept(key, make)``: keep them elsewhere instead (pairs drawn again alike, see
+    ``matching.training._housemates_levels``)."""
+    kept = kept or pairs.memo
     out = np.empty((len(pairs), len(comparisons)), dtype=np.int8)
     for k, comp in enumerate(comparisons):
-        out[:, k] = pairs.memo(("levels", comp), lambda: comp.levels_of(pairs))
+        out[:, k] = kept(("levels", comp), lambda: comp.levels_of(pairs))
     return out
 
 

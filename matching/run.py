@@ -199,10 +199,16 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
 
     cap = getattr(settings, "training_max_records", TRAINING_MAX_RECORDS)
 
+    def records_per_dataset() -> dict[str, int]:
+        """Records per data set (from the extracts' metadata), read on first use."""
+        if "counts" not in loaded:
+            loaded["counts"] = _records_per_dataset(home, files)
+        return loaded["counts"]
+
     def training_data() -> dict[str, pd.DataFrame]:
         """What models are trained on: the pool, or past ``cap`` records a sample of it."""
         if "sample" not in loaded:
-            counts = _records_per_dataset(home, files)
+            counts = records_per_dataset()
             fractions = loaded["fractions"] = _sample_fractions(counts, cap)
             if sum(counts.values()) <= cap:
                 loaded["sample"] = None
@@ -227,9 +233,9 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
         key_id = previous["key_id"]
         runnable = [types[t] for t in types if t in previous["runnable"]]
         if any(t not in previous["seen"] for t in types):  # a match type added since: check it has records
-            runnable = _runnable(types, _records_per_dataset(home, files))
+            runnable = _runnable(types, records_per_dataset())
     else:
-        counts = _records_per_dataset(home, files)
+        counts = records_per_dataset()
         if sum(counts.values()) <= cap:
             data = inputs()
             index = inc.record_index(data, pool.by_dataset(files), home)
@@ -338,9 +344,10 @@ def plan(home: Home | str | Path, run_id: str, shards: int = 4, *, full: bool = 
     # the biggest match types' shards first: `councilmatch run` gives a type's shards to one worker,
     # and the worker that takes the biggest last finishes the night alone (1M: the household type's
     # shards took 4.2 s, the six others 0.4-0.9 s each)
-    size = _records_per_dataset(home, files)
-    weight = {mt.id: size.get(mt.left, 0) + (0 if mt.dedupe else size.get(mt.right, 0)) for mt in runnable}
-    tasks.sort(key=lambda t: -weight[t["match_type"]])  # stable: a type's shards stay in order
+    if tasks:
+        size = records_per_dataset()
+        weight = {mt.id: size.get(mt.left, 0) + (0 if mt.dedupe else size.get(mt.right, 0)) for mt in runnable}
+        tasks.sort(key=lambda t: -weight[t["match_type"]])  # stable: a type's shards stay in order
     _write_json(home, folder / "plan.json", {"tasks": tasks, "types": {k: v for k, v in summary.items() if "model_id" in v},
                                        "key_id": key_id, "runnable": [mt.id for mt in runnable],
                                        "seen": sorted(types)})

@@ -94,7 +94,7 @@ def random_pairs(left: Side, right: Side, dedupe: bool, n: int, seed: int) -> Pa
         return Pairs(left, right, np.zeros(0, np.int64), np.zeros(0, np.int64))
     # imported here: recordlinkage brings scikit-learn and SciPy (a second of imports) into every
     # process that imports matching, and only training draws its pairs with it: a DAG task that
-    # ingests a feed or links a shard starts that much sooner (tests/test_imports.py)
+    # ingests a feed or links a shard starts that much sooner (tests/e2e/test_task_imports.py)
     from recordlinkage.index import Random
 
     lf = pd.DataFrame(index=pd.RangeIndex(left.n))
@@ -943,10 +943,7 @@ def _housemates_levels(comparisons: list[Comparison], left: Side, right: Side, d
         return pairs, comparison_vectors(comparisons, pairs)
     key = ("housemates", dedupe, group, n, seed)
     pairs = Pairs(left, right, *left.memo(key, draw))
-    gammas = np.empty((len(pairs), len(comparisons)), dtype=np.int8)
-    for k, comp in enumerate(comparisons):
-        gammas[:, k] = left.memo((key, comp), partial(comp.levels_of, pairs))
-    return pairs, gammas
+    return pairs, comparison_vectors(comparisons, pairs, kept=lambda k, make: left.memo((key, k), make))
 
 
 def _u_given(model: FittedModel, k: int, group: tuple[str, ...], gammas: np.ndarray,

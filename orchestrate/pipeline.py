@@ -135,7 +135,7 @@ def publish_run(home: HomeLike, run_id: str) -> dict[str, Any]:
     evidence changed; publishing never overwrites an investigator's decision.
     """
     # the review store's modules (SQLAlchemy, Alembic) are imported by the one task that uses them,
-    # not by every feed and shard task that imports this module (tests/test_imports.py)
+    # not by every feed and shard task that imports this module (tests/e2e/test_task_imports.py)
     from review import audit
     from review.store import publish_flags, suppressed_flags
 
