@@ -1,6 +1,6 @@
 """End-to-end benchmark: generate boroughs, then the nightly job stage by stage.
 
-Prints wall time and peak resident memory per stage (sampled every 50 ms), and
+Prints wall time and peak resident memory per stage (the kernel's high-water marks), and
 records per second. Not a test: run it by hand and copy the figures into
 docs/benchmarks.md.
 
@@ -21,37 +21,70 @@ import psutil
 
 
 class PeakMemory:
-    """Samples memory in a background thread: `peak` is this process's maximum RSS, `peak_child`
-    the largest RSS any of its worker or reader processes reached (each process's own figure).
+    """Peak memory of a stage, measured without slowing it: `peak` is this process's maximum RSS,
+    `peak_child` the largest RSS any of its worker or reader processes reached (each process's own
+    figure).
+
+    Each figure is the kernel's own high-water mark (``VmHWM``): this process's is reset when a
+    stage starts (``/proc/self/clear_refs``), a child's read every ``interval`` while it lives, so
+    a peak between two samples is not missed. An earlier version sampled every process's
+    ``smaps`` twenty times a second, and that walk of their page tables made the first night's
+    ingest at 1M 6-10 s slower than without it (docs/benchmarks.md, session 46).
 
     A worker is forked: its RSS counts the pages it still shares with this process (the pool the
     plan read, copy-on-write), which a separate Airflow task would not have. `peak_child_pss`
     is the largest proportional set size (shared pages divided among their sharers): the
-    memory a worker really adds."""
+    memory a worker really adds. The kernel keeps no high-water mark of it, so it is sampled,
+    once every ``pss_interval``: a lower bound of the true peak."""
 
-    def __init__(self, interval: float = 0.05) -> None:
+    def __init__(self, interval: float = 0.1, pss_interval: float = 1.0) -> None:
         self.interval = interval
+        self.pss_interval = pss_interval
         self.peak = 0
         self.peak_child = 0
         self.peak_child_pss = 0
         self._stop = threading.Event()
         self._proc = psutil.Process()
 
+    @staticmethod
+    def _status_kib(pid: int | str, field: str) -> int:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(field.encode() + b":"):
+                    return int(line.split()[1])
+        return 0
+
+    @staticmethod
+    def _pss(pid: int) -> int:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
     def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss)
+        next_pss = 0.0
+        while True:
+            pss = time.monotonic() >= next_pss
+            if pss:
+                next_pss = time.monotonic() + self.pss_interval
             for child in self._proc.children(recursive=True):
                 try:
-                    full = child.memory_full_info()
-                except psutil.Error:  # finished meanwhile
+                    self.peak_child = max(self.peak_child, self._status_kib(child.pid, "VmHWM") * 1024)
+                    if pss:
+                        self.peak_child_pss = max(self.peak_child_pss, self._pss(child.pid))
+                except (OSError, ValueError):  # finished meanwhile
                     continue
-                self.peak_child = max(self.peak_child, full.rss)
-                self.peak_child_pss = max(self.peak_child_pss, getattr(full, "pss", full.rss))
-            time.sleep(self.interval)
+            if self._stop.wait(self.interval):
+                return
 
     @contextmanager
     def measure(self) -> Iterator["PeakMemory"]:
-        self.peak = self._proc.memory_info().rss
+        try:  # "5" resets the peak RSS (Linux >= 4.0); else the peak since this process started
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
         self.peak_child = self.peak_child_pss = 0
         self._stop.clear()
         thread = threading.Thread(target=self._sample, daemon=True)
@@ -61,6 +94,7 @@ class PeakMemory:
         finally:
             self._stop.set()
             thread.join()
+            self.peak = self._status_kib("self", "VmHWM") * 1024
 
 
 def main() -> None:

@@ -139,6 +139,30 @@ def test_edit_neighbourhoods_missing_is_empty_and_long_names_still_meet() -> Non
     assert not shares_entry(m[1:2], m[1:2]).any()
 
 
+def test_neighbourhoods_hash_each_shared_form_once_and_equal_each_value_alone(monkeypatch) -> None:
+    """Values share forms (SMITH and SMYTH share SMTH; initials repeat): each form is hashed once,
+    and every value's neighbourhood is what it is when it is encoded on its own."""
+    import anonymise.encodings as enc
+    from anonymise.encodings import one_edit_forms
+
+    key = b"k" * 32
+    values = pd.Series(["SMITH", "SMYTH", None, "SMITH", "SMIT", "JONES"])
+    hashed: list[str] = []
+    real = enc.hmac64
+
+    def counting(k: bytes, forms: list[str]) -> np.ndarray:
+        hashed.extend(forms)
+        return real(k, forms)
+
+    monkeypatch.setattr(enc, "hmac64", counting)
+    together = enc.neighbourhoods(values, key, 8, one_edit_forms)
+    assert len(hashed) == len(set(hashed))  # no form hashed twice
+    assert {"SMTH", "SMIT"} <= set(hashed)
+    for i, v in enumerate(values):
+        alone = enc.neighbourhoods(pd.Series([v]), key, 8, one_edit_forms)
+        assert (together[i] == alone[0]).all(), v
+
+
 def _bigram_dice(x: str, y: str) -> float:
     g, h = ({f" {s} "[i:i + 2] for i in range(len(s) + 1)} for s in (x, y))
     return 2 * len(g & h) / (len(g) + len(h))
