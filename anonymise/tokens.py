@@ -38,7 +38,8 @@ BLOOM_SETTINGS: dict[str, BloomSettings] = {
 #: 2: nicknames fold to the full name most forms point at (anonymise.nicknames). 3: a role where a
 #: name should be (BABY, WIFE, THE OCCUPIER) is a placeholder (ingest.placeholders), tokenised as missing.
 #: 4: neighbourhoods of every forename word and initial (``nf_*``: a person known by a middle name).
-ENCODING_REVISION = 4
+#: 5: the address and premise tokens read alike the characters scanning confuses (B1RD, BIRD).
+ENCODING_REVISION = 5
 
 
 def _encoding_tag() -> str:

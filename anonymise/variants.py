@@ -205,10 +205,48 @@ def _pc_district(u: pd.DataFrame) -> pd.Series:
     return _postcode_parts(u)[0]
 
 
+#: Characters that scanning (and keying from a poor scan) confuses, upper case as standardised. In a
+#: word read as a number, the letters are read as the digits they resemble ...
+_READ_AS_DIGITS: tuple[tuple[str, str], ...] = (("O", "0"), ("I", "1"), ("L", "1"), ("S", "5"), ("B", "8"),
+                                              ("Z", "2"), ("G", "6"))
+#: ... and in a word of letters the digits as letters, L as I and RN, VV as M, W (two letters that
+#: print as one). Order matters: digits first, so B1RD and BLRD both become BIRD.
+_READ_AS_LETTERS: tuple[tuple[str, str], ...] = (("0", "O"), ("1", "I"), ("5", "S"), ("8", "B"), ("2", "Z"),
+                                               ("6", "G"), ("L", "I"), ("RN", "M"), ("VV", "W"))
+
+
+def _chain(arr: pa.Array, replacements: tuple[tuple[str, str], ...]) -> pa.Array:
+    for old, new in replacements:
+        arr = pc.replace_substring(arr, old, new)
+    return arr
+
+
+@_shared
+def _scanned_alike(s: pd.Series) -> pd.Series:
+    """An address line with the characters scanning confuses read alike, word by word: a word of
+    digits and look-alike letters holding a digit is a number (I1 -> 11, 3O -> 30), any other word
+    with a letter reads its digits as letters (B1RD, BLRD -> BIRD; 5TANLEY -> STANIEY; F1AT, FLAT
+    -> FIAT). A house number as written (12, 12A) and a word of one character (FLAT B, FLAT 8) stay
+    as they are: there the two readings are both real. Both records are read the same way, so two
+    real addresses meet only if they differ by nothing but look-alike characters, in one postcode."""
+    text = _str(s)
+    words = pc.split_pattern(text.array._pa_array.combine_chunks(), " ")  # noqa: SLF001
+    flat = words.values
+    as_written = pc.or_(pc.match_substring_regex(flat, r"^[0-9]+[A-Z]?$"), pc.less_equal(pc.utf8_length(flat), 1))
+    numeric = pc.and_(pc.and_(pc.match_substring_regex(flat, r"^[0-9OILSBZG]+$"),
+                              pc.match_substring_regex(flat, "[0-9]")), pc.invert(as_written))
+    lettered = pc.and_(pc.match_substring_regex(flat, "[A-Z]"), pc.invert(pc.or_(as_written, numeric)))
+    read = pc.if_else(numeric, _chain(flat, _READ_AS_DIGITS), pc.if_else(lettered, _chain(flat, _READ_AS_LETTERS), flat))
+    joined = pc.binary_join(pa.ListArray.from_arrays(words.offsets, read, mask=pc.is_null(words)),
+                            pa.scalar(" ", flat.type))
+    return pd.Series(pd.array(joined, dtype=STRING), index=s.index)
+
+
 def _premise(u: pd.DataFrame) -> pd.Series:
     """House/flat numbers ("FLAT 3 12 HIGH ROAD" -> "3 12") + postcode; a named house
-    without numbers keeps its whole address line."""
-    address = _str(u["address_lines"])
+    without numbers keeps its whole address line. Read as :func:`_scanned_alike` reads it, so a
+    scanned 5TANLEY is no number and I1 is 11."""
+    address = _scanned_alike(u["address_lines"])
     numbers = (address.str.replace(r"\b[^0-9 ]\S*", "", regex=True)   # drop words not starting with a digit
                .str.replace(r"\s+", " ", regex=True).str.strip())
     numbers = numbers.mask(numbers == "").fillna(address)
@@ -216,7 +254,7 @@ def _premise(u: pd.DataFrame) -> pd.Series:
 
 
 def _address(u: pd.DataFrame) -> pd.Series:
-    return _str(u["address_lines"]) + "|" + _postcode(u).fillna("")
+    return _scanned_alike(u["address_lines"]) + "|" + _postcode(u).fillna("")
 
 
 def _bank(u: pd.DataFrame) -> pd.Series:

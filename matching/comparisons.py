@@ -669,7 +669,8 @@ def address(near: float = 0.85, similar: float = 0.6, premise: float = 0.45) -> 
     it twice would overstate two different homes in one postcode.
     """
     return Comparison("address", "Compares the address and its postcode.", (
-        Level("exact", "the addresses are identical", Same("t_address"), 0.7, tf_column="t_address"),
+        Level("exact", "the addresses are identical, read alike where a scanner confuses characters "
+              "(B1RD / BIRD, I1 / 11)", Same("t_address"), 0.7, tf_column="t_address"),
         Level("near", f"the addresses differ by a typo or two (keyed similarity ≥ {near:g})",
               DiceAtLeast("bf_address", near), 0.12),
         Level("similar", f"the addresses are similar (keyed similarity ≥ {similar:g})",

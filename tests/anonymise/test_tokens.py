@@ -92,6 +92,29 @@ def test_derived_variants_link_what_they_should(people, helpers, keyring) -> Non
     assert same("t_postcode") and same("t_pc_sector") and same("t_pc_district")
 
 
+@pytest.mark.parametrize(("scanned", "typed", "alike"), [
+    ("1 B1RD SQUARE", "1 BIRD SQUARE", True),            # a digit for a letter
+    ("43 5TANLEY SQUARE", "43 STANLEY SQUARE", True),    # ... the street's first letter: still a street
+    ("I1 CARR ROAD", "11 CARR ROAD", True),              # a letter for a digit in the house number
+    ("F1AT 2 14 CHAPMAN MEWS", "FLAT 2 14 CHAPMAN MEWS", True),
+    ("12 VVEST HILL", "12 WEST HIIL", True),             # VV for W, I for L
+    ("3 CORNER ROAD", "3 COMER ROAD", True),             # RN for M
+    ("FLAT B 12 HIGH ROAD", "FLAT 8 12 HIGH ROAD", False),  # one character: both readings are real flats
+    ("12A HIGH ROAD", "12 HIGH ROAD", False),            # a house number as written stays
+    ("12 HIGH ROAD", "13 HIGH ROAD", False),
+])
+def test_an_address_scanning_misread_is_the_same_address(people, helpers, keyring, scanned: str, typed: str,
+                                                         alike: bool) -> None:
+    """Characters a scanner confuses (0/O, 1/I/L, 5/S, 8/B, 2/Z, 6/G, RN/M, VV/W) are read alike
+    in the address and premise tokens, so a scanned form's address is the same address ("exact"),
+    and its house number finds the pair (the premise is a blocking key); a number written
+    differently is not a misreading."""
+    f = _pair(helpers, people, address_lines=(scanned, typed), postcode=("SW1A 1AA", "SW1A 1AA"))
+    out = pseudonymise(f, keyring, "x")
+    assert bool(out.loc[0, "t_address"] == out.loc[1, "t_address"]) == alike
+    assert bool(out.loc[0, "t_premise"] == out.loc[1, "t_premise"]) == alike
+
+
 def test_a_first_of_january_birthday_carries_its_year_to_meet_the_others(people, helpers, keyring) -> None:
     """``t_yob_jan1``: the year of a 1 January date under the year's key (so it meets another
     record's ``t_yob``), missing for any other date and for no date."""
