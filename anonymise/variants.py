@@ -224,17 +224,18 @@ def _chain(arr: pa.Array, replacements: tuple[tuple[str, str], ...]) -> pa.Array
 @_shared
 def _scanned_alike(s: pd.Series) -> pd.Series:
     """An address line with the characters scanning confuses read alike, word by word: a word of
-    digits and look-alike letters holding a digit is a number (I1 -> 11, 3O -> 30), any other word
-    with a letter reads its digits as letters (B1RD, BLRD -> BIRD; 5TANLEY -> STANIEY; F1AT, FLAT
-    -> FIAT). A house number as written (12, 12A) and a word of one character (FLAT B, FLAT 8) stay
+    digits and look-alike letters, at least half of it digits, is a number (I1 -> 11, 3O -> 30), any
+    other word with a letter reads its digits as letters (B1RD, BLRD -> BIRD; G1LL, GILL -> GIII;
+    5TANLEY -> STANIEY; F1AT, FLAT -> FIAT). A house number as written (12, 12A) and a word of one character (FLAT B, FLAT 8) stay
     as they are: there the two readings are both real. Both records are read the same way, so two
     real addresses meet only if they differ by nothing but look-alike characters, in one postcode."""
     text = _str(s)
     words = pc.split_pattern(text.array._pa_array.combine_chunks(), " ")  # noqa: SLF001
     flat = words.values
     as_written = pc.or_(pc.match_substring_regex(flat, r"^[0-9]+[A-Z]?$"), pc.less_equal(pc.utf8_length(flat), 1))
+    digits = pc.utf8_length(pc.replace_substring_regex(flat, "[^0-9]", ""))
     numeric = pc.and_(pc.and_(pc.match_substring_regex(flat, r"^[0-9OILSBZG]+$"),
-                              pc.match_substring_regex(flat, "[0-9]")), pc.invert(as_written))
+                              pc.greater_equal(pc.multiply(digits, 2), pc.utf8_length(flat))), pc.invert(as_written))
     lettered = pc.and_(pc.match_substring_regex(flat, "[A-Z]"), pc.invert(pc.or_(as_written, numeric)))
     read = pc.if_else(numeric, _chain(flat, _READ_AS_DIGITS), pc.if_else(lettered, _chain(flat, _READ_AS_LETTERS), flat))
     joined = pc.binary_join(pa.ListArray.from_arrays(words.offsets, read, mask=pc.is_null(words)),

@@ -96,6 +96,7 @@ def test_derived_variants_link_what_they_should(people, helpers, keyring) -> Non
     ("1 B1RD SQUARE", "1 BIRD SQUARE", True),            # a digit for a letter
     ("43 5TANLEY SQUARE", "43 STANLEY SQUARE", True),    # ... the street's first letter: still a street
     ("I1 CARR ROAD", "11 CARR ROAD", True),              # a letter for a digit in the house number
+    ("44 G1LL TERRACE", "44 GILL TERRACE", True),        # look-alikes only, mostly letters: a word
     ("F1AT 2 14 CHAPMAN MEWS", "FLAT 2 14 CHAPMAN MEWS", True),
     ("12 VVEST HILL", "12 WEST HIIL", True),             # VV for W, I for L
     ("3 CORNER ROAD", "3 COMER ROAD", True),             # RN for M
