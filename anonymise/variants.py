@@ -226,9 +226,10 @@ def _scanned_alike(s: pd.Series) -> pd.Series:
     """An address line with the characters scanning confuses read alike, word by word: a word of
     digits and look-alike letters, at least half of it digits, is a number (I1 -> 11, 3O -> 30), any
     other word with a letter reads its digits as letters (B1RD, BLRD -> BIRD; G1LL, GILL -> GIII;
-    5TANLEY -> STANIEY; F1AT, FLAT -> FIAT). A house number as written (12, 12A) and a word of one character (FLAT B, FLAT 8) stay
-    as they are: there the two readings are both real. Both records are read the same way, so two
-    real addresses meet only if they differ by nothing but look-alike characters, in one postcode."""
+    5TANLEY -> STANIEY; F1AT, FLAT -> FIAT). A house number as written (12, 12A) and a word of one
+    character (FLAT B, FLAT 8) stay as they are: there the two readings are both real. Both records
+    are read the same way, so two real addresses meet only if they differ by nothing but look-alike
+    characters, in one postcode."""
     text = _str(s)
     words = pc.split_pattern(text.array._pa_array.combine_chunks(), " ")  # noqa: SLF001
     flat = words.values
