@@ -21,10 +21,11 @@ from anonymise.errors import SchemaError, UnknownKeyError
 from anonymise.keys import Keyring, load_keyring
 from anonymise.pseudonymised import META_KEY, SCHEMA, SCHEMA_VERSION, check_key_ids, from_table, to_table, write_table
 from anonymise.quarantine import write_quarantine
-from anonymise.tokens import pseudonymise
+from anonymise.reuse import RAW_DIGEST_PURPOSE
+from anonymise.tokens import ENCODING, pseudonymise
 from councilmatch.home import Home
 from councilmatch.safepath import is_safe_name
-from ingest.extract import ingest_extract
+from ingest.extract import RowMemory, ingest_extract
 from ingest.feeds import load_feed
 from ingest.validate import has_control_characters
 
@@ -38,12 +39,14 @@ def pseudonymise_at_source(home: Home, feed_path: Path, extract: Path, out: Path
         raise SchemaError(f"{feed_path}: at-source mode needs the feed of the raw extract "
                           "(csv/xlsx/parquet), not the hub's 'pseudonymised' feed")
     keyring = load_keyring(home)  # fail fast before any work
-    result = ingest_extract(feed, Path(extract))
-    frame = pseudonymise(result.accepted, keyring, result.extract_id)
+    # as the hub ingests: placeholders judged over the extract and tokenised as missing
+    result = ingest_extract(feed, Path(extract), rows=RowMemory(keyring.subkey(RAW_DIGEST_PURPOSE)))
+    frame = pseudonymise(result.for_pseudonymising(), keyring, result.extract_id)
     manifest = result.manifest()
     table = to_table(frame, key_id=keyring.key_id, extract_id=result.extract_id)
     write_table(table, Path(out), extra_meta={
-        "mode": MODE, "council": feed.council, "dataset": feed.dataset, "feed_version": feed.version,
+        "mode": MODE, "encoding": ENCODING, "council": feed.council, "dataset": feed.dataset,
+        "feed_version": feed.version,
         "rows_in": result.rows_in, "quarantined": len(result.quarantined), "manifest": manifest,
     })
     if len(result.quarantined):
@@ -83,6 +86,12 @@ def accept_at_source(path: Path, keyring: Keyring, feed) -> pd.DataFrame:
         raise SchemaError(f"{path}: key_id {str(meta.get('key_id'))[:80]!r} in the file metadata is not a safe name; refused")
     if str(meta.get("schema_version")) != SCHEMA_VERSION:
         raise SchemaError(f"{path}: schema version {meta.get('schema_version')!r}; this hub reads {SCHEMA_VERSION!r}")
+    if meta.get("encoding") != ENCODING:
+        # same columns, another derivation (an upgrade's scanned-address reading): its tokens would
+        # silently never meet the hub's
+        raise SchemaError(f"{path}: tokens of encoding {str(meta.get('encoding'))[:40]!r}, this hub makes "
+                          f"{ENCODING!r}: tokens of two encodings do not compare; re-make the file with the "
+                          "hub's version of `councilmatch pseudonymise`")
     schema = pq.read_schema(path)
     got = [(f.name, str(f.type)) for f in schema]
     want = [(f.name, str(f.type)) for f in SCHEMA]

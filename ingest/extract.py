@@ -47,7 +47,7 @@ from councilmatch.safepath import sanitise_name
 from ingest import standardise as std
 from ingest import validate as val
 from ingest.feed import FeedDefinition
-from ingest.placeholders import FOR_MATCHING, placeholder_bits
+from ingest.placeholders import FOR_MATCHING, clear_placeholders, placeholder_bits
 from ingest.quality import ProfileBuilder
 from ingest.read import ExtractError, RawExtract, read_extract
 
@@ -135,6 +135,15 @@ class IngestResult:
     @property
     def accepted_count(self) -> int:
         return len(self.rows.reused_from) if self.rows is not None else len(self.accepted)
+
+    def for_pseudonymising(self) -> pd.DataFrame:
+        """The fresh accepted rows as they are pseudonymised: placeholder values (judged over the
+        whole extract, ``ingest.placeholders``) missing, so that two dummies never agree. The same
+        at the hub and at source (``anonymise.at_source``); needs an ingest with a ``RowMemory``,
+        which judges them."""
+        if self.rows is None:
+            raise RuntimeError(f"{self.feed_id}: ingested without a RowMemory, so no placeholder was judged")
+        return clear_placeholders(self.accepted, self.rows.placeholders[self.rows.reused_from < 0])
 
     def vault_frame(self) -> pd.DataFrame:
         """The accepted rows for the vault: an optional value set to missing is kept as the council sent it,

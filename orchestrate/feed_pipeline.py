@@ -32,7 +32,6 @@ from councilmatch.safepath import safe_name
 from councilmatch.settings import HomeSettings
 from ingest.extract import ingest_extract
 from ingest.feeds import feed_path, load_feed, newest_extract
-from ingest.placeholders import clear_placeholders
 from ingest.quality import with_change
 from matching.minimisation import store_policy
 from orchestrate.isolate import run_isolated
@@ -104,8 +103,8 @@ def _ingest_raw(home: Home, feed, extract: Path, keyring, settings: HomeSettings
         return _outcome(feed.feed_id, "unchanged", done)
 
     rows = result.rows
-    fresh = clear_placeholders(result.accepted, rows.placeholders[rows.reused_from < 0])
-    frame, digests, reused = reuse.pseudonymise_reusing(fresh, keyring, result.extract_id, home, previous, policy)
+    frame, digests, reused = reuse.pseudonymise_reusing(result.for_pseudonymising(), keyring, result.extract_id, home,
+                                                        previous, policy)
     table, digests = reuse.with_skipped_rows(frame, digests, rows, previous, result.extract_id, keyring.key_id)
     # one commit, in this order: a crash during the renames can leave a vault entry
     # without its pseudonymised file, never a pseudonymised record nobody can re-identify

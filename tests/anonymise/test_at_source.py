@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from anonymise.keys import init_keys, keyring_path, load_keyring
 from anonymise.pseudonymised import from_table, read_pseudonymised, to_table
 from anonymise.tokens import pseudonymise
 from councilmatch.home import Home
-from ingest.extract import ingest_extract
+from ingest.extract import RowMemory, ingest_extract
 from ingest.feed import FeedDefinition
 from ingest.feeds import load_feed
 from matching.minimisation import store_policy
@@ -56,13 +57,51 @@ def test_at_source_output_equals_hub_side_pseudonymisation(home, council_side, t
 
     hub_feed = FeedDefinition(council=helpers.CAMDEN, dataset="payroll", format="pseudonymised")
     accepted = accept_at_source(out, load_keyring(home), hub_feed)
-    # what the hub would have made from the raw extract itself
-    ingested = ingest_extract(load_feed(feed_path), extract)
-    hub = pseudonymise(ingested.accepted, load_keyring(home), ingested.extract_id)
+    # what the hub would have made from the raw extract itself (orchestrate.feed_pipeline)
+    ingested = ingest_extract(load_feed(feed_path), extract, rows=RowMemory(b"any"))
+    hub = pseudonymise(ingested.for_pseudonymising(), load_keyring(home), ingested.extract_id)
     expected = from_table(to_table(hub))
     pd.testing.assert_frame_equal(accepted, expected)
     # quarantined rows stayed at the council, encrypted
     assert list(council_home.quarantine.rglob("*.enc"))
+
+
+def test_at_source_tokenises_a_placeholder_as_missing_as_the_hub_does(home, tmp_path, people, helpers) -> None:
+    """A forename 'UNKNOWN' is a placeholder: at source as at the hub its token is 0 (missing), so
+    two records holding it do not agree on a forename."""
+    council_home = Home(tmp_path / "council").ensure()
+    council_home.keys.mkdir(parents=True)
+    shutil.copy(keyring_path(home), keyring_path(council_home))
+    named = people[:15]
+    named[3] = dataclasses.replace(named[3], forenames="Unknown")
+    feed, extract = helpers.write_payroll(council_home, helpers.CAMDEN, named)
+    out = tmp_path / "payroll.parquet"
+    _run_cli(council_home, feed, extract, out)
+    hub_feed = FeedDefinition(council=helpers.CAMDEN, dataset="payroll", format="pseudonymised")
+    frame = accept_at_source(out, load_keyring(home), hub_feed).set_index("record_id")
+    assert len(frame) == 15
+    assert frame.loc["E3", "t_forename"] == 0 and frame.loc["E3", "t_surname"] != 0
+    assert (frame.drop(index="E3")["t_forename"] != 0).all()
+
+
+def test_hub_refuses_an_at_source_file_of_another_encoding(home, council_side, tmp_path, helpers) -> None:
+    """Tokens of another encoding (an older `councilmatch pseudonymise`, same columns, another
+    derivation) would never meet the hub's: the file is refused, naming the encoding."""
+    import json
+
+    council_home, feed_path, extract = council_side
+    out = tmp_path / "payroll.parquet"
+    _run_cli(council_home, feed_path, extract, out)
+    feed = FeedDefinition(council=helpers.CAMDEN, dataset="payroll", format="pseudonymised")
+    table = pq.read_table(out)
+    meta = json.loads(table.schema.metadata[b"councilmatch"])
+    for name, changed in (("older", meta | {"encoding": "0123456789ab"}),
+                          ("unrecorded", {k: v for k, v in meta.items() if k != "encoding"})):
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(table.replace_schema_metadata({b"councilmatch": json.dumps(changed).encode()}), path)
+        with pytest.raises(SchemaError, match="encoding"):
+            accept_at_source(path, load_keyring(home), feed)
+    assert len(accept_at_source(out, load_keyring(home), feed)) == 15
 
 
 def test_hub_refuses_files_that_do_not_fit(home, council_side, tmp_path, helpers) -> None:
