@@ -105,7 +105,7 @@ def migrate(db_url: str) -> None:
             return
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        cfg.attributes["sealer"] = lambda: _sealer(url)  # only asked for when there are clear values to seal
+        cfg.attributes["db_url"] = url  # a revision that seals stored values asks the store for its sealer
         with engine_for(url).connect() as conn:
             conn = conn.execution_options(review_write=True)
             cfg.attributes["connection"] = conn
@@ -115,12 +115,6 @@ def migrate(db_url: str) -> None:
             with engine_for(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         _migrated.add(url)
-
-
-def _sealer(url: str):  # noqa: ANN202
-    from review.store.sealing import sealer_for  # the store sits above this module
-
-    return sealer_for(url)
 
 
 @contextmanager

@@ -2,7 +2,7 @@
 
 Adds ``review_items.evidence_sealed``, ``content_hash``, ``updated_at``, ``retracted_in`` and
 ``council_reviews.note_sealed``, ``amount_sealed``; seals the existing clear values under the
-data home's at-rest data key (the migration asks ``review.db.migrate`` for the sealer only when
+data home's at-rest data key (the migration asks for the store's sealer only when
 there is something to seal, so an empty store needs no key), then drops the clear columns.
 On SQLite the freed pages are zeroed (``secure_delete``) and ``review.db.migrate`` folds the
 write-ahead log afterwards; on PostgreSQL the old row versions stay in the table files until
@@ -16,6 +16,8 @@ Create Date: 2026-11-30
 from alembic import context, op
 import sqlalchemy as sa
 
+from review.migrations import store_sealer
+
 
 revision = '0004'
 down_revision = '0003'
@@ -26,11 +28,7 @@ _BATCH = 2000
 
 
 def _sealer():  # noqa: ANN202
-    make = context.config.attributes.get("sealer")
-    if make is None:
-        raise RuntimeError("review store migration 0004 must seal existing notes, amounts and evidence: run it "
-                           "through review.db.migrate with the data home's keys (set COUNCILMATCH_HOME)")
-    return make()
+    return store_sealer(context.config, revision)
 
 
 def upgrade() -> None:

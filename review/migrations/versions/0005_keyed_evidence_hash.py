@@ -5,7 +5,7 @@ thousand level combinations would give the levels back, and with them the eviden
 0004 sealed. This revision replaces each stored hash by ``Sealer.evidence_digests`` of it
 (an HMAC under a key derived from the at-rest data key, ``<key_id>:<hex>``), so closed
 "no issue" decisions keep suppressing their flag: the pipeline's hash still matches. The
-column is widened to hold the digest. Like 0004 it asks ``review.db.migrate`` for the
+column is widened to hold the digest. Like 0004 it asks for the store's
 sealer only when there are rows, so an empty store needs no key.
 
 Revision ID: 0005
@@ -14,6 +14,8 @@ Create Date: 2026-11-30
 """
 from alembic import context, op
 import sqlalchemy as sa
+
+from review.migrations import store_sealer
 
 
 revision = '0005'
@@ -33,11 +35,7 @@ def upgrade() -> None:
     rows = conn.execute(sa.text("select flag_id, evidence_hash from review_items")).all()
     if not rows:
         return
-    make = context.config.attributes.get("sealer")
-    if make is None:
-        raise RuntimeError("review store migration 0005 must key the stored evidence hashes: run it through "
-                           "review.db.migrate with the data home's keys (set COUNCILMATCH_HOME)")
-    sealer = make()
+    sealer = store_sealer(context.config, revision)
     for i in range(0, len(rows), _BATCH):
         chunk = rows[i:i + _BATCH]
         digests = sealer.evidence_digests([r[0] for r in chunk], [r[1] for r in chunk])
