@@ -9,6 +9,7 @@ pseudopeople (its dependencies are not the project's):
 
     python3.11 -m venv /tmp/pp && /tmp/pp/bin/pip install pseudopeople==1.3.1
     /tmp/pp/bin/python bench/pseudopeople_sets.py --out /tmp/ppdata
+    /tmp/pp/bin/python bench/pseudopeople_sets.py --out /tmp/ppdata4 --census-noise 4   # a noisier census
     .venv/bin/python bench/bench_independent.py --pseudopeople /tmp/ppdata
 
 Only the form is prepared: dates to ISO, the forename as first name plus middle name or
@@ -44,16 +45,35 @@ def _people(frame: pd.DataFrame, tag: str, middle: str) -> pd.DataFrame:
     })
 
 
+def _scaled(config: dict, factor: float) -> dict:
+    """pseudopeople's noise configuration with every cell and row probability times ``factor``
+    (at most 0.5); how much of a noisy cell is changed (``token_probability``) is left as it is."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out[key] = _scaled(value, factor)
+        elif key in ("cell_probability", "row_probability") and isinstance(value, (int, float)):
+            out[key] = min(0.5, value * factor)
+        else:
+            out[key] = value
+    return out
+
+
 def main() -> None:
     import pseudopeople as psp
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--census-noise", type=float, default=1.0,
+                    help="the census's cell and row noise probabilities times this (4: a poorly kept file)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    config = None
+    if args.census_noise != 1.0:
+        config = {"decennial_census": _scaled(psp.get_config()["decennial_census"], args.census_noise)}
     for name, tag, seed in (("census", "c", args.seed), ("census2", "d", args.seed + 1)):
-        c = psp.generate_decennial_census(seed=seed)
+        c = psp.generate_decennial_census(seed=seed, config=config)
         _people(c, tag, "middle_initial").assign(
             dob=_iso(c["date_of_birth"], "%m/%d/%Y"), address=_address(c)).to_csv(args.out / f"{name}.csv", index=False)
     s = psp.generate_social_security(seed=args.seed)

@@ -480,11 +480,19 @@ class Comparison:
     #: counts the pair's level least decides.
     given: tuple[tuple[str, ...], ...] = ()
 
-    def given_holds(self, pairs: "Pairs", group: tuple[str, ...]) -> np.ndarray:
-        """Pairs that agree (both present) on every column of one ``given`` group."""
+    def given_holds(self, pairs: "Pairs", group: tuple[str, ...],
+                    alike: "dict[str, tuple[Comparison, tuple[int, ...]]] | None" = None) -> np.ndarray:
+        """Pairs that agree (both present) on every column of one ``given`` group. ``alike``: per
+        column, the comparison that measures it and its levels that count as agreeing too (an
+        address one typo apart, where the model weighs that as much as the same address: see
+        ``matching.training.alike_levels``)."""
         out = np.ones(len(pairs), dtype=bool)
         for column in group:
-            out &= Same(column)(pairs)
+            same = Same(column)(pairs)
+            if alike and column in alike:
+                measuring, levels = alike[column]
+                same |= np.isin(pairs.memo(("levels", measuring), lambda m=measuring: m.levels_of(pairs)), levels)
+            out &= same
         return out
 
     def columns(self) -> set[str]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from matching.comparisons import NULL, Comparison, Pairs
+from matching.comparisons import NULL, Comparison, Pairs, Same
 from matching.em import level_weights, unique_patterns
 
 
@@ -45,6 +45,9 @@ class FittedModel:
     #: comparison name -> ``given`` group -> u per level among different people who agree on
     #: the group's columns (used for the pairs that agree on them; see training.conditional_u)
     u_given: dict[str, dict[tuple[str, ...], np.ndarray]] = field(default_factory=dict)
+    #: given column -> levels of the comparison measuring it that count as agreeing on it too
+    #: (training.alike_levels: an address a typo apart, where the model weighs it as the same one)
+    given_alike: dict[str, tuple[int, ...]] = field(default_factory=dict)
     #: agreement levels weigh at least 0 (u from random pairs; see matching.em.project_monotone).
     #: Not for a model whose u is measured among the candidates themselves (the household
     #: model: among people at one address, "born in the same year" is rarer for one person's
@@ -57,6 +60,12 @@ class FittedModel:
 
     def weights(self) -> list[np.ndarray]:
         return [self.weights_of(m, u) for m, u in zip(self.m, self.u)]
+
+    def alike(self) -> dict[str, tuple[Comparison, tuple[int, ...]]]:
+        """:attr:`given_alike` with the comparison each column's levels belong to
+        (``Comparison.given_holds``)."""
+        return {column: (measuring(self.comparisons, column), levels)
+                for column, levels in self.given_alike.items()}
 
     def given_weights(self, k: int) -> dict[tuple[str, ...], np.ndarray]:
         """Comparison ``k``'s level weights for pairs agreeing on each of its ``given`` groups."""
@@ -86,6 +95,9 @@ class FittedModel:
         out = {"lambda": self.lam, "prior_weight": float(np.log2(self.lam / (1 - self.lam))),
                "iterations": self.iterations, "training_pairs": self.training_pairs,
                "random_pairs": self.random_pairs, "agreement_floor": self.agreement_floor, "comparisons": comps}
+        if self.given_alike:
+            out["given_alike"] = {column: [measuring(self.comparisons, column).levels[i].label for i in levels]
+                                  for column, levels in self.given_alike.items()}
         if self.fit_check is not None:
             out["fit_check"] = self.fit_check.to_json()
         if self.patterns:
@@ -105,12 +117,25 @@ class FittedModel:
         caps = {c["name"]: float(c["cap"]) for c in data["comparisons"] if "cap" in c}
         u_given = {c["name"]: {tuple(g["columns"]): np.array(g["u"]) for g in c["given"]}
                    for c in data["comparisons"] if c.get("given") and c["name"] in {x.name for x in comparisons if x.given}}
+        given_alike = {}
+        for column, labels in data.get("given_alike", {}).items():  # (a model saved before: none)
+            levels = [lv.label for lv in measuring(comparisons, column).levels]
+            given_alike[column] = tuple(levels.index(label) for label in labels)
         return cls(comparisons, m, u, float(data["lambda"]), data.get("iterations", 0),
                    data.get("training_pairs", 0), data.get("random_pairs", 0), caps=caps,
                    patterns={str(k): float(v) for k, v in data.get("patterns", {}).items()},
-                   u_given=u_given,
+                   u_given=u_given, given_alike=given_alike,
                    # a model saved before the field held m ≥ u wherever its u came from random pairs
                    agreement_floor=bool(data.get("agreement_floor", False)))
+
+
+def measuring(comparisons: list[Comparison], column: str) -> Comparison:
+    """The comparison whose first level is agreement on ``column`` (the address for ``t_address``)."""
+    for comp in comparisons:
+        test = comp.levels[0].test
+        if isinstance(test, Same) and not test.other and test.column == column:
+            return comp
+    raise KeyError(f"no comparison measures {column!r}")
 
 
 def comparison_vectors(comparisons: list[Comparison], pairs: Pairs,
@@ -193,7 +218,7 @@ def score(model: FittedModel, pairs: Pairs, gammas: np.ndarray | None = None) ->
         given_weights = model.given_weights(k)
         given = np.full(len(g) if given_weights else 0, np.inf)
         for group, given_w in given_weights.items():
-            holds = np.flatnonzero(comp.given_holds(pairs, group) & known)
+            holds = np.flatnonzero(comp.given_holds(pairs, group, model.alike()) & known)
             dependent[holds] = True
             given[holds] = np.minimum(given[holds], given_w[g[holds]])
         if comp.name in model.tf:

@@ -39,7 +39,7 @@ from matching.household import HouseholdFit, estimate_left_person_missing
 from matching.inputs import POOL, LinkInputs, scope_mask, training_candidates
 from matching.kept import Kept
 from matching.matchtype import Linkage, MatchType, TrainingSettings
-from matching.model import FittedModel, agreement_patterns, comparison_vectors, score, tf_tables
+from matching.model import FittedModel, agreement_patterns, comparison_vectors, measuring, score, tf_tables
 
 LN2 = math.log(2.0)  # level weights are in bits; likelihood ratios here in nats
 
@@ -758,21 +758,57 @@ def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.nda
     # scoring judges it (a rule on the birthday pairs up twins at home, one on the surname a
     # household's members): else EM counts them as one person and learns that one person's
     # forenames often differ
+    alike = {column: (measuring(comps, column), levels) for column, levels in alike_levels(comps, m, u).items()}
     return estimate_m(comps, linkage.blocking, u, linkage.m_starts(), pairs_of_rule, settings,
                       lambda rule: rule_u(comps, u, u_given, rule), done,
-                      lambda pairs, u_rule: home_u(comps, pairs, u_rule, u_given))
+                      lambda pairs, u_rule: home_u(comps, pairs, u_rule, u_given, alike))
+
+
+#: a level of the comparison measuring a ``given`` column counts as agreeing on it when the model
+#: weighs it within this many bits of agreement itself (see :func:`alike_levels`)
+ALIKE_BITS = 1.0
+
+
+def alike_levels(comparisons: list[Comparison], m: list[np.ndarray], u: list[np.ndarray],
+                 floor: bool = True) -> dict[str, tuple[int, ...]]:
+    """Per ``given`` column, the levels of the comparison measuring it (after its first,
+    agreement) that the model weighs as much as agreement, within :data:`ALIKE_BITS`.
+
+    Why: a household is told apart at one address, but where addresses are typed by hand one
+    member's may carry a typo ("4337 S E FAIRBQX STEEET"): the pair is at the "near" level, not
+    the same token, and the surname counted as between strangers (+11 bits, not +2), so parent
+    and child scored 0.9-0.99 (a census with four times pseudopeople's noise: 78% of pairs in
+    that band were one person; docs/benchmarks.md). Only where the data make the level as
+    strong as agreement: in a set where "near" addresses are mostly neighbours it weighs about
+    nothing, and a pair there is no household."""
+    out: dict[str, tuple[int, ...]] = {}
+    columns = {column for comp in comparisons for group in comp.given for column in group}
+    for column in sorted(columns):
+        try:
+            comp = measuring(comparisons, column)
+        except KeyError:  # a column no comparison measures (an email's names): the token decides
+            continue
+        k = comparisons.index(comp)
+        w = level_weights(m[k], u[k]) if floor else np.log2(m[k] / u[k])
+        levels = tuple(j for j in range(1, len(comp.levels) - 1)
+                       if comp.levels[j].agrees and w[j] > 0 and w[j] >= w[0] - ALIKE_BITS)
+        if levels:
+            out[column] = levels
+    return out
 
 
 def home_u(comparisons: list[Comparison], pairs: Pairs, u_rule: list[np.ndarray],
-           u_given: dict[str, dict[tuple[str, ...], np.ndarray]]
+           u_given: dict[str, dict[tuple[str, ...], np.ndarray]],
+           alike: dict[str, tuple[Comparison, tuple[int, ...]]] | None = None
            ) -> tuple[np.ndarray, dict[int, list[np.ndarray]]] | None:
     """Per pair, a code of the ``given`` groups it agrees on, and per code the u EM judges such
     pairs with: a dependent comparison's u among people agreeing on them (of several groups, the
-    one that discounts agreement most, as :func:`rule_u`). None if no pair agrees on any."""
+    one that discounts agreement most, as :func:`rule_u`). None if no pair agrees on any.
+    ``alike``: levels that count as agreeing on a column too (:func:`alike_levels`)."""
     groups = sorted({g for by_group in u_given.values() for g in by_group})
     home = np.zeros(len(pairs), dtype=np.int64)
     for bit, group in enumerate(groups):
-        holds = next(c for c in comparisons if group in c.given).given_holds(pairs, group)  # as scoring tests it
+        holds = next(c for c in comparisons if group in c.given).given_holds(pairs, group, alike)  # as scoring tests it
         home |= holds.astype(np.int64) << bit
     if not home.any():
         return None
@@ -871,6 +907,7 @@ def _bounded(model: FittedModel, linkage: Linkage, inp: LinkInputs) -> FittedMod
     model.caps = caps_for(model, linkage.threshold)
     settings = linkage.training_settings()
     model.u_given = conditional_u(model, inp.left, inp.right, inp.dedupe, settings.random_pairs, settings.seed)
+    model.given_alike = alike_levels(model.comparisons, model.m, model.u, model.agreement_floor) if model.u_given else {}
     return model
 
 

@@ -593,3 +593,58 @@ def test_housemates_are_drawn_once_for_every_model_of_the_same_records(homes, mo
         assert side() is None
     finally:
         gc.enable()
+
+
+
+def test_a_level_counts_as_agreeing_on_a_given_column_only_where_it_weighs_as_much():
+    """``training.alike_levels``: the address's "near" level counts as the same address for
+    ``given`` where the model weighs it within a bit of the same address (typos), not where it
+    weighs little (neighbours), and never the last level or one that is no agreement."""
+    from matching.comparisons import address
+    from matching.model import measuring
+    from matching.training import ALIKE_BITS, alike_levels
+
+    linkage = _linkage(given=True)
+    comps = linkage.built()
+    k = comps.index(measuring(comps, "t_address"))
+    n = len(comps[k].levels)
+    m = [np.full(len(c.levels), 1 / len(c.levels)) for c in comps]
+    u = [np.full(len(c.levels), 1 / len(c.levels)) for c in comps]
+    u[k] = np.array([1e-4, 1e-4, 1e-3] + [1e-3] * (n - 4) + [1.0])
+    u[k] /= u[k].sum()
+    strong, weak = np.array([0.6, 0.3] + [0.1 / (n - 2)] * (n - 2)), np.array([0.9, 0.001] + [0.099 / (n - 2)] * (n - 2))
+    assert comps[k].levels[1].label == address().levels[1].label == "near"
+    assert alike_levels(comps, m[:k] + [strong] + m[k + 1:], u) == {"t_address": (1,)}
+    assert alike_levels(comps, m[:k] + [weak] + m[k + 1:], u) == {}
+    assert ALIKE_BITS == 1.0
+
+
+def test_a_household_at_a_mistyped_address_is_still_a_household(homes):
+    """One member's address typed with a typo puts the pair at the "near" address level, not the
+    same address token: the surname then counted as between strangers (its full, TF-adjusted
+    weight), and parent and child scored as one person. With "near" counting as the same home
+    (``FittedModel.given_alike``, kept in the model's JSON), the surname weighs as it does at one
+    address. On these homes, where a "near" address is a neighbour's, training counts nothing alike."""
+    raw, data = homes
+    model, inp = _train(data, _linkage(given=True))
+    assert model.given_alike == {} and "given_alike" not in model.to_json()
+    k, a = ([c.name for c in model.comparisons].index(x) for x in ("surname", "address"))
+    typo = raw.assign(address=raw["address"].str.replace(r"^(\d+) (\w\w)\w", r"\1 \2Q", regex=True))
+    both = _pseudo(pd.concat([raw, typo], ignore_index=True))
+    home = raw["person"].str.split("-").str[0]
+    members = [(i, len(raw) + j) for _, g in raw.groupby(home) for i in g.index for j in g.index
+               if raw.at[i, "person"] != raw.at[j, "person"] and raw.at[i, "dob"] != raw.at[j, "dob"]]
+    li, ri = np.array([p[0] for p in members]), np.array([p[1] for p in members])
+    _, inp = _train(both, _linkage(given=True))
+    pairs = Pairs(inp.left, inp.right, li, ri)
+    near = model.comparisons[a].levels_of(pairs)
+    assert (near == 1).mean() > 0.9  # one letter of the street: the "near" level
+    at_home = model.given_weights(k)[("t_address",)][0]
+    before = score(model, pairs)
+    alike = FittedModel.from_json({**model.to_json(), "given_alike": {"t_address": ["near"]}}, model.comparisons)
+    assert alike.given_alike == {"t_address": (1,)} and alike.to_json()["given_alike"] == {"t_address": ["near"]}
+    after = score(alike, Pairs(inp.left, inp.right, li, ri))
+    at_near = near == 1
+    assert np.median(before.level_weights[at_near, k]) > at_home + 4  # counted as between strangers
+    assert np.allclose(after.level_weights[at_near, k], at_home)  # counted as at one address
+    assert (after.probability[at_near] >= 0.5).mean() < (before.probability[at_near] >= 0.5).mean()
