@@ -9,7 +9,7 @@ pseudopeople (its dependencies are not the project's):
 
     python3.11 -m venv /tmp/pp && /tmp/pp/bin/pip install pseudopeople==1.3.1
     /tmp/pp/bin/python bench/pseudopeople_sets.py --out /tmp/ppdata
-    /tmp/pp/bin/python bench/pseudopeople_sets.py --out /tmp/ppdata4 --census-noise 4   # a noisier census
+    /tmp/pp/bin/python bench/pseudopeople_sets.py --out /tmp/ppdata4 --noise 4   # noisier files
     .venv/bin/python bench/bench_independent.py --pseudopeople /tmp/ppdata
 
 Only the form is prepared: dates to ISO, the forename as first name plus middle name or
@@ -65,21 +65,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--census-noise", type=float, default=1.0,
-                    help="the census's cell and row noise probabilities times this (4: a poorly kept file)")
+    ap.add_argument("--noise", type=float, default=1.0,
+                    help="every cell and row noise probability times this (4: poorly kept files)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    config = None
-    if args.census_noise != 1.0:
-        config = {"decennial_census": _scaled(psp.get_config()["decennial_census"], args.census_noise)}
+    def config(dataset: str) -> dict | None:
+        return None if args.noise == 1.0 else {dataset: _scaled(psp.get_config()[dataset], args.noise)}
+
     for name, tag, seed in (("census", "c", args.seed), ("census2", "d", args.seed + 1)):
-        c = psp.generate_decennial_census(seed=seed, config=config)
+        c = psp.generate_decennial_census(seed=seed, config=config("decennial_census"))
         _people(c, tag, "middle_initial").assign(
             dob=_iso(c["date_of_birth"], "%m/%d/%Y"), address=_address(c)).to_csv(args.out / f"{name}.csv", index=False)
-    s = psp.generate_social_security(seed=args.seed)
+    s = psp.generate_social_security(seed=args.seed, config=config("social_security"))
     _people(s, "s", "middle_name").assign(dob=_iso(s["date_of_birth"], "%Y%m%d"), ssn=_text(s["ssn"])).to_csv(
         args.out / "ssa.csv", index=False)
-    w = psp.generate_taxes_w2_and_1099(seed=args.seed)
+    w = psp.generate_taxes_w2_and_1099(seed=args.seed, config=config("taxes_w2_and_1099"))
     _people(w, "w", "middle_initial").assign(address=_address(w, "mailing_address_"), ssn=_text(w["ssn"])).to_csv(
         args.out / "w2.csv", index=False)
     print(f"pseudopeople {psp.__version__}, seed {args.seed}: labelled CSVs in {args.out}")

@@ -363,7 +363,8 @@ def anchored_m(m: np.ndarray, u: np.ndarray, agreeing: int, counts: np.ndarray) 
     different forename anywhere from 0 to 18% of matches. Pairs agreeing exactly on several
     other fields are almost surely matches (Splink trains m on deterministic-rule pairs for the
     same reason), but they also hold twins and namesakes at one address, so their share at the
-    last level is an upper bound on its m: it only ever lowers EM's. The near-miss levels keep
+    last level is an upper bound on its m: it lowers EM's, though never below the share that no
+    anchor at all at the last level would give (half a pair's worth). The near-miss levels keep
     EM's m (taking theirs from the anchors too was measured and cost recall: docs/benchmarks.md).
     """
     n = len(m)
@@ -371,7 +372,11 @@ def anchored_m(m: np.ndarray, u: np.ndarray, agreeing: int, counts: np.ndarray) 
         return m
     share = (counts + 0.5 * u) / (counts.sum() + 0.5)
     out = np.asarray(m, dtype=float).copy()
-    out[n - 1] = min(out[n - 1], share[n - 1])
+    # ... and never below what no anchor at all there would give: EM's m of 0 made a wholly
+    # different forename a veto (-19.8 bits) that the same SSN, surname and birthday could not
+    # overcome where the forename given was the other's middle name, mistyped (DNNIS / ROBERT DENNIS)
+    floor = 0.5 * u[n - 1] / (counts.sum() + 0.5)
+    out[n - 1] = min(max(out[n - 1], floor), share[n - 1])
     rest = 1.0 - out[agreeing:].sum()
     out[:agreeing] *= rest / max(out[:agreeing].sum(), 1e-300)
     return project_monotone(out, u)

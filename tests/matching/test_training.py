@@ -392,6 +392,9 @@ def test_anchor_pairs_only_lower_the_m_of_a_wholly_different_forename():
     # the anchors' share only ever lowers EM's m for "different" (anchors include twins)
     low = anchored_m(np.array([0.78, 0.10, 0.06, 0.001]) / 0.941, u, 2, counts)
     assert low[3] < 0.0015
+    # ... but never below what no anchor there would give: EM's m of 0 is no veto
+    none = anchored_m(np.array([0.80, 0.10, 0.10, 1e-9]), u, 2, np.array([320.0, 52.0, 28.0, 0.0]))
+    assert none[3] == pytest.approx(0.5 * u[3] / 400.5) and np.log2(none[3] / u[3]) > -10
     # too few anchors: EM's m stands
     np.testing.assert_allclose(anchored_m(em_m, u, 2, counts * (MIN_ANCHOR_PAIRS - 1) / counts.sum()), em_m)
     # anchors: forename (0) present, every other present field exact, at least three of them
