@@ -209,6 +209,7 @@ def score(model: FittedModel, pairs: Pairs, gammas: np.ndarray | None = None) ->
     if gammas is None:
         gammas = comparison_vectors(model.comparisons, pairs)
     weights = np.zeros(gammas.shape, dtype=float)
+    alike = model.alike()
     for k, (comp, w) in enumerate(zip(model.comparisons, model.weights())):
         g = gammas[:, k]
         known = g != NULL
@@ -218,7 +219,7 @@ def score(model: FittedModel, pairs: Pairs, gammas: np.ndarray | None = None) ->
         given_weights = model.given_weights(k)
         given = np.full(len(g) if given_weights else 0, np.inf)
         for group, given_w in given_weights.items():
-            holds = np.flatnonzero(comp.given_holds(pairs, group, model.alike()) & known)
+            holds = np.flatnonzero(comp.given_holds(pairs, group, alike) & known)
             dependent[holds] = True
             given[holds] = np.minimum(given[holds], given_w[g[holds]])
         if comp.name in model.tf:
