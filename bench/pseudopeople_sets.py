@@ -69,6 +69,7 @@ def main() -> None:
                     help="every cell and row noise probability times this (4: poorly kept files)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+
     def config(dataset: str) -> dict | None:
         return None if args.noise == 1.0 else {dataset: _scaled(psp.get_config()[dataset], args.noise)}
 

@@ -129,11 +129,17 @@ class FittedModel:
                    agreement_floor=bool(data.get("agreement_floor", False)))
 
 
+def measured_column(comp: Comparison) -> str | None:
+    """The token column whose agreement is the comparison's first level (``t_address`` for the
+    address), or None."""
+    test = comp.levels[0].test
+    return test.column if isinstance(test, Same) and not test.other else None
+
+
 def measuring(comparisons: list[Comparison], column: str) -> Comparison:
     """The comparison whose first level is agreement on ``column`` (the address for ``t_address``)."""
     for comp in comparisons:
-        test = comp.levels[0].test
-        if isinstance(test, Same) and not test.other and test.column == column:
+        if measured_column(comp) == column:
             return comp
     raise KeyError(f"no comparison measures {column!r}")
 

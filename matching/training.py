@@ -32,14 +32,15 @@ import numpy as np
 import pandas as pd
 
 from councilmatch.contracts import BLOOM_SALT_TOKENS
-from matching.comparisons import NULL, Comparison, DiceAtLeast, Pairs, Same, Side
+from matching.comparisons import NULL, Comparison, DiceAtLeast, Pairs, Side
 from matching.em import (fit_em, fit_lambda, fit_lambda_one_to_one, fit_m, level_weights, normalise,
                          project_monotone)
 from matching.household import HouseholdFit, estimate_left_person_missing
 from matching.inputs import POOL, LinkInputs, scope_mask, training_candidates
 from matching.kept import Kept
 from matching.matchtype import Linkage, MatchType, TrainingSettings
-from matching.model import FittedModel, agreement_patterns, comparison_vectors, measuring, score, tf_tables
+from matching.model import (FittedModel, agreement_patterns, comparison_vectors, measured_column, measuring, score,
+                            tf_tables)
 
 LN2 = math.log(2.0)  # level weights are in bits; likelihood ratios here in nats
 
@@ -213,11 +214,11 @@ def estimate_u(comparisons: list[Comparison], rand: Pairs, gammas: np.ndarray, d
         known = g[g != NULL]
         counts = np.bincount(known, minlength=n).astype(float) + smoothing
         u = counts / counts.sum()
-        first = comp.levels[0].test
-        if isinstance(first, Same) and first.other is None and len(known):
+        column = measured_column(comp)
+        if column is not None and len(known):
             # the share among pairs where both are present: divide by the present share
             present = len(known) / max(len(g), 1)
-            exact = _exact_share(rand.left, rand.right, first.column, dedupe)
+            exact = _exact_share(rand.left, rand.right, column, dedupe)
             if exact is not None and present > 0:
                 exact = min(max(exact / present, 1e-9), 0.999)
                 rest = counts[1:] / counts[1:].sum()
@@ -715,8 +716,7 @@ def rule_u(comparisons: list[Comparison], u: list[np.ndarray],
     for c, comp in enumerate(comparisons):
         groups = u_given.get(comp.name, {})  # (only comparisons with ``given`` have one)
         if comp.columns() & held:
-            first = comp.levels[0].test
-            if isinstance(first, Same) and not first.other and first.column in held:
+            if measured_column(comp) in held:
                 for group, ug in groups.items():
                     if len(group) == 1:
                         _raise_agreement_on(comparisons, u, out, group[0], ug[0] / max(u[c][0], 1e-12), held, c)
@@ -732,9 +732,7 @@ def _raise_agreement_on(comparisons: list[Comparison], u: list[np.ndarray], out:
     """Where a rule holds a dependent field equal, the comparison agreeing first on ``column``
     agrees ``ratio`` times as often among the pairs (capped at one in two; the rest renormalised)."""
     for k, other in enumerate(comparisons):
-        test = other.levels[0].test
-        if (k == skip or not isinstance(test, Same) or test.other or test.column != column
-                or other.columns() & held):
+        if k == skip or measured_column(other) != column or other.columns() & held:
             continue
         agree = min(u[k][0] * ratio, 0.5)
         rest = u[k][1:] * (1 - agree) / max(1 - u[k][0], 1e-12)
@@ -755,15 +753,16 @@ def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.nda
         return m, untaught
     # how housemates agree, judged with the m just learned; then m again, with EM over a rule that
     # pairs up households no longer taking them for one person (rule_u)
-    u_given = conditional_u(FittedModel(comps, m, u, 1e-4), inp.left, inp.right, inp.dedupe, settings.random_pairs,
-                            settings.seed)
+    first = FittedModel(comps, m, u, 1e-4)
+    u_given = conditional_u(first, inp.left, inp.right, inp.dedupe, settings.random_pairs, settings.seed)
     if not u_given:
         return m, untaught
     # ... and within any rule, a pair that agrees on a given group judged with the u there, as
     # scoring judges it (a rule on the birthday pairs up twins at home, one on the surname a
     # household's members): else EM counts them as one person and learns that one person's
     # forenames often differ
-    alike = {column: (measuring(comps, column), levels) for column, levels in alike_levels(comps, m, u).items()}
+    first.given_alike = alike_levels(first)
+    alike = first.alike()
     return estimate_m(comps, linkage.blocking, u, linkage.m_starts(), pairs_of_rule, settings,
                       lambda rule: rule_u(comps, u, u_given, rule), done,
                       lambda pairs, u_rule: home_u(comps, pairs, u_rule, u_given, alike))
@@ -774,8 +773,7 @@ def _estimate_m(mt: MatchType, linkage: Linkage, inp: LinkInputs, u: list[np.nda
 ALIKE_BITS = 1.0
 
 
-def alike_levels(comparisons: list[Comparison], m: list[np.ndarray], u: list[np.ndarray],
-                 floor: bool = True) -> dict[str, tuple[int, ...]]:
+def alike_levels(model: FittedModel) -> dict[str, tuple[int, ...]]:
     """Per ``given`` column, the levels of the comparison measuring it (after its first,
     agreement) that the model weighs as much as agreement, within :data:`ALIKE_BITS`.
 
@@ -787,6 +785,7 @@ def alike_levels(comparisons: list[Comparison], m: list[np.ndarray], u: list[np.
     strong as agreement: in a set where "near" addresses are mostly neighbours it weighs about
     nothing, and a pair there is no household."""
     out: dict[str, tuple[int, ...]] = {}
+    comparisons = model.comparisons
     columns = {column for comp in comparisons for group in comp.given for column in group}
     for column in sorted(columns):
         try:
@@ -794,7 +793,7 @@ def alike_levels(comparisons: list[Comparison], m: list[np.ndarray], u: list[np.
         except KeyError:  # a column no comparison measures (an email's names): the token decides
             continue
         k = comparisons.index(comp)
-        w = level_weights(m[k], u[k]) if floor else np.log2(m[k] / u[k])
+        w = model.weights_of(model.m[k], model.u[k])
         levels = tuple(j for j in range(1, len(comp.levels) - 1)
                        if comp.levels[j].agrees and w[j] > 0 and w[j] >= w[0] - ALIKE_BITS)
         if levels:
@@ -912,7 +911,7 @@ def _bounded(model: FittedModel, linkage: Linkage, inp: LinkInputs) -> FittedMod
     model.caps = caps_for(model, linkage.threshold)
     settings = linkage.training_settings()
     model.u_given = conditional_u(model, inp.left, inp.right, inp.dedupe, settings.random_pairs, settings.seed)
-    model.given_alike = alike_levels(model.comparisons, model.m, model.u, model.agreement_floor) if model.u_given else {}
+    model.given_alike = alike_levels(model) if model.u_given else {}
     return model
 
 
